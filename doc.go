@@ -20,8 +20,10 @@
 // partition, <Dir>/<topic>-<partition>, holding that partition's segments
 // and checkpoints, plus runnel's own files: <Dir>/topics/<topic>.json (a
 // topic's partition count and configuration), <Dir>/producer-ids (the next
-// idempotent producer id) and <Dir>/runnel.lock, which a second process
-// opening the same directory finds locked.
+// idempotent producer id; Open hands ids out from past those whose state a
+// partition keeps, should the file be lost or rolled back) and
+// <Dir>/runnel.lock, which a second process opening the same directory
+// finds locked.
 //
 // Shut down in the reverse order: consumers first, then producers (Flush,
 // then Close: Close fails what is still buffered), then the broker. A producer whose

@@ -266,9 +266,31 @@ func (b *Broker) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.nextPID = ids
+	b.nextPID = max(ids, b.producerIDsKnown())
+	if b.nextPID != ids {
+		// The counter was lost, rolled back (a backup put back) or
+		// behind partitions brought from elsewhere: an id a partition
+		// knows, handed out again, would have the new producer's first
+		// batch answered as the old one's duplicate, and never written.
+		b.cfg.Logger.Warn("the producer id counter is behind the ids the partitions know: ids are handed out from past them",
+			"file", b.path(producerIDs), "counter", ids, "next", b.nextPID)
+	}
 	b.removeStrays()
 	return nil
+}
+
+// producerIDsKnown returns one past the largest producer id whose state
+// a partition keeps (see log.Log.LargestProducerID), or 0.
+func (b *Broker) producerIDsKnown() int64 {
+	next := int64(0)
+	for _, t := range b.topics {
+		for _, p := range t.Partitions {
+			if l := p.Log(); l != nil {
+				next = max(next, l.LargestProducerID()+1)
+			}
+		}
+	}
+	return next
 }
 
 // removeStrays removes the partition directories that no topic record

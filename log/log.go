@@ -1605,6 +1605,22 @@ func (l *Log) LeaderEpochs() []EpochEntry {
 	return append([]EpochEntry(nil), l.epochs.entries...)
 }
 
+// LargestProducerID returns the largest id among the idempotent
+// producers whose state the log keeps (those whose batches it would
+// answer as duplicates), or -1 if it keeps none. A broker that hands out
+// producer ids hands out none at or below it (runnel.Broker's Open), so
+// that a new producer is never taken for one the log knows, even if the
+// broker's own counter was lost or rolled back.
+func (l *Log) LargestProducerID() int64 {
+	l.mu.Lock()
+	defer l.unlock()
+	largest := int64(-1)
+	for id := range l.producers {
+		largest = max(largest, id)
+	}
+	return largest
+}
+
 // EndOffsetForEpoch answers KIP-101's OffsetForLeaderEpoch as Kafka's
 // LeaderEpochFileCache.endOffsetFor does: the largest epoch at most epoch
 // that the log has, and the first offset after it (the log end offset for
