@@ -643,9 +643,11 @@ func (s *sstate) append(p *spart, mb mbatch) {
 	// for its size is replaced by one at the same offset (UnifiedLog.roll),
 	// which only a batch larger than segment.bytes, refused, would do.
 	// offsetIndex().isFull() || timeIndex().isFull(): entries at
-	// maxIndexSize / entry size (8 and 12 bytes).
+	// maxIndexSize / entry size (8 and 12 bytes), the time index's one
+	// short of it (TimeIndex.isFull: entries >= maxEntries - 1, its last
+	// slot held for onBecomeInactiveSegment's entry).
 	roll := act.size > 0 && act.size+int64(mb.size) > p.cfg.segBytes ||
-		act.offEntries >= p.cfg.idxBytes/8 || act.timeEntries >= p.cfg.idxBytes/12
+		act.offEntries >= p.cfg.idxBytes/8 || act.timeEntries >= p.cfg.idxBytes/12-1
 	if ms := p.cfg.rollMs(); !roll && act.size > 0 && ms > 0 {
 		var waited int64
 		if first := act.batches[0].maxTS; first >= 0 {
