@@ -162,7 +162,8 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // the producer's state can be rebuilt from the log (as Kafka's cleaner
 // keeps it), and so does the last batch of each group of segments
 // rewritten as one, so that the log end offset survives the loss of the
-// segments after it. A truncation while it runs makes it stop without swapping
+// segments after it (Kafka's, since KAFKA-17076, keeps the last of the
+// whole pass only). A truncation while it runs makes it stop without swapping
 // in what it built (the next call starts over), as Kafka aborts cleaning.
 // Consecutive segments whose sizes add up to at most segment.bytes, with
 // indexes that then fit segment.index.bytes, are rewritten as one, as

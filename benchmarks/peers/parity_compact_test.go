@@ -408,7 +408,7 @@ const (
 )
 
 var docRuleNames = map[docRules]string{
-	docGroupEnd:   "compaction keeps the last batch of each group of segments it rewrites, emptied if need be (Kafka's cleaner drops it)",
+	docGroupEnd:   "compaction keeps the last batch of each group of segments it rewrites, emptied if need be (Kafka's cleaner keeps the last of the cleaning round only, KAFKA-17076)",
 	docBelowStart: "compaction drops the records below the log start (Kafka's cleaner keeps the latest of each key)",
 	docIndexFit:   "compaction merges segments only if the indexes the size of the merged one may need fit segment.index.bytes (Kafka: the sum of their entries)",
 	docLagNoTS:    "min.compaction.lag.ms takes a segment with no timestamp above -1 as past it (Kafka ages it by its file's modification time)",
@@ -734,7 +734,7 @@ mapping:
 	out := slices.Clone(p.segs[len(segs):])
 	var cleaned []*sseg
 	for _, group := range p.groupBySize(segs, doc) {
-		cleaned = append(cleaned, p.cleanGroup(group, latest, endOffset, lastOf, now, doc))
+		cleaned = append(cleaned, p.cleanGroup(group, latest, endOffset, fuo, lastOf, now, doc))
 	}
 	p.segs = append(cleaned, out...)
 	p.cleanedTo = endOffset
@@ -775,7 +775,7 @@ func (p *spart) groupBySize(segs []*sseg, doc docRules) [][]*sseg {
 // one new segment (cleanInto, MemoryRecords.filterTo), appended to it as
 // LogSegment.append does, its time index closed, its modification time
 // the group's last segment's.
-func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, mapped int64, lastOf map[int64]int64, now int64, doc docRules) *sseg {
+func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, mapped, roundEnd int64, lastOf map[int64]int64, now int64, doc docRules) *sseg {
 	last := group[len(group)-1]
 	groupEnd := last.base
 	if n := len(last.batches); n > 0 {
@@ -785,6 +785,12 @@ func (p *spart) cleanGroup(group []*sseg, latest map[string]int64, mapped int64,
 	for _, g := range group {
 		for _, b := range g.batches {
 			retainEmpty := b.meta != nil && b.meta.pid >= 0 && lastOf[b.meta.pid] == b.last
+			// Cleaner.checkBatchRetention (KAFKA-17076, Kafka 3.9 and 4.0):
+			// the batch that ends at upperBoundOffsetOfCleaningRound, the
+			// first uncleanable offset, stays even if emptied.
+			if b.last+1 == roundEnd {
+				retainEmpty = true
+			}
 			if doc&docGroupEnd != 0 && b.last+1 == groupEnd {
 				retainEmpty = true
 			}
