@@ -47,6 +47,10 @@ var (
 	// such as DeleteRecords on a topic that is compacted only.
 	ErrPolicyViolation = errors.New("runnel: policy violation")
 	// ErrNotLeader: the broker does not lead the partition (replication).
+	// Kafka's broker answers it before an append, and also after one, to
+	// an acks=all produce waiting for its followers when the partition's
+	// leadership moves: the producer takes its records for maybe written.
+	// ErrNotEnoughReplicas comes before the append only.
 	ErrNotLeader = errors.New("runnel: not the leader of the partition")
 	// ErrNotEnoughReplicas: fewer in-sync replicas than
 	// min.insync.replicas (replication).
