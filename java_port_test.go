@@ -568,7 +568,11 @@ func TestJavaDescribeConfigsDefaults(t *testing.T) {
 // setting it back to 0 (the default again). APPEND compact to Kafka's
 // default cleanup.policy (delete) gives "delete,compact"; a port that
 // ORs log.Compact into the zero field gets compact alone, and must start
-// from the config the topic runs with (DescribeTopic's Config).
+// from the built-in default, delete, when the field is 0: Kafka's APPEND
+// starts there, not from a broker-wide default
+// (ConfigurationControlManager's KafkaConfigSchema.getDefault), so a
+// topic that runs compact by the broker's TopicDefaults gets
+// "delete,compact" too.
 func TestJavaIncrementalAlterConfigs(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1), runneltest.Topic("u", 1))
@@ -589,13 +593,24 @@ func TestJavaIncrementalAlterConfigs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, log.Compact, info.Config.CleanupPolicy)
 
-	// APPEND, as Kafka's: from the value the topic runs with.
+	// APPEND, as Kafka's: from the topic's own value, or the built-in
+	// default.
+	appendCompact := func(c *log.Config) {
+		if c.CleanupPolicy == 0 {
+			c.CleanupPolicy = log.Delete
+		}
+		c.CleanupPolicy |= log.Compact
+	}
+	require.NoError(t, b.UpdateTopicConfig(ctx, "u", appendCompact))
 	info, err = b.DescribeTopic(ctx, "u")
 	require.NoError(t, err)
-	require.NoError(t, b.UpdateTopicConfig(ctx, "u", func(c *log.Config) {
-		c.CleanupPolicy = info.Config.CleanupPolicy | log.Compact
-	}))
-	info, err = b.DescribeTopic(ctx, "u")
+	require.Equal(t, log.Delete|log.Compact, info.Config.CleanupPolicy)
+
+	// The same on a broker whose default policy is compact.
+	bc := runneltest.NewBroker(t, runneltest.Config(runnel.Config{TopicDefaults: log.Config{CleanupPolicy: log.Compact}}),
+		runneltest.Topic("v", 1))
+	require.NoError(t, bc.UpdateTopicConfig(ctx, "v", appendCompact))
+	info, err = bc.DescribeTopic(ctx, "v")
 	require.NoError(t, err)
 	require.Equal(t, log.Delete|log.Compact, info.Config.CleanupPolicy)
 }
@@ -659,7 +674,8 @@ func TestReadmeJavaRowsSayIt(t *testing.T) {
 		{"`auto.offset.reset`", "earliest by default"},
 		{"`auto.offset.reset`", "`log.ErrOffsetOutOfRange`"},
 		{"`ConsumerRecord`", "`len(Key)` is 0 for a null key"},
-		{"`incrementalAlterConfigs`", "`c.CleanupPolicy \\|= log.Compact` gives compact alone"},
+		{"`incrementalAlterConfigs`", "(the second alone gives compact alone)"},
+		{"`incrementalAlterConfigs`", "`if c.CleanupPolicy == 0 { c.CleanupPolicy = log.Delete }`"},
 		{"`createPartitions`", "the total count"},
 		{"`describeConfigs`", "read 0"},
 		{"`DefaultErrorHandler`", "yields that record again"},
@@ -671,7 +687,7 @@ func TestReadmeJavaRowsSayIt(t *testing.T) {
 	require.Contains(t, goDocOf(t, "producer/producer.go", "type Producer struct"),
 		"Two partitions' promises may run at the same time")
 	require.Contains(t, goDocOf(t, "topics.go", "func (b *Broker) UpdateTopicConfig("),
-		"c.CleanupPolicy = info.Config.CleanupPolicy | log.Compact")
+		"if c.CleanupPolicy == 0 { c.CleanupPolicy = log.Delete }, then")
 	details, err := os.ReadFile("docs/details.md")
 	require.NoError(t, err)
 	_, maxTS, ok := strings.Cut(string(details), "MAX_TIMESTAMP (-3) answers the largest timestamp")

@@ -1225,12 +1225,14 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Conf
 // and changes the fields it wants to. The change is atomic against other
 // admin calls, validated, and applied as AlterTopicConfig applies it.
 // Kafka's SET is setting a field, its DELETE setting it to 0 (the default
-// again). Its APPEND to a list starts from the value the topic runs with,
-// the default when the topic has none of its own; a zero field here is
-// not that value: APPEND compact to the default cleanup.policy (delete) is
-// c.CleanupPolicy = info.Config.CleanupPolicy | log.Compact, with info
-// from DescribeTopic, where c.CleanupPolicy |= log.Compact on a topic
-// without a policy of its own gives compact alone.
+// again). Its APPEND to a list starts from the topic's own value, or, when
+// the topic has none, from the config's built-in default (delete for
+// cleanup.policy), not from a broker-wide default
+// (ConfigurationControlManager takes KafkaConfigSchema.getDefault); a
+// zero field here is neither: APPEND compact is
+// if c.CleanupPolicy == 0 { c.CleanupPolicy = log.Delete }, then
+// c.CleanupPolicy |= log.Compact, where c.CleanupPolicy |= log.Compact
+// alone, on a topic without a policy of its own, gives compact alone.
 // update runs while the broker's admin calls wait: it must not call them,
 // nor Close, which waits for it, and must not block; a panic of its
 // reaches the caller, the topic unchanged and the admin calls free to go.
