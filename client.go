@@ -793,6 +793,10 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		out.Topic, out.Partition = fp.Topic, fp.Partition
 		t, p, err := b.fetchPartition(fp)
 		if err != nil {
+			// No partition to tell of: Kafka's INVALID_HIGH_WATERMARK
+			// and INVALID_LOG_START_OFFSET (FetchResponse.partitionResponse),
+			// where 0 would read as an empty partition's.
+			out.HighWatermark, out.LogStartOffset = -1, -1
 			out.Err, failed = err, true
 			continue
 		}

@@ -473,3 +473,33 @@ func TestFetchMinBytesCountsWhatLimitsHoldBack(t *testing.T) {
 	require.NoError(t, a.err)
 	require.Equal(t, []string{"c"}, values(t, a.resp.Partitions[0].Records))
 }
+
+// TestFetchOfNoSuchPartitionAnswersNoOffsets: a fetch's partition that
+// is not there (an unknown topic, partition or topic ID) answers high
+// watermark and log start -1, Kafka's INVALID_HIGH_WATERMARK and
+// INVALID_LOG_START_OFFSET (FetchResponse.partitionResponse), beside its
+// error; it answered 0 and 0, an empty partition's offsets. The other
+// partitions of the fetch answer their own.
+func TestFetchOfNoSuchPartitionAnswersNoOffsets(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{
+		{Topic: "t", Partition: 0},
+		{Topic: "t", Partition: 5},
+		{Topic: "nope", Partition: 0},
+		{Topic: "t", TopicID: log.NewTopicID(), Partition: 0},
+	}})
+	require.NoError(t, err)
+	require.Len(t, resp.Partitions, 4)
+	got := resp.Partitions[0]
+	require.NoError(t, got.Err)
+	require.Equal(t, info.ID, got.TopicID)
+	require.Equal(t, [2]int64{0, 0}, [2]int64{got.HighWatermark, got.LogStartOffset}, "an empty partition")
+	for _, got := range resp.Partitions[1:] {
+		require.Error(t, got.Err, "%s-%d", got.Topic, got.Partition)
+		require.Equal(t, [2]int64{-1, -1}, [2]int64{got.HighWatermark, got.LogStartOffset}, "%s-%d: %v", got.Topic, got.Partition, got.Err)
+	}
+}

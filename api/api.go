@@ -205,7 +205,10 @@ type FetchedPartition struct {
 	TopicID   log.TopicID // the topic's ID, when the Client knows it
 	Partition int32
 	// HighWatermark is the offset below which consumers read, and
-	// LogStartOffset the partition's first offset, as of the answer.
+	// LogStartOffset the partition's first offset, as of the answer; both
+	// -1 (Kafka's INVALID_HIGH_WATERMARK and INVALID_LOG_START_OFFSET)
+	// when Err says there is no such partition (an unknown topic,
+	// partition or topic ID), the partition's own with any other Err.
 	HighWatermark  int64
 	LogStartOffset int64
 	// Records holds whole batches (see record.Batches); the first may

@@ -20,7 +20,9 @@ type Fetch struct {
 	// HighWatermark and LogStartOffset are the partition's, as the broker
 	// answered the fetch: it holds records from LogStartOffset, and a
 	// consumer reads up to HighWatermark, so HighWatermark minus Position
-	// is the consumer's lag on the partition.
+	// is the consumer's lag on the partition. With an Err that says the
+	// partition is not there (an unknown topic or partition), both are -1,
+	// as the broker answered (see api.FetchedPartition): no lag to read.
 	HighWatermark, LogStartOffset int64
 	// Batches holds the whole record batches as fetched (Kafka's
 	// RecordBatch v2, see record.Batches), CRC-checked unless CheckCRCs is
