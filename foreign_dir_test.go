@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -215,4 +217,55 @@ func TestStrayStatFailsKept(t *testing.T) {
 	_, err = mem.Stat(filepath.Join(dir, "00000000000000000000.log"))
 	require.NoError(t, err, "the stray is kept")
 	require.True(t, h.logged(slog.LevelWarn, "removing a stray partition directory"), "the failure is logged")
+}
+
+// TestPartitionPastADamagedCountKeepsItsRecords: a topic record whose
+// partition count went down (one flipped bit: "Partitions": 2 read as
+// 1, still valid JSON) does not cost the partitions past it their
+// records: no CreatePartitions leaves a directory past the count that
+// holds records, so Open leaves such a directory as it is, with a
+// warning, where it removed it as a stray; the record mended, the next
+// Open finds the partition and its records again. An empty one past the
+// count (a CreatePartitions that failed before its record) still goes.
+func TestPartitionPastADamagedCountKeepsItsRecords(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 3}))
+	produce(t, b, "a", 1, "kept")
+	require.NoError(t, b.Close())
+
+	path := "/data/topics/a.json"
+	good, err := readMemFile(mem, path)
+	require.NoError(t, err)
+	i := bytes.Index(good, []byte(`"Partitions": 3`))
+	require.GreaterOrEqual(t, i, 0, "%s", good)
+	damaged := bytes.Clone(good)
+	damaged[i+len(`"Partitions": `)] ^= 0x02 // '3' reads '1'
+	writeMemFile(t, mem, path, damaged)
+
+	h := &captured{}
+	b, err = Open(Config{Dir: "/data", FS: mem, Logger: slog.New(h)})
+	require.NoError(t, err)
+	ti, err := b.DescribeTopic(ctx, "a")
+	require.NoError(t, err)
+	require.Equal(t, 1, ti.Config.Partitions, "the record as it reads")
+	_, err = mem.Stat("/data/a-1")
+	require.NoError(t, err, "a-1 holds records: left as it is")
+	_, err = mem.Stat("/data/a-2")
+	require.ErrorIs(t, err, fs.ErrNotExist, "a-2 held none: removed as a stray")
+	require.True(t, h.logged(slog.LevelWarn, "a partition directory past its topic's partition count holds records: left as it is (is the topic's record damaged?)"))
+	require.NoError(t, b.Close())
+
+	mended := bytes.Clone(good)
+	mended[i+len(`"Partitions": `)] = '2'
+	writeMemFile(t, mem, path, mended)
+	b, err = Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	defer b.Close()
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "a", Partition: 1}}})
+	require.NoError(t, err)
+	require.NoError(t, resp.Partitions[0].Err)
+	require.Equal(t, []string{"kept"}, values(t, resp.Partitions[0].Records))
 }

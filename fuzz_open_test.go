@@ -69,8 +69,10 @@ func fuzzBrokerFix(t testing.TB) *vfs.MemFS {
 // *TopicConfigError), and then, the file put back as it was, opens with
 // everything it had; or it opens with the other topics' records intact,
 // the changed topic's too where its record still names its partitions,
-// hands out producer ids above those it handed out (unless the counter
-// was the file changed), and opens again as it closed.
+// and every partition directory that holds records still there (one past
+// a count gone down is left, not removed as a stray), hands out producer
+// ids above those it handed out (unless the counter was the file
+// changed), and opens again as it closed.
 func FuzzOpenMetaFile(f *testing.F) {
 	mem := fuzzBrokerFix(f)
 	for i, name := range fuzzBrokerFiles {
@@ -116,6 +118,10 @@ func FuzzOpenMetaFile(f *testing.F) {
 			return
 		}
 		defer func() { b.Close() }()
+		for tp := range fuzzBrokerRecords {
+			_, err := mem.Stat(filepath.Join("/data", tp))
+			require.NoError(t, err, "%s, which holds records, with %s = %q", tp, name, data)
+		}
 		topic := ""
 		if filepath.Dir(name) == topicsDir {
 			topic = filepath.Base(name[:len(name)-len(".json")])
