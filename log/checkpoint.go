@@ -268,7 +268,10 @@ func parseEntries(data []byte, version string, width int, bad func(string) error
 	}
 	c, ok := line()
 	n, err := strconv.Atoi(c)
-	if !ok || err != nil || n < 0 || n > len(data) {
+	// An entry takes at least two bytes a number (a digit and a space or
+	// the newline): a count the file cannot hold is refused before room
+	// for it is made (24 bytes an entry).
+	if !ok || err != nil || n < 0 || n > (len(data)+1)/(2*width) {
 		return nil, bad("bad entry count")
 	}
 	entries := make([][]int64, 0, n)
@@ -295,6 +298,11 @@ func parseEntries(data []byte, version string, width int, bad func(string) error
 		if l != "" {
 			return nil, bad("more entries than the count")
 		}
+	}
+	if err := sc.Err(); err != nil {
+		// A line longer than the scanner takes (64 KiB, far more than
+		// any entry's) ended the scan: what follows it was not read.
+		return nil, bad("a line too long (" + err.Error() + ")")
 	}
 	return entries, nil
 }

@@ -1,7 +1,11 @@
 package log
 
 import (
+	"bytes"
 	"encoding/binary"
+	"hash/crc32"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -109,6 +113,8 @@ func FuzzParseCheckpoint(f *testing.F) {
 	f.Add(appendMarker(nil, cleanMarker{end: 48, activeBase: 40, maxTimestamp: 1_700_000_000_023, maxTimestampOffset: 47, timeEntries: 3}), markerWidth)
 	f.Add([]byte("1\n0\n"), 1)
 	f.Add([]byte("1\n0\n4294967296\n"), 1)
+	f.Add([]byte("0\n1\n42\n"+strings.Repeat("x", 70_000)), 1)
+	f.Add([]byte("0\n1\n42\n\n"+strings.Repeat(" ", 70_000)+"\n"), 1)
 	f.Fuzz(func(t *testing.T, data []byte, width int) {
 		width = 1 + int(uint(width-1)%6) // 1 to 6: a seed's width is its own
 		rows, err := parseCheckpoint(data, width, "cp")
@@ -118,6 +124,12 @@ func FuzzParseCheckpoint(f *testing.F) {
 		}
 		for _, r := range rows {
 			require.Len(t, r, width)
+		}
+		if data[0] == '0' {
+			// Nothing but blank lines may follow the entries: a version
+			// 0 file read whole, not up to a line the scan stopped at.
+			_, err := parseCheckpoint(append(bytes.Clone(data), "\n7\n"...), width, "cp")
+			require.ErrorIs(t, err, ErrBadCheckpoint, "an entry past the count")
 		}
 		for _, v := range []int{checkpointV0, checkpointV1} {
 			again, err := parseCheckpoint(appendCheckpoint(nil, v, rows), width, "cp")
@@ -155,4 +167,53 @@ func FuzzCheckpointChecksum(f *testing.F) {
 		_, err = parseCheckpoint(data, 1, "cp")
 		require.ErrorIs(t, err, ErrBadCheckpoint, "%q from %q", data, good)
 	})
+}
+
+// TestCheckpointLongLineAfterTheEntries: a line longer than the line
+// scanner takes (64 KiB) after a checkpoint's entries makes the file
+// malformed, as any other line there does. The scan stopped at it
+// without a word, and the file read as its entries, whatever followed
+// (more entries, garbage), also with a good checksum.
+func TestCheckpointLongLineAfterTheEntries(t *testing.T) {
+	long := strings.Repeat("x", 70_000)
+	for _, in := range []string{
+		"0\n1\n42\n" + long,
+		"0\n1\n42\n\n" + long + "\n",
+		"0\n1\n42\n" + strings.Repeat("9", 70_000) + " garbage\n7 8\n",
+	} {
+		_, err := parseCheckpoint([]byte(in), 1, "cp")
+		require.ErrorIs(t, err, ErrBadCheckpoint, "%d bytes", len(in))
+	}
+	v1 := appendCheckpoint(nil, checkpointV1, [][]int64{{42}})
+	body, _, ok := splitChecksum(v1)
+	require.True(t, ok)
+	withLong := append(append([]byte(nil), body...), long+"\n"...)
+	withLong = strconv.AppendUint(withLong, uint64(crc32.Checksum(withLong, castagnoli)), 10)
+	withLong = append(withLong, '\n')
+	_, err := parseCheckpoint(withLong, 1, "cp")
+	require.ErrorIs(t, err, ErrBadCheckpoint, "version 1, its checksum good")
+}
+
+// TestCheckpointCountBeyondTheFile: an entry count the file cannot hold
+// (an entry takes at least two bytes a number) is refused before room is
+// made for it: a 4 MiB file that counted 4 Mi entries made the parser
+// reserve 24 bytes an entry, 100 MB, before it failed.
+func TestCheckpointCountBeyondTheFile(t *testing.T) {
+	const size = 4 << 20
+	data := append([]byte("0\n"+strconv.Itoa(size)+"\n"), make([]byte, size)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := parseCheckpoint(data, 1, "cp")
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, ErrBadCheckpoint)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20), "allocated for a count the file cannot hold")
+
+	// The bound takes every file a count can describe: one digit and a
+	// newline an entry, the last newline missing too.
+	got, err := parseCheckpoint([]byte("0\n3\n1\n2\n3"), 1, "cp")
+	require.NoError(t, err)
+	require.Equal(t, [][]int64{{1}, {2}, {3}}, got)
+	got, err = parseCheckpoint([]byte("0\n2\n1 2\n3 4\n"), 2, "cp")
+	require.NoError(t, err)
+	require.Equal(t, [][]int64{{1, 2}, {3, 4}}, got)
 }
