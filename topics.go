@@ -300,7 +300,9 @@ func (b *Broker) producerIDsKnown() int64 {
 // CreateTopic or CreatePartitions that failed before its record was
 // written. Only directories named <valid topic>-<partition> that hold
 // nothing but a log's files are touched (see removeLogDir): one holding
-// anything else is not a log's, and is left. A failure is logged, not
+// anything else is not a log's, and is left; so is one past its known
+// topic's partition count that holds records (see holdsRecords), with a
+// warning: its topic's record may be damaged. A failure is logged, not
 // returned: the broker works without the cleanup.
 func (b *Broker) removeStrays() {
 	names, err := b.fs.List(b.root)
@@ -1040,7 +1042,7 @@ type PartitionInfo struct {
 	// records they hold): its record batches, those below the log start
 	// included until their whole segment goes (see DeleteRecords), not
 	// the index, producer-state snapshot and checkpoint files beside
-	// them (1.7% more on disk with 64 KiB segments). It is read just
+	// them (well under 1% more on disk with 64 KiB segments). It is read just
 	// after the offsets, not with them.
 	Size int64
 	// Err is nil while the partition's log is open and not fenced.
