@@ -52,8 +52,17 @@ func FuzzDecode(f *testing.F) {
 	for _, s := range decodeSeeds(f) {
 		f.Add(byte(s.codec), s.data)
 	}
+	f.Add(byte(5), []byte("any"))
+	f.Add(byte(7), []byte{})
 	f.Fuzz(func(t *testing.T, codec byte, data []byte) {
-		c := Codec(codec % 5)
+		c := Codec(codec % 8) // 5 to 7: the attribute bits no codec has
+		if c > Zstd {
+			out, err := c.AppendDecode([]byte("pre"), data, fuzzLimit)
+			if !errors.Is(err, ErrUnknownCodec) || string(out) != "pre" {
+				t.Fatalf("%v: AppendDecode = %q, %v; want dst as it was and ErrUnknownCodec", c, out, err)
+			}
+			return
+		}
 		// Kafka's check refuses with ErrCorrupt, and only lz4 input.
 		if err := c.CheckKafka(data); err != nil {
 			var ce *Error

@@ -44,10 +44,11 @@ var fuzzOpen struct {
 
 // fuzzOpenFiles are the files of a log directory whose bytes Open
 // parses, or whose presence it reads: every checkpoint (by its name),
-// the oldest and newest producer-state snapshot, the clean-shutdown
-// marker, an older runnel's snapshot and cleaner checkpoint.
+// the sync-failed checkpoint (added: the fixture has none), the oldest
+// and newest producer-state snapshot, the clean-shutdown marker, an
+// older runnel's snapshot and cleaner checkpoint.
 func fuzzOpenFiles(fx *fuzzOpenFixture, fsys *vfs.MemFS) []string {
-	names := []string{recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile, cleanShutdownFile}
+	names := []string{recoveryPointFile, logStartFile, leaderEpochFile, cleanerFile, oldCleanerFile, producerFile, cleanShutdownFile, syncFailedFile}
 	list, _ := fsys.List(fuzzDir)
 	offs := snapshotOffsets(list)
 	if len(offs) > 0 {
