@@ -24,11 +24,14 @@
 // batch when a sector of zeros lies between them (a whole aligned 512-byte
 // sector, or the end of the sector the valid batches end in): a write the
 // disk never made while it made later ones, which a power loss leaves on a
-// file system that commits a file's size before all its data (XFS, ext4
-// with data=writeback). Other bad bytes followed by a valid batch, and bad
-// bytes holding offsets below the durable offset the caller vouches for,
-// are corruption of acknowledged data: Recover cuts nothing and returns a
-// *record.CorruptError naming the file and position.
+// file system that commits a file's size before all its data and reads
+// what was never written as zeros (XFS). Other bad bytes followed by a
+// valid batch, and bad bytes holding offsets below the durable offset the
+// caller vouches for, are taken for corruption of acknowledged data:
+// Recover cuts nothing and returns a *record.CorruptError naming the file
+// and position. (ext4 with data=writeback may leave a block's old content
+// where a write was lost: Recover cannot tell it from corruption, and
+// refuses it too.)
 //
 // # Indexes
 //

@@ -52,9 +52,11 @@ func (r RecoveryResult) String() string {
 // zeroed up to a sector boundary (such a sector may end in the next valid
 // batch's base offset or length, whose bytes there then read zero) — as a
 // power loss leaves it on a file
-// system that commits a file's size before all its data (XFS; ext4 with
-// data=writeback). Otherwise nothing is cut and Recover returns a
-// *record.CorruptError naming the file and the position.
+// system that commits a file's size before all its data and reads the
+// sectors never written as zeros (XFS). Otherwise nothing is cut and
+// Recover returns a *record.CorruptError naming the file and the
+// position: ext4 with data=writeback may leave a block's old content in
+// such a hole, which Recover cannot tell from corruption.
 //
 // A batch gone bad past durable is cut as a torn write is, with what
 // follows it if zeros in its records look like a lost sector: durable
