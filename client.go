@@ -850,6 +850,12 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 				out.HighWatermark, out.LogStartOffset = o.HighWatermark, o.LogStart
 			}
 			out.Err, failed = idGone(b.partitionGone(err, p), fp), true
+			if errors.Is(out.Err, ErrUnknownTopic) {
+				// Deleted under the read: no partition to tell of, as
+				// above (Kafka's readFromLocalLog answers an
+				// UnknownTopicOrPartitionException so too).
+				out.HighWatermark, out.LogStartOffset = -1, -1
+			}
 			continue
 		}
 		if len(data) > limit && total > 0 {

@@ -195,6 +195,9 @@ func TestFetchDeletedAfterMaxBytes(t *testing.T) {
 		if byID {
 			require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopicID)
 		}
+		// No partition to tell of: -1 and -1, as for one unknown from
+		// the start (TestFetchOfNoSuchPartitionAnswersNoOffsets).
+		require.Equal(t, [2]int64{-1, -1}, [2]int64{resp.Partitions[1].HighWatermark, resp.Partitions[1].LogStartOffset})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
@@ -226,23 +227,34 @@ func TestStrayStatFailsKept(t *testing.T) {
 // holds records, so Open leaves such a directory as it is, with a
 // warning, where it removed it as a stray; the record mended, the next
 // Open finds the partition and its records again. An empty one past the
-// count (a CreatePartitions that failed before its record) still goes.
+// count (a CreatePartitions that failed before its record) still goes;
+// one whose records retention removed (its segment starts past 0, its
+// offsets go on from there) stays, and keeps its offsets.
 func TestPartitionPastADamagedCountKeepsItsRecords(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
 	b, err := Open(Config{Dir: "/data", FS: mem})
 	require.NoError(t, err)
-	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 3}))
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 4, Config: log.Config{RetentionTime: time.Hour}}))
 	produce(t, b, "a", 1, "kept")
+	for range 5 {
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "a", Partition: 2, Acks: api.AcksAll,
+			Batches: batchAt(t, time.Now().Add(-2*time.Hour).UnixMilli(), "old")})
+		require.NoError(t, err)
+	}
+	require.NoError(t, b.Maintain(ctx))
+	emptied, err := b.ListOffset(ctx, "a", 2, api.Earliest)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), emptied.Offset, "retention removed a-2's records")
 	require.NoError(t, b.Close())
 
 	path := "/data/topics/a.json"
 	good, err := readMemFile(mem, path)
 	require.NoError(t, err)
-	i := bytes.Index(good, []byte(`"Partitions": 3`))
+	i := bytes.Index(good, []byte(`"Partitions": 4`))
 	require.GreaterOrEqual(t, i, 0, "%s", good)
 	damaged := bytes.Clone(good)
-	damaged[i+len(`"Partitions": `)] ^= 0x02 // '3' reads '1'
+	damaged[i+len(`"Partitions": `)] ^= 0x05 // '4' reads '1'
 	writeMemFile(t, mem, path, damaged)
 
 	h := &captured{}
@@ -254,12 +266,14 @@ func TestPartitionPastADamagedCountKeepsItsRecords(t *testing.T) {
 	_, err = mem.Stat("/data/a-1")
 	require.NoError(t, err, "a-1 holds records: left as it is")
 	_, err = mem.Stat("/data/a-2")
-	require.ErrorIs(t, err, fs.ErrNotExist, "a-2 held none: removed as a stray")
-	require.True(t, h.logged(slog.LevelWarn, "a partition directory past its topic's partition count holds records: left as it is (is the topic's record damaged?)"))
+	require.NoError(t, err, "a-2 held records, which retention removed: left as it is")
+	_, err = mem.Stat("/data/a-3")
+	require.ErrorIs(t, err, fs.ErrNotExist, "a-3 held none: removed as a stray")
+	require.True(t, h.logged(slog.LevelWarn, "a partition directory past its topic's partition count holds records: left as it is (the topic's record damaged, or an earlier topic's of the name?)"))
 	require.NoError(t, b.Close())
 
 	mended := bytes.Clone(good)
-	mended[i+len(`"Partitions": `)] = '2'
+	mended[i+len(`"Partitions": `)] = '3'
 	writeMemFile(t, mem, path, mended)
 	b, err = Open(Config{Dir: "/data", FS: mem})
 	require.NoError(t, err)
@@ -268,4 +282,9 @@ func TestPartitionPastADamagedCountKeepsItsRecords(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, resp.Partitions[0].Err)
 	require.Equal(t, []string{"kept"}, values(t, resp.Partitions[0].Records))
+	for _, at := range []int64{api.Earliest, api.Latest} {
+		lo, err := b.ListOffset(ctx, "a", 2, at)
+		require.NoError(t, err)
+		require.Equal(t, int64(5), lo.Offset, "a-2's offsets go on where retention left them")
+	}
 }

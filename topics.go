@@ -334,10 +334,14 @@ func (b *Broker) removeStrays() {
 			// records only once the record counts them), and a
 			// partition count never goes down, so the record may be
 			// damaged (a flipped bit in "Partitions" that still parses).
-			// Left as it is: mended, the record finds it again. (A
-			// CreatePartitions that grows the topic over it starts it
-			// anew, as it does any directory there.)
-			b.cfg.Logger.Warn("a partition directory past its topic's partition count holds records: left as it is (is the topic's record damaged?)",
+			// Left as it is: mended, the record finds it again. Or it is
+			// an earlier topic's of the name, whose DeleteTopic failed
+			// to remove it before the topic was created again with
+			// fewer partitions: nothing here tells the two apart (a
+			// partition's directory holds no topic ID), so it is left
+			// for the operator. (A CreatePartitions that grows the topic
+			// over it starts it anew, as it does any directory there.)
+			b.cfg.Logger.Warn("a partition directory past its topic's partition count holds records: left as it is (the topic's record damaged, or an earlier topic's of the name?)",
 				"dir", name, "partitions", len(t.Partitions), "record", b.metaPath(topic))
 			continue
 		}
@@ -355,16 +359,24 @@ func (b *Broker) removeStrays() {
 	}
 }
 
-// holdsRecords reports whether dir, a partition's directory, has a
-// segment whose .log is not empty (or cannot tell: an error counts as
-// holding records, so that nothing is removed on a guess).
+// holdsRecords reports whether dir, a partition's directory, holds or
+// held records: a segment whose .log is not empty, or a segment file of
+// a base past offset 0 (retention or DeleteRecords removed the records
+// before it, and the offsets go on from there). A new partition's log,
+// which a failed CreatePartitions leaves, has neither. It also reports
+// true when it cannot tell (an error), so that nothing is removed on a
+// guess.
 func (b *Broker) holdsRecords(dir string) bool {
 	names, err := b.fs.List(dir)
 	if err != nil {
 		return !errors.Is(err, fs.ErrNotExist)
 	}
 	for _, name := range names {
-		if _, suffix, ok := segment.ParseFileName(name); !ok || suffix != segment.LogSuffix {
+		base, suffix, ok := segment.ParseFileName(name)
+		if ok && base > 0 {
+			return true
+		}
+		if !ok || suffix != segment.LogSuffix {
 			continue
 		}
 		fi, err := b.fs.Stat(filepath.Join(dir, name))
