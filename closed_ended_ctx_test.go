@@ -11,6 +11,7 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
+	"github.com/stretchr/testify/require"
 )
 
 // TestClosedAnswersClosedWhateverTheCtx: every method of a closed
@@ -25,17 +26,17 @@ func TestClosedAnswersClosedWhateverTheCtx(t *testing.T) {
 			cfg.Dir = t.TempDir()
 		}
 		b, err := runnel.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		bg := context.Background()
-		_ = b.CreateTopic(bg, "c", log.TopicConfig{Partitions: 1})
-		p, _ := producer.New(b)
-		c, _ := consumer.New(b)
-		_ = c.Assign("c", 0, consumer.Start())
-		_ = c.Close()
-		_ = p.Close()
-		_ = b.Close()
+		require.NoError(t, b.CreateTopic(bg, "c", log.TopicConfig{Partitions: 1}))
+		p, err := producer.New(b)
+		require.NoError(t, err)
+		c, err := consumer.New(b)
+		require.NoError(t, err)
+		require.NoError(t, c.Assign("c", 0, consumer.Start()))
+		require.NoError(t, c.Close())
+		require.NoError(t, p.Close())
+		require.NoError(t, b.Close())
 		ctx, cancel := context.WithCancel(bg)
 		cancel()
 		check := func(what string, err error, want error) {

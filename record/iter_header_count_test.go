@@ -26,17 +26,7 @@ func TestIterHugeHeaderCountAllocatesNothing(t *testing.T) {
 	body = append(body, 2, 'h', 0) // one header "h": "" ; the rest missing
 	records := append(binary.AppendVarint(nil, int64(len(body))), body...)
 
-	var b Builder
-	b.Append(0, nil, nil, nil)
-	h, err := b.Finish(compression.None)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := append(append([]byte(nil), h[:HeaderSize]...), records...)
-	binary.BigEndian.PutUint32(raw[offLength:], uint32(len(raw)-LogOverhead))
-	Batch(raw).UpdateCRC()
-
-	it, err := Batch(raw).Iter(0, 0)
+	it, err := streamBatch(t, records, 1, compression.None, false, false).Iter(0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

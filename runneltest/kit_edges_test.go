@@ -1,7 +1,6 @@
 package runneltest_test
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -13,22 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// nearDeadlineT is a test whose deadline (go test -timeout) is half a
-// second away, as for the last test of a package that runs long: it
-// keeps the cleanups registered on it, and what is reported.
-type nearDeadlineT struct {
-	testing.TB
+// cleanupDeadlineT is a cleanupT with a test deadline, as deadlineT is
+// a fakeT with one.
+type cleanupDeadlineT struct {
+	*cleanupT
 	deadline time.Time
-	cleanups []func()
-	errors   []string
 }
 
-func (n *nearDeadlineT) Deadline() (time.Time, bool) { return n.deadline, true }
-func (n *nearDeadlineT) Cleanup(f func())            { n.cleanups = append(n.cleanups, f) }
-func (n *nearDeadlineT) Helper()                     {}
-func (n *nearDeadlineT) Errorf(format string, args ...any) {
-	n.errors = append(n.errors, fmt.Sprintf(format, args...))
-}
+func (c cleanupDeadlineT) Deadline() (time.Time, bool) { return c.deadline, true }
 
 // TestNewProducerCleanupNearTheDeadline: a test that ends within a second
 // of its deadline, its producer idle: NewProducer's cleanup reports
@@ -40,21 +31,14 @@ func (n *nearDeadlineT) Errorf(format string, args ...any) {
 func TestNewProducerCleanupNearTheDeadline(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	for i := range 20 {
-		nt := &nearDeadlineT{TB: t, deadline: time.Now().Add(500 * time.Millisecond)}
+		nt := cleanupDeadlineT{cleanupT: &cleanupT{fakeT: &fakeT{TB: t}}, deadline: time.Now().Add(500 * time.Millisecond)}
 		p := runneltest.NewProducer(nt, b)
 		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}))
 		require.Len(t, nt.cleanups, 1)
 		nt.cleanups[0]()
-		require.Empty(t, nt.errors, "run %d", i)
+		require.False(t, nt.failed, "run %d: %s", i, nt.msg)
 	}
 }
-
-type nearFakeT struct {
-	*fakeT
-	deadline time.Time
-}
-
-func (n *nearFakeT) Deadline() (time.Time, bool) { return n.deadline, true }
 
 // TestHelpersNearTheDeadline: the helpers called in the test's last
 // second still do what takes no time: Consume finds the record there,
@@ -63,8 +47,8 @@ func (n *nearFakeT) Deadline() (time.Time, bool) { return n.deadline, true }
 func TestHelpersNearTheDeadline(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	runneltest.ProduceValues(t, b, "t", "a")
-	near := func(ft *fakeT) *nearFakeT {
-		return &nearFakeT{fakeT: ft, deadline: time.Now().Add(500 * time.Millisecond)}
+	near := func(ft *fakeT) deadlineT {
+		return deadlineT{fakeT: ft, deadline: time.Now().Add(500 * time.Millisecond)}
 	}
 	for _, tc := range []struct {
 		name string
