@@ -22,7 +22,9 @@ type Fetch struct {
 	// consumer reads up to HighWatermark, so HighWatermark minus Position
 	// is the consumer's lag on the partition. With an Err that says the
 	// partition is not there (an unknown topic or partition), both are -1,
-	// as the broker answered (see api.FetchedPartition): no lag to read.
+	// as the broker answered (see api.FetchedPartition): no lag to read;
+	// so are they with the Err of a position's look-up (ListOffset, the
+	// PartitionError's Offset -1), which tells neither.
 	HighWatermark, LogStartOffset int64
 	// Batches holds the whole record batches as fetched (Kafka's
 	// RecordBatch v2, see record.Batches), CRC-checked unless CheckCRCs is

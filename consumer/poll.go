@@ -392,7 +392,7 @@ func (c *Consumer) resolve(pctx context.Context) (Fetches, error) {
 				// gets past.
 				c.backOffLocked(p.a, unresolved, err, time.Now())
 			case err != nil:
-				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), api.FetchedPartition{}))
+				out = append(out, c.failLocked(p.a, unresolved, err, time.Now(), noOffsets))
 			default:
 				p.a.failing.End()
 				if f, replaced := c.resolvedLocked(p.a, p.at, lo); replaced {
@@ -445,10 +445,17 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 // the topic's there then.
 func (c *Consumer) replacedLocked(a *assignment, err error, now time.Time) Fetch {
 	a.topicID = log.TopicID{}
-	f := c.failLocked(a, unresolved, err, now, api.FetchedPartition{})
+	f := c.failLocked(a, unresolved, err, now, noOffsets)
 	f.reset = true
 	return f
 }
+
+// noOffsets is the answer for the error of a look-up (ListOffset), which
+// tells no high watermark or log start: -1 for both, as the broker
+// answers them for a partition that is not there (Kafka's
+// INVALID_HIGH_WATERMARK and INVALID_LOG_START_OFFSET), not 0, which
+// reads as an empty partition's (see Fetch.HighWatermark).
+var noOffsets = api.FetchedPartition{HighWatermark: -1, LogStartOffset: -1}
 
 // request builds the fetch request, rotating which partition comes first,
 // and returns the assignment of each of its partitions, in its order, with
