@@ -16,7 +16,7 @@ import (
 // 3, and it does not stop counting there. The doc now says so; this
 // pins it (the first version of this test asserted the old doc, and
 // failed).
-func TestHuntNumRecordsCountsAnUndecodableBatch(t *testing.T) {
+func TestNumRecordsCountsAnUndecodableBatchWhole(t *testing.T) {
 	bad := batchAt(t, 0, "a", "b")
 	bad[len(bad)-1] = 2 // the second record announces a header that is not there
 	record.Batch(bad).UpdateCRC()

@@ -16,7 +16,7 @@ import (
 // reset after an offset out of range is found by the look-up of the
 // reset position, not by a fetch: its Fetch must say -1 as well, not 0
 // (which reads as an empty partition's offsets, and as a lag of -position).
-func TestHuntGoneFoundByLookUpHasNoOffsets(t *testing.T) {
+func TestTopicGoneFoundByALookUpHasNoOffsets(t *testing.T) {
 	b := openBroker(t, map[string]int{"t": 1})
 	ctx := testCtx(t)
 	values(t, b, "t", 0, "a")
