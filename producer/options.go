@@ -176,7 +176,8 @@ func Acks(a api.Acks) Opt { return func(c *config) { c.acks = a } }
 // KIP-1030). With linger 0, a Produce that wakes its partition's sender after a pause
 // (the first record of a trickle) yields the processor to it for a
 // moment, so that the record leaves at once rather than once another
-// thread has woken. A batch that reaches BatchMaxBytes, and every batch
+// thread has woken. A batch that reaches BatchMaxBytes (no record, not
+// even one with a nil key and value, fits in the room it has left), and every batch
 // during Flush or while a Produce waits for buffer space (see
 // MaxBufferedRecords; as Kafka's producer sends its batches once its
 // buffer.memory is exhausted), is sent without waiting, and so is the

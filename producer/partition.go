@@ -646,6 +646,17 @@ func (b *batch) add(pr pending, ctx context.Context, max int) bool {
 	return true
 }
 
+// full reports whether no record can join the batch within max bytes: not
+// even the smallest one (nil key and value, no headers, a timestamp delta
+// of 0) fits in the room left.
+func (b *batch) full(max int) bool {
+	i := b.live()
+	return i > 0 && b.size+record.SizeWithDeltas(minBody, 0, int64(i)) > max
+}
+
+// minBody is the smallest record's record.BodySize.
+var minBody = record.BodySize(nil, nil, nil)
+
 // encode encodes the batch's records, those dropped excepted, into bld.
 func (b *batch) encode(bld *record.Builder) {
 	bld.Grow(b.size)
@@ -971,9 +982,16 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 	// once: the first of a trickle, unless the goroutine parked only just
 	// now (a burst, whose next records should join this batch).
 	trickle := pp.p.cfg.linger == 0 && (start || idle && pp.cur.created.Sub(pp.idleAt) >= trickleGap)
+	full := pp.cur.full(max)
+	if full {
+		// No record can join it: it is full, and goes without lingering,
+		// as Kafka's producer sends a batch once batch.isFull().
+		pp.queue = append(pp.queue, pp.cur)
+		pp.cur = nil
+	}
 	pp.draining, pp.idle = true, false
 	pp.mu.Unlock()
-	if idle {
+	if idle || full {
 		pp.wakeUp()
 	}
 	if start && !pp.p.spawn(pp.drain) {

@@ -92,7 +92,10 @@ func TestSynctestFullBatchNotAloneWhileItsSuccessorIsPlaced(t *testing.T) {
 		value := make([]byte, 20)
 		p, err := producer.New(c, producer.Linger(time.Second), producer.MaxInFlight(3),
 			producer.RecordPartitioner(slowSticky{}),
-			producer.BatchMaxBytes(record.HeaderSize+record.RecordSize(1<<20, 63, nil, value, nil))) // one record a batch
+			// One record a batch, with room left for the smallest record
+			// (nil key and value), so that a batch is full only once the
+			// next record comes (one without that room is full at once).
+			producer.BatchMaxBytes(record.HeaderSize+record.RecordSize(1<<20, 63, nil, value, nil)+record.RecordSize(0, 1, nil, nil, nil)))
 		require.NoError(t, err)
 		defer p.Close()
 		t0 := time.Now()

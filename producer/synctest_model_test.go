@@ -317,11 +317,15 @@ func TestSynctestLingerModel(t *testing.T) {
 		slices.SortFunc(evs, func(a, b lingerEvent) int { return int(a.at - b.at) })
 		// Batches of per records at most: the size of a record in a
 		// batch varies with its timestamp's delta, by a byte, and per
-		// such records fit in max bytes where per+1 never do.
+		// such records fit in max bytes where per+1 never do. A batch of
+		// per records keeps room for the smallest record (nil key and
+		// value), so that it is full only when another comes, as the
+		// model has it (one without that room is full at once, and does
+		// not linger: TestHuntFullBatchDoesNotLinger).
 		per := 1 + rng.IntN(4)
 		value := make([]byte, 20)
 		small, large := record.RecordSize(0, 0, nil, value, nil), record.RecordSize(1<<20, 63, nil, value, nil)
-		maxBytes := record.HeaderSize + per*large
+		maxBytes := record.HeaderSize + per*large + record.RecordSize(0, int64(per), nil, nil, nil)
 		require.Less(t, maxBytes, record.HeaderSize+(per+1)*small)
 		// A delivery timeout a little longer than the linger, so that
 		// some batches miss it (off the other times by 300 µs).
