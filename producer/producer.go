@@ -146,7 +146,8 @@ type HealthClient interface {
 // batch's DeliveryTimeout; later batches of the partition wait, so order
 // is kept. An error that matches api.ErrBrokerClosed (a closed Client)
 // is not retried, whatever else it matches. A batch the broker refuses as too large or invalid
-// (ErrRecordTooLarge, log.ErrInvalidRecord) is split in halves and sent
+// (ErrRecordTooLarge, log.ErrInvalidRecord, and api.ErrInvalidTimestamp,
+// INVALID_TIMESTAMP by its code) is split in halves and sent
 // again, so that only the records at fault fail — unless an earlier
 // attempt of it may have been appended (its answer lost, say): the
 // halves would write its records again, so the whole batch fails, with

@@ -169,7 +169,7 @@ func (pp *partition) send(b *batch, timer **time.Timer, dl *deadlines) {
 			return
 		case p.closed.Load():
 			continue // given up above
-		case (errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord)) && b.live() > 1 && !b.unsure:
+		case invalid(err) && b.live() > 1 && !b.unsure:
 			// Refused before the append: split, so that only the records
 			// at fault fail (with AcksNone too: the halves are not a
 			// retry of what the broker took).
@@ -399,6 +399,16 @@ func (pp *partition) abandon(b *batch, rest []*batch, err error) {
 	for _, x := range rest {
 		pp.fail(x, err)
 	}
+}
+
+// invalid reports whether err is the broker's refusal of a batch as too
+// large or invalid for some of its records: a batch split in halves then
+// fails only those. INVALID_TIMESTAMP is one by its code too
+// (api.ErrInvalidTimestamp, as api.ForCode gives it: a Client that reads
+// Kafka's codes), not only as runnel's broker answers it
+// (log.ErrInvalidTimestamp, which matches log.ErrInvalidRecord).
+func invalid(err error) bool {
+	return errors.Is(err, ErrRecordTooLarge) || errors.Is(err, log.ErrInvalidRecord) || errors.Is(err, api.ErrInvalidTimestamp)
 }
 
 // refused reports whether err says the broker did not append the batch.
