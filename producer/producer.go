@@ -795,9 +795,10 @@ func (p *Producer) Flush(ctx context.Context) error {
 // counted for a moment; after Flush returns nil it is not, nor after
 // Close returns (a Close that waits for the producer's goroutines: not
 // one called from a promise), whatever the records' fate — but for the
-// records of Produce calls that Close ended while they waited for their
-// topic's partition count (see Close): each holds its space, on its
-// caller's goroutine, until that Produce returns, maybe after Close has.
+// records of Produce calls under way as Close began (one that waited for
+// its topic's partition count, which Close ends, say: see Close): each
+// holds its space, on its caller's goroutine, until that Produce
+// returns, maybe after Close has.
 // It is an atomic load, cheap enough for a gauge read every second.
 func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 
@@ -808,7 +809,7 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // and headers alone, and, as its BufferedProduceRecords, the records
 // still waiting for buffer space, which neither count here. It goes back
 // to 0 when BufferedRecords does (after Flush, after Close and the
-// Produce calls it ended: see BufferedRecords); read at the
+// Produce calls under way as it began: see BufferedRecords); read at the
 // same moment, the two may disagree by the records being counted in or
 // out. It is an atomic load.
 func (p *Producer) BufferedBytes() int64 { return p.bufBytes.Load() }
