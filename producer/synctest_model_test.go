@@ -321,7 +321,7 @@ func TestSynctestLingerModel(t *testing.T) {
 		// per records keeps room for the smallest record (nil key and
 		// value), so that it is full only when another comes, as the
 		// model has it (one without that room is full at once, and does
-		// not linger: TestHuntFullBatchDoesNotLinger).
+		// not linger: TestSynctestFullBatchDoesNotLinger).
 		per := 1 + rng.IntN(4)
 		value := make([]byte, 20)
 		small, large := record.RecordSize(0, 0, nil, value, nil), record.RecordSize(1<<20, 63, nil, value, nil)

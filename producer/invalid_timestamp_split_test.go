@@ -43,7 +43,7 @@ func refuseValue(t *testing.T, bad string, err error) hookFunc {
 // among the broker's refusals but did not split for: the records batched
 // with the one at fault failed with it. INVALID_RECORD (87) and
 // MESSAGE_TOO_LARGE (10), by code, are split.
-func TestHuntInvalidTimestampByCodeSplits(t *testing.T) {
+func TestInvalidTimestampByCodeSplits(t *testing.T) {
 	for _, code := range []int16{32, 87, 10} {
 		t.Run(fmt.Sprint(api.Name(api.ForCode(code))), func(t *testing.T) {
 			b := newBroker(t, runneltest.Topic("t", 1))

@@ -31,7 +31,7 @@ func (c *lateLookup) Partitions(ctx context.Context, topic string) (int, error) 
 // caller's goroutine, to give the space back (nor could it, without
 // counting every Produce under way): Close returned with the record still
 // counted. Both are counted until that Produce returns, and not after.
-func TestHuntBufferedAfterClose(t *testing.T) {
+func TestBufferedCountsAProduceCloseEndedUntilItReturns(t *testing.T) {
 	c := &lateLookup{slowLookup{entered: make(chan struct{}, 1)}}
 	p, err := producer.New(c)
 	require.NoError(t, err)
