@@ -849,7 +849,7 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 
 	// runnel against Kafka.
 	if want.code == codeNone && dup == nil && g.slot >= 0 && prod == nil && p.end == 0 && g.seq != 0 {
-		s.knownDivergence("a nonzero first sequence on a never-written partition is taken (Kafka 2.5 to 4.2, the model; Kafka 4.5 refuses it: KAFKA-15591)")
+		s.knownDivergence("a nonzero first sequence on a never-written partition is taken (Kafka 2.5 to 4.4, the model; Kafka 4.5 refuses it: KAFKA-15591)")
 	}
 	rwant := want
 	if forgotten != nil && r.code == codeNone && r.baseOffset == forgotten.base {
@@ -906,7 +906,7 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 			// that never held a record takes only sequence 0 from a
 			// producer it has no state for. The model is Kafka 2.5 to
 			// 4.2's (KIP-360: any first sequence), as runnel is.
-			s.quirk(p, "kfake refuses a nonzero first sequence on a never-written partition, as Kafka 4.5 does (KAFKA-15591; Kafka 2.5-4.2 take it, as runnel)", true)
+			s.quirk(p, "kfake refuses a nonzero first sequence on a never-written partition, as Kafka 4.5 does (KAFKA-15591; Kafka 2.5-4.4 take it, as runnel)", true)
 			kwant = k
 		case (want.code == codeInvalidRecord || want.code == codeInvalidTimestamp) && (k.code == codeOutOfOrderSequence || k.code == codeInvalidEpoch):
 			s.quirk(nil, "the producer's epoch and sequence are checked before the records (Kafka: LogValidator first, then analyzeAndValidateProducerState)", false)
