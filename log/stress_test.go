@@ -50,7 +50,8 @@ import (
 //
 //	RUNNEL_STRESS=200 go test -race -run TestConcurrentStress -timeout 1h ./log
 //
-// (RUNNEL_STRESS_BASE sets the first seed; RUNNEL_STRESS_SEED replays one.)
+// (RUNNEL_STRESS_BASE sets the first seed; RUNNEL_STRESS_SEED replays one,
+// of RUNNEL_STRESS_OPS operations, 4000 by default: a failure prints both.)
 func TestConcurrentStress(t *testing.T) {
 	stressSeeds(t, false, "RUNNEL_STRESS", stressScale{seeds: 6, ops: 1500, shortSeeds: 3, shortOps: 300, randomBase: true})
 }
@@ -77,7 +78,8 @@ type stressScale struct {
 }
 
 // stressSeeds runs runStress (on the OS's file system if osFS) over the
-// seeds sc and env say; RUNNEL_STRESS_SEED replays one seed and
+// seeds sc and env say; RUNNEL_STRESS_SEED replays one seed (of
+// RUNNEL_STRESS_OPS operations, 4000 by default) and
 // RUNNEL_STRESS_BASE sets the first.
 func stressSeeds(t *testing.T, osFS bool, env string, sc stressScale) {
 	defer goleak.VerifyNone(t)
@@ -86,7 +88,16 @@ func stressSeeds(t *testing.T, osFS bool, env string, sc stressScale) {
 		if err != nil {
 			t.Fatalf("RUNNEL_STRESS_SEED=%q: %v", v, err)
 		}
-		runStress(t, seed, 4000, osFS)
+		// The number of operations shapes the run (the ending races
+		// the workers once a quarter of them are left): a replay takes
+		// the failed run's, which its replay line gives.
+		ops := 4000
+		if v := os.Getenv("RUNNEL_STRESS_OPS"); v != "" {
+			if ops, err = strconv.Atoi(v); err != nil || ops <= 0 {
+				t.Fatalf("RUNNEL_STRESS_OPS=%q: want a number of operations", v)
+			}
+		}
+		runStress(t, seed, ops, osFS)
 		return
 	}
 	seeds, ops := sc.seeds, sc.ops
@@ -202,9 +213,9 @@ func runStress(t *testing.T, seed uint64, ops int, onDisk bool) {
 	s.l = l
 	defer func() {
 		if t.Failed() {
-			replay := fmt.Sprintf("RUNNEL_STRESS_SEED=%d go test -race -run 'TestConcurrentStress$' -v ./log", seed)
+			replay := fmt.Sprintf("RUNNEL_STRESS_SEED=%d RUNNEL_STRESS_OPS=%d go test -race -run 'TestConcurrentStress$' -v ./log", seed, ops)
 			if onDisk {
-				replay = fmt.Sprintf("RUNNEL_STRESS_SEED=%d go test -race -run TestConcurrentStressOS -v ./log", seed)
+				replay = fmt.Sprintf("RUNNEL_STRESS_SEED=%d RUNNEL_STRESS_OPS=%d go test -race -run TestConcurrentStressOS -v ./log", seed, ops)
 			}
 			t.Logf("seed %d (sync %v, cleanup %v, ending %d): replay: %s", seed, s.cfg.Sync, s.cfg.CleanupPolicy, ending, replay)
 		}
