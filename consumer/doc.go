@@ -143,7 +143,8 @@
 // Per-partition failures come in Fetch.Err (and from the Records
 // iterators) as a *PartitionError wrapping the broker's error:
 // log.ErrOffsetOutOfRange under ResetNone, api.ErrUnknownTopicOrPartition
-// (= runnel.ErrUnknownTopic) for an unknown partition or a deleted topic,
+// (= runnel.ErrUnknownTopic) for a partition gone from under a position
+// it had read (a deleted topic; one never read is retried, see below),
 // api.ErrUnknownTopicID (= runnel.ErrUnknownTopicID) for a topic deleted
 // under the consumer, whether or not it was created again (for a deleted
 // topic the broker's error matches ErrUnknownTopicOrPartition too),
