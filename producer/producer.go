@@ -390,7 +390,11 @@ func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*
 // TryProduce is Produce, except that when the buffer is full, or a
 // Produce waits for space (which TryProduce does not take before it),
 // the promise gets ErrMaxBuffered at once, before TryProduce returns. ctx
-// governs r as it does for Produce.
+// governs r as it does for Produce. A TryProduce that finds the buffer
+// full does not cut short the linger of the batches that fill it, as a
+// Produce waiting for space does (see Linger): with TryProduce alone and
+// a long Linger, records fail with ErrMaxBuffered until those batches
+// leave; call Flush to send them at once.
 func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, false, nil, nil)
 }
@@ -740,7 +744,10 @@ func (s *syncWait) err() error {
 // has run: those buffered when it is called, those produced while it
 // waits, those of Produce calls that wait for buffer space meanwhile
 // (as kgo's Flush waits for the blocked ones), and those of Produce calls
-// that ask the broker for their topic's partition count.
+// that ask the broker for their topic's partition count. Under a steady
+// stream of Produce calls from other goroutines it may so wait as long as
+// the stream lasts (kgo's Flush too; Java's flush waits only for the
+// records sent before it): bound it with ctx.
 //
 // ctx bounds only Flush's wait, not the records: they are governed by
 // the ctx they were produced with.
