@@ -308,7 +308,7 @@ func (b *Broker) producerIDsKnown() int64 {
 func (b *Broker) removeStrays() {
 	names, err := b.fs.List(b.root)
 	if err != nil {
-		b.cfg.Logger.Warn("listing the data directory for stray partitions", "err", err)
+		b.cfg.Logger.Warn("listing the data directory for stray partitions", "dir", b.root, "err", err)
 		return
 	}
 	removed := false
@@ -326,10 +326,11 @@ func (b *Broker) removeStrays() {
 		if known && n < len(t.Partitions) {
 			continue
 		}
-		if fi, err := b.fs.Stat(filepath.Join(b.root, name)); err != nil || !fi.IsDir() {
+		dir := filepath.Join(b.root, name) // dir= of the lines, as a log's (its path)
+		if fi, err := b.fs.Stat(dir); err != nil || !fi.IsDir() {
 			continue
 		}
-		if known && b.holdsRecords(filepath.Join(b.root, name)) {
+		if known && b.holdsRecords(dir) {
 			// Past its topic's partition count, yet holding records: no
 			// failed CreatePartitions leaves that (its partitions take
 			// records only once the record counts them), and a
@@ -343,19 +344,19 @@ func (b *Broker) removeStrays() {
 			// for the operator. (A CreatePartitions that grows the topic
 			// over it starts it anew, as it does any directory there.)
 			b.cfg.Logger.Warn("a partition directory past its topic's partition count holds records: left as it is (the topic's record damaged, or an earlier topic's of the name?)",
-				"dir", name, "partitions", len(t.Partitions), "record", b.metaPath(topic))
+				"dir", dir, "partitions", len(t.Partitions), "record", b.metaPath(topic))
 			continue
 		}
-		if err := b.removeLogDir(filepath.Join(b.root, name)); err != nil {
-			b.cfg.Logger.Warn("removing a stray partition directory", "dir", name, "err", err)
+		if err := b.removeLogDir(dir); err != nil {
+			b.cfg.Logger.Warn("removing a stray partition directory", "dir", dir, "err", err)
 			continue
 		}
-		b.cfg.Logger.Info("removed a stray partition directory", "dir", name)
+		b.cfg.Logger.Info("removed a stray partition directory", "dir", dir)
 		removed = true
 	}
 	if removed {
 		if err := b.fs.SyncDir(b.root); err != nil {
-			b.cfg.Logger.Warn("syncing the data directory", "err", err)
+			b.cfg.Logger.Warn("syncing the data directory", "dir", b.root, "err", err)
 		}
 	}
 }
