@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"runtime"
 	"slices"
@@ -288,10 +289,24 @@ func (t *topicState) refreshBy(look func() (int, error)) (int, error) {
 	t.refreshAt.Store(t.p.nextRefresh(t.p.monoNow()))
 	n, err := t.lookAndFollow(look)
 	if err != nil {
-		t.p.cfg.logger.Warn("cannot refresh the partition count", "topic", t.name, "err", err)
+		level := slog.LevelWarn
+		if ended(err) {
+			// The caller's ctx, or Close, ended the wait: the caller's
+			// doing, which its record's promise tells, not a failure
+			// for an operator to act on.
+			level = slog.LevelDebug
+		}
+		t.p.cfg.logger.Log(context.Background(), level, "cannot refresh the partition count", "topic", t.name, "err", err)
 		return 0, err
 	}
 	return n, nil
+}
+
+// ended reports whether err is a ctx's error or ErrClosed: a wait that
+// the caller ended, not a failure. (ErrDeliveryTimeout, the producer's
+// own deadline, matches neither: see notCtx.)
+func ended(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed)
 }
 
 // lookAgain asks the broker for a topic known to be gone: the broker's
