@@ -308,5 +308,5 @@ func (t *topicState) logDown(down []int32) {
 		t.p.cfg.logger.Info("every partition takes appends again", "topic", t.name)
 		return
 	}
-	t.p.cfg.logger.Warn("partitions refuse appends: records that may go to any partition go to the others", "topic", t.name, "partitions", down)
+	t.p.cfg.logger.Warn("partitions refuse appends: records that may go to any partition go to the others", "topic", t.name, "unwritable", down)
 }
