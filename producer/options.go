@@ -327,7 +327,11 @@ func DefaultTopic(t string) Opt { return func(c *config) { c.defaultTopic = t } 
 // error: a delivery timeout, Close), then at Warn once every 30 s while
 // the run goes on, with for how long and how many ("failing",
 // "failures"), and at Debug between; a batch delivered ends the run.
-// Each record's promise gets its error every time.
+// Each record's promise gets its error every time. So are, a run per
+// topic, the records that fail because their topic's partition count was
+// not learnt by DeliveryTimeout ("records failed: the topic's partition
+// count not known": a broker that cannot create the topic, say); a
+// look-up of the topic that answers ends the run.
 //
 // Its handler runs on the goroutine that logs — a partition's goroutine,
 // as a promise does, one of the producer's that asks a HealthClient

@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/isnil"
+	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/record"
 )
 
@@ -67,8 +68,12 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	deadline := time.Now().Add(p.cfg.deliveryTimeout)
 	n, err := p.lookUpBy(ctx, name, block, deadline)
 	if err != nil {
+		if errors.Is(err, ErrDeliveryTimeout) {
+			p.logLookUpFailure(name, err)
+		}
 		return nil, err
 	}
+	p.endLookUpFailures(name)
 	t, made, err := p.newTopic(name, n)
 	if made {
 		// Which partitions take appends, before the first record is
@@ -77,6 +82,44 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 		t.lookHealthBy(ctx, deadline)
 	}
 	return t, err
+}
+
+// logLookUpFailure logs a record failed because its topic's partition
+// count was not learnt by DeliveryTimeout (err): the records are lost as
+// a failed batch's are, for a cause the operator must see to (a broker
+// that cannot create the topic, its disk full; one that does not answer),
+// which the look-up's retries logged at Debug only. As a partition's
+// failed batches are (see partition.logFailure): at Warn for the first of
+// a run, then at Warn once every 30 s while it goes on, at Debug between;
+// a look-up of the topic that answers ends the run. It holds no lock
+// while it logs (see Logger).
+func (p *Producer) logLookUpFailure(name string, err error) {
+	p.lookUpMu.Lock()
+	if p.lookUpFailures == nil {
+		p.lookUpFailures = map[string]*logrun.Run{}
+	}
+	r := p.lookUpFailures[name]
+	if r == nil {
+		r = &logrun.Run{}
+		p.lookUpFailures[name] = r
+	}
+	level, extra := r.Next(time.Now(), nil, slog.LevelWarn)
+	p.lookUpFailing.Store(true)
+	p.lookUpMu.Unlock()
+	p.cfg.logger.Log(context.Background(), level, "records failed: the topic's partition count not known",
+		append([]any{"topic", name, "err", err}, extra...)...)
+}
+
+// endLookUpFailures ends the run of failed look-ups of topic name, if one
+// goes on (see logLookUpFailure).
+func (p *Producer) endLookUpFailures(name string) {
+	if !p.lookUpFailing.Load() {
+		return
+	}
+	p.lookUpMu.Lock()
+	delete(p.lookUpFailures, name)
+	p.lookUpFailing.Store(len(p.lookUpFailures) > 0)
+	p.lookUpMu.Unlock()
 }
 
 // newTopic makes the state of a topic of n partitions, unless another

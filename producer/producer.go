@@ -11,6 +11,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/callstack"
 	"github.com/runnel/runnel/internal/isnil"
+	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/record"
 )
 
@@ -251,6 +252,13 @@ type Producer struct {
 	topicsMu sync.Mutex                 // held while a topic's state is made, so that a topic gets one
 	topics   sync.Map                   // topic name → *topicState: stored under topicsMu, loaded without a lock (see knownTopic)
 	lastTop  atomic.Pointer[topicState] // the first topic produced to, looked up before the map (most producers write one topic); set once, so producers of several topics do not write it per call
+
+	// lookUpFailures throttles the lines of records failed because their
+	// topic's partition count was not learnt by DeliveryTimeout (see
+	// logLookUpFailure): a run per topic name, until a look-up answers.
+	lookUpMu       sync.Mutex
+	lookUpFailures map[string]*logrun.Run // guarded by lookUpMu
+	lookUpFailing  atomic.Bool            // lookUpFailures is not empty
 
 	pidMu   sync.Mutex
 	pid     int64
