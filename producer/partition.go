@@ -311,7 +311,7 @@ func (t *topicState) maybeRefresh(pp *partition, dl *deadlines) {
 // ends or deadline (see partitionsBy), and follows it (see follow); it
 // returns the count, or the broker's error, which changes nothing.
 func (t *topicState) refresh(ctx context.Context, deadline time.Time) (int, error) {
-	return t.refreshBy(func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
+	return t.refreshBy(nil, func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
 }
 
 // lookUpNow is refresh for a record whose partitioner chose a partition
@@ -321,35 +321,29 @@ func (t *topicState) refresh(ctx context.Context, deadline time.Time) (int, erro
 // the metadata of such a record, too, up to max.block.ms).
 func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
 	deadline := time.Now().Add(t.p.cfg.deliveryTimeout)
-	return t.refreshBy(func() (int, error) { return t.p.lookUpBy(ctx, t.name, block, deadline) })
+	return t.refreshBy(ctx, func() (int, error) { return t.p.lookUpBy(ctx, t.name, block, deadline) })
 }
 
 // refreshBy is refresh and lookUpNow, with look the look-up: the next
 // refresh is due MetadataMaxAge after now, and the count found is
 // followed (see lookAndFollow, whose count it returns); an error changes
-// nothing.
-func (t *topicState) refreshBy(look func() (int, error)) (int, error) {
+// nothing. caller is the ctx of the Produce that looks (lookUpNow), or
+// nil for the producer's own look-ups, whose ctx ends at a deadline of
+// the producer's (refresh): a look-up that the caller's ctx or Close
+// ended is logged at Debug, the caller's doing, which its record's
+// promise tells; any other failure at Warn.
+func (t *topicState) refreshBy(caller context.Context, look func() (int, error)) (int, error) {
 	t.refreshAt.Store(t.p.nextRefresh(t.p.monoNow()))
 	n, err := t.lookAndFollow(look)
 	if err != nil {
 		level := slog.LevelWarn
-		if ended(err) {
-			// The caller's ctx, or Close, ended the wait: the caller's
-			// doing, which its record's promise tells, not a failure
-			// for an operator to act on.
+		if t.p.closed.Load() || errors.Is(err, ErrClosed) || caller != nil && caller.Err() != nil {
 			level = slog.LevelDebug
 		}
 		t.p.cfg.logger.Log(context.Background(), level, "cannot refresh the partition count", "topic", t.name, "err", err)
 		return 0, err
 	}
 	return n, nil
-}
-
-// ended reports whether err is a ctx's error or ErrClosed: a wait that
-// the caller ended, not a failure. (ErrDeliveryTimeout, the producer's
-// own deadline, matches neither: see notCtx.)
-func ended(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed)
 }
 
 // lookAgain asks the broker for a topic known to be gone: the broker's
