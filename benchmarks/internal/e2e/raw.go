@@ -75,7 +75,7 @@ func RawWrite(ctx context.Context, tm Timer, c Case, n int) (res Result, err err
 	tm.StartTimer()
 	begin := time.Now()
 	for range nfull {
-		if err = write(full); err != nil {
+		if err = write(full, 1); err != nil {
 			break
 		}
 		if ctx.Err() != nil {
@@ -84,7 +84,7 @@ func RawWrite(ctx context.Context, tm Timer, c Case, n int) (res Result, err err
 		}
 	}
 	if err == nil && rest != nil {
-		err = write(rest)
+		err = write(rest, 1)
 	}
 	res.Elapsed = time.Since(begin)
 	tm.StopTimer()
@@ -96,9 +96,10 @@ func RawWrite(ctx context.Context, tm Timer, c Case, n int) (res Result, err err
 }
 
 // rawFile creates the file of a raw workload: on vfs.OS in a fresh
-// directory for Disk, on a vfs.NewMem for Mem. write appends b to it, and
-// syncs it when c.Sync; done closes it and removes the directory.
-func rawFile(c Case) (write func(b []byte) error, done func() error, err error) {
+// directory for Disk, on a vfs.NewMem for Mem. write appends b to it k
+// times (one Write each), then syncs it once when c.Sync; done closes it
+// and removes the directory.
+func rawFile(c Case) (write func(b []byte, k int) error, done func() error, err error) {
 	fs, dir := vfs.FS(vfs.NewMem()), "/raw"
 	remove := func() error { return nil }
 	if c.Store == Disk {
@@ -114,9 +115,14 @@ func rawFile(c Case) (write func(b []byte) error, done func() error, err error) 
 	if err != nil {
 		return nil, nil, errors.Join(err, remove())
 	}
-	write = func(b []byte) error {
-		if _, err := f.Write(b); err != nil || !c.Sync {
-			return err
+	write = func(b []byte, k int) error {
+		for range k {
+			if _, err := f.Write(b); err != nil {
+				return err
+			}
+		}
+		if !c.Sync {
+			return nil
 		}
 		return f.Sync()
 	}
@@ -129,11 +135,15 @@ func rawFile(c Case) (write func(b []byte) error, done func() error, err error) 
 // second on Latency's fixed schedule. No broker and no reader: what the
 // file system and the device take. Only c.Store, c.Size and c.Sync
 // matter. The records are sent on the schedule by a goroutine of their
-// own and written one at a time, each latency running from its send: a
-// record sent while a write stalls waits for it, as a record produced on
-// schedule waits in a broker behind a stalled fsync. (Timed from each
-// write's start instead, a 100 ms fsync stall counted once where a
-// broker's Latency counts it for the hundred records behind it.)
+// own, each latency running from its send, and written as a broker with
+// group commit writes them: a record sent while a write stalls waits for
+// it, as a record produced on schedule waits in a broker behind a stalled
+// fsync, and then goes with every record that queued meanwhile, one Write
+// each and one Sync for them all. (Timed from each write's start instead,
+// a 100 ms fsync stall counted once where a broker's Latency counts it for
+// the hundred records behind it; written and synced one at a time, the
+// hundred waited for each other's syncs besides, which no broker with
+// group commit makes them do.)
 //
 // Errors: ErrInvalidCase; the file system's errors.
 func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res Result, err error) {
@@ -157,7 +167,7 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 	tm.ResetTimer()
 	tm.StartTimer()
 	sched := newSchedule(rate)
-	lat, err := timeFromSend(ctx, n, sched, time.Now, func() error { return write(batch) })
+	lat, err := timeFromSend(ctx, n, sched, time.Now, func(k int) error { return write(batch, k) })
 	res.Elapsed = time.Since(sched.begin)
 	tm.StopTimer()
 	if err != nil {
@@ -170,11 +180,13 @@ func RawLatency(ctx context.Context, tm Timer, c Case, n int, rate float64) (res
 
 // timeFromSend sends n records on sched from a goroutine of its own, as
 // Latency's producer sends them, each stamped with now as it is sent, and
-// writes them one at a time on this one, so that a record sent while a
-// write stalls waits for it, as in a broker. It returns each record's time
-// from its send to the end of its write, in order of sending; on an error
-// it stops the sender and returns the error, or ctx's.
-func timeFromSend(ctx context.Context, n int, sched schedule, now func() time.Time, write func() error) ([]time.Duration, error) {
+// writes them on this one: each write(k) takes the k records sent since
+// the last one began (at least one), so that a record sent while a write
+// stalls waits for it and then goes in the next write with the others
+// that queued, as in a broker with group commit. It returns each record's
+// time from its send to the end of its write, in order of sending; on an
+// error it stops the sender and returns the error, or ctx's.
+func timeFromSend(ctx context.Context, n int, sched schedule, now func() time.Time, write func(k int) error) ([]time.Duration, error) {
 	lat := make([]time.Duration, 0, n)
 	sent := make(chan time.Time, n)
 	sctx, stop := context.WithCancel(ctx)
@@ -189,14 +201,31 @@ func timeFromSend(ctx context.Context, n int, sched schedule, now func() time.Ti
 			sent <- now()
 		}
 	}()
+	var group []time.Time
 	for at := range sent {
-		if err := write(); err != nil {
+		group = append(group[:0], at)
+	queued:
+		for {
+			select {
+			case at, ok := <-sent:
+				if !ok {
+					break queued // the range ends next
+				}
+				group = append(group, at)
+			default:
+				break queued
+			}
+		}
+		if err := write(len(group)); err != nil {
 			stop()
 			for range sent { // the sender ends at its next send
 			}
 			return nil, err
 		}
-		lat = append(lat, now().Sub(at))
+		end := now()
+		for _, at := range group {
+			lat = append(lat, end.Sub(at))
+		}
 	}
 	return lat, ctx.Err()
 }

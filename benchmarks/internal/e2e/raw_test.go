@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -56,47 +56,56 @@ func TestRawLatency(t *testing.T) {
 }
 
 // TestRawLatencyFromSend: a record whose write waits for those before it
-// counts the wait. On a fake clock, all records are sent before the first
-// write ends and each write takes a millisecond, so the k-th record's
-// latency is k ms. Timed from each write's own start, as before, each was
-// 1 ms, and a device's stall counted once where a broker's Latency counts
-// it for every record behind it.
+// counts the wait, and the records that queued behind a stalled write go
+// in the next one together, as a broker's group commit takes them. In a
+// synctest bubble (its clock is fake), records are sent every millisecond
+// and the first write stalls for 10.5 ms, the others take 0.1 ms: record
+// 0 waits 10.5 ms, records 1 to 10, sent during the stall, are written
+// together at 10.5 ms and done at 10.6 ms, and the later ones take 0.1 ms
+// each. (Timed from each write's start, every record took its own write's
+// time and the stall counted once; written one at a time, record 10 also
+// waited for the nine writes before it, 1.5 ms where the floor is 0.6 ms.)
 func TestRawLatencyFromSend(t *testing.T) {
-	const n = 50
-	var (
-		mu      sync.Mutex
-		clock   = time.Unix(0, 0)
-		stamps  int
-		allSent = make(chan struct{})
-	)
-	now := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		if stamps++; stamps == n {
-			close(allSent) // the sender's last stamp; writes stamp only after this
+	const n = 20
+	synctest.Test(t, func(t *testing.T) {
+		var groups []int
+		write := func(k int) error {
+			d := 100 * time.Microsecond
+			if len(groups) == 0 {
+				d = 10500 * time.Microsecond
+			}
+			groups = append(groups, k)
+			time.Sleep(d)
+			return nil
 		}
-		return clock
-	}
-	write := func() error {
-		<-allSent
-		mu.Lock()
-		clock = clock.Add(time.Millisecond)
-		mu.Unlock()
-		return nil
-	}
-	lat, err := timeFromSend(context.Background(), n, newSchedule(1e9), now, write)
-	if err != nil || len(lat) != n {
-		t.Fatalf("%d latencies, %v", len(lat), err)
-	}
-	for k, l := range lat {
-		if want := time.Duration(k+1) * time.Millisecond; l != want {
-			t.Errorf("record %d: latency %v, want %v", k, l, want)
+		lat, err := timeFromSend(context.Background(), n, newSchedule(1000), time.Now, write)
+		if err != nil || len(lat) != n {
+			t.Fatalf("%d latencies, %v", len(lat), err)
 		}
-	}
+		wantGroups := []int{1, 10}
+		for range n - 11 {
+			wantGroups = append(wantGroups, 1)
+		}
+		if !slices.Equal(groups, wantGroups) {
+			t.Errorf("writes of %v records, want %v", groups, wantGroups)
+		}
+		for k, l := range lat {
+			want := 100 * time.Microsecond
+			switch {
+			case k == 0:
+				want = 10500 * time.Microsecond
+			case k <= 10:
+				want = 10600*time.Microsecond - time.Duration(k)*time.Millisecond
+			}
+			if l != want {
+				t.Errorf("record %d: latency %v, want %v", k, l, want)
+			}
+		}
+	})
 
 	// A failed write stops the sender and is returned.
 	errWrite := errors.New("write failed")
-	if _, err := timeFromSend(context.Background(), n, newSchedule(1e9), time.Now, func() error { return errWrite }); !errors.Is(err, errWrite) {
+	if _, err := timeFromSend(context.Background(), n, newSchedule(1e9), time.Now, func(int) error { return errWrite }); !errors.Is(err, errWrite) {
 		t.Errorf("a failed write: %v, want it returned", err)
 	}
 }

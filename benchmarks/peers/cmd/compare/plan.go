@@ -161,7 +161,8 @@ func makePlan(s scale) plan {
 			g.runs = append(g.runs, run{name("Latency", "jetstream", c), bt})
 		}
 		if c.Store == e2e.Disk {
-			// The floor: the write (and fsync) alone of each record.
+			// The floor: the write (and fsync) alone of each record, those
+			// queued behind a stall written and synced together.
 			g.runs = append(g.runs, run{name("Latency", "raw", c), bt})
 		}
 		p.groups = append(p.groups, g)
