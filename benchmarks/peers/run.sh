@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh compares runnel with kfake and NATS JetStream: it runs
-# cmd/compare (every group of runs back to back in each round, rotating
-# the order, one process per run), which prints one table of runnel/peer
+# cmd/compare (every group of runs back to back in each round, in an
+# order rotated every two rounds and reversed in every other, one process
+# per run), which prints one table of runnel/peer
 # ratios against the goals, then benchstat over every run. See
 # ../README.md ("End to end and peers").
 #

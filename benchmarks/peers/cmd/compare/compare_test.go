@@ -3,6 +3,7 @@ package main
 import (
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -289,4 +290,47 @@ func TestRatioAtGoal(t *testing.T) {
 			t.Errorf("%v/%v: want %q in\n%s", c.x, c.y, c.want, out.String())
 		}
 	}
+}
+
+// TestOrder: every order is a permutation of the runs, and over every two
+// rounds each run goes before each other run once and after it once
+// (with a rotation alone, run 0 went before run 1 in all rounds but one
+// of every n), while the first run changes from round to round.
+func TestOrder(t *testing.T) {
+	for n := 1; n <= 5; n++ {
+		before := map[[2]int]int{} // {a, b} → rounds with a before b
+		firsts := map[int]bool{}
+		for round := range 2 * n {
+			o := order(round, n)
+			if got := slices.Sorted(slices.Values(o)); !slices.Equal(got, seq(n)) {
+				t.Fatalf("n=%d round %d: order %v is not a permutation", n, round, o)
+			}
+			firsts[o[0]] = true
+			for i := range o {
+				for j := i + 1; j < n; j++ {
+					before[[2]int{o[i], o[j]}]++
+				}
+			}
+			if round%2 == 1 {
+				for a := range n {
+					for b := range n {
+						if a != b && before[[2]int{a, b}] != (round+1)/2 {
+							t.Fatalf("n=%d after round %d: %d before %d in %d rounds, want %d", n, round, a, b, before[[2]int{a, b}], (round+1)/2)
+						}
+					}
+				}
+			}
+		}
+		if len(firsts) != n {
+			t.Errorf("n=%d: first runs %v over %d rounds, want each of the %d", n, firsts, 2*n, n)
+		}
+	}
+}
+
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
 }

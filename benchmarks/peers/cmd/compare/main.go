@@ -1,9 +1,10 @@
 // Command compare runs the benchmarks of the peers module interleaved —
 // in every round each group of runs (runnel and its peers on one case)
-// back to back, one process per run, in an order that rotates from round
-// to round — and prints one table: workload, runnel, peer, the median of
-// the per-round ratios runnel/peer (with their range), the goal, and
-// whether it is met. Ratios are only ever taken between runs of the same
+// back to back, one process per run, in an order that changes from round
+// to round (rotated every two rounds, reversed in every other one) — and
+// prints one table: workload, runnel, peer, the median of the per-round
+// ratios runnel/peer (with their range), the goal, and whether it is
+// met. Ratios are only ever taken between runs of the same
 // round, never between absolute numbers from different minutes.
 //
 // Run it from the peers module's directory (run.sh does):
@@ -104,8 +105,8 @@ func compare(rounds int, s scale, only string, systems []string, out, bin string
 	for round := range rounds {
 		for gi, g := range p.groups {
 			fmt.Fprintf(os.Stderr, "round %d/%d, group %d/%d (%s)\n", round+1, rounds, gi+1, len(p.groups), time.Since(start).Round(time.Second))
-			for k := range g.runs {
-				r := g.runs[(round+k)%len(g.runs)]
+			for _, k := range order(round, len(g.runs)) {
+				r := g.runs[k]
 				m, err := runOne(bin, r, raw)
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "  %s: %v\n", r.name, err)
@@ -130,6 +131,23 @@ func compare(rounds int, s scale, only string, systems []string, out, bin string
 		err = errors.Join(err, fmt.Errorf("%d runs failed (see above); the table has the others", failed))
 	}
 	return errors.Join(err, table.Close(), raw.Close())
+}
+
+// order returns the order in which the n runs of a group run in a round:
+// a rotation of 0, 1, …, n-1 by round/2, reversed in odd rounds. Every two
+// rounds, each run goes before each other run once and after it once, so
+// that a run's effect on the one after it (a disk still writing, memory
+// just freed) favours neither of two runs compared; a rotation alone puts
+// run 0 (runnel) before run 1 (kfake) in all rounds but one of every n.
+func order(round, n int) []int {
+	o := make([]int, n)
+	for k := range o {
+		o[k] = (round/2 + k) % n
+	}
+	if round%2 == 1 {
+		slices.Reverse(o)
+	}
+	return o
 }
 
 // filter keeps the groups with a run matching re, and the rows whose runs

@@ -16,7 +16,7 @@ type run struct {
 }
 
 // A group is the runs done back to back in each round, in an order that
-// rotates from round to round, so that the runs compared with each other
+// changes from round to round (see order), so that the runs compared with each other
 // share the machine's weather. An optIn group runs only when -run selects
 // it, not in the default plan.
 type group struct {
