@@ -330,7 +330,8 @@ func (b *Broker) removeStrays() {
 		if fi, err := b.fs.Stat(dir); err != nil || !fi.IsDir() {
 			continue
 		}
-		if known && b.holdsRecords(dir) {
+		held := b.holdsRecords(dir)
+		if known && held {
 			// Past its topic's partition count, yet holding records: no
 			// failed CreatePartitions leaves that (its partitions take
 			// records only once the record counts them), and a
@@ -351,7 +352,15 @@ func (b *Broker) removeStrays() {
 			b.cfg.Logger.Warn("removing a stray partition directory", "dir", dir, "err", err)
 			continue
 		}
-		b.cfg.Logger.Info("removed a stray partition directory", "dir", dir)
+		if held {
+			// Records removed: those of a topic whose DeleteTopic failed
+			// midway (its record removed first), as the delete asked; but
+			// a record lost by other means loses its partitions here, so
+			// the operator hears of it above Info.
+			b.cfg.Logger.Warn("removed a stray partition directory that held records: no topic record names it", "dir", dir, "record", b.metaPath(topic))
+		} else {
+			b.cfg.Logger.Info("removed a stray partition directory", "dir", dir)
+		}
 		removed = true
 	}
 	if removed {
