@@ -16,6 +16,7 @@ import (
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // TestParallelSubtestsShareOneBroker: parallel subtests (t.Parallel)
@@ -150,4 +151,25 @@ func TestBrokerClosedFirstByTheTest(t *testing.T) {
 		})
 	}
 	require.NoError(t, b.Close())
+}
+
+// TestLeakCheckRegisteredBeforeNewBroker pins the package doc's word on
+// goroutine leak checks: one registered with t.Cleanup before NewBroker
+// runs after every helper's cleanup and finds nothing, where one run by
+// defer (goleak.VerifyNone's usual place) runs while the broker is open
+// and finds its maintenance goroutine.
+func TestLeakCheckRegisteredBeforeNewBroker(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	var deferred error
+	t.Run("test", func(t *testing.T) {
+		t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // the doc's recipe
+		defer func() { deferred = goleak.Find(ignore) }()  // the usual defer
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+		p := runneltest.NewProducer(t, b)
+		c := runneltest.NewConsumer(t, b)
+		require.NoError(t, c.AssignTopic(t.Context(), "t", consumer.Start()))
+		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}))
+		require.Len(t, runneltest.ConsumeAll(t, b, "t"), 1)
+	})
+	require.ErrorContains(t, deferred, "(*Broker).maintain")
 }

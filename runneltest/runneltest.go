@@ -65,6 +65,13 @@
 // cleanup closes the broker even if a client is still open; such a
 // client then fails with runnel.ErrClosed.
 //
+// A goroutine leak check runs after the cleanups only if it is registered
+// as one before NewBroker: t.Cleanup(func() { goleak.VerifyNone(t) }) as
+// the test's first line, or goleak.VerifyTestMain in TestMain. The usual
+// defer goleak.VerifyNone(t) runs before any cleanup, while the broker
+// (and the helpers' clients) are still open, and reports the broker's
+// maintenance goroutine as a leak.
+//
 // # Goroutines
 //
 // The helpers fail the test with t.Fatalf, so, like t.Fatalf, call them
