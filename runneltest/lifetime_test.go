@@ -173,3 +173,24 @@ func TestLeakCheckRegisteredBeforeNewBroker(t *testing.T) {
 	})
 	require.ErrorContains(t, deferred, "(*Broker).maintain")
 }
+
+// TestCleanupFlushDropsRecordsOfTheTestsContext pins NewProducer's word on
+// t.Context(): testing cancels it before the cleanups run, so a record
+// produced with it and still lingering when the test function returns
+// fails with context.Canceled at the cleanup's flush, unwritten, while
+// one produced with context.Background() is delivered.
+func TestCleanupFlushDropsRecordsOfTheTestsContext(t *testing.T) {
+	var withT, withBackground error
+	var b *runnel.Broker
+	t.Run("test", func(t *testing.T) {
+		b = runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		t.Cleanup(func() { // registered before NewProducer: runs after its flush
+			require.Len(t, runneltest.ConsumeAll(t, b, "t"), 1)
+		})
+		p := runneltest.NewProducer(t, b, producer.Linger(time.Minute))
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("t")}, func(_ *record.Record, err error) { withT = err })
+		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("b")}, func(_ *record.Record, err error) { withBackground = err })
+	})
+	require.ErrorIs(t, withT, context.Canceled)
+	require.NoError(t, withBackground)
+}

@@ -337,6 +337,14 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 // deadline), and the cleanup goes on, leaving the goroutine that waits in
 // Close behind. A producer the test closed itself is left as it is.
 //
+// The flush does not deliver a record produced with t.Context() that is
+// still buffered (lingering, say) when the test function returns: testing
+// cancels t.Context() before the cleanups run, and a record's ctx governs
+// it until its batch is sent (see producer.Producer.Produce), so it fails
+// with context.Canceled, unwritten. Produce what the cleanup is to deliver
+// with a ctx that outlives the test function (context.Background()), or wait
+// for it in the test (ProduceSync, Flush).
+//
 // Call NewBroker before NewProducer: cleanups run last-registered first,
 // and the producer must close before its broker (see the package doc).
 func NewProducer(t testing.TB, c producer.Client, opts ...producer.Opt) *producer.Producer {
