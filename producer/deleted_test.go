@@ -340,3 +340,38 @@ func TestRecordAfterCreateDuringGoneLookUpIsNotAbandoned(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicCreatedAgainWithMorePartitionsIsNotSeen pins the Producer
+// doc's word on a topic deleted and created again between two batches
+// with more partitions: no batch is refused, so the producer keeps the
+// count it knew, and its keyed records land where that count puts them,
+// until MetadataMaxAge's look-up, from which they land where the new
+// count does.
+func TestTopicCreatedAgainWithMorePartitionsIsNotSeen(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 2))
+	p := newProducer(t, b, producer.DefaultTopic("t"), producer.MetadataMaxAge(50*time.Millisecond))
+	ctx := testCtx(t)
+	keyed := func(i int) *record.Record { return &record.Record{Key: fmt.Appendf(nil, "k%d", i)} }
+	require.NoError(t, p.ProduceSync(ctx, keyed(0)))
+	require.NoError(t, b.DeleteTopic(ctx, "t"))
+	runneltest.CreateTopic(t, b, "t", log.TopicConfig{Partitions: 8})
+	stale := 0
+	for i := range 20 {
+		r := keyed(i)
+		require.NoError(t, p.ProduceSync(ctx, r))
+		require.Equal(t, producer.KeyPartition(r.Key, 2), r.Partition, "key %s", r.Key)
+		if r.Partition != producer.KeyPartition(r.Key, 8) {
+			stale++
+		}
+	}
+	require.Positive(t, stale, "no key whose partition differs between 2 and 8: the test shows nothing")
+	require.Eventually(t, func() bool {
+		for i := range 20 {
+			r := keyed(i)
+			if p.ProduceSync(ctx, r) != nil || r.Partition != producer.KeyPartition(r.Key, 8) {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond)
+}

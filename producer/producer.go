@@ -172,7 +172,12 @@ type HealthClient interface {
 // that has not caught up; or an error) is transient, and the batch is
 // retried. One look-up rather than kgo's count of failures
 // (UnknownTopicRetries, 4): the producer asks the broker it produces to,
-// whose answer is authoritative.
+// whose answer is authoritative. A topic deleted and created again between
+// two of the producer's batches, with at least the partitions it wrote to,
+// refuses none of them, so the producer does not see it: it goes on with
+// the count it knew until its next look-up (MetadataMaxAge), and a topic
+// created again with more partitions gets its keyed records where that
+// count puts them, as after CreatePartitions.
 //
 // Idempotence (the default, with AcksAll): the producer takes a producer
 // id from the broker before its first batch and numbers each partition's
