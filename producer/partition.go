@@ -94,16 +94,48 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 // a look-up of the topic that answers ends the run. It holds no lock
 // while it logs (see Logger).
 func (p *Producer) logLookUpFailure(name string, err error) {
+	p.logLookUpFailureAt(name, err, time.Now())
+}
+
+// lookUpRun is a topic's run of failed look-ups: its logrun.Run, and when
+// its latest failure was.
+type lookUpRun struct {
+	run  logrun.Run
+	last time.Time
+}
+
+// minLookUpSweep is the fewest runs of failed look-ups kept before the
+// stale ones are dropped (see logLookUpFailureAt).
+const minLookUpSweep = 64
+
+// logLookUpFailureAt is logLookUpFailure at now. The runs are kept by
+// topic name, and a name no look-up answers again (a topic never created,
+// a name made up per record) would keep its run for the producer's life:
+// once they number lookUpSweep (minLookUpSweep at least), those whose
+// latest failure is logrun.Every old or more are dropped, which changes
+// no line's level (the next failure of such a topic is at Warn either
+// way, only without "failing" and "failures"), and the next sweep waits
+// for twice as many as are left, so that sweeping costs O(1) a failure.
+func (p *Producer) logLookUpFailureAt(name string, err error, now time.Time) {
 	p.lookUpMu.Lock()
 	if p.lookUpFailures == nil {
-		p.lookUpFailures = map[string]*logrun.Run{}
+		p.lookUpFailures = map[string]*lookUpRun{}
 	}
 	r := p.lookUpFailures[name]
 	if r == nil {
-		r = &logrun.Run{}
+		if len(p.lookUpFailures) >= max(p.lookUpSweep, minLookUpSweep) {
+			for n, o := range p.lookUpFailures {
+				if now.Sub(o.last) >= logrun.Every {
+					delete(p.lookUpFailures, n)
+				}
+			}
+			p.lookUpSweep = 2 * len(p.lookUpFailures)
+		}
+		r = &lookUpRun{}
 		p.lookUpFailures[name] = r
 	}
-	level, extra := r.Next(time.Now(), nil, slog.LevelWarn)
+	r.last = now
+	level, extra := r.run.Next(now, nil, slog.LevelWarn)
 	p.lookUpFailing.Store(true)
 	p.lookUpMu.Unlock()
 	p.cfg.logger.Log(context.Background(), level, "records failed: the topic's partition count not known",

@@ -11,7 +11,6 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/callstack"
 	"github.com/runnel/runnel/internal/isnil"
-	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/record"
 )
 
@@ -260,10 +259,12 @@ type Producer struct {
 
 	// lookUpFailures throttles the lines of records failed because their
 	// topic's partition count was not learnt by DeliveryTimeout (see
-	// logLookUpFailure): a run per topic name, until a look-up answers.
+	// logLookUpFailure): a run per topic name, until a look-up answers
+	// or, stale, a sweep drops it (see logLookUpFailureAt).
 	lookUpMu       sync.Mutex
-	lookUpFailures map[string]*logrun.Run // guarded by lookUpMu
-	lookUpFailing  atomic.Bool            // lookUpFailures is not empty
+	lookUpFailures map[string]*lookUpRun // guarded by lookUpMu
+	lookUpSweep    int                   // guarded by lookUpMu: the runs kept before the stale are dropped (see logLookUpFailureAt)
+	lookUpFailing  atomic.Bool           // lookUpFailures is not empty
 
 	pidMu   sync.Mutex
 	pid     int64
