@@ -61,7 +61,15 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	}
 	if t != nil {
 		if t.gone.Load() {
-			return t, t.lookAgain(ctx, block)
+			// A topic deleted: its look-ups fail as a new topic's do (a
+			// broker that cannot create it again), and are logged alike.
+			err := t.lookAgain(ctx, block)
+			if errors.Is(err, ErrDeliveryTimeout) {
+				p.logLookUpFailure(name, err)
+			} else if err == nil {
+				p.endLookUpFailures(name)
+			}
+			return t, err
 		}
 		return t, nil
 	}

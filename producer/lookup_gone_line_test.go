@@ -1,0 +1,70 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/stretchr/testify/require"
+)
+
+// storageFullClient answers a partition count of 1 until full is set,
+// then fails every look-up with a retriable error (a broker that cannot
+// create the topic again, its disk full).
+type storageFullClient struct {
+	manyClient
+	full atomic.Bool
+}
+
+func (c *storageFullClient) Partitions(ctx context.Context, topic string) (int, error) {
+	if c.full.Load() {
+		return 0, fmt.Errorf("%w: auto-creating topic %s: no space left on device", api.ErrStorage, topic)
+	}
+	return 1, nil
+}
+
+// TestGoneTopicsLookUpFailureLogged: a topic the producer knew, found
+// deleted (see partition.gone), is looked up again by every record; when
+// those look-ups fail by DeliveryTimeout (the broker cannot create it
+// again), the records are lost as a new topic's are, and are logged at
+// Warn as theirs are (TestRecordsFailedByTheirTopicsLookUpLogged): they
+// were logged at Debug only.
+func TestGoneTopicsLookUpFailureLogged(t *testing.T) {
+	var mu sync.Mutex
+	var warned []string
+	l := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Level >= slog.LevelWarn {
+			mu.Lock()
+			warned = append(warned, r.Message)
+			mu.Unlock()
+		}
+	}))
+	c := &storageFullClient{manyClient: manyClient{n: 1}}
+	p, err := New(c, Logger(l), RetryBackoff(time.Millisecond), DeliveryTimeout(50*time.Millisecond))
+	require.NoError(t, err)
+	defer p.Close()
+	ctx := context.Background()
+	ts, err := p.topic(ctx, "t", true)
+	require.NoError(t, err)
+	ts.gone.Store(true) // as a batch refused with an unknown topic sets it
+	c.full.Store(true)
+	for range 2 {
+		_, err = p.topic(ctx, "t", true)
+		require.ErrorIs(t, err, ErrDeliveryTimeout)
+	}
+	mu.Lock()
+	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned)
+	mu.Unlock()
+	c.full.Store(false)
+	_, err = p.topic(ctx, "t", true)
+	require.NoError(t, err)
+	p.lookUpMu.Lock()
+	defer p.lookUpMu.Unlock()
+	require.Empty(t, p.lookUpFailures, "a look-up that answered ends the run")
+}
