@@ -905,7 +905,7 @@ func (s *rstate) checkProduce(topic string, partition int32, g *gbatch, size int
 			// Kafka 4.5's KAFKA-15591 (apache/kafka#23234): a partition
 			// that never held a record takes only sequence 0 from a
 			// producer it has no state for. The model is Kafka 2.5 to
-			// 4.2's (KIP-360: any first sequence), as runnel is.
+			// 4.4's (KIP-360: any first sequence), as runnel is.
 			s.quirk(p, "kfake refuses a nonzero first sequence on a never-written partition, as Kafka 4.5 does (KAFKA-15591; Kafka 2.5-4.4 take it, as runnel)", true)
 			kwant = k
 		case (want.code == codeInvalidRecord || want.code == codeInvalidTimestamp) && (k.code == codeOutOfOrderSequence || k.code == codeInvalidEpoch):
