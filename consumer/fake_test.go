@@ -438,6 +438,11 @@ func TestUndecodableBatchDoesNotHideTheNext(t *testing.T) {
 	var pe *consumer.PartitionError
 	require.ErrorAs(t, errs[0], &pe)
 	require.EqualValues(t, 1, pe.Offset)
+
+	// NumRecords reads the headers only: the batch that does not decode
+	// counts whole (2), where Records yields one of its records and an
+	// error (its doc says so; it once said it stopped counting there).
+	require.Equal(t, 4, fs.NumRecords(), "the batch that does not decode counts whole, from its header")
 }
 
 // An error the Kafka table calls retriable leaves the partition out for
