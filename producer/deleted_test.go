@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -346,32 +347,43 @@ func TestRecordAfterCreateDuringGoneLookUpIsNotAbandoned(t *testing.T) {
 // with more partitions: no batch is refused, so the producer keeps the
 // count it knew, and its keyed records land where that count puts them,
 // until MetadataMaxAge's look-up, from which they land where the new
-// count does.
+// count does. In a synctest bubble: on the wall clock, the records of the
+// first part could outlast a 50 ms MetadataMaxAge on a loaded machine.
 func TestTopicCreatedAgainWithMorePartitionsIsNotSeen(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 2))
-	p := newProducer(t, b, producer.DefaultTopic("t"), producer.MetadataMaxAge(50*time.Millisecond))
-	ctx := testCtx(t)
-	keyed := func(i int) *record.Record { return &record.Record{Key: fmt.Appendf(nil, "k%d", i)} }
-	require.NoError(t, p.ProduceSync(ctx, keyed(0)))
-	require.NoError(t, b.DeleteTopic(ctx, "t"))
-	runneltest.CreateTopic(t, b, "t", log.TopicConfig{Partitions: 8})
-	stale := 0
-	for i := range 20 {
-		r := keyed(i)
-		require.NoError(t, p.ProduceSync(ctx, r))
-		require.Equal(t, producer.KeyPartition(r.Key, 2), r.Partition, "key %s", r.Key)
-		if r.Partition != producer.KeyPartition(r.Key, 8) {
-			stale++
-		}
-	}
-	require.Positive(t, stale, "no key whose partition differs between 2 and 8: the test shows nothing")
-	require.Eventually(t, func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		const age = 50 * time.Millisecond
+		b := newBroker(t, runneltest.Topic("t", 2))
+		p := newProducer(t, b, producer.DefaultTopic("t"), producer.MetadataMaxAge(age))
+		ctx := t.Context()
+		keyed := func(i int) *record.Record { return &record.Record{Key: fmt.Appendf(nil, "k%d", i)} }
+		require.NoError(t, p.ProduceSync(ctx, keyed(0)))
+		require.NoError(t, b.DeleteTopic(ctx, "t"))
+		runneltest.CreateTopic(t, b, "t", log.TopicConfig{Partitions: 8})
+		t0 := time.Now()
+		stale := 0
 		for i := range 20 {
 			r := keyed(i)
-			if p.ProduceSync(ctx, r) != nil || r.Partition != producer.KeyPartition(r.Key, 8) {
-				return false
+			require.NoError(t, p.ProduceSync(ctx, r))
+			require.Equal(t, producer.KeyPartition(r.Key, 2), r.Partition, "key %s", r.Key)
+			if r.Partition != producer.KeyPartition(r.Key, 8) {
+				stale++
 			}
 		}
-		return true
-	}, 5*time.Second, 10*time.Millisecond)
+		require.Less(t, time.Since(t0), age, "the bubble's clock moved: the first part is not before MetadataMaxAge")
+		require.Positive(t, stale, "no key whose partition differs between 2 and 8: the test shows nothing")
+		time.Sleep(age)
+		for try := 0; ; try++ {
+			moved := true
+			for i := range 20 {
+				r := keyed(i)
+				require.NoError(t, p.ProduceSync(ctx, r))
+				moved = moved && r.Partition == producer.KeyPartition(r.Key, 8)
+			}
+			if moved {
+				break
+			}
+			require.Less(t, try, 100, "the new count never followed")
+			time.Sleep(age / 10)
+		}
+	})
 }
