@@ -654,6 +654,7 @@ type batch struct {
 	ctxs    []recCtx  // the ctxs of the records that have one that may end, by index
 	dropped int       // records dropped (see pending.dropped), all with a ctx
 	urgent  bool      // a ProduceSync waits for its records: it lingers no more (see unlinger)
+	filled  bool      // queued as full, no record fitting the room left (see full): more are likely coming
 
 	// While the batch lingers: the AfterFuncs that wake the partition's
 	// goroutine when a record's ctx ends (see watch).
@@ -1078,6 +1079,7 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 	if full {
 		// No record can join it: it is full, and goes without lingering,
 		// as Kafka's producer sends a batch once batch.isFull().
+		pp.cur.filled = true
 		pp.queue = append(pp.queue, pp.cur)
 		pp.cur = nil
 	}

@@ -118,12 +118,14 @@ func (pl *pipeline) stop() {
 // Without a request before it in flight, a batch with nothing to wait for
 // completes at once, and so does one whose acknowledgement the partition's
 // goroutine would only wait for with nothing else to send (as without a
-// pipeline: no hand-off to another goroutine to wake). Otherwise the
+// pipeline: no hand-off to another goroutine to wake), unless it left
+// full (batch.filled: its successor is likely on its way, and should not
+// wait for this acknowledgement). Otherwise the
 // acker takes it, started if need be, and the partition's goroutine goes
 // on.
 func (pp *partition) delivered(it inflight, dl *deadlines) {
 	pl := pp.pipe
-	if pl.alone() && (it.ack == nil || !pp.buffered()) {
+	if pl.alone() && (it.ack == nil || !it.b.filled && !pp.buffered()) {
 		pp.complete(it, dl)
 		pl.release()
 		return

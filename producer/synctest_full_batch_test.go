@@ -55,3 +55,39 @@ func TestSynctestFullBatchDoesNotLinger(t *testing.T) {
 		})
 	}
 }
+
+// A batch that leaves because it is full says more records are coming:
+// it is handed to the acker, as a batch with a successor is, and the next
+// full batch goes without waiting for its acknowledgement (an fsync, here
+// 100 ms). Sent at once on filling, nothing behind it yet, the partition's
+// goroutine waited for that acknowledgement itself, and the next batches
+// went only once it came: 0, 100, 100 ms where MaxInFlight(3) allows 0,
+// 10, 20.
+func TestSynctestFullBatchesPipelined(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ackAfter = 100 * time.Millisecond
+		c := &ackLater{clockedClient: bubbleBroker(t), d: ackAfter}
+		value := make([]byte, 20)
+		p, err := producer.New(c, producer.Linger(time.Second), producer.MaxInFlight(3),
+			// One record a batch, exactly: each batch is full at once.
+			producer.BatchMaxBytes(record.HeaderSize+record.RecordSize(1<<20, 63, nil, value, nil)))
+		require.NoError(t, err)
+		defer p.Close()
+		t0 := time.Now()
+		var outs []<-chan timedOutcome
+		for i := range 3 {
+			time.Sleep(time.Until(t0.Add(time.Duration(10*i) * time.Millisecond)))
+			ch := make(chan timedOutcome, 1)
+			p.Produce(t.Context(), &record.Record{Topic: "t", Value: value}, func(r *record.Record, err error) {
+				ch <- timedOutcome{time.Now(), err, r}
+			})
+			outs = append(outs, ch)
+		}
+		for i, ch := range outs {
+			o := <-ch
+			require.NoError(t, o.err)
+			require.Equal(t, t0.Add(time.Duration(10*i)*time.Millisecond+requestTime(ackAfter, int64(i))), o.at, "record %d", i)
+		}
+		require.Equal(t, []time.Time{t0, t0.Add(10 * time.Millisecond), t0.Add(20 * time.Millisecond)}, c.sent())
+	})
+}
