@@ -154,12 +154,17 @@ func (ps producers) update(b record.Batch, now int64) {
 	})
 }
 
-// expire forgets the producers whose last append was at or before cutoff
-// (Unix ns), and reports how many it forgot.
-func (ps producers) expire(cutoff int64) int {
+// expire forgets the producers whose last append was at least exp before
+// now (Unix ns), and reports how many it forgot. The age is now - last in
+// wrapping int64 arithmetic, exact for any two times within 292 years of
+// each other: the Unix nanoseconds of time.Time.UnixNano wrap past
+// 2262-04-11T23:47:16.854775807Z (and before 1677), and a comparison of
+// the two readings against a cutoff did not hold across that instant (an
+// id appended just after it was forgotten at once; one just before, never).
+func (ps producers) expire(now int64, exp time.Duration) int {
 	n := 0
 	for id, st := range ps {
-		if st.last <= cutoff {
+		if now-st.last >= int64(exp) {
 			delete(ps, id)
 			n++
 		}
@@ -255,7 +260,9 @@ func (ps producers) mergeSnapshot(snap producers, lost map[int64]lostHead) {
 			continue
 		}
 		st.mergeBatches(o.batches)
-		st.last = max(st.last, o.last)
+		if o.last-st.last > 0 { // the later, as expire reads them
+			st.last = o.last
+		}
 	}
 	for id, o := range snap {
 		if ps[id] == nil {
@@ -527,7 +534,7 @@ func (l *Log) forgetExpiredProducers(now time.Time) {
 		return
 	}
 	loaded := len(l.producers)
-	n := l.producers.expire(now.Add(-l.producerExpiration).UnixNano())
+	n := l.producers.expire(now.UnixNano(), l.producerExpiration)
 	if n == 0 {
 		return
 	}

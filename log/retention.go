@@ -588,7 +588,7 @@ func (l *Log) cleanUp(ctx context.Context) error {
 		// Ids are forgotten only here (and by a truncation): the map
 		// was at its largest since the last Maintain just now.
 		l.producersPeak = max(l.producersPeak, len(l.producers))
-		if n := l.producers.expire(l.clock.Now().Add(-l.producerExpiration).UnixNano()); n > 0 {
+		if n := l.producers.expire(l.clock.Now().UnixNano(), l.producerExpiration); n > 0 {
 			l.lockedLog.Info("producer ids expired", "dir", l.dir, "count", n, "after", l.producerExpiration)
 		}
 		if l.producersPeak >= minProducersShrink && len(l.producers) <= l.producersPeak/4 {
