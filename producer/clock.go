@@ -18,6 +18,7 @@ const clockRenew = 100 * time.Millisecond
 // It is safe for concurrent use.
 type wallClock struct {
 	base atomic.Pointer[clockBase]
+	read func() time.Time // time.Now; tests set another
 }
 
 // clockBase is a time.Now reading, and its wall time in ns since the epoch.
@@ -32,7 +33,12 @@ func (c *wallClock) now() time.Time {
 			return time.Unix(0, b.unixNs+int64(d))
 		}
 	}
-	t := time.Now()
+	var t time.Time
+	if c.read != nil {
+		t = c.read()
+	} else {
+		t = time.Now()
+	}
 	c.base.Store(&clockBase{t: t, unixNs: t.UnixNano()})
 	return time.Unix(0, t.UnixNano()) // without t's monotonic reading, as the others
 }
