@@ -21,16 +21,19 @@ type wallClock struct {
 	read func() time.Time // time.Now; tests set another
 }
 
-// clockBase is a time.Now reading, and its wall time in ns since the epoch.
+// clockBase is a time.Now reading, and its wall time alone (without the
+// monotonic reading). Not Unix nanoseconds, which an int64 holds only
+// from 1677 to 2262-04-11: past that they wrapped, and a record was
+// stamped some 584 years off.
 type clockBase struct {
-	t      time.Time
-	unixNs int64
+	t    time.Time
+	wall time.Time
 }
 
 func (c *wallClock) now() time.Time {
 	if b := c.base.Load(); b != nil {
 		if d := time.Since(b.t); d >= 0 && d < clockRenew {
-			return time.Unix(0, b.unixNs+int64(d))
+			return b.wall.Add(d)
 		}
 	}
 	var t time.Time
@@ -39,6 +42,7 @@ func (c *wallClock) now() time.Time {
 	} else {
 		t = time.Now()
 	}
-	c.base.Store(&clockBase{t: t, unixNs: t.UnixNano()})
-	return time.Unix(0, t.UnixNano()) // without t's monotonic reading, as the others
+	b := &clockBase{t: t, wall: t.Round(0)} // without t's monotonic reading
+	c.base.Store(b)
+	return b.wall
 }
