@@ -14,7 +14,11 @@ const clockRenew = 100 * time.Millisecond
 // and adds the time elapsed to a wall-clock reading it renews every
 // clockRenew. A timestamp therefore differs from time.Now's by at most the
 // wall clock's own adjustment (NTP) within clockRenew — well under Kafka's
-// millisecond precision. The times it returns carry no monotonic reading.
+// millisecond precision — but after the machine sleeps (a suspend, a VM
+// paused): the monotonic clock stops meanwhile (CLOCK_MONOTONIC on
+// Linux), so for up to clockRenew after the resume records may be
+// stamped with the time before the sleep. The times it returns carry no
+// monotonic reading.
 // It is safe for concurrent use.
 type wallClock struct {
 	base atomic.Pointer[clockBase]
