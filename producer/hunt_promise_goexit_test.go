@@ -1,0 +1,58 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/require"
+)
+
+// A promise that ends the producer's goroutine with runtime.Goexit — what
+// t.FailNow, t.Fatal or a require assertion does in a promise of a test,
+// when the record it checks failed — must not leave the producer with a
+// partition whose goroutine is gone: before the fix, the partition's
+// later records were never sent nor failed, and a ProduceSync to it
+// waited for ever, its ctx's end notwithstanding (a test binary then hung
+// until go test's -timeout). The producer now stops the program at once,
+// as it does for a promise that panics, saying what ended its goroutine.
+// Run in a child process, which must end on its own within the wait.
+func TestPromiseGoexitStopsTheProgram(t *testing.T) {
+	if os.Getenv("RUNNEL_PROMISE_GOEXIT_CHILD") == "1" {
+		promiseGoexitChild(t)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestPromiseGoexitStopsTheProgram$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), "RUNNEL_PROMISE_GOEXIT_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, ctx.Err(), "the child hung (a ProduceSync waiting for a partition whose goroutine is gone):\n%s", out)
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the child should stop:\n%s", out)
+	require.Contains(t, string(out), "panic: runnel/producer: a promise ended the producer's goroutine", "%s", out)
+	require.Contains(t, string(out), "t.FailNow", "%s", out)
+}
+
+func promiseGoexitChild(t *testing.T) {
+	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Err: errors.New("injected"), Count: 1})
+	p, err := producer.New(f)
+	require.NoError(t, err)
+	p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("a")}, func(_ *record.Record, err error) {
+		require.NoError(t, err) // fails: t.FailNow on the producer's goroutine
+	})
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	t.Logf("ProduceSync after the Goexit: %v", p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("b")}))
+}
