@@ -140,7 +140,10 @@ type HealthClient interface {
 // it (Kafka's Java producer logs a callback's exception and goes on;
 // recovered here, the panic would hide a bug and leave the promise's own
 // work half done, unknown to its caller). Recover in the promise if that is
-// what you want.
+// what you want. A promise that ends the goroutine instead
+// (runtime.Goexit: t.FailNow, t.Fatal or a require assertion in a test's
+// promise) crashes it too, with a panic that says so: the partition's
+// goroutine gone, its later records would never be sent nor failed.
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
 // batch's DeliveryTimeout; later batches of the partition wait, so order
