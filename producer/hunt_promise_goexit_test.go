@@ -5,9 +5,11 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -38,7 +40,7 @@ func TestPromiseGoexitStopsTheProgram(t *testing.T) {
 	require.NoError(t, ctx.Err(), "the child hung (a ProduceSync waiting for a partition whose goroutine is gone):\n%s", out)
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit, "the child should stop:\n%s", out)
-	require.Contains(t, string(out), "panic: runnel/producer: a promise ended the producer's goroutine", "%s", out)
+	require.Contains(t, string(out), "ended the producer's goroutine", "%s", out)
 	require.Contains(t, string(out), "t.FailNow", "%s", out)
 }
 
@@ -55,4 +57,43 @@ func promiseGoexitChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	t.Logf("ProduceSync after the Goexit: %v", p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("b")}))
+}
+
+// goexitClient is a Client of a test's own whose Produce ends its
+// goroutine (a require assertion on the request that fails) once.
+type goexitClient struct {
+	producer.Client
+	t    *testing.T
+	once sync.Once
+}
+
+func (c *goexitClient) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
+	c.once.Do(func() { require.Equal(c.t, "other", req.Topic) })
+	return c.Client.Produce(ctx, req)
+}
+
+// As TestPromiseGoexitStopsTheProgram, for a Client's method that ends
+// the producer's goroutine.
+func TestClientGoexitStopsTheProgram(t *testing.T) {
+	if os.Getenv("RUNNEL_CLIENT_GOEXIT_CHILD") == "1" {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		p, err := producer.New(&goexitClient{Client: b, t: t})
+		require.NoError(t, err)
+		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("a")}, nil)
+		time.Sleep(100 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		t.Logf("ProduceSync after the Goexit: %v", p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("b")}))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestClientGoexitStopsTheProgram$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), "RUNNEL_CLIENT_GOEXIT_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, ctx.Err(), "the child hung (a ProduceSync waiting for a partition whose goroutine is gone):\n%s", out)
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the child should stop:\n%s", out)
+	require.Contains(t, string(out), "ended the producer's goroutine", "%s", out)
 }
