@@ -625,34 +625,6 @@ type pending struct {
 	body    int32 // record.BodySize; -1 once dropped (see drop)
 }
 
-// callPromise runs the record's promise, on one of the producer's
-// goroutines. A promise that panics crashes the program (see Producer):
-// the panic goes on as it came. One that ends the goroutine with
-// runtime.Goexit — t.FailNow, t.Fatal or a require assertion in a
-// promise of a test — would leave the partition without its goroutine,
-// its later records never sent nor failed and a ProduceSync of them
-// waiting for ever, whatever its ctx: it stops the program as a panic
-// does, saying why, rather than hang it.
-func (pr *pending) callPromise(r *record.Record, err error) {
-	returned := false
-	defer func() {
-		if returned {
-			return
-		}
-		if v := recover(); v != nil {
-			panic(v) // a panic of the promise's own
-		}
-		panic(errPromiseGoexit)
-	}()
-	pr.promise(r, err)
-	returned = true
-}
-
-// errPromiseGoexit is the panic of a promise that ended the producer's
-// goroutine (see pending.callPromise).
-var errPromiseGoexit = errors.New("runnel/producer: a promise ended the producer's goroutine (runtime.Goexit: t.FailNow, t.Fatal or a require assertion on a goroutine that is not the test's?); " +
-	"a promise must return: report a test's failure from it with t.Errorf, or hand the error to the test's goroutine")
-
 // drop marks the record as dropped from its batch, its ctx having ended
 // before the batch was sent: it is not sent, and fails with ctx's error.
 // The mark is its body size, which a dropped record no longer needs (it

@@ -140,9 +140,10 @@ type HealthClient interface {
 // it (Kafka's Java producer logs a callback's exception and goes on;
 // recovered here, the panic would hide a bug and leave the promise's own
 // work half done, unknown to its caller). Recover in the promise if that is
-// what you want. A promise that ends the goroutine instead
-// (runtime.Goexit: t.FailNow, t.Fatal or a require assertion in a test's
-// promise) crashes it too, with a panic that says so: the partition's
+// what you want. A promise (or a Client's method, or a Logger's handler,
+// run on those goroutines) that ends the goroutine instead
+// (runtime.Goexit: t.FailNow, t.Fatal or a require assertion in a test)
+// crashes the program too, with a panic that says so: the partition's
 // goroutine gone, its later records would never be sent nor failed.
 //
 // Retriable errors (api.IsRetriable) are retried with backoff until the
@@ -913,10 +914,31 @@ func (p *Producer) spawn(f func()) bool {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		returned := false
+		defer func() {
+			if returned {
+				return
+			}
+			if v := recover(); v != nil {
+				panic(v) // a panic goes on as it came (see Producer)
+			}
+			panic(errGoexit)
+		}()
 		f()
+		returned = true
 	}()
 	return true
 }
+
+// errGoexit is the panic of a producer's goroutine that code it ran ended
+// with runtime.Goexit: t.FailNow, t.Fatal or a require assertion in a
+// promise, a Client's method or a Logger's handler of a test. Gone, the
+// goroutine would leave its partition's records never sent nor failed,
+// and a ProduceSync of them waiting for ever, whatever its ctx: the
+// program stops instead, as for a panic there, saying why.
+var errGoexit = errors.New("runnel/producer: a promise, a Client's method or a Logger's handler ended the producer's goroutine " +
+	"(runtime.Goexit: t.FailNow, t.Fatal or a require assertion on a goroutine that is not the test's?); " +
+	"it must return: report a test's failure there with t.Errorf, or hand it to the test's goroutine")
 
 // wakeAll wakes every partition's goroutine (for Flush and Close).
 func (p *Producer) wakeAll() {

@@ -466,7 +466,7 @@ func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
 		pr := &b.recs[k]
 		r := pr.r
 		if pr.dropped() {
-			pr.callPromise(r, b.ctxOf(k).Err())
+			pr.promise(r, b.ctxOf(k).Err())
 			continue
 		}
 		r.Partition = pp.id
@@ -488,7 +488,7 @@ func (pp *partition) succeed(b *batch, resp api.ProduceResponse) {
 		} else {
 			r.ProducerID, r.ProducerEpoch, r.Sequence = record.NoProducerID, record.NoProducerEpoch, record.NoSequence
 		}
-		pr.callPromise(r, nil)
+		pr.promise(r, nil)
 		i++
 	}
 	pp.p.release(int64(len(b.recs)), b.bytes)
@@ -550,7 +550,7 @@ func (f *failureLog) end() {
 func (pp *partition) fail(b *batch, err error) {
 	for i := range b.recs {
 		pr := &b.recs[i]
-		pr.callPromise(pr.r, b.outcome(i, err))
+		pr.promise(pr.r, b.outcome(i, err))
 	}
 	pp.p.release(int64(len(b.recs)), b.bytes)
 	pp.reuse(b)
