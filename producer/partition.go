@@ -351,7 +351,7 @@ func (t *topicState) maybeRefresh(pp *partition, dl *deadlines) {
 // ends or deadline (see partitionsBy), and follows it (see follow); it
 // returns the count, or the broker's error, which changes nothing.
 func (t *topicState) refresh(ctx context.Context, deadline time.Time) (int, error) {
-	return t.refreshBy(nil, func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
+	return t.refreshBy(context.Background(), func() (int, error) { return t.p.partitionsBy(ctx, t.name, deadline) })
 }
 
 // lookUpNow is refresh for a record whose partitioner chose a partition
@@ -368,8 +368,9 @@ func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
 // refresh is due MetadataMaxAge after now, and the count found is
 // followed (see lookAndFollow, whose count it returns); an error changes
 // nothing. caller is the ctx of the Produce that looks (lookUpNow), or
-// nil for the producer's own look-ups, whose ctx ends at a deadline of
-// the producer's (refresh): a look-up that the caller's ctx or Close
+// context.Background() for the producer's own look-ups, whose ctx ends
+// at a deadline of the producer's (refresh): a look-up that the caller's
+// ctx or Close
 // ended is logged at Debug, the caller's doing, which its record's
 // promise tells; any other failure at Warn.
 func (t *topicState) refreshBy(caller context.Context, look func() (int, error)) (int, error) {
@@ -377,7 +378,7 @@ func (t *topicState) refreshBy(caller context.Context, look func() (int, error))
 	n, err := t.lookAndFollow(look)
 	if err != nil {
 		level := slog.LevelWarn
-		if t.p.closed.Load() || errors.Is(err, ErrClosed) || caller != nil && caller.Err() != nil {
+		if t.p.closed.Load() || errors.Is(err, ErrClosed) || caller.Err() != nil {
 			level = slog.LevelDebug
 		}
 		t.p.cfg.logger.Log(context.Background(), level, "cannot refresh the partition count", "topic", t.name, "err", err)
