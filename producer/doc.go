@@ -2,8 +2,10 @@
 // partition into Kafka RecordBatch v2 batches (package record), optionally
 // compressed (package compression), and sends them to a broker through
 // the small Client interface, which *runnel.Broker satisfies. It sits with
-// the other clients above the broker and imports only package api and the
-// leaves, never the root package, so tests can hand it a fake Client.
+// the other clients above the broker and imports only package api,
+// package log (for its errors, such as ErrRecordTooLarge and ErrLogFenced)
+// and the leaves, never the root package, so tests can hand it a fake
+// Client.
 //
 //	p, err := producer.New(b, producer.Linger(5*time.Millisecond),
 //		producer.Compression(compression.Zstd))

@@ -1,6 +1,8 @@
 // Package record holds runnel's Record and the codec of Kafka's RecordBatch
 // v2 (magic 2), byte for byte as Kafka writes it on disk and on the wire. It
-// is a leaf of the layer stack; segment, log and the clients build on it.
+// is a leaf of the layer stack, above only package compression, which it
+// calls to encode and decode a batch's records; segment, log and the
+// clients build on it.
 //
 // # The batch
 //

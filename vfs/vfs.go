@@ -3,7 +3,9 @@
 // the same code runs on the operating system's disk (OS) and in memory
 // (NewMem), and crash tests can drop unsynced data or inject faults.
 //
-// It is a leaf of the layer stack: it imports nothing of runnel's.
+// It is a leaf of the layer stack: of runnel's packages it imports only
+// internal/isnil (so that WithFaults takes a nil *Counter or InjectorFunc
+// for no injector).
 //
 // The contract the storage code relies on:
 //

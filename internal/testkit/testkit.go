@@ -1,6 +1,10 @@
-// Package testkit holds the small helpers that the tests of several
-// packages share (the bad-input tables of the root package, producer and
-// consumer). It is internal: test support, imported only by tests.
+// Package testkit holds the small helpers that the tests of most of
+// runnel's packages share: NoPanic for the bad-input tables of the root
+// package, producer and consumer, seeded runs (Seeds), crash-point and
+// file-operation traces (FSOp, OpTrace), child processes (ChildMain,
+// RunMain, MainExit), log-line tallies and allocation counts. It is
+// internal: test support, imported only by tests; of runnel's packages
+// it imports only vfs.
 package testkit
 
 import (
