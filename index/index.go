@@ -3,6 +3,10 @@
 // on-disk format, byte for byte, so that a segment directory written by
 // runnel can be read by Kafka's tools and the other way round.
 //
+// It is a leaf of the layer stack, above only vfs: package segment opens
+// and owns the two indexes of each segment (package log takes only the
+// entry sizes from here, to group segments that compaction merges).
+//
 // # Offset index
 //
 // The file <base>.index (base being the segment's base offset) is a

@@ -3,8 +3,9 @@
 // own caller — a producer's Close from a promise, a consumer's Close from
 // a Client's method — and return rather than deadlock. It walks the
 // stack, a few microseconds a call: it is for such rare calls, never for
-// a record's path. It sits below producer and consumer and uses nothing
-// of runnel's.
+// a record's path. It sits below producer, consumer and the broker (the
+// root package: a Broker's Close from its slog handler) and uses
+// nothing of runnel's.
 package callstack
 
 import "runtime"

@@ -16,7 +16,8 @@
 // mutex is held, and every release of the mutex after which lines may be
 // queued goes through Unlock (a plain Unlock leaves them queued until the
 // next one). In a binary built with the race detector, a line logged while
-// the mutex is not held panics. It sits below log and consumer and uses
+// the mutex is not held panics. It sits below log, consumer and the
+// broker (the root package) and uses
 // nothing of runnel's.
 package lockedlog
 
