@@ -77,8 +77,10 @@
 // The helpers fail the test with t.Fatalf, so, like t.Fatalf, call them
 // from the goroutine running the test: called on another goroutine, a
 // failing helper ends only that goroutine (runtime.Goexit) and the test
-// goes on without it. Code under test may use the broker, and the
-// clients the helpers made, from any goroutine.
+// goes on without it; on a producer's goroutine (in a promise) it stops
+// the test binary with a panic instead (see producer.Producer). Code
+// under test may use the broker, and the clients the helpers made, from
+// any goroutine.
 //
 // # Fake time
 //
