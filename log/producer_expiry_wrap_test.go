@@ -2,6 +2,8 @@ package log
 
 import (
 	"context"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,5 +40,23 @@ func TestProducerExpiryAcrossTheNanosecondWrap(t *testing.T) {
 			res := appendOK(t, l, idemBatch(t, 7, 0, 0, 2))
 			require.False(t, res.Duplicate, "forgotten ProducerExpiration after its last append")
 		})
+	}
+}
+
+// TestMergeSnapshotKeepsTheLaterTimeAcrossTheWrap: merging a snapshot's
+// producer state keeps the later of the two last-append times as expire
+// reads them (now - last, wrapping), also when the two straddle the
+// Unix-nanosecond wrap: max of the raw int64s kept the earlier one, an
+// id then read as some 584 years old and forgotten at the next Maintain.
+func TestMergeSnapshotKeepsTheLaterTimeAcrossTheWrap(t *testing.T) {
+	before := int64(math.MaxInt64) - int64(time.Minute) // just before the wrap
+	after := before + int64(2*time.Minute)              // a minute past it: negative
+	require.Negative(t, after)
+	for _, tc := range []struct{ mine, snap int64 }{{before, after}, {after, before}} {
+		b := []producerBatch{{firstSeq: 0, lastSeq: 1, firstOffset: 0, lastOffs: 1, appendTime: unknownAppendTime}}
+		ps := producers{7: {batches: slices.Clone(b), last: tc.mine}}
+		ps.mergeSnapshot(producers{7: {batches: slices.Clone(b), last: tc.snap}}, nil)
+		require.Equal(t, after, ps[7].last, "merged %d with the snapshot's %d", tc.mine, tc.snap)
+		require.Zero(t, ps.expire(after+int64(time.Hour), 24*time.Hour), "forgotten an hour after its last append")
 	}
 }
