@@ -297,9 +297,11 @@ func DeliveryTimeout(d time.Duration) Opt { return func(c *config) { c.deliveryT
 // Default 100 ms. Each further retry of the same batch waits twice as long,
 // up to 1 s (or d, if larger), each wait jittered by ±20%. New returns
 // ErrInvalidOption for d <= 0. Kafka's producer (KIP-580) doubles
-// retry.backoff.ms up to retry.backoff.max.ms (1 s), which bounds a
-// larger retry.backoff.ms too, and newer clients bound the jittered wait
-// by it: here a d over 1 s backs off d, and a wait may be 20% over 1 s.
+// retry.backoff.ms up to retry.backoff.max.ms (1 s), and newer clients
+// bound the jittered wait by it: here a wait may be 20% over 1 s. A
+// retry.backoff.ms above the maximum is, by Kafka's docs, bounded by it,
+// but its ExponentialBackoff then returns retry.backoff.ms, unjittered:
+// here too a d over 1 s backs off d, jittered.
 func RetryBackoff(d time.Duration) Opt { return func(c *config) { c.retryBackoff = d } }
 
 // DisableIdempotence turns idempotence off. By default (with AcksAll) the
