@@ -548,6 +548,14 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // DeleteRecords left below the log start during the call comes with a
 // LogStartOffset above it.
 //
+// A partition that a config change is reopening (or a deletion holds)
+// is answered, in a fetch that names others and holds no records yet,
+// as one with nothing to read, rather than waited for: its reopen (a
+// closing fsync, a recovery) does not hold back the other partitions'
+// records, as Kafka's broker answers each partition on its own. A fetch
+// that waits is woken when the reopen ends, and reads it then. A fetch
+// of that partition alone waits for the reopen, until ctx ends.
+//
 // req.Partitions may name any number of partitions, and one more than
 // once: each entry is read and answered on its own, and a fetch that
 // waits waits on each (the most reflect.Select takes, 65536 cases, is no
@@ -588,7 +596,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
-		resp, waits, total, failed, err := b.fetchOnce(ctx, req, maxBytes, false)
+		resp, waits, total, failed, err := b.fetchOnce(ctx, req, maxBytes, false, true)
 		if err != nil {
 			return api.FetchResponse{}, err
 		}
@@ -640,7 +648,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 					// that no call holds exclusively is read whatever
 					// ctx says; if one is, by a reopen, the first
 					// read's answer stands).
-					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false); err == nil {
+					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false); err == nil {
 						resp, total = r, n
 					}
 				}
@@ -652,7 +660,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				return api.FetchResponse{}, ErrClosed
 			case waitTimer:
 				// MaxWait passed: one last look.
-				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false)
+				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, total == 0)
 				if err != nil {
 					return api.FetchResponse{}, err
 				}
@@ -672,7 +680,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				return api.FetchResponse{}, ErrClosed
 			}
 			var now api.FetchResponse
-			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true)
+			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true, false)
 			if err != nil {
 				// ctx ended while the look waited for a partition held
 				// exclusively (a reopen): the answer holds records, and
@@ -785,8 +793,11 @@ var testHookFetchRead func()
 // partition's reopen until ctx ended ends it with ctx's error (err): what
 // it read is left to the next fetch. With check, each read is one of no
 // bytes, which fails as a read does (see below): a wake's look at the
-// partitions' errors, and their channels again.
-func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check bool) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
+// partitions' errors, and their channels again. With skipBusy, a
+// partition held exclusively (a reopen) is not read, when the request
+// names others: a read made while the answer holds no records yet, which
+// would otherwise wait for the reopen, the others' records held back.
+func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check, skipBusy bool) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
 	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
 	for i, fp := range req.Partitions {
 		out := &resp.Partitions[i]
@@ -827,6 +838,16 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 		}
 		if testHookFetchRead != nil {
 			testHookFetchRead()
+		}
+		if skipBusy && len(req.Partitions) > 1 && p.Busy() {
+			// A config change's reopen (or a deletion) holds the
+			// partition: its read would wait for it, and hold back the
+			// partitions after it, and those before, which the answer
+			// waits for. It is answered as one with nothing to read, as
+			// Kafka's broker answers each partition of a fetch on its own;
+			// a wait wakes when the lock is released (see
+			// log.PartitionLock.Unlock), and reads it then.
+			continue
 		}
 		read := p.ReadInto
 		if total > 0 {

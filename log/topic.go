@@ -474,13 +474,31 @@ func (p *Partition) Lock(ctx context.Context) (*PartitionLock, error) {
 	return &PartitionLock{p: p, l: l, held: true}, nil
 }
 
-// Unlock releases the partition's lock. A second call does nothing.
+// Unlock releases the partition's lock, and wakes the readers waiting
+// for the partition to change (see Changed): a long poll that went past
+// the partition while it was held (see Busy) reads it now. A second call
+// does nothing.
 func (k *PartitionLock) Unlock() {
 	if !k.held {
 		return
 	}
 	k.held = false
 	k.p.unlock(k.l)
+	k.p.notify()
+}
+
+// Busy reports whether the partition is held exclusively (a Reopen, a
+// PartitionLock), or waited for by one: a call into its log now would
+// wait for it. It is a look, stale once it returns. A reader of several
+// partitions, which would otherwise hold back the others behind this one
+// (a config change's reopen, with its closing fsync), may go past it and
+// wait on Changed, which the lock's release closes.
+func (p *Partition) Busy() bool {
+	if !p.mu.TryRLock() {
+		return true
+	}
+	p.mu.RUnlock()
+	return false
 }
 
 // Log returns the partition's log as it is now: under the lock held, no
