@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -71,4 +72,33 @@ func TestHuntFairPollNotHeldByAnotherPartitionsReopen(t *testing.T) {
 	release()
 	require.NoError(t, <-altered)
 	require.Equal(t, 1, got, "u-0's record was held back by t-0's reopen")
+}
+
+// TestHuntFairFetchWokenWhenAReopenEnds: a long poll that went past a
+// partition held exclusively (a reopen's lock, Partition.Lock), with
+// nothing to answer, is woken when the lock is released, and answers that
+// partition's records at once, not at its MaxWait (an hour). A Reopen
+// wakes the long polls as it ends, but under the lock, which a config
+// change releases after: a poll woken then finds the partition held
+// still, and waits again.
+func TestHuntFairFetchWokenWhenAReopenEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "x")
+		_, p, err := b.topicPartition(t.Context(), "t", 0, false)
+		require.NoError(t, err)
+		k, err := p.Lock(t.Context()) // as a config change holds it
+		require.NoError(t, err)
+		t0 := time.Now()
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
+			Partitions: []api.FetchPartition{{Topic: "u", Partition: 0}, {Topic: "t", Partition: 0}}})
+		synctest.Wait() // it went past t-0, and waits
+		k.Unlock()
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, []string{"x"}, values(t, a.resp.Partitions[1].Records))
+		require.Equal(t, t0, a.at, "answered at MaxWait, not when the lock was released")
+	})
 }
