@@ -50,7 +50,7 @@ func (h *holdZero) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (a
 
 // A partition whose requests hang does not hold back the sends of the
 // others, whatever MaxInFlight and Linger.
-func TestHuntFairHotPartitionDoesNotBlockOthers(t *testing.T) {
+func TestFairHotPartitionDoesNotBlockOthers(t *testing.T) {
 	for _, inFlight := range []int{1, 5} {
 		for _, linger := range []time.Duration{0, 10 * time.Millisecond} {
 			t.Run(fmt.Sprintf("inflight=%d/linger=%v", inFlight, linger), func(t *testing.T) {
@@ -83,7 +83,7 @@ func TestHuntFairHotPartitionDoesNotBlockOthers(t *testing.T) {
 // Produce calls waiting for buffer space never wait out a lingering
 // batch: every batch that lingers while one waits goes at once, however
 // many partitions and producing goroutines.
-func TestHuntFairSpaceWaitersCutLinger(t *testing.T) {
+func TestFairSpaceWaitersCutLinger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := runnel.Open(runnel.Config{})
 		require.NoError(t, err)

@@ -12,14 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestHuntFairFetchNotHeldByAnotherPartitionsReopen: a fetch of several
+// TestFairFetchNotHeldByAnotherPartitionsReopen: a fetch of several
 // partitions, one of which a config change is reopening (its closing
 // fsync slow, here hung), answers the others' records rather than wait
 // for that one reopen: Kafka's broker answers each partition of a fetch
 // on its own, and a consumer's Poll over many partitions should not stall
 // on one of them. The fetch's ctx bounds the wait (a hang guard); the
 // assertion is on what it answers.
-func TestHuntFairFetchNotHeldByAnotherPartitionsReopen(t *testing.T) {
+func TestFairFetchNotHeldByAnotherPartitionsReopen(t *testing.T) {
 	for _, order := range [][]api.FetchPartition{
 		{{Topic: "u", Partition: 0}, {Topic: "t", Partition: 0}},
 		{{Topic: "t", Partition: 0}, {Topic: "u", Partition: 0}},
@@ -42,12 +42,12 @@ func TestHuntFairFetchNotHeldByAnotherPartitionsReopen(t *testing.T) {
 	}
 }
 
-// TestHuntFairPollNotHeldByAnotherPartitionsReopen is the same seen from
+// TestFairPollNotHeldByAnotherPartitionsReopen is the same seen from
 // a consumer: a Poll over u-0 and t-0, t's config change hung in t-0's
 // reopen, returns nothing of u-0 until its ctx ends, and a Records loop
 // with a ctx that does not end reads nothing of u-0 until the reopen
 // does.
-func TestHuntFairPollNotHeldByAnotherPartitionsReopen(t *testing.T) {
+func TestFairPollNotHeldByAnotherPartitionsReopen(t *testing.T) {
 	b, fs, _ := openStuck(t, 1)
 	require.NoError(t, b.CreateTopic(context.Background(), "u", log.TopicConfig{Partitions: 1}))
 	c, err := consumer.New(b)
@@ -74,14 +74,14 @@ func TestHuntFairPollNotHeldByAnotherPartitionsReopen(t *testing.T) {
 	require.Equal(t, 1, got, "u-0's record was held back by t-0's reopen")
 }
 
-// TestHuntFairFetchWokenWhenAReopenEnds: a long poll that went past a
+// TestFairFetchWokenWhenAReopenEnds: a long poll that went past a
 // partition held exclusively (a reopen's lock, Partition.Lock), with
 // nothing to answer, is woken when the lock is released, and answers that
 // partition's records at once, not at its MaxWait (an hour). A Reopen
 // wakes the long polls as it ends, but under the lock, which a config
 // change releases after: a poll woken then finds the partition held
 // still, and waits again.
-func TestHuntFairFetchWokenWhenAReopenEnds(t *testing.T) {
+func TestFairFetchWokenWhenAReopenEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))

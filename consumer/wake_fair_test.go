@@ -16,7 +16,7 @@ import (
 
 // Many consumers long-poll different partitions (and some the same): an
 // append to each wakes every consumer waiting on it, at once.
-func TestHuntFairWakeManyConsumers(t *testing.T) {
+func TestFairWakeManyConsumers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const parts, per = 8, 3
 		b, err := runnel.Open(runnel.Config{})
@@ -62,7 +62,7 @@ func TestHuntFairWakeManyConsumers(t *testing.T) {
 
 // A consumer whose first partition is idle is woken by an append to its
 // last one.
-func TestHuntFairWakeOtherPartition(t *testing.T) {
+func TestFairWakeOtherPartition(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := runnel.Open(runnel.Config{})
 		require.NoError(t, err)
@@ -96,7 +96,7 @@ func TestHuntFairWakeOtherPartition(t *testing.T) {
 // A fetch waiting for FetchMinBytes counts the bytes of every partition:
 // appends to two partitions, neither enough alone, end the wait at the
 // second, whichever partition comes first in the request.
-func TestHuntFairMinBytesAcrossPartitions(t *testing.T) {
+func TestFairMinBytesAcrossPartitions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := runnel.Open(runnel.Config{})
 		require.NoError(t, err)

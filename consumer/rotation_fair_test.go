@@ -61,7 +61,7 @@ func fairConsumer(t *testing.T, b *runnel.Broker, parts int) *consumer.Consumer 
 
 // A hot partition's backlog, larger than FetchMaxBytes, does not starve
 // the others: each comes first in turn.
-func TestHuntFairHotPartitionPoll(t *testing.T) {
+func TestFairHotPartitionPoll(t *testing.T) {
 	const parts = 4
 	b := fairBroker(t, parts, 400, 5)
 	c := fairConsumer(t, b, parts)
@@ -72,7 +72,7 @@ func TestHuntFairHotPartitionPoll(t *testing.T) {
 }
 
 // A partition paused and resumed rejoins the rotation.
-func TestHuntFairPauseResumeRejoins(t *testing.T) {
+func TestFairPauseResumeRejoins(t *testing.T) {
 	const parts = 4
 	b := fairBroker(t, parts, 400, 5)
 	c := fairConsumer(t, b, parts)
@@ -87,7 +87,7 @@ func TestHuntFairPauseResumeRejoins(t *testing.T) {
 
 // Unassign and Assign of a partition between polls does not starve the
 // others.
-func TestHuntFairAssignChurn(t *testing.T) {
+func TestFairAssignChurn(t *testing.T) {
 	const parts = 4
 	b := fairBroker(t, parts, 400, 5)
 	c := fairConsumer(t, b, parts)
@@ -112,7 +112,7 @@ func TestHuntFairAssignChurn(t *testing.T) {
 }
 
 // The Records iterator delivers from every partition when one is hot.
-func TestHuntFairRecordsIterator(t *testing.T) {
+func TestFairRecordsIterator(t *testing.T) {
 	const parts = 4
 	b := fairBroker(t, parts, 400, 5)
 	c := fairConsumer(t, b, parts)
@@ -135,7 +135,7 @@ func TestHuntFairRecordsIterator(t *testing.T) {
 
 // A partition whose next batch is larger than FetchMaxPartitionBytes gets
 // it at its turn at the head, however hot the others are.
-func TestHuntFairLargeBatchBehindHot(t *testing.T) {
+func TestFairLargeBatchBehindHot(t *testing.T) {
 	const parts = 3
 	b := fairBroker(t, parts, 400, 0)
 	big := string(bytes.Repeat([]byte("y"), 5000))

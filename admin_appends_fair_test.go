@@ -18,7 +18,7 @@ import (
 // flat out, and the appends of each partition go on between the admin
 // calls (the fsyncs of one partition, SyncAlways included, do not starve
 // the other's).
-func TestHuntFairAdminVsAppends(t *testing.T) {
+func TestFairAdminVsAppends(t *testing.T) {
 	for _, policy := range []log.SyncPolicy{log.SyncDefault, log.SyncAlways} {
 		t.Run(fmt.Sprint(policy), func(t *testing.T) {
 			b, err := Open(Config{Dir: t.TempDir()})
