@@ -1,0 +1,47 @@
+package producer
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/stretchr/testify/require"
+)
+
+// TestNewTopicsLookUpAnsweredEndsTheRun: as TestGoneTopicsLookUpFailureLogged,
+// for a topic the producer has not known: its first look-up that fails by
+// DeliveryTimeout starts a run of failures (one Warn line), and the first
+// that answers ends it (topic's endLookUpFailures before newTopic), so that
+// the next failure is a first, at Warn, and the runs are not kept.
+func TestNewTopicsLookUpAnsweredEndsTheRun(t *testing.T) {
+	var mu sync.Mutex
+	var warned []string
+	l := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Level >= slog.LevelWarn {
+			mu.Lock()
+			warned = append(warned, r.Message)
+			mu.Unlock()
+		}
+	}))
+	c := &storageFullClient{manyClient: manyClient{n: 1}}
+	p, err := New(c, Logger(l), RetryBackoff(time.Millisecond), DeliveryTimeout(50*time.Millisecond))
+	require.NoError(t, err)
+	defer p.Close()
+	ctx := context.Background()
+	c.full.Store(true)
+	_, err = p.topic(ctx, "t", true)
+	require.ErrorIs(t, err, ErrDeliveryTimeout)
+	mu.Lock()
+	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned)
+	mu.Unlock()
+	c.full.Store(false)
+	_, err = p.topic(ctx, "t", true)
+	require.NoError(t, err)
+	p.lookUpMu.Lock()
+	defer p.lookUpMu.Unlock()
+	require.Empty(t, p.lookUpFailures, "a look-up that answered ends the run")
+	require.False(t, p.lookUpFailing.Load())
+}
