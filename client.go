@@ -659,8 +659,12 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			case waitClosed:
 				return api.FetchResponse{}, ErrClosed
 			case waitTimer:
-				// MaxWait passed: one last look.
-				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, total == 0)
+				// MaxWait passed: one last look, past a partition held
+				// exclusively (a reopen) whether or not records are held:
+				// the answer is due now, and a read that waited for the
+				// reopen would hold back the records held, until ctx
+				// ended them with it.
+				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true)
 				if err != nil {
 					return api.FetchResponse{}, err
 				}
