@@ -16,12 +16,13 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 )
 
-// TestHuntOffsetViews interleaves produces, DeleteRecords, retention,
+// TestOffsetViewsProperty interleaves produces, DeleteRecords, retention,
 // compaction, config changes, restarts, crashes and CreatePartitions, and
 // after each step checks the offsets every view gives (DescribeTopic,
 // ListOffset, a fetch, a consumer's Lag) against Kafka's invariants: log
@@ -29,25 +30,15 @@ import (
 // latest = HW, a fetch below log start or past LEO is out of range, a
 // fetch at HW answers nothing, no batch wholly below log start is served,
 // and the log start never goes back, across a restart or a crash too.
-func TestHuntOffsetViews(t *testing.T) {
-	seeds := 12
-	if s := os.Getenv("HUNT_SEEDS"); s != "" {
-		seeds, _ = strconv.Atoi(s)
-	}
-	if testing.Short() {
-		seeds = 4
-	}
-	first := 0
-	if s := os.Getenv("HUNT_SEED"); s != "" {
-		first, _ = strconv.Atoi(s)
-		seeds = first + 1
-	}
-	for seed := uint64(first); seed < uint64(seeds); seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { runHuntOffsetViews(t, seed) })
-	}
+// Seeds as testkit.Seeds says (RUNNEL_OFFSET_VIEWS=N, RUNNEL_OFFSET_VIEWS_BASE=S);
+// a seed's store is seed%3 (a MemFS, in memory, on disk) unless
+// RUNNEL_OFFSET_VIEWS_MODE says which; RUNNEL_OFFSET_VIEWS_DUMP=1 prints
+// the steps.
+func TestOffsetViewsProperty(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_OFFSET_VIEWS", 12, 4, runOffsetViews)
 }
 
-type huntOV struct {
+type offsetViews struct {
 	t      *testing.T
 	rng    *rand.Rand
 	mem    *vfs.MemFS
@@ -67,16 +58,16 @@ type huntOV struct {
 	dir    string
 }
 
-func (h *huntOV) logf(format string, args ...any) {
+func (h *offsetViews) logf(format string, args ...any) {
 	h.trace = append(h.trace, fmt.Sprintf(format, args...))
 }
 
-func (h *huntOV) fatalf(format string, args ...any) {
+func (h *offsetViews) fatalf(format string, args ...any) {
 	h.t.Helper()
 	h.t.Fatalf("%s\ntrace:\n  %s", fmt.Sprintf(format, args...), strings.Join(h.trace, "\n  "))
 }
 
-func (h *huntOV) open() {
+func (h *offsetViews) open() {
 	h.failAt.Store(0)
 	cfg := runnel.Config{FS: vfs.WithFaults(h.mem, vfs.InjectorFunc(func(vfs.Op, string) error {
 		if h.failAt.Load() > 0 && h.failAt.Add(-1) <= 0 {
@@ -100,7 +91,7 @@ func (h *huntOV) open() {
 	h.b = b
 }
 
-func (h *huntOV) randomConfig() log.Config {
+func (h *offsetViews) randomConfig() log.Config {
 	c := log.Config{SegmentBytes: int64(200 + h.rng.IntN(600)), TimestampAfterMax: -1,
 		MinCleanableDirtyRatio: 0.01, DeleteRetentionTime: time.Minute}
 	switch h.rng.IntN(3) {
@@ -148,11 +139,11 @@ func (h *huntOV) randomConfig() log.Config {
 	return c
 }
 
-func runHuntOffsetViews(t *testing.T, seed uint64) {
+func runOffsetViews(t *testing.T, seed uint64) {
 	ctx := context.Background()
-	h := &huntOV{t: t, rng: rand.New(rand.NewPCG(seed, 7)), mem: vfs.NewMem(), clock: &maintRaceClock{},
+	h := &offsetViews{t: t, rng: rand.New(rand.NewPCG(seed, 7)), mem: vfs.NewMem(), clock: &maintRaceClock{},
 		minLS: map[int32]int64{}, minHW: map[int32]int64{}, mode: int(seed % 3)}
-	if m := os.Getenv("HUNT_MODE"); m != "" {
+	if m := os.Getenv("RUNNEL_OFFSET_VIEWS_MODE"); m != "" {
 		h.mode, _ = strconv.Atoi(m)
 	}
 	if h.mode == 2 {
@@ -177,12 +168,12 @@ func runHuntOffsetViews(t *testing.T, seed uint64) {
 		h.check(ctx, step)
 		h.follow(ctx, step)
 	}
-	if os.Getenv("HUNT_DUMP") != "" {
+	if os.Getenv("RUNNEL_OFFSET_VIEWS_DUMP") != "" {
 		t.Logf("trace:\n  %s", strings.Join(h.trace, "\n  "))
 	}
 }
 
-func (h *huntOV) step(ctx context.Context, step int) {
+func (h *offsetViews) step(ctx context.Context, step int) {
 	p := int32(h.rng.IntN(int(h.parts)))
 	switch k := h.rng.IntN(20); {
 	case k < 8:
@@ -357,7 +348,7 @@ func (h *huntOV) step(ctx context.Context, step int) {
 	}
 }
 
-func (h *huntOV) describe(ctx context.Context) []runnel.PartitionInfo {
+func (h *offsetViews) describe(ctx context.Context) []runnel.PartitionInfo {
 	info, err := h.b.DescribeTopic(ctx, "t")
 	if err != nil {
 		h.fatalf("describe: %v", err)
@@ -368,7 +359,7 @@ func (h *huntOV) describe(ctx context.Context) []runnel.PartitionInfo {
 	return info.Partitions
 }
 
-func (h *huntOV) fetch(ctx context.Context, p int32, off int64) api.FetchedPartition {
+func (h *offsetViews) fetch(ctx context.Context, p int32, off int64) api.FetchedPartition {
 	resp, err := h.b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Millisecond, Partitions: []api.FetchPartition{{Topic: "t", Partition: p, Offset: off}}})
 	if err != nil {
 		h.fatalf("fetch p%d@%d: %v", p, off, err)
@@ -376,7 +367,7 @@ func (h *huntOV) fetch(ctx context.Context, p int32, off int64) api.FetchedParti
 	return resp.Partitions[0]
 }
 
-func (h *huntOV) check(ctx context.Context, step int) {
+func (h *offsetViews) check(ctx context.Context, step int) {
 	h.t.Helper()
 	parts := h.describe(ctx)
 	for _, pi := range parts {
@@ -604,7 +595,7 @@ func (h *huntOV) check(ctx context.Context, step int) {
 	}
 }
 
-func (h *huntOV) dropConsumer() {
+func (h *offsetViews) dropConsumer() {
 	if h.cons != nil {
 		h.cons.Close()
 		h.cons = nil
@@ -613,7 +604,7 @@ func (h *huntOV) dropConsumer() {
 
 // follow polls a consumer kept across steps (made again after a restart
 // or crash), and checks its position and lag against the offsets at rest.
-func (h *huntOV) follow(ctx context.Context, step int) {
+func (h *offsetViews) follow(ctx context.Context, step int) {
 	if h.cons == nil {
 		c, err := consumer.New(h.b, consumer.FetchMaxWait(time.Millisecond), consumer.RetryBackoff(time.Millisecond))
 		if err != nil {
