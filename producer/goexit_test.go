@@ -32,13 +32,14 @@ func TestPromiseGoexitStopsTheProgram(t *testing.T) {
 		return
 	}
 	out := stoppedChild(t, "RUNNEL_PROMISE_GOEXIT_CHILD", "TestPromiseGoexitStopsTheProgram")
+	require.Contains(t, out, "ended the producer's goroutine", "%s", out)
 	require.Contains(t, out, "t.FailNow", "%s", out)
 }
 
 // stoppedChild runs the test named child again in a process of its own,
 // with env set to 1, and returns its output once it has stopped, as it
-// must, saying that its producer's goroutine was ended, within 20 s (a
-// child that hangs fails the test then).
+// must, with a failure, within 20 s (a child that hangs fails the test
+// then).
 func stoppedChild(t *testing.T, env, child string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -50,7 +51,6 @@ func stoppedChild(t *testing.T, env, child string) string {
 	require.NoError(t, ctx.Err(), "the child hung (a ProduceSync waiting for a partition whose goroutine is gone):\n%s", out)
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit, "the child should stop:\n%s", out)
-	require.Contains(t, string(out), "ended the producer's goroutine", "%s", out)
 	return string(out)
 }
 
@@ -96,5 +96,25 @@ func TestClientGoexitStopsTheProgram(t *testing.T) {
 		t.Logf("ProduceSync after the Goexit: %v", p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("b")}))
 		return
 	}
-	stoppedChild(t, "RUNNEL_CLIENT_GOEXIT_CHILD", "TestClientGoexitStopsTheProgram")
+	out := stoppedChild(t, "RUNNEL_CLIENT_GOEXIT_CHILD", "TestClientGoexitStopsTheProgram")
+	require.Contains(t, out, "ended the producer's goroutine", "%s", out)
+}
+
+// TestPromisePanicKeepsItsValue: spawn's Goexit guard lets a promise's
+// panic go on as it came (panic(v)), so the program stops with the
+// promise's own panic, not with the Goexit message in its place.
+func TestPromisePanicKeepsItsValue(t *testing.T) {
+	if os.Getenv("RUNNEL_PROMISE_PANIC_CHILD") == "1" {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		p, err := producer.New(b)
+		require.NoError(t, err)
+		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("a")}, func(*record.Record, error) {
+			panic("the promise's own panic")
+		})
+		time.Sleep(10 * time.Second)
+		return
+	}
+	out := stoppedChild(t, "RUNNEL_PROMISE_PANIC_CHILD", "TestPromisePanicKeepsItsValue")
+	require.Contains(t, out, "panic: the promise's own panic", "%s", out)
+	require.NotContains(t, out, "ended the producer's goroutine", "%s", out)
 }

@@ -2,8 +2,6 @@ package producer_test
 
 import (
 	"context"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,15 +20,8 @@ func TestLookUpEndedByCloseNoWarning(t *testing.T) {
 	ctx := testCtx(t)
 	b := newBroker(t)
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-	var mu sync.Mutex
-	var warned []string
-	l := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Level >= slog.LevelWarn {
-			mu.Lock()
-			warned = append(warned, r.Message)
-			mu.Unlock()
-		}
-	}))
+	var warned testkit.Warned
+	l := warned.Logger()
 	c := &stuckCountClient{hookClient: hookClient{b: b}}
 	p := newProducer(t, c, producer.Logger(l), producer.RecordPartitioner(producer.ManualPartitioner()))
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Partition: 0, Value: []byte("a")}))
@@ -43,7 +34,5 @@ func TestLookUpEndedByCloseNoWarning(t *testing.T) {
 	}
 	require.NoError(t, p.Close())
 	require.Error(t, <-done)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Empty(t, warned, "Close ended a look-up")
+	require.Empty(t, warned.Messages(), "Close ended a look-up")
 }

@@ -3,8 +3,6 @@ package producer
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,15 +34,8 @@ func (c *storageFullClient) Partitions(ctx context.Context, topic string) (int, 
 // Warn as theirs are (TestRecordsFailedByTheirTopicsLookUpLogged): they
 // were logged at Debug only.
 func TestGoneTopicsLookUpFailureLogged(t *testing.T) {
-	var mu sync.Mutex
-	var warned []string
-	l := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Level >= slog.LevelWarn {
-			mu.Lock()
-			warned = append(warned, r.Message)
-			mu.Unlock()
-		}
-	}))
+	var warned testkit.Warned
+	l := warned.Logger()
 	c := &storageFullClient{manyClient: manyClient{n: 1}}
 	p, err := New(c, Logger(l), RetryBackoff(time.Millisecond), DeliveryTimeout(50*time.Millisecond))
 	require.NoError(t, err)
@@ -58,9 +49,7 @@ func TestGoneTopicsLookUpFailureLogged(t *testing.T) {
 		_, err = p.topic(ctx, "t", true)
 		require.ErrorIs(t, err, ErrDeliveryTimeout)
 	}
-	mu.Lock()
-	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned)
-	mu.Unlock()
+	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned.Messages())
 	c.full.Store(false)
 	_, err = p.topic(ctx, "t", true)
 	require.NoError(t, err)

@@ -43,15 +43,8 @@ func TestLookUpEndedByTheCallersCtxNoWarning(t *testing.T) {
 	ctx := testCtx(t)
 	b := newBroker(t)
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-	var mu sync.Mutex
-	var warned []string
-	l := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Level >= slog.LevelWarn {
-			mu.Lock()
-			warned = append(warned, r.Message)
-			mu.Unlock()
-		}
-	}))
+	var warned testkit.Warned
+	l := warned.Logger()
 	c := &stuckCountClient{hookClient: hookClient{b: b}}
 	p := newProducer(t, c, producer.Logger(l), producer.RecordPartitioner(producer.ManualPartitioner()))
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Partition: 0, Value: []byte("a")}))
@@ -59,9 +52,7 @@ func TestLookUpEndedByTheCallersCtxNoWarning(t *testing.T) {
 	defer cancel()
 	err := p.ProduceSync(rctx, &record.Record{Topic: "t", Partition: 3, Value: []byte("b")})
 	require.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Empty(t, warned, "the caller's ctx ended a look-up")
+	require.Empty(t, warned.Messages(), "the caller's ctx ended a look-up")
 }
 
 // failingCountClient fails every look-up of a partition count with a

@@ -2,8 +2,6 @@ package producer
 
 import (
 	"context"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,15 +15,8 @@ import (
 // that answers ends it (topic's endLookUpFailures before newTopic), so that
 // the next failure is a first, at Warn, and the runs are not kept.
 func TestNewTopicsLookUpAnsweredEndsTheRun(t *testing.T) {
-	var mu sync.Mutex
-	var warned []string
-	l := slog.New(testkit.LineFunc(func(r slog.Record) {
-		if r.Level >= slog.LevelWarn {
-			mu.Lock()
-			warned = append(warned, r.Message)
-			mu.Unlock()
-		}
-	}))
+	var warned testkit.Warned
+	l := warned.Logger()
 	c := &storageFullClient{manyClient: manyClient{n: 1}}
 	p, err := New(c, Logger(l), RetryBackoff(time.Millisecond), DeliveryTimeout(50*time.Millisecond))
 	require.NoError(t, err)
@@ -34,9 +25,7 @@ func TestNewTopicsLookUpAnsweredEndsTheRun(t *testing.T) {
 	c.full.Store(true)
 	_, err = p.topic(ctx, "t", true)
 	require.ErrorIs(t, err, ErrDeliveryTimeout)
-	mu.Lock()
-	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned)
-	mu.Unlock()
+	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned.Messages())
 	c.full.Store(false)
 	_, err = p.topic(ctx, "t", true)
 	require.NoError(t, err)

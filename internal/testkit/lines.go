@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,3 +94,29 @@ func (h tallyHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h tallyHandler) WithGroup(string) slog.Handler { return h }
+
+// Warned keeps the messages of the lines at Warn or above that its
+// Logger is handed, in order; safe for concurrent use. The zero Warned
+// is ready to use.
+type Warned struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+// Logger returns a logger whose lines at Warn or above w keeps.
+func (w *Warned) Logger() *slog.Logger {
+	return slog.New(LineFunc(func(r slog.Record) {
+		if r.Level >= slog.LevelWarn {
+			w.mu.Lock()
+			w.msgs = append(w.msgs, r.Message)
+			w.mu.Unlock()
+		}
+	}))
+}
+
+// Messages returns the messages kept so far.
+func (w *Warned) Messages() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.msgs)
+}
