@@ -144,21 +144,17 @@ func (p *Producer) logLookUpFailureAt(name string, err error, now time.Time) {
 	}
 	r.last = now
 	level, extra := r.run.Next(now, nil, slog.LevelWarn)
-	p.lookUpFailing.Store(true)
 	p.lookUpMu.Unlock()
 	p.cfg.logger.Log(context.Background(), level, "records failed: the topic's partition count not known",
 		append([]any{"topic", name, "err", err}, extra...)...)
 }
 
 // endLookUpFailures ends the run of failed look-ups of topic name, if one
-// goes on (see logLookUpFailure).
+// goes on (see logLookUpFailure). It runs once a look-up of a topic's
+// count answers, not per record.
 func (p *Producer) endLookUpFailures(name string) {
-	if !p.lookUpFailing.Load() {
-		return
-	}
 	p.lookUpMu.Lock()
 	delete(p.lookUpFailures, name)
-	p.lookUpFailing.Store(len(p.lookUpFailures) > 0)
 	p.lookUpMu.Unlock()
 }
 
@@ -370,9 +366,8 @@ func (t *topicState) lookUpNow(ctx context.Context, block bool) (int, error) {
 // nothing. caller is the ctx of the Produce that looks (lookUpNow), or
 // context.Background() for the producer's own look-ups, whose ctx ends
 // at a deadline of the producer's (refresh): a look-up that the caller's
-// ctx or Close
-// ended is logged at Debug, the caller's doing, which its record's
-// promise tells; any other failure at Warn.
+// ctx or Close ended is logged at Debug, the caller's doing, which its
+// record's promise tells; any other failure at Warn.
 func (t *topicState) refreshBy(caller context.Context, look func() (int, error)) (int, error) {
 	t.refreshAt.Store(t.p.nextRefresh(t.p.monoNow()))
 	n, err := t.lookAndFollow(look)

@@ -268,7 +268,6 @@ type Producer struct {
 	lookUpMu       sync.Mutex
 	lookUpFailures map[string]*lookUpRun // guarded by lookUpMu
 	lookUpSweep    int                   // guarded by lookUpMu: the runs kept before the stale are dropped (see logLookUpFailureAt)
-	lookUpFailing  atomic.Bool           // lookUpFailures is not empty
 
 	pidMu   sync.Mutex
 	pid     int64
