@@ -27,6 +27,19 @@ func (c *storageFullClient) Partitions(ctx context.Context, topic string) (int, 
 	return 1, nil
 }
 
+// storageFullProducer is a producer on a storageFullClient whose
+// look-ups fail by DeliveryTimeout in 50 ms once the client is full, its
+// lines at Warn or above kept.
+func storageFullProducer(t *testing.T) (*Producer, *storageFullClient, *testkit.Warned) {
+	t.Helper()
+	warned := &testkit.Warned{}
+	c := &storageFullClient{manyClient: manyClient{n: 1}}
+	p, err := New(c, Logger(warned.Logger()), RetryBackoff(time.Millisecond), DeliveryTimeout(50*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	return p, c, warned
+}
+
 // TestGoneTopicsLookUpFailureLogged: a topic the producer knew, found
 // deleted (see partition.gone), is looked up again by every record; when
 // those look-ups fail by DeliveryTimeout (the broker cannot create it
@@ -34,12 +47,7 @@ func (c *storageFullClient) Partitions(ctx context.Context, topic string) (int, 
 // Warn as theirs are (TestRecordsFailedByTheirTopicsLookUpLogged): they
 // were logged at Debug only.
 func TestGoneTopicsLookUpFailureLogged(t *testing.T) {
-	var warned testkit.Warned
-	l := warned.Logger()
-	c := &storageFullClient{manyClient: manyClient{n: 1}}
-	p, err := New(c, Logger(l), RetryBackoff(time.Millisecond), DeliveryTimeout(50*time.Millisecond))
-	require.NoError(t, err)
-	defer p.Close()
+	p, c, warned := storageFullProducer(t)
 	ctx := context.Background()
 	ts, err := p.topic(ctx, "t", true)
 	require.NoError(t, err)

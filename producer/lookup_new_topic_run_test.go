@@ -3,9 +3,7 @@ package producer
 import (
 	"context"
 	"testing"
-	"time"
 
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -15,15 +13,10 @@ import (
 // that answers ends it (topic's endLookUpFailures before newTopic), so that
 // the next failure is a first, at Warn, and the runs are not kept.
 func TestNewTopicsLookUpAnsweredEndsTheRun(t *testing.T) {
-	var warned testkit.Warned
-	l := warned.Logger()
-	c := &storageFullClient{manyClient: manyClient{n: 1}}
-	p, err := New(c, Logger(l), RetryBackoff(time.Millisecond), DeliveryTimeout(50*time.Millisecond))
-	require.NoError(t, err)
-	defer p.Close()
+	p, c, warned := storageFullProducer(t)
 	ctx := context.Background()
 	c.full.Store(true)
-	_, err = p.topic(ctx, "t", true)
+	_, err := p.topic(ctx, "t", true)
 	require.ErrorIs(t, err, ErrDeliveryTimeout)
 	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned.Messages())
 	c.full.Store(false)
