@@ -74,15 +74,7 @@ func TestSynctestFullBatchesPipelined(t *testing.T) {
 		require.NoError(t, err)
 		defer p.Close()
 		t0 := time.Now()
-		var outs []<-chan timedOutcome
-		for i := range 3 {
-			time.Sleep(time.Until(t0.Add(time.Duration(10*i) * time.Millisecond)))
-			ch := make(chan timedOutcome, 1)
-			p.Produce(t.Context(), &record.Record{Topic: "t", Value: value}, func(r *record.Record, err error) {
-				ch <- timedOutcome{time.Now(), err, r}
-			})
-			outs = append(outs, ch)
-		}
+		outs := produceSpaced(t, p, value, 3, 10*time.Millisecond)
 		for i, ch := range outs {
 			o := <-ch
 			require.NoError(t, o.err)

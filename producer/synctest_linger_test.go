@@ -99,15 +99,7 @@ func TestSynctestFullBatchNotAloneWhileItsSuccessorIsPlaced(t *testing.T) {
 		require.NoError(t, err)
 		defer p.Close()
 		t0 := time.Now()
-		var outs []<-chan timedOutcome
-		for i := range 3 {
-			time.Sleep(time.Until(t0.Add(time.Duration(10*i) * time.Millisecond)))
-			ch := make(chan timedOutcome, 1)
-			p.Produce(t.Context(), &record.Record{Topic: "t", Value: value}, func(r *record.Record, err error) {
-				ch <- timedOutcome{time.Now(), err, r}
-			})
-			outs = append(outs, ch)
-		}
+		outs := produceSpaced(t, p, value, 3, 10*time.Millisecond)
 		// Each record fills the open batch with the one before it: that
 		// one goes at once, the last lingers its second.
 		want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 20*time.Millisecond + time.Second + time.Millisecond}

@@ -85,6 +85,22 @@ type timedOutcome struct {
 	r   *record.Record
 }
 
+// produceSpaced produces n records of value to topic "t", one every step
+// of the bubble's clock from now, and returns their outcomes in order.
+func produceSpaced(t *testing.T, p *producer.Producer, value []byte, n int, step time.Duration) []<-chan timedOutcome {
+	t0 := time.Now()
+	var outs []<-chan timedOutcome
+	for i := range n {
+		time.Sleep(time.Until(t0.Add(time.Duration(i) * step)))
+		ch := make(chan timedOutcome, 1)
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: value}, func(r *record.Record, err error) {
+			ch <- timedOutcome{time.Now(), err, r}
+		})
+		outs = append(outs, ch)
+	}
+	return outs
+}
+
 func produceAt(t *testing.T, p *producer.Producer, v string) <-chan timedOutcome {
 	ch := make(chan timedOutcome, 1)
 	p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte(v)}, func(r *record.Record, err error) {
