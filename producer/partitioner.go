@@ -105,7 +105,8 @@ func KeyPartition(key []byte, n int) int32 {
 // (even an empty one) goes to KeyPartition(key, n), so a key always lands
 // in the same partition while the partition count stays; a record with a
 // nil key goes to the topic's sticky partition, which changes, at random
-// but never to the same partition twice in a row when n > 1, each time a
+// but never to the same partition twice in a row when n > 1 (each of the
+// others as likely, as Kafka's StickyPartitionCache draws), each time a
 // record would start a new batch in it. The sticky partition is one that
 // takes appends when the Client says which do (see HealthClient and
 // ConsistentPartitioner), as Kafka's sticky partition is one that has a
@@ -140,9 +141,15 @@ type sticky struct {
 
 func (s *sticky) partition(n int) int32 {
 	if s.on < 0 || int(s.on) >= n {
-		s.on = int32(rand.IntN(n))
-		if s.on == s.last {
-			s.on = int32((int(s.on) + 1) % n)
+		if s.last < 0 || int(s.last) >= n || n == 1 {
+			s.on = int32(rand.IntN(n))
+		} else {
+			// One of the n-1 others, each as likely, as Kafka's
+			// StickyPartitionCache draws again until it is not the last.
+			s.on = int32(rand.IntN(n - 1))
+			if s.on >= s.last {
+				s.on++
+			}
 		}
 	}
 	return s.on

@@ -376,3 +376,39 @@ func TestNilPartitionerRefused(t *testing.T) {
 	}))
 	require.ErrorIs(t, err, producer.ErrInvalidOption, "ForTopic returned a nil TopicPartitioner")
 }
+
+// TestStickyMovesUniformlyToTheOthers: when a new batch moves the sticky
+// partition on, every other partition is as likely to be next, as
+// Kafka's StickyPartitionCache draws again until it differs from the
+// last. (Moving to last+1 when the draw repeated the last gave that one
+// partition twice the others' share: 1/2 of the moves among 4 partitions
+// went to last+1, 1/4 to each of the other two.) The bounds are nine
+// standard deviations wide (some 7,500 moves from each partition): they
+// are never missed by chance.
+func TestStickyMovesUniformlyToTheOthers(t *testing.T) {
+	const n, moves = 4, 30000
+	part := producer.StickyKeyPartitioner().ForTopic("t").(producer.NewBatchPartitioner)
+	r := &record.Record{Value: []byte("no key")}
+	var counts [n][n]int // [from][to]
+	from := part.Partition(r, n)
+	for range moves {
+		part.OnNewBatch(from)
+		to := part.Partition(r, n)
+		counts[from][to]++
+		from = to
+	}
+	for f := range n {
+		total := 0
+		for _, c := range counts[f] {
+			total += c
+		}
+		require.Zero(t, counts[f][f], "never the same partition twice in a row")
+		for to := range n {
+			if to == f {
+				continue
+			}
+			share := float64(counts[f][to]) / float64(total)
+			require.InDelta(t, 1.0/3, share, 0.05, "moves from %d to %d: %d of %d", f, to, counts[f][to], total)
+		}
+	}
+}
