@@ -95,7 +95,7 @@ type Consumer struct {
 	// enough (the Records iterator, isClosed).
 	closed atomic.Bool
 	// order holds the assignments, each at its idx; fetches rotate over
-	// it. Unassign moves the last one into the gap, so its order is the
+	// those they fetch (see request). Unassign moves the last one into the gap, so its order is the
 	// assignment order only until then: nothing promises an order across
 	// partitions, and Unassign takes the same time however many there are.
 	order []*assignment

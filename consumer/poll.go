@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -471,13 +472,7 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 	var curs []*cursor
 	var nextRetry, nextLookUp time.Time
 	due := false // a position is to be looked up now (see below)
-	n := len(c.order)
-	if n == 0 {
-		return req, nil, nil, nextRetry
-	}
-	c.rotate = (c.rotate + 1) % n
-	for i := range n {
-		a := c.order[(c.rotate+i)%n]
+	for _, a := range c.order {
 		// A paused partition is not fetched, but a position of it still
 		// to be looked up is (see Pause): the backoff of a failed look-up
 		// ends a wait as a fetch's does.
@@ -507,6 +502,15 @@ func (c *Consumer) request(now time.Time, hurry, idle bool) (*api.FetchRequest, 
 		})
 		sent = append(sent, a)
 		curs = append(curs, a.cur)
+	}
+	if k := len(sent); k > 0 {
+		// Each partition fetched comes first in turn: the rotation runs
+		// over these only, so a paused or backed-off partition's turn
+		// does not go to the one after it as well.
+		c.rotate = (c.rotate + 1) % k
+		rotateLeft(req.Partitions, c.rotate)
+		rotateLeft(sent, c.rotate)
+		rotateLeft(curs, c.rotate)
 	}
 	if due {
 		hurry, nextRetry = true, now
@@ -784,4 +788,12 @@ func trim(data []byte, from, hw int64, check bool) (kept []byte, next int64, err
 		return nil, from, err
 	}
 	return data[start:end:end], next, err
+}
+
+// rotateLeft moves s's first r elements to its end, keeping the order of
+// both parts.
+func rotateLeft[T any](s []T, r int) {
+	slices.Reverse(s[:r])
+	slices.Reverse(s[r:])
+	slices.Reverse(s)
 }

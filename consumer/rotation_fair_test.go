@@ -154,3 +154,28 @@ func TestFairLargeBatchBehindHot(t *testing.T) {
 		require.Equal(t, 1, got[p], "partition %d in %v", p, got)
 	}
 }
+
+// A paused partition gives up its turn at the head of the fetch: each
+// partition fetched comes first as often. (The rotation ran over every
+// assignment, paused or not, so the partition after a paused one came
+// first at its own turn and at the paused one's: twice the others.)
+func TestFairPausedPartitionGivesUpItsTurn(t *testing.T) {
+	const parts, rounds = 4, 5
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: parts}))
+	v := string(bytes.Repeat([]byte("x"), 600))
+	for p := range parts {
+		for range 4 * rounds {
+			_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: int32(p), Acks: api.AcksAll, Batches: oneRecord(t, v)})
+			require.NoError(t, err)
+		}
+	}
+	// Every partition is hot: a fetch of 1 KiB answers one batch, the
+	// first partition's.
+	c := fairConsumer(t, b, parts)
+	c.Pause(api.TopicPartition{Topic: "t", Partition: 1})
+	got := pollCounts(t, c, 3*rounds)
+	require.Equal(t, map[int32]int{0: rounds, 2: rounds, 3: rounds}, got)
+}

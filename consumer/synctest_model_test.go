@@ -1257,13 +1257,7 @@ func (m *tmModel) configuredWait() time.Duration {
 func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, maxWait time.Duration, minBytes int, nextRetry time.Duration, due bool) {
 	maxWait, minBytes = m.waitFor(idle)
 	var nextLookUp time.Duration
-	n := len(m.order)
-	if n == 0 {
-		return nil, maxWait, minBytes, 0, false
-	}
-	m.rotate = (m.rotate + 1) % n
-	for i := range n {
-		p := m.order[(m.rotate+i)%n]
+	for _, p := range m.order {
 		a := m.as[p]
 		if a.stopped || a.paused && a.pos >= 0 { // a paused look-up's backoff counts
 			continue
@@ -1282,6 +1276,11 @@ func (m *tmModel) request(now time.Duration, hurry, idle bool) (sent []tmSent, m
 			continue
 		}
 		sent = append(sent, tmSent{p: p, off: a.pos, topicID: a.topicID, cur: a.cur})
+	}
+	if k := len(sent); k > 0 {
+		// The rotation runs over the partitions fetched.
+		m.rotate = (m.rotate + 1) % k
+		sent = append(sent[m.rotate:], sent[:m.rotate]...)
 	}
 	switch {
 	case hurry || due:
