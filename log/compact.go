@@ -164,7 +164,11 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // rewritten as one, so that the log end offset survives the loss of the
 // segments after it (Kafka's, since KAFKA-17076, keeps the last of the
 // whole pass only). A truncation while it runs makes it stop without swapping
-// in what it built (the next call starts over), as Kafka aborts cleaning.
+// in what it built (the next call starts over), as Kafka aborts cleaning;
+// retention or DeleteRecordsBefore removing part of a group under it
+// ends the pass at that group (the groups before it swapped in): what is
+// left of the group may hold older records of keys whose tombstones the
+// groups after it hold.
 // Consecutive segments whose sizes add up to at most segment.bytes, with
 // indexes that then fit segment.index.bytes, are rewritten as one, as
 // Kafka's cleaner groups them, so that the small
@@ -259,7 +263,13 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 			// or DeleteRecords removed whole holds nothing to clean.
 			live := *l.segs.Load()
 			if slices.ContainsFunc(group, func(s *segment.Segment) bool { return slices.Contains(live, s) }) {
+				// What is left of it may hold older records of keys
+				// whose tombstones lie in the groups after it: the pass
+				// ends here, or it would set those tombstones' delete
+				// horizon (or, past it, remove them) while the records
+				// they delete stay, to come back once they go.
 				skipped = true
+				break
 			}
 			continue
 		}
