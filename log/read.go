@@ -39,7 +39,9 @@ import (
 //
 // Errors: ErrOffsetOutOfRange when offset is below LogStartOffset or above
 // LogEndOffset, or when truncations kept cutting the log under the read;
-// ErrClosed (also when the log closes during the call); record.ErrCorrupt.
+// ErrClosed (also when the log closes during the call); ErrLogFenced when
+// offset lies in segments a failed compaction swap left closed (the next
+// Open completes the swap); record.ErrCorrupt.
 func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	return l.ReadInto(nil, offset, maxBytes, upTo)
 }
@@ -101,6 +103,9 @@ func (l *Log) readInto(dst []byte, offset int64, maxBytes int, upTo int64, withi
 			if err == nil {
 				err = errors.New("truncations kept cutting the log under the read")
 			}
+			if ferr := l.closedByFence(err); ferr != nil {
+				return nil, ferr
+			}
 			return nil, fmt.Errorf("%w: offset %d: %w", ErrOffsetOutOfRange, offset, err)
 		}
 		// A segment was removed by retention, compaction or truncation
@@ -139,6 +144,23 @@ func (l *Log) writerBarrier() {
 	l.mu.Lock()
 	defer l.unlock()
 	_ = l.next.Load()
+}
+
+// closedByFence returns the log's fence error (ErrLogFenced) when err,
+// of the last attempt of a read or a search of the timestamps, is a
+// segment found closed in a fenced log, else nil. A compaction swap that
+// failed once it had begun to delete the segments it replaces (see
+// swapIn) leaves them closed in the listing, with the cleaned segment
+// not in their place until the next Open completes the swap: their
+// offsets are still the log's (its start and end say so), and a reader
+// told they are out of range would reset its position (to the log start
+// again, for ever, or past them to the end), where a storage error is
+// retried.
+func (l *Log) closedByFence(err error) error {
+	if ferr := l.fenceErr(); ferr != nil && removedUnderUs(err) {
+		return ferr
+	}
+	return nil
 }
 
 // removedUnderUs reports an error from reading a segment that was closed
@@ -201,7 +223,8 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64, hook, wit
 //
 // Errors: ErrClosed (also when the log closes during the call);
 // ErrOffsetOutOfRange when truncations or DeleteRecords kept moving the
-// log under the search; record.ErrCorrupt.
+// log under the search; ErrLogFenced when the search reads segments a
+// failed compaction swap left closed (see Read); record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 	return l.searchTime(context.Background(), fmt.Sprintf("offset for time %d", ts),
 		func(ctx context.Context, v timeView) (int64, bool, error) { return l.offsetForTime(ctx, v, ts) })
@@ -306,6 +329,9 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if attempt == optimisticSearches+pinnedSearches-1 {
 			if err == nil {
 				err = errors.New("the segments kept changing under the search")
+			}
+			if ferr := l.closedByFence(err); ferr != nil {
+				return 0, false, ferr
 			}
 			return 0, false, fmt.Errorf("%w: %s: %w", ErrOffsetOutOfRange, what, err)
 		}
