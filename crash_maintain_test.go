@@ -257,8 +257,8 @@ func testMaintainCrashSweep(t *testing.T, oneFault bool) {
 			ks = append(ks, k)
 		}
 	}
-	if testing.Short() && !testkit.CrashPointsAll() {
-		ks = testkit.EveryAndLast(ks, 4)
+	if (testing.Short() || testkit.RaceEnabled) && !testkit.CrashPointsAll() {
+		ks = testkit.EveryAndLast(ks, 4) // a quarter of them: -short, and the race detector's slow runs
 	}
 	if !oneFault {
 		ks = append(ks, n+1) // no crash in the pass: one after it
