@@ -1215,14 +1215,35 @@ func (l *Log) sortFiles(names []string) (bases []int64, clean, marker bool, err 
 		}
 		changed = true
 	}
-	if changed {
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	orphans := false
+	for _, name := range names {
+		// An index without its .log: a segment's files are removed one
+		// by one, the .log first, and a removal that failed part way (the
+		// log fenced) or a crash between them left it. Only a segment
+		// created at that base again would replace it, and offsets grow:
+		// it goes now, as Kafka's LogLoader deletes an orphaned index
+		// file (and it does not make a clean-shutdown marker stale: the
+		// segments are as they were). After the swaps: one completed
+		// above took the name of its base.
+		base, suffix, ok := segment.ParseFileName(name)
+		if !ok || suffix != segment.IndexSuffix && suffix != segment.TimeIndexSuffix {
+			continue
+		}
+		if _, found := slices.BinarySearch(bases, base); found {
+			continue
+		}
+		l.lockedLog.Warn("index file without its segment's .log: removed", "dir", l.dir, "file", name)
+		if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, false, err
+		}
+		orphans = true
+	}
+	if changed || orphans {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return nil, false, false, err
 		}
 	}
-	// Index files without a .log are removed by segment creation if ever
-	// reused; leave them.
-	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 	return bases, marker && !changed, marker, nil
 }
 
