@@ -194,7 +194,10 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // groups swapped in before stay); ErrClosed, also when a Close begins
 // during the pass, which then stops at its next read as if ctx ended; ErrLogFenced, also when a
 // swap failed (reopen the log: Open completes or undoes the swap); an
-// error matching record.ErrCorrupt; file system errors.
+// error matching record.ErrCorrupt; file system errors (among them that
+// of a cleaner checkpoint that could not be written at all, on a full
+// disk: the segments swapped in stay, the log is not fenced, and the
+// next pass that moves the checkpoint writes it).
 func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
 	l.cleanMu.Lock()
@@ -299,6 +302,13 @@ func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	}
 	l.cleaned = mapEnd
 	if err := writeOffset(l.fs, l.dir, cleanerFile, l.cleaned); err != nil {
+		if notWritten(err) {
+			// No room for it (a full disk): the checkpoint on disk is
+			// as it was, lower, which only makes the pass after a
+			// reopen map more. Compaction fences nothing on a full
+			// disk; the next pass that moves it writes it.
+			return res, err
+		}
 		return res, l.fence(err)
 	}
 	return res, nil
