@@ -1,0 +1,61 @@
+package runnel
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/segment"
+	"github.com/runnel/runnel/vfs"
+)
+
+// TestFetchAfterFailedCompactionSwapIsAStorageError: a compaction whose
+// swap fails part way (a segment it replaces could not be removed)
+// fences the partition's log, which keeps serving reads until the next
+// Open completes the swap; but the segments the swap did remove are
+// still in the log's listing. A fetch, or a look-up by time, of the
+// offsets they held (between the log start and the high watermark) was
+// answered OFFSET_OUT_OF_RANGE, on which a consumer resets its position:
+// under ResetLatest past every record after it, under ResetEarliest back
+// to the start. It is answered with the log's failure now
+// (log.ErrLogFenced, KAFKA_STORAGE_ERROR, retriable), as Kafka answers a
+// partition whose log directory failed.
+func TestFetchAfterFailedCompactionSwapIsAStorageError(t *testing.T) {
+	ctx := context.Background()
+	failing := "t-0/" + segment.FileName(0, segment.LogSuffix)
+	var armed atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/d", FS: fsys, MaintenanceInterval: time.Hour})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact, SegmentBytes: 100}}))
+	for range 5 {
+		produce(t, b, "t", 0, "a") // a segment each, the same key
+	}
+
+	armed.Store(true)
+	require.ErrorIs(t, b.Maintain(ctx), log.ErrLogFenced, "the swap's removal of segment 0 failed")
+	armed.Store(false)
+
+	lo, err := b.ListOffset(ctx, "t", 0, api.Earliest)
+	require.NoError(t, err)
+	require.Zero(t, lo.Offset)
+	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: 0}}})
+	require.NoError(t, err)
+	p := resp.Partitions[0]
+	require.NotErrorIs(t, p.Err, log.ErrOffsetOutOfRange, "offset 0 is in [%d, %d)", p.LogStartOffset, p.HighWatermark)
+	require.ErrorIs(t, p.Err, log.ErrLogFenced)
+	require.EqualValues(t, 56, api.Code(p.Err), "KAFKA_STORAGE_ERROR")
+	_, err = b.ListOffset(ctx, "t", 0, 0)
+	require.NotErrorIs(t, err, log.ErrOffsetOutOfRange)
+	require.ErrorIs(t, err, log.ErrLogFenced)
+}
