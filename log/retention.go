@@ -527,14 +527,17 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // is the flush flush.ms makes due, unless the log is fenced or closed or
 // ctx ended: such a compaction must not keep an idle log's appends
 // unsynced either (Kafka's flush scheduler runs apart from its cleaner).
+// Likewise a retention that fails without fencing the log (no room for
+// its checkpoint on a full disk) is followed by the expiration, the
+// SyncNever fsync and compaction all the same.
 // A ctx already ended when Maintain is called skips the work (retention,
 // expiration, compaction, flushes), as the broker's Maintain does, and
 // only checkpoints, unless the checkpoint would wait for the log's other
 // writers (an append stuck in its write to a disk that hangs, say). A ctx
 // that ends while the work waits for them ends the work.
 //
-// Errors: the errors.Join of the first failure of the cleanup (the
-// errors of ApplyRetention, Flush and Compact: ErrClosed, ErrLogFenced,
+// Errors: the errors.Join of the failures of the cleanup (ApplyRetention's
+// and the first of the steps after it, Flush and Compact: ErrClosed, ErrLogFenced,
 // ctx's error, also when it ended before the call, record.ErrCorrupt,
 // file system errors), that of the flush.ms flush, and the file system
 // error of the checkpoint's write, which does not fence the log.
@@ -556,7 +559,7 @@ func (l *Log) Maintain(ctx context.Context) error {
 // Kafka's flush scheduler flushes a log whatever its cleaner does.
 func (l *Log) maintain(ctx context.Context) error {
 	err := l.cleanUp(ctx)
-	if err != nil && (ctx.Err() != nil || errors.Is(err, ErrLogFenced) || errors.Is(err, ErrClosed)) {
+	if endsMaintenance(ctx, err) {
 		return err // a flush would fail as well
 	}
 	if l.cfg.Sync == SyncPeriodic && l.cfg.FlushInterval > 0 {
@@ -575,15 +578,28 @@ func (l *Log) maintain(ctx context.Context) error {
 	return err
 }
 
+// endsMaintenance reports whether err, of a step of maintain, ends the
+// pass: ctx ended, or the log is fenced or closed, which the steps after
+// it would find too. Another failure (a checkpoint with no room on a
+// full disk, say) leaves the log as it was, and the steps after it run.
+func endsMaintenance(ctx context.Context, err error) bool {
+	return err != nil && (ctx.Err() != nil || errors.Is(err, ErrLogFenced) || errors.Is(err, ErrClosed))
+}
+
 // cleanUp is maintain's cleanup: retention, producer id expiry, the
-// rolled segments' sync under SyncNever, and compaction.
+// rolled segments' sync under SyncNever, and compaction. A retention
+// that failed without fencing the log (no room for its checkpoint, at
+// every pass on a full disk) does not hold back the steps after it, as
+// Kafka's retention, cleaner and flushes run apart: its error is joined
+// to theirs.
 func (l *Log) cleanUp(ctx context.Context) error {
-	if _, err := l.ApplyRetention(ctx); err != nil {
+	_, err := l.ApplyRetention(ctx)
+	if endsMaintenance(ctx, err) {
 		return err
 	}
 	if l.producerExpiration > 0 {
-		if err := l.mu.LockContext(ctx); err != nil {
-			return err
+		if lerr := l.mu.LockContext(ctx); lerr != nil {
+			return errors.Join(err, lerr)
 		}
 		// Ids are forgotten only here (and by a truncation): the map
 		// was at its largest since the last Maintain just now.
@@ -603,23 +619,23 @@ func (l *Log) cleanUp(ctx context.Context) error {
 		// Segments rolled since the last Maintain are synced, and the
 		// recovery point moves past them (see syncOnce); then compaction
 		// may clean them.
-		if err := l.mu.LockContext(ctx); err != nil {
-			return err
+		if lerr := l.mu.LockContext(ctx); lerr != nil {
+			return errors.Join(err, lerr)
 		}
 		rolled := len(l.unsynced) > 0
 		l.unlock()
 		if rolled {
-			if err := l.Flush(ctx); err != nil {
-				return err
+			if ferr := l.Flush(ctx); ferr != nil {
+				return errors.Join(err, ferr)
 			}
 		}
 	}
 	if l.cfg.CleanupPolicy&Compact != 0 && (l.dirtyEnough() || l.compactionOverdue()) {
-		if _, err := l.Compact(ctx); err != nil {
-			return err
+		if _, cerr := l.Compact(ctx); cerr != nil {
+			return errors.Join(err, cerr)
 		}
 	}
-	return nil
+	return err
 }
 
 // testHookTruncateStores, when set (by tests), runs in TruncateTo between
