@@ -463,6 +463,41 @@ func (x *file) truncateEntries(k int) error {
 	return errors.Join(uerr, x.release())
 }
 
+// truncateFrom drops every entry whose offset is at or above offset, for
+// both indexes' TruncateTo: relAt is where an entry holds its relative
+// offset (see relsUpTo).
+func (x *file) truncateFrom(offset int64, relAt int) error {
+	if err := x.usable("truncate"); err != nil {
+		return err
+	}
+	k := 0
+	if offset > x.base { // not offset-x.base > 0: far below the base, it overflows
+		k = x.relsUpTo(x.sz, relAt, offset-x.base-1)
+	}
+	return x.truncateEntries(k)
+}
+
+// relsUpTo returns how many entries hold a relative offset at or below rel:
+// those entries come first, as both indexes' relative offsets do not
+// decrease. sz is the entry size (x.sz, passed as the caller's constant so
+// that the lookups it is inlined into multiply by a constant) and relAt the
+// byte at which an entry holds its relative offset, a big-endian int32 (0
+// in an offset index, 8 in a time index). The caller holds the lock or is
+// the owner.
+func (x *file) relsUpTo(sz, relAt int, rel int64) int {
+	lo, hi := 0, x.n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		at := mid*sz + relAt
+		if i32(x.buf[at:at+4]) <= rel {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
 // sync makes the entries durable.
 func (x *file) sync() error {
 	if err := x.usable("sync"); err != nil {

@@ -96,20 +96,11 @@ func (x *OffsetIndex) Lookup(offset int64) (entryOffset, position int64) {
 	if offset < base {
 		return base, 0
 	}
-	target := offset - base
-	lo, hi := 0, x.f.n
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if rel, _ := x.raw(mid); rel <= target {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo == 0 {
+	n := x.f.relsUpTo(OffsetEntrySize, 0, offset-base)
+	if n == 0 {
 		return base, 0
 	}
-	rel, pos := x.raw(lo - 1)
+	rel, pos := x.raw(n - 1)
 	return base + rel, pos
 }
 
@@ -154,25 +145,7 @@ func (x *OffsetIndex) Path() string { return x.f.path }
 //
 // Errors: an error matching fs.ErrClosed on a closed index; file system
 // errors.
-func (x *OffsetIndex) TruncateTo(offset int64) error {
-	if err := x.f.usable("truncate"); err != nil {
-		return err
-	}
-	target := offset - x.f.base
-	lo, hi := 0, x.f.n
-	if offset <= x.f.base { // not target <= 0: far below the base, it overflows
-		hi = 0
-	}
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if rel, _ := x.raw(mid); rel < target {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return x.f.truncateEntries(lo)
-}
+func (x *OffsetIndex) TruncateTo(offset int64) error { return x.f.truncateFrom(offset, 0) }
 
 // Reset drops every entry, as before a rebuild from the log.
 //

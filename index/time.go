@@ -106,20 +106,11 @@ func (x *TimeIndex) LookupOffset(offset int64) (timestamp, entryOffset int64, ok
 	}
 	x.f.mu.RLock()
 	defer x.f.mu.RUnlock()
-	rel := offset - x.f.base
-	lo, hi := 0, x.f.n
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if _, r := x.raw(mid); r <= rel {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo == 0 {
+	n := x.f.relsUpTo(TimeEntrySize, 8, offset-x.f.base)
+	if n == 0 {
 		return 0, 0, false
 	}
-	ts, r := x.raw(lo - 1)
+	ts, r := x.raw(n - 1)
 	return ts, x.f.base + r, true
 }
 
@@ -164,25 +155,7 @@ func (x *TimeIndex) Path() string { return x.f.path }
 
 // TruncateTo drops every entry whose offset is at or above offset, as
 // OffsetIndex.TruncateTo does, with its errors.
-func (x *TimeIndex) TruncateTo(offset int64) error {
-	if err := x.f.usable("truncate"); err != nil {
-		return err
-	}
-	target := offset - x.f.base
-	lo, hi := 0, x.f.n
-	if offset <= x.f.base { // not target <= 0: far below the base, it overflows
-		hi = 0
-	}
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if _, rel := x.raw(mid); rel < target {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return x.f.truncateEntries(lo)
-}
+func (x *TimeIndex) TruncateTo(offset int64) error { return x.f.truncateFrom(offset, 8) }
 
 // Reset drops every entry, as before a rebuild from the log.
 //
