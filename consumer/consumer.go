@@ -268,6 +268,20 @@ func checkPartition(topic string, partition int32) error {
 	return nil
 }
 
+// checkCall refuses, before taking the lock, a call that names a
+// partition and an offset (Assign, AssignTopic, Seek) on a closed
+// Consumer (ErrClosed), then one checkPartition or at.validate refuses,
+// in that order.
+func (c *Consumer) checkCall(topic string, partition int32, at Offset) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	if err := checkPartition(topic, partition); err != nil {
+		return err
+	}
+	return at.validate()
+}
+
 // Assign adds a partition to those Poll reads, starting at at; a partition
 // already assigned gets at as its new position (and keeps being paused if
 // it was). Offsets other than At are resolved on the next Poll, with the
@@ -283,13 +297,7 @@ func checkPartition(topic string, partition int32) error {
 // misspelt name reads nothing, forever. AssignTopic asks the Client for
 // the topic's partitions first, and fails at once for an unknown topic.
 func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
-	if c.isClosed() {
-		return ErrClosed
-	}
-	if err := checkPartition(topic, partition); err != nil {
-		return err
-	}
-	if err := at.validate(); err != nil {
+	if err := c.checkCall(topic, partition, at); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -412,13 +420,7 @@ func (c *Consumer) partitions(ctx context.Context, topic string) (int, error) {
 // above math.MaxInt32, which no Kafka topic has; ctx's error; ErrClosed
 // (also when Close came during the call).
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
-	if c.isClosed() {
-		return ErrClosed
-	}
-	if err := checkPartition(topic, 0); err != nil {
-		return err
-	}
-	if err := at.validate(); err != nil {
+	if err := c.checkCall(topic, 0, at); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -509,13 +511,7 @@ func (c *Consumer) Assigned() []api.TopicPartition {
 // api.ErrUnknownTopicOrPartition for a negative partition; ErrNotAssigned;
 // ErrInvalidOffset; ErrClosed.
 func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
-	if c.isClosed() {
-		return ErrClosed
-	}
-	if err := checkPartition(topic, partition); err != nil {
-		return err
-	}
-	if err := at.validate(); err != nil {
+	if err := c.checkCall(topic, partition, at); err != nil {
 		return err
 	}
 	c.mu.Lock()
