@@ -19,6 +19,31 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// streamEncoder is a pooled compressing writer that writes through an
+// appendWriter: gzip's and lz4's.
+type streamEncoder interface {
+	Reset(io.Writer)
+	io.WriteCloser
+}
+
+// appendEncode appends the encoding of src to dst with w, writing through
+// aw, and leaves aw holding no slice (a pooled encoder must not retain
+// dst). On an error it returns dst unchanged, as the codecs' encoders do.
+func appendEncode(w streamEncoder, aw *appendWriter, dst, src []byte) ([]byte, error) {
+	aw.b = dst
+	w.Reset(aw)
+	_, err := w.Write(src)
+	if err == nil {
+		err = w.Close()
+	}
+	out := aw.b
+	aw.b = nil // do not retain dst
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
+}
+
 // reserve returns dst with room for at least n more bytes. Unlike append it
 // allocates exactly len(dst)+n when it has to grow, so that decoders control
 // how far past their limit the capacity can go.

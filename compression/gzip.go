@@ -36,19 +36,9 @@ func gzipEncode(dst, src []byte, level int) ([]byte, error) {
 		// NewWriterLevel fails only for an invalid level.
 		e.w, _ = gzip.NewWriterLevel(&e.aw, level)
 	}
-	e.aw.b = dst
-	e.w.Reset(&e.aw)
-	_, err := e.w.Write(src)
-	if err == nil {
-		err = e.w.Close()
-	}
-	out := e.aw.b
-	e.aw.b = nil // do not retain dst
+	out, err := appendEncode(e.w, &e.aw, dst, src)
 	pool.Put(e)
-	if err != nil {
-		return dst, err
-	}
-	return out, nil
+	return out, err
 }
 
 type gzipDecoder struct {

@@ -50,19 +50,9 @@ func lz4Encode(dst, src []byte, level int) ([]byte, error) {
 			lz4.CompressionLevelOption(lz4Levels[level]),
 		)
 	}
-	e.aw.b = dst
-	e.w.Reset(&e.aw)
-	_, err := e.w.Write(src)
-	if err == nil {
-		err = e.w.Close()
-	}
-	out := e.aw.b
-	e.aw.b = nil // do not retain dst
+	out, err := appendEncode(e.w, &e.aw, dst, src)
 	pool.Put(e)
-	if err != nil {
-		return dst, err
-	}
-	return out, nil
+	return out, err
 }
 
 type lz4Decoder struct {
