@@ -802,15 +802,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		if legacy {
-			if err := l.replaceLegacySnapshotLocked(); err != nil {
-				return err
-			}
-		}
-		if err := l.removeSnapshotsAboveLocked(next); err != nil {
-			return err
-		}
-		if err := l.trimEpochs(next); err != nil {
+		if err := l.settleSnapshotsLocked(next, legacy); err != nil {
 			return err
 		}
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil {
@@ -884,15 +876,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if err := l.snapshotProducersLocked(); err != nil {
 		return err
 	}
-	if legacy {
-		if err := l.replaceLegacySnapshotLocked(); err != nil {
-			return err
-		}
-	}
-	if err := l.removeSnapshotsAboveLocked(next); err != nil {
-		return err
-	}
-	if err := l.trimEpochs(next); err != nil {
+	if err := l.settleSnapshotsLocked(next, legacy); err != nil {
 		return err
 	}
 	if marker {
@@ -906,6 +890,24 @@ func (l *Log) open(ctx context.Context) (err error) {
 		return l.fs.SyncDir(l.dir)
 	}
 	return nil
+}
+
+// settleSnapshotsLocked ends Open's work on the producer snapshots and
+// the leader epochs, once a snapshot as of the log end next is on disk
+// (the caller has written it, or found it there): the single snapshot
+// file of an older runnel goes (if legacy), then the snapshots past next,
+// and the epochs are trimmed to the log (trimEpochs). Open runs it after a
+// clean shutdown and after a recovery alike.
+func (l *Log) settleSnapshotsLocked(next int64, legacy bool) error {
+	if legacy {
+		if err := l.replaceLegacySnapshotLocked(); err != nil {
+			return err
+		}
+	}
+	if err := l.removeSnapshotsAboveLocked(next); err != nil {
+		return err
+	}
+	return l.trimEpochs(next)
 }
 
 // syncRecovered syncs the segments Open recovered, their indexes, the
