@@ -344,6 +344,18 @@ func (f *icFixture) checkTimes(s *Segment) error {
 	return nil
 }
 
+// requireLookups fails t at the first lookup of s that does not answer as
+// the model says: checkOffsets, then checkTimes.
+func (f *icFixture) requireLookups(t testing.TB, s *Segment) {
+	t.Helper()
+	if err := f.checkOffsets(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.checkTimes(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // icCorruption changes one middle entry of a closed segment's index so
 // that Open still finds nothing wrong; wrong says which index it made wrong
 // for the lookups ("offset" or "time").
@@ -432,12 +444,7 @@ func TestIndexEntryCheckedOnUse(t *testing.T) {
 						t.Fatalf("IndexDistrusted = %+v, want %+v", got, want)
 					}
 					// Answers stay right once the entry is known to be bad.
-					if err := f.checkOffsets(s); err != nil {
-						t.Fatal(err)
-					}
-					if err := f.checkTimes(s); err != nil {
-						t.Fatal(err)
-					}
+					f.requireLookups(t, s)
 					if err := s.Close(); err != nil {
 						t.Fatal(err)
 					}
@@ -454,12 +461,7 @@ func TestIndexEntryCheckedOnUse(t *testing.T) {
 					if got := s.IndexDistrusted(); got != (IndexDistrust{}) {
 						t.Fatalf("IndexDistrusted after Recover: %+v", got)
 					}
-					if err := f.checkOffsets(s); err != nil {
-						t.Fatal(err)
-					}
-					if err := f.checkTimes(s); err != nil {
-						t.Fatal(err)
-					}
+					f.requireLookups(t, s)
 					if err := s.Close(); err != nil {
 						t.Fatal(err)
 					}
@@ -503,106 +505,89 @@ func TestIndexEntrySweep(t *testing.T) {
 		i := f.batchAt(t, pos)
 		return f.batches[max(i-1, 0)], i > 0
 	}
-	muts := []mut{
-		{"offset position +1", func(k int) bool {
+	// offsetMut and timeMut make a mutation of entry k of an index from
+	// edit, which changes the entry and reports whether it applies.
+	offsetMut := func(edit func(e *index.OffsetEntry) bool) func(k int) bool {
+		return func(k int) bool {
 			if k >= len(f.oidx) {
 				return false
 			}
 			e := f.oidx[k]
-			e.Position++
+			if !edit(&e) {
+				return false
+			}
 			f.setOffsetEntry(t, k, e)
 			return true
-		}},
-		{"offset position to the previous batch", func(k int) bool {
-			if k >= len(f.oidx) {
+		}
+	}
+	timeMut := func(edit func(e *index.TimeEntry) bool) func(k int) bool {
+		return func(k int) bool {
+			if k >= len(f.tidx) {
 				return false
 			}
-			e := f.oidx[k]
+			e := f.tidx[k]
+			if !edit(&e) {
+				return false
+			}
+			f.setTimeEntry(t, k, e)
+			return true
+		}
+	}
+	muts := []mut{
+		{"offset position +1", offsetMut(func(e *index.OffsetEntry) bool {
+			e.Position++
+			return true
+		})},
+		{"offset position to the previous batch", offsetMut(func(e *index.OffsetEntry) bool {
 			b, ok := prevBatch(e.Position)
 			e.Position = b.pos
-			f.setOffsetEntry(t, k, e)
 			return ok
-		}},
-		{"offset position to the next batch", func(k int) bool {
-			if k >= len(f.oidx) {
-				return false
-			}
-			e := f.oidx[k]
+		})},
+		{"offset position to the next batch", offsetMut(func(e *index.OffsetEntry) bool {
 			i := f.batchAt(t, e.Position)
 			if i+1 >= len(f.batches) {
 				return false
 			}
 			e.Position = f.batches[i+1].pos
-			f.setOffsetEntry(t, k, e)
 			return true
-		}},
-		{"offset to the previous batch's", func(k int) bool {
-			if k >= len(f.oidx) {
-				return false
-			}
-			e := f.oidx[k]
+		})},
+		{"offset to the previous batch's", offsetMut(func(e *index.OffsetEntry) bool {
 			b, ok := prevBatch(e.Position)
 			e.Offset = b.last
-			f.setOffsetEntry(t, k, e)
 			return ok
-		}},
-		{"offset to its batch's base", func(k int) bool {
-			if k >= len(f.oidx) {
-				return false
-			}
-			e := f.oidx[k]
+		})},
+		{"offset to its batch's base", offsetMut(func(e *index.OffsetEntry) bool {
 			e.Offset = f.batches[f.batchAt(t, e.Position)].base
-			f.setOffsetEntry(t, k, e)
 			return true
-		}},
-		{"time offset to the next batch's", func(k int) bool {
-			if k >= len(f.tidx) {
-				return false
-			}
-			e := f.tidx[k]
+		})},
+		{"time offset to the next batch's", timeMut(func(e *index.TimeEntry) bool {
 			i := f.batchOf(t, e.Offset)
 			if i+1 >= len(f.batches) {
 				return false
 			}
 			e.Offset = f.batches[i+1].last
-			f.setTimeEntry(t, k, e)
 			return true
-		}},
-		{"time offset to the previous batch's", func(k int) bool {
-			if k >= len(f.tidx) {
-				return false
-			}
-			e := f.tidx[k]
+		})},
+		{"time offset to the previous batch's", timeMut(func(e *index.TimeEntry) bool {
 			i := f.batchOf(t, e.Offset)
 			if i == 0 {
 				return false
 			}
 			e.Offset = f.batches[i-1].last
-			f.setTimeEntry(t, k, e)
 			return true
-		}},
-		{"timestamp to the previous batch's", func(k int) bool {
-			if k >= len(f.tidx) {
-				return false
-			}
-			e := f.tidx[k]
+		})},
+		{"timestamp to the previous batch's", timeMut(func(e *index.TimeEntry) bool {
 			i := f.batchOf(t, e.Offset)
 			if i == 0 {
 				return false
 			}
 			e.Timestamp = f.batches[i-1].maxTs
-			f.setTimeEntry(t, k, e)
 			return true
-		}},
-		{"timestamp +1", func(k int) bool {
-			if k >= len(f.tidx) {
-				return false
-			}
-			e := f.tidx[k]
+		})},
+		{"timestamp +1", timeMut(func(e *index.TimeEntry) bool {
 			e.Timestamp++
-			f.setTimeEntry(t, k, e)
 			return true
-		}},
+		})},
 	}
 	for _, m := range muts {
 		for k := range max(len(f.oidx), len(f.tidx)) {
@@ -697,12 +682,7 @@ func TestIndexCheckConcurrentAppends(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := f.checkOffsets(s); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.checkTimes(s); err != nil {
-			t.Fatal(err)
-		}
+		f.requireLookups(t, s)
 		if got := s.IndexDistrusted(); got != (IndexDistrust{Offset: true, Time: true}) {
 			t.Fatalf("IndexDistrusted = %+v", got)
 		}
@@ -808,14 +788,39 @@ func TestOpenChecksLastEntries(t *testing.T) {
 				if got := s.MaxTimestamp(); got != f.batches[len(f.batches)-1].maxTs {
 					t.Fatalf("MaxTimestamp = %d", got)
 				}
-				if err := f.checkOffsets(s); err != nil {
-					t.Fatal(err)
-				}
-				if err := f.checkTimes(s); err != nil {
-					t.Fatal(err)
-				}
+				f.requireLookups(t, s)
 			})
 		})
+	}
+}
+
+// truncateTo truncates s at offset, which leaves the model its first keep
+// batches, and fails t unless TruncateTo returns, and s then has, the
+// model's next offset.
+func (f *icFixture) truncateTo(t testing.TB, s *Segment, offset int64, keep int) {
+	t.Helper()
+	next, err := s.TruncateTo(offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.batches = f.batches[:keep]
+	if want := f.next(); next != want || s.NextOffset() != want {
+		t.Fatalf("TruncateTo = %d, NextOffset %d; want %d", next, s.NextOffset(), want)
+	}
+}
+
+// requireAppendsGoOn appends 20 batches to s, as after a truncation, and
+// fails t unless every lookup answers as the model says and both indexes
+// pass their Check: appends went on after true entries.
+func (f *icFixture) requireAppendsGoOn(t testing.TB, s *Segment) {
+	t.Helper()
+	f.appendBatches(t, s, 20)
+	f.requireLookups(t, s)
+	if err := s.tidx.Check(s.NextOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.oidx.Check(s.Size()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -857,33 +862,14 @@ func TestTruncateToThroughBadEntry(t *testing.T) {
 				if c.name == "time" {
 					cut = i + 2
 				}
-				next, err := s.TruncateTo(f.batches[cut].base)
-				if err != nil {
-					t.Fatal(err)
-				}
-				f.batches = f.batches[:cut]
-				if want := f.next(); next != want || s.NextOffset() != want {
-					t.Fatalf("TruncateTo = %d, NextOffset %d; want %d", next, s.NextOffset(), want)
-				}
+				f.truncateTo(t, s, f.batches[cut].base, cut)
 				if got, want := s.MaxTimestamp(), f.batches[cut-1].maxTs; got != want {
 					t.Fatalf("MaxTimestamp = %d, want %d", got, want)
 				}
 				if got := s.IndexDistrusted(); got != c.want {
 					t.Fatalf("IndexDistrusted = %+v, want %+v", got, c.want)
 				}
-				f.appendBatches(t, s, 20)
-				if err := f.checkOffsets(s); err != nil {
-					t.Fatal(err)
-				}
-				if err := f.checkTimes(s); err != nil {
-					t.Fatal(err)
-				}
-				if err := s.tidx.Check(s.NextOffset()); err != nil {
-					t.Fatal(err)
-				}
-				if err := s.oidx.Check(s.Size()); err != nil {
-					t.Fatal(err)
-				}
+				f.requireAppendsGoOn(t, s)
 			})
 		})
 	}
@@ -897,24 +883,8 @@ func TestTruncateToEntryAtBatchBase(t *testing.T) {
 	icForEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		f, s, i := openWithEntryAtBatchBase(t, fsys, dir)
 		defer s.Close()
-		next, err := s.TruncateTo(f.batches[i].base + 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.batches = f.batches[:i]
-		if want := f.next(); next != want || s.NextOffset() != want {
-			t.Fatalf("TruncateTo = %d, NextOffset %d; want %d", next, s.NextOffset(), want)
-		}
-		f.appendBatches(t, s, 20)
-		if err := f.checkOffsets(s); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.checkTimes(s); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.oidx.Check(s.Size()); err != nil {
-			t.Fatal(err)
-		}
+		f.truncateTo(t, s, f.batches[i].base+1, i)
+		f.requireAppendsGoOn(t, s)
 	})
 }
 
@@ -1181,8 +1151,7 @@ func TestManyBadOffsetEntries(t *testing.T) {
 	require.Greater(t, len(bad.m), maxSuspects, "the second lookup's entries added to the first's")
 	require.NoError(t, f.checkOffsets(s))
 	require.True(t, s.badOffsets.Load().all, "more than maxBadEntries bad entries")
-	require.NoError(t, f.checkOffsets(s))
-	require.NoError(t, f.checkTimes(s))
+	f.requireLookups(t, s)
 }
 
 // TestDistrustedIndexesAnswer: after a recovery cut short (its
