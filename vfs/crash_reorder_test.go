@@ -36,6 +36,23 @@ func crashOutcomes(t *testing.T, m *MemFS, opts CrashOptions) []string {
 	return out
 }
 
+// crashRead returns what name holds after a crash of m (CrashClone with
+// no options).
+func crashRead(t *testing.T, m *MemFS, name string) string {
+	t.Helper()
+	return memRead(t, m.CrashClone(CrashOptions{}), name)
+}
+
+// failingSyncFile returns a new MemFS holding name with content, synced,
+// and name opened through WithFaults so that its first Sync fails (with
+// ErrInjected), to be closed when the test ends.
+func failingSyncFile(t *testing.T, name, content string) (*MemFS, File) {
+	t.Helper()
+	m := NewMem()
+	memPut(t, m, name, content)
+	return m, memOpen(t, WithFaults(m, FailNth(1, OpSync)), name)
+}
+
 // treeString is memTree as one line: "name=content;" per entry, sorted.
 func treeString(t *testing.T, m *MemFS) string {
 	t.Helper()
@@ -125,8 +142,7 @@ func TestCrashReorderOverwriteThenAppend(t *testing.T) {
 	f := memOpen(t, m, "/f")
 	_, err := f.WriteAt([]byte("b"), 0)
 	require.NoError(t, err)
-	_, err = f.Write([]byte("ccc"))
-	require.NoError(t, err)
+	memWrite(t, f, "ccc")
 
 	var strict []string
 	for k := range 4 {
@@ -156,8 +172,7 @@ func TestCrashReorderTornTailHoles(t *testing.T) {
 	m := NewMem()
 	memPut(t, m, "/f", strings.Repeat("a", 100))
 	f := memOpen(t, m, "/f")
-	_, err := f.Write([]byte(strings.Repeat("b", 2*crashSector)))
-	require.NoError(t, err)
+	memWrite(t, f, strings.Repeat("b", 2*crashSector))
 	for _, o := range crashOutcomes(t, m, CrashOptions{Tail: TailTorn}) {
 		require.NotContains(t, o, "x0", "a hole without Reorder: %s", o)
 	}
@@ -180,8 +195,7 @@ func TestCrashReorderTruncate(t *testing.T) {
 	memPut(t, m, "/f", strings.Repeat("a", 1000))
 	f := memOpen(t, m, "/f")
 	require.NoError(t, f.Truncate(300))
-	_, err := f.Write([]byte(strings.Repeat("n", 3)))
-	require.NoError(t, err)
+	memWrite(t, f, strings.Repeat("n", 3))
 
 	require.Equal(t, []string{"/f=1000xa;"}, crashOutcomes(t, m, CrashOptions{Tail: TailTorn}))
 	require.Equal(t, []string{"/f=1000xa;", "/f=300xa;"}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
@@ -201,8 +215,7 @@ func TestCrashReorderCreateTruncates(t *testing.T) {
 	m := NewMem()
 	memPut(t, m, "/f", "old")
 	f := memCreate(t, m, "/f")
-	_, err := f.Write([]byte("new"))
-	require.NoError(t, err)
+	memWrite(t, f, "new")
 	require.Equal(t, []string{"/f=1xo 1xl 1xd;", "/f=;"}, crashOutcomes(t, m, CrashOptions{Reorder: true}))
 }
 
@@ -212,8 +225,7 @@ func TestCrashReorderCreateRemove(t *testing.T) {
 	m := NewMem()
 	memPut(t, m, "/gone", "g")
 	f := memCreate(t, m, "/new")
-	_, err := f.Write([]byte("x"))
-	require.NoError(t, err)
+	memWrite(t, f, "x")
 	require.NoError(t, f.Sync())
 	require.NoError(t, m.Remove("/gone"))
 
@@ -242,8 +254,7 @@ func TestCrashReorderRenameBeforeData(t *testing.T) {
 	m := NewMem()
 	memPut(t, m, "/cur", "old")
 	f := memCreate(t, m, "/tmp")
-	_, err := f.Write([]byte("new"))
-	require.NoError(t, err)
+	memWrite(t, f, "new")
 	require.NoError(t, m.Rename("/tmp", "/cur"))
 
 	require.Equal(t, []string{"/cur=1xo 1xl 1xd;"}, crashOutcomes(t, m, CrashOptions{}))
@@ -363,18 +374,15 @@ func TestCrashFailedSyncLosesData(t *testing.T) {
 	memPut(t, m, "/g", "g")
 	fsys := WithFaults(m, FailNth(1, OpSync))
 	f := memOpen(t, fsys, "/f")
-	_, err := f.Write([]byte("lost"))
-	require.NoError(t, err)
+	memWrite(t, f, "lost")
 	require.ErrorIs(t, f.Sync(), ErrInjected)
 	require.NoError(t, f.Sync(), "the retry succeeds")
-	_, err = f.Write([]byte("|later"))
-	require.NoError(t, err)
+	memWrite(t, f, "|later")
 	require.NoError(t, f.Sync())
 	require.Equal(t, "synced|lost|later", memRead(t, m, "/f"), "the file still reads what it was given")
 
 	g := memOpen(t, fsys, "/g")
-	_, err = g.Write([]byte("g"))
-	require.NoError(t, err)
+	memWrite(t, g, "g")
 	require.NoError(t, g.Sync())
 
 	c := m.CrashClone(CrashOptions{})
@@ -382,16 +390,14 @@ func TestCrashFailedSyncLosesData(t *testing.T) {
 	require.Equal(t, "gg", memRead(t, c, "/g"), "other files are not affected")
 	// Cut back to what was synced, or recreated, the file syncs again.
 	require.NoError(t, f.Truncate(int64(len("synced|"))))
-	_, err = f.Write([]byte("again"))
-	require.NoError(t, err)
+	memWrite(t, f, "again")
 	require.NoError(t, f.Sync())
-	require.Equal(t, "synced|again", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+	require.Equal(t, "synced|again", crashRead(t, m, "/f"))
 	// The clone is a fresh disk: its files sync again.
 	cf := memOpen(t, c, "/f")
-	_, err = cf.Write([]byte("x"))
-	require.NoError(t, err)
+	memWrite(t, cf, "x")
 	require.NoError(t, cf.Sync())
-	require.Equal(t, "synced|x", memRead(t, c.CrashClone(CrashOptions{}), path.Clean("/f")))
+	require.Equal(t, "synced|x", crashRead(t, c, path.Clean("/f")))
 }
 
 // A file recreated (Create of its name truncates it) after a failed Sync
@@ -401,15 +407,13 @@ func TestCrashFailedSyncThenRecreate(t *testing.T) {
 	memPut(t, m, "/c", "old")
 	fsys := WithFaults(m, FailNth(1, OpSync))
 	f := memCreate(t, fsys, "/c")
-	_, err := f.Write([]byte("new"))
-	require.NoError(t, err)
+	memWrite(t, f, "new")
 	require.ErrorIs(t, f.Sync(), ErrInjected)
-	require.Equal(t, "old", memRead(t, m.CrashClone(CrashOptions{}), "/c"))
+	require.Equal(t, "old", crashRead(t, m, "/c"))
 	g := memCreate(t, fsys, "/c")
-	_, err = g.Write([]byte("newer"))
-	require.NoError(t, err)
+	memWrite(t, g, "newer")
 	require.NoError(t, g.Sync())
-	require.Equal(t, "newer", memRead(t, m.CrashClone(CrashOptions{}), "/c"))
+	require.Equal(t, "newer", crashRead(t, m, "/c"))
 }
 
 // A file whose Sync failed with nothing unsynced (every change since the
@@ -417,34 +421,26 @@ func TestCrashFailedSyncThenRecreate(t *testing.T) {
 // its synced size, it syncs again, as one cut back to its synced size does.
 // Before, only a truncation that shortened it ended the failure.
 func TestCrashFailedSyncNothingToLose(t *testing.T) {
-	m := NewMem()
-	memPut(t, m, "/f", "synced|")
-	fsys := WithFaults(m, FailNth(1, OpSync))
-	f := memOpen(t, fsys, "/f")
+	m, f := failingSyncFile(t, "/f", "synced|")
 	require.ErrorIs(t, f.Sync(), ErrInjected)
-	_, err := f.Write([]byte("lost"))
-	require.NoError(t, err)
+	memWrite(t, f, "lost")
 	require.NoError(t, f.Sync())
-	require.Equal(t, "synced|", memRead(t, m.CrashClone(CrashOptions{}), "/f"), "still failed")
+	require.Equal(t, "synced|", crashRead(t, m, "/f"), "still failed")
 	require.NoError(t, f.Truncate(int64(len("synced|lost"))))
 	require.NoError(t, f.Sync())
-	require.Equal(t, "synced|", memRead(t, m.CrashClone(CrashOptions{}), "/f"), "a truncation that keeps unsynced bytes ends nothing")
+	require.Equal(t, "synced|", crashRead(t, m, "/f"), "a truncation that keeps unsynced bytes ends nothing")
 	require.NoError(t, f.Truncate(int64(len("synced|"))))
 	require.NoError(t, f.Truncate(int64(len("synced|"))), "again, to its own size")
-	_, err = f.Write([]byte("again"))
-	require.NoError(t, err)
+	memWrite(t, f, "again")
 	require.NoError(t, f.Sync())
-	require.Equal(t, "synced|again", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+	require.Equal(t, "synced|again", crashRead(t, m, "/f"))
 
-	m2 := NewMem()
-	memPut(t, m2, "/e", "durable")
-	e := memOpen(t, WithFaults(m2, FailNth(1, OpSync)), "/e")
+	m2, e := failingSyncFile(t, "/e", "durable")
 	require.ErrorIs(t, e.Sync(), ErrInjected)
 	require.NoError(t, e.Truncate(int64(len("durable"))), "to its own size, its synced size")
-	_, err = e.Write([]byte("+more"))
-	require.NoError(t, err)
+	memWrite(t, e, "+more")
 	require.NoError(t, e.Sync())
-	require.Equal(t, "durable+more", memRead(t, m2.CrashClone(CrashOptions{}), "/e"))
+	require.Equal(t, "durable+more", crashRead(t, m2, "/e"))
 }
 
 // A file cut back below its synced size and written again, whose Sync
@@ -456,51 +452,40 @@ func TestCrashFailedSyncNothingToLose(t *testing.T) {
 // rewrite after a failed fsync whose own fsync failed could never be made
 // durable by another (package log's TestSecondFailedWriteBackKeepsTheTail).
 func TestCrashFailedSyncAfterCutBack(t *testing.T) {
-	m := NewMem()
-	memPut(t, m, "/f", "synced|tail")
-	fsys := WithFaults(m, FailNth(1, OpSync))
-	f := memOpen(t, fsys, "/f")
+	m, f := failingSyncFile(t, "/f", "synced|tail")
 	require.NoError(t, f.Truncate(int64(len("synced|"))))
-	_, err := f.Write([]byte("TAIL"))
-	require.NoError(t, err)
+	memWrite(t, f, "TAIL")
 	require.ErrorIs(t, f.Sync(), ErrInjected)
 	require.NoError(t, f.Sync())
 	for _, reorder := range []bool{false, true} {
 		require.Contains(t, []string{"synced|tail", "synced|"}, memRead(t, m.CrashClone(CrashOptions{Reorder: reorder}), "/f"), "still failed")
 	}
 	require.NoError(t, f.Truncate(int64(len("synced"))), "below the bytes that changed is not below where it was cut: fine too")
-	_, err = f.Write([]byte("|tail2"))
-	require.NoError(t, err)
+	memWrite(t, f, "|tail2")
 	require.NoError(t, f.Sync())
 	for _, reorder := range []bool{false, true} {
 		require.Equal(t, "synced|tail2", memRead(t, m.CrashClone(CrashOptions{Reorder: reorder}), "/f"))
 	}
 
 	// Not when a byte below the cut was overwritten since the last Sync.
-	m2 := NewMem()
-	memPut(t, m2, "/g", "synced|tail")
-	g := memOpen(t, WithFaults(m2, FailNth(1, OpSync)), "/g")
-	_, err = g.WriteAt([]byte("S"), 0)
+	m2, g := failingSyncFile(t, "/g", "synced|tail")
+	_, err := g.WriteAt([]byte("S"), 0)
 	require.NoError(t, err)
 	require.NoError(t, g.Truncate(int64(len("synced|"))))
-	_, err = g.Write([]byte("TAIL"))
-	require.NoError(t, err)
+	memWrite(t, g, "TAIL")
 	require.ErrorIs(t, g.Sync(), ErrInjected)
 	require.NoError(t, g.Truncate(int64(len("synced|"))))
 	require.NoError(t, g.Sync())
-	require.Equal(t, "synced|tail", memRead(t, m2.CrashClone(CrashOptions{}), "/g"), "still failed")
+	require.Equal(t, "synced|tail", crashRead(t, m2, "/g"), "still failed")
 
 	// Nor when it was shorter than the cut since the last Sync.
-	m3 := NewMem()
-	memPut(t, m3, "/h", "synced|tail")
-	h := memOpen(t, WithFaults(m3, FailNth(1, OpSync)), "/h")
+	m3, h := failingSyncFile(t, "/h", "synced|tail")
 	require.NoError(t, h.Truncate(int64(len("sync"))))
-	_, err = h.Write([]byte("ed|TAIL"))
-	require.NoError(t, err)
+	memWrite(t, h, "ed|TAIL")
 	require.ErrorIs(t, h.Sync(), ErrInjected)
 	require.NoError(t, h.Truncate(int64(len("synced|"))))
 	require.NoError(t, h.Sync())
-	require.Equal(t, "synced|tail", memRead(t, m3.CrashClone(CrashOptions{}), "/h"), "still failed")
+	require.Equal(t, "synced|tail", crashRead(t, m3, "/h"), "still failed")
 }
 
 // A file whose Sync failed after a truncation below its synced size lost
@@ -521,51 +506,40 @@ func TestCrashFailedSyncAfterTruncation(t *testing.T) {
 }
 
 func testCrashFailedSyncAfterTruncation(t *testing.T, synced string) {
-	m := NewMem()
-	memPut(t, m, "/f", synced+"cut")
-	fsys := WithFaults(m, FailNth(1, OpSync))
-	f := memOpen(t, fsys, "/f")
+	m, f := failingSyncFile(t, "/f", synced+"cut")
 	require.NoError(t, f.Truncate(int64(len(synced))))
-	_, err := f.Write([]byte("new"))
-	require.NoError(t, err)
+	memWrite(t, f, "new")
 	require.ErrorIs(t, f.Sync(), ErrInjected)
 	require.NoError(t, f.Sync())
-	require.Equal(t, synced+"cut", memRead(t, m.CrashClone(CrashOptions{}), "/f"), "still failed")
+	require.Equal(t, synced+"cut", crashRead(t, m, "/f"), "still failed")
 	require.NoError(t, f.Truncate(int64(len(synced))))
-	_, err = f.Write([]byte("again"))
-	require.NoError(t, err)
+	memWrite(t, f, "again")
 	require.NoError(t, f.Sync())
-	require.Equal(t, synced+"again", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+	require.Equal(t, synced+"again", crashRead(t, m, "/f"))
 
 	// Cut to its own size (nothing written after the cut), it syncs too.
-	m2 := NewMem()
-	memPut(t, m2, "/g", synced+"cut")
-	g := memOpen(t, WithFaults(m2, FailNth(1, OpSync)), "/g")
+	m2, g := failingSyncFile(t, "/g", synced+"cut")
 	require.NoError(t, g.Truncate(int64(len(synced))))
 	require.ErrorIs(t, g.Sync(), ErrInjected)
 	require.NoError(t, g.Truncate(int64(len(synced))), "to its own size")
-	_, err = g.Write([]byte("more"))
-	require.NoError(t, err)
+	memWrite(t, g, "more")
 	require.NoError(t, g.Sync())
-	require.Equal(t, synced+"more", memRead(t, m2.CrashClone(CrashOptions{}), "/g"))
+	require.Equal(t, synced+"more", crashRead(t, m2, "/g"))
 
 	// A synced byte below the cut overwritten since: the failure may have
 	// lost it, and the cut keeps it.
-	m3 := NewMem()
-	memPut(t, m3, "/h", synced+"cut")
-	h := memOpen(t, WithFaults(m3, FailNth(1, OpSync)), "/h")
-	_, err = h.WriteAt([]byte("S"), 0)
+	m3, h := failingSyncFile(t, "/h", synced+"cut")
+	_, err := h.WriteAt([]byte("S"), 0)
 	require.NoError(t, err)
 	require.NoError(t, h.Truncate(int64(len(synced))))
 	require.ErrorIs(t, h.Sync(), ErrInjected)
 	require.NoError(t, h.Truncate(int64(len(synced))))
 	require.NoError(t, h.Sync())
-	require.Equal(t, synced+"cut", memRead(t, m3.CrashClone(CrashOptions{}), "/h"), "an overwrite below the cut: still failed")
+	require.Equal(t, synced+"cut", crashRead(t, m3, "/h"), "an overwrite below the cut: still failed")
 	require.NoError(t, h.Truncate(0))
-	_, err = h.Write([]byte("x"))
-	require.NoError(t, err)
+	memWrite(t, h, "x")
 	require.NoError(t, h.Sync())
-	require.Equal(t, "x", memRead(t, m3.CrashClone(CrashOptions{}), "/h"))
+	require.Equal(t, "x", crashRead(t, m3, "/h"))
 }
 
 // A file empty when its Sync fails holds nothing that Sync could have
@@ -577,16 +551,13 @@ func testCrashFailedSyncAfterTruncation(t *testing.T, synced string) {
 // its entries to the next power cut although the log's recovery point had
 // passed them (TestCrashSimTransientFaults seed 91005047).
 func TestCrashFailedSyncOfEmptyFile(t *testing.T) {
-	m := NewMem()
-	memPut(t, m, "/f", "old entries")
-	f := memOpen(t, WithFaults(m, FailNth(1, OpSync)), "/f")
+	m, f := failingSyncFile(t, "/f", "old entries")
 	require.NoError(t, f.Truncate(0))
 	require.ErrorIs(t, f.Sync(), ErrInjected)
-	require.Equal(t, "old entries", memRead(t, m.CrashClone(CrashOptions{}), "/f"), "the truncation was not synced")
-	_, err := f.Write([]byte("new"))
-	require.NoError(t, err)
+	require.Equal(t, "old entries", crashRead(t, m, "/f"), "the truncation was not synced")
+	memWrite(t, f, "new")
 	require.NoError(t, f.Sync())
-	require.Equal(t, "new", memRead(t, m.CrashClone(CrashOptions{}), "/f"))
+	require.Equal(t, "new", crashRead(t, m, "/f"))
 }
 
 // A truncation is an unsynced change like any other: until the file's
@@ -603,15 +574,13 @@ func TestCrashReorderTruncatedTailMayComeBack(t *testing.T) {
 			m := NewMem()
 			memPut(t, m, "/f", "synced|")
 			f := memOpen(t, m, "/f")
-			_, err := f.Write([]byte("old-tail"))
-			require.NoError(t, err)
+			memWrite(t, f, "old-tail")
 			cut := int64(len("synced|old"))
 			if below {
 				cut = 3
 			}
 			require.NoError(t, f.Truncate(cut))
-			_, err = f.Write([]byte("NEW"))
-			require.NoError(t, err)
+			memWrite(t, f, "NEW")
 			contents := func() map[string]bool {
 				seen := map[string]bool{}
 				for seed := range uint64(300) {

@@ -62,11 +62,17 @@ func memPut(t *testing.T, fsys FS, name, s string) {
 	t.Helper()
 	f, err := fsys.Create(name)
 	require.NoError(t, err)
-	_, err = f.Write([]byte(s))
-	require.NoError(t, err)
+	memWrite(t, f, s)
 	require.NoError(t, f.Sync())
 	require.NoError(t, f.Close())
 	require.NoError(t, fsys.SyncDir(path.Dir(name)))
+}
+
+// memWrite writes s to f, failing t on an error.
+func memWrite(t *testing.T, f File, s string) {
+	t.Helper()
+	_, err := f.Write([]byte(s))
+	require.NoError(t, err)
 }
 
 // memCreate creates name, to be closed when the test ends.
@@ -104,8 +110,7 @@ func TestMemPaths(t *testing.T) {
 	f, err := m.Create("x")
 	require.NoError(t, err)
 	require.Equal(t, "x", f.Name())
-	_, err = f.Write([]byte("hi"))
-	require.NoError(t, err)
+	memWrite(t, f, "hi")
 	require.NoError(t, f.Close())
 	for _, name := range []string{"/x", "./x", "x", "/../x", "//x"} {
 		require.Equal(t, "hi", memRead(t, m, name), name)
@@ -366,8 +371,7 @@ func TestMemViewImmutable(t *testing.T) {
 	m := NewMem()
 	f := memCreate(t, m, "/f")
 	v := f.(Viewer)
-	_, err := f.Write([]byte("abcdefgh"))
-	require.NoError(t, err)
+	memWrite(t, f, "abcdefgh")
 
 	type held struct {
 		b    []byte
@@ -391,12 +395,11 @@ func TestMemViewImmutable(t *testing.T) {
 	take(0, 8)
 	take(2, 3)
 	require.NoError(t, f.Truncate(2))
-	_, err = f.Write([]byte("XXXXXXXXXX"))
-	require.NoError(t, err)
+	memWrite(t, f, "XXXXXXXXXX")
 	check()
 	take(0, 12)
 
-	_, err = f.WriteAt([]byte("YY"), 0)
+	_, err := f.WriteAt([]byte("YY"), 0)
 	require.NoError(t, err)
 	_, err = f.WriteAt([]byte("ZZZ"), 10)
 	require.NoError(t, err)
@@ -413,8 +416,7 @@ func TestMemViewImmutable(t *testing.T) {
 	// Create over the name truncates the very same inode.
 	g, err := m.Create("/f")
 	require.NoError(t, err)
-	_, err = g.Write([]byte("0123456789012345678901234"))
-	require.NoError(t, err)
+	memWrite(t, g, "0123456789012345678901234")
 	_, err = f.WriteAt([]byte("!!!!"), 0)
 	require.NoError(t, err)
 	check()
@@ -480,8 +482,7 @@ func TestMemCrashTail(t *testing.T) {
 		m := NewMem()
 		memPut(t, m, "/f", base)
 		f := memOpen(t, m, "/f")
-		_, err := f.Write([]byte(tail))
-		require.NoError(t, err)
+		memWrite(t, f, tail)
 		return m
 	}
 
@@ -578,8 +579,7 @@ func TestMemCrashTail(t *testing.T) {
 		m := setup(t)
 		f := memOpen(t, m, "/f")
 		require.NoError(t, f.Truncate(1))
-		_, err := f.Write([]byte("S"))
-		require.NoError(t, err)
+		memWrite(t, f, "S")
 		for _, mode := range []TailMode{TailDrop, TailTorn, TailZeros, TailGarbage} {
 			require.Equal(t, base, memRead(t, m.CrashClone(CrashOptions{Tail: mode}), "/f"))
 		}
@@ -594,8 +594,7 @@ func TestMemCrashTail(t *testing.T) {
 func TestMemCrashDurability(t *testing.T) {
 	write := func(t *testing.T, f File, s string) {
 		t.Helper()
-		_, err := f.Write([]byte(s))
-		require.NoError(t, err)
+		memWrite(t, f, s)
 	}
 	create := func(t *testing.T, m *MemFS, name string) File {
 		t.Helper()
@@ -875,13 +874,11 @@ func TestMemCrashCloneIndependent(t *testing.T) {
 			require.True(t, strings.HasPrefix(memRead(t, c, "/f"), "abc"))
 
 			// The clone's writes leave the original alone...
-			_, err = cf.Write([]byte("XYZXYZXYZ"))
-			require.NoError(t, err)
+			memWrite(t, cf, "XYZXYZXYZ")
 			_, err = cf.WriteAt([]byte("W"), 0)
 			require.NoError(t, err)
 			require.NoError(t, cf.Truncate(1))
-			_, err = cf.Write([]byte("VVVVVV"))
-			require.NoError(t, err)
+			memWrite(t, cf, "VVVVVV")
 			require.Equal(t, orig, memRead(t, m, "/f"))
 
 			// ...and the original's the clone.
@@ -891,8 +888,7 @@ func TestMemCrashCloneIndependent(t *testing.T) {
 			_, err = f.WriteAt([]byte("R"), 4)
 			require.NoError(t, err)
 			require.NoError(t, f.Truncate(2))
-			_, err = f.Write([]byte("0123456789"))
-			require.NoError(t, err)
+			memWrite(t, f, "0123456789")
 			require.Equal(t, cwant, memRead(t, c, "/f"))
 			require.Equal(t, "abc", string(cview))
 
@@ -1514,8 +1510,7 @@ func TestMemCrashOverwriteKeepsTailMode(t *testing.T) {
 			f := memOpen(t, m, "/f")
 			_, err := f.WriteAt([]byte("S"), 0)
 			require.NoError(t, err)
-			_, err = f.Write([]byte("appended"))
-			require.NoError(t, err)
+			memWrite(t, f, "appended")
 			longer := false
 			for seed := range uint64(20) {
 				c := m.CrashClone(CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(seed, 1))})
@@ -1544,8 +1539,7 @@ func TestMemCrashOverwriteKeepsTailMode(t *testing.T) {
 		memPut(t, m, "/f", "synced|")
 		f := memOpen(t, m, "/f")
 		require.NoError(t, f.Truncate(3))
-		_, err := f.Write([]byte("appended"))
-		require.NoError(t, err)
+		memWrite(t, f, "appended")
 		for seed := range uint64(10) {
 			c := m.CrashClone(CrashOptions{Tail: TailGarbage, Rand: rand.New(rand.NewPCG(seed, 1))})
 			require.Equal(t, "synced|", memRead(t, c, "/f"))
@@ -1597,8 +1591,7 @@ func TestMemCrashCloneOfSnapIndependent(t *testing.T) {
 func TestMemWriteAtEndOverflows(t *testing.T) {
 	m := NewMem()
 	f := memCreate(t, m, "/f")
-	_, err := f.Write([]byte("abc"))
-	require.NoError(t, err)
+	memWrite(t, f, "abc")
 	n, err := f.WriteAt([]byte("xy"), math.MaxInt64-1)
 	require.ErrorIs(t, err, fs.ErrInvalid)
 	require.Zero(t, n)

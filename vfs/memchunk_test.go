@@ -200,8 +200,7 @@ func TestMemViewAcrossChunks(t *testing.T) {
 	m := newMemChunked(4, 0, 4)
 	f := memCreate(t, m, "/f")
 	for _, s := range []string{"abcd", "ef", "ghijkl"} { // chunks [0,4) [4,6) [6,12)
-		_, err := f.Write([]byte(s))
-		require.NoError(t, err)
+		memWrite(t, f, s)
 	}
 	require.Equal(t, [][2]int{{0, 4}, {4, 2}, {6, 6}}, memChunks(f))
 
@@ -252,8 +251,7 @@ func TestMemViewAcrossChunks(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ABCDEFGHIJKL", memRead(t, m, "/f"))
 	require.NoError(t, f.Truncate(5))
-	_, err = f.Write([]byte("0123456789"))
-	require.NoError(t, err)
+	memWrite(t, f, "0123456789")
 	_, err = f.WriteAt([]byte("zz"), 4)
 	require.NoError(t, err)
 	require.Equal(t, "ABCDzz123456789", memRead(t, m, "/f"))
@@ -271,8 +269,7 @@ func TestMemViewPrefixErrors(t *testing.T) {
 	m := newMemChunked(2, 0, 2)
 	f, err := m.Create("/f")
 	require.NoError(t, err)
-	_, err = f.Write([]byte("ab"))
-	require.NoError(t, err)
+	memWrite(t, f, "ab")
 	_, err = f.Write([]byte("cd"))
 	require.NoError(t, err)
 	pv := f.(PrefixViewer)
@@ -354,8 +351,7 @@ func TestMemTruncateChunks(t *testing.T) {
 	m := newMemChunked(16, 0, 16)
 	f := memCreate(t, m, "/f")
 	for _, s := range []string{"0123456789", "abcdefghij", "ABCDEFGHIJ"} {
-		_, err := f.Write([]byte(s))
-		require.NoError(t, err)
+		memWrite(t, f, s)
 	}
 	require.Equal(t, [][2]int{{0, 10}, {10, 10}, {20, 10}}, memChunks(f))
 	v, err := f.(Viewer).View(12, 5)
@@ -363,14 +359,12 @@ func TestMemTruncateChunks(t *testing.T) {
 
 	require.NoError(t, f.Truncate(14)) // into the viewed bytes
 	require.Equal(t, [][2]int{{0, 10}, {10, 4}}, memChunks(f))
-	_, err = f.Write([]byte("++"))
-	require.NoError(t, err)
+	memWrite(t, f, "++")
 	require.Equal(t, [][2]int{{0, 10}, {10, 4}, {14, 2}}, memChunks(f), "the cut chunk is capped")
 	require.Equal(t, "cdefg", string(v))
 
 	require.NoError(t, f.Truncate(15)) // nothing viewed is cut: room reused
-	_, err = f.Write([]byte("**"))
-	require.NoError(t, err)
+	memWrite(t, f, "**")
 	require.Equal(t, [][2]int{{0, 10}, {10, 4}, {14, 3}}, memChunks(f))
 	require.Equal(t, "0123456789abcd+**", memRead(t, m, "/f"))
 	require.Equal(t, "cdefg", string(v))
@@ -402,13 +396,11 @@ func TestMemCrashAcrossChunks(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, m.SyncDir("/"))
 				for _, s := range []string{synced[:7], synced[7:15], synced[15:]} {
-					_, err := f.Write([]byte(s))
-					require.NoError(t, err)
+					memWrite(t, f, s)
 				}
 				require.NoError(t, f.Sync())
 				for _, s := range []string{tail[:3], tail[3:12], tail[12:]} {
-					_, err := f.Write([]byte(s))
-					require.NoError(t, err)
+					memWrite(t, f, s)
 				}
 				c := m.CrashClone(CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(seed), 3))})
 				got := memRead(t, c, "/f")
@@ -438,8 +430,7 @@ func TestMemCrashAcrossChunks(t *testing.T) {
 				// overwrites; each sees only its own changes.
 				_, err = f.WriteAt(fill(len(synced)+len(tail), '#'), 0)
 				require.NoError(t, err)
-				_, err = g.Write([]byte("+"))
-				require.NoError(t, err)
+				memWrite(t, g, "+")
 				_, err = g.WriteAt([]byte("!"), 3)
 				require.NoError(t, err)
 				require.Equal(t, got[:3]+"!"+got[4:]+"+", memRead(t, c, "/f"))
@@ -457,15 +448,13 @@ func TestMemCrashAcrossChunks(t *testing.T) {
 	f := memCreate(t, m, "/f")
 	require.NoError(t, m.SyncDir("/"))
 	for _, s := range []string{synced[:7], synced[7:15], synced[15:]} {
-		_, err := f.Write([]byte(s))
-		require.NoError(t, err)
+		memWrite(t, f, s)
 	}
 	require.NoError(t, f.Sync())
 	_, err := f.WriteAt([]byte("xxxxx"), 5) // across the first boundary
 	require.NoError(t, err)
 	require.NoError(t, f.Truncate(9)) // drops a chunk and a half
-	_, err = f.Write([]byte("after"))
-	require.NoError(t, err)
+	memWrite(t, f, "after")
 	require.Equal(t, synced, memRead(t, m.CrashClone(CrashOptions{Tail: TailTorn}), "/f"))
 	require.Equal(t, "01234xxxxafter", memRead(t, m, "/f"))
 }
@@ -559,8 +548,7 @@ func TestMemTrim(t *testing.T) {
 
 	f.(Trimmer).Trim() // nothing to give back
 	require.Equal(t, m.Usage(), m.Allocated())
-	_, err = f.Write([]byte("yz"))
-	require.NoError(t, err)
+	memWrite(t, f, "yz")
 	require.Len(t, memChunks(f), len(chunks)+1, "an append after it opens a chunk")
 	require.Equal(t, strings.Repeat("x", 1_000_000)+"yz", memRead(t, m, "/f"))
 	require.Equal(t, strings.Repeat("x", 1_000_000), memRead(t, m.CrashClone(CrashOptions{Tail: TailDrop}), "/f"), "not synced")
