@@ -243,15 +243,7 @@ func TestSynctestCloseEndsPoll(t *testing.T) {
 		b := bubbleBroker(t)
 		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
 		require.NoError(t, err)
-		c.Assign("t", 0, consumer.Start())
-		t0 := time.Now()
-		go func() {
-			time.Sleep(time.Second)
-			c.Close()
-		}()
-		_, err = c.Poll(t.Context())
-		require.ErrorIs(t, err, consumer.ErrClosed)
-		require.Equal(t, t0.Add(time.Second), time.Now())
+		requireCloseEndsPoll(t, c, func() { c.Close() }, consumer.ErrClosed)
 	})
 }
 
@@ -263,16 +255,25 @@ func TestSynctestBrokerCloseEndsPoll(t *testing.T) {
 		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
 		require.NoError(t, err)
 		defer c.Close()
-		c.Assign("t", 0, consumer.Start())
-		t0 := time.Now()
-		go func() {
-			time.Sleep(time.Second)
-			b.Close()
-		}()
-		_, err = c.Poll(t.Context())
-		require.ErrorIs(t, err, runnel.ErrClosed)
-		require.Equal(t, t0.Add(time.Second), time.Now())
+		requireCloseEndsPoll(t, c, func() { b.Close() }, runnel.ErrClosed)
 	})
+}
+
+// requireCloseEndsPoll assigns partition t-0 to c, whose FetchMaxWait is
+// longer than the test, and checks that a Poll waiting on it ends with
+// wantErr, a second in, when closeFn closes what it reads (called then on
+// another goroutine).
+func requireCloseEndsPoll(t *testing.T, c *consumer.Consumer, closeFn func(), wantErr error) {
+	t.Helper()
+	c.Assign("t", 0, consumer.Start())
+	t0 := time.Now()
+	go func() {
+		time.Sleep(time.Second)
+		closeFn()
+	}()
+	_, err := c.Poll(t.Context())
+	require.ErrorIs(t, err, wantErr)
+	require.Equal(t, t0.Add(time.Second), time.Now())
 }
 
 // Under FetchMaxWait(0) a Records loop over an idle partition waits
