@@ -94,6 +94,17 @@ func (n *numbered) requireAllHandedOn(t *testing.T) {
 	}
 }
 
+// goLog logs msg on a new goroutine as the queue's users do (mu.Lock,
+// the line, q.Unlock) and closes done once that Unlock returns.
+func goLog(mu sync.Locker, q *Queue, log *slog.Logger, msg string, done chan struct{}) {
+	go func() {
+		defer close(done)
+		mu.Lock()
+		log.Info(msg)
+		q.Unlock()
+	}()
+}
+
 // hookMutex is a Queue's Mutex whose next Lock, TryLock or Unlock runs a
 // hook first (each hook once), so that a test can stop a goroutine at a
 // given step of Unlock or deliver and let others go meanwhile.
@@ -202,12 +213,7 @@ func TestNoWaitDelivererDoesNotWaitForTheMutex(t *testing.T) {
 			<-held
 		})
 	})), nil)
-	go func() {
-		defer close(aDone)
-		mu.Lock()
-		log.Info("a")
-		q.Unlock()
-	}()
+	goLog(&mu, &q, log, "a", aDone)
 	defer func() { releaseOnce(); <-aDone; <-bDone }()
 	awaitClosed(t, aDone, "the deliverer's Unlock, the mutex held by another goroutine")
 	releaseOnce()
@@ -252,12 +258,7 @@ func TestPlainDelivererWaitsForTheMutex(t *testing.T) {
 			mu.lockHook.Store(&f) // the deliverer's next Lock
 		})
 	})))
-	go func() {
-		defer close(aDone)
-		mu.Lock()
-		log.Info("a")
-		q.Unlock()
-	}()
+	goLog(&mu, &q, log, "a", aDone)
 	defer func() { releaseOnce(); <-aDone; <-bDone }()
 	select {
 	case <-locking: // waits for the holder: let it go
@@ -312,12 +313,8 @@ func TestUnlockLooksAgainOnceTheDelivererGaveUp(t *testing.T) {
 		})
 	})), nil)
 	aDone := make(chan struct{})
-	go func() { // the deliverer: gives up, c's Unlock holding the mutex
-		defer close(aDone)
-		mu.Lock()
-		log.Info("a")
-		q.Unlock()
-	}()
+	// the deliverer: gives up, c's Unlock holding the mutex
+	goLog(&mu, &q, log, "a", aDone)
 	defer func() {
 		if f := mu.tryHook.Swap(nil); f != nil { // the deliverer never looked: let c go
 			go (*f)()
