@@ -278,8 +278,7 @@ func keysOf(t *testing.T, l *Log) []string {
 // record of that key in the log for good.
 func TestKeyMapFullStopsAtTheKeyThatDidNotFit(t *testing.T) {
 	e := newEnv(t)
-	l, err := Open(e.dir, Config{SegmentBytes: 1000, CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock, CleanerMapBytes: MinCleanerMapBytes})
-	require.NoError(t, err)
+	l := e.openOneKeyMap(Config{SegmentBytes: 1000, CleanupPolicy: Compact})
 	defer l.Close()
 	ts := e.clock.Now().UnixMilli()
 	rec := func(k, v string) []byte {
@@ -306,8 +305,7 @@ func TestKeyMapFullStopsAtTheKeyThatDidNotFit(t *testing.T) {
 // would never be deduplicated again.
 func TestKeyMapFullCleansTheSegmentItFilledIn(t *testing.T) {
 	e := newEnv(t)
-	l, err := Open(e.dir, Config{SegmentBytes: 1000, CleanupPolicy: Compact}, Options{FS: e.fs, Clock: e.clock, CleanerMapBytes: MinCleanerMapBytes})
-	require.NoError(t, err)
+	l := e.openOneKeyMap(Config{SegmentBytes: 1000, CleanupPolicy: Compact})
 	defer l.Close()
 	ts := e.clock.Now().UnixMilli()
 	rec := func(k, v string) []byte {
@@ -516,9 +514,7 @@ func TestCompactionDirtySectionStartsAtLogStart(t *testing.T) {
 func TestTombstonePastFullKeyMapGetsNoHorizonYet(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	l, err := Open(e.dir, Config{SegmentBytes: 1000, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour},
-		Options{FS: e.fs, Clock: e.clock, CleanerMapBytes: MinCleanerMapBytes})
-	require.NoError(t, err)
+	l := e.openOneKeyMap(Config{SegmentBytes: 1000, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour})
 	defer l.Close()
 	ts := e.clock.Now().UnixMilli()
 	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("x"), value: []byte("1"), ts: ts})) // 0
@@ -571,9 +567,7 @@ func TestCompactionSyncPeriodicCleansRolledSegments(t *testing.T) {
 func TestTombstoneInBatchStraddlingFullKeyMapKeepsItsTime(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	l, err := Open(e.dir, Config{SegmentBytes: 1000, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour},
-		Options{FS: e.fs, Clock: e.clock, CleanerMapBytes: MinCleanerMapBytes})
-	require.NoError(t, err)
+	l := e.openOneKeyMap(Config{SegmentBytes: 1000, CleanupPolicy: Compact, DeleteRetentionTime: time.Hour})
 	defer l.Close()
 	ts := e.clock.Now().UnixMilli()
 	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("b"), value: []byte("old"), ts: ts})) // 0

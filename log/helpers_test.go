@@ -87,6 +87,16 @@ func (e *env) open(cfg Config) *Log {
 	return l
 }
 
+// openOneKeyMap opens e's log with cfg and the smallest cleaner key map
+// (MinCleanerMapBytes), which holds one key: for the tests of a pass
+// whose key map fills.
+func (e *env) openOneKeyMap(cfg Config) *Log {
+	e.t.Helper()
+	l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, CleanerMapBytes: MinCleanerMapBytes})
+	require.NoError(e.t, err)
+	return l
+}
+
 // openIdem opens e's log for the idempotence tests whose producer ids
 // expire: ProducerExpiration an hour by e's clock, no retention by time
 // (their batches' 1 ms timestamps are old), logging to logger (nil:
