@@ -55,7 +55,7 @@ func FuzzIndexFiles(f *testing.F) {
 	late := bytes.Clone(tim)
 	binary.BigEndian.PutUint64(late[len(late)-12:], uint64(fx.batches[len(fx.batches)-1].maxTs+1000))
 	f.Add(uint8(1), late, true)
-	logBytes := icRead(f, fsys, fx.path(LogSuffix))
+	logBytes := readFile(f, fsys, fx.path(LogSuffix))
 	f.Fuzz(func(t *testing.T, which uint8, data []byte, active bool) {
 		// The fixture's files, copied to a new FS (building it again for
 		// each input would take most of the time).

@@ -98,8 +98,8 @@ func newICFixture(t testing.TB, fsys vfs.FS, dir string, n int) *icFixture {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f.idxBytes = icRead(t, fsys, f.path(IndexSuffix))
-	f.timBytes = icRead(t, fsys, f.path(TimeIndexSuffix))
+	f.idxBytes = readFile(t, fsys, f.path(IndexSuffix))
+	f.timBytes = readFile(t, fsys, f.path(TimeIndexSuffix))
 	if f.oidx, err = index.DecodeOffsetEntries(f.idxBytes, icBase); err != nil {
 		t.Fatal(err)
 	}
@@ -201,24 +201,6 @@ func (f *icFixture) middleTime(t testing.TB) int {
 	}
 	t.Fatal("no middle time entry with room around it")
 	return -1
-}
-
-func icRead(t testing.TB, fsys vfs.FS, name string) []byte {
-	t.Helper()
-	fh, err := fsys.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	n, err := fh.Size()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, n)
-	if _, err := fh.ReadAt(b, 0); err != nil && n > 0 {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // icRewrite makes a file hold b.
@@ -465,10 +447,10 @@ func TestIndexEntryCheckedOnUse(t *testing.T) {
 					if err := s.Close(); err != nil {
 						t.Fatal(err)
 					}
-					if got := icRead(t, fsys, f.path(IndexSuffix)); !bytes.Equal(got, f.idxBytes) {
+					if got := readFile(t, fsys, f.path(IndexSuffix)); !bytes.Equal(got, f.idxBytes) {
 						t.Fatalf("rebuilt .index differs from the original")
 					}
-					if got := icRead(t, fsys, f.path(TimeIndexSuffix)); !bytes.Equal(got, f.timBytes) {
+					if got := readFile(t, fsys, f.path(TimeIndexSuffix)); !bytes.Equal(got, f.timBytes) {
 						t.Fatalf("rebuilt .timeindex differs from the original")
 					}
 					s, needs, err = Open(fsys, dir, icBase, icCfg, OpenOptions{Active: active})

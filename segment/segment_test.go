@@ -823,6 +823,7 @@ func checkFindOnly(t testing.TB, s *Segment, m *model) {
 	}
 }
 
+// readAll returns the contents of f.
 func readAll(t testing.TB, f vfs.File) []byte {
 	t.Helper()
 	n, err := f.Size()
@@ -1610,15 +1611,7 @@ func readFile(t testing.TB, fsys vfs.FS, name string) []byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
-		t.Fatal(err)
-	}
-	return b
+	return readAll(t, f)
 }
 
 // editFile opens a file of fsys and lets fn change it.
