@@ -466,6 +466,25 @@ func TestIndexEntryCheckedOnUse(t *testing.T) {
 	}
 }
 
+// icEntryMut makes a mutation of entry k of an index whose entries are
+// entries (the fixture's, which do not change): edit changes a copy of the
+// entry and reports whether the mutation applies to it; set writes the
+// changed entry to the file. It reports false, changing nothing, for a k
+// past the entries.
+func icEntryMut[E any](entries []E, edit func(e *E) bool, set func(k int, e E)) func(k int) bool {
+	return func(k int) bool {
+		if k >= len(entries) {
+			return false
+		}
+		e := entries[k]
+		if !edit(&e) {
+			return false
+		}
+		set(k, e)
+		return true
+	}
+}
+
 // TestIndexEntrySweep corrupts each entry of each index in turn, in
 // several ways that keep the entries in order (Open's check of the last
 // entry may catch some: those are rebuilt by Recover), and checks every
@@ -490,30 +509,10 @@ func TestIndexEntrySweep(t *testing.T) {
 	// offsetMut and timeMut make a mutation of entry k of an index from
 	// edit, which changes the entry and reports whether it applies.
 	offsetMut := func(edit func(e *index.OffsetEntry) bool) func(k int) bool {
-		return func(k int) bool {
-			if k >= len(f.oidx) {
-				return false
-			}
-			e := f.oidx[k]
-			if !edit(&e) {
-				return false
-			}
-			f.setOffsetEntry(t, k, e)
-			return true
-		}
+		return icEntryMut(f.oidx, edit, func(k int, e index.OffsetEntry) { f.setOffsetEntry(t, k, e) })
 	}
 	timeMut := func(edit func(e *index.TimeEntry) bool) func(k int) bool {
-		return func(k int) bool {
-			if k >= len(f.tidx) {
-				return false
-			}
-			e := f.tidx[k]
-			if !edit(&e) {
-				return false
-			}
-			f.setTimeEntry(t, k, e)
-			return true
-		}
+		return icEntryMut(f.tidx, edit, func(k int, e index.TimeEntry) { f.setTimeEntry(t, k, e) })
 	}
 	muts := []mut{
 		{"offset position +1", offsetMut(func(e *index.OffsetEntry) bool {
