@@ -117,15 +117,9 @@ func TestIdForgottenBeforeACrashIsReplayed(t *testing.T) {
 // refused both with ErrProducerFenced.
 func TestReplayTakesALowerEpochAfterExpiry(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	open := func() *Log { return e.openIdem(nil) }
 	l := open()
-	appendOK(t, l, idemBatch(t, 7, 1, 0, 1))
-	require.NoError(t, l.Roll()) // a snapshot at 1: producer 7 at epoch 1
-	e.clock.Advance(2 * time.Hour)
-	require.NoError(t, l.Maintain(ctx)) // producer 7 expires
-	appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
-	appendOK(t, l, idemBatch(t, 7, 0, 1, 1))
+	appendLowerEpochAfterExpiry(t, e, l)
 	requireDuplicate(t, l, idemBatch(t, 7, 0, 1, 1), 2)
 
 	// A power cut: Open loads the snapshot at 1 and replays the batches
@@ -135,6 +129,29 @@ func TestReplayTakesALowerEpochAfterExpiry(t *testing.T) {
 	l = open()
 	defer l.Close()
 	require.EqualValues(t, 1, l.Recovery().ProducerSnapshot)
+	requireLowerEpochTaken(t, l)
+}
+
+// appendLowerEpochAfterExpiry appends to l, opened by e.openIdem, a batch
+// of producer 7 at epoch 1, rolls (a snapshot at 1 holds that epoch),
+// lets the producer expire, and appends its batches of sequences 0 and 1
+// at epoch 0 (offsets 1 and 2), as a new producer's.
+func appendLowerEpochAfterExpiry(t *testing.T, e *env, l *Log) {
+	t.Helper()
+	appendOK(t, l, idemBatch(t, 7, 1, 0, 1))
+	require.NoError(t, l.Roll()) // a snapshot at 1: producer 7 at epoch 1
+	e.clock.Advance(2 * time.Hour)
+	require.NoError(t, l.Maintain(context.Background())) // producer 7 expires
+	appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
+	appendOK(t, l, idemBatch(t, 7, 0, 1, 1))
+}
+
+// requireLowerEpochTaken checks that l, after appendLowerEpochAfterExpiry
+// (and a reload of its producer state), holds producer 7 at epoch 0: a
+// retry of its batch of sequence 1 is a duplicate of offset 2, and its
+// batch of sequence 2 is taken at offset 3.
+func requireLowerEpochTaken(t *testing.T, l *Log) {
+	t.Helper()
 	requireDuplicate(t, l, idemBatch(t, 7, 0, 1, 1), 2)
 	res := appendOK(t, l, idemBatch(t, 7, 0, 2, 1))
 	require.False(t, res.Duplicate)
@@ -150,23 +167,14 @@ func TestReplayTakesALowerEpochAfterExpiry(t *testing.T) {
 // one is a duplicate and its next batch is taken.
 func TestTruncationReloadTakesALowerEpochAfterExpiry(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	l := e.openIdem(nil)
 	defer l.Close()
-	appendOK(t, l, idemBatch(t, 7, 1, 0, 1))
-	require.NoError(t, l.Roll()) // a snapshot at 1: producer 7 at epoch 1
-	e.clock.Advance(2 * time.Hour)
-	require.NoError(t, l.Maintain(ctx)) // producer 7 expires
-	appendOK(t, l, idemBatch(t, 7, 0, 0, 1))
-	appendOK(t, l, idemBatch(t, 7, 0, 1, 1))
+	appendLowerEpochAfterExpiry(t, e, l)
 	appendOK(t, l, idemBatch(t, 7, 0, 2, 1))
 
 	_, err := l.TruncateTo(3) // the batch of sequence 2 goes
 	require.NoError(t, err)
-	requireDuplicate(t, l, idemBatch(t, 7, 0, 1, 1), 2)
-	res := appendOK(t, l, idemBatch(t, 7, 0, 2, 1))
-	require.False(t, res.Duplicate)
-	require.EqualValues(t, 3, res.FirstOffset)
+	requireLowerEpochTaken(t, l)
 }
 
 // TestExpiredProducerStaysForgottenAfterACrash: a producer id
