@@ -67,9 +67,7 @@ func TestOpenStaleCleanShutdownMarker(t *testing.T) {
 			appendOK(t, l, valueBatch(t, ts, "d"))
 		}, 4},
 		{"past the recovery point in later segments", Config{Sync: SyncAlways, SegmentBytes: 100}, func(t *testing.T, l *Log) {
-			for _, v := range []string{"c", "d", "e"} {
-				appendOK(t, l, valueBatch(t, ts, v)) // a segment each
-			}
+			appendEach(t, l, ts, "c", "d", "e") // a segment each
 		}, 5},
 		{"past the recovery point, then a torn tail", Config{Sync: SyncNever}, func(t *testing.T, l *Log) {
 			appendOK(t, l, valueBatch(t, ts, "c"))

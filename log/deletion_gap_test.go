@@ -25,9 +25,7 @@ func TestOpenKeepsSegmentsPastADeletionGap(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
 	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c", "d", "e"} {
-		appendOK(t, l, valueBatch(t, ts, v)) // a segment each: bases 0 to 4
-	}
+	appendEach(t, l, ts, "a", "b", "c", "d", "e") // a segment each: bases 0 to 4
 	require.Equal(t, 5, l.Segments())
 	require.NoError(t, l.Discard()) // no clean-shutdown marker: Open recovers
 	// What the cut-short deletion of the segments below 3 left: the log
@@ -57,9 +55,7 @@ func TestOpenKeepsSegmentsPastADeletionGapAtTheLogStart(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
 	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c", "d"} {
-		appendOK(t, l, valueBatch(t, ts, v)) // a segment each: bases 0 to 3
-	}
+	appendEach(t, l, ts, "a", "b", "c", "d") // a segment each: bases 0 to 3
 	require.NoError(t, l.Discard())
 	require.NoError(t, segment.RemoveFiles(e.fs, e.dir, 1, segment.LogSuffix, segment.IndexSuffix, segment.TimeIndexSuffix))
 	require.NoError(t, writeOffset(e.fs, e.dir, logStartFile, 2))

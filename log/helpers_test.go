@@ -125,6 +125,15 @@ func appendOK(t testT, l *Log, data []byte) AppendResult {
 	return res
 }
 
+// appendEach appends to l, one after another, a batch for each of values
+// (valueBatch, stamped ts), each acknowledged.
+func appendEach(t testing.TB, l *Log, ts int64, values ...string) {
+	t.Helper()
+	for _, v := range values {
+		appendOK(t, l, valueBatch(t, ts, v))
+	}
+}
+
 // requireDuplicate appends data, a retry of a producer's batch, and
 // requires the log to answer it as the duplicate of the batch at first.
 func requireDuplicate(t testT, l *Log, data []byte, first int64) {

@@ -413,9 +413,7 @@ func TestHandlerMayCloseTheLogOnCloseLine(t *testing.T) {
 	lg, err := Open("/d/t-0", Config{SegmentBytes: 100}, Options{FS: fs, Clock: newClock(), Logger: logger})
 	require.NoError(t, err)
 	l.Store(lg)
-	for _, v := range []string{"a", "b", "c", "d"} {
-		appendOK(t, lg, valueBatch(t, 1_700_000_000_000, v))
-	}
+	appendEach(t, lg, 1_700_000_000_000, "a", "b", "c", "d")
 	// The snapshots below the new log start offset are pruned, and stay
 	// as their removal fails: the Close's prune tries again.
 	failRemove.Store(true)

@@ -458,9 +458,7 @@ func TestCompactionAtTheLastEnd(t *testing.T) {
 	require.NoError(t, writeOffset(e.fs, e.dir, logStartFile, from))
 	cfg := Config{CleanupPolicy: Compact, Sync: SyncAlways}
 	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "a", "b", "a", "b"} {
-		appendOK(t, l, valueBatch(t, 1, v))
-	}
+	appendEach(t, l, 1, "a", "b", "a", "b", "a", "b")
 	_, err := l.Append(ctx, valueBatch(t, 1, "c"), AppendOptions{})
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
 	require.NoError(t, l.Roll())

@@ -18,9 +18,7 @@ func TestTruncateToLowersTheOffsetsCoherently(t *testing.T) {
 	for _, below := range []bool{false, true} { // cutting below the log start offset too
 		e := newEnv(t)
 		l := e.open(Config{Sync: SyncAlways})
-		for _, v := range []string{"a", "b", "c", "d"} {
-			appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 0-3, durable
-		}
+		appendEach(t, l, 1_700_000_000_000, "a", "b", "c", "d") // 0-3, durable
 		if below {
 			// One batch of two records at 4-5, the log start offset inside it.
 			appendOK(t, l, valueBatch(t, 1_700_000_000_000, "e", "f"))
@@ -71,9 +69,7 @@ func TestPartitionOffsets(t *testing.T) {
 		e := newEnv(t)
 		l := e.open(Config{Sync: sync})
 		p := NewPartition("t", 0, l)
-		for _, v := range []string{"a", "b", "c", "d"} {
-			appendOK(t, l, valueBatch(t, 1_700_000_000_000, v))
-		}
+		appendEach(t, l, 1_700_000_000_000, "a", "b", "c", "d")
 		if sync == SyncAlways {
 			_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "e"), AppendOptions{})
 			require.NoError(t, err)
@@ -101,9 +97,7 @@ func TestOffsetsDuringATruncationWaitForIt(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{Sync: SyncAlways})
 	defer l.Close()
-	for _, v := range []string{"a", "b", "c", "d"} {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 0-3, durable
-	}
+	appendEach(t, l, 1_700_000_000_000, "a", "b", "c", "d") // 0-3, durable
 	during := make(chan Offsets, 1)
 	testHookTruncateStores = func(l *Log) {
 		started := make(chan struct{})

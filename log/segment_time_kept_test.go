@@ -198,9 +198,7 @@ func TestSegmentTimesForgetRemovedSegments(t *testing.T) {
 	e := newEnv(t)
 	l := e.open(Config{SegmentBytes: 100})
 	defer l.Close()
-	for _, v := range []string{"a", "b", "c", "d", "e", "f"} {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // each rolls
-	}
+	appendEach(t, l, 1_700_000_000_000, "a", "b", "c", "d", "e", "f") // each rolls
 	require.Equal(t, 6, l.Segments())
 	for i := range 40 {
 		_, err := l.DeleteRecordsBefore(context.Background(), l.LogEndOffset()-1)

@@ -40,9 +40,7 @@ func TestSnapshotWrittenDespiteAFailureIsRemovedByTruncation(t *testing.T) {
 	for _, off := range snapshotOffsets(names) {
 		require.LessOrEqual(t, off, end, "a snapshot past the end the truncation left")
 	}
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000, v)) // 3-5
-	}
+	appendEach(t, l, 1_700_000_000_000, "a", "b", "c") // 3-5
 	require.NoError(t, l.Flush(ctx))
 
 	e.fs = mem.CrashClone(vfs.CrashOptions{})

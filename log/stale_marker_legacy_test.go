@@ -41,9 +41,7 @@ func TestUntrustedMarkerWithoutRecoveryPoint(t *testing.T) {
 			e := newEnv(t)
 			cfg := Config{Sync: SyncAlways, SegmentBytes: 100, IndexIntervalBytes: 1}
 			l := e.open(cfg)
-			for _, v := range []string{"a", "b", "c"} {
-				appendOK(t, l, valueBatch(t, ts, v)) // a segment each
-			}
+			appendEach(t, l, ts, "a", "b", "c") // a segment each
 			require.NoError(t, l.Close())
 			cfg.SegmentBytes = 0
 			l = e.open(cfg)
@@ -87,9 +85,7 @@ func TestUntrustedMarkerBesideARecoveryPoint(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
 	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, 1, v)) // a segment each
-	}
+	appendEach(t, l, 1, "a", "b", "c") // a segment each
 	require.Equal(t, 3, l.Segments())
 	require.NoError(t, l.Close())
 	require.NoError(t, writeOffset(e.fs, e.dir, recoveryPointFile, 1))

@@ -22,9 +22,7 @@ func TestCleanMarkerWithoutRecoveryPointFile(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
 	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, ts, v)) // a segment each
-	}
+	appendEach(t, l, ts, "a", "b", "c") // a segment each
 	require.NoError(t, l.Close())
 	require.NoError(t, e.fs.Remove(filepath.Join(e.dir, recoveryPointFile)))
 	first := filepath.Join(e.dir, segment.FileName(0, segment.LogSuffix))
@@ -51,9 +49,7 @@ func TestStaleMarkerAtZeroWithoutRecoveryPointFile(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, ts, v)) // 0, 1, 2
-	}
+	appendEach(t, l, ts, "a", "b", "c") // 0, 1, 2
 	require.NoError(t, l.Close())
 	l = e.open(cfg)
 	_, err := l.TruncateTo(1) // the recovery point lowered to 0

@@ -26,9 +26,7 @@ func TestStaleMarkerRecoveryPointZero(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways}
 	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, ts, v)) // 0, 1, 2
-	}
+	appendEach(t, l, ts, "a", "b", "c") // 0, 1, 2
 	require.NoError(t, l.Close())
 
 	l = e.open(cfg)

@@ -94,9 +94,7 @@ func TestCleanMarkerOfOlderRunnel(t *testing.T) {
 	e := newEnv(t)
 	cfg := Config{Sync: SyncAlways, SegmentBytes: 100}
 	l := e.open(cfg)
-	for _, v := range []string{"a", "b", "c"} {
-		appendOK(t, l, valueBatch(t, ts, v)) // a segment each
-	}
+	appendEach(t, l, ts, "a", "b", "c") // a segment each
 	require.NoError(t, l.Close())
 	writeMemFile(t, e.fs, filepath.Join(e.dir, cleanShutdownFile), nil)
 
