@@ -107,28 +107,42 @@ func TestMaxTimestampBelowSmallTimestamps(t *testing.T) {
 	}
 }
 
+// mtBase is the base offset of the segment of openWithFirstTimeEntryAt.
+const mtBase = 3
+
+// openWithFirstTimeEntryAt writes a segment at mtBase that indexes every
+// batch, of seven batches stamped 100, 500, 200, 300, 200, 300 and 600
+// (its time index entries (500, mtBase+1) and (600, mtBase+6)), closes it,
+// sets the timestamp of its first time index entry to ts on disk, which
+// keeps the entries in order, and opens it again, active: Open must not
+// find the change. It returns the segment and its model.
+func openWithFirstTimeEntryAt(t *testing.T, fsys vfs.FS, dir string, ts int64) (*Segment, *model) {
+	t.Helper()
+	cfg := Config{IndexIntervalBytes: 1} // an offset index entry at every batch from the second
+	s := mustCreate(t, fsys, dir, mtBase, cfg)
+	m := &model{base: mtBase}
+	for _, ts := range []int64{100, 500, 200, 300, 200, 300, 600} {
+		appendBatches(t, s, m, mkBatch(t, 0, []int64{ts}, 5, -1))
+	}
+	require.Equal(t, []index.TimeEntry{{Timestamp: 500, Offset: mtBase + 1}, {Timestamp: 600, Offset: mtBase + 6}}, timeEntries(s))
+	mustClose(t, s)
+	editFile(t, fsys, filepath.Join(dir, FileName(mtBase, TimeIndexSuffix)), func(f vfs.File) {
+		_, err := f.WriteAt(entry12(ts, 1), 0)
+		require.NoError(t, err)
+	})
+	s, needs := mustOpen(t, fsys, dir, mtBase, cfg, true)
+	require.False(t, needs, "the changed entry was found at Open")
+	return s, m
+}
+
 // TestMaxTimestampBelowChecksARaisedTimeEntry: a time index entry whose
 // timestamp went up (staying below the next entry's, so that the file
 // stays in order) is not taken for the max timestamp of the batches up to
 // its offset: MaxTimestampBelow answers as the batches say.
 func TestMaxTimestampBelowChecksARaisedTimeEntry(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		const base = 3
-		cfg := Config{IndexIntervalBytes: 1} // an offset index entry at every batch from the second
-		s := mustCreate(t, fsys, dir, base, cfg)
-		m := &model{base: base}
-		for _, ts := range []int64{100, 500, 200, 300, 200, 300, 600} {
-			appendBatches(t, s, m, mkBatch(t, 0, []int64{ts}, 5, -1))
-		}
-		require.Equal(t, []index.TimeEntry{{Timestamp: 500, Offset: base + 1}, {Timestamp: 600, Offset: base + 6}}, timeEntries(s))
-		mustClose(t, s)
-		editFile(t, fsys, filepath.Join(dir, FileName(base, TimeIndexSuffix)), func(f vfs.File) {
-			_, err := f.WriteAt(entry12(550, 1), 0) // 500 → 550
-			require.NoError(t, err)
-		})
-		s, needs := mustOpen(t, fsys, dir, base, cfg, true)
-		require.False(t, needs, "the raised entry was found at Open")
-		for off := int64(base - 1); off <= m.next()+1; off++ {
+		s, m := openWithFirstTimeEntryAt(t, fsys, dir, 550) // 500 → 550
+		for off := int64(mtBase - 1); off <= m.next()+1; off++ {
 			got, err := s.MaxTimestampBelow(off)
 			require.NoError(t, err)
 			require.Equalf(t, m.maxTsBelow(off), got, "MaxTimestampBelow(%d)", off)

@@ -2104,38 +2104,16 @@ func TestMaxTimestampBelowAfterLostZeroEntry(t *testing.T) {
 // from the segment's start instead; the answers stay right.
 func TestMaxTimestampBelowChecksTheTimeEntry(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
-		const base = 3
-		cfg := Config{IndexIntervalBytes: 1} // an offset index entry at every batch from the second
-		s := mustCreate(t, fsys, dir, base, cfg)
-		m := &model{base: base}
-		for _, ts := range []int64{100, 500, 200, 300, 200, 300, 600} {
-			appendBatches(t, s, m, mkBatch(t, 0, []int64{ts}, 5, -1))
-		}
-		want := []index.TimeEntry{{Timestamp: 500, Offset: base + 1}, {Timestamp: 600, Offset: base + 6}}
-		if got := timeEntries(s); !slices.Equal(got, want) {
-			t.Fatalf("time index %v, want %v", got, want)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		editFile(t, fsys, filepath.Join(dir, FileName(base, TimeIndexSuffix)), func(f vfs.File) {
-			if _, err := f.WriteAt(entry12(400, 1), 0); err != nil { // 500 → 400
-				t.Fatal(err)
-			}
-		})
-		s, needs := mustOpen(t, fsys, dir, base, cfg, true)
+		s, m := openWithFirstTimeEntryAt(t, fsys, dir, 400) // 500 → 400
 		defer s.Close()
-		if needs {
-			t.Fatal("the lowered entry was found at Open")
-		}
-		end := int64(base + 5)
+		end := int64(mtBase + 5)
 		if got, err := s.MaxTimestampBelow(end); err != nil || got != 500 {
 			t.Fatalf("MaxTimestampBelow(%d) = %d, %v; want 500", end, got, err)
 		}
 		if !s.IndexDistrusted().Time {
 			t.Fatal("the time index is not distrusted")
 		}
-		for off := int64(base - 1); off <= m.next()+1; off++ {
+		for off := int64(mtBase - 1); off <= m.next()+1; off++ {
 			if got, err := s.MaxTimestampBelow(off); err != nil || got != m.maxTsBelow(off) {
 				t.Fatalf("MaxTimestampBelow(%d) = %d, %v; want %d", off, got, err, m.maxTsBelow(off))
 			}
