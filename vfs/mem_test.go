@@ -1278,12 +1278,18 @@ func TestMemConcurrent(t *testing.T) {
 	}
 }
 
-func BenchmarkMemWrite(b *testing.B) {
-	m := NewMem()
-	f, err := m.Create("/f")
+// benchMemFile returns a new file, /f, of a new MemFS, for a benchmark.
+func benchMemFile(b *testing.B) File {
+	b.Helper()
+	f, err := NewMem().Create("/f")
 	if err != nil {
 		b.Fatal(err)
 	}
+	return f
+}
+
+func BenchmarkMemWrite(b *testing.B) {
+	f := benchMemFile(b)
 	p := make([]byte, 1024)
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
@@ -1300,11 +1306,7 @@ func BenchmarkMemWrite(b *testing.B) {
 }
 
 func BenchmarkMemSyncAppend(b *testing.B) {
-	m := NewMem()
-	f, err := m.Create("/f")
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := benchMemFile(b)
 	p := make([]byte, 1024)
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
@@ -1328,11 +1330,7 @@ func BenchmarkMemSyncAppend(b *testing.B) {
 
 // An index-like pattern: small WriteAts into a preallocated, synced file.
 func BenchmarkMemWriteAtSynced(b *testing.B) {
-	m := NewMem()
-	f, err := m.Create("/f")
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := benchMemFile(b)
 	const size = 10 << 20
 	if err := f.Truncate(size); err != nil {
 		b.Fatal(err)
@@ -1354,11 +1352,7 @@ func BenchmarkMemWriteAtSynced(b *testing.B) {
 }
 
 func BenchmarkMemView(b *testing.B) {
-	m := NewMem()
-	f, err := m.Create("/f")
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := benchMemFile(b)
 	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
 		b.Fatal(err)
 	}
