@@ -176,6 +176,22 @@ func ctxEnd(ctx context.Context, err error) bool {
 	return err != nil && err == ctx.Err()
 }
 
+// valuesUntilCtxEnds returns the values of the records the Records
+// iterator yields until it yields ctx's error (its last), requiring no
+// other error.
+func valuesUntilCtxEnds(t *testing.T, ctx context.Context, c *consumer.Consumer) []string {
+	t.Helper()
+	var got []string
+	for r, err := range c.Records(ctx) {
+		if ctxEnd(ctx, err) {
+			continue // the last
+		}
+		require.NoError(t, err)
+		got = append(got, string(r.Value))
+	}
+	return got
+}
+
 // readN reads n records with the Records iterator, then breaks.
 func readN(t *testing.T, c *consumer.Consumer, n int) []*record.Record {
 	t.Helper()

@@ -50,14 +50,7 @@ func TestMaxWaitZeroIdleRecordsLoop(t *testing.T) {
 	}}
 	c := newConsumer(t, client, consumer.FetchMaxWait(0), consumer.FetchMinBytes(1000))
 	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
-	var got []string
-	for r, err := range c.Records(ctx) {
-		if ctxEnd(ctx, err) {
-			continue // the last
-		}
-		require.NoError(t, err)
-		got = append(got, string(r.Value))
-	}
+	got := valuesUntilCtxEnds(t, ctx, c)
 	mu.Lock()
 	defer mu.Unlock()
 	// 20 fetches of 500 ms each, the first and the last two.

@@ -64,14 +64,7 @@ func TestMinBytesZeroIdleRecordsLoop(t *testing.T) {
 	}}
 	c := newConsumer(t, client, consumer.FetchMinBytes(0), consumer.FetchMaxWait(time.Hour))
 	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
-	var got []string
-	for r, err := range c.Records(ctx) {
-		if ctxEnd(ctx, err) {
-			continue // the last
-		}
-		require.NoError(t, err)
-		got = append(got, string(r.Value))
-	}
+	got := valuesUntilCtxEnds(t, ctx, c)
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, []string{"x"}, got)
