@@ -1074,7 +1074,8 @@ type PartitionInfo struct {
 	// log.ErrLogFenced (Kafka's KAFKA_STORAGE_ERROR, code 56: api.Code)
 	// and wraps its cause: a failed write or fsync fenced the log, which
 	// refuses appends until the broker is opened again but still serves
-	// reads; or a config change closed the log and could not open it
+	// reads (but for those of the segments a failed compaction swap
+	// removed, which answer log.ErrLogFenced until then); or a config change closed the log and could not open it
 	// again, which the broker's maintenance retries (reads fail too
 	// meanwhile); or a config change could not close the log (its final
 	// fsync failed), which only opening the broker again mends (reads

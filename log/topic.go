@@ -167,7 +167,8 @@ type PartitionState struct {
 	// otherwise the error every append fails with until something
 	// changes that: an error matching ErrLogFenced and wrapping its
 	// cause (a failed write or fsync fenced the log, which still serves
-	// reads; or a Reopen could not open the log again, which RetryReopen
+	// reads but for those of the segments a failed compaction swap
+	// removed, which answer ErrLogFenced until the next Open; or a Reopen could not open the log again, which RetryReopen
 	// or a later Reopen may; or a Reopen could not close it, its final
 	// fsync failing, say, which no Reopen mends: see Reopen), or
 	// ErrClosed once the partition is closed. A refusal that passes with
