@@ -42,7 +42,8 @@ type Config struct {
 	// are runnel.lock (locked, never written), producer-ids, the topics
 	// directory, and a runnel.tmp in either of the two directories while
 	// it replaces a topic's record or the producer-id counter (a user's
-	// runnel.tmp there is overwritten; a user's topics file, or a
+	// runnel.tmp there is overwritten, and Open removes one, as a failed
+	// write's; a user's topics file, or a
 	// producer-ids that holds no counter, makes Open fail). Still, give
 	// the broker a directory of its own.
 	Dir string

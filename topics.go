@@ -218,7 +218,10 @@ func (b *Broker) load(ctx context.Context) error {
 	for _, name := range names {
 		stem, ok := strings.CutSuffix(name, ".json")
 		if !ok {
-			continue // a .tmp left by a crash; an OS's file (.DS_Store)
+			if name == metaTmp || strings.HasSuffix(name, ".json.tmp") {
+				b.removeTmp(filepath.Join(b.root, topicsDir, name))
+			}
+			continue // an OS's file (.DS_Store)
 		}
 		// A name that starts with a dot may be a topic's (Kafka refuses
 		// only "." and ".."), or an OS's or an editor's file; skipping a
@@ -276,8 +279,26 @@ func (b *Broker) load(ctx context.Context) error {
 		b.cfg.Logger.Warn("the producer id counter is behind the ids the partitions know: ids are handed out from past them",
 			"file", b.path(producerIDs), "counter", ids, "next", b.nextPID)
 	}
+	for _, name := range []string{metaTmp, producerIDs + ".tmp"} {
+		b.removeTmp(filepath.Join(b.root, name))
+	}
 	b.removeStrays()
 	return nil
+}
+
+// removeTmp removes path, a temporary file of the broker's (writeFile's
+// runnel.tmp, or an older runnel's <name>.tmp) that a crash, or a write
+// whose rename and then removal failed, left: nothing reads it, and only
+// the next write in its directory would replace it. A failure is logged,
+// not returned, as removeStrays' are: the next Open tries again.
+func (b *Broker) removeTmp(path string) {
+	err := b.fs.Remove(path)
+	switch {
+	case err == nil:
+		b.cfg.Logger.Info("removed a temporary file a failed write left", "file", path)
+	case !errors.Is(err, fs.ErrNotExist):
+		b.cfg.Logger.Warn("removing a temporary file a failed write left", "file", path, "err", err)
+	}
 }
 
 // producerIDsKnown returns one past the largest producer id whose state
