@@ -475,14 +475,20 @@ func (l *Log) indexesFit(size int64) bool {
 func (l *Log) cleanGroup(ctx context.Context, group []*segment.Segment, latest *keyMap, mapEnd int64, lastOf map[int64]int64, now, truncations int64, res *CompactResult) error {
 	base := group[0].Base()
 	start := l.LogStartOffset()
+	removeCopy := func() error {
+		return segment.RemoveFiles(l.fs, l.dir, base,
+			segment.LogSuffix+cleanedSuffix, segment.IndexSuffix+cleanedSuffix, segment.TimeIndexSuffix+cleanedSuffix)
+	}
 	out, err := segment.CreateTemp(l.fs, l.dir, base, l.segmentConfig(), cleanedSuffix)
 	if err != nil {
-		return err
+		// The copy's .log, and an index, may have been created before an
+		// index could not be (a full disk's inodes): they go, as an
+		// abandoned copy's do.
+		return errors.Join(err, removeCopy())
 	}
 	abandon := func(err error) error {
 		out.Close()
-		return errors.Join(err, segment.RemoveFiles(l.fs, l.dir, base,
-			segment.LogSuffix+cleanedSuffix, segment.IndexSuffix+cleanedSuffix, segment.TimeIndexSuffix+cleanedSuffix))
+		return errors.Join(err, removeCopy())
 	}
 	var (
 		bld      record.Builder
