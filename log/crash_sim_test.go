@@ -164,6 +164,7 @@ func runCrashSimWith(t *testing.T, seed uint64, verbose, transient bool) {
 		}
 	}()
 	s.run()
+	s.checkLeftovers()
 }
 
 // simRec is a record the model knows at an offset.
