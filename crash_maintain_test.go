@@ -133,6 +133,18 @@ func runMaintainCrashSetup(t *testing.T, b *Broker, clock *stepClock) []*mcPart 
 		require.NoError(t, err)
 		pids[i] = id
 	}
+	// produce appends bt to p's partition, new (not a duplicate), and
+	// records its records and end in p.
+	produce := func(p *mcPart, bt *mcBatch) {
+		resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: p.topic, Partition: 0, Acks: api.AcksAll, Batches: mcBatchBytes(bt)})
+		require.NoError(t, err)
+		require.False(t, resp.Duplicate)
+		bt.base = resp.BaseOffset
+		for j, r := range bt.values {
+			p.recs[bt.base+int64(j)] = r
+		}
+		p.end = bt.base + int64(len(bt.values))
+	}
 	for i := range 40 {
 		clock.ns.Add(int64(5 * time.Minute))
 		for pi, p := range parts {
@@ -147,18 +159,11 @@ func runMaintainCrashSetup(t *testing.T, b *Broker, clock *stepClock) []*mcPart 
 				}
 				bt.values = append(bt.values, r)
 			}
-			resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: p.topic, Partition: 0, Acks: api.AcksAll, Batches: mcBatchBytes(bt)})
-			require.NoError(t, err)
-			require.False(t, resp.Duplicate)
-			bt.base = resp.BaseOffset
-			for j, r := range bt.values {
-				p.recs[bt.base+int64(j)] = r
-			}
+			produce(p, bt)
 			if bt.pid >= 0 {
 				seqs[pi] += int32(len(bt.values))
 				p.last = bt
 			}
-			p.end = bt.base + int64(len(bt.values))
 		}
 		if i == 20 {
 			_, err := b.DeleteRecords(ctx, "del", 0, 6)
@@ -186,15 +191,8 @@ func runMaintainCrashSetup(t *testing.T, b *Broker, clock *stepClock) []*mcPart 
 		for j := range 3 {
 			bt.values = append(bt.values, mcRec{key: fmt.Sprintf("k%d", (i*3+j)%7), value: fmt.Sprintf("never late %d.%d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", i, j)})
 		}
-		resp, err := b.Produce(ctx, &api.ProduceRequest{Topic: p.topic, Partition: 0, Acks: api.AcksAll, Batches: mcBatchBytes(bt)})
-		require.NoError(t, err)
-		require.False(t, resp.Duplicate)
-		bt.base = resp.BaseOffset
-		for j, r := range bt.values {
-			p.recs[bt.base+int64(j)] = r
-		}
+		produce(p, bt)
 		seqs[2] += int32(len(bt.values))
-		p.end = bt.base + int64(len(bt.values))
 	}
 	clock.ns.Add(int64(time.Hour))
 	return parts

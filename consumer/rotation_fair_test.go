@@ -161,17 +161,7 @@ func TestFairLargeBatchBehindHot(t *testing.T) {
 // first at its own turn and at the paused one's: twice the others.)
 func TestFairPausedPartitionGivesUpItsTurn(t *testing.T) {
 	const parts, rounds = 4, 5
-	b, err := runnel.Open(runnel.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, b.Close()) })
-	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: parts}))
-	v := string(bytes.Repeat([]byte("x"), 600))
-	for p := range parts {
-		for range 4 * rounds {
-			_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: int32(p), Acks: api.AcksAll, Batches: oneRecord(t, v)})
-			require.NoError(t, err)
-		}
-	}
+	b := fairBroker(t, parts, 4*rounds, 4*rounds)
 	// Every partition is hot: a fetch of 1 KiB answers one batch, the
 	// first partition's.
 	c := fairConsumer(t, b, parts)
