@@ -2,12 +2,14 @@ package log
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -15,8 +17,9 @@ import (
 // without fencing the log (no room for the log start checkpoint, at
 // every pass on a full disk) does not hold back the rest of a Maintain:
 // idle producer ids still expire, the segments rolled under SyncNever
-// are still fsynced (the durable offset moves past them), as Kafka's
-// retention, producer id expiry and flushes run apart. Before, the retention's error ended the pass, every pass.
+// are still fsynced (the durable offset moves past them), and
+// compaction still runs, as Kafka's retention, producer id expiry,
+// flushes and cleaner run apart. Before, the retention's error ended the pass, every pass.
 func TestMaintainGoesOnPastAFailedRetention(t *testing.T) {
 	e := newEnv(t)
 	var on atomic.Bool
@@ -31,8 +34,8 @@ func TestMaintainGoesOnPastAFailedRetention(t *testing.T) {
 		appendOK(t, l, keyedBatch(t, "k"))
 	}
 	e.clock.Advance(2 * time.Hour) // those segments past retention, the id idle
-	for range 4 {
-		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "recent"))
+	for i := range 4 {
+		appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("r"), value: []byte(fmt.Sprint(i)), ts: e.clock.Now().UnixMilli()}))
 	}
 	require.Greater(t, len(*l.segs.Load()), 4, "rolled")
 	require.Less(t, l.DurableOffset(), l.LogEndOffset())
@@ -48,4 +51,12 @@ func TestMaintainGoesOnPastAFailedRetention(t *testing.T) {
 	l.mu.Unlock()
 	require.Zero(t, ids, "the idle producer id expired")
 	require.Equal(t, l.LogEndOffset(), l.DurableOffset(), "the rolled segments were fsynced")
+	var rs []string
+	for _, r := range readAll(t, l, l.LogStartOffset()) {
+		if string(r.Key) == "r" {
+			rs = append(rs, string(r.Value))
+		}
+	}
+	require.Less(t, len(rs), 4, "compaction removed key r's older values: %v", rs)
+	require.Equal(t, "3", rs[len(rs)-1])
 }

@@ -581,7 +581,7 @@ func (l *Log) maintain(ctx context.Context) error {
 // endsMaintenance reports whether err, of a step of maintain, ends the
 // pass: ctx ended, or the log is fenced or closed, which the steps after
 // it would find too. Another failure (a checkpoint with no room on a
-// full disk, say) leaves the log as it was, and the steps after it run.
+// full disk, say) leaves the log unfenced, and the steps after it run.
 func endsMaintenance(ctx context.Context, err error) bool {
 	return err != nil && (ctx.Err() != nil || errors.Is(err, ErrLogFenced) || errors.Is(err, ErrClosed))
 }
