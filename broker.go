@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -242,6 +243,10 @@ type Broker struct {
 	// holds a key map of up to CleanerMapBytes, which is the cleaner's
 	// memory for the whole broker only if compactions never overlap.
 	maint chan struct{}
+	// maintFrom is where the next Maintain call begins its pass: set by
+	// a call that its ctx cut short (see Maintain), under maintFromMu.
+	maintFromMu sync.Mutex
+	maintFrom   maintCursor
 
 	// mu guards topics, and is held only to read or replace entries:
 	// produce and fetch look their partition up under it. A *log.Topic in
@@ -626,7 +631,7 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string, m *maintainer)
 		if b.ctx.Err() != nil || m != nil && !m.resume() {
 			break // Close has begun: the partitions left have no need of it
 		}
-		err := b.maintainPartition(b.ctx, p, m)
+		_, err := b.maintainPartition(b.ctx, p, m)
 		m.handOn()
 		if err == nil || errors.Is(err, log.ErrClosed) || b.ctx.Err() != nil {
 			continue
@@ -653,7 +658,19 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string, m *maintainer)
 // for the partition another one, or the broker's own maintenance, is
 // working on (a compaction's key map takes up to CleanerMapBytes, the
 // cleaner's memory for the whole broker). The partitions are maintained
-// in topic-name order, then by id.
+// in topic-name order, then by id, beginning with the first, or where
+// the last call that its ctx cut short stopped and wrapping around:
+// calls that each run out of time (maintenance run in short slices) take
+// the partitions in turn, rather than each the first ones again, and
+// every partition is reached within as many such calls as there are
+// partitions. A call cut short stopped at the partition it was
+// maintaining or waiting for, which the next call begins with; or past
+// it, when that partition was done or was the first the cut call began
+// (a partition whose maintenance outlasts a call's time holds up no
+// other). A call that ctx does not cut short maintains every partition
+// once, from that place, and leaves it where it was. The broker's own
+// maintenance goes over every partition from the first each round,
+// whatever the calls.
 //
 // Errors: ErrClosed (also for the partitions that the broker's Close
 // closed during the call); the errors.Join of the partitions' errors: a
@@ -670,17 +687,67 @@ func (b *Broker) Maintain(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err // ended before the call: also with no partition to maintain
 	}
-	var err error
-	for _, p := range b.partitions() {
+	ps := b.partitions()
+	b.maintFromMu.Lock()
+	from := b.maintFrom.start(ps)
+	b.maintFromMu.Unlock()
+	var (
+		err  error
+		stop *maintCursor // where the next call begins, once ctx has ended
+	)
+	for i := range ps {
+		p := ps[(from+i)%len(ps)]
 		if cerr := ctx.Err(); cerr != nil {
 			if !errors.Is(err, cerr) {
 				err = errors.Join(err, cerr)
 			}
+			if stop == nil { // p not begun: the next call begins with it
+				stop = &maintCursor{set: true, topic: p.Topic(), id: p.ID()}
+			}
 			break
 		}
-		err = errors.Join(err, b.maintainPartition(ctx, p, nil))
+		began, perr := b.maintainPartition(ctx, p, nil)
+		err = errors.Join(err, perr)
+		if ctx.Err() != nil {
+			// Cut short at p: the next call begins with it, or past it
+			// when p is done or was this call's first (it had the call's
+			// whole time).
+			stop = &maintCursor{set: true, topic: p.Topic(), id: p.ID(), after: began && (i == 0 || perr == nil)}
+		}
+	}
+	if stop != nil {
+		b.maintFromMu.Lock()
+		b.maintFrom = *stop
+		b.maintFromMu.Unlock()
 	}
 	return err
+}
+
+// maintCursor is a place in the maintenance order of the partitions
+// (topic name, then id) where a Maintain call begins: at the partition
+// topic-id, or just past it (after); the zero value is the first
+// partition. A name, not an index: when that partition is gone, or
+// others came since, the call begins with the first partition in order
+// after the place.
+type maintCursor struct {
+	set   bool
+	topic string
+	id    int32
+	after bool
+}
+
+// start returns the index in ps, in maintenance order (see partitions),
+// of the first partition at c or past it: 0 when none is (the pass wraps
+// around).
+func (c maintCursor) start(ps []*log.Partition) int {
+	if !c.set {
+		return 0
+	}
+	i := slices.IndexFunc(ps, func(p *log.Partition) bool {
+		d := cmp.Or(cmp.Compare(p.Topic(), c.topic), cmp.Compare(p.ID(), c.id))
+		return d > 0 || d == 0 && !c.after
+	})
+	return max(i, 0)
 }
 
 // testHookMaintainWaits, when set (by tests), runs when a partition's
@@ -691,13 +758,18 @@ var testHookMaintainWaits func()
 // between its look-up of the partition's log and that log's maintenance.
 var testHookMaintainLog func()
 
+// testHookMaintainBegins, when set (by tests), runs in maintainPartition
+// once it holds the maintenance token, before it touches the partition.
+var testHookMaintainBegins func(*log.Partition)
+
 // maintainPartition is one partition's share of Maintain, run once no
 // other partition's is under way (see maint): it waits until then, or
-// until ctx ends (ctx's error) or Close (ErrClosed). m is the state of
-// the broker's maintenance goroutine when it is the caller (nil for a
-// Maintain call): it is counted out of wg (m.handOn) before the lines
-// are handed on.
-func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *maintainer) error {
+// until ctx ends (ctx's error) or Close (ErrClosed). began reports
+// whether that wait ended: whether the partition's maintenance began. m
+// is the state of the broker's maintenance goroutine when it is the
+// caller (nil for a Maintain call): it is counted out of wg (m.handOn)
+// before the lines are handed on.
+func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *maintainer) (began bool, err error) {
 	select {
 	case b.maint <- struct{}{}:
 	default:
@@ -707,10 +779,13 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 		select {
 		case b.maint <- struct{}{}:
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-b.ctx.Done():
-			return ErrClosed
+			return false, ErrClosed
 		}
+	}
+	if testHookMaintainBegins != nil {
+		testHookMaintainBegins(p)
 	}
 	// The lines of the logs maintained wait until the token is given
 	// back (HoldLines): a handler may then call Maintain on them, or on a
@@ -733,13 +808,13 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 	}
 	tried, err := p.RetryReopen(ctx)
 	if err != nil {
-		return fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
+		return true, fmt.Errorf("runnel: reopening %s-%d: %w", p.Topic(), p.ID(), err)
 	} else if tried {
 		held = append(held, func() { b.cfg.Logger.Info("partition reopened", "topic", p.Topic(), "partition", p.ID()) })
 	}
 	l, err := p.LogContext(ctx)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if testHookMaintainLog != nil {
 		testHookMaintainLog()
@@ -751,7 +826,7 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 		// the new log is the one to maintain.
 		next, lerr := p.LogContext(ctx)
 		if lerr != nil {
-			return lerr
+			return true, lerr
 		}
 		if next == l {
 			break
@@ -763,14 +838,15 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 	if errors.Is(err, log.ErrClosed) && (b.closed.Load() || b.holds(p)) {
 		err = b.partitionGone(err, p) // not deleted: ErrClosed or log.ErrLogFenced
 	}
-	return err
+	return true, err
 }
 
 // partitions returns every partition, in topic-name order (then by id),
 // so that a maintenance pass (Maintain's, or the broker's own) goes over
 // them in the same order each time and does the same file-system
 // operations in the same order (the fault sweeps fail the k-th of them),
-// as Close does (closeTopics).
+// as Close does (closeTopics). A Maintain begins its pass where the last
+// call cut short stopped (maintCursor), which depends on the calls only.
 func (b *Broker) partitions() []*log.Partition {
 	b.mu.RLock()
 	defer b.mu.RUnlock()

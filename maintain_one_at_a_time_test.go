@@ -79,9 +79,9 @@ func TestMaintainCompactsOnePartitionAtATime(t *testing.T) {
 	testHookMaintainWaits = func() { waits <- struct{}{} }
 	t.Cleanup(func() { testHookMaintainWaits = nil })
 	done := make(chan error, 2)
-	go func() { done <- b.maintainPartition(ctx, parts[0], nil) }()
+	go func() { _, err := b.maintainPartition(ctx, parts[0], nil); done <- err }()
 	<-entered
-	go func() { done <- b.maintainPartition(ctx, parts[1], nil) }()
+	go func() { _, err := b.maintainPartition(ctx, parts[1], nil); done <- err }()
 	select {
 	case <-waits: // the fix: the second waits for the first
 	case name := <-entered:
