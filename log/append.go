@@ -1196,8 +1196,19 @@ func (l *Log) advanceRecoveryLocked(base int64, snapshot bool) error {
 func (l *Log) writeRecoveryLocked(off int64) error {
 	l.rpMu.Lock()
 	defer l.rpMu.Unlock()
+	return l.writeRecoveryRPLocked(off)
+}
+
+// writeRecoveryRPLocked writes off to the recovery-point checkpoint, with
+// rpMu held, and records the write (rpGen) and what it left (rpWritten).
+func (l *Log) writeRecoveryRPLocked(off int64) error {
 	l.rpGen.Add(1)
-	return writeOffset(l.fs, l.dir, recoveryPointFile, off)
+	if err := writeOffset(l.fs, l.dir, recoveryPointFile, off); err != nil {
+		l.rpWritten.Store(-1)
+		return err
+	}
+	l.rpWritten.Store(off)
+	return nil
 }
 
 // testHookCheckpointChosen, when set (by tests), runs in checkpointRecovery
@@ -1215,12 +1226,15 @@ var testHookCheckpointChosen func(*Log)
 // its fsyncs. A roll, truncation or Close that writes the checkpoint
 // meanwhile wins: this write is then skipped (rpGen). A ctx that ends
 // while it waits for the log's other writers skips it (ctx's error).
+// A recovery point whose write failed (a full disk; here, or at a roll
+// under SyncNever) is written again at the next call (rpWritten), though
+// the durable offset has not moved since.
 func (l *Log) checkpointRecovery(ctx context.Context) error {
 	if err := l.mu.LockContext(ctx); err != nil {
 		return err
 	}
 	target := min(l.durable.Load(), l.next.Load())
-	if target <= l.recovery || l.closed.Load() || l.fenceErr() != nil {
+	if target < l.recovery || target == l.recovery && l.rpWritten.Load() == target || l.closed.Load() || l.fenceErr() != nil {
 		l.unlock()
 		return nil
 	}
@@ -1246,8 +1260,7 @@ func (l *Log) checkpointRecovery(ctx context.Context) error {
 	if l.rpGen.Load() != gen {
 		return nil
 	}
-	l.rpGen.Add(1)
-	return writeOffset(l.fs, l.dir, recoveryPointFile, target)
+	return l.writeRecoveryRPLocked(target)
 }
 
 // Roll starts a new segment now, if the active one is not empty.

@@ -141,9 +141,14 @@ type Log struct {
 	// rpMu serializes writes of the recovery-point checkpoint file, and
 	// rpGen counts them (written under rpMu): a checkpoint written outside
 	// mu (checkpointRecovery) is skipped if another was written since it
-	// chose its offset. Order: mu, then lifeMu, then rpMu.
+	// chose its offset. rpWritten is the offset the last write put in the
+	// file, -1 after a write that failed (the file then holds an older
+	// offset, or that one): checkpointRecovery writes again a recovery
+	// point whose write failed (stored under rpMu). Order: mu, then
+	// lifeMu, then rpMu.
 	rpMu      sync.Mutex
 	rpGen     atomic.Int64
+	rpWritten atomic.Int64
 	epochs    *epochCache // mu
 	producers producers   // idempotent producers' recent batches (mu)
 	// producersPeak is the most ids producers held at a Maintain since
@@ -866,6 +871,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if err := writeOffset(l.fs, l.dir, recoveryPointFile, next); err != nil {
 		return err
 	}
+	l.rpWritten.Store(next)
 	// The producer state as of the end, as Kafka snapshots after a
 	// recovery: below the recovery point just written, compaction may
 	// clean the segments, and must not remove a batch the newest snapshot

@@ -540,7 +540,8 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // and the first of the steps after it, Flush and Compact: ErrClosed, ErrLogFenced,
 // ctx's error, also when it ended before the call, record.ErrCorrupt,
 // file system errors), that of the flush.ms flush, and the file system
-// error of the checkpoint's write, which does not fence the log.
+// error of the checkpoint's write, which does not fence the log (the next
+// Maintain writes the checkpoint again).
 func (l *Log) Maintain(ctx context.Context) error {
 	var err error
 	if err = ctx.Err(); err == nil {
