@@ -205,6 +205,11 @@ type Log struct {
 	unflushed  int64
 	lastFlush  time.Time
 	flushDueTo int64
+	// flushOwed is the log end that the last flush.ms flush of
+	// Maintain's that failed (its ctx ended first, say) was to reach:
+	// while the durable offset is below it (and the log end), the next
+	// Maintain's flush is due (see maintain). Stored without mu.
+	flushOwed atomic.Int64
 
 	unsynced []*segment.Segment // rolled without an fsync under SyncNever (mu)
 	// openedAt is when the log opened, and createdAt when each segment

@@ -527,6 +527,8 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // is the flush flush.ms makes due, unless the log is fenced or closed or
 // ctx ended: such a compaction must not keep an idle log's appends
 // unsynced either (Kafka's flush scheduler runs apart from its cleaner).
+// That flush, when ctx cuts it short with its records left unsynced, is
+// due again at the next Maintain, not a FlushInterval later.
 // Likewise a retention that fails without fencing the log (no room for
 // its checkpoint on a full disk) is followed by the expiration, the
 // SyncNever fsync and compaction all the same.
@@ -558,6 +560,14 @@ func (l *Log) Maintain(ctx context.Context) error {
 // flush flush.ms makes due, which runs also when the cleanup failed (a
 // compaction with no room for its cleaned segment, at every pass), as
 // Kafka's flush scheduler flushes a log whatever its cleaner does.
+//
+// The flush counts as done once it is due (the next is a FlushInterval
+// later), so that the appends meanwhile do not make it due again. One
+// that fails may leave the records unsynced: its ctx ended while it
+// waited for another caller's fsync, which began before it and does not
+// cover them (an fsync it started itself goes on, on a goroutine of its
+// own, and covers them). It is then due again at the next Maintain
+// (flushOwed), unless the durable offset has reached its target by then.
 func (l *Log) maintain(ctx context.Context) error {
 	err := l.cleanUp(ctx)
 	if endsMaintenance(ctx, err) {
@@ -567,16 +577,31 @@ func (l *Log) maintain(ctx context.Context) error {
 		if lerr := l.mu.LockContext(ctx); lerr != nil {
 			return errors.Join(err, lerr)
 		}
-		due := l.flushIntervalPassedLocked()
+		target := l.next.Load()
+		due := l.flushIntervalPassedLocked() || l.durable.Load() < min(l.flushOwed.Load(), target)
 		if due {
 			l.unflushed, l.lastFlush = 0, l.clock.Now()
 		}
 		l.unlock()
 		if due {
-			err = errors.Join(err, l.Flush(ctx))
+			if ferr := l.Flush(ctx); ferr != nil {
+				err = errors.Join(err, ferr)
+				l.oweFlush(target)
+			}
 		}
 	}
 	return err
+}
+
+// oweFlush records that a flush.ms flush to target failed: flushOwed
+// moves up to target (not down: a later one's target may be past it).
+func (l *Log) oweFlush(target int64) {
+	for {
+		owed := l.flushOwed.Load()
+		if owed >= target || l.flushOwed.CompareAndSwap(owed, target) {
+			return
+		}
+	}
 }
 
 // endsMaintenance reports whether err, of a step of maintain, ends the
