@@ -176,7 +176,11 @@ type Config struct {
 	// not wait for another goroutine's Close. Close tells the goroutine it
 	// runs on by its stack, not by its broker: called on a line of
 	// another broker's goroutine, it returns without waiting for this
-	// broker's either.
+	// broker's either. Nor may the handler end one of the broker's
+	// goroutines with runtime.Goexit (t.FailNow, t.Fatal or a failing
+	// require assertion in a test's handler): the program then stops,
+	// saying so, as for a panic there. On a caller's goroutine (a test's
+	// own) the Goexit ends that goroutine as anywhere else.
 	//
 	// One log's lines reach the handler in the order it logged them (see
 	// log.Options.Logger); lines of different logs, or of the broker and a
@@ -340,6 +344,8 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	} else if h := cfg.Logger.Handler(); h != slog.DiscardHandler {
+		cfg.Logger = slog.New(goexitGuard{next: h})
 	}
 	// A nil pointer in FS or Clock is a field meant and not set: taken as
 	// unset, FS would be the disk where a memory FS was meant.
@@ -456,7 +462,7 @@ func (b *Broker) Close() error {
 
 // handOnRoots are the functions at the root of the goroutines that hand
 // lines on out of wg (Broker.handing): the maintenance's, syncLater's,
-// and the partitions' logs' (goLog's).
+// and the partitions' logs' (goLog's). goexitGuard looks for them too.
 // TestHandOnRootsNameTheirFunctions fails should one be renamed
 // (and the tests of a handler's Close on their lines would hang).
 var handOnRoots = []string{
@@ -464,6 +470,53 @@ var handOnRoots = []string{
 	"github.com/runnel/runnel.(*Broker).syncLater.func1",
 	"github.com/runnel/runnel.(*Broker).logRound",
 }
+
+// goexitGuard is the handler of the broker's Logger, over Config.Logger's
+// (unless it logs nowhere): the broker's lines and its logs' reach the
+// application's handler through it. Should that handler end a goroutine
+// of the broker's (handOnRoots) with runtime.Goexit, the program stops,
+// saying so (errGoexit); a Goexit on any other goroutine (a caller's: a
+// test's own) goes on as it came, and a panic anywhere too.
+type goexitGuard struct{ next slog.Handler }
+
+func (h goexitGuard) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h goexitGuard) Handle(ctx context.Context, r slog.Record) error {
+	returned := false
+	defer func() {
+		if returned || !callstack.Within(handOnRoots...) {
+			return
+		}
+		if v := recover(); v != nil {
+			panic(v) // a panic goes on as it came
+		}
+		panic(errGoexit)
+	}()
+	err := h.next.Handle(ctx, r)
+	returned = true
+	return err
+}
+
+func (h goexitGuard) WithAttrs(as []slog.Attr) slog.Handler {
+	return goexitGuard{next: h.next.WithAttrs(as)}
+}
+
+func (h goexitGuard) WithGroup(name string) slog.Handler {
+	return goexitGuard{next: h.next.WithGroup(name)}
+}
+
+// errGoexit is the panic of a goroutine of the broker's (its maintenance,
+// syncLater's, a log's fsync round's) that the Logger's handler ended
+// with runtime.Goexit: t.FailNow, t.Fatal or a require assertion in the
+// handler of a test. Gone, the goroutine would leave its work silently
+// where it stood (the maintenance for the rest of the broker's life, the
+// rest of a batch of lines dropped): the program stops instead, as for a
+// panic there, saying why.
+var errGoexit = errors.New("runnel: a Logger's handler ended a goroutine of the broker's " +
+	"(runtime.Goexit: t.FailNow, t.Fatal or a require assertion on a goroutine that is not the test's?); " +
+	"it must return: report a test's failure there with t.Errorf, or hand it to the test's goroutine")
 
 // goLog is the partitions' logs' log.Options.Go: it starts a log's
 // goroutine (a group commit's fsync round run apart from its waiter,

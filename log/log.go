@@ -1540,23 +1540,31 @@ func (l *Log) enter() {
 // Partition's too, wait for the release (of the last HoldLines under
 // way, if there are several). With a logger that logs nowhere it costs
 // nothing.
+//
+// A handler that ends the goroutine of release with runtime.Goexit
+// (t.FailNow in a test) ends it as it would anywhere else: release is
+// not a sync.OnceFunc, which would turn the Goexit into a panic(nil).
 func (l *Log) HoldLines() (release func()) {
 	if l.quiet {
 		return func() {}
 	}
 	l.holds.Add(1)
 	l.holders.Add(1)
-	return sync.OnceFunc(func() {
-		l.holders.Add(-1)
-		// Whatever calls are under way: the caller holds no lock of the
-		// log's or its partition's, and one under way may never end
-		// (see leave). But not while another HoldLines is under way:
-		// the last release hands them on (a release that counts itself
-		// out after this one read holds reads Pending after it did).
-		if l.holds.Add(-1) == 0 {
-			l.handOn()
-		}
-	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.holders.Add(-1)
+			// Whatever calls are under way: the caller holds no lock of
+			// the log's or its partition's, and one under way may never
+			// end (see leave). But not while another HoldLines is under
+			// way: the last release hands them on (a release that counts
+			// itself out after this one read holds reads Pending after
+			// it did).
+			if l.holds.Add(-1) == 0 {
+				l.handOn()
+			}
+		})
+	}
 }
 
 // enterOwn counts a call of the log's own that holds a lock of the

@@ -1,0 +1,202 @@
+package runnel
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// goexitLine is a line that a goroutine of the broker's (root, a name
+// of handOnRoots) hands on to the Logger's handler: run opens a broker
+// logging to logger and readies the line, arming the handler (armed)
+// before it comes.
+type goexitLine struct {
+	name, line, root string
+	run              func(t *testing.T, logger *slog.Logger, armed *atomic.Bool, handled chan struct{})
+}
+
+// goexitLines are the lines of TestHandlerGoexitOnABrokerGoroutineStopsTheProgram:
+// the maintenance goroutine's, one a log hands on as the maintenance
+// gives its token back (HoldLines) and one the broker logs itself; a
+// log's fsync round's, run apart from its waiter (goLog); syncLater's.
+func goexitLines() []goexitLine {
+	maint := func(name string) func(t *testing.T, logger *slog.Logger, armed *atomic.Bool, _ chan struct{}) {
+		return func(t *testing.T, logger *slog.Logger, armed *atomic.Bool, _ chan struct{}) {
+			for _, sc := range maintLines() {
+				if sc.name == name {
+					b, _ := openMaintLineBroker(t, sc, new(atomic.Bool), logger)
+					armed.Store(true)
+					<-b.maint // the maintenance goes on
+					return
+				}
+			}
+			t.Fatalf("no maintLine %q", name)
+		}
+	}
+	return []goexitLine{{
+		name: "maintenance, a log's line", line: "deleting segment", root: handOnRoots[0],
+		run: maint("retention"),
+	}, {
+		name: "maintenance, the broker's line", line: "maintenance failed", root: handOnRoots[0],
+		run: maint("a failing retry"),
+	}, {
+		name: "a log's fsync round", line: "rolled segment", root: handOnRoots[2],
+		run: func(t *testing.T, logger *slog.Logger, armed *atomic.Bool, handled chan struct{}) {
+			var b *Broker
+			logRoundLine(t, logger, armed, handled, &b)
+		},
+	}, {
+		name: "syncLater", line: "rolled segment", root: handOnRoots[1],
+		run: func(t *testing.T, logger *slog.Logger, armed *atomic.Bool, _ chan struct{}) {
+			b, ack, clock, rolled := pausedRoll(t, Config{Logger: logger}, func(*Broker) { armed.Store(true) }) // the bare memory FS
+			b.syncLater(ack.d)
+			waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
+			close(clock.resume)
+			require.NoError(t, <-rolled)
+		},
+	}}
+}
+
+// TestHandlerGoexitOnABrokerGoroutineStopsTheProgram: a Logger's
+// handler that ends a goroutine of the broker's with runtime.Goexit —
+// what t.Fatal, t.FailNow or a require assertion does in a handler of a
+// test that fails on a line — stops the program at once, saying what
+// ended the goroutine, as the producer does for its own (see
+// producer's TestPromiseGoexitStopsTheProgram). Before, the goroutine
+// ended silently where it stood (the maintenance for the rest of the
+// broker's life, a log's fsync round with the lines of its batch not yet
+// handed on), or, where a log's HoldLines release (a sync.OnceFunc) was
+// on its stack — the maintenance's hand-on of its logs' lines,
+// syncLater's — the program crashed with a bare "panic called with nil
+// argument". Run in a child process, which must stop on its own.
+func TestHandlerGoexitOnABrokerGoroutineStopsTheProgram(t *testing.T) {
+	if name := os.Getenv("RUNNEL_BROKER_GOEXIT_CHILD"); name != "" {
+		goexitChild(t, name)
+		return
+	}
+	for _, c := range goexitLines() {
+		t.Run(c.name, func(t *testing.T) {
+			out := stoppedBrokerChild(t, c.name)
+			require.Contains(t, out, "panic: "+errGoexit.Error(), "%s", out)
+			require.Contains(t, out, c.root, "the panic's goroutine:\n%s", out)
+			require.NotContains(t, out, "panic called with nil argument", "%s", out)
+		})
+	}
+}
+
+// goexitChild is the child of TestHandlerGoexitOnABrokerGoroutineStopsTheProgram:
+// its handler calls t.Fatalf on the line of the goexitLine named name.
+// It returns, after a while, only if the program went on.
+func goexitChild(t *testing.T, name string) {
+	for _, c := range goexitLines() {
+		if c.name != name {
+			continue
+		}
+		var armed, seen atomic.Bool
+		handled := make(chan struct{})
+		logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+			if !armed.Load() || r.Message != c.line || seen.Swap(true) {
+				return
+			}
+			close(handled)
+			t.Fatalf("the handler fails the test on %q", r.Message) // runtime.Goexit on the broker's goroutine
+		}))
+		c.run(t, logger, &armed, handled)
+		select {
+		case <-handled:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no %q line came", c.line)
+		}
+		time.Sleep(3 * time.Second)
+		t.Log("the program went on: the handler's Goexit ended the broker's goroutine silently")
+		return
+	}
+	t.Fatalf("no goexitLine %q", name)
+}
+
+// stoppedBrokerChild runs TestHandlerGoexitOnABrokerGoroutineStopsTheProgram
+// again in a process of its own, for the goexitLine named name, and
+// returns its output once it has stopped, as it must, with a failure,
+// within 30 s (a child that hangs fails the test then). As producer's
+// stoppedChild.
+func stoppedBrokerChild(t *testing.T, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestHandlerGoexitOnABrokerGoroutineStopsTheProgram$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), "RUNNEL_BROKER_GOEXIT_CHILD="+name)
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, ctx.Err(), "the child hung:\n%s", out)
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the child should stop:\n%s", out)
+	return string(out)
+}
+
+// TestHandlerGoexitOnACallersGoroutineStaysAGoexit: on a goroutine of
+// the caller's (a test's own: testkit.Record's here), a handler's
+// runtime.Goexit (t.FailNow) ends that goroutine, as anywhere else: the
+// call that handed the line on does not return, nothing panics, and the
+// broker works on. Maintain hands its logs' lines on as it gives the
+// maintenance token back, through a log's HoldLines release, which was
+// a sync.OnceFunc: it turned the Goexit into a panic(nil) that crashed
+// the program. A Produce hands on its log's lines as it leaves the log.
+func TestHandlerGoexitOnACallersGoroutineStaysAGoexit(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, line string
+		topic      log.Config
+		setup      func(t *testing.T, b *Broker)
+		call       func(t *testing.T, b *Broker) error
+	}{{
+		name: "Maintain", line: "deleting segment",
+		topic: log.Config{SegmentBytes: 100, RetentionBytes: 1},
+		setup: func(t *testing.T, b *Broker) {
+			for _, v := range []string{"a", "b", "c"} {
+				produce(t, b, "t", 0, v)
+			}
+		},
+		call: func(_ *testing.T, b *Broker) error { return b.Maintain(ctx) },
+	}, {
+		name: "Produce", line: "rolled segment",
+		topic: log.Config{SegmentBytes: 100},
+		setup: func(t *testing.T, b *Broker) { produce(t, b, "t", 0, "a") },
+		call: func(t *testing.T, b *Broker) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})
+			return err
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var armed, seen, returned atomic.Bool
+			var failNow func()
+			b := open(t, Config{FS: vfs.NewMem(), Dir: "/data", MaintenanceInterval: time.Hour, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+				if armed.Load() && r.Message == tc.line && !seen.Swap(true) {
+					failNow()
+				}
+			}))})
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: tc.topic}))
+			tc.setup(t, b)
+			r := testkit.Record(t, func(tb testing.TB) {
+				failNow = tb.FailNow
+				armed.Store(true)
+				_ = tc.call(t, b)
+				returned.Store(true)
+			})
+			require.True(t, seen.Load(), "no %q line", tc.line)
+			require.True(t, r.Failed(), "the handler's FailNow")
+			require.False(t, returned.Load(), "the call returned: its goroutine should have ended")
+			produce(t, b, "t", 0, "z")
+			require.NoError(t, b.Close())
+		})
+	}
+}
