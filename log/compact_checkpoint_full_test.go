@@ -23,21 +23,10 @@ import (
 // else. The next pass, the room back, writes it.
 func TestCompactionCheckpointNotWrittenFencesNothing(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t)
-	var full atomic.Bool
-	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if full.Load() && op == vfs.OpCreate && strings.HasSuffix(name, cleanerFile+tmpSuffix) {
-			return fmt.Errorf("%w: no space left", vfs.ErrInjected)
-		}
-		return nil
-	}))
-	cfg := Config{SegmentBytes: 200, CleanupPolicy: Compact}
+	e, cfg, full := cleanerCheckpointFails(t, vfs.OpCreate)
 	l := e.open(cfg)
 	defer func() { l.Close() }()
-	for i := range 12 {
-		appendOK(t, l, keyedBatch(t, fmt.Sprint("k", i%3)))
-	}
-	require.NoError(t, l.Roll())
+	appendCompactable(t, l)
 
 	full.Store(true)
 	res, err := l.Compact(ctx)
@@ -64,4 +53,57 @@ func TestCompactionCheckpointNotWrittenFencesNothing(t *testing.T) {
 	l = e.open(cfg)
 	got2, _ := latestByKey(t, l)
 	require.Equal(t, got, got2)
+}
+
+// TestCompactionCheckpointRenameFailureFences: a cleaner checkpoint whose
+// temporary file was written but could not be renamed into place is not
+// the "no room for it" case (TestCompactionCheckpointNotWrittenFencesNothing),
+// which alone leaves the log unfenced: the pass fails with ErrLogFenced
+// and the log refuses appends until it is opened again, which serves
+// what the pass swapped in.
+func TestCompactionCheckpointRenameFailureFences(t *testing.T) {
+	ctx := context.Background()
+	e, cfg, failing := cleanerCheckpointFails(t, vfs.OpRename)
+	l := e.open(cfg)
+	defer func() { l.Close() }()
+	appendCompactable(t, l)
+
+	failing.Store(true)
+	res, err := l.Compact(ctx)
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.ErrorIs(t, err, ErrLogFenced)
+	require.Positive(t, res.SegmentsRewritten, "the pass swapped its segments in")
+	failing.Store(false)
+	_, err = l.Append(ctx, keyedBatch(t, "k0"), AppendOptions{})
+	require.ErrorIs(t, err, ErrLogFenced)
+
+	require.NoError(t, l.Discard())
+	l = e.open(cfg)
+	got, _ := latestByKey(t, l)
+	require.Len(t, got, 3)
+}
+
+// cleanerCheckpointFails returns an env whose file system fails op on
+// the cleaner checkpoint's temporary file while the flag returned is
+// set, and the config of a compacted log of small segments.
+func cleanerCheckpointFails(t *testing.T, op vfs.Op) (*env, Config, *atomic.Bool) {
+	e := newEnv(t)
+	var on atomic.Bool
+	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(o vfs.Op, name string) error {
+		if on.Load() && o == op && strings.HasSuffix(name, cleanerFile+tmpSuffix) {
+			return fmt.Errorf("%w: %v", vfs.ErrInjected, op)
+		}
+		return nil
+	}))
+	return e, Config{SegmentBytes: 200, CleanupPolicy: Compact}, &on
+}
+
+// appendCompactable appends 12 batches of 3 keys in turn and rolls: a
+// pass has segments to rewrite, 3 records left.
+func appendCompactable(t *testing.T, l *Log) {
+	t.Helper()
+	for i := range 12 {
+		appendOK(t, l, keyedBatch(t, fmt.Sprint("k", i%3)))
+	}
+	require.NoError(t, l.Roll())
 }
