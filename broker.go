@@ -843,12 +843,15 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 	// The lines of the logs maintained wait until the token is given
 	// back (HoldLines): a handler may then call Maintain on them, or on a
 	// line of a concurrent Produce left to this goroutine to hand on.
+	// Each release deferred: a handler's Goexit in one (on a caller's
+	// goroutine) still runs the others, which would otherwise hold their
+	// log's lines back for good.
 	var held []func()
 	defer func() {
 		<-b.maint
 		m.handOn()
-		for _, release := range held {
-			release()
+		for _, release := range slices.Backward(held) {
+			defer release() // run in order
 		}
 	}()
 	// A retry's lines, the new log's and "partition reopened", wait until

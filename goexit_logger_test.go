@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,4 +200,48 @@ func TestHandlerGoexitOnACallersGoroutineStaysAGoexit(t *testing.T) {
 			require.NoError(t, b.Close())
 		})
 	}
+}
+
+// TestHandlerGoexitOnACallersGoroutineReleasesTheOtherHolds: a Maintain
+// hands on, as it gives the maintenance token back, the lines it held
+// back (a retried reopen's "partition reopened"), then those of the
+// log it maintained (its HoldLines release). A handler's Goexit on the
+// first ends the caller's goroutine, and the log's release runs all the
+// same: the log's later lines reach the handler. Before, the release was
+// skipped, and the log held its lines back for the rest of its life.
+func TestHandlerGoexitOnACallersGoroutineReleasesTheOtherHolds(t *testing.T) {
+	ctx := context.Background()
+	var list, armed, seen, rolled atomic.Bool
+	var failNow func()
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op == vfs.OpList && list.Load() && filepath.ToSlash(path) == "/data/t-0" {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b := open(t, Config{Dir: "/data", FS: fsys, MaintenanceInterval: time.Hour, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+		switch {
+		case r.Message == "rolled segment":
+			rolled.Store(true)
+		case armed.Load() && r.Message == "partition reopened" && !seen.Swap(true):
+			failNow()
+		}
+	}))})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 100}}))
+	produce(t, b, "t", 0, "a")
+	list.Store(true)
+	require.ErrorIs(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
+	list.Store(false)
+	r := testkit.Record(t, func(tb testing.TB) {
+		failNow = tb.FailNow
+		armed.Store(true)
+		_ = b.Maintain(ctx)
+	})
+	require.True(t, seen.Load(), "no \"partition reopened\" line")
+	require.True(t, r.Failed(), "the handler's FailNow")
+	rolled.Store(false)
+	produce(t, b, "t", 0, "b")
+	produce(t, b, "t", 0, "c")
+	require.Eventually(t, rolled.Load, 5*time.Second, time.Millisecond, "the reopened log's lines are held back for good")
+	require.NoError(t, b.Close())
 }
