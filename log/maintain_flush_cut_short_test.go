@@ -12,17 +12,24 @@ import (
 	"github.com/runnel/runnel/vfs"
 )
 
-// heldSyncFS returns a MemFS under an injector that, while *hold is set,
-// holds the next fsync (closing inSync) until release is closed. Not a
-// *vfs.MemFS: the log runs a waiter's fsync on a goroutine of its own.
-func heldSyncFS(hold *atomic.Bool, inSync, release chan struct{}) vfs.FS {
-	return vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+// heldSyncLog opens a SyncPeriodic log (flush.ms a second) on a MemFS
+// under an injector that, while hold is set, holds the next fsync
+// (closing inSync) until release is closed. Not a *vfs.MemFS: the log
+// runs a waiter's fsync on a goroutine of its own.
+func heldSyncLog(t *testing.T) (e *env, l *Log, hold *atomic.Bool, inSync, release chan struct{}) {
+	t.Helper()
+	e = newEnv(t)
+	hold = new(atomic.Bool)
+	inSync, release = make(chan struct{}), make(chan struct{})
+	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpSync && hold.CompareAndSwap(true, false) {
 			close(inSync)
 			<-release
 		}
 		return nil
 	}))
+	l = e.open(Config{Sync: SyncPeriodic, FlushInterval: time.Second, RetentionTime: -1})
+	return e, l, hold, inSync, release
 }
 
 // TestMaintainFlushCutShortIsDueAgain: a flush.ms flush of Maintain's
@@ -33,11 +40,7 @@ func heldSyncFS(hold *atomic.Bool, inSync, release chan struct{}) vfs.FS {
 // later.
 func TestMaintainFlushCutShortIsDueAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		var hold atomic.Bool
-		inSync, release := make(chan struct{}), make(chan struct{})
-		e.fs = heldSyncFS(&hold, inSync, release)
-		l := e.open(Config{Sync: SyncPeriodic, FlushInterval: time.Second, RetentionTime: -1})
+		e, l, hold, inSync, release := heldSyncLog(t)
 		defer l.Close()
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a")) // offset 0
 		hold.Store(true)
@@ -68,11 +71,7 @@ func TestMaintainFlushCutShortIsDueAgain(t *testing.T) {
 // no flush due (the next is a FlushInterval after the one cut short).
 func TestMaintainFlushCutShortOwnFsync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		var hold atomic.Bool
-		inSync, release := make(chan struct{}), make(chan struct{})
-		e.fs = heldSyncFS(&hold, inSync, release)
-		l := e.open(Config{Sync: SyncPeriodic, FlushInterval: time.Second, RetentionTime: -1})
+		e, l, hold, inSync, release := heldSyncLog(t)
 		defer l.Close()
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b")) // offsets 0, 1
 		e.clock.Advance(time.Second)                               // flush.ms has passed

@@ -17,15 +17,8 @@ import (
 // it there and skipped the write, leaving the older checkpoint on disk.
 func TestMaintainRetriesFailedCheckpoint(t *testing.T) {
 	t.Run("Maintain", func(t *testing.T) {
-		e := newEnv(t)
-		var on atomic.Bool
-		var n atomic.Int32
-		e.fs = failCreateFS(recoveryPointFile+tmpSuffix, &on, &n)
-		l := e.open(Config{Sync: SyncAlways})
+		e, l, on, n := checkpointFailLog(t, Config{Sync: SyncAlways}, 5)
 		defer l.Close()
-		for i := range 5 {
-			appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
-		}
 		on.Store(true)
 		err := l.Maintain(t.Context())
 		require.ErrorIs(t, err, vfs.ErrInjected)
@@ -41,15 +34,8 @@ func TestMaintainRetriesFailedCheckpoint(t *testing.T) {
 	// next Maintain's checkpoint (the durable offset at that base) writes
 	// it.
 	t.Run("SyncNeverRoll", func(t *testing.T) {
-		e := newEnv(t)
-		var on atomic.Bool
-		var n atomic.Int32
-		e.fs = failCreateFS(recoveryPointFile+tmpSuffix, &on, &n)
-		l := e.open(Config{Sync: SyncNever})
+		e, l, on, n := checkpointFailLog(t, Config{Sync: SyncNever}, 3)
 		defer l.Close()
-		for i := range 3 {
-			appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
-		}
 		require.NoError(t, l.Roll())
 		on.Store(true)
 		require.NoError(t, l.Flush(t.Context())) // the checkpoint's failure is logged
@@ -67,15 +53,8 @@ func TestMaintainRetriesFailedCheckpoint(t *testing.T) {
 // disk to at most its cut, and the next Maintain writes the durable
 // offset after the cut, not the offset the failed write chose.
 func TestFailedCheckpointThenTruncation(t *testing.T) {
-	e := newEnv(t)
-	var on atomic.Bool
-	var n atomic.Int32
-	e.fs = failCreateFS(recoveryPointFile+tmpSuffix, &on, &n)
-	l := e.open(Config{Sync: SyncAlways})
+	e, l, on, _ := checkpointFailLog(t, Config{Sync: SyncAlways}, 5)
 	defer l.Close()
-	for i := range 5 {
-		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
-	}
 	on.Store(true)
 	require.ErrorIs(t, l.Maintain(t.Context()), vfs.ErrInjected)
 	on.Store(false)
@@ -84,4 +63,19 @@ func TestFailedCheckpointThenTruncation(t *testing.T) {
 	require.LessOrEqual(t, recoveryPointOnDisk(t, e.fs, e.dir), int64(3))
 	require.NoError(t, l.Maintain(t.Context()))
 	require.EqualValues(t, 3, recoveryPointOnDisk(t, e.fs, e.dir))
+}
+
+// checkpointFailLog opens a log of cfg on an FS where the recovery-point
+// checkpoint's temporary file cannot be created while on is set (n counts
+// the failures), and appends count batches.
+func checkpointFailLog(t *testing.T, cfg Config, count int) (e *env, l *Log, on *atomic.Bool, n *atomic.Int32) {
+	t.Helper()
+	e = newEnv(t)
+	on, n = new(atomic.Bool), new(atomic.Int32)
+	e.fs = failCreateFS(recoveryPointFile+tmpSuffix, on, n)
+	l = e.open(cfg)
+	for i := range count {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	return e, l, on, n
 }
