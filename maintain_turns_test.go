@@ -17,12 +17,18 @@ import (
 // first segments.
 func turnsBroker(t *testing.T, topics ...string) *Broker {
 	t.Helper()
+	return turnsBrokerWith(t, Config{MaintenanceInterval: time.Hour}, topics...)
+}
+
+// turnsBrokerWith is turnsBroker opening the broker with cfg.
+func turnsBrokerWith(t *testing.T, cfg Config, topics ...string) *Broker {
+	t.Helper()
 	ctx := context.Background()
-	b := open(t, Config{MaintenanceInterval: time.Hour})
-	cfg := log.Config{SegmentBytes: 2 << 10, RetentionBytes: 4 << 10}
+	b := open(t, cfg)
+	tcfg := log.Config{SegmentBytes: 2 << 10, RetentionBytes: 4 << 10}
 	val := strings.Repeat("v", 300)
 	for _, topic := range topics {
-		require.NoError(t, b.CreateTopic(ctx, topic, log.TopicConfig{Partitions: 2, Config: cfg}))
+		require.NoError(t, b.CreateTopic(ctx, topic, log.TopicConfig{Partitions: 2, Config: tcfg}))
 		for p := range int32(2) {
 			for range 30 {
 				produce(t, b, topic, p, val)
