@@ -2,11 +2,13 @@ package runnel
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -47,4 +49,24 @@ func TestMaintainFailingNotCutShortKeepsThePlace(t *testing.T) {
 	require.ErrorIs(t, b.Maintain(context.Background()), vfs.ErrInjected, "a-1's retention fails")
 	failing.Store(false)
 	require.Equal(t, []string{"a-0"}, maintainCut(t, b, 1), "no call was cut short: the first partition")
+}
+
+// TestMaintainCutShortReopeningItsFirstPartitionGoesPastIt: a call cut
+// short on its first partition while it retries that partition's failed
+// reopen (which then fails) goes past it, as past any first partition
+// whose maintenance began: a partition whose reopen fails at every call
+// holds up no other.
+func TestMaintainCutShortReopeningItsFirstPartitionGoesPastIt(t *testing.T) {
+	var list atomic.Bool
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpList && list.Load() && filepath.ToSlash(name) == "/data/a-0" {
+			return vfs.ErrInjected // a-0's reopen fails
+		}
+		return nil
+	}))
+	b := turnsBrokerWith(t, Config{FS: fsys, Dir: "/data", MaintenanceInterval: time.Hour}, "a")
+	list.Store(true)
+	require.ErrorIs(t, b.UpdateTopicConfig(context.Background(), "a", func(c *log.Config) { c.MaxMessageBytes = 2 << 20 }), vfs.ErrInjected)
+	require.Equal(t, []string{"a-0"}, maintainCut(t, b, 1))
+	require.Equal(t, []string{"a-1"}, maintainCut(t, b, 1), "a-0's reopen was tried: the next call goes past it")
 }
