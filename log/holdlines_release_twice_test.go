@@ -1,0 +1,35 @@
+package log
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/testkit"
+)
+
+// TestHoldLinesReleaseTwiceCountsOnce: a HoldLines's release called
+// again does nothing: it does not count out another HoldLines under way,
+// whose release alone hands the lines held on.
+func TestHoldLinesReleaseTwiceCountsOnce(t *testing.T) {
+	var rolled atomic.Int32
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message == "rolled segment" {
+			rolled.Add(1)
+		}
+	}))
+	e := newEnv(t)
+	l, err := Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+	require.NoError(t, err)
+	defer l.Close()
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+	first, second := l.HoldLines(), l.HoldLines()
+	require.NoError(t, l.Roll())
+	first()
+	first()
+	require.Zero(t, rolled.Load(), "the second HoldLines holds the line")
+	second()
+	require.EqualValues(t, 1, rolled.Load())
+}
