@@ -12,7 +12,8 @@ import (
 
 // TestHoldLinesReleaseTwiceCountsOnce: a HoldLines's release called
 // again does nothing: it does not count out another HoldLines under way,
-// whose release alone hands the lines held on.
+// whose release alone hands the lines held on; once both are released,
+// no hold is left counted (holders) and a roll hands its line on itself.
 func TestHoldLinesReleaseTwiceCountsOnce(t *testing.T) {
 	var rolled atomic.Int32
 	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
@@ -32,4 +33,7 @@ func TestHoldLinesReleaseTwiceCountsOnce(t *testing.T) {
 	require.Zero(t, rolled.Load(), "the second HoldLines holds the line")
 	second()
 	require.EqualValues(t, 1, rolled.Load())
+	appendOK(t, l, valueBatch(t, 1_700_000_000_001, "b"))
+	require.NoError(t, l.Roll())
+	require.EqualValues(t, 2, rolled.Load(), "no HoldLines under way: the roll hands its line on")
 }
