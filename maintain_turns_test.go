@@ -138,22 +138,3 @@ func TestMaintainCutShortPlaceOutlivesTopicChanges(t *testing.T) {
 	require.NoError(t, b.DeleteTopic(ctx, "c"))
 	require.Equal(t, []string{"a-0", "a-1"}, maintainCut(t, b, 2), "none after c-0: wraps around")
 }
-
-// TestMaintainCutShortWaitingForItsFirstPartitionBeginsThereAgain: a call
-// whose ctx ends while it waits for the maintenance token for the first
-// partition of its pass (another maintenance under way) did none of that
-// partition's: the next call begins with it, not past it, as it goes
-// past a first partition whose maintenance began.
-func TestMaintainCutShortWaitingForItsFirstPartitionBeginsThereAgain(t *testing.T) {
-	b := turnsBroker(t, "a", "b")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	testHookMaintainWaits = cancel
-	defer func() { testHookMaintainWaits = nil }()
-	b.maint <- struct{}{} // another maintenance holds the token
-	require.ErrorIs(t, b.Maintain(ctx), context.Canceled)
-	<-b.maint
-	testHookMaintainWaits = nil
-	require.Equal(t, []string{"a-0"}, maintainCut(t, b, 1), "the call before began none of a-0's maintenance")
-	require.Equal(t, []string{"a-1"}, maintainCut(t, b, 1))
-}
