@@ -2,7 +2,6 @@ package log
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -44,11 +43,7 @@ func TestMaintainFlushDoneOwesNothing(t *testing.T) {
 // a Flush of the caller's).
 func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t)
-		var hold atomic.Bool
-		inSync, release := make(chan struct{}), make(chan struct{})
-		e.fs = heldSyncFS(&hold, inSync, release)
-		l := e.open(Config{Sync: SyncPeriodic, FlushInterval: time.Second, RetentionTime: -1})
+		e, l, hold, inSync, release := heldSyncLog(t)
 		defer l.Close()
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a")) // offset 0
 		hold.Store(true)
