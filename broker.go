@@ -483,21 +483,14 @@ func (h goexitGuard) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.next.Enabled(ctx, l)
 }
 
-func (h goexitGuard) Handle(ctx context.Context, r slog.Record) error {
-	returned := false
-	defer func() {
-		if returned || !callstack.Within(handOnRoots...) {
-			return
-		}
-		if v := recover(); v != nil {
-			panic(v) // a panic goes on as it came
-		}
-		panic(errGoexit)
-	}()
-	err := h.next.Handle(ctx, r)
-	returned = true
+func (h goexitGuard) Handle(ctx context.Context, r slog.Record) (err error) {
+	callstack.GoexitPanics(func() { err = h.next.Handle(ctx, r) }, errGoexit, onHandOnRoot)
 	return err
 }
+
+// onHandOnRoot reports whether the calling goroutine is one of the
+// broker's that hand lines on (handOnRoots).
+func onHandOnRoot() bool { return callstack.Within(handOnRoots...) }
 
 func (h goexitGuard) WithAttrs(as []slog.Attr) slog.Handler {
 	return goexitGuard{next: h.next.WithAttrs(as)}

@@ -913,18 +913,7 @@ func (p *Producer) spawn(f func()) bool {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		returned := false
-		defer func() {
-			if returned {
-				return
-			}
-			if v := recover(); v != nil {
-				panic(v) // a panic goes on as it came (see Producer)
-			}
-			panic(errGoexit)
-		}()
-		f()
-		returned = true
+		callstack.GoexitPanics(f, errGoexit, nil) // a panic goes on as it came (see Producer)
 	}()
 	return true
 }

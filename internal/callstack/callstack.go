@@ -3,7 +3,9 @@
 // own caller — a producer's Close from a promise, a consumer's Close from
 // a Client's method — and return rather than deadlock. It walks the
 // stack, a few microseconds a call: it is for such rare calls, never for
-// a record's path. It sits below producer, consumer and the broker (the
+// a record's path. It also stops the program, saying why, when code of
+// the application's ends a goroutine of runnel's with runtime.Goexit
+// (GoexitPanics). It sits below producer, consumer and the broker (the
 // root package: a Broker's Close from its slog handler) and uses
 // nothing of runnel's.
 package callstack
@@ -45,4 +47,28 @@ func Within(names ...string) bool {
 		}
 		skip += n
 	}
+}
+
+// GoexitPanics runs f, which calls the application's code (a promise, a
+// Client's method, a Logger's handler). Should f end the goroutine with
+// runtime.Goexit (t.FailNow, t.Fatal or a require assertion in a test's
+// callback), the goroutine, if ours says it is one of runnel's (ours
+// nil: always), panics with err instead: gone, it would leave its work
+// silently where it stood. A panic of f goes on as it came (recovered
+// and raised again only on runnel's goroutines), and on any other
+// goroutine a Goexit goes on as well. ours runs only then, never when f
+// returns: the normal path costs a defer.
+func GoexitPanics(f func(), err error, ours func() bool) {
+	returned := false
+	defer func() {
+		if returned || ours != nil && !ours() {
+			return
+		}
+		if v := recover(); v != nil {
+			panic(v)
+		}
+		panic(err)
+	}()
+	f()
+	returned = true
 }

@@ -1,6 +1,9 @@
 package callstack
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 const self = "github.com/runnel/runnel/internal/callstack.TestWithin"
 
@@ -48,3 +51,51 @@ func TestWithinAtEveryDepth(t *testing.T) {
 		}
 	}
 }
+
+// TestGoexitPanics: a Goexit of f on a goroutine of runnel's becomes a
+// panic with the error given; a panic of f stays its own; on another
+// goroutine (ours false) a Goexit stays a Goexit; a return is a return.
+func TestGoexitPanics(t *testing.T) {
+	errGone := errorString("gone")
+	// run runs body on a goroutine of its own and reports how it ended:
+	// the value it panicked with, or "goexit", or "returned".
+	run := func(body func()) any {
+		done := make(chan any, 1)
+		go func() {
+			ended := "goexit"
+			defer func() {
+				if v := recover(); v != nil {
+					done <- v
+					return
+				}
+				done <- ended
+			}()
+			body()
+			ended = "returned"
+		}()
+		return <-done
+	}
+	yes := func() bool { return true }
+	no := func() bool { return false }
+	for _, c := range []struct {
+		name string
+		f    func()
+		ours func() bool
+		want any
+	}{
+		{"goexit, always ours", runtime.Goexit, nil, errGone},
+		{"goexit, ours", runtime.Goexit, yes, errGone},
+		{"goexit, not ours", runtime.Goexit, no, "goexit"},
+		{"panic, ours", func() { panic("its own") }, yes, "its own"},
+		{"panic, not ours", func() { panic("its own") }, no, "its own"},
+		{"return", func() {}, yes, "returned"},
+	} {
+		if got := run(func() { GoexitPanics(c.f, errGone, c.ours) }); got != c.want {
+			t.Errorf("%s: ended with %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
