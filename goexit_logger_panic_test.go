@@ -1,13 +1,9 @@
 package runnel
 
 import (
-	"context"
 	"log/slog"
 	"os"
-	"os/exec"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
@@ -26,16 +22,7 @@ func TestHandlerPanicOnABrokerGoroutineStaysItsPanic(t *testing.T) {
 	}
 	for _, c := range goexitLines() {
 		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestHandlerPanicOnABrokerGoroutineStaysItsPanic$", "-test.v", "-test.timeout", "10m")
-			cmd.Env = append(os.Environ(), "RUNNEL_BROKER_PANIC_CHILD="+c.name)
-			b, err := cmd.CombinedOutput()
-			testkit.SkipIfCannotExec(t, err)
-			out := string(b)
-			require.NoError(t, ctx.Err(), "the child hung:\n%s", out)
-			var exit *exec.ExitError
-			require.ErrorAs(t, err, &exit, "the child should stop:\n%s", out)
+			out := stoppedBrokerChild(t, "TestHandlerPanicOnABrokerGoroutineStaysItsPanic", "RUNNEL_BROKER_PANIC_CHILD", c.name)
 			require.Contains(t, out, "panic: "+handlerPanic+c.line, "%s", out)
 			require.Contains(t, out, c.root, "the panic's goroutine:\n%s", out)
 			require.NotContains(t, out, errGoexit.Error(), "a panic is no Goexit:\n%s", out)
@@ -49,30 +36,7 @@ const handlerPanic = "the handler panics on "
 // its handler panics on the line of the goexitLine named name. It
 // returns, after a while, only if the program went on.
 func panicChild(t *testing.T, name string) {
-	for _, c := range goexitLines() {
-		if c.name != name {
-			continue
-		}
-		var armed, seen atomic.Bool
-		handled := make(chan struct{})
-		logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-			if !armed.Load() || r.Message != c.line || seen.Swap(true) {
-				return
-			}
-			close(handled)
-			panic(handlerPanic + r.Message)
-		}))
-		c.run(t, logger, &armed, handled)
-		select {
-		case <-handled:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no %q line came", c.line)
-		}
-		time.Sleep(3 * time.Second)
-		t.Log("the program went on after the handler's panic")
-		return
-	}
-	t.Fatalf("no goexitLine %q", name)
+	lineChild(t, name, "after the handler's panic", func(msg string) { panic(handlerPanic + msg) })
 }
 
 // TestGoexitGuardDerivedHandlersStayGuards: the handlers derived from

@@ -87,7 +87,7 @@ func TestHandlerGoexitOnABrokerGoroutineStopsTheProgram(t *testing.T) {
 	}
 	for _, c := range goexitLines() {
 		t.Run(c.name, func(t *testing.T) {
-			out := stoppedBrokerChild(t, c.name)
+			out := stoppedBrokerChild(t, "TestHandlerGoexitOnABrokerGoroutineStopsTheProgram", "RUNNEL_BROKER_GOEXIT_CHILD", c.name)
 			require.Contains(t, out, "panic: "+errGoexit.Error(), "%s", out)
 			require.Contains(t, out, c.root, "the panic's goroutine:\n%s", out)
 			require.NotContains(t, out, "panic called with nil argument", "%s", out)
@@ -99,6 +99,15 @@ func TestHandlerGoexitOnABrokerGoroutineStopsTheProgram(t *testing.T) {
 // its handler calls t.Fatalf on the line of the goexitLine named name.
 // It returns, after a while, only if the program went on.
 func goexitChild(t *testing.T, name string) {
+	lineChild(t, name, "the handler's Goexit ended the broker's goroutine silently", func(msg string) {
+		t.Fatalf("the handler fails the test on %q", msg) // runtime.Goexit on the broker's goroutine
+	})
+}
+
+// lineChild is the child of the handler tests: its handler calls act
+// once, on the line of the goexitLine named name. It returns, after a
+// while, only if the program went on (logging wentOn).
+func lineChild(t *testing.T, name, wentOn string, act func(msg string)) {
 	for _, c := range goexitLines() {
 		if c.name != name {
 			continue
@@ -110,7 +119,7 @@ func goexitChild(t *testing.T, name string) {
 				return
 			}
 			close(handled)
-			t.Fatalf("the handler fails the test on %q", r.Message) // runtime.Goexit on the broker's goroutine
+			act(r.Message)
 		}))
 		c.run(t, logger, &armed, handled)
 		select {
@@ -119,23 +128,22 @@ func goexitChild(t *testing.T, name string) {
 			t.Fatalf("no %q line came", c.line)
 		}
 		time.Sleep(3 * time.Second)
-		t.Log("the program went on: the handler's Goexit ended the broker's goroutine silently")
+		t.Log("the program went on: " + wentOn)
 		return
 	}
 	t.Fatalf("no goexitLine %q", name)
 }
 
-// stoppedBrokerChild runs TestHandlerGoexitOnABrokerGoroutineStopsTheProgram
-// again in a process of its own, for the goexitLine named name, and
-// returns its output once it has stopped, as it must, with a failure,
-// within 30 s (a child that hangs fails the test then). As producer's
-// stoppedChild.
-func stoppedBrokerChild(t *testing.T, name string) string {
+// stoppedBrokerChild runs test again in a process of its own, with
+// env=name (the goexitLine its child takes), and returns its output once
+// it has stopped, as it must, with a failure, within 30 s (a child that
+// hangs fails the test then). As producer's stoppedChild.
+func stoppedBrokerChild(t *testing.T, test, env, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestHandlerGoexitOnABrokerGoroutineStopsTheProgram$", "-test.v", "-test.timeout", "10m")
-	cmd.Env = append(os.Environ(), "RUNNEL_BROKER_GOEXIT_CHILD="+name)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^"+test+"$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), env+"="+name)
 	out, err := cmd.CombinedOutput()
 	testkit.SkipIfCannotExec(t, err)
 	require.NoError(t, ctx.Err(), "the child hung:\n%s", out)
