@@ -141,11 +141,12 @@ type Log struct {
 	// rpMu serializes writes of the recovery-point checkpoint file, and
 	// rpGen counts them (written under rpMu): a checkpoint written outside
 	// mu (checkpointRecovery) is skipped if another was written since it
-	// chose its offset. rpWritten is the offset the last write put in the
-	// file, -1 after a write that failed (the file then holds an older
-	// offset, or that one): checkpointRecovery writes again a recovery
-	// point whose write failed (stored under rpMu). Order: mu, then
-	// lifeMu, then rpMu.
+	// chose its offset. rpWritten is the offset the file holds: the one
+	// Open found there (-1: none), then the one the last write put in it,
+	// -1 after a write that failed (the file then holds an older offset,
+	// or that one): checkpointRecovery writes again a recovery point
+	// whose write failed, and not one the file holds (stored under rpMu,
+	// or by Open). Order: mu, then lifeMu, then rpMu.
 	rpMu      sync.Mutex
 	rpGen     atomic.Int64
 	rpWritten atomic.Int64
@@ -465,6 +466,13 @@ func (l *Log) open(ctx context.Context) (err error) {
 		return err
 	}
 	rpKnown := slices.Contains(names, recoveryPointFile)
+	// What the file holds (see rpWritten): after a clean Close, the
+	// recovery point Open keeps, which no Maintain need write again.
+	if rpKnown {
+		l.rpWritten.Store(rp)
+	} else {
+		l.rpWritten.Store(-1)
+	}
 	syncFailed := slices.Contains(names, syncFailedFile)
 	failedAt, err := readOffset(l.fs, l.dir, syncFailedFile, 0)
 	if err != nil {

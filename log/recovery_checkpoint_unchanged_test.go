@@ -66,3 +66,32 @@ func TestMaintainWritesNoUnchangedCheckpoint(t *testing.T) {
 	require.NoError(t, l.Maintain(t.Context()), "after the write again: nothing to write")
 	require.EqualValues(t, 1, n.Load())
 }
+
+// TestMaintainAfterACleanOpenWritesNoCheckpoint: after a clean Close,
+// the recovery-point checkpoint on disk is the one Open keeps: the first
+// Maintain does not write it again (it did, once a log an Open, before
+// rpWritten was read from the file).
+func TestMaintainAfterACleanOpenWritesNoCheckpoint(t *testing.T) {
+	e := newEnv(t)
+	var on atomic.Bool
+	var n atomic.Int32
+	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && on.Load() && strings.HasSuffix(name, recoveryPointFile+tmpSuffix) {
+			n.Add(1)
+		}
+		return nil
+	}))
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	for i := range 3 {
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000+int64(i), "v"))
+	}
+	require.NoError(t, l.Close())
+	l = e.open(cfg)
+	defer l.Close()
+	require.True(t, l.Recovery().Clean)
+	require.EqualValues(t, 3, recoveryPointOnDisk(t, e.fs, e.dir))
+	on.Store(true)
+	require.NoError(t, l.Maintain(t.Context()))
+	require.Zero(t, n.Load(), "the checkpoint on disk already holds 3")
+}
