@@ -209,7 +209,8 @@ type Log struct {
 	// flushOwed is the log end that the last flush.ms flush of
 	// Maintain's that failed (its ctx ended first, say) was to reach:
 	// while the durable offset is below it (and the log end), the next
-	// Maintain's flush is due (see maintain). Stored without mu.
+	// Maintain's flush is due (see maintain); a truncation brings it
+	// down to the new end (lowerFlushOwed). Stored without mu.
 	flushOwed atomic.Int64
 
 	unsynced []*segment.Segment // rolled without an fsync under SyncNever (mu)

@@ -38,7 +38,8 @@ func TestMaintainFlushDoneOwesNothing(t *testing.T) {
 // log end it was to reach, and a truncation below that end leaves
 // nothing owed above the new end: a Maintain then, with the durable
 // offset at the end, has no flush due and leaves flush.ms's clock where
-// the flush cut short set it. The next flush.ms flush is due a
+// the flush cut short set it; nor does one after an append past the new
+// end (the owed end came down with the truncation). The next flush.ms flush is due a
 // FlushInterval after that one, once the owed end is durable (here by
 // a Flush of the caller's).
 func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
@@ -68,6 +69,8 @@ func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
 		e.clock.Advance(500 * time.Millisecond)
 		require.NoError(t, l.Maintain(t.Context()), "nothing owed past the end of 1")
 		appendOK(t, l, valueBatch(t, 1_700_000_000_002, "c")) // offset 1
+		require.NoError(t, l.Maintain(t.Context()))
+		require.EqualValues(t, 1, l.DurableOffset(), "c came after the truncation: no flush owes it, and flush.ms is not due")
 		require.NoError(t, l.Flush(t.Context()))
 		appendOK(t, l, valueBatch(t, 1_700_000_000_003, "d")) // offset 2
 		e.clock.Advance(600 * time.Millisecond)

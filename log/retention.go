@@ -474,6 +474,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 		testHookTruncateStores(l)
 	}
 	l.next.Store(next)
+	l.lowerFlushOwed(next)
 	if l.recovery > next {
 		l.recovery = min(l.recovery, last.Base())
 		if err := l.writeRecoveryLocked(l.recovery); err != nil {
@@ -599,6 +600,18 @@ func (l *Log) oweFlush(target int64) {
 	for {
 		owed := l.flushOwed.Load()
 		if owed >= target || l.flushOwed.CompareAndSwap(owed, target) {
+			return
+		}
+	}
+}
+
+// lowerFlushOwed brings flushOwed down to end, a truncation's new log
+// end: the records appended past it from then on are no failed flush's,
+// and flush.ms alone makes them due.
+func (l *Log) lowerFlushOwed(end int64) {
+	for {
+		owed := l.flushOwed.Load()
+		if owed <= end || l.flushOwed.CompareAndSwap(owed, end) {
 			return
 		}
 	}
