@@ -440,9 +440,7 @@ func (b *Broker) Close() error {
 	var holds []func()
 	defer func() {
 		close(b.closeDone)
-		for _, release := range holds {
-			release()
-		}
+		releaseAll(holds)
 		b.waitLines()
 	}()
 	if testHookCloseMarked != nil {
@@ -458,6 +456,16 @@ func (b *Broker) Close() error {
 	defer b.mu.Unlock()
 	err := b.closeTopics(&holds)
 	return errors.Join(err, b.lock.Close())
+}
+
+// releaseAll runs releases (HoldLines' and the like) in order, each
+// deferred: a handler's Goexit or panic in one (on a caller's goroutine)
+// still runs the others, which would otherwise hold their logs' lines
+// back for good.
+func releaseAll(releases []func()) {
+	for _, release := range slices.Backward(releases) {
+		defer release()
+	}
 }
 
 // handOnRoots are the functions at the root of the goroutines that hand
@@ -836,16 +844,11 @@ func (b *Broker) maintainPartition(ctx context.Context, p *log.Partition, m *mai
 	// The lines of the logs maintained wait until the token is given
 	// back (HoldLines): a handler may then call Maintain on them, or on a
 	// line of a concurrent Produce left to this goroutine to hand on.
-	// Each release deferred: a handler's Goexit in one (on a caller's
-	// goroutine) still runs the others, which would otherwise hold their
-	// log's lines back for good.
 	var held []func()
 	defer func() {
 		<-b.maint
 		m.handOn()
-		for _, release := range slices.Backward(held) {
-			defer release() // run in order
-		}
+		releaseAll(held)
 	}()
 	// A retry's lines, the new log's and "partition reopened", wait until
 	// the token is given back too (maintLogs).

@@ -788,12 +788,10 @@ func (b *Broker) unlockAdmin() {
 	held, holds := b.adminLogs, b.adminHolds
 	b.adminLogs, b.adminHolds = nil, nil
 	<-b.admin
-	for _, release := range holds {
-		release()
-	}
 	if held != nil {
-		held.Release()
+		holds = append(holds, held.Release)
 	}
+	releaseAll(holds)
 }
 
 // holdLines holds the lines of l, a partition's log, until unlockAdmin
