@@ -168,8 +168,9 @@ type PartitionState struct {
 	// changes that: an error matching ErrLogFenced and wrapping its
 	// cause (a failed write or fsync fenced the log, which still serves
 	// reads but for those of the segments a failed compaction swap
-	// removed, which answer ErrLogFenced until the next Open; or a Reopen could not open the log again, which RetryReopen
-	// or a later Reopen may; or a Reopen could not close it, its final
+	// removed, which answer ErrLogFenced until the next Open; or a
+	// Reopen could not open the log again, which RetryReopen or a later
+	// Reopen may; or a Reopen could not close it, its final
 	// fsync failing, say, which no Reopen mends: see Reopen), or
 	// ErrClosed once the partition is closed. A refusal that passes with
 	// the append, ErrRollFailed say, is not reported.
