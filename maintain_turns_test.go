@@ -3,6 +3,8 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,4 +139,72 @@ func TestMaintainCutShortPlaceOutlivesTopicChanges(t *testing.T) {
 	// The place is now c-0.
 	require.NoError(t, b.DeleteTopic(ctx, "c"))
 	require.Equal(t, []string{"a-0", "a-1"}, maintainCut(t, b, 2), "none after c-0: wraps around")
+}
+
+// cancelOnLine is a slog.Handler that calls cancel at the first record
+// of message msg whose topic and partition attributes are topic and
+// partition: a ctx that ends once that partition's maintenance has done
+// what the line tells of.
+type cancelOnLine struct {
+	msg       string
+	topic     string
+	partition int64
+	cancel    context.CancelFunc
+	attrs     []slog.Attr // those of WithAttrs
+}
+
+func (h *cancelOnLine) Enabled(context.Context, slog.Level) bool { return true }
+func (h *cancelOnLine) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != h.msg {
+		return nil
+	}
+	topic, part := "", int64(-1)
+	see := func(a slog.Attr) bool {
+		switch a.Key {
+		case "topic":
+			topic = a.Value.String()
+		case "partition":
+			part = a.Value.Int64()
+		}
+		return true
+	}
+	for _, a := range h.attrs {
+		see(a)
+	}
+	r.Attrs(see)
+	if topic == h.topic && part == h.partition {
+		h.cancel()
+	}
+	return nil
+}
+func (h *cancelOnLine) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(slices.Clip(h.attrs), as...)
+	return &c
+}
+func (h *cancelOnLine) WithGroup(string) slog.Handler { return h }
+
+// TestMaintainCutShortAfterAPartitionDoneGoesPastIt: a call whose ctx
+// ends once a partition's maintenance has done its work (here, as its
+// retention's line reaches the Logger), and that did not begin with that
+// partition, has the next call begin past it, as one that ended while
+// the partition was waiting or under way has the next begin with it.
+func TestMaintainCutShortAfterAPartitionDoneGoesPastIt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := &cancelOnLine{msg: "deleting segment", topic: "b", partition: 0, cancel: func() { cancel() }}
+	b := turnsBrokerWith(t, Config{MaintenanceInterval: time.Hour, Logger: slog.New(h)}, "a", "b")
+	var begun []string
+	testHookMaintainBegins = func(p *log.Partition) {
+		begun = append(begun, fmt.Sprintf("%s-%d", p.Topic(), p.ID()))
+	}
+	defer func() { testHookMaintainBegins = nil }()
+	require.ErrorIs(t, b.Maintain(ctx), context.Canceled)
+	require.Equal(t, []string{"a-0", "a-1", "b-0"}, begun)
+	starts := logStarts(t, b, "b")
+	require.Positive(t, starts["b-0"], "b-0's retention ran")
+	require.Zero(t, starts["b-1"], "b-1's did not")
+	cancel = func() {}
+	require.Equal(t, []string{"b-1", "a-0", "a-1", "b-0"}, maintainCut(t, b, 0),
+		"b-0 was done: the next call begins past it")
 }
