@@ -153,8 +153,7 @@ func runFetchWaitProperty(t *testing.T, seed uint64) {
 			r.deleteRecords()
 			r.step("deleterecords")
 		case k < 61:
-			r.updateConfig()
-			r.step("config")
+			r.step("config " + r.updateConfig())
 		case k < 67:
 			r.maintain = true
 			require.NoError(t, r.b.Maintain(t.Context()))
@@ -237,7 +236,8 @@ func (r *fetchPropRun) create(name string) {
 	require.NoError(r.t, r.b.CreateTopic(r.t.Context(), name, cfg))
 }
 
-func (r *fetchPropRun) updateConfig() {
+// updateConfig changes a topic's config, and returns the topic's name.
+func (r *fetchPropRun) updateConfig() string {
 	name := r.topics[r.rng.IntN(len(r.topics))]
 	mode := r.rng.IntN(4)
 	err := r.b.UpdateTopicConfig(r.t.Context(), name, func(c *log.Config) {
@@ -256,6 +256,7 @@ func (r *fetchPropRun) updateConfig() {
 	if err != nil {
 		require.ErrorIs(r.t, err, ErrUnknownTopic)
 	}
+	return name
 }
 
 // batchOf is a batch of n records with keys of a few (compaction has work)
@@ -730,8 +731,8 @@ func fetchPropValues(data []byte) string {
 // topic moved, or a config change reopened their logs.
 func (r *fetchPropRun) wakes(f *fetchPropFetch, n int) bool {
 	for _, fp := range f.req.Partitions {
-		if strings.HasPrefix(r.steps[n], "config") {
-			return true // (the test does not say which topic)
+		if r.steps[n] == "config "+fp.Topic {
+			return true
 		}
 		a, b := r.snaps[n-1][fp.Topic], r.snaps[n][fp.Topic]
 		if (a == nil) != (b == nil) || a != nil && (a.id != b.id || a.partHW(fp.Partition) != b.partHW(fp.Partition) || a.partLSO(fp.Partition) != b.partLSO(fp.Partition)) {
