@@ -209,11 +209,17 @@ type Broker struct {
 
 	// admin (a one-token semaphore, so that waiting for it heeds a ctx)
 	// serializes the admin calls (CreateTopic, DeleteTopic,
-	// AlterTopicConfig, CreatePartitions, an auto-create) and the metadata
-	// files they and InitProducerID write; it is held across their file
-	// I/O, which produce and fetch never wait for.
-	admin   chan struct{}
-	nextPID int64 // admin
+	// AlterTopicConfig, CreatePartitions, an auto-create) and the topic
+	// records they write; it is held across their file I/O, which
+	// produce and fetch never wait for.
+	admin chan struct{}
+	// pids (another such token) serializes InitProducerID's writes of
+	// the producer-id counter, apart from the admin calls: a new
+	// idempotent producer's first records do not wait for a config
+	// change's reopen of another topic's logs. Close takes it after
+	// admin, before it releases the directory.
+	pids    chan struct{}
+	nextPID int64 // pids
 	// adminLogs holds the lines of the logs an admin call opens (their
 	// recovery, "log created"), made by its first logOptions, until
 	// unlockAdmin: the Logger's handler may call the admin methods, and
@@ -361,7 +367,7 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := cfg.TopicDefaults.Validate(); err != nil {
 		return nil, fmt.Errorf("runnel: Config.TopicDefaults: %w", err)
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1), maint: make(chan struct{}, 1), closeDone: make(chan struct{})}
+	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1), pids: make(chan struct{}, 1), maint: make(chan struct{}, 1), closeDone: make(chan struct{})}
 	switch {
 	case b.fs == nil && b.root == "":
 		b.fs, b.root = vfs.NewMem(), "/runnel"
@@ -452,6 +458,8 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	b.admin <- struct{}{} // let an admin call in flight finish
 	defer b.unlockAdmin()
+	b.pids <- struct{}{} // and a write of the producer-id counter
+	defer func() { <-b.pids }()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.closeTopics(&holds)

@@ -134,8 +134,8 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // broker's directory, across restarts) with epoch 0. It serves
 // producer.Client.
 //
-// Errors: ErrClosed; ctx's error (it waits for admin calls in flight);
-// ErrProducerIDsExhausted; ErrStorage (KAFKA_STORAGE_ERROR,
+// Errors: ErrClosed; ctx's error (it waits for another call's write of
+// the counter, not for admin calls); ErrProducerIDsExhausted; ErrStorage (KAFKA_STORAGE_ERROR,
 // retriable: a producer asks again until its delivery timeout) wrapping
 // the file system's error (syscall.ENOSPC on a full disk) from writing
 // the id counter. No id is handed out then, and the next call writes the
@@ -147,10 +147,10 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.isClosed() {
 		return 0, 0, ErrClosed
 	}
-	if err := b.lockAdmin(ctx); err != nil { // Close may have released the directory meanwhile
+	if err := b.lockPIDs(ctx); err != nil { // Close may have released the directory meanwhile
 		return 0, 0, err
 	}
-	defer b.unlockAdmin()
+	defer func() { <-b.pids }()
 	id := b.nextPID
 	if id == math.MaxInt64 {
 		// The counter holds the next id: handing this one out would
@@ -170,6 +170,24 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	}
 	b.nextPID++
 	return id, 0, nil
+}
+
+// lockPIDs takes the token of the producer-id counter (Broker.pids),
+// unless the broker is closed or ctx ends first.
+func (b *Broker) lockPIDs(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case b.pids <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if b.closed.Load() {
+		<-b.pids
+		return ErrClosed
+	}
+	return nil
 }
 
 func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }

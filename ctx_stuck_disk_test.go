@@ -894,3 +894,30 @@ func TestCallsBehindAWaitingAdminCall(t *testing.T) {
 		})
 	}
 }
+
+// TestInitProducerIDDoesNotWaitForAnAdminCall: a config change of topic
+// t whose reopen hangs (its closing fsync does not return) holds up no
+// new idempotent producer (the default) writing to another topic: its
+// InitProducerID waits only for another write of the producer-id
+// counter, as docs/details.md says admin calls hold up no produce.
+// Before, it waited for the admin token, so every new idempotent
+// producer's first records waited for any admin call, however long
+// (and failed at their DeliveryTimeout behind a hung one), while a
+// producer without idempotence wrote at once. Found by a hunt.
+func TestInitProducerIDDoesNotWaitForAnAdminCall(t *testing.T) {
+	b, fs, _ := openStuck(t, 2)
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
+	altered, release := stickReopen(t, b, fs, 1)
+
+	for _, opt := range []producer.Opt{producer.DisableIdempotence(), producer.DeliveryTimeout(time.Minute)} {
+		p, err := producer.New(b, opt)
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- p.ProduceSync(ctx, &record.Record{Topic: "other", Value: []byte("v")}) }()
+		require.NoError(t, within(t, done, release, "a ProduceSync to another topic"))
+		require.NoError(t, p.Close())
+	}
+	release()
+	require.NoError(t, <-altered)
+}

@@ -123,9 +123,9 @@ func waitForStack(t *testing.T, parts ...string) {
 	waitForAnyStack(t, parts)
 }
 
-// TestAutoCreateHeedsItsCtxAndClose: a Produce, a Partitions or an
-// InitProducerID that waits for the admin token (an auto-create waits
-// for an admin call under way) ends with its ctx's error when the ctx
+// TestAutoCreateHeedsItsCtxAndClose: a Produce or a Partitions that
+// waits for the admin token (an auto-create waits for an admin call
+// under way) ends with its ctx's error when the ctx
 // ends during the wait, creating nothing; and one still waiting when the
 // broker closes gets ErrClosed once Close has the token, with no
 // goroutine left (TestMain's goleak).
@@ -148,7 +148,6 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 			return err
 		}},
 		{"partitions", func(ctx context.Context) error { _, err := b.Partitions(ctx, "auto"); return err }},
-		{"init producer id", func(ctx context.Context) error { _, _, err := b.InitProducerID(ctx); return err }},
 	}
 	for _, c := range calls {
 		// Cancelled during the wait.
@@ -179,6 +178,55 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 	for range calls {
 		require.ErrorIs(t, <-done, ErrClosed)
 	}
+}
+
+// TestInitProducerIDHeedsItsCtxAndClose: an InitProducerID that waits
+// for another's write of the producer-id counter (here, held in its
+// fsync) ends with its ctx's error when the ctx ends during the wait,
+// handing out nothing, while admin calls go on; one still waiting when
+// the broker closes gets ErrClosed once Close has the token, after the
+// write under way has handed its id out, with no goroutine left
+// (TestMain's goleak).
+func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
+	ctx := context.Background()
+	fsys, arm, reached, release := blockSyncs(filepath.Join("/data", metaTmp))
+	b, err := Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	first, _, err := b.InitProducerID(ctx)
+	require.NoError(t, err)
+	arm()
+	type answer struct {
+		id  int64
+		err error
+	}
+	slow := make(chan answer, 1)
+	go func() { id, _, err := b.InitProducerID(ctx); slow <- answer{id, err} }()
+	<-reached
+
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { _, _, err := b.InitProducerID(cctx); done <- err }()
+	waitForStack(t, "runnel.(*Broker).lockPIDs(")
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	_, _, err = b.InitProducerID(dctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	cancel()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}), "an admin call waits for no counter write")
+
+	// Waiting when Close comes: ErrClosed.
+	go func() { _, _, err := b.InitProducerID(ctx); done <- err }()
+	waitForStack(t, "runnel.(*Broker).lockPIDs(")
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	waitForStack(t, "runnel.(*Broker).Close(", "chan send") // closed, waiting for the token
+	close(release)
+	a := <-slow
+	require.NoError(t, a.err)
+	require.Equal(t, first+1, a.id, "the cancelled calls handed no id out")
+	require.NoError(t, <-closed)
+	require.ErrorIs(t, <-done, ErrClosed)
 }
 
 // TestSecondCloseWaitsForTheFirst: Close is idempotent, and returns once

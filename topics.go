@@ -554,9 +554,11 @@ func (b *Broker) readFile(path string) ([]byte, error) {
 }
 
 // writeFile replaces path atomically and durably. The caller holds the
-// admin token: the temporary file has one name per directory, short
-// enough for any topic name (<249 characters>.json.tmp would be too long
-// a file name).
+// token of path's directory — admin for the topic records in
+// <Dir>/topics, pids for the producer-id counter, the one file of <Dir>
+// written so — for the temporary file has one name per directory,
+// short enough for any topic name (<249 characters>.json.tmp would be
+// too long a file name).
 //
 // placed reports whether path holds data: an error with placed set is
 // the fsync of path's directory, after the rename (the next Open reads
