@@ -1,0 +1,106 @@
+package producer_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/stretchr/testify/require"
+)
+
+// A producer that wrote to a topic, then was idle for longer than
+// MetadataMaxAge while the topic grew, maps its next keyed record by the
+// count it knew before the growth: its look-ups come only after a batch
+// (maybeRefresh, after send), never while it is idle, and Produce does not
+// look at the count's age. Kafka's producer refreshes its metadata every
+// metadata.max.age.ms whatever the traffic (its sender thread), and drops
+// a topic idle for metadata.max.idle.ms (5 min) from its metadata, so the
+// next send waits for a fresh count; kgo's metadata loop refreshes every
+// MetadataMaxAge too.
+func TestIdleProducerMapsKeysByAStaleCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+		p, err := producer.New(b, producer.MetadataMaxAge(time.Minute))
+		require.NoError(t, err)
+		defer p.Close()
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Key: []byte("first")}))
+
+		time.Sleep(time.Hour) // idle: its goroutines end
+		synctest.Wait()
+		require.NoError(t, b.CreatePartitions(ctx, "t", 8))
+		time.Sleep(time.Hour) // 60 times MetadataMaxAge after the growth
+
+		var key []byte
+		for i := 0; ; i++ {
+			key = []byte(fmt.Sprint("k", i))
+			if producer.KeyPartition(key, 8) != 0 {
+				break
+			}
+		}
+		r := &record.Record{Topic: "t", Key: key}
+		require.NoError(t, p.ProduceSync(ctx, r))
+		r2 := &record.Record{Topic: "t", Key: key}
+		require.NoError(t, p.ProduceSync(ctx, r2))
+		t.Logf("key %q: first record after the idle hour in partition %d, the next in %d; KeyPartition of 8: %d",
+			key, r.Partition, r2.Partition, producer.KeyPartition(key, 8))
+		require.Equal(t, producer.KeyPartition(key, 8), r.Partition,
+			"an hour after CreatePartitions (MetadataMaxAge a minute), the key's record went by the count of before")
+	})
+}
+
+// The same after the topic was deleted and created again with fewer
+// partitions while the producer was idle: its next records are partitioned
+// by the old count, refused for a partition the topic no longer has, and
+// failed (the look-up confirms that partition gone), though the topic
+// exists and takes them; Kafka's producer would have sent them to the
+// topic's partitions.
+func TestIdleProducerFailsRecordsAfterRecreateWithFewer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 8}))
+		p, err := producer.New(b, producer.MetadataMaxAge(time.Minute), producer.Linger(10*time.Millisecond))
+		require.NoError(t, err)
+		defer p.Close()
+		var recs []*record.Record
+		for i := range 8 {
+			recs = append(recs, &record.Record{Topic: "t", Key: []byte(fmt.Sprint("k", i))})
+		}
+		require.NoError(t, p.ProduceSync(ctx, recs...))
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		require.NoError(t, b.DeleteTopic(ctx, "t"))
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+		time.Sleep(time.Hour)
+
+		recs = recs[:0]
+		for i := range 8 {
+			recs = append(recs, &record.Record{Topic: "t", Key: []byte(fmt.Sprint("k", i))})
+		}
+		recs = append(recs, &record.Record{Topic: "t", Value: []byte("no key")})
+		failed := 0
+		for _, r := range recs {
+			p.Produce(ctx, r, func(r *record.Record, err error) {
+				if err != nil {
+					failed++
+					t.Logf("key %q, partition %d: %v", r.Key, r.Partition, err)
+				}
+			})
+		}
+		require.NoError(t, p.Flush(ctx))
+		require.Zero(t, failed, "records failed an hour after the topic was created again with 1 partition (MetadataMaxAge a minute)")
+	})
+}
