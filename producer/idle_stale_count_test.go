@@ -11,19 +11,21 @@ import (
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
 // A producer that wrote to a topic, then was idle for longer than
 // MetadataMaxAge while the topic grew, maps its next keyed record by the
-// count it knew before the growth: its look-ups come only after a batch
-// (maybeRefresh, after send), never while it is idle, and Produce does not
-// look at the count's age. Kafka's producer refreshes its metadata every
-// metadata.max.age.ms whatever the traffic (its sender thread), and drops
-// a topic idle for metadata.max.idle.ms (5 min) from its metadata, so the
-// next send waits for a fresh count; kgo's metadata loop refreshes every
-// MetadataMaxAge too.
-func TestIdleProducerMapsKeysByAStaleCount(t *testing.T) {
+// topic's count of now: no goroutine of the topic runs to look the count
+// up between batches, so the record has it looked up before it is
+// partitioned (see MetadataMaxAge), as Kafka's producer forgets a topic
+// idle for metadata.max.idle.ms (5 min) and makes the next send wait for
+// its metadata, and kgo's metadata loop refreshes every MetadataMaxAge
+// whatever the traffic. It went by the count of before: the look-ups came
+// only after a batch (maybeRefresh, after send), never while the
+// producer was idle, and Produce did not look at the count's age.
+func TestIdleProducerMapsKeysByTheCountOfNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		b, err := runnel.Open(runnel.Config{})
@@ -59,12 +61,12 @@ func TestIdleProducerMapsKeysByAStaleCount(t *testing.T) {
 }
 
 // The same after the topic was deleted and created again with fewer
-// partitions while the producer was idle: its next records are partitioned
-// by the old count, refused for a partition the topic no longer has, and
-// failed (the look-up confirms that partition gone), though the topic
-// exists and takes them; Kafka's producer would have sent them to the
-// topic's partitions.
-func TestIdleProducerFailsRecordsAfterRecreateWithFewer(t *testing.T) {
+// partitions while the producer was idle: its next records go to the
+// partitions the topic has now. They were partitioned by the old count,
+// refused for a partition the topic no longer has, and failed (the
+// look-up confirmed that partition gone), though the topic existed and
+// took them.
+func TestIdleProducerWritesRecordsAfterRecreateWithFewer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		b, err := runnel.Open(runnel.Config{})
@@ -102,5 +104,46 @@ func TestIdleProducerFailsRecordsAfterRecreateWithFewer(t *testing.T) {
 		}
 		require.NoError(t, p.Flush(ctx))
 		require.Zero(t, failed, "records failed an hour after the topic was created again with 1 partition (MetadataMaxAge a minute)")
+	})
+}
+
+// The look-up an idle topic's record waits for is bounded as a topic's
+// first is (see MetadataMaxAge and Produce): a broker that does not
+// answer it fails the record with ErrDeliveryTimeout, unwritten, and the
+// other records of the same ProduceSync for the topic with it at once;
+// the count stays due, so the next record asks again, and once the broker
+// answers it is written. Before, no look-up was made there at all.
+func TestIdleProducerLookUpBoundedByDeliveryTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+		c := &countingHold{Broker: b}
+		p, err := producer.New(c, producer.MetadataMaxAge(time.Minute), producer.DeliveryTimeout(10*time.Second))
+		require.NoError(t, err)
+		defer p.Close()
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("first")}))
+
+		time.Sleep(time.Hour) // idle: its goroutines end
+		synctest.Wait()
+		c.hold.Store(true)
+		err = p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("a")}, &record.Record{Topic: "t", Value: []byte("b")})
+		require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+		require.Len(t, producer.RecordErrors(err), 2)
+		require.EqualValues(t, 1, c.held.Load(), "one look-up for the ProduceSync's records")
+		err = p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("c")})
+		require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+		require.EqualValues(t, 2, c.held.Load(), "the count stays due after a failed look-up")
+
+		c.hold.Store(false)
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("d")}))
+		require.NoError(t, p.Close())
+		var values []string
+		for _, r := range runneltest.ConsumeAll(t, b, "t") {
+			values = append(values, string(r.Value))
+		}
+		require.Equal(t, []string{"first", "d"}, values)
 	})
 }

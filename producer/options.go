@@ -358,10 +358,29 @@ func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
 // refused for an unknown topic or partition makes it ask at once, and
 // fail the partition's records if the answer confirms that the topic or
 // the partition is gone (see Producer); so does a record whose
-// partitioner chose a partition past the count it knows (see Produce). A
-// partition's goroutine makes the periodic look-ups between its batches,
-// and waits for the broker's answer until the delivery deadline of its
-// next batch at most. When two look-ups under way at once answer
+// partitioner chose a partition past the count it knows (see Produce).
+//
+// The periodic look-ups: while a topic has records to send, a partition's
+// goroutine makes them between its batches, and waits for the broker's
+// answer until the delivery deadline of its next batch at most; records
+// produced meanwhile are partitioned by the count before. Once the
+// topic's goroutines have ended (a second after each had nothing to
+// send: see Producer), nothing looks in the background: the first record
+// of the topic (Produce, TryProduce or ProduceSync) that finds the count
+// d old or more has it looked up before it is partitioned, and waits for
+// the answer as a topic's first record does (see Produce: until its ctx
+// ends, Close, or DeliveryTimeout; a retriable error retried, but by
+// TryProduce); if that look-up fails, the record fails with its error,
+// and the next record asks again. So a producer idle for hours
+// partitions its next record by the topic's count of now, as Kafka's
+// producer does — its sender refreshes its metadata every
+// metadata.max.age.ms, traffic or not, and it forgets a topic not written
+// to for metadata.max.idle.ms (5 minutes), so that the next send to it
+// waits for the topic's metadata (up to max.block.ms) — and franz-go's
+// kgo, which refreshes every MetadataMaxAge in the background and never
+// makes a record wait. Here an idle producer holds no goroutine and asks
+// the broker nothing, and a record for a topic whose goroutine runs costs
+// no clock reading for it. When two look-ups under way at once answer
 // different counts (the topic grew, or was deleted and created again,
 // between their reads), the producer cannot tell the newer answer, and
 // asks again (three times in all at most, by the same deadline): a

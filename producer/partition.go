@@ -33,6 +33,7 @@ type topicState struct {
 	all         atomic.Pointer[[]*partition] // every partition the topic has had, by id
 	refreshAt   atomic.Int64                 // when the next partition count check is due, in Producer.monoNow's ns
 	refreshOnce atomic.Bool                  // a check is running
+	sending     atomic.Int32                 // partitions whose goroutine runs (changed under its mu with draining): while none does, Produce checks the count's age (see freshen)
 	gone        atomic.Bool                  // the broker confirmed the topic unknown: look again before taking a record
 	looks       atomic.Uint64                // look-ups of the partition count begun (see follow)
 	settled     uint64                       // guarded by mu: looks when a look-up last set parts or found them unchanged; one begun by then was under way with it (see follow)
@@ -67,6 +68,17 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 			if errors.Is(err, ErrDeliveryTimeout) {
 				p.logLookUpFailure(name, err)
 			} else if err == nil {
+				p.endLookUpFailures(name)
+			}
+			return t, err
+		}
+		if t.sending.Load() == 0 {
+			// No goroutine of the topic's runs, to look its count up
+			// between batches: the record does, if the count is due.
+			looked, err := t.freshen(ctx, block)
+			if errors.Is(err, ErrDeliveryTimeout) {
+				p.logLookUpFailure(name, err)
+			} else if looked && err == nil {
 				p.endLookUpFailures(name)
 			}
 			return t, err
@@ -341,6 +353,33 @@ func (t *topicState) maybeRefresh(pp *partition, dl *deadlines) {
 	t.refresh(ctx, deadline)
 	t.lookHealth(ctx)
 	dl.stop()
+}
+
+// freshen looks the topic's partition count up for a record, when the
+// count is due (MetadataMaxAge old) and no partition's goroutine runs to
+// look it up after its batch (maybeRefresh): the topic has been idle,
+// for hours maybe, and its count may be as old, partitions added or the
+// topic created again since. As Kafka's producer forgets the metadata
+// of a topic idle for metadata.max.idle.ms, so that its next send waits
+// for it, the record waits as for a topic's first count (see lookUpBy:
+// ctx, Close, DeliveryTimeout, retries with block), and fails with the
+// look-up's error; the count stays due then, and the next record asks
+// again. A record whose look-up answers follows the count (see
+// lookAndFollow), and the count is due again MetadataMaxAge after the
+// look-up began. Produce calls that find it due at the same moment each
+// ask, as for a topic's first count. looked reports whether it asked.
+func (t *topicState) freshen(ctx context.Context, block bool) (looked bool, err error) {
+	now := t.p.monoNow()
+	if now < t.refreshAt.Load() {
+		return false, nil
+	}
+	deadline := time.Now().Add(t.p.cfg.deliveryTimeout)
+	if _, err := t.lookAndFollow(func() (int, error) { return t.p.lookUpBy(ctx, t.name, block, deadline) }); err != nil {
+		return true, err
+	}
+	t.refreshAt.Store(t.p.nextRefresh(now))
+	t.lookHealthBy(ctx, deadline) // at each refresh of the count (see HealthClient)
+	return true, nil
 }
 
 // refresh asks the broker for the topic's partition count, until ctx
@@ -1079,6 +1118,9 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 		pp.queue = append(pp.queue, pp.cur)
 		pp.cur = nil
 	}
+	if start {
+		pp.t.sending.Add(1)
+	}
 	pp.draining, pp.idle = true, false
 	pp.mu.Unlock()
 	if idle || full {
@@ -1089,6 +1131,7 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 		pp.mu.Lock()
 		bs := pp.takeAllLocked()
 		pp.draining = false
+		pp.t.sending.Add(-1)
 		pp.mu.Unlock()
 		for _, b := range bs {
 			pp.fail(b, ErrClosed)
@@ -1227,6 +1270,7 @@ func (pp *partition) drain() {
 			}
 			bs := pp.takeAllLocked()
 			pp.draining = false
+			pp.t.sending.Add(-1)
 			pp.dropSpareLocked()
 			pp.mu.Unlock()
 			for _, b := range bs {
@@ -1269,6 +1313,7 @@ func (pp *partition) drain() {
 				continue // records may have come meanwhile
 			}
 			pp.draining, pp.idle = false, false
+			pp.t.sending.Add(-1)
 			pp.dropSpareLocked()
 			pp.mu.Unlock()
 			return

@@ -334,9 +334,10 @@ func noPromise(*record.Record, error) {}
 // buffer is full (MaxBufferedRecords, MaxBufferedBytes), or other Produce
 // calls wait for space before it: they get it in the order they began to
 // wait — and while it asks the broker for the partition count of a topic
-// it has not written to yet, or has found deleted (see Producer), or of
-// a topic for which r's partitioner chose a partition past the count the
-// producer knows: partitions may have been added since it last looked
+// it has not written to yet, or has found deleted (see Producer), or
+// whose count grew MetadataMaxAge old while the topic was idle (see
+// MetadataMaxAge), or of a topic for which r's partitioner chose a
+// partition past the count the producer knows: partitions may have been added since it last looked
 // (see MetadataMaxAge), and Kafka's Java producer too refreshes its
 // metadata before it fails such a record. If the topic has more
 // partitions now, the partitioner is asked again; else r fails with
