@@ -31,13 +31,13 @@
 //
 // Produce takes buffer space for the record (waiting in line for it, the
 // Produce calls that wait served in order, when the buffer is full),
-// resolves its topic (asking the broker for its partition count the first
-// time, and again when the count grew MetadataMaxAge old while the topic
-// was idle: the record holds its space meanwhile, so that Flush waits for
-// it, as kgo's does), sets the record's timestamp if it has none, lets the topic's
-// partitioner choose a partition, and appends the record to that
-// partition's open batch, without a channel hop or a goroutine per
-// record. It only sizes the record (for BatchMaxBytes and the buffer
+// resolves its topic (asking the broker for its partition count the
+// first time, and again when the count grew MetadataMaxAge old while the
+// topic was idle: the record holds its space meanwhile, so that Flush
+// waits for it, as kgo's does), sets the record's timestamp if it has
+// none, lets the topic's partitioner choose a partition, and appends the
+// record to that partition's open batch, without a channel hop or a
+// goroutine per record. It only sizes the record (for BatchMaxBytes and the buffer
 // bounds); the record is encoded later, with the rest of its batch —
 // which is why a record must not be modified until its promise has run.
 // Each partition with records has one goroutine, which sends its batches
