@@ -607,3 +607,53 @@ func TestMaxCompactionLagRollsWithoutSegmentTime(t *testing.T) {
 	appendOK(t, l, valueBatch(t, now+time.Hour.Milliseconds()+1, "c"))
 	require.Equal(t, 2, l.Segments())
 }
+
+// TestEmptyValueIsNoTombstone: only a null value is a tombstone (Kafka's
+// cleaner: record.hasValue). An empty one, in the very batch of a
+// tombstone whose delete horizon has passed, is a live value: it stays,
+// empty and not null, with the rest of its batch but the tombstone; so
+// does an empty value of the empty key. Every codec, and after a reopen.
+func TestEmptyValueIsNoTombstone(t *testing.T) {
+	for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
+		t.Run(codec.String(), func(t *testing.T) {
+			e := newEnv(t)
+			cfg := Config{CleanupPolicy: Compact, DeleteRetentionTime: time.Hour, MinCleanableDirtyRatio: 0.01}
+			l := e.open(cfg)
+			defer func() { l.Close() }()
+			ts := e.clock.Now().UnixMilli()
+			appendOK(t, l, batchOf(t, codec,
+				kv{key: []byte("gone"), value: nil, ts: ts},
+				kv{key: []byte("e"), value: []byte{}, ts: ts},
+				kv{key: []byte{}, value: []byte{}, ts: ts},
+				kv{key: []byte("v"), value: []byte("v"), ts: ts},
+			))
+			require.NoError(t, l.Roll())
+			ctx := context.Background()
+			_, err := l.Compact(ctx) // gives the batch its delete horizon
+			require.NoError(t, err)
+			require.Len(t, readAll(t, l, 0), 4, "the tombstone stays for delete.retention.ms")
+
+			e.clock.Advance(2 * time.Hour)
+			appendOK(t, l, batchOf(t, codec, kv{key: []byte("v"), value: []byte("w"), ts: e.clock.Now().UnixMilli()}))
+			require.NoError(t, l.Roll())
+			_, err = l.Compact(ctx)
+			require.NoError(t, err)
+			check := func(l *Log) {
+				recs := readAll(t, l, 0)
+				require.Len(t, recs, 3, "the tombstone and the value replaced go, the empty values stay")
+				require.Equal(t, "e", string(recs[0].Key))
+				require.NotNil(t, recs[0].Value, "an empty value, not a null one")
+				require.Empty(t, recs[0].Value)
+				require.NotNil(t, recs[1].Key, "the empty key, not a null one")
+				require.Empty(t, recs[1].Key)
+				require.NotNil(t, recs[1].Value, "an empty value, not a null one")
+				require.Empty(t, recs[1].Value)
+				require.Equal(t, "w", string(recs[2].Value))
+			}
+			check(l)
+			require.NoError(t, l.Close())
+			l = e.open(cfg)
+			check(l)
+		})
+	}
+}

@@ -899,3 +899,25 @@ func TestHealthTopicCreatedAgain(t *testing.T) {
 		t.Fatalf("down %v for the topic created again, want none", got)
 	}
 }
+
+// An empty key is a key, as in Kafka's clients and franz-go (only a nil
+// one is none): its record stays on the empty key's partition, and waits
+// there, when that partition refuses appends, where a record without a
+// key goes to one that takes them.
+func TestHealthStickyKeepsEmptyKeyInPlace(t *testing.T) {
+	const n = 3
+	home := KeyPartition([]byte{}, n)
+	c := newHealthClient(n)
+	c.fence(home)
+	p := newHealthProducer(t, c, DeliveryTimeout(300*time.Millisecond), RetryBackoff(10*time.Millisecond))
+	for i, part := range partitionsOf(t, p, keyless(20)...) {
+		if part == home {
+			t.Fatalf("record %d without a key went to partition %d, which refuses appends", i, home)
+		}
+	}
+	r := &record.Record{Key: []byte{}}
+	err := p.ProduceSync(healthCtx(t), r)
+	if !errors.Is(err, ErrDeliveryTimeout) || !errors.Is(err, api.ErrStorage) || r.Partition != home {
+		t.Fatalf("record of the empty key: partition %d, %v; want its key's partition %d, a delivery timeout after KAFKA_STORAGE_ERROR", r.Partition, err, home)
+	}
+}
