@@ -43,6 +43,10 @@ type Record struct {
 	// compacted topics.
 	Value []byte
 	// Headers are the record's headers, in order; keys may repeat. A
+	// decoded record without headers has nil Headers, whether it was
+	// produced with nil or an empty slice: Kafka's batch format stores a
+	// count, which does not tell the two apart (kgo decodes an empty,
+	// non-nil slice, Kafka's Java consumer an empty Headers). A
 	// decoded header takes a Header (40 bytes on 64-bit platforms, and
 	// its key as a string) where an empty one takes 2 bytes of its
 	// batch: a record of 1 MiB of empty headers decodes into some 20 MiB

@@ -1087,3 +1087,31 @@ func TestCheckFramingTimes(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 	require.Equal(t, Timestamps{Max: NoTimestamp, Earliest: NoTimestamp, Latest: NoTimestamp}, got)
 }
+
+// TestNoHeadersDecodeNil: the batch format stores a header count, so a
+// record produced with an empty header list and one produced with none
+// decode alike, with nil Headers (Record.Headers' doc), and one header of
+// a null value and one of an empty value stay apart.
+func TestNoHeadersDecodeNil(t *testing.T) {
+	var b Builder
+	b.Append(1, nil, nil, nil)
+	b.Append(1, nil, nil, []Header{})
+	b.Append(1, nil, nil, []Header{{Key: "n"}, {Key: "e", Value: []byte{}}})
+	batch, err := b.Finish(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []*Record
+	for r, err := range batch.Records() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if len(got) != 3 || got[0].Headers != nil || got[1].Headers != nil {
+		t.Fatalf("records without headers: %+v", got)
+	}
+	if h := got[2].Headers; len(h) != 2 || h[0].Value != nil || h[1].Value == nil || len(h[1].Value) != 0 {
+		t.Fatalf("headers %+v: want a null value, then an empty one", h)
+	}
+}
