@@ -41,7 +41,8 @@ import (
 // timestamp type, and a small cleaner key map now and then, over a key
 // space of 1 to 20 keys); the broker's own maintenance runs every few milliseconds
 // throughout, and the test calls Maintain too. A random sequence of steps
-// follows: produce keyed records, tombstones and headers (from one or two
+// follows: produce keyed records, tombstones and headers (empty keys,
+// values and header values too, never taken for null ones; from one or two
 // goroutines at once), advance the clock, Maintain, DeleteRecords,
 // AlterTopicConfig (a new random config, which reopens the logs), a clean
 // Close and Open. All along, 1–3 consumers of random reset policy
@@ -609,15 +610,24 @@ func (r *rcRun) newRecord() *record.Record {
 	compacted := part.cfg.CleanupPolicy&log.Compact != 0
 	if compacted || r.rng.IntN(4) != 0 {
 		m.key = fmt.Appendf(nil, "k%d", r.rng.IntN(r.keys))
+		if id%13 == 0 {
+			m.key = m.key[:0] // the empty key: a key, not a null one
+		}
 	}
 	if !compacted || r.rng.IntN(5) != 0 {
 		m.value = fmt.Appendf(nil, "v%d-%s", id, strings.Repeat("x", r.rng.IntN(60)))
+		if id%11 == 0 {
+			m.value = m.value[:0] // an empty value: a live one, not a tombstone
+		}
 	}
 	m.headers = []record.Header{{Key: "id", Value: []byte(strconv.FormatInt(id, 10))}}
 	for i := range r.rng.IntN(3) {
 		var v []byte
 		if r.rng.IntN(3) != 0 {
 			v = fmt.Appendf(nil, "h%d", r.rng.IntN(100))
+			if id%7 == 0 {
+				v = v[:0] // an empty header value, not a null one
+			}
 		}
 		m.headers = append(m.headers, record.Header{Key: fmt.Sprintf("h%d", i), Value: v})
 	}
@@ -704,8 +714,8 @@ func (r *rcRun) mayBeGoneUnder(cfg log.Config, part *rcPart, m *rcRec, act int64
 		if s.offset >= act {
 			break
 		}
-		if bytes.Equal(s.key, m.key) && old(s.ts) {
-			return true // superseded
+		if bytes.Equal(s.key, m.key) && s.key != nil && old(s.ts) {
+			return true // superseded (a keyless record supersedes no record of the empty key)
 		}
 	}
 	if m.value != nil {
