@@ -20,7 +20,8 @@ import (
 
 // TestCompactionModel runs random histories of a log under compaction and
 // retention — keyed records, tombstones, keyless records (on a log that
-// is not compacted then), idempotent producers, a fake clock, Compact,
+// is not compacted then), empty keys and values (a key and a live value,
+// not null ones), idempotent producers, a fake clock, Compact,
 // Maintain, ApplyRetention, DeleteRecordsBefore, config changes (cleanup
 // policy, min/max.compaction.lag.ms, delete.retention.ms, retention by
 // time and size, dirty ratio, segment size, sync policy, timestamp type),
@@ -295,10 +296,16 @@ func (m *compactModel) drawRecord(t *rapid.T, keyless bool) cmRec {
 	}
 	if !keyless || rapid.IntRange(0, 3).Draw(t, "keyed") > 0 {
 		r.key = fmt.Appendf(nil, "k%d", rapid.IntRange(0, 9).Draw(t, "key"))
+		if rapid.IntRange(0, 15).Draw(t, "empty.key") == 0 {
+			r.key = []byte{} // a key, not a null one
+		}
 	}
 	if rapid.IntRange(0, 4).Draw(t, "tombstone") > 0 {
 		r.value = fmt.Appendf(nil, "v%d-", m.seq)
 		r.value = append(r.value, bytes.Repeat([]byte{'x'}, rapid.IntRange(0, 60).Draw(t, "size"))...)
+		if rapid.IntRange(0, 9).Draw(t, "empty.value") == 0 {
+			r.value = []byte{} // a live value, not a tombstone
+		}
 	}
 	m.seq++
 	return r
@@ -728,7 +735,8 @@ func (m *compactModel) readDuring(t *rapid.T) {
 					continue
 				}
 				want := m.recs[r.Offset]
-				if r.Offset <= prev || !bytes.Equal(r.Key, want.key) || !bytes.Equal(r.Value, want.value) || r.Timestamp.UnixMilli() != want.ts {
+				if r.Offset <= prev || !bytes.Equal(r.Key, want.key) || !bytes.Equal(r.Value, want.value) || r.Timestamp.UnixMilli() != want.ts ||
+					(r.Key == nil) != (want.key == nil) || (r.Value == nil) != (want.value == nil) {
 					t.Fatalf("offset %d read during a compaction (after %d): key %q value %q, want %q %q", r.Offset, prev, r.Key, r.Value, want.key, want.value)
 				}
 				prev = r.Offset
