@@ -612,7 +612,9 @@ func TestMaxCompactionLagRollsWithoutSegmentTime(t *testing.T) {
 // cleaner: record.hasValue). An empty one, in the very batch of a
 // tombstone whose delete horizon has passed, is a live value: it stays,
 // empty and not null, with the rest of its batch but the tombstone; so
-// does an empty value of the empty key. Every codec, and after a reopen.
+// does an empty value of the empty key. A batch of empty values alone
+// gets no delete horizon (Kafka's cleaner sets one on a batch that holds a
+// tombstone). Every codec, and after a reopen.
 func TestEmptyValueIsNoTombstone(t *testing.T) {
 	for _, codec := range []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd} {
 		t.Run(codec.String(), func(t *testing.T) {
@@ -627,11 +629,19 @@ func TestEmptyValueIsNoTombstone(t *testing.T) {
 				kv{key: []byte{}, value: []byte{}, ts: ts},
 				kv{key: []byte("v"), value: []byte("v"), ts: ts},
 			))
+			// A batch of empty values alone holds no tombstone: it gets
+			// no delete horizon, and stays as it was.
+			empties := batchOf(t, codec, kv{key: []byte("f"), value: []byte{}, ts: ts})
+			appendOK(t, l, empties)
 			require.NoError(t, l.Roll())
 			ctx := context.Background()
-			_, err := l.Compact(ctx) // gives the batch its delete horizon
+			_, err := l.Compact(ctx) // gives the first batch its delete horizon
 			require.NoError(t, err)
-			require.Len(t, readAll(t, l, 0), 4, "the tombstone stays for delete.retention.ms")
+			require.Len(t, readAll(t, l, 0), 5, "the tombstone stays for delete.retention.ms")
+			bs := rawBatches(t, l)
+			require.True(t, bs[0].HasDeleteHorizon(), "the tombstone's batch")
+			require.False(t, bs[1].HasDeleteHorizon(), "a batch of empty values, no tombstone")
+			require.Equal(t, record.Batch(empties).ComputeCRC(), bs[1].ComputeCRC(), "the batch of empty values, rewritten")
 
 			e.clock.Advance(2 * time.Hour)
 			appendOK(t, l, batchOf(t, codec, kv{key: []byte("v"), value: []byte("w"), ts: e.clock.Now().UnixMilli()}))
@@ -640,7 +650,7 @@ func TestEmptyValueIsNoTombstone(t *testing.T) {
 			require.NoError(t, err)
 			check := func(l *Log) {
 				recs := readAll(t, l, 0)
-				require.Len(t, recs, 3, "the tombstone and the value replaced go, the empty values stay")
+				require.Len(t, recs, 4, "the tombstone and the value replaced go, the empty values stay")
 				require.Equal(t, "e", string(recs[0].Key))
 				require.NotNil(t, recs[0].Value, "an empty value, not a null one")
 				require.Empty(t, recs[0].Value)
@@ -648,7 +658,9 @@ func TestEmptyValueIsNoTombstone(t *testing.T) {
 				require.Empty(t, recs[1].Key)
 				require.NotNil(t, recs[1].Value, "an empty value, not a null one")
 				require.Empty(t, recs[1].Value)
-				require.Equal(t, "w", string(recs[2].Value))
+				require.Equal(t, "f", string(recs[2].Key))
+				require.NotNil(t, recs[2].Value, "an empty value, not a null one")
+				require.Equal(t, "w", string(recs[3].Value))
 			}
 			check(l)
 			require.NoError(t, l.Close())
