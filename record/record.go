@@ -37,10 +37,14 @@ type Record struct {
 	// when the topic says so (see TimestampType). Millisecond precision.
 	Timestamp time.Time
 	// Key is the record's key: the partitioners hash it, and compaction
-	// keeps the latest record per key. nil is a null key.
+	// keeps the latest record per key. nil is a null key, which a
+	// compacted topic refuses (INVALID_RECORD) and the default
+	// partitioner spreads; an empty, non-nil Key is a key like any other,
+	// as in Kafka's clients.
 	Key []byte
 	// Value is the record's payload. nil is a null value: a tombstone on
-	// compacted topics.
+	// compacted topics. An empty, non-nil Value is a value, which
+	// compaction keeps as it keeps any other.
 	Value []byte
 	// Headers are the record's headers, in order; keys may repeat. A
 	// decoded record without headers has nil Headers, whether it was
