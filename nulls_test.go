@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -181,16 +181,11 @@ func npPick(rng *rand.Rand, set string) []byte {
 // compactions past the delete horizon and reopens; at each check every
 // record read is the one produced at its offset, nil and empty told
 // apart, and on a topic that was compacted each key's latest record is
-// there unless it is a tombstone (an empty value is none). 6 seeds;
-// RUNNEL_NULLS_PROP=N runs N.
+// there unless it is a tombstone (an empty value is none). 6 seeds (2
+// under -short); RUNNEL_NULLS_PROP=N runs N, RUNNEL_NULLS_PROP_BASE=S
+// from S (see testkit.Seeds).
 func TestNullAndEmptyProperty(t *testing.T) {
-	seeds := 6
-	if n, _ := strconv.Atoi(os.Getenv("RUNNEL_NULLS_PROP")); n > 0 {
-		seeds = n
-	}
-	for s := range seeds {
-		t.Run(fmt.Sprint(s), func(t *testing.T) { runNullsProp(t, uint64(s)) })
-	}
+	testkit.Seeds(t, "RUNNEL_NULLS_PROP", 6, 2, runNullsProp)
 }
 
 func runNullsProp(t *testing.T, seed uint64) {
