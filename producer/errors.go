@@ -113,6 +113,11 @@ type RecordError struct {
 	Partition int32
 	// Err is why it failed: what Produce's promise would have been given.
 	Err error
+
+	// unsent is set by ProduceSync for a record that failed before it was
+	// buffered, so never sent: with ManualPartitioner, whose Partition
+	// then is the record's own, MayBeWritten cannot tell it otherwise.
+	unsent bool
 }
 
 // Error names the record's topic and partition, when it has a topic: a
@@ -169,7 +174,9 @@ func RecordErrors(err error) []*RecordError {
 // as ProduceSync's doc lays it out: false for nil (written), for an
 // error matching the record's ctx's (context.Canceled or
 // context.DeadlineExceeded), for a RecordError whose Partition is
-// UnknownPartition, for an error before the record was buffered
+// UnknownPartition, or that ProduceSync gave a record that failed
+// before it was buffered (with ManualPartitioner, whose RecordError then
+// says the record's own partition), for an error before the record was buffered
 // (ErrMaxBuffered, ErrNoTopic, ...) and for a refusal of the broker's
 // (ErrRecordTooLarge, log.ErrInvalidRecord, api.ErrPolicyViolation, ...)
 // alone; true for ErrMaybeWritten, whatever else err matches, for
@@ -186,7 +193,7 @@ func MayBeWritten(err error) bool {
 	}
 	if res := RecordErrors(err); len(res) > 0 {
 		for _, re := range res {
-			if re.Partition != UnknownPartition && mayBeWritten(re.Err) {
+			if re.Partition != UnknownPartition && !re.unsent && mayBeWritten(re.Err) {
 				return true
 			}
 		}

@@ -593,7 +593,9 @@ const pastCount = "\x00"
 // partition count could not be learned, and the records of that topic
 // after it in the same call fail with it at once — if it was looked up
 // again for a partition past the count the producer knew, those for such
-// a partition); ErrDeliveryTimeout
+// a partition), or, with ManualPartitioner, whose RecordError says the
+// record's own partition even then, any error of a record that failed
+// before it was buffered (MayBeWritten tells them apart); ErrDeliveryTimeout
 // and ErrClosed otherwise mean that it may have been written (if a request that held it was sent
 // and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
 // and api.ErrBrokerClosed (the broker may have appended it and then
@@ -652,8 +654,8 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 	}
 	var sp syncParts
 	for _, r := range recs {
-		if !p.produce(ctx, r, s.promise, true, failed, &sp) && !p.explicitPartition(r) {
-			s.unpartitioned(r)
+		if !p.produce(ctx, r, s.promise, true, failed, &sp) {
+			s.unsent(r, !p.explicitPartition(r))
 		}
 	}
 	sp.unlinger()
@@ -717,15 +719,20 @@ func (s *syncWait) promise(r *record.Record, err error) {
 	}
 }
 
-// unpartitioned marks the RecordError of r, which failed before it was
-// partitioned (its promise has run), as of no partition. ProduceSync's
-// goroutine calls it before it reads errs.
-func (s *syncWait) unpartitioned(r *record.Record) {
+// unsent marks the RecordError of r, which failed before it was
+// partitioned (its promise has run), as of a record never sent, and,
+// with unpartitioned (r's partition is not the caller's own: see
+// explicitPartition), as of no partition. ProduceSync's goroutine calls
+// it before it reads errs.
+func (s *syncWait) unsent(r *record.Record, unpartitioned bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := len(s.errs) - 1; i >= 0; i-- {
 		if re := s.errs[i].(*RecordError); re.Record == r {
-			re.Partition = UnknownPartition
+			re.unsent = true
+			if unpartitioned {
+				re.Partition = UnknownPartition
+			}
 			return
 		}
 	}
