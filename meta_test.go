@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -136,7 +137,7 @@ func TestOpenCorruptMetadata(t *testing.T) {
 
 			_, err = Open(Config{Dir: "/data", FS: mem})
 			require.ErrorIs(t, err, ErrCorruptMetadata)
-			require.ErrorContains(t, err, filepath.FromSlash(tc.file))
+			require.ErrorContains(t, err, filepath.FromSlash(path), "the file's path, not its name alone")
 			if tc.name == "an invalid config" {
 				require.ErrorIs(t, err, log.ErrInvalidConfig)
 			}
@@ -151,6 +152,30 @@ func TestOpenCorruptMetadata(t *testing.T) {
 			require.Equal(t, []string{"kept"}, values(t, resp.Partitions[0].Records))
 		})
 	}
+}
+
+// TestCorruptCounterErrorIsShort: Open's error for a producer id counter
+// written over with something else names the file by its path, as a
+// topic record's error does (it named "producer-ids" alone, no directory),
+// and quotes only the start of what the file holds: it quoted all of it,
+// a megabyte of garbage in one error message, or one log line.
+func TestCorruptCounterErrorIsShort(t *testing.T) {
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	_, _, err = b.InitProducerID(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	f, err := mem.Create(filepath.Join("/data", producerIDs))
+	require.NoError(t, err)
+	_, err = f.Write(bytes.Repeat([]byte("garbage "), 1<<17))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	_, err = Open(Config{Dir: "/data", FS: mem})
+	require.ErrorIs(t, err, ErrCorruptMetadata)
+	require.ErrorContains(t, err, filepath.Join("/data", producerIDs))
+	require.ErrorContains(t, err, "1048576 bytes")
+	require.Less(t, len(err.Error()), 300, "%.300s", err)
 }
 
 // A topic record written by a newer runnel is refused as such, not as

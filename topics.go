@@ -639,8 +639,16 @@ func encodeMeta(m topicMeta) ([]byte, error) {
 	return json.MarshalIndent(m, "", "  ")
 }
 
+// readCounter reads the counter in the file name of the broker's
+// directory: 0 if there is none.
+//
+// Errors: ErrCorruptMetadata, naming the file by its path, as a topic's
+// record's is named, and quoting no more than its first
+// counterQuoted bytes (a file written over with something large would
+// otherwise be quoted whole); the file system's.
 func (b *Broker) readCounter(name string) (int64, error) {
-	data, err := b.readFile(filepath.Join(b.root, name))
+	path := filepath.Join(b.root, name)
+	data, err := b.readFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
@@ -649,10 +657,17 @@ func (b *Broker) readCounter(name string) (int64, error) {
 	}
 	v, ok := decodeCounter(data)
 	if !ok {
-		return 0, fmt.Errorf("%w: %s: %q", ErrCorruptMetadata, name, data)
+		if len(data) > counterQuoted {
+			return 0, fmt.Errorf("%w: %s: %q... (%d bytes)", ErrCorruptMetadata, path, data[:counterQuoted], len(data))
+		}
+		return 0, fmt.Errorf("%w: %s: %q", ErrCorruptMetadata, path, data)
 	}
 	return v, nil
 }
+
+// counterQuoted is the most of a corrupt counter file's bytes that its
+// error quotes: a counter is at most 20 bytes (19 digits and a newline).
+const counterQuoted = 32
 
 // encodeCounter is how a counter (the producer ids') is written: its
 // decimal digits and a newline.
