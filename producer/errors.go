@@ -123,8 +123,9 @@ type RecordError struct {
 // Error names the record's topic and partition, when it has a topic: a
 // record that failed before it was buffered has none, if it was to go to
 // DefaultTopic (see Produce), and no partition. A record that failed
-// before it was partitioned (Partition UnknownPartition) was never sent,
-// so not written (see ProduceSync), and the message says "not sent".
+// before it was partitioned (Partition UnknownPartition, or with
+// ManualPartitioner the record's own) was never sent, so not written
+// (see ProduceSync), and the message says "not sent".
 func (e *RecordError) Error() string {
 	switch {
 	case e.Record == nil:
@@ -136,6 +137,8 @@ func (e *RecordError) Error() string {
 		return fmt.Sprintf("runnel/producer: record not sent: %v", e.Err)
 	case e.Partition < 0:
 		return fmt.Sprintf("runnel/producer: record for %s not sent: %v", e.Record.Topic, e.Err)
+	case e.unsent:
+		return fmt.Sprintf("runnel/producer: record for %s-%d not sent: %v", e.Record.Topic, e.Partition, e.Err)
 	}
 	return fmt.Sprintf("runnel/producer: record for %s-%d: %v", e.Record.Topic, e.Partition, e.Err)
 }

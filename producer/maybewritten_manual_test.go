@@ -39,6 +39,7 @@ func TestMayBeWrittenManualPartitionerNotBuffered(t *testing.T) {
 		err = p.ProduceSync(ctx, &record.Record{Topic: "t", Partition: 1, Value: []byte("v")})
 		require.ErrorIs(t, err, producer.ErrClosed, "manual=%v", manual)
 		require.False(t, producer.MayBeWritten(err), "manual=%v: produced after Close: %v", manual, err)
+		require.ErrorContains(t, err, "not sent", "manual=%v", manual)
 	}
 
 	// A sent record of a ManualPartitioner still may have been written.

@@ -44,7 +44,7 @@ func TestRecordErrorPartitionUnknownBeforePartitioning(t *testing.T) {
 	re = recordErr(manual.ProduceSync(ended, r))
 	require.EqualValues(t, 2, re.Partition, "the record's explicit partition")
 	require.EqualValues(t, 2, r.Partition, "left as the caller set it")
-	require.Equal(t, "runnel/producer: record for t-2: context canceled", re.Error())
+	require.Equal(t, "runnel/producer: record for t-2 not sent: context canceled", re.Error(), "never sent, as the message of any other partitioner's record says")
 
 	r = &record.Record{Topic: "t", Partition: 7, Value: []byte("v")}
 	err := manual.ProduceSync(ctx, r)
