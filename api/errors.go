@@ -108,6 +108,21 @@ type entry struct {
 // table maps each sentinel to its Kafka error code (see Kafka's protocol
 // guide, "Error Codes"). The first row for a code is what ForCode returns.
 var table = []entry{
+	// The storage errors before all others: a fenced log wraps the error
+	// that fenced it (a failed reopen's Open error, say, which may be a
+	// corrupt segment's *record.CorruptError), and a failed roll the file
+	// system's, and what a client is told is KAFKA_STORAGE_ERROR whatever
+	// the cause: the partition refuses appends (see producer's
+	// HealthClient), and a consumer retries it without a word. (Its
+	// cause still counts for IsRetriable, which wants every row matched
+	// retriable.)
+	// ErrStorage first of them: a client told KAFKA_STORAGE_ERROR learns
+	// no more than that (a fenced log, a failed roll, a closed log or a
+	// file outside the logs), so ForCode(56) is the general one.
+	{ErrStorage, 56, "KAFKA_STORAGE_ERROR", true},
+	{log.ErrLogFenced, 56, "KAFKA_STORAGE_ERROR", true},
+	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
+	{log.ErrRollFailed, 56, "KAFKA_STORAGE_ERROR", true},
 	{log.ErrOffsetOutOfRange, 1, "OFFSET_OUT_OF_RANGE", false},
 	{ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false},
 	{log.ErrInvalidTimestamp, 32, "INVALID_TIMESTAMP", false}, // before ErrInvalidRecord, which it matches too
@@ -136,18 +151,13 @@ var table = []entry{
 	{ErrOutOfOrderSequence, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER", false},
 	{ErrDuplicateSequence, 46, "DUPLICATE_SEQUENCE_NUMBER", false},
 	{ErrProducerFenced, 47, "INVALID_PRODUCER_EPOCH", false},
-	// ErrStorage first: a client told KAFKA_STORAGE_ERROR learns no more
-	// than that (a fenced log, a failed roll, a closed log or a file
-	// outside the logs), so ForCode(56) is the general one.
-	{ErrStorage, 56, "KAFKA_STORAGE_ERROR", true},
-	{log.ErrLogFenced, 56, "KAFKA_STORAGE_ERROR", true},
-	{log.ErrClosed, 56, "KAFKA_STORAGE_ERROR", true},
-	{log.ErrRollFailed, 56, "KAFKA_STORAGE_ERROR", true},
 	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
 }
 
 // Code returns the Kafka error code of err: 0 for nil, the code of the
-// first sentinel in the table that err matches (errors.Is), else the
+// first sentinel in the table that err matches (errors.Is: the storage
+// errors come first, so that a fenced log is KAFKA_STORAGE_ERROR whatever
+// the error that fenced it, which it wraps), else the
 // code of an *UnknownCodeError it wraps (errors.As: what ForCode gives
 // for a code the table has no sentinel for), or -1
 // (UNKNOWN_SERVER_ERROR).
