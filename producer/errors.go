@@ -179,8 +179,8 @@ func RecordErrors(err error) []*RecordError {
 // context.DeadlineExceeded), for a RecordError whose Partition is
 // UnknownPartition, or that ProduceSync gave a record that failed
 // before it was buffered (with ManualPartitioner, whose RecordError then
-// says the record's own partition), for an error before the record was buffered
-// (ErrMaxBuffered, ErrNoTopic, ...) and for a refusal of the broker's
+// says the record's own partition), for an error before the record was
+// buffered (ErrMaxBuffered, ErrNoTopic, ...) and for a refusal of the broker's
 // (ErrRecordTooLarge, log.ErrInvalidRecord, api.ErrPolicyViolation, ...)
 // alone; true for ErrMaybeWritten, whatever else err matches, for
 // ErrDeliveryTimeout and ErrClosed, log.ErrLogFenced,
