@@ -1269,6 +1269,9 @@ func (l *Log) checkpointRecovery(ctx context.Context) error {
 // failed, which fences the log); ErrRollFailed when the new segment's files
 // could not be created (nothing changed, the log not fenced).
 func (l *Log) Roll() error {
+	if l.zero() {
+		return ErrClosed
+	}
 	l.mu.Lock()
 	defer l.unlock()
 	if err := l.check(); err != nil {

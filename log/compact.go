@@ -65,6 +65,9 @@ type CompactResult struct {
 // from the log start to the first segment compaction may not touch) that
 // has not been compacted yet, as Kafka's dirty ratio.
 func (l *Log) DirtyRatio() float64 {
+	if l.zero() {
+		return 0
+	}
 	l.mu.Lock()
 	cleaned := l.cleaned
 	segs := *l.segs.Load()

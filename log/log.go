@@ -99,6 +99,11 @@ type Options struct {
 const DefaultProducerExpiration = 24 * time.Hour
 
 // Log is one partition's log. All methods are safe for concurrent use.
+//
+// A Log is made by Open. A zero Log (one not made by Open) is closed:
+// its methods answer ErrClosed, Close and Discard nil, and its getters
+// what a closed, empty log's would (offsets 0, no segments,
+// EndOffsetForEpoch (-1, -1), LargestProducerID -1).
 type Log struct {
 	fs     vfs.FS
 	dir    string
@@ -1342,6 +1347,9 @@ func (l *Log) waitSyncRound() {
 }
 
 func (l *Log) close(clean bool) error {
+	if l.zero() {
+		return nil // never open
+	}
 	// A compaction under way holds cleanMu: it stops at its next read
 	// instead of finishing its pass, which may take long, while the
 	// partition's appends and reads wait for a Reopen's Close.
@@ -1639,6 +1647,9 @@ func (l *Log) Recovery() RecoveryInfo { return l.info }
 
 // Size is the total size of the log's segments in bytes.
 func (l *Log) Size() int64 {
+	if l.zero() {
+		return 0
+	}
 	var n int64
 	for _, s := range *l.segs.Load() {
 		n += s.Size()
@@ -1647,10 +1658,18 @@ func (l *Log) Size() int64 {
 }
 
 // Segments returns the number of segments.
-func (l *Log) Segments() int { return len(*l.segs.Load()) }
+func (l *Log) Segments() int {
+	if l.zero() {
+		return 0
+	}
+	return len(*l.segs.Load())
+}
 
 // LeaderEpochs returns the leader epoch cache entries.
 func (l *Log) LeaderEpochs() []EpochEntry {
+	if l.zero() {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.unlock()
 	return append([]EpochEntry(nil), l.epochs.entries...)
@@ -1663,6 +1682,9 @@ func (l *Log) LeaderEpochs() []EpochEntry {
 // that a new producer is never taken for one the log knows, even if the
 // broker's own counter was lost or rolled back.
 func (l *Log) LargestProducerID() int64 {
+	if l.zero() {
+		return -1
+	}
 	l.mu.Lock()
 	defer l.unlock()
 	largest := int64(-1)
@@ -1682,13 +1704,23 @@ func (l *Log) LargestProducerID() int64 {
 // (-1, -1). Whether an epoch is past the partition leader's own is the
 // caller's to check (Kafka's FENCED_LEADER_EPOCH).
 func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	if l.zero() {
+		return -1, -1
+	}
 	l.mu.Lock()
 	defer l.unlock()
 	return l.epochs.endOffsetFor(epoch, l.next.Load())
 }
 
+// zero reports whether l is a zero Log, one not made by Open, which is
+// closed: its writer lock, among others, was never made.
+func (l *Log) zero() bool { return l.closeDone == nil }
+
+// isClosed reports whether l is closed, or a zero Log.
+func (l *Log) isClosed() bool { return l.closed.Load() || l.zero() }
+
 func (l *Log) check() error {
-	if l.closed.Load() {
+	if l.isClosed() {
 		return ErrClosed
 	}
 	return l.fenceErr()

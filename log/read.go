@@ -69,7 +69,7 @@ func (l *Log) ReadWithin(dst []byte, offset int64, maxBytes int, upTo int64) ([]
 }
 
 func (l *Log) readInto(dst []byte, offset int64, maxBytes int, upTo int64, within bool) ([]byte, error) {
-	if l.closed.Load() {
+	if l.isClosed() {
 		return nil, ErrClosed
 	}
 	for attempt := 0; ; attempt++ {
@@ -293,7 +293,7 @@ type timeView struct {
 // one, for as long as it reads.
 func (l *Log) searchTime(ctx context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
 	for attempt := 0; ; attempt++ {
-		if l.closed.Load() {
+		if l.isClosed() {
 			return 0, false, ErrClosed
 		}
 		if err := ctx.Err(); err != nil {

@@ -46,6 +46,9 @@ import (
 // log's other writers (an append stuck in its write to a disk that hangs,
 // say), nothing deleted.
 func (l *Log) DeleteRecordsBefore(ctx context.Context, offset int64) (int64, error) {
+	if l.zero() {
+		return 0, ErrClosed
+	}
 	if err := l.mu.LockContext(ctx); err != nil {
 		return 0, err
 	}
@@ -269,6 +272,9 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 // the start's next move, or by Close); ctx's error when it ends while
 // the call waits for the log's other writers, nothing deleted.
 func (l *Log) ApplyRetention(ctx context.Context) (int, error) {
+	if l.zero() {
+		return 0, ErrClosed
+	}
 	if err := l.mu.LockContext(ctx); err != nil {
 		return 0, err
 	}
@@ -378,6 +384,9 @@ func (l *Log) ApplyRetention(ctx context.Context) (int, error) {
 // ErrClosed; ErrLogFenced (also when a file-system step of the truncation
 // failed, which fences the log).
 func (l *Log) TruncateTo(offset int64) (int64, error) {
+	if l.zero() {
+		return 0, ErrClosed
+	}
 	l.mu.Lock()
 	defer l.unlockCut(l.start.Load(), l.next.Load()) // see OnCut
 	if err := l.check(); err != nil {
@@ -546,6 +555,9 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 // error of the checkpoint's write, which does not fence the log (the next
 // Maintain writes the checkpoint again).
 func (l *Log) Maintain(ctx context.Context) error {
+	if l.zero() {
+		return ErrClosed
+	}
 	var err error
 	if err = ctx.Err(); err == nil {
 		err = l.maintain(ctx)
