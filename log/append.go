@@ -908,6 +908,9 @@ type segmentTimes struct {
 
 // segmentTimes returns the log's segmentTimes.
 func (l *Log) segmentTimes() segmentTimes {
+	if l.zero() {
+		return segmentTimes{base: -1} // no segments: none is kept
+	}
 	l.mu.Lock()
 	defer l.unlock()
 	segs := *l.segs.Load()

@@ -38,6 +38,12 @@ type Topic struct {
 // topic's fsync policy (the durable offset under SyncAlways, the log end
 // offset otherwise). Consumers read below it. Its methods are safe for
 // concurrent use.
+//
+// A Partition is made by NewPartition. A zero Partition (one not made by
+// NewPartition) is closed, as a partition whose log is closed: its calls
+// answer ErrClosed (its State, PartitionState.Err ErrClosed; its Lock and
+// Reopen too, as it has no lock to take), Close and Discard nil, its
+// offsets 0 and its Changed a closed channel.
 type Partition struct {
 	topic string
 	id    int32
@@ -65,8 +71,13 @@ type Partition struct {
 	notifyMu sync.Mutex
 }
 
-// NewPartition wraps an open log as partition id of topic.
+// NewPartition wraps an open log as partition id of topic. A nil l is a
+// log closed already: the partition answers ErrClosed until a Reopen
+// opens one.
 func NewPartition(topic string, id int32, l *Log) *Partition {
+	if l == nil {
+		l = &Log{} // a zero Log is closed
+	}
 	p := &Partition{topic: topic, id: id, mu: newHoldLock(), changed: make(chan struct{})}
 	p.log.Store(l)
 	l.OnDurable(p.notify)
@@ -91,6 +102,9 @@ func (p *Partition) Log() *Log {
 // one it opens, or, if its open failed, the closed log), or ctx's error
 // if ctx ends first.
 func (p *Partition) LogContext(ctx context.Context) (*Log, error) {
+	if p.zero() {
+		return p.current(), nil
+	}
 	if err := p.mu.RLockContext(ctx); err != nil {
 		return nil, err
 	}
@@ -102,7 +116,7 @@ func (p *Partition) LogContext(ctx context.Context) (*Log, error) {
 // Offsets, LogEndOffset and LogStartOffset, it does not wait for a Reopen
 // under way: it reads the log being closed then, whose offsets the new
 // one opens with.
-func (p *Partition) HighWatermark() int64 { return highWatermark(p.log.Load()) }
+func (p *Partition) HighWatermark() int64 { return highWatermark(p.current()) }
 
 // PartitionOffsets are a partition's offsets as of one moment.
 type PartitionOffsets struct {
@@ -115,7 +129,20 @@ type PartitionOffsets struct {
 // log end offset as of one moment (see Log.Offsets): read one after
 // another, a truncation or an fsync between the reads could report a
 // high watermark past the log end.
-func (p *Partition) Offsets() PartitionOffsets { return offsetsOf(p.log.Load()) }
+func (p *Partition) Offsets() PartitionOffsets { return offsetsOf(p.current()) }
+
+// zero reports whether p is a zero Partition, one not made by
+// NewPartition, which is closed: it has no lock and no log.
+func (p *Partition) zero() bool { return p.mu.s == nil }
+
+// current is the partition's log, loaded without mu; a zero Log (which
+// is closed) for a zero Partition.
+func (p *Partition) current() *Log {
+	if l := p.log.Load(); l != nil {
+		return l
+	}
+	return &Log{}
+}
 
 // offsetsOf is the PartitionOffsets of a partition whose log is l.
 func offsetsOf(l *Log) PartitionOffsets {
@@ -151,7 +178,7 @@ func (p *Partition) ListedOffsets(ctx context.Context) (PartitionOffsets, error)
 		return PartitionOffsets{}, err
 	}
 	defer p.runlock(l)
-	if l.closed.Load() {
+	if l.isClosed() {
 		return PartitionOffsets{}, p.failed(ErrClosed)
 	}
 	return offsetsOf(l), nil
@@ -194,10 +221,10 @@ func (p *Partition) State(ctx context.Context) (PartitionState, error) {
 }
 
 // LogEndOffset is the offset the next appended record will get.
-func (p *Partition) LogEndOffset() int64 { return p.log.Load().LogEndOffset() }
+func (p *Partition) LogEndOffset() int64 { return p.current().LogEndOffset() }
 
 // LogStartOffset is the first offset a consumer may read.
-func (p *Partition) LogStartOffset() int64 { return p.log.Load().LogStartOffset() }
+func (p *Partition) LogStartOffset() int64 { return p.current().LogStartOffset() }
 
 // Changed returns a channel that is closed the next time the high
 // watermark may have moved (an append, a reopen, a close), or records were
@@ -206,10 +233,20 @@ func (p *Partition) LogStartOffset() int64 { return p.log.Load().LogStartOffset(
 // readers take it before reading, then wait on it if they found not
 // enough.
 func (p *Partition) Changed() <-chan struct{} {
+	if p.zero() {
+		return closedChan // closed: nothing to wait for
+	}
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
 	return p.changed
 }
+
+// closedChan is the Changed of a zero Partition.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 func (p *Partition) notify() {
 	p.notifyMu.Lock()
@@ -380,6 +417,9 @@ func (p *Partition) DeleteRecordsChecked(ctx context.Context, check func(cfg Con
 // Logger's handler that appends to the partition does not wait for mu
 // behind a Reopen that waits for this call.
 func (p *Partition) rlock(ctx context.Context) (*Log, error) {
+	if p.zero() {
+		return p.current(), nil // closed, with nothing to hold
+	}
 	if err := p.mu.RLockContext(ctx); err != nil {
 		return nil, err
 	}
@@ -390,6 +430,9 @@ func (p *Partition) rlock(ctx context.Context) (*Log, error) {
 
 // runlock releases rlock's mu, then hands on the lines of l (rlock's).
 func (p *Partition) runlock(l *Log) {
+	if p.zero() {
+		return
+	}
 	p.mu.RUnlock()
 	l.leave()
 }
@@ -398,6 +441,9 @@ func (p *Partition) runlock(l *Log) {
 // the lines of closing the log (l) are handed on once mu is released; a
 // new log's Open hands on its own as it returns, holding mu.
 func (p *Partition) lock(ctx context.Context) (*Log, error) {
+	if p.zero() {
+		return nil, ErrClosed // no lock to hold, nor log to reopen
+	}
 	if err := p.mu.LockContext(ctx); err != nil {
 		return nil, err
 	}
@@ -442,7 +488,10 @@ func (p *Partition) failed(err error) error {
 // partition then answers ErrLogFenced, and no later Reopen opens it); an
 // error matching ErrLogFenced for a partition whose log failed before.
 func (p *Partition) Reopen(open func() (*Log, error)) error {
-	k, _ := p.Lock(context.Background()) // a ctx that never ends: no error
+	k, err := p.Lock(context.Background()) // a ctx that never ends: no error but a zero Partition's
+	if err != nil {
+		return err
+	}
 	defer k.Unlock()
 	return k.Reopen(open)
 }
@@ -467,7 +516,7 @@ type PartitionLock struct {
 // Reopen in its closing fsync. A lock that is free is taken whatever the
 // ctx. The caller releases it with the PartitionLock's Unlock.
 //
-// Errors: ctx's error.
+// Errors: ctx's error; ErrClosed for a zero Partition.
 func (p *Partition) Lock(ctx context.Context) (*PartitionLock, error) {
 	l, err := p.lock(ctx)
 	if err != nil {
@@ -496,6 +545,9 @@ func (k *PartitionLock) Unlock() {
 // (a config change's reopen, with its closing fsync), may go past it and
 // wait on Changed, which the lock's release closes.
 func (p *Partition) Busy() bool {
+	if p.zero() {
+		return false
+	}
 	if !p.mu.TryRLock() {
 		return true
 	}
@@ -553,6 +605,9 @@ func (k *PartitionLock) Reopen(open func() (*Log, error)) error {
 //
 // Errors: open's error; ctx's error (nothing tried).
 func (p *Partition) RetryReopen(ctx context.Context) (tried bool, err error) {
+	if p.zero() {
+		return false, nil // nothing to retry
+	}
 	if err := p.mu.RLockContext(ctx); err != nil {
 		return false, err
 	}
@@ -643,8 +698,11 @@ func (k *PartitionLock) mustHold() {
 }
 
 func (p *Partition) close(how func(*Log) error) error {
-	k, _ := p.Lock(context.Background()) // a ctx that never ends: no error
-	err := p.closeLocked(how)
+	k, err := p.Lock(context.Background()) // a ctx that never ends: no error but a zero Partition's
+	if err != nil {
+		return nil // a zero Partition: closed
+	}
+	err = p.closeLocked(how)
 	k.Unlock()
 	p.notify()
 	return err
