@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -49,7 +51,13 @@ import (
 //     costs the decompressed size, up to the limit.
 //
 // A Reader is not safe for concurrent use. Close releases its decoders.
+// A Reader is made by Codec.NewReader; a zero Reader (one not made by it)
+// is closed, as is one after Close: its Read returns an error matching
+// fs.ErrClosed, and Close does nothing.
 type Reader struct {
+	// open is true from NewReader to Close: a second Close must not put
+	// r in the pool again, where two NewReader would then share it.
+	open  bool
 	codec Codec
 	limit int
 	left  int // bytes the limit still allows from r
@@ -97,6 +105,7 @@ func (c Codec) newReader(src []byte, limit int, streamAll bool) *Reader {
 		limit = DefaultDecodeLimit
 	}
 	r := readers.Get().(*Reader)
+	r.open = true
 	r.codec, r.limit, r.left, r.src, r.streamAll = c, limit, limit, src, streamAll
 	if err := r.start(); err != nil {
 		r.err = &Error{Codec: c, Op: opDecode, Err: err}
@@ -351,6 +360,9 @@ func (r *Reader) Whole() (out []byte, ok bool) {
 // a fault, an *Error matching ErrCorrupt or ErrTooLarge (see AppendDecode),
 // once the bytes that precede the fault are read.
 func (r *Reader) Read(p []byte) (int, error) {
+	if !r.open {
+		return 0, errReaderClosed
+	}
 	if r.useWhole {
 		if r.off < len(r.whole) {
 			n := copy(p, r.whole[r.off:])
@@ -464,9 +476,17 @@ func (r *Reader) readXerial(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close releases r's decoders and buffers to their pools. r must not be
-// used afterwards.
+// errReaderClosed is what Read returns after Close.
+var errReaderClosed = fmt.Errorf("%sread of a closed Reader: %w", errPrefix, fs.ErrClosed)
+
+// Close releases r's decoders and buffers to their pools, r too: r must
+// not be used afterwards, as a later NewReader may hand it out again. A
+// second Close (before that) does nothing, and a Read returns an error
+// matching fs.ErrClosed.
 func (r *Reader) Close() error {
+	if !r.open {
+		return nil // closed already, or a zero Reader
+	}
 	if r.gz != nil {
 		r.gz.br.Reset(nil)
 		gzipDecoders.Put(r.gz)
