@@ -31,7 +31,7 @@ import (
 // file for a batch on the way whose offsets are bad, or for the batch
 // holding end when its CRC is bad; file system errors.
 func (s *Segment) MaxTimestampBelow(end int64) (int64, error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return 0, ErrClosed
 	}
 	if end <= s.base {
@@ -123,7 +123,7 @@ func (s *Segment) maxTimestampStart(hs *headerScan, end int64) (pos, hi int64, e
 		testHookMaxTsEntry(s)
 	}
 	ts, o, ok := s.tidx.LookupOffset(entry)
-	if !ok && s.closed.Load() {
+	if !ok && s.isClosed() {
 		// Close (a compaction's swap deletes the segments it replaced
 		// while searches read them) closed the indexes, which then have
 		// no entries, before the .log: no lost entry at the base.

@@ -20,7 +20,7 @@ import (
 // segment's order give a *record.CorruptError (see "Offsets" in the package
 // documentation).
 func (s *Segment) Find(offset int64) (int64, error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return 0, ErrClosed
 	}
 	if offset >= s.next.Load() {
@@ -178,7 +178,7 @@ func (h *headerScan) header(pos int64) ([]byte, error) {
 // Errors: ErrClosed; a *record.CorruptError naming the file for a batch
 // on the way whose offsets are bad; file system errors.
 func (s *Segment) PositionOf(offset int64) (int64, error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return 0, ErrClosed
 	}
 	hs := s.headerScan()
@@ -195,7 +195,7 @@ func (s *Segment) PositionOf(offset int64) (int64, error) {
 // Errors: ErrClosed; a *record.CorruptError naming the file for a batch
 // on the way whose CRC or offsets are bad; file system errors.
 func (s *Segment) FindTime(ts, from int64) (offset int64, ok bool, err error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return 0, false, ErrClosed
 	}
 	if s.MaxTimestamp() < ts {
@@ -312,7 +312,7 @@ func (s *Segment) Read(pos int64, maxBytes int) ([]byte, error) {
 //
 // Errors: as Read's.
 func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int) ([]byte, error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return nil, ErrClosed
 	}
 	return s.read(nil, dst, pos, maxBytes, s.size.Load(), math.MaxInt64)
@@ -352,7 +352,7 @@ func (s *Segment) ReadOffsetWithin(dst []byte, offset int64, maxBytes int, upTo 
 }
 
 func (s *Segment) readOffset(dst []byte, offset int64, maxBytes int, upTo int64, within bool) ([]byte, bool, error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return nil, false, ErrClosed
 	}
 	hs := s.headerScan()
@@ -590,7 +590,7 @@ func (s *Segment) readAt(dst []byte, pos, n int64) ([]byte, error) {
 // the segment's size, or beyond the file's (cut under the call); w's and
 // the file system's errors.
 func (s *Segment) WriteTo(w io.Writer, pos, n int64) (int64, error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return 0, ErrClosed
 	}
 	if pos < 0 || n < 0 || pos > s.size.Load()-n { // pos+n could overflow

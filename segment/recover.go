@@ -108,7 +108,7 @@ func (s *Segment) RecoverContext(ctx context.Context, durable int64) (RecoveryRe
 //
 // Errors: RecoverContext's; each's.
 func (s *Segment) RecoverFunc(ctx context.Context, durable int64, each func(b record.Batch) error) (res RecoveryResult, err error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return res, ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
@@ -435,7 +435,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 //
 // Errors: ErrClosed; PositionOf's *record.CorruptError; file system errors.
 func (s *Segment) TruncateTo(offset int64) (int64, error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return 0, ErrClosed
 	}
 	if offset >= s.next.Load() {
@@ -657,7 +657,7 @@ const RewriteBlock = 1 << 20
 // system errors (the file may then be cut at the batch of offset, or hold
 // part of the bytes written back).
 func (s *Segment) Rewrite(offset int64, save func(pos int64, tail io.Reader) (io.ReadCloser, error)) (int64, error) {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return 0, ErrClosed
 	}
 	pos := int64(-1) // the end

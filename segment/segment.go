@@ -84,6 +84,11 @@ func ParseFileName(name string) (base int64, suffix string, ok bool) {
 // Segment is one .log file with its two indexes. Append, TruncateTo, Seal and
 // Close come from one goroutine at a time; reads (Find, FindTime, Read,
 // WriteTo, and the getters) may run concurrently with them.
+//
+// A Segment is made by Create, CreateTemp or Open. A zero Segment (one not
+// made by them) is closed: its methods answer ErrClosed, Close, Discard
+// and Delete nil, its getters zero values (IndexFull true: it takes
+// nothing).
 type Segment struct {
 	fs    vfs.FS
 	dir   string
@@ -567,7 +572,7 @@ func (s *Segment) FirstBatchTimestamp() int64 { return s.firstTs.Load() }
 // short of that, its last slot held for the entry of the max timestamp
 // that Seal and Close write (as Kafka's TimeIndex.isFull). The log rolls
 // on it.
-func (s *Segment) IndexFull() bool { return s.oidx.Full() || s.tidx.Full() }
+func (s *Segment) IndexFull() bool { return s.zero() || s.oidx.Full() || s.tidx.Full() }
 
 // maxLogBytes is the size of the largest .log: positions in a segment are
 // int32s, in its index entries as in Kafka's, whose FileRecords refuses
@@ -595,7 +600,7 @@ func (s *Segment) Fits(n int, last int64) bool {
 // Errors: a *record.CorruptError; ErrFull; ErrClosed; index.ErrSealed on
 // a sealed segment; file system errors.
 func (s *Segment) Append(data []byte) error {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return ErrClosed
 	}
 	if len(data) == 0 {
@@ -702,7 +707,7 @@ var testHookBetweenIndexes func(*Segment)
 //
 // Errors: ErrClosed; file system errors.
 func (s *Segment) Sync() error {
-	if s.closed.Load() {
+	if s.isClosed() {
 		return ErrClosed
 	}
 	return s.syncLog()
@@ -736,7 +741,7 @@ func (s *Segment) syncLog() error {
 func (s *Segment) SyncIndexes() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed.Load() {
+	if s.isClosed() {
 		return ErrClosed
 	}
 	if err := s.oidx.Sync(); err != nil {
@@ -753,7 +758,7 @@ func (s *Segment) SyncIndexes() error {
 func (s *Segment) Seal(sync bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed.Load() {
+	if s.isClosed() {
 		return ErrClosed
 	}
 	return s.sealLocked(sync)
@@ -859,7 +864,7 @@ func (s *Segment) finalTimeEntry() error {
 func (s *Segment) Unseal() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed.Load() {
+	if s.isClosed() {
 		return ErrClosed
 	}
 	s.limit.Store(0)
@@ -901,7 +906,7 @@ func (s *Segment) Close() error { return s.close(false) }
 func (s *Segment) Discard() error { return s.close(true) }
 
 func (s *Segment) close(discard bool) error {
-	if s.closed.Swap(true) {
+	if s.closed.Swap(true) || s.zero() {
 		return nil
 	}
 	s.mu.Lock()
@@ -942,6 +947,9 @@ func (s *Segment) close(discard bool) error {
 // removals (a missing file is none).
 func (s *Segment) Delete() error {
 	err := s.Discard()
+	if s.zero() {
+		return err // no files
+	}
 	for _, suf := range []string{LogSuffix, IndexSuffix, TimeIndexSuffix} {
 		if rerr := s.fs.Remove(s.path(suf)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, rerr)
@@ -959,7 +967,7 @@ func (s *Segment) Delete() error {
 // entries (which later answers would miss: see Open) from the one Close
 // left.
 func (s *Segment) TimeIndexEntries() int {
-	if s.closed.Load() {
+	if s.isClosed() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.closedTimeEntries
@@ -977,8 +985,15 @@ func (s *Segment) timeIndexEntries() int {
 	return n
 }
 
-// Closed reports whether Close or Delete ran.
-func (s *Segment) Closed() bool { return s.closed.Load() }
+// Closed reports whether Close or Delete ran, or s is a zero Segment.
+func (s *Segment) Closed() bool { return s.isClosed() }
+
+// zero reports whether s is a zero Segment, one not made by Create,
+// CreateTemp or Open, which has no files: it is closed.
+func (s *Segment) zero() bool { return s.log == nil }
+
+// isClosed reports whether s is closed, or a zero Segment.
+func (s *Segment) isClosed() bool { return s.closed.Load() || s.zero() }
 
 // String names the segment for logs and errors.
 func (s *Segment) String() string {
