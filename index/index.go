@@ -361,9 +361,10 @@ func (x *file) fail(err error) {
 	x.err, x.buf, x.n, x.heap = err, nil, 0, false
 }
 
-// usable returns the error for op on a closed or failed index.
+// usable returns the error for op on a closed or failed index, or a zero
+// one (never opened: no file system), which is closed.
 func (x *file) usable(op string) error {
-	if x.closed {
+	if x.closed || x.fsys == nil {
 		return &fs.PathError{Op: op, Path: x.path, Err: fs.ErrClosed}
 	}
 	return x.err
@@ -577,8 +578,8 @@ func (x *file) unseal(maxBytes int) error {
 // close trims and syncs an active index, then releases the mapping and the
 // file. With discard it writes nothing (see OffsetIndex.Discard).
 func (x *file) close(discard bool) error {
-	if x.closed {
-		return nil
+	if x.closed || x.fsys == nil {
+		return nil // closed, or a zero index
 	}
 	var err error
 	keep := func(e error) {

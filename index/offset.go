@@ -10,6 +10,10 @@ import (
 // OffsetIndex is a segment's offset index: a sparse map from offsets to
 // positions in the segment's log. See the package documentation for the
 // format and for which methods may run concurrently.
+//
+// An OffsetIndex is made by OpenOffset. A zero OffsetIndex (one not made by
+// it) is closed: it has no entries, its writes and syncs answer an error
+// matching fs.ErrClosed, as a closed index's do, and Close nil.
 type OffsetIndex struct {
 	f file
 }

@@ -10,6 +10,10 @@ import (
 // TimeIndex is a segment's time index: a sparse map from timestamps to the
 // first offsets that reached them. See the package documentation for the
 // format and for which methods may run concurrently.
+//
+// A TimeIndex is made by OpenTime. A zero TimeIndex (one not made by it)
+// is closed: it has no entries, its writes and syncs answer an error
+// matching fs.ErrClosed, as a closed index's do, and Close nil.
 type TimeIndex struct {
 	f file
 }
