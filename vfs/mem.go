@@ -126,7 +126,8 @@ type CrashOptions struct {
 }
 
 // MemFS is a strict in-memory FS, for tests and fully in-memory brokers. It
-// is safe for concurrent use. Create one with NewMem.
+// is safe for concurrent use. Create one with NewMem, or declare one: the
+// zero MemFS is empty and ready to use, as NewMem's.
 //
 // Names are resolved as the kernel resolves them, one component at a
 // time: absolute ("/a/b") and relative ("a/b") names address the same
@@ -172,6 +173,9 @@ type CrashOptions struct {
 // O(len(p)) too, except that overwriting bytes that a View or a CrashClone
 // holds copies their chunk once.
 type MemFS struct {
+	// once makes a zero MemFS's root, locks and sizes, at its first call
+	// (see ready); NewMem's are made already.
+	once  sync.Once
 	mu    sync.RWMutex // guards the entries of every directory, and locks
 	root  *memNode
 	locks map[string]bool // held Lock names, cleaned
@@ -199,6 +203,16 @@ func NewMem() *MemFS { return newMemSized(&defaultChunkSizes) }
 
 func newMemSized(sizes *memChunkSizes) *MemFS {
 	return &MemFS{root: newMemDir(0o755), locks: map[string]bool{}, sizes: sizes}
+}
+
+// ready makes a zero MemFS what NewMem returns; every exported method
+// calls it first.
+func (m *MemFS) ready() {
+	m.once.Do(func() {
+		if m.root == nil {
+			m.root, m.locks, m.sizes = newMemDir(0o755), map[string]bool{}, &defaultChunkSizes
+		}
+	})
 }
 
 // memNode is an inode: a directory or a file.
@@ -486,6 +500,7 @@ func pathErr(op, name string, err error) error {
 // Create creates the named file, or truncates it if it exists. Its directory
 // must exist. The new entry is durable only after SyncDir of the directory.
 func (m *MemFS) Create(name string) (File, error) {
+	m.ready()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.createLocked(name, true)
@@ -531,6 +546,7 @@ func (m *MemFS) createLocked(name string, trunc bool) (*memNode, error) {
 
 // Open opens an existing file for reading and writing.
 func (m *MemFS) Open(name string) (File, error) {
+	m.ready()
 	m.mu.RLock()
 	n, err := m.lookup(name)
 	m.mu.RUnlock()
@@ -547,6 +563,7 @@ func (m *MemFS) Open(name string) (File, error) {
 // file keep working. The removal is durable only after SyncDir of the
 // directory that held it.
 func (m *MemFS) Remove(name string) error {
+	m.ready()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, err := m.resolve(name); err != nil {
@@ -589,6 +606,7 @@ func (m *MemFS) Remove(name string) error {
 // (and a crash with Reorder may find part of what was below name gone, as
 // os.RemoveAll unlinks it one entry at a time).
 func (m *MemFS) RemoveAll(name string) error {
+	m.ready()
 	parts := splitPath(name)
 	// Like os.RemoveAll: trailing separators are dropped, and a name
 	// ending in "." is refused; one ending in ".." too, which
@@ -649,6 +667,7 @@ func (m *MemFS) unlinkTree(d *memNode, top *memBinding) {
 // The rename is durable only after SyncDir of both directories involved;
 // until then a crash undoes it (in each directory on its own).
 func (m *MemFS) Rename(oldname, newname string) error {
+	m.ready()
 	fail := func(err error) error {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
 	}
@@ -728,6 +747,7 @@ func dotName(name string) bool {
 // longer than MaxNameLen fails it with an error matching ErrNameTooLong,
 // the directories before that component having been created, as on disk.
 func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
+	m.ready()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := m.root
@@ -749,6 +769,7 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 
 // List returns the sorted names of dir's entries.
 func (m *MemFS) List(dir string) ([]string, error) {
+	m.ready()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	n, err := m.lookup(dir)
@@ -765,6 +786,7 @@ func (m *MemFS) List(dir string) ([]string, error) {
 
 // Stat describes the named file or directory. Its ModTime is the zero time.
 func (m *MemFS) Stat(name string) (os.FileInfo, error) {
+	m.ready()
 	parts := splitPath(name)
 	m.mu.RLock()
 	n, err := m.lookup(name)
@@ -791,6 +813,7 @@ func (m *MemFS) Stat(name string) (os.FileInfo, error) {
 // created, removed or renamed in dir since its last SyncDir, not the
 // number it holds.
 func (m *MemFS) SyncDir(dir string) error {
+	m.ready()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(dir)
@@ -814,6 +837,7 @@ func (m *MemFS) SyncDir(dir string) error {
 // lock is on the name, where flock(2)'s is on the file: a file removed
 // and created again under a locked name is still locked here.
 func (m *MemFS) Lock(name string) (io.Closer, error) {
+	m.ready()
 	parts := splitPath(name)
 	if len(parts) == 0 {
 		return nil, pathErr("open", name, errIsDir)
@@ -851,6 +875,7 @@ func (l *memLock) Close() error {
 // (each inode counted once): their sizes, not the capacity reserved for
 // appends, and not removed files that are still open.
 func (m *MemFS) Usage() int64 {
+	m.ready()
 	return m.sumFiles(func(n *memNode) int64 { return int64(n.size) })
 }
 
@@ -864,6 +889,7 @@ func (m *MemFS) Usage() int64 {
 // hold. It is for tests and benchmarks that
 // check what the memory FS costs.
 func (m *MemFS) Allocated() int64 {
+	m.ready()
 	return m.sumFiles((*memNode).allocated)
 }
 
@@ -925,6 +951,7 @@ func (m *MemFS) sumFiles(f func(*memNode) int64) int64 {
 // WithFaults), takes a CrashClone, reopens the store on the clone and checks
 // that nothing acknowledged was lost.
 func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
+	m.ready()
 	r := opts.Rand
 	if r == nil {
 		r = rand.New(rand.NewPCG(0x72756e6e656c, 0x6d656d6673))
