@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel/runnel/internal/isnil"
 	"github.com/runnel/runnel/internal/lockedlog"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
@@ -26,8 +27,11 @@ import (
 // value means the OS file system, the system clock, no logging and Kafka's
 // defaults.
 type Options struct {
-	FS    vfs.FS // the file system; nil: vfs.OS
-	Clock Clock  // the time for retention, timestamps, segment.ms; nil: SystemClock
+	// FS is the file system; nil: vfs.OS. A nil pointer (a nil
+	// *vfs.MemFS) is not nil: Open refuses it, as it refuses a nil
+	// pointer in Clock.
+	FS    vfs.FS
+	Clock Clock // the time for retention, timestamps, segment.ms; nil: SystemClock
 	// Logger is where recovery, retention and compaction log; nil:
 	// nowhere. The Log logs holding the lock its writers take, but only
 	// asks the handler's Enabled under it: its handler gets the lines
@@ -380,6 +384,15 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	}
 	if opts.CleanerMapBytes != 0 && opts.CleanerMapBytes < MinCleanerMapBytes {
 		return nil, fmt.Errorf("%w: Options.CleanerMapBytes = %d, less than %d", ErrInvalidConfig, opts.CleanerMapBytes, MinCleanerMapBytes)
+	}
+	// A nil pointer in FS or Clock is a field meant and not set, as
+	// runnel.Open takes it: taken as unset, FS would be the disk where a
+	// memory FS was meant.
+	if opts.FS != nil && isnil.Value(opts.FS) {
+		return nil, fmt.Errorf("%w: Options.FS is a nil %T", ErrInvalidConfig, opts.FS)
+	}
+	if opts.Clock != nil && isnil.Value(opts.Clock) {
+		return nil, fmt.Errorf("%w: Options.Clock is a nil %T", ErrInvalidConfig, opts.Clock)
 	}
 	l := &Log{fs: opts.FS, dir: dir, cfg: cfg.WithDefaults(), clock: opts.Clock, logger: opts.Logger, mu: newWriterLock(), closeDone: make(chan struct{}), era: &truncationEra{},
 		producerExpiration: opts.ProducerExpiration, cleanerMapBytes: opts.CleanerMapBytes, goFunc: opts.Go}
