@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -175,8 +176,14 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 // exactly when fs's files do. The FS is a Wrapper of fs: Unwrap sees
 // through it, so that a new WithFaults of the same fs is taken for the
 // same file system. A nil inj (a nil InjectorFunc or *Counter too)
-// returns fs itself.
+// returns fs itself. A nil fs (a nil *MemFS too) panics, at once: there
+// is no file system to inject faults into (vfs.OS is the disk's).
 func WithFaults(fs FS, inj Injector) FS {
+	if isnil.Value(fs) {
+		// Not at its first operation, deep in the Open of a store, after
+		// inj counted it.
+		panic(fmt.Sprintf("runnel/vfs: WithFaults of a nil FS (%T)", fs))
+	}
 	// A nil InjectorFunc or nil pointer (a *Counter) is a nil inj too:
 	// its MaybeError would panic at the first operation.
 	if isnil.Value(inj) {
