@@ -128,6 +128,8 @@ type RecordError struct {
 // (see ProduceSync), and the message says "not sent".
 func (e *RecordError) Error() string {
 	switch {
+	case e.Record == nil && e.Err == nil:
+		return "runnel/producer: record error: <nil>" // a zero RecordError, as the other fields print nil
 	case e.Record == nil:
 		return e.Err.Error()
 	case e.Record.Topic == "":
