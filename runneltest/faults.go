@@ -441,7 +441,10 @@ func (fault *Fault) takesNoErr() bool {
 }
 
 // Rule is a Fault added to a Faults: it applies until its Count is
-// spent or it is removed. Its methods are safe for concurrent use.
+// spent or it is removed. Its methods are safe for concurrent use. A Rule
+// is made by Faults.Add; a zero Rule (one not made by it) is a removed
+// rule that never applied: Hits 0, Remove does nothing, and Wait for
+// more than 0 hits waits for ctx.
 type Rule struct {
 	f     *Faults
 	fault Fault
@@ -464,6 +467,9 @@ type Rule struct {
 // fail, and before the producer takes it); not those it let through
 // under Skip.
 func (r *Rule) Hits() int {
+	if r.f == nil {
+		return 0 // a zero Rule
+	}
 	r.f.mu.Lock()
 	defer r.f.mu.Unlock()
 	return r.hits
@@ -475,6 +481,13 @@ func (r *Rule) Hits() int {
 // rule's Wait(ctx, n) returns nil, n requests have been held, and those
 // whose ctx has not ended are still held.
 func (r *Rule) Wait(ctx context.Context, n int) error {
+	if r.f == nil { // a zero Rule: no hits, ever
+		if n <= 0 {
+			return nil
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	for {
 		r.f.mu.Lock()
 		hits, hit := r.hits, r.hit
@@ -495,6 +508,9 @@ func (r *Rule) Wait(ctx context.Context, n int) error {
 // it again does nothing.
 func (r *Rule) Remove() {
 	f := r.f
+	if f == nil {
+		return // a zero Rule
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r.removed {
