@@ -3,7 +3,6 @@ package producer_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -20,8 +20,6 @@ import (
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
-
-var maybeSeeds = flag.Int("maybeseeds", 6, "seeds of TestMayBeWrittenAgainstTheLog")
 
 // errAfterAppend is an error a client gives after the broker appended
 // the batch: not one the producer knows, so not a refusal.
@@ -146,18 +144,15 @@ type answer struct {
 // against the log: a record answered nil is there at its offset (once,
 // when idempotent); one MayBeWritten says false for is not there; one
 // that is there was not answered with an error MayBeWritten says false
-// for.
+// for. 6 seeds (1 under -short); RUNNEL_MAYBE_PROP=N runs N,
+// RUNNEL_MAYBE_PROP_BASE=S from S (see testkit.Seeds).
 func TestMayBeWrittenAgainstTheLog(t *testing.T) {
-	seeds := *maybeSeeds
-	if testing.Short() {
-		seeds = 1
-	}
-	for seed := range uint64(seeds) {
+	testkit.Seeds(t, "RUNNEL_MAYBE_PROP", 6, 1, func(t *testing.T, seed uint64) {
 		for _, idem := range []bool{true, false} {
 			for _, manual := range []bool{false, true} {
 				for _, inFlight := range []int{1, 5} {
 					for _, ev := range []string{"none", "closebroker", "deletetopic"} {
-						name := fmt.Sprintf("seed=%d/idem=%v/manual=%v/inflight=%d/%s", seed, idem, manual, inFlight, ev)
+						name := fmt.Sprintf("idem=%v/manual=%v/inflight=%d/%s", idem, manual, inFlight, ev)
 						t.Run(name, func(t *testing.T) {
 							checkMaybeWritten(t, seed, idem, manual, inFlight, ev)
 						})
@@ -165,7 +160,7 @@ func TestMayBeWrittenAgainstTheLog(t *testing.T) {
 				}
 			}
 		}
-	}
+	})
 }
 
 func checkMaybeWritten(t *testing.T, seed uint64, idem, manual bool, inFlight int, ev string) {
