@@ -921,3 +921,43 @@ func TestHealthStickyKeepsEmptyKeyInPlace(t *testing.T) {
 		t.Fatalf("record of the empty key: partition %d, %v; want its key's partition %d, a delivery timeout after KAFKA_STORAGE_ERROR", r.Partition, err, home)
 	}
 }
+
+// A producer idle past MetadataMaxAge asks the HealthClient again with
+// the look-up of the topic's count its next record makes (see
+// MetadataMaxAge), before that record is partitioned: records without a
+// key skip a partition that began to refuse appends while the producer
+// was idle, and go again to one that takes them since. Untested until
+// now: without that look the producer went by the answer of before the
+// idle time, and sent the first records to the partition now fenced,
+// where they waited out their DeliveryTimeout.
+func TestHealthIdleProducerLooksAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newHealthClient(4)
+		p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()), MetadataMaxAge(time.Minute))
+		if got, want := partitionsOf(t, p, keyless(4)...), []int32{0, 1, 2, 3}; !slices.Equal(got, want) {
+			t.Fatalf("partitions %v, want %v", got, want)
+		}
+
+		time.Sleep(time.Hour) // idle: the partitions' goroutines end
+		synctest.Wait()
+		c.fence(1, 3)
+		time.Sleep(time.Hour)
+		for i, part := range partitionsOf(t, p, keyless(4)...) {
+			if part == 1 || part == 3 {
+				t.Fatalf("record %d went to partition %d, fenced while the producer was idle", i, part)
+			}
+		}
+		if _, refused, _, _ := c.stats(); len(refused) != 0 {
+			t.Fatalf("refused %v: want none", refused)
+		}
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		c.heal()
+		time.Sleep(time.Hour)
+		got := partitionsOf(t, p, keyless(4)...)
+		if slices.Sort(got); !slices.Equal(got, []int32{0, 1, 2, 3}) {
+			t.Fatalf("partitions %v after the partitions healed: want each of the 4", got)
+		}
+	})
+}
