@@ -41,9 +41,10 @@ func TestFailedRecordWriteLeavesNoTemporaryFile(t *testing.T) {
 	require.Empty(t, b.Topics())
 }
 
-// closingCtx is a context whose Err, the first time lockAdmin asks it
-// (after its own check of the broker's closed mark), marks the broker
-// closed, as a Close that begins at that moment does.
+// closingCtx is a context whose Err, the first time lockAdmin or
+// lockPIDs asks it (after the call's own check of the broker's closed
+// mark), marks the broker closed, as a Close that begins at that moment
+// does.
 type closingCtx struct {
 	context.Context
 	mark func()
@@ -60,8 +61,10 @@ func (c *closingCtx) Err() error {
 // TestAdminCallOvertakenByCloseBeforeItsTokenDoesNothing: an admin call
 // that a Close marks the broker closed under, between lockAdmin's first
 // check and its taking the admin token, answers ErrClosed and changes
-// nothing (the topic it deletes stays, the counter it would advance
-// stays): Close is about to release the directory.
+// nothing (the topic it deletes stays), and so does an InitProducerID
+// between its first check and its taking the counter's token (lockPIDs:
+// the counter it would advance stays): Close is about to release the
+// directory.
 func TestAdminCallOvertakenByCloseBeforeItsTokenDoesNothing(t *testing.T) {
 	mem := vfs.NewMem()
 	b, err := Open(Config{Dir: "/data", FS: mem})
