@@ -65,3 +65,29 @@ func TestGoneTopicsLookUpFailureLogged(t *testing.T) {
 	defer p.lookUpMu.Unlock()
 	require.Empty(t, p.lookUpFailures, "a look-up that answered ends the run")
 }
+
+// TestIdleTopicsLookUpFailureLogged: as TestGoneTopicsLookUpFailureLogged,
+// for a topic the producer knows whose count grew MetadataMaxAge old
+// while no partition's goroutine ran (see topicState.freshen): the
+// look-up its next record makes, failing by DeliveryTimeout, fails the
+// record, logged at Warn once for the run, and the first that answers
+// ends the run. No test held either half.
+func TestIdleTopicsLookUpFailureLogged(t *testing.T) {
+	p, c, warned := storageFullProducer(t)
+	ctx := context.Background()
+	ts, err := p.topic(ctx, "t", true)
+	require.NoError(t, err)
+	ts.refreshAt.Store(0) // due, as MetadataMaxAge after the last look-up
+	c.full.Store(true)
+	for range 2 {
+		_, err = p.topic(ctx, "t", true)
+		require.ErrorIs(t, err, ErrDeliveryTimeout)
+	}
+	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned.Messages())
+	c.full.Store(false)
+	_, err = p.topic(ctx, "t", true)
+	require.NoError(t, err)
+	p.lookUpMu.Lock()
+	defer p.lookUpMu.Unlock()
+	require.Empty(t, p.lookUpFailures, "a look-up that answered ends the run")
+}
