@@ -593,3 +593,45 @@ func TestIdleProducerLookUpBoundedByDeliveryTimeout(t *testing.T) {
 		require.Equal(t, []string{"first", "d"}, values)
 	})
 }
+
+// TryProduce does not wait for the look-up a record of a topic idle past
+// MetadataMaxAge makes (see MetadataMaxAge): a retriable error of it
+// fails the record at once, with the look-up's error, before TryProduce
+// returns, as for a topic's first look-up; the count stays due, and the
+// next record's look-up that answers has it written. No test held it: a
+// TryProduce that retried the look-up, as Produce does, until it
+// answered or DeliveryTimeout passed, passed them all.
+func TestIdleProducerTryProduceDoesNotRetryTheLookUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+		f := runneltest.NewFaults(t, b)
+		p, err := producer.New(f, producer.MetadataMaxAge(time.Minute), producer.RetryBackoff(time.Millisecond))
+		require.NoError(t, err)
+		defer p.Close()
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("first")}))
+
+		time.Sleep(time.Hour) // idle: its goroutines end
+		synctest.Wait()
+		rule := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Topic: "t", Err: api.ErrRequestTimedOut, Count: 1})
+		var got error
+		answered := false
+		p.TryProduce(ctx, &record.Record{Topic: "t", Value: []byte("a")}, func(_ *record.Record, err error) { got, answered = err, true })
+		require.True(t, answered, "TryProduce returned before the record's promise ran")
+		require.ErrorIs(t, got, api.ErrRequestTimedOut)
+		require.Equal(t, 1, rule.Hits())
+
+		done := make(chan error, 1)
+		p.TryProduce(ctx, &record.Record{Topic: "t", Value: []byte("b")}, func(_ *record.Record, err error) { done <- err })
+		require.NoError(t, <-done)
+		require.NoError(t, p.Close())
+		var values []string
+		for _, r := range runneltest.ConsumeAll(t, b, "t") {
+			values = append(values, string(r.Value))
+		}
+		require.Equal(t, []string{"first", "b"}, values)
+	})
+}
