@@ -635,3 +635,44 @@ func TestIdleProducerTryProduceDoesNotRetryTheLookUp(t *testing.T) {
 		require.Equal(t, []string{"first", "b"}, values)
 	})
 }
+
+// While a partition's goroutine of the topic runs (here, its batch
+// lingering), a record of the topic does not wait for a look-up of the
+// count, however old: the goroutine looks it up after its next batch
+// (see MetadataMaxAge), and the record is partitioned by the count of
+// before. Only a topic none of whose goroutines runs has its record look
+// the count up (TestIdleProducerMapsKeysByTheCountOfNow). No test held
+// it: a Produce that looked up every due count, goroutine or not, passed
+// them all.
+func TestBusyTopicsRecordDoesNotWaitForALookUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b, err := runnel.Open(runnel.Config{})
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+		c := &countingHold{Broker: b}
+		p, err := producer.New(c, producer.MetadataMaxAge(time.Minute), producer.Linger(10*time.Minute), producer.DeliveryTimeout(time.Hour))
+		require.NoError(t, err)
+		defer p.Close()
+		var promises sync.WaitGroup
+		produce := func(v string) {
+			promises.Add(1)
+			p.Produce(ctx, &record.Record{Topic: "t", Value: []byte(v)}, func(_ *record.Record, err error) {
+				if err != nil {
+					t.Errorf("record %s: %v", v, err)
+				}
+				promises.Done()
+			})
+		}
+		produce("a") // its batch lingers: the partition's goroutine runs
+		time.Sleep(5 * time.Minute)
+		c.hold.Store(true) // a look-up would wait until its deadline
+		produce("b")
+		synctest.Wait()
+		require.Zero(t, c.held.Load(), "a record of a topic whose goroutine runs looked the count up")
+		c.hold.Store(false)
+		require.NoError(t, p.Flush(ctx))
+		promises.Wait()
+	})
+}
