@@ -135,8 +135,9 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // producer.Client.
 //
 // Errors: ErrClosed; ctx's error (it waits for another call's write of
-// the counter, not for admin calls); ErrProducerIDsExhausted; ErrStorage (KAFKA_STORAGE_ERROR,
-// retriable: a producer asks again until its delivery timeout) wrapping
+// the counter, not for admin calls); ErrProducerIDsExhausted; ErrStorage
+// (KAFKA_STORAGE_ERROR, retriable: a producer asks again until its
+// delivery timeout) wrapping
 // the file system's error (syscall.ENOSPC on a full disk) from writing
 // the id counter. No id is handed out then, and the next call writes the
 // same counter value again: the counter is left as it was, or, when the

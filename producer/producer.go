@@ -596,8 +596,9 @@ const pastCount = "\x00"
 // a partition), or, with ManualPartitioner, whose RecordError says the
 // record's own partition even then, any error of a record that failed
 // before it was buffered (MayBeWritten tells them apart);
-// ErrDeliveryTimeout and ErrClosed otherwise mean that it may have been written (if a request that held it was sent
-// and not answered: Kafka's TimeoutException), and so do log.ErrLogFenced
+// ErrDeliveryTimeout and ErrClosed otherwise mean that it may have been
+// written (if a request that held it was sent and not answered: Kafka's
+// TimeoutException), and so do log.ErrLogFenced
 // and api.ErrBrokerClosed (the broker may have appended it and then
 // failed to fsync it), ErrOutOfOrderSequence (given only to a batch an
 // earlier attempt of which may have been appended: see Producer),
