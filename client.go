@@ -137,13 +137,12 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 // Errors: ErrClosed; ctx's error (it waits for another call's write of
 // the counter, not for admin calls); ErrProducerIDsExhausted; ErrStorage
 // (KAFKA_STORAGE_ERROR, retriable: a producer asks again until its
-// delivery timeout) wrapping
-// the file system's error (syscall.ENOSPC on a full disk) from writing
-// the id counter. No id is handed out then, and the next call writes the
-// same counter value again: the counter is left as it was, or, when the
-// directory's fsync failed after the new value was put in place, already
-// holds that value (durable or not), so no id is handed out twice, even
-// across a crash.
+// delivery timeout) wrapping the file system's error (syscall.ENOSPC on
+// a full disk) from writing the id counter. No id is handed out then,
+// and the next call writes the same counter value again: the counter is
+// left as it was, or, when the directory's fsync failed after the new
+// value was put in place, already holds that value (durable or not), so
+// no id is handed out twice, even across a crash.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.isClosed() {
 		return 0, 0, ErrClosed
