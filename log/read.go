@@ -19,14 +19,16 @@ import (
 // KIP-74), and only batches that end before upTo (pass the high watermark;
 // math.MaxInt64 for everything). Like Kafka's, a read stops at the end of
 // a segment; on the in-memory FS it may also stop at the end of a chunk of
-// the segment's file (see segment.Segment.Read), so that it never copies:
-// read on from the offset after the last batch returned. The first batch
+// the segment's file (see segment.Segment.Read), so that it copies
+// nothing but a batch the file holds in two pieces (one the log did not
+// write whole with one Write): read on from the offset after the last
+// batch returned. The first batch
 // may begin before offset — a reader skips the records below it, as Kafka
 // clients do. At the log end (or upTo) Read returns nil.
 //
 // The bytes are the caller's to keep: they never change afterwards. On the
-// in-memory FS they are a view of the log, without a copy, so the caller
-// must not modify them: a write to them is a write to the log.
+// in-memory FS they are a view of the log (but for such a copy), so the
+// caller must not modify them: a write to them is a write to the log.
 //
 // Every batch returned has passed its CRC check — when it is read, or on
 // the in-memory FS when it was appended (see segment.Read); corrupt bytes
