@@ -281,8 +281,8 @@ func TestZeroConsumer(t *testing.T) {
 	require.NoError(t, testkit.NoPanic(t, "Close", c.Close))
 }
 
-// hugeCountClient is a Client that reports a partition count past an
-// int32, which no Kafka topic has.
+// hugeCountClient is a Client that reports a partition count no Kafka
+// topic has: past an int32, or below 1.
 type hugeCountClient struct {
 	*runnel.Broker
 	n int
@@ -302,4 +302,17 @@ func TestAssignTopicCountPastInt32(t *testing.T) {
 	c := newConsumer(t, hugeCountClient{Broker: b, n: testkit.PastInt32(2)})
 	require.ErrorIs(t, c.AssignTopic(testCtx(t), "t", consumer.Start()), api.ErrInvalidRequest)
 	require.Empty(t, c.Assigned())
+}
+
+// TestAssignTopicCountBelowOne: AssignTopic takes a partition count below
+// 1 from its Client as the producer does, api.ErrUnknownTopicOrPartition,
+// and assigns nothing. It returned nil, having assigned nothing, so a
+// caller took the topic for assigned and read nothing from it.
+func TestAssignTopicCountBelowOne(t *testing.T) {
+	b := openBroker(t, map[string]int{"t": 1})
+	for _, n := range []int{0, -1} {
+		c := newConsumer(t, hugeCountClient{Broker: b, n: n})
+		require.ErrorIs(t, c.AssignTopic(testCtx(t), "t", consumer.Start()), api.ErrUnknownTopicOrPartition, "count %d", n)
+		require.Empty(t, c.Assigned(), "count %d", n)
+	}
 }

@@ -416,9 +416,11 @@ func (c *Consumer) partitions(ctx context.Context, topic string) (int, error) {
 // Errors: those of Assign (checked before the Client is asked); those of
 // the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
 // for an unknown topic, api.ErrBrokerClosed for a closed broker, a
-// retriable one that went on for 60 s); api.ErrInvalidRequest for a count
-// above math.MaxInt32, which no Kafka topic has; ctx's error; ErrClosed
-// (also when Close came during the call).
+// retriable one that went on for 60 s); api.ErrUnknownTopicOrPartition
+// also for a count below 1 (no topic has no partition; the producer takes
+// such a count so too), and api.ErrInvalidRequest for a count above
+// math.MaxInt32, which no Kafka topic has, neither assigning anything;
+// ctx's error; ErrClosed (also when Close came during the call).
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
 	if err := c.checkCall(topic, 0, at); err != nil {
 		return err
@@ -442,6 +444,11 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 		}
 		return err
 	}
+	if n < 1 {
+		// As the producer takes it: a topic has at least one partition,
+		// so a Client that counts none does not know the topic.
+		return fmt.Errorf("%w: %s has %d partitions", api.ErrUnknownTopicOrPartition, topic, n)
+	}
 	if n > math.MaxInt32 {
 		// Kafka's partition ids are int32s: no topic has more. Each would
 		// be assigned, the ids wrapping, until memory ran out.
@@ -455,9 +462,7 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 	for p := range n {
 		c.assignLocked(api.TopicPartition{Topic: topic, Partition: int32(p)}, at)
 	}
-	if n > 0 {
-		c.wakeLocked()
-	}
+	c.wakeLocked()
 	return nil
 }
 
