@@ -51,8 +51,9 @@ var (
 // own cannot be read back: a topic's record in <Dir>/topics (bad JSON, a
 // name that is not the file's, no partitions, a config invalid on its
 // own) or the producer id counter. The broker does not open rather than
-// guess; the error names the file. It is local to a broker's directory
-// and has no Kafka error code.
+// guess; the error names the file, and wraps the JSON decoder's error for
+// bad JSON (a *json.SyntaxError, say). It is local to a broker's
+// directory and has no Kafka error code.
 var ErrCorruptMetadata = errors.New("runnel: corrupt broker metadata")
 
 // ErrProducerIDsExhausted is returned by InitProducerID once the broker

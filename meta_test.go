@@ -154,6 +154,41 @@ func TestOpenCorruptMetadata(t *testing.T) {
 	}
 }
 
+// TestCorruptTopicRecordWrapsTheDecodersError: Open's error for a topic
+// record that is not JSON, or not a record's, matches ErrCorruptMetadata
+// and wraps the JSON decoder's error, which errors.As reaches (the
+// offset of a *json.SyntaxError, the field of a *json.UnmarshalTypeError);
+// it was formatted with %v, only its text kept.
+func TestCorruptTopicRecordWrapsTheDecodersError(t *testing.T) {
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "orders", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.Close())
+	path := filepath.Join("/data", topicsDir, "orders.json")
+	write := func(data string) {
+		f, err := mem.Create(path)
+		require.NoError(t, err)
+		_, err = f.Write([]byte(data))
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+	}
+
+	write(`{"name":"orders",`)
+	_, err = Open(Config{Dir: "/data", FS: mem})
+	require.ErrorIs(t, err, ErrCorruptMetadata)
+	var syntax *json.SyntaxError
+	require.ErrorAs(t, err, &syntax)
+	require.EqualValues(t, len(`{"name":"orders",`), syntax.Offset)
+
+	write(`{"name":"orders","config":{"Partitions":"one"}}`)
+	_, err = Open(Config{Dir: "/data", FS: mem})
+	require.ErrorIs(t, err, ErrCorruptMetadata)
+	var typ *json.UnmarshalTypeError
+	require.ErrorAs(t, err, &typ)
+	require.Equal(t, "config.Partitions", typ.Field)
+}
+
 // TestCorruptCounterErrorIsShort: Open's error for a producer id counter
 // written over with something else names the file by its path, as a
 // topic record's error does (it named "producer-ids" alone, no directory),

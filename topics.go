@@ -466,14 +466,16 @@ var appleDoubleMagic = []byte{0x00, 0x05, 0x16, 0x07}
 // valid topic name that is the file's, 1 to math.MaxInt32 partitions, and a
 // config that validates with the broker's defaults.
 //
-// Errors: ErrCorruptMetadata (wrapping log.ErrInvalidConfig for a config
-// invalid on its own); a *TopicConfigError (matching log.ErrInvalidConfig,
-// not ErrCorruptMetadata) for a config valid as it was set and invalid
-// with the broker's TopicDefaults.
+// Errors: ErrCorruptMetadata (wrapping the JSON decoder's error, such as a
+// *json.SyntaxError, for a record that does not decode, and
+// log.ErrInvalidConfig for a config invalid on its own); a
+// *TopicConfigError (matching log.ErrInvalidConfig, not
+// ErrCorruptMetadata) for a config valid as it was set and invalid with
+// the broker's TopicDefaults.
 func (b *Broker) parseMeta(data []byte, path string) (topicMeta, error) {
 	var m topicMeta
 	if err := json.Unmarshal(data, &m); err != nil {
-		return m, fmt.Errorf("%w: %s: %v", ErrCorruptMetadata, path, err)
+		return m, fmt.Errorf("%w: %s: %w", ErrCorruptMetadata, path, err)
 	}
 	switch m.Version {
 	case 0:
