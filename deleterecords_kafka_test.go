@@ -64,6 +64,25 @@ func TestDeleteRecordsAgainstTheHighWatermark(t *testing.T) {
 
 func withoutSize(p PartitionInfo) PartitionInfo { p.Size = 0; return p }
 
+// TestDeleteRecordsOutOfRangeNamesThePartition: DeleteRecords' error for
+// a negative offset (but api.Latest) names the partition, as its error for
+// an offset above the high watermark does; it said "delete records before
+// -5, a negative offset", of no partition. Nothing is deleted.
+func TestDeleteRecordsOutOfRangeNamesThePartition(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	produce(t, b, "t", 1, "a", "b")
+	for _, off := range []int64{-5, api.Earliest, 3} {
+		_, err := b.DeleteRecords(ctx, "t", 1, off)
+		require.ErrorIs(t, err, log.ErrOffsetOutOfRange, "offset %d", off)
+		require.ErrorContains(t, err, "t-1", "offset %d", off)
+	}
+	info, err := b.DescribeTopic(ctx, "t")
+	require.NoError(t, err)
+	require.Zero(t, info.Partitions[1].LogStartOffset)
+}
+
 // TestRefusedProduceAnswersNoOffsets: a refused produce answers base
 // offset, log append time and log start offset -1, as Kafka's
 // PartitionResponse for an error does (INVALID_OFFSET, NO_TIMESTAMP,

@@ -400,6 +400,10 @@ func (p *Partition) DeleteRecordsChecked(ctx context.Context, check func(cfg Con
 	if err != nil {
 		return 0, err
 	}
+	if offset < 0 {
+		// The log refuses it too, but cannot name the partition.
+		return 0, fmt.Errorf("%w: delete records before %d of %s-%d, a negative offset", ErrOffsetOutOfRange, offset, p.topic, p.id)
+	}
 	if offset > hw {
 		// Read before the deletion, the high watermark can only have
 		// risen since, unless a truncation cut the log meanwhile (the
