@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,6 +212,66 @@ func TestCorruptCounterErrorIsShort(t *testing.T) {
 	require.ErrorContains(t, err, filepath.Join("/data", producerIDs))
 	require.ErrorContains(t, err, "1048576 bytes")
 	require.Less(t, len(err.Error()), 300, "%.300s", err)
+}
+
+// TestCorruptCounterIsNotReadWhole: Open reads no more than the first
+// counterQuoted bytes of a producer id counter written over with
+// something large (a counter is at most 20 bytes), and its error is as
+// before: ErrCorruptMetadata, the path, those bytes quoted and the size.
+// It read the whole file into memory first, however large.
+func TestCorruptCounterIsNotReadWhole(t *testing.T) {
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	_, _, err = b.InitProducerID(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	path := filepath.Join("/data", producerIDs)
+	f, err := mem.Create(path)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("1234567890123456789\n"))
+	require.NoError(t, err)
+	_, err = f.Write(bytes.Repeat([]byte("x"), 1<<20))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	fsys := &headReadFS{FS: mem, path: path}
+	_, err = Open(Config{Dir: "/data", FS: fsys})
+	require.ErrorIs(t, err, ErrCorruptMetadata)
+	require.ErrorContains(t, err, path+`: "1234567890123456789\nxxxxxxxxxxxx"... (1048596 bytes)`)
+	require.NotZero(t, fsys.largest.Load(), "the counter was not read")
+	require.LessOrEqual(t, fsys.largest.Load(), int64(counterQuoted), "the largest read of the counter")
+}
+
+// headReadFS is a vfs.FS that records the largest read of one file (its
+// ReadAt's buffer, which readFile makes the file's size).
+type headReadFS struct {
+	vfs.FS
+	path    string
+	largest atomic.Int64
+}
+
+func (h *headReadFS) Open(name string) (vfs.File, error) {
+	f, err := h.FS.Open(name)
+	if err != nil || filepath.Clean(name) != h.path {
+		return f, err
+	}
+	return &headReadFile{File: f, h: h}, nil
+}
+
+type headReadFile struct {
+	vfs.File
+	h *headReadFS
+}
+
+func (f *headReadFile) ReadAt(p []byte, off int64) (int, error) {
+	for {
+		old := f.h.largest.Load()
+		if int64(len(p)) <= old || f.h.largest.CompareAndSwap(old, int64(len(p))) {
+			break
+		}
+	}
+	return f.File.ReadAt(p, off)
 }
 
 // A topic record written by a newer runnel is refused as such, not as

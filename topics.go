@@ -555,6 +555,31 @@ func (b *Broker) readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// readFileHead reads at most limit bytes from the start of path, and
+// returns them with the file's size: a file larger than limit is not read
+// whole (nor is room made for all of it).
+func (b *Broker) readFileHead(path string, limit int) (data []byte, size int64, err error) {
+	f, err := b.fs.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	size, err = f.Size()
+	if err != nil {
+		return nil, 0, err
+	}
+	data = make([]byte, min(size, int64(limit)))
+	n, err := f.ReadAt(data, 0)
+	if err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	if n < len(data) {
+		// The file shrank since Size: it is what was read.
+		data, size = data[:n], int64(n)
+	}
+	return data, size, nil
+}
+
 // writeFile replaces path atomically and durably. The caller holds the
 // token of path's directory — admin for the topic records in
 // <Dir>/topics, pids for the producer-id counter, the one file of <Dir>
@@ -642,7 +667,9 @@ func encodeMeta(m topicMeta) ([]byte, error) {
 }
 
 // readCounter reads the counter in the file name of the broker's
-// directory: 0 if there is none.
+// directory: 0 if there is none. It reads no more than counterQuoted
+// bytes of it: a file written over with something large is not read
+// whole.
 //
 // Errors: ErrCorruptMetadata, naming the file by its path, as a topic's
 // record's is named, and quoting no more than its first
@@ -650,26 +677,33 @@ func encodeMeta(m topicMeta) ([]byte, error) {
 // otherwise be quoted whole); the file system's.
 func (b *Broker) readCounter(name string) (int64, error) {
 	path := filepath.Join(b.root, name)
-	data, err := b.readFile(path)
+	// No more than counterQuoted bytes are read: a file larger than that
+	// holds no counter, and is not read whole to be found corrupt.
+	data, size, err := b.readFileHead(path, counterQuoted)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
+	if size > int64(len(data)) {
+		return 0, fmt.Errorf("%w: %s: %q... (%d bytes)", ErrCorruptMetadata, path, data, size)
+	}
 	v, ok := decodeCounter(data)
 	if !ok {
-		if len(data) > counterQuoted {
-			return 0, fmt.Errorf("%w: %s: %q... (%d bytes)", ErrCorruptMetadata, path, data[:counterQuoted], len(data))
-		}
 		return 0, fmt.Errorf("%w: %s: %q", ErrCorruptMetadata, path, data)
 	}
 	return v, nil
 }
 
-// counterQuoted is the most of a corrupt counter file's bytes that its
-// error quotes: a counter is at most 20 bytes (19 digits and a newline).
+// counterQuoted is the most of a counter file's bytes that the broker
+// reads, and that the error of a corrupt one quotes: a counter is at most
+// 20 bytes (19 digits and a newline), so a larger file is corrupt.
 const counterQuoted = 32
+
+// A counter's largest encoding fits in counterQuoted bytes: readCounter
+// reads no more (this fails to compile should it not).
+const _ = uint(counterQuoted - len("9223372036854775807\n"))
 
 // encodeCounter is how a counter (the producer ids') is written: its
 // decimal digits and a newline.
