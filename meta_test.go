@@ -362,3 +362,29 @@ func TestOldRecordBadEnumIsCorrupt(t *testing.T) {
 
 // errInjectedFault is the fault the tests' file systems inject.
 var errInjectedFault = errors.New("injected fault")
+
+// A corrupt counter file of counterQuoted bytes or fewer is quoted whole,
+// without the "..." and byte count of a longer one's error.
+func TestCorruptCounterQuotedWholeAtTheBound(t *testing.T) {
+	for _, n := range []int{counterQuoted - 1, counterQuoted, counterQuoted + 1} {
+		mem := vfs.NewMem()
+		b, err := Open(Config{Dir: "/data", FS: mem})
+		require.NoError(t, err)
+		_, _, err = b.InitProducerID(context.Background())
+		require.NoError(t, err)
+		require.NoError(t, b.Close())
+		f, err := mem.Create(filepath.Join("/data", producerIDs))
+		require.NoError(t, err)
+		_, err = f.Write(bytes.Repeat([]byte("x"), n))
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		_, err = Open(Config{Dir: "/data", FS: mem})
+		require.ErrorIs(t, err, ErrCorruptMetadata)
+		if n > counterQuoted {
+			require.ErrorContains(t, err, fmt.Sprintf("... (%d bytes)", n))
+		} else {
+			require.NotContains(t, err.Error(), "...", "%d bytes", n)
+			require.ErrorContains(t, err, fmt.Sprintf("%q", bytes.Repeat([]byte("x"), n)))
+		}
+	}
+}
