@@ -98,3 +98,22 @@ func TestRetriableCodesKerrCallsNot(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageRowsComeFirst: an error that matches a storage row and
+// another — a fenced log wraps what fenced it, which may be a corrupt
+// segment's *record.CorruptError (a failed reopen's) or a roll's
+// failure — is KAFKA_STORAGE_ERROR, whatever else it wraps:
+// the storage rows come first in the table. (A client reported such a
+// fenced partition as CORRUPT_MESSAGE, not retriable.)
+func TestStorageRowsComeFirst(t *testing.T) {
+	corrupt := &record.CorruptError{Path: "/d/t-0/00000000000000000000.log", Reason: "bad crc"}
+	for _, err := range []error{
+		fmt.Errorf("%w: t-0 could not be reopened: %w", log.ErrLogFenced, corrupt),
+		fmt.Errorf("%w: %w", log.ErrLogFenced, log.ErrInvalidRecord),
+		fmt.Errorf("%w: %w", log.ErrRollFailed, log.ErrOffsetOutOfRange),
+		errors.Join(ErrStorage, record.ErrCorrupt),
+	} {
+		require.EqualValues(t, 56, Code(err), "%v", err)
+		require.Equal(t, "KAFKA_STORAGE_ERROR", Name(err), "%v", err)
+	}
+}
