@@ -461,6 +461,27 @@ func TestGrowthRacingProducersPastTheCount(t *testing.T) {
 	t.Logf("%d of %d records failed with ErrInvalidPartition, produced before their partition was there", invalid.Load(), goroutines*each)
 }
 
+// idleProducer, in a synctest bubble, opens an in-memory broker with
+// topic t of one partition, makes a producer over client(b) with
+// MetadataMaxAge a minute and opts, writes a record to t (key, and value
+// "first"), and lets the producer idle for an hour: its goroutines end
+// and the count is due. Both close when the test ends.
+func idleProducer(t *testing.T, client func(*runnel.Broker) producer.Client, key []byte, opts ...producer.Opt) (*runnel.Broker, *producer.Producer) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	p, err := producer.New(client(b), append([]producer.Opt{producer.MetadataMaxAge(time.Minute)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Key: key, Value: []byte("first")}))
+	time.Sleep(time.Hour) // idle: its goroutines end
+	synctest.Wait()
+	return b, p
+}
+
 // A producer that wrote to a topic, then was idle for longer than
 // MetadataMaxAge while the topic grew, maps its next keyed record by the
 // topic's count of now: no goroutine of the topic runs to look the count
@@ -474,17 +495,7 @@ func TestGrowthRacingProducersPastTheCount(t *testing.T) {
 func TestIdleProducerMapsKeysByTheCountOfNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		b, err := runnel.Open(runnel.Config{})
-		require.NoError(t, err)
-		defer b.Close()
-		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-		p, err := producer.New(b, producer.MetadataMaxAge(time.Minute))
-		require.NoError(t, err)
-		defer p.Close()
-		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Key: []byte("first")}))
-
-		time.Sleep(time.Hour) // idle: its goroutines end
-		synctest.Wait()
+		b, p := idleProducer(t, func(b *runnel.Broker) producer.Client { return b }, []byte("first"))
 		require.NoError(t, b.CreatePartitions(ctx, "t", 8))
 		time.Sleep(time.Hour) // 60 times MetadataMaxAge after the growth
 
@@ -562,20 +573,11 @@ func TestIdleProducerWritesRecordsAfterRecreateWithFewer(t *testing.T) {
 func TestIdleProducerLookUpBoundedByDeliveryTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		b, err := runnel.Open(runnel.Config{})
-		require.NoError(t, err)
-		defer b.Close()
-		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-		c := &countingHold{Broker: b}
-		p, err := producer.New(c, producer.MetadataMaxAge(time.Minute), producer.DeliveryTimeout(10*time.Second))
-		require.NoError(t, err)
-		defer p.Close()
-		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("first")}))
-
-		time.Sleep(time.Hour) // idle: its goroutines end
-		synctest.Wait()
+		var c *countingHold
+		b, p := idleProducer(t, func(b *runnel.Broker) producer.Client { c = &countingHold{Broker: b}; return c }, nil,
+			producer.DeliveryTimeout(10*time.Second))
 		c.hold.Store(true)
-		err = p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("a")}, &record.Record{Topic: "t", Value: []byte("b")})
+		err := p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("a")}, &record.Record{Topic: "t", Value: []byte("b")})
 		require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
 		require.Len(t, producer.RecordErrors(err), 2)
 		require.EqualValues(t, 1, c.held.Load(), "one look-up for the ProduceSync's records")
@@ -586,11 +588,7 @@ func TestIdleProducerLookUpBoundedByDeliveryTimeout(t *testing.T) {
 		c.hold.Store(false)
 		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("d")}))
 		require.NoError(t, p.Close())
-		var values []string
-		for _, r := range runneltest.ConsumeAll(t, b, "t") {
-			values = append(values, string(r.Value))
-		}
-		require.Equal(t, []string{"first", "d"}, values)
+		require.Equal(t, []string{"first", "d"}, values(runneltest.ConsumeAll(t, b, "t")))
 	})
 }
 
@@ -604,18 +602,9 @@ func TestIdleProducerLookUpBoundedByDeliveryTimeout(t *testing.T) {
 func TestIdleProducerTryProduceDoesNotRetryTheLookUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		b, err := runnel.Open(runnel.Config{})
-		require.NoError(t, err)
-		defer b.Close()
-		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-		f := runneltest.NewFaults(t, b)
-		p, err := producer.New(f, producer.MetadataMaxAge(time.Minute), producer.RetryBackoff(time.Millisecond))
-		require.NoError(t, err)
-		defer p.Close()
-		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("first")}))
-
-		time.Sleep(time.Hour) // idle: its goroutines end
-		synctest.Wait()
+		var f *runneltest.Faults
+		b, p := idleProducer(t, func(b *runnel.Broker) producer.Client { f = runneltest.NewFaults(t, b); return f }, nil,
+			producer.RetryBackoff(time.Millisecond))
 		rule := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Topic: "t", Err: api.ErrRequestTimedOut, Count: 1})
 		var got error
 		answered := false
@@ -628,11 +617,7 @@ func TestIdleProducerTryProduceDoesNotRetryTheLookUp(t *testing.T) {
 		p.TryProduce(ctx, &record.Record{Topic: "t", Value: []byte("b")}, func(_ *record.Record, err error) { done <- err })
 		require.NoError(t, <-done)
 		require.NoError(t, p.Close())
-		var values []string
-		for _, r := range runneltest.ConsumeAll(t, b, "t") {
-			values = append(values, string(r.Value))
-		}
-		require.Equal(t, []string{"first", "b"}, values)
+		require.Equal(t, []string{"first", "b"}, values(runneltest.ConsumeAll(t, b, "t")))
 	})
 }
 
@@ -695,18 +680,8 @@ func (c *countingPartitions) Partitions(ctx context.Context, topic string) (int,
 func TestIdleProducerLookUpMakesTheCountFresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		b, err := runnel.Open(runnel.Config{})
-		require.NoError(t, err)
-		defer b.Close()
-		require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
-		c := &countingPartitions{Broker: b}
-		p, err := producer.New(c, producer.MetadataMaxAge(time.Minute))
-		require.NoError(t, err)
-		defer p.Close()
-		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("first")}))
-
-		time.Sleep(time.Hour) // idle: its goroutines end
-		synctest.Wait()
+		var c *countingPartitions
+		_, p := idleProducer(t, func(b *runnel.Broker) producer.Client { c = &countingPartitions{Broker: b}; return c }, nil)
 		before := c.n.Load()
 		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("after")}))
 		time.Sleep(time.Second) // less than MetadataMaxAge: the goroutine ends meanwhile
