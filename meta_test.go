@@ -196,6 +196,19 @@ func TestCorruptTopicRecordWrapsTheDecodersError(t *testing.T) {
 // and quotes only the start of what the file holds: it quoted all of it,
 // a megabyte of garbage in one error message, or one log line.
 func TestCorruptCounterErrorIsShort(t *testing.T) {
+	mem := counterWrittenOver(t, bytes.Repeat([]byte("garbage "), 1<<17))
+	_, err := Open(Config{Dir: "/data", FS: mem})
+	require.ErrorIs(t, err, ErrCorruptMetadata)
+	require.ErrorContains(t, err, filepath.Join("/data", producerIDs))
+	require.ErrorContains(t, err, "1048576 bytes")
+	require.Less(t, len(err.Error()), 300, "%.300s", err)
+}
+
+// counterWrittenOver returns an in-memory FS with a broker's directory
+// at /data whose producer id counter (one id handed out) was then written
+// over with data.
+func counterWrittenOver(t *testing.T, data []byte) *vfs.MemFS {
+	t.Helper()
 	mem := vfs.NewMem()
 	b, err := Open(Config{Dir: "/data", FS: mem})
 	require.NoError(t, err)
@@ -204,14 +217,10 @@ func TestCorruptCounterErrorIsShort(t *testing.T) {
 	require.NoError(t, b.Close())
 	f, err := mem.Create(filepath.Join("/data", producerIDs))
 	require.NoError(t, err)
-	_, err = f.Write(bytes.Repeat([]byte("garbage "), 1<<17))
+	_, err = f.Write(data)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	_, err = Open(Config{Dir: "/data", FS: mem})
-	require.ErrorIs(t, err, ErrCorruptMetadata)
-	require.ErrorContains(t, err, filepath.Join("/data", producerIDs))
-	require.ErrorContains(t, err, "1048576 bytes")
-	require.Less(t, len(err.Error()), 300, "%.300s", err)
+	return mem
 }
 
 // TestCorruptCounterIsNotReadWhole: Open reads no more than the first
@@ -220,23 +229,10 @@ func TestCorruptCounterErrorIsShort(t *testing.T) {
 // before: ErrCorruptMetadata, the path, those bytes quoted and the size.
 // It read the whole file into memory first, however large.
 func TestCorruptCounterIsNotReadWhole(t *testing.T) {
-	mem := vfs.NewMem()
-	b, err := Open(Config{Dir: "/data", FS: mem})
-	require.NoError(t, err)
-	_, _, err = b.InitProducerID(context.Background())
-	require.NoError(t, err)
-	require.NoError(t, b.Close())
+	mem := counterWrittenOver(t, append([]byte("1234567890123456789\n"), bytes.Repeat([]byte("x"), 1<<20)...))
 	path := filepath.Join("/data", producerIDs)
-	f, err := mem.Create(path)
-	require.NoError(t, err)
-	_, err = f.Write([]byte("1234567890123456789\n"))
-	require.NoError(t, err)
-	_, err = f.Write(bytes.Repeat([]byte("x"), 1<<20))
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
-
 	fsys := &headReadFS{FS: mem, path: path}
-	_, err = Open(Config{Dir: "/data", FS: fsys})
+	_, err := Open(Config{Dir: "/data", FS: fsys})
 	require.ErrorIs(t, err, ErrCorruptMetadata)
 	require.ErrorContains(t, err, path+`: "1234567890123456789\nxxxxxxxxxxxx"... (1048596 bytes)`)
 	require.NotZero(t, fsys.largest.Load(), "the counter was not read")
@@ -367,18 +363,8 @@ var errInjectedFault = errors.New("injected fault")
 // without the "..." and byte count of a longer one's error.
 func TestCorruptCounterQuotedWholeAtTheBound(t *testing.T) {
 	for _, n := range []int{counterQuoted - 1, counterQuoted, counterQuoted + 1} {
-		mem := vfs.NewMem()
-		b, err := Open(Config{Dir: "/data", FS: mem})
-		require.NoError(t, err)
-		_, _, err = b.InitProducerID(context.Background())
-		require.NoError(t, err)
-		require.NoError(t, b.Close())
-		f, err := mem.Create(filepath.Join("/data", producerIDs))
-		require.NoError(t, err)
-		_, err = f.Write(bytes.Repeat([]byte("x"), n))
-		require.NoError(t, err)
-		require.NoError(t, f.Close())
-		_, err = Open(Config{Dir: "/data", FS: mem})
+		mem := counterWrittenOver(t, bytes.Repeat([]byte("x"), n))
+		_, err := Open(Config{Dir: "/data", FS: mem})
 		require.ErrorIs(t, err, ErrCorruptMetadata)
 		if n > counterQuoted {
 			require.ErrorContains(t, err, fmt.Sprintf("... (%d bytes)", n))
