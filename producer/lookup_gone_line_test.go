@@ -47,11 +47,19 @@ func storageFullProducer(t *testing.T) (*Producer, *storageFullClient, *testkit.
 // Warn as theirs are (TestRecordsFailedByTheirTopicsLookUpLogged): they
 // were logged at Debug only.
 func TestGoneTopicsLookUpFailureLogged(t *testing.T) {
+	lookUpFailureRun(t, func(ts *topicState) { ts.gone.Store(true) }) // as a batch refused with an unknown topic sets it
+}
+
+// lookUpFailureRun has the Client's look-ups of topic t fail by
+// DeliveryTimeout once mark has made t's next record look its count up
+// again: two records fail, with one Warn line for the run, and the first
+// record whose look-up answers ends the run.
+func lookUpFailureRun(t *testing.T, mark func(*topicState)) {
 	p, c, warned := storageFullProducer(t)
 	ctx := context.Background()
 	ts, err := p.topic(ctx, "t", true)
 	require.NoError(t, err)
-	ts.gone.Store(true) // as a batch refused with an unknown topic sets it
+	mark(ts)
 	c.full.Store(true)
 	for range 2 {
 		_, err = p.topic(ctx, "t", true)
@@ -73,21 +81,5 @@ func TestGoneTopicsLookUpFailureLogged(t *testing.T) {
 // record, logged at Warn once for the run, and the first that answers
 // ends the run. No test held either half.
 func TestIdleTopicsLookUpFailureLogged(t *testing.T) {
-	p, c, warned := storageFullProducer(t)
-	ctx := context.Background()
-	ts, err := p.topic(ctx, "t", true)
-	require.NoError(t, err)
-	ts.refreshAt.Store(0) // due, as MetadataMaxAge after the last look-up
-	c.full.Store(true)
-	for range 2 {
-		_, err = p.topic(ctx, "t", true)
-		require.ErrorIs(t, err, ErrDeliveryTimeout)
-	}
-	require.Equal(t, []string{"records failed: the topic's partition count not known"}, warned.Messages())
-	c.full.Store(false)
-	_, err = p.topic(ctx, "t", true)
-	require.NoError(t, err)
-	p.lookUpMu.Lock()
-	defer p.lookUpMu.Unlock()
-	require.Empty(t, p.lookUpFailures, "a look-up that answered ends the run")
+	lookUpFailureRun(t, func(ts *topicState) { ts.refreshAt.Store(0) }) // due, as MetadataMaxAge after the last look-up
 }
