@@ -423,7 +423,10 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // calls waiting behind such an operation (for the partition's log, or its
 // reopen) end with their ctx, which a producer's or consumer's Close
 // cancels, and an admin call waiting for a partition's lock (DeleteTopic, a
-// config change) ends with ErrClosed as Close begins, changing nothing.
+// config change) ends with ErrClosed as Close begins, changing nothing, as
+// do the calls waiting for another's admin call (CreateTopic, say, or an
+// auto-create) or another's write of the producer-id counter
+// (InitProducerID).
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's

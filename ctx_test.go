@@ -127,8 +127,10 @@ func waitForStack(t *testing.T, parts ...string) {
 // waits for the admin token (an auto-create waits for an admin call
 // under way) ends with its ctx's error when the ctx
 // ends during the wait, creating nothing; and one still waiting when the
-// broker closes gets ErrClosed once Close has the token, with no
-// goroutine left (TestMain's goleak).
+// broker closes gets ErrClosed as Close begins, while the call under way
+// still holds the token, with no goroutine left (TestMain's goleak). A
+// CreateTopic waits the same way. The waiters got ErrClosed only once
+// the call under way had given the token back: behind a hung disk, never.
 func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 	ctx := context.Background()
 	fsys, arm, reached, release := blockSyncs(metaTmp)
@@ -140,14 +142,17 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 	<-reached
 
 	calls := []struct {
-		name string
-		call func(ctx context.Context) error
+		name, method string
+		call         func(ctx context.Context) error
 	}{
-		{"produce", func(ctx context.Context) error {
+		{"produce", "Produce", func(ctx context.Context) error {
 			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "auto", Acks: api.AcksAll, Batches: batch(t, "x")})
 			return err
 		}},
-		{"partitions", func(ctx context.Context) error { _, err := b.Partitions(ctx, "auto"); return err }},
+		{"partitions", "Partitions", func(ctx context.Context) error { _, err := b.Partitions(ctx, "auto"); return err }},
+		{"create", "CreateTopic", func(ctx context.Context) error {
+			return b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1})
+		}},
 	}
 	for _, c := range calls {
 		// Cancelled during the wait.
@@ -163,30 +168,33 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 		cancel()
 	}
 	require.NotContains(t, b.Topics(), "auto", "a cancelled auto-create created a topic")
+	require.NotContains(t, b.Topics(), "other", "a cancelled CreateTopic created a topic")
 
-	// Waiting when Close comes: ErrClosed.
+	// Waiting when Close comes: ErrClosed as Close begins, while the
+	// call under way still holds the token.
 	done := make(chan error, len(calls))
 	for _, c := range calls {
 		go func() { done <- c.call(ctx) }()
+		waitForStack(t, "runnel.(*Broker)."+c.method+"(", "runnel.(*Broker).lockAdmin(")
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	waitForStack(t, "runnel.(*Broker).Close(", "chan send") // closed, waiting for the token
+	for range calls {
+		require.ErrorIs(t, within(t, done, func() { close(release) }, "a call waiting for the admin token as Close began"), ErrClosed)
+	}
 	close(release)
 	require.NoError(t, <-slow)
 	require.NoError(t, <-closed)
-	for range calls {
-		require.ErrorIs(t, <-done, ErrClosed)
-	}
 }
 
 // TestInitProducerIDHeedsItsCtxAndClose: an InitProducerID that waits
 // for another's write of the producer-id counter (here, held in its
 // fsync) ends with its ctx's error when the ctx ends during the wait,
 // handing out nothing, while admin calls go on; one still waiting when
-// the broker closes gets ErrClosed once Close has the token, after the
-// write under way has handed its id out, with no goroutine left
-// (TestMain's goleak).
+// the broker closes gets ErrClosed as Close begins, while the write under
+// way still holds the token (that write then hands its id out), with no
+// goroutine left (TestMain's goleak). The waiter got ErrClosed only once
+// the write had given the token back: behind a hung disk, never.
 func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	ctx := context.Background()
 	fsys, arm, reached, release := blockSyncs(filepath.Join("/data", metaTmp))
@@ -215,18 +223,18 @@ func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	cancel()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}), "an admin call waits for no counter write")
 
-	// Waiting when Close comes: ErrClosed.
+	// Waiting when Close comes: ErrClosed as Close begins, while the
+	// write under way still holds the token.
 	go func() { _, _, err := b.InitProducerID(ctx); done <- err }()
 	waitForStack(t, "runnel.(*Broker).lockPIDs(")
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	waitForStack(t, "runnel.(*Broker).Close(", "chan send") // closed, waiting for the token
+	require.ErrorIs(t, within(t, done, func() { close(release) }, "an InitProducerID waiting for the token as Close began"), ErrClosed)
 	close(release)
 	a := <-slow
 	require.NoError(t, a.err)
 	require.Equal(t, first+1, a.id, "the cancelled calls handed no id out")
 	require.NoError(t, <-closed)
-	require.ErrorIs(t, <-done, ErrClosed)
 }
 
 // TestSecondCloseWaitsForTheFirst: Close is idempotent, and returns once

@@ -815,7 +815,7 @@ func partitionCountError(n int) error {
 }
 
 // lockAdmin takes the admin token for an admin call, unless the broker is
-// closed or ctx ends first.
+// closed, Close begins, or ctx ends first.
 func (b *Broker) lockAdmin(ctx context.Context) error {
 	if b.isClosed() {
 		return ErrClosed
@@ -827,6 +827,8 @@ func (b *Broker) lockAdmin(ctx context.Context) error {
 	case b.admin <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-b.ctx.Done(): // Close has begun: it waits for the token too
+		return ErrClosed
 	}
 	if b.closed.Load() {
 		b.unlockAdmin()
