@@ -43,7 +43,8 @@ func TestPartitionAppendAfterFailedReopen(t *testing.T) {
 // could not open its log answers ErrLogFenced (wrapping open's error)
 // until Close or Discard closes it, as Reopen's doc says; then ErrClosed,
 // as any closed partition: its owner closed it (a deleted topic, the
-// broker's Close), and the broker tells those apart by ErrClosed.
+// broker's Close), and the broker tells those apart by ErrClosed. A
+// Reopen after that opens the log again.
 func TestClosedPartitionAfterAFailedReopen(t *testing.T) {
 	for _, how := range []string{"Close", "Discard"} {
 		t.Run(how, func(t *testing.T) {
@@ -72,6 +73,13 @@ func TestClosedPartitionAfterAFailedReopen(t *testing.T) {
 			tried, err := p.RetryReopen(context.Background())
 			require.False(t, tried)
 			require.NoError(t, err)
+
+			// A Reopen after Close opens the log again (as Reopen's doc
+			// says): the owner that closed it decides.
+			require.NoError(t, p.Reopen(func() (*Log, error) { return e.open(Config{}), nil }))
+			_, err = p.Append(context.Background(), valueBatch(t, 1, "d"), AppendOptions{})
+			require.NoError(t, err)
+			require.Equal(t, int64(2), p.LogEndOffset(), "a, then d")
 		})
 	}
 }

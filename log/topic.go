@@ -472,7 +472,10 @@ func (p *Partition) failed(err error) error {
 }
 
 // Reopen closes the partition's log and opens it again through open (with
-// a new configuration, say), waiting for appends and reads in flight.
+// a new configuration, say), waiting for appends and reads in flight. A
+// partition closed already (by Close or Discard, or made by NewPartition
+// with a nil log) is opened through open the same way: its owner, which
+// closed it, decides whether it serves again.
 //
 // If open fails, the partition stays closed: its appends, reads and
 // look-ups fail with ErrLogFenced (wrapping open's error) instead of
