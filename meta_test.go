@@ -161,22 +161,9 @@ func TestOpenCorruptMetadata(t *testing.T) {
 // offset of a *json.SyntaxError, the field of a *json.UnmarshalTypeError);
 // it was formatted with %v, only its text kept.
 func TestCorruptTopicRecordWrapsTheDecodersError(t *testing.T) {
-	mem := vfs.NewMem()
-	b, err := Open(Config{Dir: "/data", FS: mem})
-	require.NoError(t, err)
-	require.NoError(t, b.CreateTopic(context.Background(), "orders", log.TopicConfig{Partitions: 1}))
-	require.NoError(t, b.Close())
-	path := filepath.Join("/data", topicsDir, "orders.json")
-	write := func(data string) {
-		f, err := mem.Create(path)
-		require.NoError(t, err)
-		_, err = f.Write([]byte(data))
-		require.NoError(t, err)
-		require.NoError(t, f.Close())
-	}
-
+	mem, write := ordersRecordWrittenOver(t)
 	write(`{"name":"orders",`)
-	_, err = Open(Config{Dir: "/data", FS: mem})
+	_, err := Open(Config{Dir: "/data", FS: mem})
 	require.ErrorIs(t, err, ErrCorruptMetadata)
 	var syntax *json.SyntaxError
 	require.ErrorAs(t, err, &syntax)
@@ -188,6 +175,26 @@ func TestCorruptTopicRecordWrapsTheDecodersError(t *testing.T) {
 	var typ *json.UnmarshalTypeError
 	require.ErrorAs(t, err, &typ)
 	require.Equal(t, "config.Partitions", typ.Field)
+}
+
+// ordersRecordWrittenOver makes a broker directory on a memory FS with
+// topic "orders" in it, closed, and returns the FS and a function that
+// writes data over the topic's record.
+func ordersRecordWrittenOver(t *testing.T) (vfs.FS, func(data string)) {
+	t.Helper()
+	mem := vfs.NewMem()
+	b, err := Open(Config{Dir: "/data", FS: mem})
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(context.Background(), "orders", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.Close())
+	path := filepath.Join("/data", topicsDir, "orders.json")
+	return mem, func(data string) {
+		f, err := mem.Create(path)
+		require.NoError(t, err)
+		_, err = f.Write([]byte(data))
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+	}
 }
 
 // TestCorruptCounterErrorIsShort: Open's error for a producer id counter
@@ -274,23 +281,14 @@ func (f *headReadFile) ReadAt(p []byte, off int64) (int, error) {
 // corrupt: it was reported as ErrCorruptMetadata, which could lead an
 // operator to delete a sound record. A negative version is still corrupt.
 func TestNewerTopicRecord(t *testing.T) {
-	mem := vfs.NewMem()
-	b, err := Open(Config{Dir: "/data", FS: mem})
-	require.NoError(t, err)
-	require.NoError(t, b.CreateTopic(context.Background(), "orders", log.TopicConfig{Partitions: 1}))
-	require.NoError(t, b.Close())
-	path := filepath.Join("/data", topicsDir, "orders.json")
+	mem, write := ordersRecordWrittenOver(t)
 	for _, tc := range []struct {
 		version int
 		want    error
 		not     error
 	}{{metaVersion + 1, ErrNewerMetadata, ErrCorruptMetadata}, {-1, ErrCorruptMetadata, ErrNewerMetadata}} {
-		f, err := mem.Create(path)
-		require.NoError(t, err)
-		_, err = fmt.Fprintf(f, `{"version":%d,"name":"orders","id":"vDYn0aq0RHqGmQ2RZzqSzA","config":{"Partitions":1}}`, tc.version)
-		require.NoError(t, err)
-		require.NoError(t, f.Close())
-		_, err = Open(Config{Dir: "/data", FS: mem})
+		write(fmt.Sprintf(`{"version":%d,"name":"orders","id":"vDYn0aq0RHqGmQ2RZzqSzA","config":{"Partitions":1}}`, tc.version))
+		_, err := Open(Config{Dir: "/data", FS: mem})
 		require.ErrorIs(t, err, tc.want, "version %d", tc.version)
 		require.NotErrorIs(t, err, tc.not, "version %d", tc.version)
 		require.ErrorContains(t, err, "orders.json")
