@@ -662,17 +662,6 @@ func TestBusyTopicsRecordDoesNotWaitForALookUp(t *testing.T) {
 	})
 }
 
-// countingPartitions is a broker whose Partitions calls are counted.
-type countingPartitions struct {
-	*runnel.Broker
-	n atomic.Int64
-}
-
-func (c *countingPartitions) Partitions(ctx context.Context, topic string) (int, error) {
-	c.n.Add(1)
-	return c.Broker.Partitions(ctx, topic)
-}
-
 // The look-up a record of an idle topic makes (its count MetadataMaxAge
 // old) makes the count fresh: the partition's goroutine, started for the
 // record, does not look it up again after its batch. Without the
@@ -680,12 +669,12 @@ func (c *countingPartitions) Partitions(ctx context.Context, topic string) (int,
 func TestIdleProducerLookUpMakesTheCountFresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		var c *countingPartitions
-		_, p := idleProducer(t, func(b *runnel.Broker) producer.Client { c = &countingPartitions{Broker: b}; return c }, nil)
-		before := c.n.Load()
+		var c *countPartitions
+		_, p := idleProducer(t, func(b *runnel.Broker) producer.Client { c = &countPartitions{hookClient: &hookClient{b: b}}; return c }, nil)
+		before := c.calls.Load()
 		require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("after")}))
 		time.Sleep(time.Second) // less than MetadataMaxAge: the goroutine ends meanwhile
 		synctest.Wait()
-		require.Equal(t, int64(1), c.n.Load()-before, "look-ups for the first record after the idle hour")
+		require.Equal(t, int32(1), c.calls.Load()-before, "look-ups for the first record after the idle hour")
 	})
 }
