@@ -182,10 +182,14 @@ func RecordErrors(err error) []*RecordError {
 // UnknownPartition, or that ProduceSync gave a record that failed
 // before it was buffered (with ManualPartitioner, whose RecordError then
 // says the record's own partition), for an error before the record was
-// buffered (ErrMaxBuffered, ErrNoTopic, ...) and for a refusal of the broker's
+// buffered (ErrMaxBuffered, ErrNoTopic, ...; also, as a promise is
+// given them, the ErrClosed of a record produced once the producer is
+// closed or of a Produce that Close cut short, and the errors of the
+// look-up of the topic's partition count: ErrDeliveryTimeout, a closed
+// Client's) and for a refusal of the broker's
 // (ErrRecordTooLarge, log.ErrInvalidRecord, api.ErrPolicyViolation, ...)
 // alone; true for ErrMaybeWritten, whatever else err matches, for
-// ErrDeliveryTimeout and ErrClosed, log.ErrLogFenced,
+// ErrDeliveryTimeout and ErrClosed (of a record that was buffered), log.ErrLogFenced,
 // api.ErrBrokerClosed, ErrOutOfOrderSequence and api.ErrNotLeader (see
 // ProduceSync), and for an error the
 // producer does not know (a Client's of your own, say). For the error of
@@ -211,7 +215,7 @@ func MayBeWritten(err error) bool {
 // RecordError.
 func mayBeWritten(err error) bool {
 	switch {
-	case err == nil:
+	case err == nil, isNotSent(err):
 		return false
 	case errors.Is(err, ErrDeliveryTimeout), errors.Is(err, ErrClosed), errors.Is(err, log.ErrLogFenced),
 		errors.Is(err, api.ErrBrokerClosed), errors.Is(err, ErrOutOfOrderSequence):
@@ -231,3 +235,50 @@ func mayBeWritten(err error) bool {
 // buffered, so never sent. (ErrRecordTooLarge, of a record larger than
 // BatchMaxBytes, is among the broker's refusals.)
 var notBuffered = []error{ErrMaxBuffered, ErrNoTopic, ErrNilRecord, ErrInvalidPartition, ErrInvalidOption, ErrInvalidTimestamp}
+
+// notSentError is the error a promise is given for a record that failed
+// before it was buffered, so never sent, when the error alone would
+// read as one of a record that may have been written: ErrClosed (the
+// producer closed, or Close cut a wait of Produce short), or an error of
+// the look-up of the topic's partition count (ErrDeliveryTimeout, a
+// closed Client's api.ErrBrokerClosed, an error the producer does not
+// know). MayBeWritten tells by it that the record was not written, as
+// it tells by ProduceSync's RecordError. Its message, and what errors.Is
+// and errors.As find, are the error's own.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// notSent returns the error to give the promise of a record that failed
+// with err before it was buffered: err marked as a notSentError when
+// mayBeWritten would otherwise say true of it, else err as it is (a
+// ctx's error, ErrMaxBuffered, ...: what a caller may compare with ==).
+func notSent(err error) error {
+	if !mayBeWritten(err) {
+		return err
+	}
+	return &notSentError{err}
+}
+
+// errClosedNotSent is notSent(ErrClosed), made once: the error of every
+// record produced once the producer is closed.
+var errClosedNotSent error = &notSentError{ErrClosed}
+
+// isNotSent reports whether err is a notSentError, maybe wrapped with
+// fmt.Errorf's %w: a chain of single errors. A join of several (the
+// errors of several records) is not one record's error: MayBeWritten
+// reads it otherwise.
+func isNotSent(err error) bool {
+	for err != nil {
+		if _, ok := err.(*notSentError); ok {
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}

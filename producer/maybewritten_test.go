@@ -321,3 +321,81 @@ func TestMayBeWrittenInvalidTimestamp(t *testing.T) {
 	require.False(t, producer.MayBeWritten(producer.ErrInvalidTimestamp))
 	require.Empty(t, runneltest.ConsumeAll(t, b, "t"))
 }
+
+// A promise's error for a record that failed before it was buffered —
+// produced once the producer is closed, its topic's partition count not
+// learnt within DeliveryTimeout, or asked of a closed broker — reads as
+// not written, as MayBeWritten's doc says ("false ... for an error
+// before the record was buffered") and as ProduceSync's RecordError of
+// the same record reads: the record was never sent. MayBeWritten said
+// true of the promise's ErrClosed, ErrDeliveryTimeout and
+// api.ErrBrokerClosed, which alone cannot tell, so a Produce caller that
+// produces a record again only when it was surely not written dropped
+// records never sent. The error still matches what it did, with the
+// same message.
+func TestMayBeWrittenPromiseNotSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		promiseErr := func(p *producer.Producer) error {
+			got := make(chan error, 1)
+			p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { got <- err })
+			return <-got
+		}
+		check := func(name string, p *producer.Producer, want error) {
+			err := promiseErr(p)
+			require.ErrorIs(t, err, want, name)
+			require.False(t, producer.MayBeWritten(err), "%s: never sent: %v", name, err)
+			require.False(t, producer.MayBeWritten(fmt.Errorf("wrapped: %w", err)), "%s: never sent, wrapped: %v", name, err)
+			serr := p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")})
+			require.ErrorIs(t, serr, want, name)
+			require.False(t, producer.MayBeWritten(serr), "%s: ProduceSync's: %v", name, serr)
+		}
+
+		b := newBroker(t, runneltest.Topic("t", 1))
+		f := runneltest.NewFaults(t, b)
+		lookUps := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Err: api.ErrRequestTimedOut, Count: runneltest.Unlimited})
+		check("partition count not learnt", newProducer(t, f, producer.DeliveryTimeout(time.Second)), producer.ErrDeliveryTimeout)
+
+		p := newProducer(t, b)
+		require.NoError(t, p.Close())
+		err := promiseErr(p)
+		require.Equal(t, producer.ErrClosed.Error(), err.Error())
+		check("produced after Close", p, producer.ErrClosed)
+
+		closed := newBroker(t)
+		require.NoError(t, closed.Close())
+		check("broker closed", newProducer(t, closed), api.ErrBrokerClosed)
+
+		// A record that was sent still reads as maybe written.
+		lookUps.Remove()
+
+		// A partition past the count the producer knows, whose look-up
+		// does not answer by DeliveryTimeout.
+		manual := newProducer(t, f, producer.DeliveryTimeout(time.Second), producer.RecordPartitioner(producer.ManualPartitioner()))
+		require.NoError(t, manual.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}))
+		lookUps = f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Err: api.ErrRequestTimedOut, Count: runneltest.Unlimited})
+		got := make(chan error, 1)
+		manual.Produce(t.Context(), &record.Record{Topic: "t", Partition: 5, Value: []byte("v")}, func(_ *record.Record, err error) { got <- err })
+		err = <-got
+		require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+		require.False(t, producer.MayBeWritten(err), "a partition past the count: never sent: %v", err)
+		lookUps.Remove()
+
+		// Close ends a Produce that waits for buffer space.
+		held := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: 1})
+		full := newProducer(t, f, producer.MaxBufferedRecords(1))
+		full.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("first")}, nil)
+		require.NoError(t, held.Wait(t.Context(), 1))
+		go full.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("waits")}, func(_ *record.Record, err error) { got <- err })
+		synctest.Wait() // it waits for space
+		require.NoError(t, full.Close())
+		err = <-got
+		require.ErrorIs(t, err, producer.ErrClosed)
+		require.False(t, producer.MayBeWritten(err), "waited for space: never sent: %v", err)
+
+		lost := errors.New("connection reset")
+		f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.LoseResponse, Err: lost, Count: 1})
+		err = promiseErr(newProducer(t, f))
+		require.ErrorIs(t, err, lost)
+		require.True(t, producer.MayBeWritten(err), "%v", err)
+	})
+}

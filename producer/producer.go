@@ -444,7 +444,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	done := ctx.Done() // nil if ctx can never end
 	switch {
 	case p.closed.Load() || p.client == nil: // closed, or not made by New
-		promise(r, ErrClosed)
+		promise(r, errClosedNotSent) // never sent (see MayBeWritten)
 		return false
 	case done != nil && ctx.Err() != nil:
 		promise(r, ctx.Err())
@@ -473,7 +473,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	// is being looked up holds buffer space, so that Flush waits for it
 	// (kgo's Flush, too, counts such a record as buffered).
 	if err := p.reserve(ctx, int64(size), block); err != nil {
-		promise(r, err)
+		promise(r, notSent(err))
 		return false
 	}
 	// From here r holds buffer space until it is buffered (its batch's
@@ -501,8 +501,8 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	}
 	if err != nil {
 		// The promise first, then the deferred release: the record is
-		// done (for Flush) once it ran.
-		promise(r, err)
+		// done (for Flush) once it ran. Never sent (see MayBeWritten).
+		promise(r, notSent(err))
 		return false
 	}
 	// The record's topic and time are set before it is partitioned: the
@@ -553,7 +553,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		// Not buffered (ErrInvalidPartition, ErrClosed): r is not shared,
 		// and is given back as it was.
 		r.Topic, r.Timestamp, stamped = oldTopic, oldTs, false
-		promise(r, err) // then the deferred release
+		promise(r, notSent(err)) // then the deferred release
 		return false
 	}
 	held = false // the batch's now
