@@ -61,7 +61,9 @@ const (
 	FailRequest Action = iota
 	// FailPartitions (OpFetch only) answers each partition of the fetch
 	// that the Fault matches with Err in its api.FetchedPartition, as a
-	// broker reports a partition's error, and fetches the others from the
+	// broker reports a partition's error (its HighWatermark and
+	// LogStartOffset -1 when Err says the partition is not there, the
+	// partition's own otherwise), and fetches the others from the
 	// broker without waiting (a broker answers at once when a partition
 	// fails: see runnel.Broker.Fetch). When that fetch of the others
 	// fails (the broker closed, ctx ended), the call fails with its error
@@ -899,13 +901,33 @@ func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 	j := 0
 	for i, fp := range req.Partitions {
 		if matched[i] {
-			resp.Partitions[i] = api.FetchedPartition{Topic: fp.Topic, Partition: fp.Partition, Err: r.err(fp.Topic, fp.Partition)}
+			resp.Partitions[i] = f.failedPartition(ctx, fp, r.err(fp.Topic, fp.Partition))
 			continue
 		}
 		resp.Partitions[i] = got.Partitions[j] // the broker answers in the request's order
 		j++
 	}
 	return resp, nil
+}
+
+// failedPartition is the answer for a partition of a fetch that a
+// FailPartitions rule fails with err, with the offsets a broker gives
+// with a partition's error (see api.FetchedPartition): -1 for both when
+// err says the partition is not there, or the broker does not have it;
+// else the partition's own, and its topic's ID, as the broker reports
+// them now.
+func (f *Faults) failedPartition(ctx context.Context, fp api.FetchPartition, err error) api.FetchedPartition {
+	out := api.FetchedPartition{Topic: fp.Topic, Partition: fp.Partition, HighWatermark: -1, LogStartOffset: -1, Err: err}
+	if errors.Is(err, api.ErrUnknownTopicOrPartition) || errors.Is(err, api.ErrUnknownTopicID) {
+		return out
+	}
+	start, serr := f.b.ListOffset(ctx, fp.Topic, fp.Partition, api.Earliest)
+	end, eerr := f.b.ListOffset(ctx, fp.Topic, fp.Partition, api.Latest)
+	if serr != nil || eerr != nil || start.TopicID != end.TopicID {
+		return out // no such partition (or not one partition of one topic)
+	}
+	out.TopicID, out.HighWatermark, out.LogStartOffset = end.TopicID, end.Offset, start.Offset
+	return out
 }
 
 // ListOffset is b.ListOffset but for the requests a rule of OpListOffset

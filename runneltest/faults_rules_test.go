@@ -341,3 +341,46 @@ func TestFaultsFailPartitionsBrokerErrorReturned(t *testing.T) {
 	require.NotErrorIs(t, err, api.ErrNotLeader)
 	require.Equal(t, 1, rule.Hits())
 }
+
+// A partition a FailPartitions rule fails is answered with offsets as the
+// broker answers a partition's error (api.FetchedPartition): -1 for both
+// when the error says the partition is not there (an unknown topic,
+// partition or topic ID), the partition's own, and its topic's ID,
+// otherwise; and -1 for a partition the broker does not have, whatever
+// the error. They were 0 and 0, which read as an empty partition's, so
+// that a consumer's Fetch of an injected unknown topic did not say -1,
+// as its doc says, nor one of an injected out-of-range offset the
+// partition's log start and high watermark (what a consumer's reset
+// logs).
+func TestFaultsFailPartitionsOffsetsAsTheBrokers(t *testing.T) {
+	ctx := t.Context()
+	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
+	runneltest.ProduceValues(t, b, "orders", "a", "b", "c")
+	_, err := b.DeleteRecords(ctx, "orders", 0, 1)
+	require.NoError(t, err)
+	info, err := b.DescribeTopic(ctx, "orders")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		err     error
+		part    int32
+		hw, lso int64
+		id      log.TopicID
+	}{
+		{api.ErrNotLeader, 0, 3, 1, info.ID},
+		{log.ErrOffsetOutOfRange, 0, 3, 1, info.ID},
+		{api.ErrNotLeader, 1, 0, 0, info.ID},
+		{api.ErrUnknownTopicOrPartition, 0, -1, -1, log.TopicID{}},
+		{api.ErrUnknownTopicID, 0, -1, -1, log.TopicID{}},
+		{api.ErrNotLeader, 5, -1, -1, log.TopicID{}}, // no such partition
+	} {
+		f := runneltest.NewFaults(t, b)
+		f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: tc.err, Count: 1})
+		resp, err := f.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "orders", Partition: tc.part}}})
+		require.NoError(t, err)
+		fp := resp.Partitions[0]
+		require.ErrorIs(t, fp.Err, tc.err)
+		require.Equal(t, tc.hw, fp.HighWatermark, "%v of orders-%d", tc.err, tc.part)
+		require.Equal(t, tc.lso, fp.LogStartOffset, "%v of orders-%d", tc.err, tc.part)
+		require.Equal(t, tc.id, fp.TopicID, "%v of orders-%d", tc.err, tc.part)
+	}
+}
