@@ -7,9 +7,13 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// Fetches is what one Poll returned: one Fetch per partition that had
-// batches or an error. A Fetch's batches may hold no record to return
-// (see Poll): NumRecords counts those there are.
+// Fetches is what one Poll returned: a Fetch for each partition that had
+// batches or an error, and more than one for a partition with more to
+// report — the errors a Records loop kept for the next Poll (see
+// Records) besides what the Poll found, or the topic found replaced by
+// both the look-up of a reset position and the fetch from the position
+// found (see Poll) — its errors before its batches. A Fetch's batches may
+// hold no record to return (see Poll): NumRecords counts those there are.
 type Fetches []Fetch
 
 // Fetch is one partition's part of a Poll.
