@@ -765,7 +765,8 @@ func (f *Faults) takeProduce(req *api.ProduceRequest) (*Rule, error) {
 }
 
 // Produce is b.Produce but for the requests a rule of OpProduce matches.
-// Errors: b.Produce's; an *InjectedError; ctx's error for a held request.
+// Errors: b.Produce's; an *InjectedError; ctx's error for a held request;
+// one matching ErrMatchPanicked (see Fault.Match).
 func (f *Faults) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	r, err := f.takeProduce(req)
 	if err != nil {
@@ -795,7 +796,8 @@ func (f *Faults) Produce(ctx context.Context, req *api.ProduceRequest) (api.Prod
 
 // ProduceAsync is b.ProduceAsync but for the requests a rule of OpProduce
 // matches. Errors: b.ProduceAsync's; an *InjectedError (also from the
-// Ack's Wait, under FailAck); ctx's error for a held request.
+// Ack's Wait, under FailAck); ctx's error for a held request;
+// one matching ErrMatchPanicked (see Fault.Match).
 func (f *Faults) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
 	r, err := f.takeProduce(req)
 	if err != nil {
@@ -854,7 +856,8 @@ func (a *failedAck) Wait(ctx context.Context) error {
 // FailRequest, the call fails; with FailPartitions, the partitions the
 // rule matches are answered with its error and the others are fetched
 // from b with no wait. It does not modify req. Errors: b.Fetch's; an
-// *InjectedError; ctx's error for a held request.
+// *InjectedError; ctx's error for a held request;
+// one matching ErrMatchPanicked (see Fault.Match).
 func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
 	if req == nil {
 		return f.b.Fetch(ctx, req)
@@ -932,7 +935,7 @@ func (f *Faults) failedPartition(ctx context.Context, fp api.FetchPartition, err
 
 // ListOffset is b.ListOffset but for the requests a rule of OpListOffset
 // matches. Errors: b.ListOffset's; an *InjectedError; ctx's error for a
-// held request.
+// held request; one matching ErrMatchPanicked (see Fault.Match).
 func (f *Faults) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
 	r, _, _, err := f.take([]Request{{Op: OpListOffset, Topic: topic, Partition: partition, Timestamp: timestamp}})
 	if err != nil {
@@ -948,7 +951,7 @@ func (f *Faults) ListOffset(ctx context.Context, topic string, partition int32, 
 
 // Partitions is b.Partitions but for the requests a rule of OpPartitions
 // matches. Errors: b.Partitions'; an *InjectedError; ctx's error for a
-// held request.
+// held request; one matching ErrMatchPanicked (see Fault.Match).
 func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
 	r, _, _, err := f.take([]Request{{Op: OpPartitions, Topic: topic, Partition: -1}})
 	if err != nil {
@@ -968,7 +971,7 @@ func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
 // once; see ReportUnwritable), a FailRequest or HoldRequest rule fails
 // or holds the call, and an Observe rule counts it. Errors:
 // b.UnwritablePartitions'; an *InjectedError; ctx's error for a held
-// request.
+// request; one matching ErrMatchPanicked (see Fault.Match).
 func (f *Faults) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
 	r, _, reporters, err := f.take([]Request{{Op: OpUnwritablePartitions, Topic: topic, Partition: -1}})
 	if err != nil {
@@ -996,7 +999,8 @@ func (f *Faults) UnwritablePartitions(ctx context.Context, topic string) ([]int3
 
 // InitProducerID is b.InitProducerID but for the requests a rule of
 // OpInitProducerID matches. Errors: b.InitProducerID's; an
-// *InjectedError; ctx's error for a held request.
+// *InjectedError; ctx's error for a held request;
+// one matching ErrMatchPanicked (see Fault.Match).
 func (f *Faults) InitProducerID(ctx context.Context) (int64, int16, error) {
 	r, _, _, err := f.take([]Request{{Op: OpInitProducerID, Partition: -1}})
 	if err != nil {
