@@ -6,8 +6,9 @@ import (
 )
 
 var (
-	// ErrClosed is returned by every method of a closed Consumer, and by a
-	// Poll that Close interrupted.
+	// ErrClosed is returned by every method of a closed Consumer that
+	// returns an error (the others do nothing, or, Position, Assigned and
+	// Lag, still answer: see Close), and by a Poll that Close interrupted.
 	ErrClosed = errors.New("runnel/consumer: consumer is closed")
 	// ErrNotAssigned is returned by Seek for a partition that is not
 	// assigned.
