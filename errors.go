@@ -36,7 +36,8 @@ var (
 	// ErrPolicyViolation is returned by DeleteRecords on a topic whose
 	// cleanup.policy is compact alone, as Kafka refuses it.
 	ErrPolicyViolation = api.ErrPolicyViolation
-	// ErrClosed is returned by every method of a closed Broker.
+	// ErrClosed is returned by every method of a closed Broker that
+	// returns an error (Close itself returns nil, and Topics none).
 	ErrClosed = api.ErrBrokerClosed
 	// ErrStorage is returned by InitProducerID when it cannot write the
 	// producer id counter, and by Partitions and Produce when
