@@ -60,7 +60,9 @@ type Record struct {
 	// The fields below are filled on decode. A producer ignores the
 	// caller's values, except Partition, which its manual partitioner
 	// reads; it sets them all on a delivered record (TimestampType to
-	// LogAppendTime when the broker answered one, else CreateTime).
+	// LogAppendTime when the broker answered one, else CreateTime) but
+	// LeaderEpoch, which a produce answer does not tell (nor does
+	// Kafka's RecordMetadata): the caller's value stays there.
 
 	// ProducerID is the idempotent producer's id, or -1.
 	ProducerID int64
