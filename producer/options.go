@@ -30,7 +30,7 @@ const (
 	DefaultMaxBufferedBytes   = 32 << 20 // Kafka's buffer.memory
 	DefaultDeliveryTimeout    = 2 * time.Minute
 	DefaultRetryBackoff       = 100 * time.Millisecond
-	DefaultMaxRetryBackoff    = time.Second // Kafka's retry.backoff.max.ms
+	DefaultMaxRetryBackoff    = time.Second // Kafka's retry.backoff.max.ms: what RetryBackoff doubles up to (no option sets it)
 	DefaultMetadataMaxAge     = 5 * time.Minute
 	DefaultMaxInFlight        = 5 // Kafka's max.in.flight.requests.per.connection
 )
