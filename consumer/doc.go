@@ -112,8 +112,8 @@
 // running in another goroutine: see Records). Poll and Records
 // are meant for one goroutine at a time. Close interrupts a Poll (or an
 // AssignTopic) in progress, waits for it, and makes later calls return
-// ErrClosed (Position
-// still answers, so that positions can be saved after Close). A Consumer
+// ErrClosed (Position and Assigned still answer, so that positions can be
+// saved after Close, and so does Lag: see Close). A Consumer
 // starts no goroutines of its own that outlive a call: a wake-up or a
 // Close during a Poll runs a short one (context.AfterFunc) that cancels
 // the Poll's wait and ends there.
