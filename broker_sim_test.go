@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -63,8 +66,10 @@ import (
 //     log end of before;
 //   - after a crash: the topics, IDs, partition counts and configs are the
 //     acknowledged ones; every record acknowledged while its topic was
-//     SyncAlways, or under SyncPeriodic up to an append that reached
-//     FlushMessages, or before a clean Close, is there; the
+//     SyncAlways, or under SyncPeriodic up to an append that made
+//     flush.messages due (counted from what was durable: see
+//     simPart.flushLo), all but the last FlushMessages-1 offsets, and
+//     below the last roll, or before a clean Close, is there; the
 //     log end is past the log start; an idempotent producer's last batch,
 //     retried, is a duplicate at its offset if it survived, and else
 //     appended at the log end (or refused as out of sequence);
@@ -109,12 +114,18 @@ type simPart struct {
 	end  int64             // the log end the model expects
 	// durable is the offset below which every record must survive a crash.
 	durable int64
-	// unflushed counts the records appended under SyncPeriodic since
-	// the log opened or last flushed: an append that takes it to
-	// FlushMessages is acknowledged once synced, as flush.messages says.
-	// (Reset wherever the log may be opened again: counted low, it only
-	// makes the model expect less.)
-	unflushed int64
+	// flushLo and flushHi bound, under SyncPeriodic, the offset from
+	// which the log counts flush.messages (see log.Config.FlushMessages):
+	// the highest of its durable offset, its active segment's base (which
+	// the model reads from the segment files' names) and the end of the
+	// last flush made due. An append whose offsets from flushHi on reach
+	// FlushMessages was due, and is acknowledged once synced; one whose
+	// offsets from flushLo on do not was not; between, the model is not
+	// sure which (flushHi goes up to the end: it may have been). Either
+	// way, at most FlushMessages-1 acknowledged offsets are past those
+	// durable, as flush.messages promises, and the segments a roll sealed
+	// are durable.
+	flushLo, flushHi int64
 	// maybeStart is the largest offset a DeleteRecords that failed on a
 	// dying disk may have moved the log start to.
 	maybeStart int64
@@ -493,6 +504,7 @@ func (s *sim) produce() {
 			prod.last[key] = &simBatch{seq: seq, recs: recs, codec: codec, base: part.end}
 		}
 		part.end += int64(len(recs))
+		part.flushHi = part.end // a flush may have been due, and run
 		return
 	}
 	if err != nil {
@@ -501,15 +513,17 @@ func (s *sim) produce() {
 	if resp.Duplicate || resp.BaseOffset != part.end {
 		s.failf("Produce to %s: at %d (duplicate %v), want %d", key, resp.BaseOffset, resp.Duplicate, part.end)
 	}
-	s.acked(tp, part, recs, resp)
+	s.acked(tp, p, recs, resp)
 	if prod != nil {
 		prod.seq[key] = seq + int32(len(recs))
 		prod.last[key] = &simBatch{seq: seq, recs: recs, codec: codec, base: resp.BaseOffset}
 	}
 }
 
-// acked notes recs as acknowledged at resp.BaseOffset.
-func (s *sim) acked(tp *simTopic, part *simPart, recs []*simRec, resp api.ProduceResponse) {
+// acked notes recs as acknowledged at resp.BaseOffset, in partition p of
+// tp.
+func (s *sim) acked(tp *simTopic, p int, recs []*simRec, resp api.ProduceResponse) {
+	part := tp.parts[p]
 	for i, r := range recs {
 		// (The topic's type now: a retry that appends a batch again after
 		// a crash is stamped as the topic says then.)
@@ -524,11 +538,39 @@ func (s *sim) acked(tp *simTopic, part *simPart, recs []*simRec, resp api.Produc
 	case log.SyncAlways:
 		part.durable = part.end
 	case log.SyncPeriodic:
-		part.unflushed += int64(len(recs))
-		if e.FlushMessages > 0 && part.unflushed >= e.FlushMessages {
-			part.durable, part.unflushed = part.end, 0
+		base := s.activeBase(tp.name, p)
+		part.durable = max(part.durable, base) // the rolls synced the segments they sealed
+		part.flushLo, part.flushHi = max(part.flushLo, base), max(part.flushHi, base)
+		if n := e.FlushMessages; n > 0 {
+			switch {
+			case part.end-part.flushHi >= n: // due
+				part.durable, part.flushLo, part.flushHi = part.end, part.end, part.end
+			case part.end-part.flushLo >= n: // maybe due
+				part.flushHi = part.end
+			}
+			part.durable = max(part.durable, part.end-n+1)
 		}
 	}
+}
+
+// activeBase is the base offset of the active segment of partition p of
+// topic, the largest of its segment files' (read from the memory FS
+// itself, whatever the disk's injector does).
+func (s *sim) activeBase(topic string, p int) int64 {
+	dir := filepath.Join(s.cfg.Dir, topic+"-"+strconv.Itoa(p))
+	names, err := s.mem.List(dir)
+	if err != nil {
+		s.failf("listing %s: %v", dir, err)
+	}
+	base := int64(0)
+	for _, n := range names {
+		if b, ok := strings.CutSuffix(n, segment.LogSuffix); ok {
+			if o, err := strconv.ParseInt(b, 10, 64); err == nil {
+				base = max(base, o)
+			}
+		}
+	}
+	return base
 }
 
 // retryLast sends an idempotent producer's last batch on a partition
@@ -724,7 +766,7 @@ func (s *sim) alter() {
 	tp.cfg = c
 	s.noteConfig(tp)
 	for _, part := range tp.parts {
-		part.unflushed = 0 // its logs opened again
+		part.flushHi = part.end // its logs opened again, Close syncing them (unless the change needed no reopen)
 	}
 }
 
@@ -773,7 +815,7 @@ func (s *sim) restart() {
 	s.open()
 	for _, name := range s.names {
 		for _, part := range s.topics[name].parts {
-			part.durable, part.unflushed = part.end, 0
+			part.durable, part.flushLo, part.flushHi = part.end, part.end, part.end
 		}
 	}
 	s.checkTopics()
@@ -867,7 +909,7 @@ func (s *sim) crash() {
 				s.logf("%s: the crash took %d..%d", key, pi.LogEndOffset, part.end)
 			}
 			emptied[key] = part.durable < pi.LogStartOffset
-			part.end, part.unflushed = pi.LogEndOffset, 0
+			part.end, part.flushLo, part.flushHi = pi.LogEndOffset, pi.LogEndOffset, pi.LogEndOffset
 			recovered[key] = pi.LogEndOffset
 			part.start, part.hw = pi.LogStartOffset, pi.HighWatermark
 		}
@@ -901,7 +943,7 @@ func (s *sim) crash() {
 				for _, r := range last.recs {
 					lost[r.id] = true // seen at its old offset, if at all
 				}
-				s.acked(tp, part, last.recs, resp)
+				s.acked(tp, p, last.recs, resp)
 				last.base = resp.BaseOffset
 			default:
 				s.failf("after the crash, retry of pid %d seq %d on %s (at %d, lost or below the log start %d): %+v, %v; want it appended at %d", prod.pid, last.seq, key, last.base, part.start, resp, err, part.end)

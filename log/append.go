@@ -214,7 +214,7 @@ func (l *Log) AppendAsync(ctx context.Context, data []byte, opts AppendOptions) 
 	if b := record.Batch(data); hasProducer(b) {
 		l.producers.update(b, l.clock.Now().UnixNano())
 	}
-	flush := l.flushDueLocked(int64(records))
+	flush := l.flushDueLocked(active, next)
 	if flush {
 		l.flushDueTo = next
 	}
@@ -987,6 +987,11 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 		if err := l.advanceRecoveryLocked(base, true); err != nil {
 			return nil, l.fence(err)
 		}
+		// Every record is now durable (the older segments were synced as
+		// they rolled): a flush for flush.ms, as Kafka's roll flushes the
+		// segment it sealed and marks the log flushed then. flush.messages
+		// counts from the new segment's base (see flushDueLocked).
+		l.lastFlush = l.clock.Now()
 	}
 	l.rollFailure = ""
 	l.lockedLog.Debug("rolled segment", "dir", l.dir, "base", base)
@@ -1288,22 +1293,54 @@ func (l *Log) Roll() error {
 	return err
 }
 
-// flushDueLocked counts appended records for SyncPeriodic and reports
-// whether a flush is due.
-func (l *Log) flushDueLocked(records int64) bool {
+// flushDueLocked reports whether an append that took the log end to
+// next, in the active segment active, makes a SyncPeriodic flush due, and
+// if so counts it as done from now on (flushClaim, lastFlush), so that the
+// appends made before its fsync returns do not make it due again.
+//
+// flush.messages counts the offsets from the durable point on, as Kafka
+// counts its unflushed messages from the recovery point (the log end
+// offset less the recovery point, which every flush moves): the durable
+// offset (any fsync: a Flush, an append's or Maintain's flush, another
+// append's Wait), the active segment's base (the roll that began it
+// synced the segment it sealed, and SyncPeriodic synced each older one as
+// it rolled), or the end a flush made due is to reach (flushClaim),
+// whichever is highest. So an append makes a flush due only when
+// FlushMessages offsets are neither durable nor to be covered by a flush
+// already due, however they became durable.
+func (l *Log) flushDueLocked(active *segment.Segment, next int64) bool {
 	if l.cfg.Sync != SyncPeriodic {
 		return false
 	}
-	l.unflushed += records
-	due := l.cfg.FlushMessages > 0 && l.unflushed >= l.cfg.FlushMessages
+	flushed := max(l.durable.Load(), active.Base(), l.flushClaim.Load())
+	due := l.cfg.FlushMessages > 0 && next-flushed >= l.cfg.FlushMessages
 	if l.flushIntervalPassedLocked() {
 		due = true
 	}
 	if due {
-		l.unflushed = 0
-		l.lastFlush = l.clock.Now()
+		l.claimFlushLocked(next)
 	}
 	return due
+}
+
+// claimFlushLocked counts a flush to end as done, for flush.messages and
+// flush.ms, as it is made due: before its fsync.
+func (l *Log) claimFlushLocked(end int64) {
+	l.lastFlush = l.clock.Now()
+	if end > l.flushClaim.Load() {
+		l.flushClaim.Store(end)
+	}
+}
+
+// lowerFlushClaimLocked brings flushClaim down to end, a truncation's new
+// log end: the offsets from there on are appended anew.
+func (l *Log) lowerFlushClaimLocked(end int64) {
+	for {
+		c := l.flushClaim.Load()
+		if c <= end || l.flushClaim.CompareAndSwap(c, end) {
+			return
+		}
+	}
 }
 
 // flushIntervalPassedLocked reports whether SyncPeriodic's FlushInterval
@@ -1492,6 +1529,10 @@ func (l *Log) syncOnce() error {
 	pending := append(rolled, active)
 	end := l.next.Load()
 	truncations := l.truncations.Load()
+	var at time.Time // when end was read: the fsync covers all appended before
+	if l.cfg.Sync == SyncPeriodic {
+		at = l.clock.Now()
+	}
 	l.unlock()
 	if testHookSyncListed != nil {
 		testHookSyncListed(l)
@@ -1546,6 +1587,12 @@ func (l *Log) syncOnce() error {
 		if end > l.durable.Load() && !truncated {
 			l.durable.Store(end)
 			advanced = true
+		}
+		if !truncated && l.cfg.Sync == SyncPeriodic && end >= l.flushClaim.Load() {
+			// It covered everything appended before at: a flush for
+			// flush.ms, as every flush is for Kafka's lastFlushTime —
+			// unless a flush made due since (past end) set it later.
+			l.lastFlush = at
 		}
 		if base := active.Base(); base > l.recovery && !l.closed.Load() && l.fenceErr() == nil {
 			// A failure may leave the checkpoint where it was, which

@@ -48,8 +48,9 @@ const (
 	// one fsync (group commit). The default: an embedded log often has all
 	// its replicas behind one power supply.
 	SyncAlways
-	// SyncPeriodic fsyncs after FlushMessages messages or FlushInterval,
-	// whichever comes first (Kafka's flush.messages and flush.ms). Under
+	// SyncPeriodic fsyncs once FlushMessages messages are not durable or
+	// FlushInterval has passed since the last flush, whichever comes
+	// first (Kafka's flush.messages and flush.ms: see their fields). Under
 	// it and SyncNever the high watermark is the log end: consumers read
 	// records that are not durable yet, which a power cut may take, their
 	// offsets then going to the records appended after it (only those
@@ -261,10 +262,19 @@ type Config struct {
 	Sync SyncPolicy
 	// FlushMessages is flush.messages, for SyncPeriodic; the other
 	// policies ignore it (in Kafka it applies whenever it is set).
-	// Default (0 or negative) unlimited.
+	// Default (0 or negative) unlimited. An append makes a flush due when
+	// FlushMessages offsets are neither durable nor to be covered by a
+	// flush already due, as Kafka counts its unflushed messages from its
+	// recovery point: whatever made records durable (a flush made due,
+	// Log.Flush, Durability.Wait, a segment roll, which syncs the segment
+	// it seals) counts, so the next flush is due FlushMessages records
+	// after it.
 	FlushMessages int64
 	// FlushInterval is flush.ms, for SyncPeriodic; the other policies
-	// ignore it. Default (0 or negative) unlimited.
+	// ignore it. Default (0 or negative) unlimited. It counts from the
+	// last flush, as Kafka's from its last flush time: one made due (by
+	// an append or Maintain), or any fsync that covered every record
+	// appended before it (Log.Flush, Durability.Wait, a segment roll).
 	FlushInterval time.Duration
 	// TimestampType is message.timestamp.type. Default (TimestampDefault)
 	// CreateTime. Changed on a log, it applies to the batches appended

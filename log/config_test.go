@@ -125,7 +125,7 @@ func TestFlushIntervalInWholeMilliseconds(t *testing.T) {
 	} {
 		t.Run(tc.interval.String(), func(t *testing.T) {
 			e := newEnv(t)
-			l := e.open(Config{Sync: SyncPeriodic, FlushInterval: tc.interval})
+			l := e.open(Config{Sync: SyncPeriodic, FlushInterval: tc.interval, RetentionTime: -1}) // no retention roll: a flush too
 			defer l.Close()
 			e.clock.Advance(tc.advance)
 			appendOK(t, l, valueBatch(t, 1, "a"))

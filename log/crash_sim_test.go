@@ -42,8 +42,11 @@ import (
 //
 //   - every acknowledged record (an append whose fsync it waited for: under
 //     SyncAlways every Append, under SyncPeriodic those that made a flush
-//     due; and everything below the end at a Flush or a Wait that returned
-//     nil, or at a clean Close) at its offset, byte for byte, unless removed
+//     due, flush.messages counted from the durable offset, the active
+//     segment's base or the last flush made due; and everything below the
+//     end at a Flush or a Wait that returned nil, or at a clean Close, and
+//     under both policies below the base of a segment a roll began) at its
+//     offset, byte for byte, unless removed
 //     on purpose (retention, DeleteRecordsBefore, TruncateTo, compaction:
 //     the latest record of each key stays, a tombstone goes only after
 //     delete.retention.ms, and then so have the older records of its key);
@@ -325,11 +328,17 @@ type crashSim struct {
 	producers []*simProducer
 	pending   []simPending
 	epoch     int32 // leader epoch
-	unflushed int64 // SyncPeriodic: records appended since the last flush due
+	// durable is the log's durable offset as the model follows it: the
+	// log end at each fsync that an append's wait, a Wait, a Flush or a
+	// Close runs (none when the durable offset is at the wait's target
+	// already), lowered by truncations, and the log end after Open.
+	durable int64
 	// flushDueTo is, under SyncPeriodic, the log end after the last
 	// append that made a flush due: a duplicate of a batch below it waits
-	// for the flush, as that append did.
-	flushDueTo int64
+	// for the flush, as that append did; and flushClaim is the same end,
+	// lowered by truncations, from which flush.messages counts (see
+	// waits).
+	flushDueTo, flushClaim int64
 	// compactions counts the compaction passes begun (Compact, Maintain);
 	// lastCompactAt is the clock (ms) when the last began.
 	compactions   int
@@ -633,22 +642,48 @@ func (s *crashSim) add(first int64, recs []simRec, batchSizes []int) {
 	}
 }
 
-// waits reports whether an append of n records waits for an fsync, as
-// the model counts: always under SyncAlways, when it makes flush.messages
-// due under SyncPeriodic.
-func (s *crashSim) waits(n int) bool {
+// waits reports whether the append that just ended the model's log
+// waits for an fsync, as the model counts: always under SyncAlways, when
+// it makes flush.messages due under SyncPeriodic: when FlushMessages
+// offsets lie past the durable offset, the active segment's base (the
+// roll that began it synced everything before it: the model takes the
+// segments' bounds from the log, and checks that such a roll made its
+// records durable: they are acknowledged, and the next crash must keep
+// them) and the end of the last flush made due, whichever is highest.
+func (s *crashSim) waits() bool {
 	switch s.cfg.Sync {
 	case SyncAlways:
+		s.ack(s.activeBase())
 		return true
 	case SyncPeriodic:
-		s.unflushed += int64(n)
-		if s.unflushed >= s.cfg.FlushMessages {
-			s.unflushed = 0
-			s.flushDueTo = s.end()
+		base := s.activeBase()
+		s.ack(base)
+		if s.end()-max(s.durable, base, s.flushClaim) >= s.cfg.FlushMessages {
+			s.flushDueTo, s.flushClaim = s.end(), s.end()
 			return true
 		}
 	}
 	return false
+}
+
+// activeBase is the base offset of the log's active segment.
+func (s *crashSim) activeBase() int64 {
+	segs := *s.l.segs.Load()
+	return segs[len(segs)-1].Base()
+}
+
+// synced follows the durable offset through a wait for target that
+// returned (or found a truncation past target, once the log end is back
+// at target): an fsync then ran, to the log end, unless the durable offset
+// was at target already. Under SyncPeriodic, whose flush.messages counts
+// from it, the log's must be the model's.
+func (s *crashSim) synced(target int64) {
+	if s.durable < target {
+		s.durable = s.end()
+	}
+	if s.cfg.Sync == SyncPeriodic {
+		s.check(s.l.DurableOffset() == s.durable, "durable offset %d, the model's %d", s.l.DurableOffset(), s.durable)
+	}
 }
 
 // ack marks every record below target durable.
@@ -669,6 +704,7 @@ func (s *crashSim) settle(what string, d Durability, target int64, wantWait bool
 		if err := d.Wait(context.Background()); err != nil {
 			return s.powerCut(what+": wait", err, s.noUnc())
 		}
+		s.synced(target)
 		s.ack(target)
 	case 1:
 		s.pending = append(s.pending, simPending{d: d, target: target, truncs: s.truncs, what: what})
@@ -702,7 +738,8 @@ func (s *crashSim) appendPlain() error {
 		}
 		s.checkResult(what, res, first, len(recs), false)
 		s.add(first, recs, sizes)
-		if s.waits(len(recs)) {
+		if s.waits() {
+			s.synced(res.LastOffset + 1)
 			s.ack(res.LastOffset + 1)
 		}
 		return nil
@@ -716,7 +753,7 @@ func (s *crashSim) appendPlain() error {
 		return s.powerCut(what, err, s.appendUnc(first))
 	}
 	s.checkResult(what, res, first, len(recs), false)
-	return s.settle(what, d, res.LastOffset+1, s.waits(len(recs)))
+	return s.settle(what, d, res.LastOffset+1, s.waits())
 }
 
 // rollFailed reports whether err is that of an append whose roll failed
@@ -778,7 +815,7 @@ func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
 	}
 	s.checkResult(what, res, first, len(recs), false)
 	s.check(res.LogAppendTime == b.appendTime, "%s: log append time %d, want %d", what, res.LogAppendTime, b.appendTime)
-	return s.settle(what, d, res.LastOffset+1, s.waits(len(recs)))
+	return s.settle(what, d, res.LastOffset+1, s.waits())
 }
 
 // retry sends again a batch the log's producer state remembers: a
@@ -847,9 +884,13 @@ func (s *crashSim) wait() error {
 	err := p.d.Wait(context.Background())
 	switch {
 	case err == nil:
+		s.synced(p.target)
 		s.ack(p.target)
 	case errors.Is(err, ErrOffsetOutOfRange) && s.truncs > p.truncs:
 		s.logf("  truncated before its fsync: %v", err)
+		if p.target <= s.end() {
+			s.synced(p.target) // appended again: the wait fsynced them
+		}
 	default:
 		return s.powerCut(what, err, s.noUnc())
 	}
@@ -862,6 +903,7 @@ func (s *crashSim) flush() error {
 	if err := s.l.Flush(context.Background()); err != nil {
 		return s.powerCut("flush", err, s.noUnc())
 	}
+	s.synced(target)
 	s.ack(target)
 	return nil
 }
@@ -870,6 +912,9 @@ func (s *crashSim) roll() error {
 	s.logf("roll at %d", s.end())
 	if err := s.l.Roll(); err != nil {
 		return s.powerCut("roll", err, s.noUnc())
+	}
+	if s.cfg.Sync != SyncNever {
+		s.ack(s.activeBase()) // the roll synced the segment it sealed
 	}
 	return nil
 }
@@ -920,6 +965,7 @@ func (s *crashSim) truncate() error {
 	if got < end {
 		s.truncs++
 		s.cut(got, false)
+		s.durable, s.flushClaim = min(s.durable, got), min(s.flushClaim, got)
 	}
 	return nil
 }
@@ -1088,7 +1134,7 @@ func (s *crashSim) reopen() error {
 		return s.powerCut("open after a clean close", err, s.noUnc())
 	}
 	s.l = l
-	s.unflushed, s.flushDueTo = 0, 0
+	s.durable, s.flushDueTo, s.flushClaim = s.end(), 0, 0
 	// A write that failed (a transient fault) may have left its .tmp file,
 	// which Open removes, and then scans the log as after a crash.
 	s.check(l.Recovery().Clean || s.faulted.Load(), "reopened after a clean close, recovery %+v", l.Recovery())
@@ -1223,8 +1269,9 @@ func (s *crashSim) crash() {
 // simUncertain.keepTo), makes the model what the log kept, and retries
 // what each producer did not see acknowledged.
 func (s *crashSim) afterOpen(what string, keepTo int64) {
-	s.unflushed, s.flushDueTo = 0, 0
+	s.flushDueTo, s.flushClaim = 0, 0
 	s.checkCrashed(what, keepTo)
+	s.durable = s.end() // checkCrashed made the model what Open kept
 	s.checkRecoveryInfo(s.l.Recovery())
 	s.checkProducerState(what)
 	s.unc = simUncertain{cutFrom: -1}

@@ -3,9 +3,11 @@ package log
 import (
 	"bytes"
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -78,4 +80,140 @@ func TestDuplicateWaitsForTheFlushItsFirstAttemptMadeDue(t *testing.T) {
 	require.NoError(t, err)
 	defer l2.Close()
 	require.Equal(t, first.LastOffset+1, l2.LogEndOffset(), "the acknowledged duplicate's record survives a power cut")
+}
+
+// periodicAppend appends one record to l and reports whether the append
+// made a SyncPeriodic flush due (it then waits for it, here).
+func periodicAppend(t *testing.T, l *Log, v string) bool {
+	t.Helper()
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, v), AppendOptions{})
+	require.NoError(t, err)
+	due := d.Pending()
+	require.NoError(t, d.Wait(context.Background()))
+	return due
+}
+
+// TestFlushMessagesCountsFromWhatIsDurable: flush.messages counts the
+// records not yet durable, as Kafka counts its unflushed messages from
+// the recovery point that every flush moves: a Flush, or the roll that
+// synced the segment it sealed, makes those before durable, and the next
+// flush is due FlushMessages records after it. The log counted the
+// records appended since the last flush that an append made due, so an
+// append right after a Flush or a roll made a flush due (an fsync more,
+// of records that were mostly durable).
+func TestFlushMessagesCountsFromWhatIsDurable(t *testing.T) {
+	var syncs atomic.Int64 // of .log files
+	e := newEnv(t)
+	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") {
+			syncs.Add(1)
+		}
+		return nil
+	}))
+	l := e.open(Config{Sync: SyncPeriodic, FlushMessages: 3, RetentionTime: -1})
+	defer l.Close()
+	opened := syncs.Load()
+
+	require.False(t, periodicAppend(t, l, "a"))
+	require.False(t, periodicAppend(t, l, "b"))
+	require.NoError(t, l.Flush(context.Background()))
+	require.Equal(t, int64(1), syncs.Load()-opened)
+	require.False(t, periodicAppend(t, l, "c"), "one record past a Flush")
+	require.False(t, periodicAppend(t, l, "d"))
+	require.True(t, periodicAppend(t, l, "e"), "three records past the Flush")
+	require.Equal(t, int64(2), syncs.Load()-opened)
+	require.EqualValues(t, 5, l.DurableOffset())
+
+	require.False(t, periodicAppend(t, l, "f"))
+	require.False(t, periodicAppend(t, l, "g"))
+	require.NoError(t, l.Roll()) // seals f and g, synced
+	require.Equal(t, int64(3), syncs.Load()-opened)
+	require.False(t, periodicAppend(t, l, "h"), "one record past the roll")
+	require.False(t, periodicAppend(t, l, "i"))
+	require.True(t, periodicAppend(t, l, "j"), "three records past the roll")
+	require.Equal(t, int64(4), syncs.Load()-opened)
+	require.EqualValues(t, 10, l.DurableOffset())
+}
+
+// TestFlushIntervalCountsFromAnyFlush: flush.ms counts from the last
+// flush, whatever made it, as Kafka's lastFlushTime, which every flush
+// sets: a Flush, or a roll that synced everything before it, is one. The
+// log counted from the last flush that an append or Maintain made due,
+// so an append soon after a Flush or a roll made a flush due.
+func TestFlushIntervalCountsFromAnyFlush(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncPeriodic, FlushInterval: time.Minute, RetentionTime: -1})
+	defer l.Close()
+	ctx := context.Background()
+
+	require.False(t, periodicAppend(t, l, "a"))
+	e.clock.Advance(50 * time.Second)
+	require.NoError(t, l.Flush(ctx))
+	e.clock.Advance(20 * time.Second)
+	require.False(t, periodicAppend(t, l, "b"), "20 s after a Flush")
+
+	e.clock.Advance(30 * time.Second)
+	require.NoError(t, l.Roll()) // a and b synced: a flush
+	e.clock.Advance(30 * time.Second)
+	require.False(t, periodicAppend(t, l, "c"), "30 s after the roll")
+	require.NoError(t, l.Maintain(ctx))
+	require.EqualValues(t, 1, l.DurableOffset(), "Maintain, 30 s after the roll")
+	e.clock.Advance(30 * time.Second)
+	require.NoError(t, l.Maintain(ctx))
+	require.EqualValues(t, 3, l.DurableOffset(), "Maintain, a minute after the roll")
+}
+
+// TestFlushMessagesCountsPastATruncation: a truncation below the end a
+// flush made due is to reach brings that end down with it: the offsets
+// appended again from the new end on count for flush.messages. Left
+// where it was, it would keep the next flush from being due until the
+// log end passed it again, with records unsynced meanwhile (the crash
+// simulation's model follows the same count).
+func TestFlushMessagesCountsPastATruncation(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncPeriodic, FlushMessages: 3, RetentionTime: -1})
+	defer l.Close()
+	require.False(t, periodicAppend(t, l, "a"))
+	require.False(t, periodicAppend(t, l, "b"))
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "c"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Pending(), "a flush to 3 is due") // not waited for
+	_, err = l.TruncateTo(1)
+	require.NoError(t, err)
+	require.EqualValues(t, 0, l.DurableOffset())
+	require.False(t, periodicAppend(t, l, "x"))
+	require.False(t, periodicAppend(t, l, "y"))
+	require.True(t, periodicAppend(t, l, "z"), "three offsets past the durable one")
+	require.EqualValues(t, 4, l.DurableOffset())
+}
+
+// TestFlushIntervalNotSetBackByAnOlderFsync: an fsync that began before
+// a flush was made due, and ends after, does not cover that flush's
+// records: flush.ms keeps counting from the flush made due, not from
+// the older fsync (which would make the next flush due sooner: an fsync
+// more). Here the append that made the flush due does not wait for it.
+func TestFlushIntervalNotSetBackByAnOlderFsync(t *testing.T) {
+	e, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushMessages: 2, FlushInterval: time.Minute, RetentionTime: -1})
+	defer l.Close()
+	require.False(t, periodicAppend(t, l, "a"))
+	hold.Store(true)
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush(context.Background()) }()
+	<-inSync // an fsync up to offset 1, begun now, held
+
+	e.clock.Advance(30 * time.Second)
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Pending(), "flush.messages: a flush is due (made due now, not waited for)")
+	close(release)
+	require.NoError(t, <-flushed)
+	require.EqualValues(t, 1, l.DurableOffset())
+
+	e.clock.Advance(40 * time.Second) // 70 s after the older fsync began, 40 s after the flush made due
+	require.False(t, periodicAppend(t, l, "c"), "flush.ms counts from the flush made due")
+	require.NoError(t, l.Maintain(context.Background()))
+	require.EqualValues(t, 1, l.DurableOffset(), "Maintain: flush.ms counts from the flush made due")
+	e.clock.Advance(20 * time.Second)
+	require.NoError(t, l.Maintain(context.Background()))
+	require.EqualValues(t, 3, l.DurableOffset(), "Maintain, a minute after the flush made due")
 }

@@ -209,12 +209,19 @@ type Log struct {
 	// segments and close hold it exclusively, under mu.
 	lifeMu sync.RWMutex
 
-	// SyncPeriodic bookkeeping (mu). flushDueTo is the end of the last
-	// append that made a flush due: a duplicate of a batch below it waits
-	// for the flush, as that append did (see durabilityLocked).
-	unflushed  int64
+	// SyncPeriodic bookkeeping (mu). lastFlush is when the last flush
+	// was made due, or an fsync (a roll's, syncOnce's) covered the whole
+	// log, for flush.ms. flushDueTo is the end of the last append that
+	// made a flush due: a duplicate of a batch below it waits for the
+	// flush, as that append did (see durabilityLocked).
 	lastFlush  time.Time
 	flushDueTo int64
+	// flushClaim is the log end that the last flush made due (by an
+	// append's flush.messages or flush.ms, or Maintain's flush.ms) is to
+	// reach: flush.messages does not count the offsets below it, nor those
+	// below the durable offset or the active segment's base (see
+	// flushDueLocked). Set, and lowered by a truncation, under mu.
+	flushClaim atomic.Int64
 	// flushOwed is the log end that the last flush.ms flush of
 	// Maintain's that failed (its ctx ended first, say) was to reach:
 	// while the durable offset is below it (and the log end), the next

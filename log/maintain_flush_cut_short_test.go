@@ -18,6 +18,12 @@ import (
 // runs a waiter's fsync on a goroutine of its own.
 func heldSyncLog(t *testing.T) (e *env, l *Log, hold *atomic.Bool, inSync, release chan struct{}) {
 	t.Helper()
+	return heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushInterval: time.Second, RetentionTime: -1})
+}
+
+// heldSyncLogWith is heldSyncLog with the log's Config.
+func heldSyncLogWith(t *testing.T, cfg Config) (e *env, l *Log, hold *atomic.Bool, inSync, release chan struct{}) {
+	t.Helper()
 	e = newEnv(t)
 	hold = new(atomic.Bool)
 	inSync, release = make(chan struct{}), make(chan struct{})
@@ -28,7 +34,7 @@ func heldSyncLog(t *testing.T) (e *env, l *Log, hold *atomic.Bool, inSync, relea
 		}
 		return nil
 	}))
-	l = e.open(Config{Sync: SyncPeriodic, FlushInterval: time.Second, RetentionTime: -1})
+	l = e.open(cfg)
 	return e, l, hold, inSync, release
 }
 

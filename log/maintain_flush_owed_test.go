@@ -39,9 +39,10 @@ func TestMaintainFlushDoneOwesNothing(t *testing.T) {
 // nothing owed above the new end: a Maintain then, with the durable
 // offset at the end, has no flush due and leaves flush.ms's clock where
 // the flush cut short set it; nor does one after an append past the new
-// end (the owed end came down with the truncation). The next flush.ms flush is due a
-// FlushInterval after that one, once the owed end is durable (here by
-// a Flush of the caller's).
+// end (the owed end came down with the truncation). Once the owed end is
+// durable (here by a Flush of the caller's), the next flush.ms flush is
+// due a FlushInterval after the last flush: that Flush, which counts for
+// flush.ms as every flush does (Kafka's lastFlushTime).
 func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, l, hold, inSync, release := heldSyncLog(t)
@@ -75,6 +76,9 @@ func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
 		appendOK(t, l, valueBatch(t, 1_700_000_000_003, "d")) // offset 2
 		e.clock.Advance(600 * time.Millisecond)
 		require.NoError(t, l.Maintain(t.Context()))
-		require.EqualValues(t, 3, l.DurableOffset(), "a FlushInterval after the flush cut short")
+		require.EqualValues(t, 2, l.DurableOffset(), "a FlushInterval after the flush cut short, not after the caller's Flush")
+		e.clock.Advance(400 * time.Millisecond)
+		require.NoError(t, l.Maintain(t.Context()))
+		require.EqualValues(t, 3, l.DurableOffset(), "a FlushInterval after the caller's Flush")
 	})
 }

@@ -484,6 +484,7 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	}
 	l.next.Store(next)
 	l.lowerFlushOwed(next)
+	l.lowerFlushClaimLocked(next)
 	if l.recovery > next {
 		l.recovery = min(l.recovery, last.Base())
 		if err := l.writeRecoveryLocked(l.recovery); err != nil {
@@ -575,12 +576,14 @@ func (l *Log) Maintain(ctx context.Context) error {
 // Kafka's flush scheduler flushes a log whatever its cleaner does.
 //
 // The flush counts as done once it is due (the next is a FlushInterval
-// later), so that the appends meanwhile do not make it due again. One
-// that fails may leave the records unsynced: its ctx ended while it
-// waited for another caller's fsync, which began before it and does not
-// cover them (an fsync it started itself goes on, on a goroutine of its
-// own, and covers them). It is then due again at the next Maintain
-// (flushOwed), unless the durable offset has reached its target by then.
+// later, and flush.messages does not count the records it is to cover:
+// see flushDueLocked), so that the appends meanwhile do not make it due
+// again. One that fails may leave the records unsynced: its ctx ended
+// while it waited for another caller's fsync, which began before it and
+// does not cover them (an fsync it started itself goes on, on a goroutine
+// of its own, and covers them). It is then due again at the next
+// Maintain (flushOwed), unless the durable offset has reached its target
+// by then.
 func (l *Log) maintain(ctx context.Context) error {
 	err := l.cleanUp(ctx)
 	if endsMaintenance(ctx, err) {
@@ -593,7 +596,7 @@ func (l *Log) maintain(ctx context.Context) error {
 		target := l.next.Load()
 		due := l.flushIntervalPassedLocked() || l.durable.Load() < min(l.flushOwed.Load(), target)
 		if due {
-			l.unflushed, l.lastFlush = 0, l.clock.Now()
+			l.claimFlushLocked(target)
 		}
 		l.unlock()
 		if due {
