@@ -287,7 +287,10 @@ func (l *Log) endEraLocked(above int64) {
 // without fsyncing the append: Discard, or a Close that failed);
 // ErrOffsetOutOfRange (TruncateTo removed the append before it was
 // fsynced, even if later appends took its offsets); ctx's error (the
-// append stays in the log and may become durable).
+// append stays in the log and may become durable; under SyncPeriodic,
+// when ctx ended while another caller's fsync was under way, the flush
+// the append made due is due again at the next append: see
+// Config.FlushMessages).
 func (d Durability) Wait(ctx context.Context) error {
 	if d.l == nil {
 		return nil
@@ -1328,7 +1331,26 @@ func (l *Log) flushDueLocked(active *segment.Segment, next int64) bool {
 func (l *Log) claimFlushLocked(end int64) {
 	l.lastFlush = l.clock.Now()
 	if end > l.flushClaim.Load() {
-		l.flushClaim.Store(end)
+		l.flushClaim.Store(end) // written under mu but for releaseFlushClaim's CAS
+	}
+}
+
+// releaseFlushClaim gives back the claim of a flush made due (flushClaim)
+// to an end at or below target, whose wait ended before an fsync covered
+// it: its ctx ended while it waited for another caller's fsync, which may
+// have begun before the records were written. flush.messages counts those
+// offsets again, so that the next append makes the flush due again, as
+// it would have had no flush been made due. (A wait that started its own
+// fsync keeps the claim: the fsync goes on, and covers them. A claim past
+// target is another flush's, still to come.) Should another caller still
+// wait for the flush, the next append may make one due that this one
+// covers: an fsync more, never one less.
+func (l *Log) releaseFlushClaim(target int64) {
+	for {
+		c := l.flushClaim.Load()
+		if c == 0 || c > target || l.flushClaim.CompareAndSwap(c, 0) {
+			return
+		}
 	}
 }
 
@@ -1442,6 +1464,12 @@ func (l *Log) syncTo(ctx context.Context, target int64) error {
 			case <-r.done:
 				continue
 			case <-ctx.Done():
+				// Another caller's fsync, which may have begun before
+				// the records below target were written: nothing may
+				// cover them. A flush made due to target (an append's,
+				// Maintain's) is no longer waited for here:
+				// flush.messages counts them again.
+				l.releaseFlushClaim(target)
 				return ctx.Err()
 			}
 		}

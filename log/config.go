@@ -268,7 +268,9 @@ type Config struct {
 	// recovery point: whatever made records durable (a flush made due,
 	// Log.Flush, Durability.Wait, a segment roll, which syncs the segment
 	// it seals) counts, so the next flush is due FlushMessages records
-	// after it.
+	// after it. A flush made due whose wait ended (its ctx) while
+	// another caller's fsync, which may not cover its records, was under
+	// way no longer counts: the next append makes it due again.
 	FlushMessages int64
 	// FlushInterval is flush.ms, for SyncPeriodic; the other policies
 	// ignore it. Default (0 or negative) unlimited. It counts from the

@@ -163,6 +163,37 @@ func TestFlushIntervalCountsFromAnyFlush(t *testing.T) {
 	require.EqualValues(t, 3, l.DurableOffset(), "Maintain, a minute after the roll")
 }
 
+// TestFlushDueAgainAfterItsWaitGaveUp: an append that made a flush due
+// (flush.messages) and whose wait ended (its ctx) while another caller's
+// fsync, begun before its records were written, was under way, leaves
+// them unsynced: the next append makes the flush due again, as Kafka's
+// count of unflushed messages (from the recovery point) would. The log
+// counted the flush as done when it was made due, so the records stayed
+// unsynced until FlushMessages more were appended (or flush.ms).
+func TestFlushDueAgainAfterItsWaitGaveUp(t *testing.T) {
+	_, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushMessages: 2, RetentionTime: -1})
+	defer l.Close()
+
+	require.False(t, periodicAppend(t, l, "a"))
+	hold.Store(true)
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush(context.Background()) }()
+	<-inSync // an fsync up to offset 1 is under way, held
+
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Pending(), "two records not durable: a flush is due")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, d.Wait(ctx), context.Canceled) // given up, the fsync under way still held
+	close(release)
+	require.NoError(t, <-flushed)
+	require.EqualValues(t, 1, l.DurableOffset(), "b is not durable")
+
+	require.True(t, periodicAppend(t, l, "c"), "b and c not durable: the flush is due again")
+	require.EqualValues(t, 3, l.DurableOffset())
+}
+
 // TestFlushMessagesCountsPastATruncation: a truncation below the end a
 // flush made due is to reach brings that end down with it: the offsets
 // appended again from the new end on count for flush.messages. Left

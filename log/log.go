@@ -220,7 +220,9 @@ type Log struct {
 	// append's flush.messages or flush.ms, or Maintain's flush.ms) is to
 	// reach: flush.messages does not count the offsets below it, nor those
 	// below the durable offset or the active segment's base (see
-	// flushDueLocked). Set, and lowered by a truncation, under mu.
+	// flushDueLocked). Set and lowered by a truncation under mu; given
+	// back without it (releaseFlushClaim) by a wait for the flush that
+	// ended before an fsync covered it.
 	flushClaim atomic.Int64
 	// flushOwed is the log end that the last flush.ms flush of
 	// Maintain's that failed (its ctx ended first, say) was to reach:

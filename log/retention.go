@@ -583,7 +583,8 @@ func (l *Log) Maintain(ctx context.Context) error {
 // does not cover them (an fsync it started itself goes on, on a goroutine
 // of its own, and covers them). It is then due again at the next
 // Maintain (flushOwed), unless the durable offset has reached its target
-// by then.
+// by then, and flush.messages counts its records again (see
+// releaseFlushClaim).
 func (l *Log) maintain(ctx context.Context) error {
 	err := l.cleanUp(ctx)
 	if endsMaintenance(ctx, err) {
