@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -160,6 +162,84 @@ func TestLogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	hang.unstick()
 	require.NoError(t, <-stuck)
 	require.EqualValues(t, 2, l.LogEndOffset())
+}
+
+// TestOutOfRangeReadsAnswerBehindAStuckWrite: while an append hangs in
+// its write, holding the writer lock, a read of an offset out of range —
+// below the log start (a consumer behind retention or DeleteRecords) or
+// past the log end — answers ErrOffsetOutOfRange at once, as Kafka's
+// lock-free reads do, through the Log and through the Partition (a
+// fetch's read), and the reads in range are served too. Before, a read
+// that failed waited for the writer lock (to see whether a truncation had
+// cut under it, though none had begun), whatever its ctx said: one
+// partition's out-of-range offset held a whole fetch for as long as any
+// writer of that log held the lock (a roll's fsyncs, retention, a disk
+// that hangs). Kills: truncatedUnder without its look at the truncations
+// begun.
+func TestOutOfRangeReadsAnswerBehindAStuckWrite(t *testing.T) {
+	e := newEnv(t)
+	hang, fs := newHangingWrite(t, e.fs, ".log")
+	e.fs = fs
+	p := NewPartition("t", 0, e.open(Config{}))
+	defer p.Close()
+	defer hang.unstick() // before the Close, which waits for the stuck append
+	ctx := context.Background()
+	for _, v := range []string{"a", "b", "c"} {
+		_, err := p.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), v), AppendOptions{})
+		require.NoError(t, err)
+	}
+	_, err := p.DeleteRecordsBefore(ctx, 1)
+	require.NoError(t, err)
+	l := p.Log()
+	hang.arm()
+	stuck := make(chan error, 1)
+	go func() {
+		_, _, err := p.AppendAsync(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "d"), AppendOptions{})
+		stuck <- err
+	}()
+	<-hang.entered
+
+	reads := map[string]func(off int64) ([]byte, error){
+		"Log.ReadInto":   func(off int64) ([]byte, error) { return l.ReadInto(nil, off, 1<<20, math.MaxInt64) },
+		"Log.ReadWithin": func(off int64) ([]byte, error) { return l.ReadWithin(nil, off, 1<<20, math.MaxInt64) },
+		"Partition.ReadInto": func(off int64) ([]byte, error) {
+			return p.ReadInto(ctx, nil, off, 1<<20, math.MaxInt64)
+		},
+	}
+	for name, read := range reads {
+		for _, off := range []int64{0, 1, 3, 4} {
+			type answer struct {
+				data []byte
+				err  error
+			}
+			done := make(chan answer, 1)
+			go func() {
+				data, err := read(off)
+				done <- answer{data, err}
+			}()
+			var a answer
+			select {
+			case a = <-done:
+			case <-time.After(10 * time.Second):
+				hang.unstick()
+				t.Fatalf("%s at offset %d waited for the stuck write", name, off)
+			}
+			switch off {
+			case 0, 4: // below the log start 1; past the log end 3
+				require.ErrorIs(t, a.err, ErrOffsetOutOfRange, "%s at %d", name, off)
+			case 1:
+				require.NoError(t, a.err, name)
+				require.NotEmpty(t, a.data, name)
+				require.EqualValues(t, 1, record.Batch(a.data).BaseOffset(), name)
+			case 3:
+				require.NoError(t, a.err, name)
+				require.Empty(t, a.data, "%s at the log end", name)
+			}
+		}
+	}
+	hang.unstick()
+	require.NoError(t, <-stuck)
+	require.EqualValues(t, 4, p.LogEndOffset())
 }
 
 // hangingWrite makes a file system's next write, once armed, to a file

@@ -136,7 +136,22 @@ var testHookReadListed func(*Log)
 // file after (too short then, or holding other batches). It waits for a
 // truncation under way to finish: one that finished before the read began
 // cut nothing the read saw.
+//
+// With no truncation under way when the read began nor begun since (the
+// count of truncations begun is still cuts), it answers at once, without
+// waiting for the writer lock: a read of an offset out of range (a
+// consumer behind retention, or past the log end) or of a corrupt batch
+// fails then without waiting for whatever writer holds the lock — a
+// roll's fsyncs, retention's removals, an append stuck in its write to a
+// disk that hangs — as Kafka's reads, which take no lock, do not (it
+// waited for the lock, whatever the caller's ctx said).
 func (l *Log) truncatedUnder(cuts int64) bool {
+	if l.truncations.Load() == cuts {
+		// truncations >= truncationsDone: none was under way when the
+		// read began (cuts is truncationsDone then), and none began
+		// since.
+		return false
+	}
 	l.writerBarrier()
 	return l.truncationsDone.Load() != cuts
 }
