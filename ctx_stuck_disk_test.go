@@ -262,8 +262,8 @@ func TestCallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 // partition hangs in its write (holding the log's writer lock), the
 // calls that need that lock — DeleteRecords, Maintain (retention,
 // producer-id expiry) — return with their ctx's error when their ctx
-// ends, changing nothing, and those that do not — Fetch, ListOffset —
-// answer; once the write goes on, the calls work again and a Close and
+// ends, changing nothing, and those that do not — Fetch (also of an
+// offset out of range), ListOffset — answer; once the write goes on, the calls work again and a Close and
 // Open find the acknowledged records.
 func TestCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	b, fs, mem := openStuck(t, 1)
@@ -298,6 +298,25 @@ func TestCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	lo, err := b.ListOffset(ctx, "t", 0, api.Latest)
 	require.NoError(t, err)
 	require.Equal(t, int64(2), lo.Offset)
+	// Nor does a read of an offset out of range: the fetch answers it,
+	// with the other entry's records. Before, that read waited for the
+	// writer lock, and the whole fetch with it, whatever its ctx said
+	// (log's TestOutOfRangeReadsAnswerBehindAStuckWrite).
+	type fetched struct {
+		resp api.FetchResponse
+		err  error
+	}
+	done := make(chan fetched, 1)
+	go func() {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		resp, err := b.Fetch(fctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, Offset: 9}, {Topic: "t", Partition: 0}}})
+		done <- fetched{resp, err}
+	}()
+	f := within(t, done, release, "Fetch of an offset out of range")
+	require.NoError(t, f.err)
+	require.ErrorIs(t, f.resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+	require.Equal(t, []string{"a", "b"}, values(t, f.resp.Partitions[1].Records))
 
 	release()
 	require.NoError(t, <-stuck)
