@@ -14,6 +14,7 @@ import (
 
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -240,6 +241,92 @@ func TestOutOfRangeReadsAnswerBehindAStuckWrite(t *testing.T) {
 	hang.unstick()
 	require.NoError(t, <-stuck)
 	require.EqualValues(t, 4, p.LogEndOffset())
+}
+
+// TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval: a read, and a
+// search by time, that a DeleteRecords overtakes — it removes the segment
+// they are reading, or that holds their answer — read again at once on
+// the listing the removal left, while the removal still holds the
+// writer lock (here stuck in the removal of the segment's file): the read
+// answers ErrOffsetOutOfRange for its offset now below the log start,
+// the search the first record at or past its time that the log still
+// holds. Before, both waited for the writer lock (whatever their
+// caller's ctx said), for as long as the removal's file operations
+// took. Kills: listingSettled always false (or the retries that use it
+// removed).
+func TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval(t *testing.T) {
+	for _, search := range []bool{false, true} {
+		t.Run(map[bool]string{false: "read", true: "search"}[search], func(t *testing.T) {
+			e := newEnv(t)
+			var armed atomic.Bool
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			unstick := func() { once.Do(func() { close(release) }) }
+			t.Cleanup(unstick)
+			e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpRemove && strings.HasSuffix(name, segment.FileName(0, segment.LogSuffix)) && armed.CompareAndSwap(true, false) {
+					close(entered)
+					<-release
+				}
+				return nil
+			}))
+			l := e.open(Config{})
+			defer l.Close()
+			defer unstick() // before the Close, which waits for the removal
+			appendOK(t, l, valueBatch(t, 100, "a")) // 0
+			appendOK(t, l, valueBatch(t, 200, "b")) // 1
+			require.NoError(t, l.Roll())
+			appendOK(t, l, valueBatch(t, 300, "c")) // 2
+
+			removed := make(chan error, 1)
+			overtake := func(*Log) {
+				testHookReadListed, testHookTimeSearched = nil, nil
+				armed.Store(true)
+				go func() {
+					_, err := l.DeleteRecordsBefore(context.Background(), 2) // segment 0 goes
+					removed <- err
+				}()
+				<-entered
+			}
+			type answer struct {
+				off int64
+				ok  bool
+				err error
+			}
+			done := make(chan answer, 1)
+			if search {
+				testHookTimeSearched = overtake
+				go func() {
+					off, ok, err := l.OffsetForTime(150) // 1, then 2 once segment 0 is gone
+					done <- answer{off, ok, err}
+				}()
+			} else {
+				testHookReadListed = overtake
+				go func() {
+					_, err := l.ReadInto(nil, 0, 1<<20, math.MaxInt64)
+					done <- answer{err: err}
+				}()
+			}
+			defer func() { testHookReadListed, testHookTimeSearched = nil, nil }()
+			var a answer
+			select {
+			case a = <-done:
+			case <-time.After(10 * time.Second):
+				unstick()
+				t.Fatal("the overtaken call waited for the stuck removal")
+			}
+			if search {
+				require.NoError(t, a.err)
+				require.True(t, a.ok)
+				require.EqualValues(t, 2, a.off)
+			} else {
+				require.ErrorIs(t, a.err, ErrOffsetOutOfRange)
+			}
+			unstick()
+			require.NoError(t, <-removed)
+			require.EqualValues(t, 2, l.LogStartOffset())
+		})
+	}
 }
 
 // hangingWrite makes a file system's next write, once armed, to a file

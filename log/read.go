@@ -119,9 +119,33 @@ func (l *Log) readInto(dst []byte, offset int64, maxBytes int, upTo int64, withi
 		// one that begins past offset (returned, it would make the
 		// reader skip offsets), or one past upTo (returned as nothing,
 		// the log end). Either way: wait for that writer to finish, look
-		// again.
+		// again — unless a removal alone overtook the read and its
+		// listing is in place (see listingSettled): then look again now.
+		if removedUnderUs(err) && l.truncations.Load() == cuts && l.listingSettled() {
+			continue
+		}
 		l.writerBarrier()
 	}
+}
+
+// listingSettled reports whether no segment of the log's listing is
+// closed. A removal of segments that closed one under a read or a
+// search, with no truncation begun (retention, DeleteRecords), listed
+// the segments it keeps before it closed the others: settled, the
+// listing is the one it leaves, and a new attempt reads it at once,
+// without waiting for the writer lock, which the removal holds through
+// the rest of its removals and its directory fsync (a disk that hangs
+// there held the read for as long, whatever its caller's ctx said). A
+// compaction's swap closes the segments it replaces before it lists the
+// cleaned one, and a swap that failed leaves them closed in the listing:
+// not settled, the attempt waits for the writer lock first, as before.
+func (l *Log) listingSettled() bool {
+	for _, s := range *l.segs.Load() {
+		if s.Closed() {
+			return false
+		}
+	}
+	return true
 }
 
 // testHookReadListed, when set (by tests), runs in read between the load
@@ -353,7 +377,12 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 			return 0, false, fmt.Errorf("%w: %s: %w", ErrOffsetOutOfRange, what, err)
 		}
 		// Wait for the writer that removed or replaced segments (it
-		// holds mu until the new listing is in place), search again.
+		// holds mu until the new listing is in place), search again;
+		// at once when a removal alone overtook the search and its
+		// listing is in place (see listingSettled).
+		if (err == nil || removedUnderUs(err)) && l.truncations.Load() == cuts && l.listingSettled() {
+			continue
+		}
 		l.writerBarrier()
 	}
 }
