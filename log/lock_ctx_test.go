@@ -272,7 +272,9 @@ func TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval(t *testing.T) {
 			}))
 			l := e.open(Config{})
 			defer l.Close()
-			defer unstick() // before the Close, which waits for the removal
+			// Released before the Close, which waits for the removal.
+			defer unstick()
+
 			appendOK(t, l, valueBatch(t, 100, "a")) // 0
 			appendOK(t, l, valueBatch(t, 200, "b")) // 1
 			require.NoError(t, l.Roll())
