@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
@@ -327,6 +328,89 @@ func TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval(t *testing.T) {
 			unstick()
 			require.NoError(t, <-removed)
 			require.EqualValues(t, 2, l.LogStartOffset())
+		})
+	}
+}
+
+// TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx: a Partition read,
+// and a Partition look-up of the largest timestamp (ListOffsets'
+// MaxTimestamp), that a compaction's swap overtakes — the swap closed the
+// segment it reads (or that holds its answer) and has not listed the
+// cleaned one yet, stuck in its file operations — wait for the swap to
+// finish, as they must (the offset is in no listed open segment
+// meanwhile), but return their ctx's error once their ctx ends, as a
+// fetch's read must. Before, they waited for the writer lock whatever
+// their ctx said. Kills: readInto's and searchTime's wait by
+// writerBarrier.
+func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
+	for _, search := range []bool{false, true} {
+		t.Run(map[bool]string{false: "read", true: "max timestamp"}[search], func(t *testing.T) {
+			e := newEnv(t)
+			var armed atomic.Bool
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			unstick := func() { once.Do(func() { close(release) }) }
+			t.Cleanup(unstick)
+			e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpRemove && strings.HasSuffix(name, segment.FileName(0, segment.LogSuffix)) && armed.CompareAndSwap(true, false) {
+					close(entered)
+					<-release
+				}
+				return nil
+			}))
+			p := NewPartition("t", 0, e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1, RetentionTime: -1}))
+			defer p.Close()
+			// Released before the Close, which waits for the swap.
+			defer unstick()
+
+			l := p.Log()
+			for i := range 2 { // the second round supersedes the first: segment 0 is rewritten
+				for _, k := range []string{"a", "b", "c"} {
+					appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte("v"), int64(300 - 100*i)}))
+				}
+				require.NoError(t, l.Roll())
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			compacted := make(chan error, 1)
+			overtake := func(*Log) {
+				testHookReadListed, testHookTimeSearched = nil, nil
+				armed.Store(true)
+				go func() {
+					_, err := l.Compact(context.Background())
+					compacted <- err
+				}()
+				<-entered // the swap closed segment 0, and holds the writer lock
+				cancel()
+			}
+			defer func() { testHookReadListed, testHookTimeSearched = nil, nil }()
+			done := make(chan error, 1)
+			if search {
+				testHookTimeSearched = overtake
+				go func() {
+					_, _, err := p.OffsetOfMaxTimestamp(ctx, math.MaxInt64) // offset 0's 300, in segment 0
+					done <- err
+				}()
+			} else {
+				testHookReadListed = overtake
+				go func() {
+					_, err := p.ReadInto(ctx, nil, 0, 1<<20, math.MaxInt64)
+					done <- err
+				}()
+			}
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+			case <-time.After(10 * time.Second):
+				unstick()
+				t.Fatal("the overtaken call waited for the stuck swap, past its ctx")
+			}
+			unstick()
+			require.NoError(t, <-compacted)
+			data, err := p.ReadInto(context.Background(), nil, 0, 1<<20, math.MaxInt64)
+			require.NoError(t, err)
+			require.NotEmpty(t, data, "the cleaned segment serves the offsets")
 		})
 	}
 }

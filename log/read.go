@@ -55,7 +55,7 @@ func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 //
 // Errors: as Read's.
 func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
-	return l.readInto(dst, offset, maxBytes, upTo, false)
+	return l.readInto(context.Background(), dst, offset, maxBytes, upTo, false)
 }
 
 // ReadWithin is ReadInto, except that a first batch larger than maxBytes
@@ -67,10 +67,14 @@ func (l *Log) ReadInto(dst []byte, offset int64, maxBytes int, upTo int64) ([]by
 //
 // Errors: as Read's.
 func (l *Log) ReadWithin(dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
-	return l.readInto(dst, offset, maxBytes, upTo, true)
+	return l.readInto(context.Background(), dst, offset, maxBytes, upTo, true)
 }
 
-func (l *Log) readInto(dst []byte, offset int64, maxBytes int, upTo int64, within bool) ([]byte, error) {
+// readInto is ReadInto's and ReadWithin's body (ReadWithin's when within
+// is set). ctx ends its wait for the writer that overtook an attempt (a
+// compaction's swap, a truncation): ctx's error then. Partition's reads
+// pass theirs; Log's own, which take none, context.Background.
+func (l *Log) readInto(ctx context.Context, dst []byte, offset int64, maxBytes int, upTo int64, within bool) ([]byte, error) {
 	if l.isClosed() {
 		return nil, ErrClosed
 	}
@@ -124,7 +128,9 @@ func (l *Log) readInto(dst []byte, offset int64, maxBytes int, upTo int64, withi
 		if removedUnderUs(err) && l.truncations.Load() == cuts && l.listingSettled() {
 			continue
 		}
-		l.writerBarrier()
+		if werr := l.writerBarrierContext(ctx); werr != nil {
+			return nil, werr
+		}
 	}
 }
 
@@ -181,10 +187,18 @@ func (l *Log) truncatedUnder(cuts int64) bool {
 }
 
 // writerBarrier waits until no writer holds mu.
-func (l *Log) writerBarrier() {
-	l.mu.Lock()
+func (l *Log) writerBarrier() { _ = l.writerBarrierContext(context.Background()) }
+
+// writerBarrierContext is writerBarrier, or ctx's error if ctx ends
+// first (a writer stuck in file I/O: a compaction's swap in its fsyncs
+// on a disk that hangs).
+func (l *Log) writerBarrierContext(ctx context.Context) error {
+	if err := l.mu.LockContext(ctx); err != nil {
+		return err
+	}
 	defer l.unlock()
 	_ = l.next.Load()
+	return nil
 }
 
 // closedByFence returns the log's fence error (ErrLogFenced) when err,
@@ -383,7 +397,9 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if (err == nil || removedUnderUs(err)) && l.truncations.Load() == cuts && l.listingSettled() {
 			continue
 		}
-		l.writerBarrier()
+		if werr := l.writerBarrierContext(ctx); werr != nil {
+			return 0, false, werr
+		}
 	}
 }
 

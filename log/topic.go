@@ -306,12 +306,15 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 // the batches never reach past it (an append between the two calls would
 // otherwise add batches the reported watermark does not cover).
 //
-// A Reopen under way is waited for, until ctx ends.
+// A Reopen under way is waited for, until ctx ends; so is the writer
+// that overtook the read, when the read must wait for it to look again
+// (a compaction's swap that closed the segment read before it listed the
+// cleaned one, a truncation: see Log.Read).
 //
 // Errors: Log.ReadInto's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen); ctx's error.
 func (p *Partition) ReadInto(ctx context.Context, dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
-	return p.read(ctx, (*Log).ReadInto, dst, offset, maxBytes, upTo)
+	return p.read(ctx, false, dst, offset, maxBytes, upTo)
 }
 
 // ReadWithin is ReadInto with Log.ReadWithin: a first batch larger than
@@ -319,19 +322,20 @@ func (p *Partition) ReadInto(ctx context.Context, dst []byte, offset int64, maxB
 //
 // Errors: ReadInto's.
 func (p *Partition) ReadWithin(ctx context.Context, dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
-	return p.read(ctx, (*Log).ReadWithin, dst, offset, maxBytes, upTo)
+	return p.read(ctx, true, dst, offset, maxBytes, upTo)
 }
 
-// read is ReadInto's and ReadWithin's body: read (Log.ReadInto or
-// Log.ReadWithin) of the log, held open for the call, up to upTo and
-// the high watermark.
-func (p *Partition) read(ctx context.Context, read func(*Log, []byte, int64, int, int64) ([]byte, error), dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
+// read is ReadInto's and ReadWithin's body: Log.ReadInto (Log.ReadWithin
+// when within is set) of the log, held open for the call, up to upTo and
+// the high watermark. ctx also ends the read's wait for a writer that
+// overtook it (see Log.readInto).
+func (p *Partition) read(ctx context.Context, within bool, dst []byte, offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	l, err := p.rlock(ctx)
 	if err != nil {
 		return dst, err
 	}
 	defer p.runlock(l)
-	data, err := read(l, dst, offset, maxBytes, min(highWatermark(l), upTo))
+	data, err := l.readInto(ctx, dst, offset, maxBytes, min(highWatermark(l), upTo), within)
 	return data, p.failed(err)
 }
 
