@@ -916,9 +916,10 @@ func (f *Faults) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 // failedPartition is the answer for a partition of a fetch that a
 // FailPartitions rule fails with err, with the offsets a broker gives
 // with a partition's error (see api.FetchedPartition): -1 for both when
-// err says the partition is not there, or the broker does not have it;
-// else the partition's own, and its topic's ID, as the broker reports
-// them now.
+// err says the partition is not there, or the broker does not have it
+// (nor, for a fetch that names a topic ID, a topic of that ID: it was
+// deleted, and maybe created again); else the partition's own, and its
+// topic's ID, as the broker reports them now.
 func (f *Faults) failedPartition(ctx context.Context, fp api.FetchPartition, err error) api.FetchedPartition {
 	out := api.FetchedPartition{Topic: fp.Topic, Partition: fp.Partition, HighWatermark: -1, LogStartOffset: -1, Err: err}
 	if errors.Is(err, api.ErrUnknownTopicOrPartition) || errors.Is(err, api.ErrUnknownTopicID) {
@@ -928,6 +929,9 @@ func (f *Faults) failedPartition(ctx context.Context, fp api.FetchPartition, err
 	end, eerr := f.b.ListOffset(ctx, fp.Topic, fp.Partition, api.Latest)
 	if serr != nil || eerr != nil || start.TopicID != end.TopicID {
 		return out // no such partition (or not one partition of one topic)
+	}
+	if !fp.TopicID.IsZero() && fp.TopicID != end.TopicID {
+		return out // not the topic the fetch names (the broker answers ErrUnknownTopicID)
 	}
 	out.TopicID, out.HighWatermark, out.LogStartOffset = end.TopicID, end.Offset, start.Offset
 	return out

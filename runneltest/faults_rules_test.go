@@ -384,3 +384,43 @@ func TestFaultsFailPartitionsOffsetsAsTheBrokers(t *testing.T) {
 		require.Equal(t, tc.id, fp.TopicID, "%v of orders-%d", tc.err, tc.part)
 	}
 }
+
+// A FailPartitions answer for a fetch that names its topic by an ID the
+// topic no longer has (deleted and created again) gives -1 for both
+// offsets and no topic ID, as the broker answers a fetch of a partition
+// it does not have: the partition the fetch names is not there, whatever
+// the injected error. It gave the new topic's offsets and ID, which no
+// broker answers for the old ID.
+func TestFaultsFailPartitionsOfAReplacedTopic(t *testing.T) {
+	ctx := t.Context()
+	b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))
+	old, err := b.DescribeTopic(ctx, "orders")
+	require.NoError(t, err)
+	require.NoError(t, b.DeleteTopic(ctx, "orders"))
+	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
+	runneltest.ProduceValues(t, b, "orders", "a", "b")
+	req := &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "orders", TopicID: old.ID, Partition: 0}}}
+	want, err := b.Fetch(ctx, req)
+	require.NoError(t, err)
+	require.ErrorIs(t, want.Partitions[0].Err, api.ErrUnknownTopicID) // the broker's own answer
+
+	f := runneltest.NewFaults(t, b)
+	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1})
+	resp, err := f.Fetch(ctx, req)
+	require.NoError(t, err)
+	fp := resp.Partitions[0]
+	require.ErrorIs(t, fp.Err, api.ErrNotLeader)
+	require.Equal(t, want.Partitions[0].HighWatermark, fp.HighWatermark)
+	require.Equal(t, want.Partitions[0].LogStartOffset, fp.LogStartOffset)
+	require.Equal(t, want.Partitions[0].TopicID, fp.TopicID)
+
+	// Named by the ID it has now: its own offsets.
+	now, err := b.DescribeTopic(ctx, "orders")
+	require.NoError(t, err)
+	req.Partitions[0].TopicID = now.ID
+	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1})
+	resp, err = f.Fetch(ctx, req)
+	require.NoError(t, err)
+	fp = resp.Partitions[0]
+	require.Equal(t, [3]any{int64(2), int64(0), now.ID}, [3]any{fp.HighWatermark, fp.LogStartOffset, fp.TopicID})
+}
