@@ -399,3 +399,56 @@ func TestMayBeWrittenPromiseNotSent(t *testing.T) {
 		require.True(t, producer.MayBeWritten(err), "%v", err)
 	})
 }
+
+// The mark that makes MayBeWritten read a promise's error as of a record
+// never sent (TestMayBeWrittenPromiseNotSent) is given only to the errors
+// that alone would read as maybe written: the others a promise gets
+// before its record is buffered are the errors themselves, as before,
+// which a caller may compare with == (TryProduce's ErrMaxBuffered, the
+// ctx's error of a wait that ctx cut short). And a join of such an error
+// with one of a record that may have been written (the promises' errors
+// of several records, joined by the caller) still reads as maybe
+// written: the mark is one record's.
+func TestMayBeWrittenPromiseErrorsOtherwiseAsTheyWere(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, runneltest.Topic("t", 1))
+		f := runneltest.NewFaults(t, b)
+		held := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.HoldRequest, Count: 1})
+		p := newProducer(t, f, producer.MaxBufferedRecords(1))
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("first")}, nil)
+		require.NoError(t, held.Wait(t.Context(), 1)) // the buffer is full until it is answered
+
+		got := make(chan error, 1)
+		promise := func(_ *record.Record, err error) { got <- err }
+		p.TryProduce(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}, promise)
+		err := <-got
+		require.True(t, err == producer.ErrMaxBuffered, "TryProduce on a full buffer: %T %v", err, err)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		go p.Produce(ctx, &record.Record{Topic: "t", Value: []byte("v")}, promise)
+		synctest.Wait() // it waits for space
+		cancel()
+		err = <-got
+		require.True(t, err == context.Canceled, "a wait for space its ctx cut short: %T %v", err, err)
+
+		held.Remove()
+		require.NoError(t, p.Flush(t.Context())) // space again
+
+		// The look-up of a topic's partition count, cut short by ctx.
+		lookUp := f.Add(runneltest.Fault{Op: runneltest.OpPartitions, Action: runneltest.HoldRequest, Count: 1})
+		ctx, cancel = context.WithCancel(t.Context())
+		go p.Produce(ctx, &record.Record{Topic: "other", Value: []byte("v")}, promise)
+		require.NoError(t, lookUp.Wait(t.Context(), 1))
+		cancel()
+		err = <-got
+		require.True(t, err == context.Canceled, "a look-up its ctx cut short: %T %v", err, err)
+		lookUp.Remove()
+
+		require.NoError(t, p.Close())
+		p.Produce(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}, promise)
+		notSent := <-got
+		require.False(t, producer.MayBeWritten(notSent))
+		require.True(t, producer.MayBeWritten(errors.Join(notSent, log.ErrLogFenced)), "one record never sent, another maybe written")
+		require.True(t, producer.MayBeWritten(errors.Join(log.ErrLogFenced, notSent)), "one record maybe written, another never sent")
+	})
+}
