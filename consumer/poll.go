@@ -20,8 +20,8 @@ import (
 // long-poll Fetch, which waits up to FetchMaxWait for
 // FetchMinBytes. It returns a Fetch for each partition that had batches or
 // an error (or more than one: see Fetches), and advances each
-// partition's position past the batches returned. A Fetch may hold no record to return: the batches a
-// compaction emptied (kept as headers, as Kafka's cleaner keeps them, at
+// partition's position past the batches returned. A Fetch may hold no
+// record to return: the batches a compaction emptied (kept as headers, as Kafka's cleaner keeps them, at
 // the end of a cleaned group or as an idempotent producer's last batch)
 // hold no record, and transaction markers (control batches, skipped) none
 // to return, so a Poll may return nothing to read, its position moved on,
