@@ -1,5 +1,7 @@
 package runnel
 
+import "math"
+
 // NextAfter is nextAfter, for the tests of package runnel_test
 // (lifecycle_stress_test.go reads on from the end of a fetch as the
 // broker does).
@@ -8,6 +10,12 @@ var NextAfter = nextAfter
 // FastTempDir is fastTempDir, for the tests of package runnel_test (the
 // leak tests on the OS file system).
 var FastTempDir = fastTempDir
+
+// readFile reads the whole of a file.
+func (b *Broker) readFile(path string) ([]byte, error) {
+	data, _, err := b.readFileHead(path, math.MaxInt)
+	return data, err
+}
 
 // readMeta reads and checks a topic's record, as load does.
 func (b *Broker) readMeta(path string) (topicMeta, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -244,6 +245,29 @@ func TestCorruptCounterIsNotReadWhole(t *testing.T) {
 	require.ErrorContains(t, err, path+`: "1234567890123456789\nxxxxxxxxxxxx"... (1048596 bytes)`)
 	require.NotZero(t, fsys.largest.Load(), "the counter was not read")
 	require.LessOrEqual(t, fsys.largest.Load(), int64(counterQuoted), "the largest read of the counter")
+}
+
+// TestLargeTopicRecordIsNotReadWhole: Open reads no more than the first
+// maxTopicRecord bytes of a topic's record written over with something
+// large, and refuses it with ErrCorruptMetadata naming the path and the
+// size. It read the whole file into memory first, however large. A record
+// of maxTopicRecord bytes is read and parsed (refused here as not JSON).
+func TestLargeTopicRecordIsNotReadWhole(t *testing.T) {
+	mem, write := ordersRecordWrittenOver(t)
+	path := filepath.Join("/data", topicsDir, "orders.json")
+	write(strings.Repeat("x", maxTopicRecord+1))
+	fsys := &headReadFS{FS: mem, path: path}
+	_, err := Open(Config{Dir: "/data", FS: fsys})
+	require.ErrorIs(t, err, ErrCorruptMetadata)
+	require.ErrorContains(t, err, fmt.Sprintf("%s: %d bytes, more than a topic record holds", path, maxTopicRecord+1))
+	require.NotZero(t, fsys.largest.Load(), "the record was not read")
+	require.LessOrEqual(t, fsys.largest.Load(), int64(maxTopicRecord), "the largest read of the record")
+
+	write(strings.Repeat("x", maxTopicRecord))
+	_, err = Open(Config{Dir: "/data", FS: mem})
+	require.ErrorIs(t, err, ErrCorruptMetadata)
+	var syntax *json.SyntaxError
+	require.ErrorAs(t, err, &syntax, "parsed, not refused by its size")
 }
 
 // headReadFS is a vfs.FS that records the largest read of one file (its

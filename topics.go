@@ -231,12 +231,17 @@ func (b *Broker) load(ctx context.Context) error {
 			continue // no topic's: an editor's lock, .#orders.json of Emacs
 		}
 		path := filepath.Join(b.root, topicsDir, name)
-		data, err := b.readFile(path)
+		data, size, err := b.readFileHead(path, maxTopicRecord)
 		if err != nil {
 			return err
 		}
 		if hidden && bytes.HasPrefix(data, appleDoubleMagic) {
 			continue // macOS's ._orders.json, beside the record of "orders"
+		}
+		if size > maxTopicRecord {
+			// Written over with something else: not read whole (nor
+			// room made for all of it) to find out.
+			return fmt.Errorf("%w: %s: %d bytes, more than a topic record holds (%d at most)", ErrCorruptMetadata, path, size, maxTopicRecord)
 		}
 		m, err := b.parseMeta(data, path)
 		if err != nil {
@@ -538,22 +543,11 @@ func clampJavaInts(c *log.Config) {
 	}
 }
 
-func (b *Broker) readFile(path string) ([]byte, error) {
-	f, err := b.fs.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	data := make([]byte, n)
-	if _, err := f.ReadAt(data, 0); err != nil && err != io.EOF {
-		return nil, err
-	}
-	return data, nil
-}
+// maxTopicRecord is the most bytes Open reads of a topic's record: a
+// record is the topic's name (249 bytes at most), ID and config, well
+// under a kilobyte; one larger than this was written over with something
+// else.
+const maxTopicRecord = 1 << 20
 
 // readFileHead reads at most limit bytes from the start of path, and
 // returns them with the file's size: a file larger than limit is not read
