@@ -19,13 +19,15 @@ import (
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
 
 // TestCrashSim is a seeded, randomized crash simulation of one log. Each
 // seed picks a configuration (every sync policy — SyncAlways, SyncPeriodic
-// with flush.messages, SyncNever — with every cleanup policy — delete,
-// compact, compact+delete — over small segments and index intervals) and
+// (flush.messages; in half its runs flush.ms too, or alone), SyncNever —
+// with every cleanup policy — delete, compact, compact+delete — over
+// small segments and index intervals) and
 // runs one to three phases of random operations: plain appends of one or
 // two batches (waited for, or AppendAsync with the Durability waited for
 // later or never: a group commit in flight at the crash), idempotent
@@ -43,10 +45,12 @@ import (
 //   - every acknowledged record (an append whose fsync it waited for: under
 //     SyncAlways every Append, under SyncPeriodic those that made a flush
 //     due, flush.messages counted from the durable offset, the active
-//     segment's base or the last flush made due; and everything below the
-//     end at a Flush or a Wait that returned nil, or at a clean Close, and
-//     under both policies below the base of a segment a roll began) at its
-//     offset, byte for byte, unless removed
+//     segment's base or the last flush made due, flush.ms in whole
+//     milliseconds from the last flush: the Open, a flush made due, a
+//     roll, an fsync; and everything below the end at a Flush or a Wait
+//     that returned nil, at a Maintain that made a flush.ms flush due, or
+//     at a clean Close, and under both policies below the base of a
+//     segment a roll began) at its offset, byte for byte, unless removed
 //     on purpose (retention, DeleteRecordsBefore, TruncateTo, compaction:
 //     the latest record of each key stays, a tombstone goes only after
 //     delete.retention.ms, and then so have the older records of its key);
@@ -64,8 +68,13 @@ import (
 //     snapshot past its end or below its start (checkProducerState,
 //     after every operation too).
 //
-// Between crashes the model checks each operation's answer too, and the
-// records the log holds after each retention, compaction and Maintain.
+// Between crashes the model checks each operation's answer too (under
+// SyncPeriodic, whether each append waits for a flush, and after every
+// operation the durable offset, which the model follows through the
+// fsyncs it expects), and the records the log holds after each
+// retention, compaction and Maintain. On a flush.ms run the fake clock
+// steps by fractions of a second too, and now and then to flush.ms's
+// bound (see clockStep).
 // Whatever Open kept is durable: the next phase's crash must keep it.
 //
 // A failing seed logs its configuration, the operations it ran and the
@@ -79,7 +88,8 @@ import (
 //	RUNNEL_CRASH_SIM=20000 go test -run 'TestCrashSim$' -timeout 2h ./log
 //
 // (RUNNEL_CRASH_SIM_BASE sets the first seed; by default a long run starts
-// at one drawn from the time, which it logs.)
+// at one drawn from the time, which it logs, and it logs how many flushes
+// flush.ms made due: see flushMSStats.)
 func TestCrashSim(t *testing.T) { crashSimSeeds(t, "RUNNEL_CRASH_SIM", 270, false) }
 
 // crashSimSeeds runs the crash simulation over the default number of
@@ -132,6 +142,7 @@ func crashSimSeeds(t *testing.T, env string, runs int, transient bool) {
 	t.Cleanup(func() {
 		if os.Getenv(env) != "" {
 			t.Logf("crash simulation: %d runs done", done.Load())
+			t.Logf("crash simulation: %s", flushMSSummary())
 			if transient {
 				t.Logf("crash simulation: %s", sameBootSummary())
 			}
@@ -314,6 +325,9 @@ type crashSim struct {
 	// the rest whether a reopen in the same boot is by another process
 	// (see reopenAfterFailure).
 	processRng *rand.Rand
+	// jitter, on a run with flush.ms, draws apart from rng the clock's
+	// steps by fractions of a second (see clockStep).
+	jitter *rand.Rand
 	// stale draws, apart from rng (so that a seed's run is the same
 	// without it), the crashes after which a stale clean-shutdown marker
 	// is put back (a directory copied with an older marker, say);
@@ -339,6 +353,11 @@ type crashSim struct {
 	// lowered by truncations, from which flush.messages counts (see
 	// waits).
 	flushDueTo, flushClaim int64
+	// lastFlush is, under SyncPeriodic, the fake clock's ms at the log's
+	// last flush as flush.ms counts it (see flushMSDue): the Open, a
+	// flush made due (an append's, Maintain's), a roll, an fsync (which
+	// covers the whole log: the model's flushClaim is never past the end).
+	lastFlush int64
 	// compactions counts the compaction passes begun (Compact, Maintain);
 	// lastCompactAt is the clock (ms) when the last began.
 	compactions   int
@@ -367,6 +386,22 @@ func newCrashSim(t *testing.T, seed uint64) *crashSim {
 	}
 	if s.cfg.Sync == SyncPeriodic {
 		s.cfg.FlushMessages = int64(1 + r.IntN(8))
+		// flush.ms in half the SyncPeriodic runs, drawn apart from rng
+		// so that a seed's run is otherwise the same: a few seconds to a
+		// minute of the fake clock, now and then with a fraction of a
+		// millisecond, which flush.ms does not count; with flush.messages
+		// unlimited (Kafka's default) in a third of them. Their clock
+		// steps by fractions of a second too (see clockStep).
+		if fr := rand.New(rand.NewPCG(seed, 0x666c7573686d73)); fr.IntN(2) == 0 {
+			s.cfg.FlushInterval = time.Duration(2+fr.IntN(59)) * time.Second
+			if fr.IntN(2) == 0 {
+				s.cfg.FlushInterval += time.Duration(1+fr.IntN(999)) * time.Microsecond
+			}
+			if fr.IntN(3) == 0 {
+				s.cfg.FlushMessages = 0
+			}
+			s.jitter = fr
+		}
 	}
 	if r.IntN(3) == 0 {
 		s.cfg.SegmentTime = time.Duration(5+r.IntN(20)) * time.Minute
@@ -386,8 +421,8 @@ func newCrashSim(t *testing.T, seed uint64) *crashSim {
 
 func (s *crashSim) describe() string {
 	c := s.cfg
-	return fmt.Sprintf("sync %s (flush.messages %d), cleanup %s, timestamps %s, segment %d B (%v), index interval %d B, retention %v, delete retention %v, dirty ratio %v, cleaner map %d B, %d producers",
-		c.Sync, c.FlushMessages, c.CleanupPolicy, c.TimestampType, c.SegmentBytes, c.SegmentTime, c.IndexIntervalBytes, c.RetentionTime, c.DeleteRetentionTime,
+	return fmt.Sprintf("sync %s (flush.messages %d, flush.ms %v), cleanup %s, timestamps %s, segment %d B (%v), index interval %d B, retention %v, delete retention %v, dirty ratio %v, cleaner map %d B, %d producers",
+		c.Sync, c.FlushMessages, c.FlushInterval, c.CleanupPolicy, c.TimestampType, c.SegmentBytes, c.SegmentTime, c.IndexIntervalBytes, c.RetentionTime, c.DeleteRetentionTime,
 		c.MinCleanableDirtyRatio, s.opts.CleanerMapBytes, len(s.producers))
 }
 
@@ -490,6 +525,7 @@ func (s *crashSim) run() {
 	l, err := s.openLog(s.mem)
 	s.check(err == nil, "open: %v", err)
 	s.l = l
+	s.lastFlush = s.now() // Open counts as a flush for flush.ms
 	s.logf("open: %s", s.describe())
 	for range 1 + s.rng.IntN(3) {
 		n := 20 + s.rng.IntN(100)
@@ -503,7 +539,7 @@ func (s *crashSim) run() {
 		}
 		for i := range n {
 			s.ops++
-			s.clock.Advance(time.Duration(s.rng.IntN(90)) * time.Second)
+			s.clock.Advance(s.clockStep())
 			if i == cutAt {
 				k := s.rng.Int64N(1 + s.rng.Int64N(40)) // most often early in it
 				s.logf("the disk dies after %d more file-system operations", k)
@@ -520,12 +556,53 @@ func (s *crashSim) run() {
 				break
 			}
 			s.checkProducerState(fmt.Sprintf("operation %d", s.ops))
+			if s.cfg.Sync == SyncPeriodic {
+				// Whichever fsyncs the operation ran (an append's
+				// flush made due, Maintain's flush.ms flush), the
+				// model ran them too.
+				s.check(s.l.DurableOffset() == s.durable, "operation %d: durable offset %d, the model's %d", s.ops, s.l.DurableOffset(), s.durable)
+			}
 		}
 		s.crash()
 	}
 	// Last, a clean close and open: nothing changes.
 	s.ops++
 	s.check(s.reopen() == nil, "clean reopen failed")
+}
+
+// clockStep draws the fake clock's step before an operation: whole
+// seconds; and on a flush.ms run (jitter) now and then a millisecond or a
+// fraction of one more or less, or a step to flush.ms's bound (the
+// millisecond before the one FlushInterval after the last flush, that
+// one or the one after, at a random fraction of it), so that operations
+// come at every side of the bound, which flush.ms counts in whole
+// milliseconds, with the clock's fraction of a millisecond anywhere.
+func (s *crashSim) clockStep() time.Duration {
+	d := time.Duration(s.rng.IntN(90)) * time.Second
+	if s.jitter == nil {
+		return d
+	}
+	switch s.jitter.IntN(8) {
+	case 0:
+		d += time.Duration(1+s.jitter.IntN(999)) * time.Microsecond
+	case 1:
+		d += time.Millisecond
+	case 2:
+		if d > 0 {
+			d -= time.Millisecond
+		}
+	case 3:
+		if d > 0 {
+			d -= time.Duration(1+s.jitter.IntN(999)) * time.Microsecond
+		}
+	case 4:
+		ms := s.lastFlush + s.cfg.FlushInterval.Milliseconds() + int64(s.jitter.IntN(3)) - 1
+		at := time.UnixMilli(ms).Add(time.Duration(s.jitter.IntN(1000)) * time.Microsecond)
+		if step := at.Sub(s.clock.Now()); step >= 0 {
+			d = step
+		}
+	}
+	return d
 }
 
 // step runs one random operation; it returns errPowerCut if the disk died
@@ -643,14 +720,18 @@ func (s *crashSim) add(first int64, recs []simRec, batchSizes []int) {
 }
 
 // waits reports whether the append that just ended the model's log
-// waits for an fsync, as the model counts: always under SyncAlways, when
-// it makes flush.messages due under SyncPeriodic: when FlushMessages
-// offsets lie past the durable offset, the active segment's base (the
-// roll that began it synced everything before it: the model takes the
-// segments' bounds from the log, and checks that such a roll made its
-// records durable: they are acknowledged, and the next crash must keep
-// them) and the end of the last flush made due, whichever is highest.
-func (s *crashSim) waits() bool {
+// waits for an fsync, as the model counts: always under SyncAlways; under
+// SyncPeriodic when it makes a flush due: flush.messages when
+// FlushMessages offsets lie past the durable offset, the active segment's
+// base (the roll that began it synced everything before it: the model
+// takes the segments' bounds from the log, and checks that such a roll
+// made its records durable: they are acknowledged, and the next crash
+// must keep them) and the end of the last flush made due, whichever is
+// highest; flush.ms when FlushInterval has passed since the last flush
+// (see flushMSDue), which the append's own roll, if it rolled (its
+// active segment is no longer before), moved to now. A flush made due
+// counts as a flush from then on, for both.
+func (s *crashSim) waits(before *segment.Segment) bool {
 	switch s.cfg.Sync {
 	case SyncAlways:
 		s.ack(s.activeBase())
@@ -658,28 +739,86 @@ func (s *crashSim) waits() bool {
 	case SyncPeriodic:
 		base := s.activeBase()
 		s.ack(base)
-		if s.end()-max(s.durable, base, s.flushClaim) >= s.cfg.FlushMessages {
+		s.noteRoll(before)
+		due := s.cfg.FlushMessages > 0 && s.end()-max(s.durable, base, s.flushClaim) >= s.cfg.FlushMessages
+		if ms := s.flushMSDue(); due || ms {
+			s.logf("  flush due (flush.messages %v, flush.ms %v)", due, ms)
+			if ms && !due {
+				s.countFlushMS(&flushMSStats.appends)
+			}
 			s.flushDueTo, s.flushClaim = s.end(), s.end()
+			s.lastFlush = s.now()
 			return true
 		}
 	}
 	return false
 }
 
+// now is the fake clock's time, in ms.
+func (s *crashSim) now() int64 { return s.clock.Now().UnixMilli() }
+
+// flushMSDue reports whether flush.ms has passed since the last flush
+// (lastFlush), as the log counts it (and Kafka: time.milliseconds -
+// lastFlushTime >= flushMs): in whole milliseconds of the clock, against
+// FlushInterval's whole milliseconds.
+func (s *crashSim) flushMSDue() bool {
+	return s.cfg.FlushInterval > 0 && s.now()-s.lastFlush >= s.cfg.FlushInterval.Milliseconds()
+}
+
+// flushMSStats counts, over a run of seeds, the flushes flush.ms made due
+// (appends: those flush.messages did not; Maintain's), and of them those
+// due at FlushInterval's last millisecond (exact): a long run logs them
+// (see crashSimSeeds), to show the paths were taken, also at the bound.
+var flushMSStats struct{ appends, maintains, exact atomic.Int64 }
+
+func flushMSSummary() string {
+	st := &flushMSStats
+	return fmt.Sprintf("flush.ms made %d appends' flushes due (flush.messages not) and %d of Maintain's, %d of them at FlushInterval exactly",
+		st.appends.Load(), st.maintains.Load(), st.exact.Load())
+}
+
+// countFlushMS counts a flush flush.ms made due now in n, and in
+// flushMSStats.exact if it came due in this very millisecond.
+func (s *crashSim) countFlushMS(n *atomic.Int64) {
+	n.Add(1)
+	if s.now()-s.lastFlush == s.cfg.FlushInterval.Milliseconds() {
+		flushMSStats.exact.Add(1)
+	}
+}
+
+// noteRoll follows an operation that may have rolled the log (an append,
+// Roll, retention, Maintain's retention): the log's active segment is no
+// longer before, the one it had when the operation began. Under
+// SyncPeriodic such a roll synced the segment it sealed, and the ones
+// before it were synced as they rolled: a flush, for flush.ms.
+func (s *crashSim) noteRoll(before *segment.Segment) {
+	if s.cfg.Sync == SyncPeriodic && s.activeSeg() != before {
+		s.lastFlush = s.now()
+	}
+}
+
 // activeBase is the base offset of the log's active segment.
-func (s *crashSim) activeBase() int64 {
+func (s *crashSim) activeBase() int64 { return s.activeSeg().Base() }
+
+// activeSeg is the log's active segment.
+func (s *crashSim) activeSeg() *segment.Segment {
 	segs := *s.l.segs.Load()
-	return segs[len(segs)-1].Base()
+	return segs[len(segs)-1]
 }
 
 // synced follows the durable offset through a wait for target that
 // returned (or found a truncation past target, once the log end is back
 // at target): an fsync then ran, to the log end, unless the durable offset
 // was at target already. Under SyncPeriodic, whose flush.messages counts
-// from it, the log's must be the model's.
+// from it, the log's must be the model's; and such an fsync, which covered
+// every record appended before it (the end it read is at or past the last
+// flush made due), is a flush for flush.ms.
 func (s *crashSim) synced(target int64) {
 	if s.durable < target {
 		s.durable = s.end()
+		if s.end() >= s.flushClaim {
+			s.lastFlush = s.now()
+		}
 	}
 	if s.cfg.Sync == SyncPeriodic {
 		s.check(s.l.DurableOffset() == s.durable, "durable offset %d, the model's %d", s.l.DurableOffset(), s.durable)
@@ -726,6 +865,7 @@ func (s *crashSim) appendPlain() error {
 	first := s.end()
 	what := fmt.Sprintf("append %v records at %d", sizes, first)
 	s.logf("%s", what)
+	before := s.activeSeg()
 	if s.rng.IntN(3) == 0 {
 		// Append itself: it waits when the policy says so.
 		res, err := s.l.Append(context.Background(), data, AppendOptions{LeaderEpoch: s.epoch})
@@ -738,7 +878,7 @@ func (s *crashSim) appendPlain() error {
 		}
 		s.checkResult(what, res, first, len(recs), false)
 		s.add(first, recs, sizes)
-		if s.waits() {
+		if s.waits(before) {
 			s.synced(res.LastOffset + 1)
 			s.ack(res.LastOffset + 1)
 		}
@@ -753,7 +893,7 @@ func (s *crashSim) appendPlain() error {
 		return s.powerCut(what, err, s.appendUnc(first))
 	}
 	s.checkResult(what, res, first, len(recs), false)
-	return s.settle(what, d, res.LastOffset+1, s.waits())
+	return s.settle(what, d, res.LastOffset+1, s.waits(before))
 }
 
 // rollFailed reports whether err is that of an append whose roll failed
@@ -806,6 +946,7 @@ func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
 	}
 	s.logf("%s", what)
 	b := &simBatch{pid: p.id, epoch: epoch, seq: seq, lastSq: seq + int32(len(recs)) - 1, first: first, last: first + int64(len(recs)) - 1, data: data, appendTime: s.appendTime()}
+	before := s.activeSeg()
 	res, d, err := s.l.AppendAsync(context.Background(), bytes.Clone(data), AppendOptions{LeaderEpoch: s.epoch})
 	s.add(first, recs, []int{len(recs)})
 	p.history = append(p.history, b)
@@ -815,7 +956,7 @@ func (s *crashSim) appendBatchOf(p *simProducer, old *simBatch) error {
 	}
 	s.checkResult(what, res, first, len(recs), false)
 	s.check(res.LogAppendTime == b.appendTime, "%s: log append time %d, want %d", what, res.LogAppendTime, b.appendTime)
-	return s.settle(what, d, res.LastOffset+1, s.waits())
+	return s.settle(what, d, res.LastOffset+1, s.waits(before))
 }
 
 // retry sends again a batch the log's producer state remembers: a
@@ -910,12 +1051,14 @@ func (s *crashSim) flush() error {
 
 func (s *crashSim) roll() error {
 	s.logf("roll at %d", s.end())
+	before := s.activeSeg()
 	if err := s.l.Roll(); err != nil {
 		return s.powerCut("roll", err, s.noUnc())
 	}
 	if s.cfg.Sync != SyncNever {
 		s.ack(s.activeBase()) // the roll synced the segment it sealed
 	}
+	s.noteRoll(before) // none when the active segment was empty
 	return nil
 }
 
@@ -1057,11 +1200,13 @@ func (s *crashSim) retention() error {
 	startMax := s.retentionMax()
 	what := fmt.Sprintf("retention (start %d, at most %d)", s.start, startMax)
 	s.logf("%s", what)
+	before := s.activeSeg()
 	if _, err := s.l.ApplyRetention(context.Background()); err != nil {
 		unc := s.noUnc()
 		unc.startMax = startMax
 		return s.powerCut(what, err, unc)
 	}
+	s.noteRoll(before) // retention rolls a log all of whose segments expired
 	s.observe(what, startMax)
 	return nil
 }
@@ -1092,10 +1237,23 @@ func (s *crashSim) maintain() error {
 	what := fmt.Sprintf("maintain (start %d, at most %d)", s.start, startMax)
 	s.logf("%s", what)
 	s.beginCompaction()
+	before := s.activeSeg()
 	if err := s.l.Maintain(context.Background()); err != nil {
 		unc := s.noUnc()
 		unc.startMax = startMax
 		return s.powerCut(what, err, unc)
+	}
+	// Under SyncPeriodic, after its retention (whose roll is a flush),
+	// Maintain makes a flush due when flush.ms has passed since the last
+	// one, to the log end, and runs it: once Maintain returned, the
+	// records it covered are durable, and the next crash must keep them.
+	s.noteRoll(before)
+	if s.cfg.Sync == SyncPeriodic && s.flushMSDue() {
+		s.logf("  flush.ms flush (to %d)", s.end())
+		s.countFlushMS(&flushMSStats.maintains)
+		s.lastFlush, s.flushClaim = s.now(), max(s.flushClaim, s.end())
+		s.synced(s.end())
+		s.ack(s.end())
 	}
 	// The recovery point is at least the durable offset (a roll that
 	// synced the segment it sealed moves it to the new segment's base,
@@ -1134,7 +1292,7 @@ func (s *crashSim) reopen() error {
 		return s.powerCut("open after a clean close", err, s.noUnc())
 	}
 	s.l = l
-	s.durable, s.flushDueTo, s.flushClaim = s.end(), 0, 0
+	s.durable, s.flushDueTo, s.flushClaim, s.lastFlush = s.end(), 0, 0, s.now()
 	// A write that failed (a transient fault) may have left its .tmp file,
 	// which Open removes, and then scans the log as after a crash.
 	s.check(l.Recovery().Clean || s.faulted.Load(), "reopened after a clean close, recovery %+v", l.Recovery())
@@ -1269,7 +1427,7 @@ func (s *crashSim) crash() {
 // simUncertain.keepTo), makes the model what the log kept, and retries
 // what each producer did not see acknowledged.
 func (s *crashSim) afterOpen(what string, keepTo int64) {
-	s.flushDueTo, s.flushClaim = 0, 0
+	s.flushDueTo, s.flushClaim, s.lastFlush = 0, 0, s.now()
 	s.checkCrashed(what, keepTo)
 	s.durable = s.end() // checkCrashed made the model what Open kept
 	s.checkRecoveryInfo(s.l.Recovery())
