@@ -427,7 +427,11 @@ func (s *crashSim) describe() string {
 }
 
 func (s *crashSim) logf(format string, args ...any) {
-	line := fmt.Sprintf("%4d %s ", s.ops, s.clock.Now().Format("15:04:05")) + fmt.Sprintf(format, args...)
+	layout := "15:04:05"
+	if s.jitter != nil {
+		layout = "15:04:05.000000" // flush.ms counts the milliseconds
+	}
+	line := fmt.Sprintf("%4d %s ", s.ops, s.clock.Now().Format(layout)) + fmt.Sprintf(format, args...)
 	s.trace = append(s.trace, line)
 	if s.verbose {
 		s.t.Log(line)
