@@ -995,6 +995,7 @@ func (l *Log) rollLocked(base int64) (*segment.Segment, error) {
 		// segment it sealed and marks the log flushed then. flush.messages
 		// counts from the new segment's base (see flushDueLocked).
 		l.lastFlush = l.clock.Now()
+		l.lastSynced = l.lastFlush
 	}
 	l.rollFailure = ""
 	l.lockedLog.Debug("rolled segment", "dir", l.dir, "base", base)
@@ -1340,15 +1341,21 @@ func (l *Log) claimFlushLocked(end int64) {
 // it: its ctx ended while it waited for another caller's fsync, which may
 // have begun before the records were written. flush.messages counts those
 // offsets again, so that the next append makes the flush due again, as
-// it would have had no flush been made due. (A wait that started its own
-// fsync keeps the claim: the fsync goes on, and covers them. A claim past
-// target is another flush's, still to come.) Should another caller still
-// wait for the flush, the next append may make one due that this one
-// covers: an fsync more, never one less.
+// it would have had no flush been made due; and so does flush.ms, from
+// the last flush that happened (flushReleased: see
+// flushIntervalPassedLocked), for a flush that flush.ms made due. (A wait
+// that started its own fsync keeps the claim: the fsync goes on, and
+// covers them. A claim past target is another flush's, still to come.)
+// Should another caller still wait for the flush, the next append may
+// make one due that this one covers: an fsync more, never one less.
 func (l *Log) releaseFlushClaim(target int64) {
 	for {
 		c := l.flushClaim.Load()
-		if c == 0 || c > target || l.flushClaim.CompareAndSwap(c, 0) {
+		if c == 0 || c > target {
+			return
+		}
+		if l.flushClaim.CompareAndSwap(c, 0) {
+			l.flushReleased.Store(c)
 			return
 		}
 	}
@@ -1371,7 +1378,16 @@ func (l *Log) lowerFlushClaimLocked(end int64) {
 // (time.milliseconds - lastFlushTime >= flushMs): a FlushInterval of
 // 1.5 ms is due 1 ms after the last flush, and one below 1 ms (flush.ms=0)
 // at every append.
+//
+// A claim given back since (releaseFlushClaim) whose end is not durable
+// takes lastFlush back to the last flush that happened (lastSynced), as
+// Kafka's lastFlushTime: the flush it counted never came. (Should a claim
+// have been made since, flush.ms counts from an earlier time than that
+// one's: an fsync more, never one less.)
 func (l *Log) flushIntervalPassedLocked() bool {
+	if c := l.flushReleased.Swap(0); c > l.durable.Load() {
+		l.lastFlush = l.lastSynced
+	}
 	return l.cfg.FlushInterval > 0 && l.clock.Now().UnixMilli()-l.lastFlush.UnixMilli() >= l.cfg.FlushInterval.Milliseconds()
 }
 
@@ -1616,11 +1632,16 @@ func (l *Log) syncOnce() error {
 			l.durable.Store(end)
 			advanced = true
 		}
-		if !truncated && l.cfg.Sync == SyncPeriodic && end >= l.flushClaim.Load() {
+		if !truncated && l.cfg.Sync == SyncPeriodic {
 			// It covered everything appended before at: a flush for
 			// flush.ms, as every flush is for Kafka's lastFlushTime —
 			// unless a flush made due since (past end) set it later.
-			l.lastFlush = at
+			if end >= l.flushClaim.Load() {
+				l.lastFlush = at
+			}
+			if at.After(l.lastSynced) {
+				l.lastSynced = at
+			}
 		}
 		if base := active.Base(); base > l.recovery && !l.closed.Load() && l.fenceErr() == nil {
 			// A failure may leave the checkpoint where it was, which

@@ -277,6 +277,9 @@ type Config struct {
 	// last flush, as Kafka's from its last flush time: one made due (by
 	// an append or Maintain), or any fsync that covered every record
 	// appended before it (Log.Flush, Durability.Wait, a segment roll).
+	// A flush made due whose wait ended (its ctx) while another caller's
+	// fsync was under way no longer counts: flush.ms runs from the flush
+	// before it again, and the next append makes it due again if it was.
 	FlushInterval time.Duration
 	// TimestampType is message.timestamp.type. Default (TimestampDefault)
 	// CreateTime. Changed on a log, it applies to the batches appended

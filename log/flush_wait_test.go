@@ -248,3 +248,46 @@ func TestFlushIntervalNotSetBackByAnOlderFsync(t *testing.T) {
 	require.NoError(t, l.Maintain(context.Background()))
 	require.EqualValues(t, 3, l.DurableOffset(), "Maintain, a minute after the flush made due")
 }
+
+// TestFlushIntervalDueAgainAfterItsWaitGaveUp: a flush that flush.ms made
+// due at an append, whose wait ended (its ctx) while another caller's
+// fsync, begun before the append's records were written, was under way,
+// leaves them unsynced: as Durability.Wait's doc says, the next append
+// makes the flush due again, as it would have had no flush been made due
+// (Kafka's lastFlushTime moves only with a flush that happened). The wait
+// ends here once the older fsync has done its bookkeeping (OnDurable),
+// before its round ends: that fsync does not count as the flush (its end
+// is below the claim), and the release gave back flush.messages' count
+// only, so flush.ms counted from the flush that never came, and the
+// records stayed unsynced for a whole FlushInterval more.
+func TestFlushIntervalDueAgainAfterItsWaitGaveUp(t *testing.T) {
+	e, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushInterval: time.Minute, RetentionTime: -1})
+	defer l.Close()
+
+	require.False(t, periodicAppend(t, l, "a"))
+	hold.Store(true)
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush(context.Background()) }()
+	<-inSync // an fsync up to offset 1 is under way, held
+
+	e.clock.Advance(time.Minute) // flush.ms has passed since the log opened
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Pending(), "flush.ms has passed: a flush is due")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gaveUp := make(chan error, 1)
+	var once sync.Once
+	l.OnDurable(func() {
+		// The older fsync advanced the durable offset to 1; its round
+		// is not over: the wait for it gives up.
+		once.Do(func() { gaveUp <- d.Wait(ctx) })
+	})
+	close(release)
+	require.NoError(t, <-flushed)
+	require.ErrorIs(t, <-gaveUp, context.Canceled)
+	require.EqualValues(t, 1, l.DurableOffset(), "b is not durable")
+
+	require.True(t, periodicAppend(t, l, "c"), "b not durable, and no flush since the log opened: the flush is due again")
+	require.EqualValues(t, 3, l.DurableOffset())
+}

@@ -224,6 +224,14 @@ type Log struct {
 	// back without it (releaseFlushClaim) by a wait for the flush that
 	// ended before an fsync covered it.
 	flushClaim atomic.Int64
+	// lastSynced is when the last flush that happened began: the open,
+	// a roll under a syncing policy, an fsync that covered the whole log
+	// as of when it read the log end (mu). flushReleased is the claim a
+	// wait gave back since (stored without mu, 0 if none): while it is
+	// not durable, flush.ms counts from lastSynced again (see
+	// releaseFlushClaim).
+	lastSynced    time.Time
+	flushReleased atomic.Int64
 	// flushOwed is the log end that the last flush.ms flush of
 	// Maintain's that failed (its ctx ended first, say) was to reach:
 	// while the durable offset is below it (and the log end), the next
@@ -450,7 +458,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	l.info.Duration = time.Since(begin)
 	l.info.LogEndOffset = l.next.Load()
 	l.lastFlush = l.clock.Now()
-	l.openedAt = l.lastFlush
+	l.lastSynced, l.openedAt = l.lastFlush, l.lastFlush
 	if l.info.SegmentsFound == 0 {
 		l.lockedLog.Info("log created", "dir", dir, "duration", l.info.Duration)
 	} else {
