@@ -1417,7 +1417,12 @@ func (l *Log) Flush(ctx context.Context) error {
 		cuts := l.truncationsDone.Load()
 		target := l.next.Load()
 		err := l.syncTo(ctx, target)
-		if !errors.Is(err, ErrOffsetOutOfRange) || !l.truncatedUnder(cuts) {
+		if !errors.Is(err, ErrOffsetOutOfRange) {
+			return err
+		}
+		// The wait for a truncation under way does not end with ctx,
+		// as before.
+		if cut, _ := l.truncatedUnder(context.Background(), cuts); !cut {
 			return err
 		}
 		// TruncateTo cut the log below target before the fsync covered

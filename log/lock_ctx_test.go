@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/compression"
@@ -411,6 +412,71 @@ func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
 			data, err := p.ReadInto(context.Background(), nil, 0, 1<<20, math.MaxInt64)
 			require.NoError(t, err)
 			require.NotEmpty(t, data, "the cleaned segment serves the offsets")
+		})
+	}
+}
+
+// TestPartitionReadBehindAStuckTruncationEndsWithItsCtx: a Partition read
+// that fails while a truncation is under way (here of an offset past the
+// end the truncation has lowered, which it is still checkpointing, stuck
+// in a write to a disk that hangs) waits for the truncation before it
+// answers, as it must (the failure may be the cut's doing), but returns
+// its ctx's error once its ctx ends, as acef45b1 made the other waits of
+// a Partition read (and Partition.ReadInto's doc says of a truncation).
+// Before, truncatedUnder waited for the writer lock with no ctx. Kills:
+// truncatedUnder's wait by writerBarrier.
+func TestPartitionReadBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
+	for _, within := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ReadInto", true: "ReadWithin"}[within], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t)
+				var armed atomic.Bool
+				entered, release := make(chan struct{}), make(chan struct{})
+				e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+					if op == vfs.OpWrite && strings.Contains(name, recoveryPointFile) && armed.CompareAndSwap(true, false) {
+						close(entered)
+						<-release
+					}
+					return nil
+				}))
+				l := e.open(Config{})
+				for _, v := range []string{"a", "b", "c"} {
+					appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), v))
+				}
+				require.NoError(t, l.Close())
+				l = e.open(Config{}) // its recovery point is the log end, 3
+				p := NewPartition("t", 0, l)
+				defer p.Close()
+
+				armed.Store(true)
+				truncated := make(chan error, 1)
+				go func() {
+					_, err := l.TruncateTo(1) // lowers the recovery point, and hangs writing it
+					truncated <- err
+				}()
+				<-entered
+				require.EqualValues(t, 1, p.LogEndOffset())
+
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() {
+					var err error
+					if within {
+						_, err = p.ReadWithin(ctx, nil, 2, 1<<20, math.MaxInt64)
+					} else {
+						_, err = p.ReadInto(ctx, nil, 2, 1<<20, math.MaxInt64)
+					}
+					done <- err
+				}()
+				synctest.Wait() // the read waits for the truncation
+				cancel()
+				require.ErrorIs(t, <-done, context.Canceled)
+
+				close(release)
+				require.NoError(t, <-truncated)
+				_, err := p.ReadInto(context.Background(), nil, 2, 1<<20, math.MaxInt64)
+				require.ErrorIs(t, err, ErrOffsetOutOfRange, "past the end once the truncation is done")
+			})
 		})
 	}
 }

@@ -96,8 +96,14 @@ func (l *Log) readInto(ctx context.Context, dst []byte, offset int64, maxBytes i
 		if err == nil && l.truncations.Load() == cuts {
 			return data, nil
 		}
-		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(cuts) {
-			return data, err
+		if err != nil && !removedUnderUs(err) {
+			cut, werr := l.truncatedUnder(ctx, cuts)
+			if werr != nil {
+				return nil, werr
+			}
+			if !cut {
+				return data, err
+			}
 		}
 		if l.closed.Load() {
 			// Close closed the segments under the read (or the read was
@@ -174,16 +180,20 @@ var testHookReadListed func(*Log)
 // fails then without waiting for whatever writer holds the lock — a
 // roll's fsyncs, retention's removals, an append stuck in its write to a
 // disk that hangs — as Kafka's reads, which take no lock, do not (it
-// waited for the lock, whatever the caller's ctx said).
-func (l *Log) truncatedUnder(cuts int64) bool {
+// waited for the lock, whatever the caller's ctx said). Its wait for a
+// truncation under way ends with ctx: ctx's error then (a truncation
+// stuck in file I/O, on a disk that hangs).
+func (l *Log) truncatedUnder(ctx context.Context, cuts int64) (bool, error) {
 	if l.truncations.Load() == cuts {
 		// truncations >= truncationsDone: none was under way when the
 		// read began (cuts is truncationsDone then), and none began
 		// since.
-		return false
+		return false, nil
 	}
-	l.writerBarrier()
-	return l.truncationsDone.Load() != cuts
+	if err := l.writerBarrierContext(ctx); err != nil {
+		return false, err
+	}
+	return l.truncationsDone.Load() != cuts, nil
 }
 
 // writerBarrier waits until no writer holds mu.
@@ -375,8 +385,14 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if err == nil && !stale {
 			return offset, ok, nil
 		}
-		if err != nil && !removedUnderUs(err) && !l.truncatedUnder(cuts) {
-			return offset, ok, err
+		if err != nil && !removedUnderUs(err) {
+			cut, werr := l.truncatedUnder(ctx, cuts)
+			if werr != nil {
+				return 0, false, werr
+			}
+			if !cut {
+				return offset, ok, err
+			}
 		}
 		if l.closed.Load() {
 			return 0, false, ErrClosed
