@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -82,6 +85,96 @@ func TestSwapFailedReadsAreNotOutOfRange(t *testing.T) {
 				}
 			}
 			require.Equal(t, "v5", last)
+		})
+	}
+}
+
+// TestReadOvertakenByASwapWaitsForItsListing: a read, and a search by
+// time, overtaken by a compaction's swap that has closed the segments it
+// replaces (their offsets still the log's) and not yet listed the cleaned
+// one (here held in the rename of the cleaned segment to its final name,
+// the writer lock held, the segments no longer pinned) wait for the swap
+// to list it, and answer from it: the listing holds closed segments, so
+// it is not settled (listingSettled), and the read does not look again
+// at once, as it does behind a removal (885c5008). Looking again at once,
+// each attempt would find the same closed segments, and the read would
+// answer ErrOffsetOutOfRange for offsets the log holds. It passes; it
+// fails with listingSettled always true.
+func TestReadOvertakenByASwapWaitsForItsListing(t *testing.T) {
+	for _, search := range []bool{false, true} {
+		t.Run(map[bool]string{false: "read", true: "search"}[search], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t)
+				var armed, deleting atomic.Bool
+				entered, release := make(chan struct{}), make(chan struct{})
+				e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+					if !armed.Load() {
+						return nil
+					}
+					if op == vfs.OpRemove && filepath.Ext(name) == segment.LogSuffix {
+						deleting.Store(true) // a replaced segment's
+					}
+					if deleting.Load() && op == vfs.OpRename && filepath.Base(name) == segment.FileName(0, segment.LogSuffix+swapSuffix) {
+						armed.Store(false)
+						close(entered)
+						<-release
+					}
+					return nil
+				}))
+				var once sync.Once
+				unstick := func() { once.Do(func() { close(release) }) }
+				l := e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1, RetentionTime: -1})
+				defer l.Close()
+				defer unstick()    // before the Close, which waits for the swap
+				for i := range 2 { // the second round supersedes the first
+					for _, k := range []string{"a", "b", "c"} {
+						appendOK(t, l, batchOf(t, compression.None, kv{[]byte(k), []byte("v"), int64(100 + 10*i)}))
+					}
+					require.NoError(t, l.Roll())
+				}
+
+				armed.Store(true)
+				compacted := make(chan error, 1)
+				go func() {
+					_, err := l.Compact(context.Background())
+					compacted <- err
+				}()
+				<-entered // the replaced segments closed, the cleaned one not listed
+
+				type answer struct {
+					data []byte
+					off  int64
+					ok   bool
+					err  error
+				}
+				done := make(chan answer, 1)
+				go func() {
+					var a answer
+					if search {
+						a.off, a.ok, a.err = l.OffsetForTime(0) // in the replaced segments
+					} else {
+						a.data, a.err = l.ReadInto(nil, 0, 1<<20, math.MaxInt64)
+					}
+					done <- a
+				}()
+				synctest.Wait()
+				select {
+				case a := <-done:
+					t.Fatalf("answered (%v, %v) while the swap had not listed the cleaned segment", a.err, a.ok)
+				default: // waits for the swap
+				}
+				unstick()
+				require.NoError(t, <-compacted)
+				a := <-done
+				require.NoError(t, a.err)
+				if search {
+					require.True(t, a.ok)
+					require.EqualValues(t, 3, a.off, "the first record the cleaned segment kept")
+				} else {
+					require.NotEmpty(t, a.data)
+					require.EqualValues(t, 3, record.Batch(a.data).BaseOffset(), "the first batch the cleaned segment kept")
+				}
+			})
 		})
 	}
 }
