@@ -424,7 +424,8 @@ func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
 // its ctx's error once its ctx ends, as acef45b1 made the other waits of
 // a Partition read (and Partition.ReadInto's doc says of a truncation).
 // Before, truncatedUnder waited for the writer lock with no ctx. Kills:
-// truncatedUnder's wait by writerBarrier.
+// truncatedUnder's wait without the read's ctx (writerBarrierContext
+// given context.Background).
 func TestPartitionReadBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
 	for _, within := range []bool{false, true} {
 		t.Run(map[bool]string{false: "ReadInto", true: "ReadWithin"}[within], func(t *testing.T) {

@@ -196,12 +196,9 @@ func (l *Log) truncatedUnder(ctx context.Context, cuts int64) (bool, error) {
 	return l.truncationsDone.Load() != cuts, nil
 }
 
-// writerBarrier waits until no writer holds mu.
-func (l *Log) writerBarrier() { _ = l.writerBarrierContext(context.Background()) }
-
-// writerBarrierContext is writerBarrier, or ctx's error if ctx ends
-// first (a writer stuck in file I/O: a compaction's swap in its fsyncs
-// on a disk that hangs).
+// writerBarrierContext waits until no writer holds mu, or returns ctx's
+// error if ctx ends first (a writer stuck in file I/O: a compaction's
+// swap in its fsyncs on a disk that hangs).
 func (l *Log) writerBarrierContext(ctx context.Context) error {
 	if err := l.mu.LockContext(ctx); err != nil {
 		return err
