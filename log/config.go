@@ -278,8 +278,9 @@ type Config struct {
 	// an append or Maintain), or any fsync that covered every record
 	// appended before it (Log.Flush, Durability.Wait, a segment roll).
 	// A flush made due whose wait ended (its ctx) while another caller's
-	// fsync was under way no longer counts: flush.ms runs from the flush
-	// before it again, and the next append makes it due again if it was.
+	// fsync was under way no longer counts: flush.ms runs again from the
+	// last flush that happened, and the next append makes the flush due
+	// again if flush.ms has passed since.
 	FlushInterval time.Duration
 	// TimestampType is message.timestamp.type. Default (TimestampDefault)
 	// CreateTime. Changed on a log, it applies to the batches appended
