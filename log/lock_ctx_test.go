@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -423,20 +424,29 @@ func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
 // answers, as it must (the failure may be the cut's doing), but returns
 // its ctx's error once its ctx ends, as acef45b1 made the other waits of
 // a Partition read (and Partition.ReadInto's doc says of a truncation).
-// Before, truncatedUnder waited for the writer lock with no ctx. Kills:
-// truncatedUnder's wait without the read's ctx (writerBarrierContext
-// given context.Background).
+// Before, truncatedUnder waited for the writer lock with no ctx. So does
+// a Partition look-up of the largest timestamp, whose search the
+// truncation makes stale (it must search again once the truncation is
+// done), or whose read of the segment fails (here an injected read
+// error). Kills: truncatedUnder's wait without the read's or the
+// search's ctx (writerBarrierContext given context.Background, or its
+// error dropped); searchTime searching again at once, without the wait,
+// while a truncation is under way (its check of the count of
+// truncations begun dropped: it used up its attempts, then failed).
 func TestPartitionReadBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
-	for _, within := range []bool{false, true} {
-		t.Run(map[bool]string{false: "ReadInto", true: "ReadWithin"}[within], func(t *testing.T) {
+	for _, call := range []string{"ReadInto", "ReadWithin", "OffsetOfMaxTimestamp", "OffsetOfMaxTimestamp read fails"} {
+		t.Run(call, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := newEnv(t)
-				var armed atomic.Bool
+				var armed, readFails atomic.Bool
 				entered, release := make(chan struct{}), make(chan struct{})
 				e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 					if op == vfs.OpWrite && strings.Contains(name, recoveryPointFile) && armed.CompareAndSwap(true, false) {
 						close(entered)
 						<-release
+					}
+					if op == vfs.OpRead && strings.HasSuffix(name, segment.LogSuffix) && readFails.CompareAndSwap(true, false) {
+						return errors.New("injected read failure")
 					}
 					return nil
 				}))
@@ -460,18 +470,23 @@ func TestPartitionReadBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
 
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
+				readFails.Store(call == "OffsetOfMaxTimestamp read fails")
 				go func() {
 					var err error
-					if within {
-						_, err = p.ReadWithin(ctx, nil, 2, 1<<20, math.MaxInt64)
-					} else {
+					switch call {
+					case "ReadInto":
 						_, err = p.ReadInto(ctx, nil, 2, 1<<20, math.MaxInt64)
+					case "ReadWithin":
+						_, err = p.ReadWithin(ctx, nil, 2, 1<<20, math.MaxInt64)
+					default:
+						_, _, err = p.OffsetOfMaxTimestamp(ctx, math.MaxInt64)
 					}
 					done <- err
 				}()
 				synctest.Wait() // the read waits for the truncation
 				cancel()
 				require.ErrorIs(t, <-done, context.Canceled)
+				require.False(t, readFails.Load(), "the search read the segment")
 
 				close(release)
 				require.NoError(t, <-truncated)
