@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/vfs"
@@ -290,4 +291,115 @@ func TestFlushIntervalDueAgainAfterItsWaitGaveUp(t *testing.T) {
 
 	require.True(t, periodicAppend(t, l, "c"), "b not durable, and no flush since the log opened: the flush is due again")
 	require.EqualValues(t, 3, l.DurableOffset())
+}
+
+// TestFlushIntervalCountsFromTheLastFlushAfterAGivenUpWait: once a wait
+// gives back a flush that flush.messages made due (its ctx ended while
+// another caller's fsync, begun before the records were written, was
+// under way), flush.ms counts from the last flush that happened — the
+// open, a roll, an fsync of the whole log — not from some earlier one:
+// a Maintain a FlushInterval after the log opened, but less than one after
+// that flush, has no flush due (it would wait for the fsync under way).
+func TestFlushIntervalCountsFromTheLastFlushAfterAGivenUpWait(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before func(t *testing.T, e *env, l *Log) // the last flush that happens, a minute after open or not
+	}{
+		{"open", func(t *testing.T, e *env, l *Log) {}},
+		{"roll", func(t *testing.T, e *env, l *Log) {
+			require.False(t, periodicAppend(t, l, "z"))
+			e.clock.Advance(time.Minute)
+			require.NoError(t, l.Roll())
+		}},
+		{"fsync", func(t *testing.T, e *env, l *Log) {
+			require.False(t, periodicAppend(t, l, "z"))
+			e.clock.Advance(time.Minute)
+			require.NoError(t, l.Flush(context.Background()))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushMessages: 2, FlushInterval: time.Minute, RetentionTime: -1})
+				defer l.Close()
+				tc.before(t, e, l)
+				durable := l.DurableOffset()
+				e.clock.Advance(30 * time.Second)
+				require.False(t, periodicAppend(t, l, "a"), "30 s after the last flush, one record")
+				hold.Store(true)
+				flushed := make(chan error, 1)
+				go func() { flushed <- l.Flush(context.Background()) }()
+				<-inSync // an fsync of the whole log, held
+
+				_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+				require.NoError(t, err)
+				require.True(t, d.Pending(), "flush.messages: a flush is due")
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				require.ErrorIs(t, d.Wait(ctx), context.Canceled) // given up, the fsync under way still held
+
+				mctx, mcancel := context.WithCancel(context.Background())
+				maintained := make(chan error, 1)
+				go func() { maintained <- l.Maintain(mctx) }()
+				synctest.Wait()
+				var merr error
+				stuck := false
+				select {
+				case merr = <-maintained:
+				default:
+					stuck = true // its flush waits for the fsync under way
+					mcancel()
+					merr = <-maintained
+				}
+				mcancel()
+				durableThen := l.DurableOffset()
+				close(release)
+				require.NoError(t, <-flushed)
+				require.False(t, stuck, "Maintain, 30 s after the last flush, made a flush due: %v", merr)
+				require.NoError(t, merr)
+				require.Equal(t, durable, durableThen)
+			})
+		})
+	}
+}
+
+// TestFlushIntervalCountsFromAnOlderFsyncAfterAGivenUpWait: an fsync that
+// began before a flush was made due, and ends after, is still a flush
+// that happened (lastSynced), though not the one made due: once the wait
+// for that one gives up, flush.ms counts from the older fsync, not from
+// the one before it (here the open): a Maintain 30 s after the older
+// fsync has no flush due.
+func TestFlushIntervalCountsFromAnOlderFsyncAfterAGivenUpWait(t *testing.T) {
+	e, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushMessages: 2, FlushInterval: time.Minute, RetentionTime: -1})
+	defer l.Close()
+
+	e.clock.Advance(40 * time.Second)
+	require.False(t, periodicAppend(t, l, "a"))
+	hold.Store(true)
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush(context.Background()) }()
+	<-inSync // an fsync up to offset 1, begun 40 s after the open, held
+
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Pending(), "flush.messages: a flush is due")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gaveUp := make(chan error, 1)
+	var once sync.Once
+	l.OnDurable(func() {
+		// The older fsync advanced the durable offset to 1; the wait for
+		// the flush made due gives up.
+		once.Do(func() { gaveUp <- d.Wait(ctx) })
+	})
+	close(release)
+	require.NoError(t, <-flushed)
+	require.ErrorIs(t, <-gaveUp, context.Canceled)
+	require.EqualValues(t, 1, l.DurableOffset(), "b is not durable")
+
+	e.clock.Advance(30 * time.Second) // 70 s after the open, 30 s after the older fsync
+	require.NoError(t, l.Maintain(context.Background()))
+	require.EqualValues(t, 1, l.DurableOffset(), "Maintain: flush.ms counts from the older fsync")
+	e.clock.Advance(30 * time.Second)
+	require.NoError(t, l.Maintain(context.Background()))
+	require.EqualValues(t, 2, l.DurableOffset(), "Maintain, a minute after the older fsync")
 }
