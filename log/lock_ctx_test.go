@@ -335,8 +335,9 @@ func TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval(t *testing.T) {
 }
 
 // TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx: a Partition read,
-// and a Partition look-up of the largest timestamp (ListOffsets'
-// MaxTimestamp), that a compaction's swap overtakes — the swap closed the
+// a Partition look-up of the largest timestamp (ListOffsets'
+// MaxTimestamp) and one by time (ListOffsets by timestamp, a consumer's
+// seek to a time), that a compaction's swap overtakes — the swap closed the
 // segment it reads (or that holds its answer) and has not listed the
 // cleaned one yet, stuck in its file operations — wait for the swap to
 // finish, as they must (the offset is in no listed open segment
@@ -345,8 +346,8 @@ func TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval(t *testing.T) {
 // their ctx said. Kills: readInto's and searchTime's wait by
 // writerBarrier.
 func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
-	for _, search := range []bool{false, true} {
-		t.Run(map[bool]string{false: "read", true: "max timestamp"}[search], func(t *testing.T) {
+	for _, call := range []string{"read", "max timestamp", "offset for time"} {
+		t.Run(call, func(t *testing.T) {
 			e := newEnv(t)
 			var armed atomic.Bool
 			entered, release := make(chan struct{}), make(chan struct{})
@@ -388,13 +389,20 @@ func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
 			}
 			defer func() { testHookReadListed, testHookTimeSearched = nil, nil }()
 			done := make(chan error, 1)
-			if search {
+			switch call {
+			case "max timestamp":
 				testHookTimeSearched = overtake
 				go func() {
 					_, _, err := p.OffsetOfMaxTimestamp(ctx, math.MaxInt64) // offset 0's 300, in segment 0
 					done <- err
 				}()
-			} else {
+			case "offset for time":
+				testHookTimeSearched = overtake
+				go func() {
+					_, _, err := p.OffsetForTime(ctx, 250) // offset 0's 300, in segment 0
+					done <- err
+				}()
+			default:
 				testHookReadListed = overtake
 				go func() {
 					_, err := p.ReadInto(ctx, nil, 0, 1<<20, math.MaxInt64)

@@ -288,7 +288,17 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64, hook, wit
 // log under the search; ErrLogFenced when the search reads segments a
 // failed compaction swap left closed (see Read); record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
-	return l.searchTime(context.Background(), fmt.Sprintf("offset for time %d", ts),
+	return l.offsetForTimeContext(context.Background(), ts)
+}
+
+// offsetForTimeContext is OffsetForTime whose wait for a writer that
+// overtook its search (a compaction's swap, a truncation) ends with ctx:
+// ctx's error then. The search itself runs whatever ctx says, as a
+// Partition's calls that wait for nothing answer whatever their ctx.
+// Partition's look-up passes its ctx; Log's own, which takes none,
+// context.Background.
+func (l *Log) offsetForTimeContext(ctx context.Context, ts int64) (offset int64, ok bool, err error) {
+	return l.searchTimeWaiting(context.Background(), ctx, fmt.Sprintf("offset for time %d", ts),
 		func(ctx context.Context, v timeView) (int64, bool, error) { return l.offsetForTime(ctx, v, ts) })
 }
 
@@ -354,6 +364,13 @@ type timeView struct {
 // delays Close, a removal of segments, and the appends waiting behind
 // one, for as long as it reads.
 func (l *Log) searchTime(ctx context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
+	return l.searchTimeWaiting(ctx, ctx, what, search)
+}
+
+// searchTimeWaiting is searchTime whose waits for a writer that overtook
+// the search (a compaction's swap, a truncation) end with wait (its
+// error then), and whose search runs with ctx.
+func (l *Log) searchTimeWaiting(ctx, wait context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
 	for attempt := 0; ; attempt++ {
 		if l.isClosed() {
 			return 0, false, ErrClosed
@@ -383,7 +400,7 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 			return offset, ok, nil
 		}
 		if err != nil && !removedUnderUs(err) {
-			cut, werr := l.truncatedUnder(ctx, cuts)
+			cut, werr := l.truncatedUnder(wait, cuts)
 			if werr != nil {
 				return 0, false, werr
 			}
@@ -410,7 +427,7 @@ func (l *Log) searchTime(ctx context.Context, what string, search func(context.C
 		if (err == nil || removedUnderUs(err)) && l.truncations.Load() == cuts && l.listingSettled() {
 			continue
 		}
-		if werr := l.writerBarrierContext(ctx); werr != nil {
+		if werr := l.writerBarrierContext(wait); werr != nil {
 			return 0, false, werr
 		}
 	}

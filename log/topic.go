@@ -341,16 +341,18 @@ func (p *Partition) read(ctx context.Context, within bool, dst []byte, offset in
 
 // OffsetForTime is Log.OffsetForTime, with the partition's log held open
 // for the call (a Reopen waits for it; a Reopen under way is waited for,
-// until ctx ends), and its errors, with ErrLogFenced (wrapping open's
-// error) in place of ErrClosed once a Reopen's open failed (see Reopen),
-// and ctx's error.
+// until ctx ends; so is the writer that overtook the search, when it must
+// wait for it to search again: a compaction's swap that closed a segment
+// it read before it listed the cleaned one, a truncation), and its
+// errors, with ErrLogFenced (wrapping open's error) in place of ErrClosed
+// once a Reopen's open failed (see Reopen), and ctx's error.
 func (p *Partition) OffsetForTime(ctx context.Context, ts int64) (offset int64, ok bool, err error) {
 	l, err := p.rlock(ctx)
 	if err != nil {
 		return 0, false, err
 	}
 	defer p.runlock(l)
-	offset, ok, err = l.OffsetForTime(ts)
+	offset, ok, err = l.offsetForTimeContext(ctx, ts)
 	return offset, ok, p.failed(err)
 }
 
