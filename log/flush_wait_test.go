@@ -266,28 +266,9 @@ func TestFlushIntervalDueAgainAfterItsWaitGaveUp(t *testing.T) {
 	defer l.Close()
 
 	require.False(t, periodicAppend(t, l, "a"))
-	hold.Store(true)
-	flushed := make(chan error, 1)
-	go func() { flushed <- l.Flush(context.Background()) }()
-	<-inSync // an fsync up to offset 1 is under way, held
-
-	e.clock.Advance(time.Minute) // flush.ms has passed since the log opened
-	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
-	require.NoError(t, err)
-	require.True(t, d.Pending(), "flush.ms has passed: a flush is due")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	gaveUp := make(chan error, 1)
-	var once sync.Once
-	l.OnDurable(func() {
-		// The older fsync advanced the durable offset to 1; its round
-		// is not over: the wait for it gives up.
-		once.Do(func() { gaveUp <- d.Wait(ctx) })
-	})
-	close(release)
-	require.NoError(t, <-flushed)
-	require.ErrorIs(t, <-gaveUp, context.Canceled)
-	require.EqualValues(t, 1, l.DurableOffset(), "b is not durable")
+	giveUpBehindAnOlderFsync(t, l, hold, inSync, release, func() {
+		e.clock.Advance(time.Minute) // flush.ms has passed since the log opened
+	}, "flush.ms has passed: a flush is due")
 
 	require.True(t, periodicAppend(t, l, "c"), "b not durable, and no flush since the log opened: the flush is due again")
 	require.EqualValues(t, 3, l.DurableOffset())
@@ -374,27 +355,8 @@ func TestFlushIntervalCountsFromAnOlderFsyncAfterAGivenUpWait(t *testing.T) {
 
 	e.clock.Advance(40 * time.Second)
 	require.False(t, periodicAppend(t, l, "a"))
-	hold.Store(true)
-	flushed := make(chan error, 1)
-	go func() { flushed <- l.Flush(context.Background()) }()
-	<-inSync // an fsync up to offset 1, begun 40 s after the open, held
-
-	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
-	require.NoError(t, err)
-	require.True(t, d.Pending(), "flush.messages: a flush is due")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	gaveUp := make(chan error, 1)
-	var once sync.Once
-	l.OnDurable(func() {
-		// The older fsync advanced the durable offset to 1; the wait for
-		// the flush made due gives up.
-		once.Do(func() { gaveUp <- d.Wait(ctx) })
-	})
-	close(release)
-	require.NoError(t, <-flushed)
-	require.ErrorIs(t, <-gaveUp, context.Canceled)
-	require.EqualValues(t, 1, l.DurableOffset(), "b is not durable")
+	// The older fsync, up to offset 1, begins 40 s after the open.
+	giveUpBehindAnOlderFsync(t, l, hold, inSync, release, func() {}, "flush.messages: a flush is due")
 
 	e.clock.Advance(30 * time.Second) // 70 s after the open, 30 s after the older fsync
 	require.NoError(t, l.Maintain(context.Background()))
@@ -402,4 +364,32 @@ func TestFlushIntervalCountsFromAnOlderFsyncAfterAGivenUpWait(t *testing.T) {
 	e.clock.Advance(30 * time.Second)
 	require.NoError(t, l.Maintain(context.Background()))
 	require.EqualValues(t, 2, l.DurableOffset(), "Maintain, a minute after the older fsync")
+}
+
+// giveUpBehindAnOlderFsync holds a Flush's fsync of l (up to its log end,
+// through heldSyncLogWith's hold), runs between once it is held, appends
+// b, which must make a flush due (why says why), and gives the wait for
+// that flush up from OnDurable: once the older fsync has advanced the
+// durable offset, before its round is over. It returns with both over,
+// b not durable.
+func giveUpBehindAnOlderFsync(t *testing.T, l *Log, hold *atomic.Bool, inSync, release chan struct{}, between func(), why string) {
+	t.Helper()
+	hold.Store(true)
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush(context.Background()) }()
+	<-inSync // the older fsync is under way, held
+	between()
+	durable := l.DurableOffset()
+	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.True(t, d.Pending(), why)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	gaveUp := make(chan error, 1)
+	var once sync.Once
+	l.OnDurable(func() { once.Do(func() { gaveUp <- d.Wait(ctx) }) })
+	close(release)
+	require.NoError(t, <-flushed)
+	require.ErrorIs(t, <-gaveUp, context.Canceled)
+	require.Equal(t, durable+1, l.DurableOffset(), "the older fsync's end; b is not durable")
 }
