@@ -261,18 +261,7 @@ func TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval(t *testing.T) {
 	for _, search := range []bool{false, true} {
 		t.Run(map[bool]string{false: "read", true: "search"}[search], func(t *testing.T) {
 			e := newEnv(t)
-			var armed atomic.Bool
-			entered, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			unstick := func() { once.Do(func() { close(release) }) }
-			t.Cleanup(unstick)
-			e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if op == vfs.OpRemove && strings.HasSuffix(name, segment.FileName(0, segment.LogSuffix)) && armed.CompareAndSwap(true, false) {
-					close(entered)
-					<-release
-				}
-				return nil
-			}))
+			armed, entered, unstick := stickSegmentZerosRemoval(t, e)
 			l := e.open(Config{})
 			defer l.Close()
 			// Released before the Close, which waits for the removal.
@@ -349,18 +338,7 @@ func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
 	for _, call := range []string{"read", "max timestamp", "offset for time"} {
 		t.Run(call, func(t *testing.T) {
 			e := newEnv(t)
-			var armed atomic.Bool
-			entered, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			unstick := func() { once.Do(func() { close(release) }) }
-			t.Cleanup(unstick)
-			e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-				if op == vfs.OpRemove && strings.HasSuffix(name, segment.FileName(0, segment.LogSuffix)) && armed.CompareAndSwap(true, false) {
-					close(entered)
-					<-release
-				}
-				return nil
-			}))
+			armed, entered, unstick := stickSegmentZerosRemoval(t, e)
 			p := NewPartition("t", 0, e.open(Config{CleanupPolicy: Compact, MinCleanableDirtyRatio: -1, RetentionTime: -1}))
 			defer p.Close()
 			// Released before the Close, which waits for the swap.
@@ -695,4 +673,23 @@ func TestHoldLockUnderChurn(t *testing.T) {
 		require.True(t, m.TryRLock(), "free at the end")
 		m.RUnlock()
 	})
+}
+
+// stickSegmentZerosRemoval makes the removal of segment 0's .log in e's
+// file system, once armed is set, hang (closing entered once it has
+// begun) until unstick, which the test's cleanup calls too.
+func stickSegmentZerosRemoval(t *testing.T, e *env) (armed *atomic.Bool, entered chan struct{}, unstick func()) {
+	armed, entered = new(atomic.Bool), make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	unstick = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unstick)
+	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && strings.HasSuffix(name, segment.FileName(0, segment.LogSuffix)) && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return nil
+	}))
+	return armed, entered, unstick
 }
