@@ -128,7 +128,7 @@ func TestOffsetOfMaxTimestampBelowBounded(t *testing.T) {
 // with its max timestamp, and is read whole when no record below upTo has
 // it. Tests compare the two.
 func offsetOfMaxTimestampBelowUnbounded(ctx context.Context, l *Log, upTo int64) (int64, bool, error) {
-	return l.searchTime(ctx, "offset of the largest timestamp", func(ctx context.Context, v timeView) (int64, bool, error) {
+	return l.searchTime(ctx, ctx, "offset of the largest timestamp", func(ctx context.Context, v timeView) (int64, bool, error) {
 		v.end = min(v.end, upTo)
 		return l.offsetOfMaxTimestamp(ctx, v, false)
 	})

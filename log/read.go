@@ -129,15 +129,24 @@ func (l *Log) readInto(ctx context.Context, dst []byte, offset int64, maxBytes i
 		// one that begins past offset (returned, it would make the
 		// reader skip offsets), or one past upTo (returned as nothing,
 		// the log end). Either way: wait for that writer to finish, look
-		// again — unless a removal alone overtook the read and its
-		// listing is in place (see listingSettled): then look again now.
-		if removedUnderUs(err) && l.truncations.Load() == cuts && l.listingSettled() {
-			continue
-		}
-		if werr := l.writerBarrierContext(ctx); werr != nil {
+		// again.
+		if werr := l.lookAgain(ctx, removedUnderUs(err), cuts); werr != nil {
 			return nil, werr
 		}
 	}
+}
+
+// lookAgain returns once an overtaken read or search (of an attempt that
+// began with cuts truncations done) may look again: at once when a
+// removal alone overtook it (removal, no truncation begun since) and its
+// listing is in place (see listingSettled); else once the writer that
+// overtook it has finished (it holds mu until the new listing is in
+// place), or with ctx's error if ctx ends first.
+func (l *Log) lookAgain(ctx context.Context, removal bool, cuts int64) error {
+	if removal && l.truncations.Load() == cuts && l.listingSettled() {
+		return nil
+	}
+	return l.writerBarrierContext(ctx)
 }
 
 // listingSettled reports whether no segment of the log's listing is
@@ -298,7 +307,7 @@ func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 // Partition's look-up passes its ctx; Log's own, which takes none,
 // context.Background.
 func (l *Log) offsetForTimeContext(ctx context.Context, ts int64) (offset int64, ok bool, err error) {
-	return l.searchTimeWaiting(context.Background(), ctx, fmt.Sprintf("offset for time %d", ts),
+	return l.searchTime(context.Background(), ctx, fmt.Sprintf("offset for time %d", ts),
 		func(ctx context.Context, v timeView) (int64, bool, error) { return l.offsetForTime(ctx, v, ts) })
 }
 
@@ -330,7 +339,7 @@ func (l *Log) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, 
 //
 // Errors: as OffsetOfMaxTimestamp's.
 func (l *Log) OffsetOfMaxTimestampBelow(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
-	return l.searchTime(ctx, "offset of the largest timestamp", func(ctx context.Context, v timeView) (int64, bool, error) {
+	return l.searchTime(ctx, ctx, "offset of the largest timestamp", func(ctx context.Context, v timeView) (int64, bool, error) {
 		v.end = min(v.end, upTo)
 		return l.offsetOfMaxTimestamp(ctx, v, true)
 	})
@@ -363,14 +372,10 @@ type timeView struct {
 // them the search gives up with ErrOffsetOutOfRange. A pinned search
 // delays Close, a removal of segments, and the appends waiting behind
 // one, for as long as it reads.
-func (l *Log) searchTime(ctx context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
-	return l.searchTimeWaiting(ctx, ctx, what, search)
-}
-
-// searchTimeWaiting is searchTime whose waits for a writer that overtook
-// the search (a compaction's swap, a truncation) end with wait (its
-// error then), and whose search runs with ctx.
-func (l *Log) searchTimeWaiting(ctx, wait context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
+//
+// The search runs with ctx; its waits for a writer that overtook it (a
+// compaction's swap, a truncation) end with wait: wait's error then.
+func (l *Log) searchTime(ctx, wait context.Context, what string, search func(context.Context, timeView) (int64, bool, error)) (offset int64, ok bool, err error) {
 	for attempt := 0; ; attempt++ {
 		if l.isClosed() {
 			return 0, false, ErrClosed
@@ -421,13 +426,8 @@ func (l *Log) searchTimeWaiting(ctx, wait context.Context, what string, search f
 			return 0, false, fmt.Errorf("%w: %s: %w", ErrOffsetOutOfRange, what, err)
 		}
 		// Wait for the writer that removed or replaced segments (it
-		// holds mu until the new listing is in place), search again;
-		// at once when a removal alone overtook the search and its
-		// listing is in place (see listingSettled).
-		if (err == nil || removedUnderUs(err)) && l.truncations.Load() == cuts && l.listingSettled() {
-			continue
-		}
-		if werr := l.writerBarrierContext(wait); werr != nil {
+		// holds mu until the new listing is in place), search again.
+		if werr := l.lookAgain(wait, err == nil || removedUnderUs(err), cuts); werr != nil {
 			return 0, false, werr
 		}
 	}
