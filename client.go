@@ -174,23 +174,7 @@ func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 
 // lockPIDs takes the token of the producer-id counter (Broker.pids),
 // unless the broker is closed, Close begins, or ctx ends first.
-func (b *Broker) lockPIDs(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	select {
-	case b.pids <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-b.ctx.Done(): // Close has begun: it waits for the token too
-		return ErrClosed
-	}
-	if b.closed.Load() {
-		<-b.pids
-		return ErrClosed
-	}
-	return nil
-}
+func (b *Broker) lockPIDs(ctx context.Context) error { return b.takeToken(ctx, b.pids) }
 
 func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 

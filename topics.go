@@ -814,18 +814,26 @@ func (b *Broker) lockAdmin(ctx context.Context) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
+	return b.takeToken(ctx, b.admin)
+}
+
+// takeToken takes token (a channel of capacity 1: the admin token, the
+// producer-id counter's), unless the broker is closed, Close begins (it
+// waits for the token too), or ctx ends first: ErrClosed or ctx's error
+// then, the token not held.
+func (b *Broker) takeToken(ctx context.Context, token chan struct{}) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	select {
-	case b.admin <- struct{}{}:
+	case token <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-b.ctx.Done(): // Close has begun: it waits for the token too
+	case <-b.ctx.Done():
 		return ErrClosed
 	}
 	if b.closed.Load() {
-		b.unlockAdmin()
+		<-token // nothing done under it: no lines to hand on
 		return ErrClosed
 	}
 	return nil
