@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -103,14 +102,8 @@ func periodicAppend(t *testing.T, l *Log, v string) bool {
 // append right after a Flush or a roll made a flush due (an fsync more,
 // of records that were mostly durable).
 func TestFlushMessagesCountsFromWhatIsDurable(t *testing.T) {
-	var syncs atomic.Int64 // of .log files
 	e := newEnv(t)
-	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync && strings.HasSuffix(name, ".log") {
-			syncs.Add(1)
-		}
-		return nil
-	}))
+	syncs := countLogSyncs(e)
 	l := e.open(Config{Sync: SyncPeriodic, FlushMessages: 3, RetentionTime: -1})
 	defer l.Close()
 	opened := syncs.Load()

@@ -743,19 +743,26 @@ func TestRetryReopen(t *testing.T) {
 	require.False(t, tried, "retried the open of a closed partition")
 }
 
-// TestAppendAsync: under SyncAlways, AppendAsync returns once the batch is
-// written, before its fsync: the high watermark stays put until a Wait
-// fsyncs, and one Wait's fsync makes every earlier append durable (so a
-// later append's writes can overlap an earlier one's fsync).
-func TestAppendAsync(t *testing.T) {
-	var syncs atomic.Int64 // of .log files
-	e := newEnv(t)
+// countLogSyncs gives e a memory file system that counts the fsyncs of
+// .log files, and returns the count.
+func countLogSyncs(e *env) *atomic.Int64 {
+	syncs := new(atomic.Int64)
 	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpSync && strings.HasSuffix(name, ".log") {
 			syncs.Add(1)
 		}
 		return nil
 	}))
+	return syncs
+}
+
+// TestAppendAsync: under SyncAlways, AppendAsync returns once the batch is
+// written, before its fsync: the high watermark stays put until a Wait
+// fsyncs, and one Wait's fsync makes every earlier append durable (so a
+// later append's writes can overlap an earlier one's fsync).
+func TestAppendAsync(t *testing.T) {
+	e := newEnv(t)
+	syncs := countLogSyncs(e)
 	l := e.open(Config{}) // SyncAlways
 	p := NewPartition("t", 0, l)
 	ctx := context.Background()
