@@ -1392,7 +1392,8 @@ func (l *Log) flushIntervalPassedLocked() bool {
 }
 
 // Flush fsyncs everything appended so far. A truncation meanwhile is no
-// failure: Flush fsyncs what the log holds after it. A Flush while the log
+// failure: Flush waits for it (until ctx ends) and fsyncs what the log
+// holds after it. A Flush while the log
 // closes waits for Close, which fsyncs everything.
 //
 // Errors: ErrClosed; ErrLogFenced (also when the fsync failed, which
@@ -1416,13 +1417,20 @@ func (l *Log) Flush(ctx context.Context) error {
 		// lower it after), as a read counts them (see truncatedUnder).
 		cuts := l.truncationsDone.Load()
 		target := l.next.Load()
+		if testHookFlushTarget != nil {
+			testHookFlushTarget(l)
+		}
 		err := l.syncTo(ctx, target)
 		if !errors.Is(err, ErrOffsetOutOfRange) {
 			return err
 		}
-		// The wait for a truncation under way does not end with ctx,
-		// as before.
-		if cut, _ := l.truncatedUnder(context.Background(), cuts); !cut {
+		// The wait for a truncation under way ends with ctx, as a
+		// read's does (one stuck in its file I/O, on a disk that hangs).
+		cut, werr := l.truncatedUnder(ctx, cuts)
+		if werr != nil {
+			return werr
+		}
+		if !cut {
 			return err
 		}
 		// TruncateTo cut the log below target before the fsync covered
@@ -1430,6 +1438,10 @@ func (l *Log) Flush(ctx context.Context) error {
 		// what the log holds now is what there is to flush.
 	}
 }
+
+// testHookFlushTarget, when set (by tests), runs in Flush once it has
+// read the log end it is to fsync up to.
+var testHookFlushTarget func(*Log)
 
 // testHookWaitsForClose, when set (by tests), runs in syncTo when it
 // waits for a Close under way.

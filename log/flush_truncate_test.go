@@ -3,7 +3,10 @@ package log
 import (
 	"context"
 	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -45,4 +48,58 @@ func TestFlushOvertakenByTruncateTo(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, <-flushed)
 	require.Equal(t, Offsets{Start: 0, Durable: 2, End: 2}, l.Offsets())
+}
+
+// TestFlushBehindAStuckTruncationEndsWithItsCtx: a Flush that read the
+// log end before a TruncateTo lowered it finds its offsets gone, and
+// waits for the truncation to finish before it fsyncs what the log holds
+// after it. The truncation here hangs writing its recovery-point
+// checkpoint, on a disk that hangs, holding the writer lock: the Flush
+// returns its ctx's error once its ctx ends, as a read's wait for a
+// truncation does (TestPartitionReadBehindAStuckTruncationEndsWithItsCtx).
+// Before, Flush waited for the truncation without its ctx, for good.
+func TestFlushBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		var armed atomic.Bool
+		entered, release := make(chan struct{}), make(chan struct{})
+		e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			if op == vfs.OpWrite && strings.Contains(name, recoveryPointFile) && armed.CompareAndSwap(true, false) {
+				close(entered)
+				<-release
+			}
+			return nil
+		}))
+		l := e.open(Config{Sync: SyncNever})
+		for _, v := range []string{"a", "b", "c"} {
+			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), v))
+		}
+		require.NoError(t, l.Close())
+		l = e.open(Config{Sync: SyncNever}) // its recovery point is the log end, 3
+		defer l.Close()
+		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "d")) // not synced: durable 3, end 4
+
+		truncated := make(chan error, 1)
+		testHookFlushTarget = func(l *Log) {
+			testHookFlushTarget = nil
+			armed.Store(true)
+			go func() {
+				_, err := l.TruncateTo(1) // lowers the log end, then hangs writing the recovery point
+				truncated <- err
+			}()
+			<-entered
+		}
+		defer func() { testHookFlushTarget = nil }()
+		ctx, cancel := context.WithCancel(context.Background())
+		flushed := make(chan error, 1)
+		go func() { flushed <- l.Flush(ctx) }()
+		synctest.Wait() // Flush waits for the truncation
+		cancel()
+		require.ErrorIs(t, <-flushed, context.Canceled)
+
+		close(release)
+		require.NoError(t, <-truncated)
+		require.NoError(t, l.Flush(context.Background()))
+		require.Equal(t, Offsets{Start: 0, Durable: 1, End: 1}, l.Offsets())
+	})
 }
