@@ -104,7 +104,8 @@
 // the durable offset the checkpoint would have held, for the log's
 // directory on its file system (the FS under its vfs.Wrapper wrappers,
 // such as vfs.WithFaults; for the OS file system, the directory's absolute
-// path): an Open of the log in the same process takes it as the
+// path; for a vfs.MemFS, its path from the root, as the MemFS takes a
+// relative one): an Open of the log in the same process takes it as the
 // checkpoint (the lower offset, if it finds one too), writes the
 // checkpoint, and fails if it cannot, then writes the tail anew as above;
 // the process forgets once that is durable, or when the log is discarded

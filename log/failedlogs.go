@@ -1,6 +1,7 @@
 package log
 
 import (
+	"path"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -45,9 +46,11 @@ type failedRegistry struct {
 // failedKey names a log directory in failedLogs: its file system, under
 // its wrappers (vfs.Unwrap: the broker and the tests may wrap the same
 // one anew for each Open, as vfs.WithFaults does), and its path, cleaned.
-// The OS file system is one, whatever the value that stands for it, and
-// its paths are made absolute (symbolic links are not resolved: a log
-// opened again by another path to its directory is not recognized). A
+// A *vfs.MemFS's paths are taken from its root, as it takes them (a
+// relative one is under its root: "data/t-0" is "/data/t-0"). The OS
+// file system is one, whatever the value that stands for it, and its
+// paths are made absolute (symbolic links are not resolved: a log opened
+// again by another path to its directory is not recognized). A
 // *vfs.MemFS is held by a weak pointer, so that its entries do not keep
 // it alive, and go once it is garbage (a crash test's disk after its
 // power cut, which a CrashClone replaced). Any other file system is its
@@ -70,7 +73,9 @@ func failedKeyOf(fsys vfs.FS, dir string) (failedKey, bool) {
 	case nil:
 		return failedKey{}, false
 	case *vfs.MemFS:
-		return failedKey{fs: weak.Make(r), dir: filepath.Clean(dir)}, true
+		// As the MemFS reads a name (from its root, with slashes):
+		// "data/t-0" and "/data/t-0" are one directory there.
+		return failedKey{fs: weak.Make(r), dir: path.Clean("/" + filepath.ToSlash(dir))}, true
 	}
 	if root == vfs.OS {
 		abs, err := filepath.Abs(dir)

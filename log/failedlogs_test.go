@@ -111,7 +111,8 @@ func TestRememberedFailureBelowCheckpoint(t *testing.T) {
 
 // TestFailedKeyOf: the key of a log in failedLogs sees through the
 // wrappers of its file system, cleans its path, makes the OS file
-// system's absolute, and tells file systems apart.
+// system's absolute and a MemFS's rooted (a relative name is under its
+// root there), and tells file systems apart.
 func TestFailedKeyOf(t *testing.T) {
 	key := func(fsys vfs.FS, dir string) failedKey {
 		t.Helper()
@@ -124,6 +125,9 @@ func TestFailedKeyOf(t *testing.T) {
 	require.Equal(t, key(mem, "/data/t-0"), key(vfs.WithFaults(vfs.WithFaults(mem, nop), nop), "/data//t-0/"))
 	require.NotEqual(t, key(mem, "/data/t-0"), key(other, "/data/t-0"))
 	require.NotEqual(t, key(mem, "/data/t-0"), key(mem, "/data/t-1"))
+	for _, other := range []string{"data/t-0", "./data/t-0", "../data/t-0", "/../data/t-0"} {
+		require.Equal(t, key(mem, "/data/t-0"), key(mem, other), "%s: the same directory of the MemFS", other)
+	}
 
 	abs, err := filepath.Abs("t-0")
 	require.NoError(t, err)

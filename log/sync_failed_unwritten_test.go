@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -76,4 +77,27 @@ func TestOpenInSameProcessAfterUnwrittenSyncFailedCheckpoint(t *testing.T) {
 			require.NoError(t, l.Close())
 		})
 	}
+}
+
+// TestOpenByAnotherNameAfterUnwrittenSyncFailedCheckpoint: the process
+// remembers the log by its directory, not by how an Open spelled it: on
+// the memory FS, where a relative name is under the root, an Open of
+// "data/topic-0" after a failure of "/data/topic-0" (a broker opened
+// again with Dir "data" where it had "/data", on the same MemFS) writes
+// the tail anew too. Before, the key kept the spelling: the Open found
+// no memory of the failure, trusted the tail the failed fsync had left
+// unwritten, and a power cut then took every record, acknowledged ones
+// too.
+func TestOpenByAnotherNameAfterUnwrittenSyncFailedCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	e, mem, deny, _ := doubleFault(t, Config{Sync: SyncNever})
+	deny.Store(false) // the disk works again
+	l, err := Open(strings.TrimPrefix(e.dir, "/"), Config{Sync: SyncNever}, Options{FS: mem, Clock: e.clock})
+	require.NoError(t, err)
+	require.Positive(t, l.Recovery().RewrittenBytes, "the tail is written anew")
+	_, err = l.Append(ctx, valueBatch(t, 1, "three"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Flush(ctx))
+	e.requireCrashKeeps(mem, vfs.TailDrop, "one", "two", "three")
+	require.NoError(t, l.Close())
 }
