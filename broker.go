@@ -398,11 +398,20 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("runnel: opening %s: %w", b.root, err)
 	}
 	b.lock = lock
+	opened := false
+	defer func() {
+		if !opened {
+			// Also when the Logger's handler panics, or ends the
+			// goroutine, on a line of the recovery: the directory is not
+			// left locked for the rest of the process, nor the logs open.
+			defer lock.Close()
+			b.closeTopics(nil)
+		}
+	}()
 	if err := b.load(ctx); err != nil {
-		b.closeTopics(nil)
-		lock.Close()
 		return nil, err
 	}
+	opened = true
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.wg.Add(1)
 	go b.maintain()

@@ -253,3 +253,77 @@ func TestHandlerGoexitOnACallersGoroutineReleasesTheOtherHolds(t *testing.T) {
 	require.Eventually(t, rolled.Load, 5*time.Second, time.Millisecond, "the reopened log's lines are held back for good")
 	require.NoError(t, b.Close())
 }
+
+// TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory: a Logger's
+// handler that panics, or ends the caller's goroutine (t.FailNow), on a
+// line of Open's recovery ("log opened" of a topic's second partition)
+// leaves neither the directory locked nor the logs opened before it
+// open: a later Open in the process opens the directory, and finds the
+// first partition closed cleanly. Before, Open left both, and every
+// later Open of the directory in the process failed with vfs.ErrLocked.
+func TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory(t *testing.T) {
+	for _, end := range []string{"panic", "Goexit"} {
+		t.Run(end, func(t *testing.T) {
+			mem := vfs.NewMem()
+			b := open(t, Config{FS: mem, Dir: "/data"})
+			require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: 2}))
+			produce(t, b, "t", 0, "a")
+			produce(t, b, "t", 1, "b")
+			require.NoError(t, b.Close())
+
+			var armed atomic.Bool
+			armed.Store(true)
+			var failNow func()
+			second := func(r slog.Record) bool {
+				dir := ""
+				r.Attrs(func(a slog.Attr) bool {
+					if a.Key == "dir" {
+						dir = a.Value.String()
+					}
+					return true
+				})
+				return r.Message == "log opened" && filepath.ToSlash(dir) == "/data/t-1"
+			}
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				if second(r) && armed.Swap(false) {
+					if end == "panic" {
+						panic("the handler panics")
+					}
+					failNow()
+				}
+			}))
+			opened := false
+			rec := testkit.Record(t, func(tb testing.TB) {
+				failNow = tb.FailNow
+				defer func() { _ = recover() }()
+				_, _ = Open(Config{FS: mem, Dir: "/data", Logger: logger})
+				opened = true
+			})
+			require.False(t, armed.Load(), "no \"log opened\" line for t-1")
+			require.False(t, opened, "Open returned")
+			require.Equal(t, end == "Goexit", rec.Failed())
+
+			clean := map[string]bool{}
+			b, err := Open(Config{FS: mem, Dir: "/data", Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "log opened" {
+					return
+				}
+				var dir string
+				var ok bool
+				r.Attrs(func(a slog.Attr) bool {
+					switch a.Key {
+					case "dir":
+						dir = a.Value.String()
+					case "clean":
+						ok = a.Value.Bool()
+					}
+					return true
+				})
+				clean[filepath.ToSlash(dir)] = ok
+			}))})
+			require.NoError(t, err, "the directory is free again")
+			require.True(t, clean["/data/t-0"], "t-0 was closed: %v", clean)
+			require.NoError(t, b.Close())
+		})
+	}
+}

@@ -256,20 +256,20 @@ func (b *Broker) load(ctx context.Context) error {
 				return err
 			}
 		}
+		// In the map before its partitions open, so that a failed Open
+		// closes those opened (also when a Logger's handler panics).
 		t := &log.Topic{Name: m.Name, ID: m.ID, Config: m.Config}
+		b.topics[m.Name] = t
 		for i := range m.Config.Partitions {
 			if err := ctx.Err(); err != nil {
-				b.topics[m.Name] = t
 				return fmt.Errorf("runnel: opening %s cut short: %w", b.root, err)
 			}
 			p, err := b.openPartition(ctx, m.Name, i, m.Config.Config, b.logOptions())
 			if err != nil {
-				b.topics[m.Name] = t
 				return err
 			}
 			t.Partitions = append(t.Partitions, p)
 		}
-		b.topics[m.Name] = t
 	}
 	ids, err := b.readCounter(producerIDs)
 	if err != nil {
