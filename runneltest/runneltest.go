@@ -70,7 +70,10 @@
 // the test's first line, or goleak.VerifyTestMain in TestMain. The usual
 // defer goleak.VerifyNone(t) runs before any cleanup, while the broker
 // (and the helpers' clients) are still open, and reports the broker's
-// maintenance goroutine as a leak.
+// maintenance goroutine as a leak. In tests that call t.Parallel, use
+// goleak.VerifyTestMain only: a test's goleak.VerifyNone sees the
+// goroutines of the tests that run beside it (theirs, and their
+// brokers'), and reports them as its leaks.
 //
 // # Goroutines
 //
