@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
@@ -38,11 +37,11 @@ func TestPromiseGoexitStopsTheProgram(t *testing.T) {
 
 // stoppedChild runs the test named child again in a process of its own,
 // with env set to 1, and returns its output once it has stopped, as it
-// must, with a failure, within 20 s (a child that hangs fails the test
-// then).
+// must, with a failure, within testkit.HangGuard (a child that hangs
+// fails the test then).
 func stoppedChild(t *testing.T, env, child string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^"+child+"$", "-test.v", "-test.timeout", "10m")
 	cmd.Env = append(os.Environ(), env+"=1")
@@ -63,10 +62,18 @@ func promiseGoexitChild(t *testing.T) {
 	p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("a")}, func(_ *record.Record, err error) {
 		require.NoError(t, err) // fails: t.FailNow on the producer's goroutine
 	})
-	time.Sleep(100 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	t.Logf("ProduceSync after the Goexit: %v", p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("b")}))
+	produceBehindTheGoexit(t, p)
+}
+
+// produceBehindTheGoexit produces a record to the partition whose
+// goroutine a promise or a Client's method ends, and waits for it with
+// no deadline: the program stops meanwhile, at the Goexit (or the
+// promise's panic), whenever that comes. (A wait with a deadline, which
+// a loaded machine could reach before the Goexit, let the child return
+// and pass; without the producer's guard, the wait never ends, and
+// stoppedChild fails at its hang guard.)
+func produceBehindTheGoexit(t *testing.T, p *producer.Producer) {
+	t.Logf("ProduceSync after the Goexit: %v", p.ProduceSync(context.Background(), &record.Record{Topic: "t", Value: []byte("b")}))
 }
 
 // goexitClient is a Client of a test's own whose Produce ends its
@@ -90,10 +97,7 @@ func TestClientGoexitStopsTheProgram(t *testing.T) {
 		p, err := producer.New(&goexitClient{Client: b, t: t})
 		require.NoError(t, err)
 		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("a")}, nil)
-		time.Sleep(100 * time.Millisecond)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		t.Logf("ProduceSync after the Goexit: %v", p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("b")}))
+		produceBehindTheGoexit(t, p)
 		return
 	}
 	out := stoppedChild(t, "RUNNEL_CLIENT_GOEXIT_CHILD", "TestClientGoexitStopsTheProgram")
@@ -111,7 +115,7 @@ func TestPromisePanicKeepsItsValue(t *testing.T) {
 		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("a")}, func(*record.Record, error) {
 			panic("the promise's own panic")
 		})
-		time.Sleep(10 * time.Second)
+		produceBehindTheGoexit(t, p)
 		return
 	}
 	out := stoppedChild(t, "RUNNEL_PROMISE_PANIC_CHILD", "TestPromisePanicKeepsItsValue")

@@ -25,6 +25,16 @@ import (
 	"time"
 )
 
+// HangGuard bounds a test's real-time wait for something that must
+// happen (a goroutine to return, a line to come, a call to show in the
+// goroutines' stacks, a scenario's precondition): a hang then fails the
+// test with a message of its own rather than at go test's -timeout. It
+// measures nothing (a passing test never waits it out), so it is long:
+// CI runs the race detector on two busy shared cores, where what takes a
+// millisecond here may take seconds. In a synctest bubble it counts on
+// the bubble's fake clock, as every wait there does.
+const HangGuard = time.Minute
+
 // NoPanic runs f and turns a panic into a test failure naming the case
 // (and an error returned), so that one bad case does not hide the others.
 func NoPanic(t testing.TB, name string, f func() error) (err error) {
@@ -177,11 +187,11 @@ func Record(t testing.TB, f func(tb testing.TB)) *Recorder {
 // returns false before any assertion when its precondition did not hold,
 // and asserts the same outcome at every limit: the test's verdict does
 // not depend on the machine's speed, only its length does. A limit past
-// 15 s fails the test (a hang guard, not a measure of speed).
+// HangGuard fails the test (a hang guard, not a measure of speed).
 func UntilInTime(t testing.TB, first time.Duration, scenario func(limit time.Duration) bool) {
 	t.Helper()
 	for limit := first; ; limit *= 4 {
-		if limit > 15*time.Second {
+		if limit > HangGuard {
 			t.Fatalf("the scenario's precondition failed even with a limit of %v", limit/4)
 		}
 		if scenario(limit) {
