@@ -564,7 +564,9 @@ func (h *offsetViews) check(ctx context.Context, step int) {
 				h.fatalf("assign: %v", err)
 			}
 		}
-		for range 200 {
+		// Until it has caught up: a count of polls (200 of 50 ms, as it
+		// was) is a time a loaded machine under -race may not do it in.
+		for deadline := time.Now().Add(testkit.HangGuard); time.Now().Before(deadline); {
 			pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 			_, err := c.Poll(pctx)
 			cancel()
