@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -77,7 +78,7 @@ func TestAdminCallsDoNotStallOtherTopics(t *testing.T) {
 			select {
 			case err := <-served:
 				require.NoError(t, err)
-			case <-time.After(30 * time.Second): // a deadlock detector, not a speed limit
+			case <-time.After(testkit.HangGuard): // a deadlock detector, not a speed limit
 				t.Fatal("produce to another topic waited for the admin call's fsync")
 			}
 			close(release)
@@ -288,7 +289,7 @@ func TestFailedReopen(t *testing.T) {
 // goroutine reopens a partition whose reopen failed, once the fault is
 // gone.
 func TestFailedReopenRetriedByMaintenance(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	var armed atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {

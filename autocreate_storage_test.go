@@ -139,7 +139,7 @@ func TestAutoCreateLogsOnceForConcurrentCallers(t *testing.T) {
 		}()
 	}
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); strings.Count(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).autoCreate(") < 2; runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); strings.Count(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).autoCreate(") < 2; runtime.Gosched() {
 		require.False(t, time.Now().After(deadline), "the two produces did not both wait to auto-create the topic")
 	}
 	held()

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
@@ -379,7 +378,7 @@ func TestOpenBadConfig(t *testing.T) {
 // answers ErrClosed (Topics none, Close nil) rather than panic or hang.
 func TestZeroBroker(t *testing.T) {
 	b := new(Broker)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	for _, tc := range []struct {
 		name string

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/api"
@@ -156,8 +157,8 @@ func closeWhileBusy(t *testing.T, dir string, round int) {
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("round %d: calls still under way 30 s after Close", round)
+	case <-time.After(testkit.HangGuard):
+		t.Fatalf("round %d: calls still under way %v after Close", round, testkit.HangGuard)
 	}
 	require.NoError(t, <-closed)
 	require.Empty(t, errs)

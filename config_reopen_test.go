@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -110,7 +111,7 @@ func TestConfigChangeGivesUpBeforeTheLocksWhenStopped(t *testing.T) {
 		{"Close begun", func(t *testing.T, b *Broker, _ context.CancelFunc) func() {
 			closed := make(chan error, 1)
 			go func() { closed <- b.Close() }()
-			for deadline := time.Now().Add(10 * time.Second); !b.closed.Load(); runtime.Gosched() {
+			for deadline := time.Now().Add(testkit.HangGuard); !b.closed.Load(); runtime.Gosched() {
 				if time.Now().After(deadline) {
 					t.Error("Close did not begin")
 					break
@@ -152,8 +153,8 @@ func TestReopenReleasesEachPartitionOnceReopened(t *testing.T) {
 	ctx := context.Background()
 	produce(t, b, "t", 0, "a")
 	produce(t, b, "t", 1, "x")
-	altered, release := stickReopen(t, b, fs, 1)             // partition 0 reopened, partition 1's reopen stuck
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a hang guard
+	altered, release := stickReopen(t, b, fs, 1)                // partition 0 reopened, partition 1's reopen stuck
+	bctx, cancel := context.WithTimeout(ctx, testkit.HangGuard) // a hang guard
 	defer cancel()
 	_, err := b.Produce(bctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "b")})
 	require.NoError(t, err, "a Produce to partition 0, reopened, while partition 1's reopen hangs")

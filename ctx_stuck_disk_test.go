@@ -121,7 +121,7 @@ func within[T any](t *testing.T, done <-chan T, release func(), what string) T {
 	select {
 	case v := <-done:
 		return v
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		release()
 		t.Fatalf("%s did not return: it waited for the stuck operation", what)
 		panic("unreachable")
@@ -372,12 +372,12 @@ func TestMaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
 }
 
 // waitForAnyStack returns once a goroutine's stack holds every one of
-// the parts of one of alternatives, or fails t after 10 s (so that a
+// the parts of one of alternatives, or fails t after testkit.HangGuard (so that a
 // deadlock is a failure, not a hang). Call it from the test's goroutine.
 func waitForAnyStack(t *testing.T, alternatives ...[]string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); time.Now().Before(deadline); runtime.Gosched() {
 		for _, parts := range alternatives {
 			if goroutineWith(buf, parts...) {
 				return
@@ -711,7 +711,7 @@ func TestFetchHeedsItsCtxBehindAReopenBegunDuringIt(t *testing.T) {
 			}()
 			select {
 			case <-entered:
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				t.Fatal("the config change did not begin during the poll")
 			}
 			waitForStack(t, "runnel.(*Broker).Fetch(", "log.(*Partition).ReadInto(")
@@ -789,7 +789,7 @@ func TestUnchangedConfigRetryHeedsItsCtx(t *testing.T) {
 	go func() { maintained <- b.Maintain(ctx) }() // its retry hangs in the listing
 	select {
 	case <-entered:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the Maintain's retry did not begin")
 	}
 	cctx, cancel := context.WithCancel(ctx)

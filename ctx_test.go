@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -117,7 +118,7 @@ func inMaintenance() bool {
 }
 
 // waitForStack returns once a goroutine's stack holds every one of
-// parts, or fails t after 10 s (see waitForAnyStack).
+// parts, or fails t after testkit.HangGuard (see waitForAnyStack).
 func waitForStack(t *testing.T, parts ...string) {
 	t.Helper()
 	waitForAnyStack(t, parts)
@@ -399,7 +400,7 @@ func TestMaintainCtxEndsWaitingForReopenedLog(t *testing.T) {
 	var merr error
 	select {
 	case merr = <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("Maintain did not end with its ctx")
 	}
 	require.NoError(t, alterErr)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -226,7 +227,7 @@ func testFetchMinBytesAcrossSegments(t *testing.T, cfg Config) {
 	// A guard against the hang: the answer must come at once, with no
 	// append and no MaxWait, long before cctx ends (a Fetch whose ctx ends
 	// returns what it found, without an error).
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, testkit.HangGuard)
 	defer cancel()
 	resp, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 3 * one, Partitions: []api.FetchPartition{{Topic: "t"}}})
 	require.NoError(t, err)
@@ -257,7 +258,7 @@ func testFetchMinBytesAcrossSegments(t *testing.T, cfg Config) {
 func TestFetchEndsWithClose(t *testing.T) {
 	// A guard against the hang: each Fetch must end with Close, long
 	// before cctx does.
-	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	cctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	for range 5 {
 		b, err := Open(Config{})
@@ -329,7 +330,7 @@ func TestAppendBecomesReadableAfterItsWaitEnds(t *testing.T) {
 	require.NoError(t, <-aDone)
 
 	// B was appended: it must become readable without another append.
-	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel2 := context.WithTimeout(ctx, testkit.HangGuard)
 	defer cancel2()
 	got, err := b.Fetch(cctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
 	require.NoError(t, err)

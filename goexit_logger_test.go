@@ -124,7 +124,7 @@ func lineChild(t *testing.T, name, wentOn string, act func(msg string)) {
 		c.run(t, logger, &armed, handled)
 		select {
 		case <-handled:
-		case <-time.After(20 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			t.Fatalf("no %q line came", c.line)
 		}
 		time.Sleep(3 * time.Second)
@@ -136,11 +136,11 @@ func lineChild(t *testing.T, name, wentOn string, act func(msg string)) {
 
 // stoppedBrokerChild runs test again in a process of its own, with
 // env=name (the goexitLine its child takes), and returns its output once
-// it has stopped, as it must, with a failure, within 30 s (a child that
+// it has stopped, as it must, with a failure, within testkit.HangGuard (a child that
 // hangs fails the test then). As producer's stoppedChild.
 func stoppedBrokerChild(t *testing.T, test, env, name string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^"+test+"$", "-test.v", "-test.timeout", "10m")
 	cmd.Env = append(os.Environ(), env+"="+name)
@@ -250,7 +250,7 @@ func TestHandlerGoexitOnACallersGoroutineReleasesTheOtherHolds(t *testing.T) {
 	rolled.Store(false)
 	produce(t, b, "t", 0, "b")
 	produce(t, b, "t", 0, "c")
-	require.Eventually(t, rolled.Load, 5*time.Second, time.Millisecond, "the reopened log's lines are held back for good")
+	require.Eventually(t, rolled.Load, testkit.HangGuard, time.Millisecond, "the reopened log's lines are held back for good")
 	require.NoError(t, b.Close())
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -211,7 +212,7 @@ func TestJavaCallbacksRunConcurrentlyAcrossPartitions(t *testing.T) {
 		select {
 		case <-secondRan:
 			firstSaw = err
-		case <-time.After(10 * time.Second): // bounded: serialized promises never get here otherwise
+		case <-time.After(testkit.HangGuard): // bounded: serialized promises never get here otherwise
 			firstSaw = errors.New("partition 1's promise did not run while partition 0's did")
 		}
 	})
@@ -376,7 +377,7 @@ func TestJavaWakeupIsCancel(t *testing.T) {
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, context.Canceled)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("Poll did not return after its ctx was cancelled")
 	}
 }
@@ -386,7 +387,7 @@ func TestJavaWakeupIsCancel(t *testing.T) {
 // inside a Records loop makes the loop yield that record again before
 // the rest of its partition.
 func TestJavaSeekBackRetries(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
 	runneltest.ProduceValues(t, b, "t", "0", "1", "2")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -288,7 +289,7 @@ func TestJetStreamWorkQueueDeleteIsDurableAtReturn(t *testing.T) {
 // TestJetStreamGetMsgIsAt: JetStream's GetMsg(seq) is a consumer assigned
 // At(offset), its first record (offsets count from 0, sequences from 1).
 func TestJetStreamGetMsgIsAt(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	b := runneltest.NewBroker(t, runneltest.Topic("s", 1))
 	runneltest.ProduceValues(t, b, "s", "seq1", "seq2", "seq3")

@@ -330,7 +330,7 @@ type killSeen struct {
 // read.
 func killCheck(t *testing.T, dir string, m *killModel) (found, gone map[string]int, seen killSeen) {
 	found, gone = map[string]int{}, map[string]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	b, err := runnel.Open(runnel.Config{Dir: dir})
 	require.NoError(t, err, "Open after the kill")

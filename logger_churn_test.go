@@ -23,7 +23,7 @@ import (
 // topic's config, while producers, Maintain calls, the broker's own
 // maintenance, config changes that reopen the logs, and the creation
 // and deletion of a topic run at once, in seeded random order: nothing
-// deadlocks (every call, the handler's too, returns within 10 s).
+// deadlocks (every call, the handler's too, returns within testkit.HangGuard).
 func TestLoggerHandlerChurn(t *testing.T) {
 	testkit.Seeds(t, "RUNNEL_HANDLER_CHURN", 4, 1, func(t *testing.T, seed uint64) {
 		ctx := context.Background()
@@ -46,7 +46,7 @@ func TestLoggerHandlerChurn(t *testing.T) {
 					!errors.Is(err, log.ErrLogFenced) && !errors.Is(err, log.ErrClosed) {
 					t.Errorf("%s: %v", what, err)
 				}
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				stuck.Add(1)
 				t.Errorf("%s did not return", what)
 			}

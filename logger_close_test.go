@@ -121,7 +121,7 @@ func awaitHandled(t *testing.T, done <-chan struct{}, line string) {
 	t.Helper()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatalf("no %q line handed on, or Close from its handler blocked", line)
 	}
 }
@@ -140,9 +140,9 @@ func requireMaintenanceGone(t *testing.T, ops *atomic.Int32) {
 // compaction, expired producer ids, a retried reopen's lines, "maintenance
 // failed"): Close returns, the maintenance goroutine ends once the handler
 // has returned, and no file is touched after Close returned. Each wait is
-// bounded at 10 s, to turn a deadlock into a failure. On the old code
+// bounded at testkit.HangGuard, to turn a deadlock into a failure. On the old code
 // Close waited for the maintenance goroutine, which waited in the handler
-// for Close: the handler's Close blocked (callBounded gave up after 10 s),
+// for Close: the handler's Close blocked (callBounded gave up after testkit.HangGuard),
 // and returned only once the handler had.
 func TestLoggerMayCloseOnMaintenanceLines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -208,7 +208,7 @@ func TestCloseWhileTheMaintenanceHandsLinesOn(t *testing.T) {
 	case c := <-other:
 		require.NoError(t, c.err)
 		require.True(t, c.handlerDone, "the other Close returned while the handler ran")
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the other Close blocked")
 	}
 	requireMaintenanceGone(t, ops)
@@ -239,7 +239,7 @@ type heldMaintenance struct {
 	release                 func()        // lets the handler return; a second call does nothing
 }
 
-// holdMaintenanceInHandler opens a heldMaintenance, bounded at 30 s to
+// holdMaintenanceInHandler opens a heldMaintenance, bounded at testkit.HangGuard to
 // turn a line never handed on into a failure. The caller calls release
 // before the test ends (deferred, also should it fail).
 func holdMaintenanceInHandler(t *testing.T) *heldMaintenance {
@@ -262,7 +262,7 @@ func holdMaintenanceInHandler(t *testing.T) *heldMaintenance {
 	<-m.b.maint // the maintenance goes on
 	select {
 	case <-inHandler:
-	case <-time.After(30 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		m.release()
 		t.Fatalf("no %q line handed on", sc.line)
 	}
@@ -287,7 +287,7 @@ func requireCloseWaitsForHandler(t *testing.T, b *Broker, handlerDone *atomic.Bo
 		closed <- handlerDone.Load()
 	}()
 	buf := make([]byte, 1<<20)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testkit.HangGuard)
 	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).waitLines(") {
 		select {
 		case <-closed:
@@ -374,7 +374,7 @@ func pausedRoll(t *testing.T, cfg Config, arm func(*Broker)) (b *Broker, ack *pr
 // someone else's round.
 //
 // Afterwards the goroutine has ended, and the append is durable (Close
-// fsynced it, if the round had not). Each wait is bounded at 10 s, to
+// fsynced it, if the round had not). Each wait is bounded at testkit.HangGuard, to
 // turn a deadlock into a failure. Another goroutine's Close, which the
 // handler starts, returns once the handler has (see
 // TestCloseWaitsForItsGoroutinesLines). On the old code wg
@@ -423,14 +423,14 @@ func TestLoggerMayCloseOnASyncLaterLine(t *testing.T) {
 
 			select {
 			case <-h.done:
-			case <-time.After(20 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				t.Fatal(`no "rolled segment" line came, or Close from its handler blocked`)
 			}
 			if tc.other {
 				select {
 				case done := <-other:
 					require.True(t, done, "the other Close returned while the handler ran")
-				case <-time.After(10 * time.Second):
+				case <-time.After(testkit.HangGuard):
 					t.Fatal("the other Close blocked")
 				}
 			}
@@ -480,7 +480,7 @@ func logRoundLine(t *testing.T, logger *slog.Logger, armed *atomic.Bool, handled
 	require.NoError(t, <-waited, "the round fsynced the append")
 	select {
 	case <-handled:
-	case <-time.After(20 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal(`no "rolled segment" line came, or a call from its handler blocked`)
 	}
 }
@@ -519,7 +519,7 @@ func TestCloseWaitsForALogRoundsLines(t *testing.T) {
 // on a line the goroutine of a log's group commit round hands on (the
 // round run apart from its waiter: Config.Logger): that Close returns
 // without waiting for the goroutine it runs on, which ends once the
-// handler has returned. It hangs (the wait bounded at 20 s) should the
+// handler has returned. It hangs (the wait bounded at testkit.HangGuard) should the
 // round's goroutine be waited for by the Close it runs.
 func TestLoggerMayCloseOnALogRoundsLine(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -542,7 +542,7 @@ func TestLoggerMayCloseOnALogRoundsLine(t *testing.T) {
 // handler may call the broker (Config.Logger), on that goroutine, also
 // on the partition whose line it is: delete its topic, reopen it with
 // another config, produce to it, maintain it, create a topic. Each call
-// returns (the rig's wait bounded at 20 s), and Close afterwards too.
+// returns (the rig's wait bounded at testkit.HangGuard), and Close afterwards too.
 func TestLoggerMayCallTheBrokerOnALogRoundsLine(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -597,7 +597,7 @@ func TestHandOnRootsNameTheirFunctions(t *testing.T) {
 	b.syncLater(ack.d)
 	buf := make([]byte, 1<<20)
 	var root string
-	for deadline := time.Now().Add(10 * time.Second); root == ""; runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); root == ""; runtime.Gosched() {
 		require.False(t, time.Now().After(deadline), "syncLater's goroutine not seen in syncOnce")
 		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
 			if strings.Contains(g, "log.(*Log).syncOnce(") && strings.Contains(g, "created by github.com/runnel/runnel.(*Broker).syncLater") {
@@ -613,11 +613,11 @@ func TestHandOnRootsNameTheirFunctions(t *testing.T) {
 }
 
 // waitForNoStack waits until no goroutine's stack holds part (a
-// goroutine that is to end), failing the test after 10 s.
+// goroutine that is to end), failing the test after testkit.HangGuard.
 func waitForNoStack(t *testing.T, part string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testkit.HangGuard)
 	for strings.Contains(string(buf[:runtime.Stack(buf, true)]), part) {
 		if time.Now().After(deadline) {
 			t.Fatalf("a goroutine in %s did not end", part)
@@ -672,14 +672,14 @@ func TestLoggerMayCallOnCloseLines(t *testing.T) {
 				produce(t, b, "t", 0, v) // each rolls, and snapshots
 			}
 			h.armed.Store(true)
-			// The handler gives up on its call after 10 s (callBounded),
+			// The handler gives up on its call after testkit.HangGuard (callBounded),
 			// and lets Close go on.
 			closed := make(chan error, 1)
 			go func() { closed <- b.Close() }()
 			var closeErr error
 			select {
 			case closeErr = <-closed:
-			case <-time.After(30 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				t.Fatal("Close did not return")
 			}
 			require.True(t, h.seen.Load(), "Close logged no \"producer-state snapshot not removed\" (Close: %v)", closeErr)
@@ -700,11 +700,11 @@ type closeResult struct {
 
 // awaitInStackUnlessClosed waits until n goroutines' stacks hold part, and
 // fails should one of closes receive meanwhile (a Close that returned
-// where it was to wait); bounded at 10 s, to turn a hang into a failure.
+// where it was to wait); bounded at testkit.HangGuard, to turn a hang into a failure.
 func awaitInStackUnlessClosed(t *testing.T, part string, n int, closes ...chan closeResult) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); strings.Count(string(buf[:runtime.Stack(buf, true)]), part) < n; runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); strings.Count(string(buf[:runtime.Stack(buf, true)]), part) < n; runtime.Gosched() {
 		for _, c := range closes {
 			if len(c) > 0 {
 				t.Fatalf("a Close returned while the handler still ran (before %d goroutines were in %s)", n, part)
@@ -766,7 +766,7 @@ func TestCloseCancelsUnderBgMu(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); ; runtime.Gosched() {
 		require.NoError(t, b.ctx.Err(), "Close cancelled the broker's ctx while a goroutine's start held bgMu")
 		if goroutineWith(buf, "runnel.(*Broker).Close(", "sync.(*Mutex).Lock") {
 			break
@@ -775,7 +775,7 @@ func TestCloseCancelsUnderBgMu(t *testing.T) {
 	}
 	b.wg.Add(1) // the start, counted
 	unlock()
-	for deadline := time.Now().Add(10 * time.Second); !goroutineWith(buf, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait"); runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); !goroutineWith(buf, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait"); runtime.Gosched() {
 		require.Empty(t, closed, "Close returned with a goroutine of the broker's counted")
 		require.False(t, time.Now().After(deadline), "Close did not wait for wg")
 	}

@@ -122,7 +122,7 @@ func TestLoggerLinesEachHandedOnOnce(t *testing.T) {
 			})
 			waitFor := func(what string, done func() bool) {
 				t.Helper()
-				for deadline := time.Now().Add(10 * time.Second); !done(); time.Sleep(time.Millisecond) {
+				for deadline := time.Now().Add(testkit.HangGuard); !done(); time.Sleep(time.Millisecond) {
 					require.True(t, time.Now().Before(deadline), "no %s", what)
 				}
 			}
@@ -227,7 +227,7 @@ func TestLoggerLinesQueuedDuringACall(t *testing.T) {
 				var err error
 				select {
 				case err = <-done:
-				case <-time.After(10 * time.Second):
+				case <-time.After(testkit.HangGuard):
 					t.Fatalf("%s did not return", call.name)
 				}
 				if call.name != "Close" {
@@ -294,7 +294,7 @@ func TestCloseHandsOnAFencedRoundsLines(t *testing.T) {
 	resume()
 	select {
 	case <-closed: // its error: the fenced log's
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("Close did not return")
 	}
 	lines := tally.RequireEach(t, "as Close returned")
@@ -304,7 +304,7 @@ func TestCloseHandsOnAFencedRoundsLines(t *testing.T) {
 	select {
 	case err := <-waited:
 		require.Error(t, err, "the append's fsync failed")
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the append's wait did not return")
 	}
 	tally.RequireEach(t, "once the roll and the wait returned")
@@ -354,7 +354,7 @@ func TestLoggerReopenRetryLines(t *testing.T) {
 			case "UpdateTopicConfig":
 				require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.SegmentBytes = 1 << 20 }))
 			case "maintenance":
-				for deadline := time.Now().Add(10 * time.Second); !tally.Has("log opened"); time.Sleep(time.Millisecond) {
+				for deadline := time.Now().Add(testkit.HangGuard); !tally.Has("log opened"); time.Sleep(time.Millisecond) {
 					require.True(t, time.Now().Before(deadline), "the maintenance did not reopen the partition")
 				}
 			}
@@ -365,7 +365,7 @@ func TestLoggerReopenRetryLines(t *testing.T) {
 					require.Equal(t, 1, count(lines, "partition reopened"), "%q", lines)
 				}
 				if retry == "maintenance" { // the maintenance's retry says so
-					for deadline := time.Now().Add(10 * time.Second); !tally.Has("partition reopened"); time.Sleep(time.Millisecond) {
+					for deadline := time.Now().Add(testkit.HangGuard); !tally.Has("partition reopened"); time.Sleep(time.Millisecond) {
 						require.True(t, time.Now().Before(deadline), "no \"partition reopened\": %q", lines)
 					}
 				}
@@ -429,7 +429,7 @@ func TestLoggerLinesOfAnAdminCallThatGaveUp(t *testing.T) {
 				var err error
 				select {
 				case err = <-gaveUp:
-				case <-time.After(10 * time.Second):
+				case <-time.After(testkit.HangGuard):
 					t.Fatalf("%s did not give up", call)
 				}
 				if end == "ctx" {
@@ -440,13 +440,13 @@ func TestLoggerLinesOfAnAdminCallThatGaveUp(t *testing.T) {
 				resume()
 				select {
 				case <-produced:
-				case <-time.After(10 * time.Second):
+				case <-time.After(testkit.HangGuard):
 					t.Fatal("the Produce did not return")
 				}
 				if end == "Close" {
 					select {
 					case <-closed:
-					case <-time.After(10 * time.Second):
+					case <-time.After(testkit.HangGuard):
 						t.Fatal("Close did not return")
 					}
 				}
@@ -547,12 +547,12 @@ func TestAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 			waitForNoStack(t, "log.(*Log).runSync(")
 			require.False(t, h.seen.Load(), "\"log fenced\" handed on while the admin call holds the partition's lock")
 			acancel()
-			// The handler gives up on its CreateTopic after 10 s
+			// The handler gives up on its CreateTopic after testkit.HangGuard
 			// (callBounded), and lets the call return.
 			var err error
 			select {
 			case err = <-done:
-			case <-time.After(30 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				releaseAll()
 				t.Fatalf("%s did not return once its ctx ended", a.name)
 			}

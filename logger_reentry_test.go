@@ -30,7 +30,7 @@ func callBounded(call func()) bool {
 	select {
 	case <-returned:
 		return true
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		return false
 	}
 }
@@ -199,7 +199,7 @@ func TestProduceLineNotHandedOnHoldingTheMaintenanceToken(t *testing.T) {
 			close(retentionLine)
 			select { // a slow handler, on a line of the maintenance
 			case <-release:
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				t.Error("release never came")
 			}
 		case r.Message == "rolled segment" && !rolled.Swap(true):
@@ -219,7 +219,7 @@ func TestProduceLineNotHandedOnHoldingTheMaintenanceToken(t *testing.T) {
 	go func() { maintained <- b.Maintain(ctx) }()
 	select {
 	case <-retentionLine:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("Maintain logged no \"deleting segment\"")
 	}
 	produce(t, b, "t", 0, "d") // rolls: its line comes while the Maintain's handler runs

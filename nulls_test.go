@@ -125,7 +125,7 @@ func TestNullAndEmptyRoundTrip(t *testing.T) {
 							}
 						}
 						seen := 0
-						cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+						cctx, cancel := context.WithTimeout(ctx, testkit.HangGuard)
 						defer cancel()
 						for r, err := range c.Records(cctx) {
 							if err != nil {
@@ -239,7 +239,7 @@ func runNullsProp(t *testing.T, seed uint64) {
 			t.Fatal(err)
 		}
 		hw := desc.Partitions[0].HighWatermark
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, testkit.HangGuard)
 		defer cancel()
 		if hw > desc.Partitions[0].LogStartOffset {
 			for r, err := range c.Records(cctx) {

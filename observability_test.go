@@ -17,6 +17,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -489,10 +490,11 @@ func (h *obsLines) count(kind string) int {
 	return h.c.n[kind]
 }
 
-// waitFor waits until n lines of kind came, or fails t after 10 s.
+// waitFor waits until n lines of kind came, or fails t after
+// testkit.HangGuard.
 func (h *obsLines) waitFor(t *testing.T, kind string, n int) {
 	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
+	timeout := time.NewTimer(testkit.HangGuard)
 	defer timeout.Stop()
 	for h.count(kind) < n {
 		select {
@@ -789,7 +791,7 @@ func TestObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 	}
 	flushDone := make(chan error, 1)
 	go func() { flushDone <- q.Flush(ctx) }() // sends without lingering; ends with Close
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, testkit.HangGuard)
 	defer wcancel()
 	require.NoError(t, hold.Wait(wctx, 1))
 	require.EqualValues(t, 5, q.BufferedRecords())
@@ -975,7 +977,7 @@ func TestObservabilityScrapeBesideAHungDisk(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.ProduceSync(ctx, &record.Record{Topic: "orders", Value: []byte("x")}) }()
 	<-stuck
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, testkit.HangGuard)
 	defer cancel()
 	ss, err := obsScrape(sctx, b)
 	require.NoError(t, err, "a scrape beside a hung append")
@@ -1060,11 +1062,11 @@ func obsCrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []o
 }
 
 // obsWaitForStack returns once a goroutine's stack holds every one
-// of parts, or fails t after 10 s.
+// of parts, or fails t after testkit.HangGuard.
 func obsWaitForStack(t *testing.T, parts ...string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); time.Now().Before(deadline); runtime.Gosched() {
 	next:
 		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
 			for _, p := range parts {

@@ -11,6 +11,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -25,7 +26,7 @@ import (
 // topic not yet created fails a produce at once, and that Poll's error
 // matches runnel.ErrClosed once the broker is closed.
 func TestReadmeKgoTable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
 
@@ -131,7 +132,7 @@ func TestReadmeKgoTable(t *testing.T) {
 // unknown topic; and CreateTopic leaves a topic that exists as it is
 // (ErrTopicExists, whatever config it was asked for).
 func TestReadmeAssignWaitsAssignTopicFails(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	b := runneltest.NewBroker(t)
 	c := runneltest.NewConsumer(t, b, consumer.FetchMaxWait(50*time.Millisecond))

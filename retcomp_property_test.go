@@ -1252,7 +1252,7 @@ func (r *rcRun) catchUp() {
 			c.calm.Store(false)
 		}
 	}()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testkit.HangGuard)
 	for _, c := range r.cons {
 		for _, tp := range r.order {
 			for {
@@ -1261,8 +1261,8 @@ func (r *rcRun) catchUp() {
 					break
 				}
 				if time.Now().After(deadline) {
-					r.failf("consumer %d (reset %v): %s at %d (resolved %v), high watermark %d, not there after 20 s",
-						c.idx, c.reset, tp, pos, ok, hws[tp])
+					r.failf("consumer %d (reset %v): %s at %d (resolved %v), high watermark %d, not there after %v",
+						c.idx, c.reset, tp, pos, ok, hws[tp], testkit.HangGuard)
 					return
 				}
 				time.Sleep(time.Millisecond) // polling a position: nothing to wait on

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel"
@@ -125,10 +126,10 @@ func filesUnder(t testing.TB, dir string) int64 {
 // fdsBackTo waits until the process holds at most want descriptors: a
 // descriptor another goroutine holds for a moment (a test's before this
 // one, a runtime's) closes, one the broker leaked does not. It fails
-// after 10 s, listing the descriptors.
+// after testkit.HangGuard, listing the descriptors.
 func fdsBackTo(t testing.TB, want int64, msg string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testkit.HangGuard)
 	for openFiles(t) > want {
 		if time.Now().After(deadline) {
 			names, err := os.ReadDir("/proc/self/fd")

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel"
@@ -156,7 +157,7 @@ func TestUnwritablePartitionsDoNotWait(t *testing.T) {
 	}()
 	select {
 	case <-returned:
-	case <-time.After(30 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the first Produce to the topic waits for the partition held")
 	}
 

@@ -14,6 +14,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
@@ -381,8 +382,8 @@ func TestNoClientCallAfterClose(t *testing.T) {
 		go func() { wg.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: calls still going 10 s after Close", round)
+		case <-time.After(testkit.HangGuard):
+			t.Fatalf("round %d: calls still going %v after Close", round, testkit.HangGuard)
 		}
 		require.Zero(t, cl.late.Load(), "round %d: calls to the Client begun after Close returned", round)
 	}

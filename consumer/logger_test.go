@@ -119,7 +119,7 @@ func TestLoggerMayCloseTheConsumer(t *testing.T) {
 // goroutine of the call that logs, a Records loop's too, holding none of
 // the consumer's locks, so that it may call the consumer's methods. A
 // handler that asks for the position, the lag and the assignments (each
-// bounded at 10 s), then closes the consumer, on a reset logged inside a
+// bounded at testkit.HangGuard), then closes the consumer, on a reset logged inside a
 // Records loop: every call returns, and the loop ends, with ErrClosed or
 // not.
 func TestLoggerInARecordsLoop(t *testing.T) {
@@ -151,7 +151,7 @@ func TestLoggerInARecordsLoop(t *testing.T) {
 	cons := newConsumer(t, b, consumer.Logger(slog.New(handler)), consumer.FetchMaxWait(time.Millisecond))
 	c.Store(cons)
 	require.NoError(t, cons.Assign("t", 0, consumer.At(9))) // past the end: a reset, logged
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	ended := make(chan error, 1)
 	go func() {
@@ -169,7 +169,7 @@ func TestLoggerInARecordsLoop(t *testing.T) {
 		if err != nil && !errors.Is(err, consumer.ErrClosed) {
 			t.Fatalf("the Records loop ended with %v", err)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the Records loop did not end")
 	}
 	select {
@@ -181,14 +181,15 @@ func TestLoggerInARecordsLoop(t *testing.T) {
 	require.Positive(t, lines.Load())
 }
 
-// bounded runs call, and reports whether it returned within 10 s.
+// bounded runs call, and reports whether it returned within
+// testkit.HangGuard.
 func bounded(call func()) bool {
 	done := make(chan struct{})
 	go func() { defer close(done); call() }()
 	select {
 	case <-done:
 		return true
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		return false
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,7 +22,7 @@ func TestMinBytesZeroAnswersAtOnce(t *testing.T) {
 	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
 	// A guard against the hang: the answer must come long before ctx
 	// ends (a Poll whose ctx ends returns its error).
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	fs, err := c.Poll(ctx)
 	require.NoError(t, err, "Poll waited for FetchMaxWait")

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"testing"
-	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -116,7 +116,7 @@ func TestFairRecordsIterator(t *testing.T) {
 	const parts = 4
 	b := fairBroker(t, parts, 400, 5)
 	c := fairConsumer(t, b, parts)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testkit.HangGuard)
 	defer cancel()
 	got := map[int32]int{}
 	n := 0

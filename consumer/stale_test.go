@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
@@ -572,7 +573,7 @@ func TestRecordsBreakAtResolveError(t *testing.T) {
 	require.Len(t, errs, 1)
 	require.ErrorIs(t, errs[0], listFail)
 	parts := map[int32]bool{}
-	for deadline := time.Now().Add(10 * time.Second); len(parts) < 2 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(testkit.HangGuard); len(parts) < 2 && time.Now().Before(deadline); {
 		fs, err := c.Poll(testCtx(t))
 		require.Error(t, err, "the fetch is down")
 		for _, f := range fs {

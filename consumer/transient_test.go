@@ -12,6 +12,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -191,7 +192,7 @@ func TestClosedClientFetchErrorNotRetried(t *testing.T) {
 	c := closedClientConsumer(t)
 	// Retried, the Poll would wait out the hour of backoff: the ctx ends
 	// it sooner.
-	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(t), testkit.HangGuard)
 	defer cancel()
 	_, err := c.Poll(ctx)
 	require.ErrorIs(t, err, api.ErrBrokerClosed)
@@ -218,7 +219,7 @@ func TestRecordsEndsOnClosedClientError(t *testing.T) {
 	c := closedClientConsumer(t)
 	// Not ended, the loop would wait out the hour of backoff: the ctx
 	// ends it sooner.
-	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(t), testkit.HangGuard)
 	defer cancel()
 	var errs []error
 	for _, err := range c.Records(ctx) {
@@ -311,7 +312,7 @@ func TestAssignTopicLookUpEnds(t *testing.T) {
 		select {
 		case err := <-done:
 			require.ErrorIs(t, err, consumer.ErrClosed)
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			t.Fatal("AssignTopic waits out its backoff after Close")
 		}
 		require.NoError(t, closeErr)

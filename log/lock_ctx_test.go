@@ -155,7 +155,7 @@ func TestLogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 			select {
 			case err := <-done:
 				require.ErrorIs(t, err, ctx.Err(), name)
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				hang.unstick()
 				t.Fatalf("%s (deadline %v) waited for the stuck write", name, deadline)
 			}
@@ -224,7 +224,7 @@ func TestOutOfRangeReadsAnswerBehindAStuckWrite(t *testing.T) {
 			var a answer
 			select {
 			case a = <-done:
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				hang.unstick()
 				t.Fatalf("%s at offset %d waited for the stuck write", name, off)
 			}
@@ -305,7 +305,7 @@ func TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval(t *testing.T) {
 			var a answer
 			select {
 			case a = <-done:
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				unstick()
 				t.Fatal("the overtaken call waited for the stuck removal")
 			}
@@ -390,7 +390,7 @@ func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
 			select {
 			case err := <-done:
 				require.ErrorIs(t, err, context.Canceled)
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				unstick()
 				t.Fatal("the overtaken call waited for the stuck swap, past its ctx")
 			}
@@ -570,7 +570,7 @@ func TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
 			select {
 			case err := <-done:
 				require.ErrorIs(t, err, context.Canceled)
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				hang.unstick()
 				<-done
 				t.Fatal("Maintain waited for the stuck write past its ctx")
@@ -663,10 +663,10 @@ func TestHoldLockUnderChurn(t *testing.T) {
 		}()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			t.Fatal("a wait for the hold lock never ended")
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 		defer cancel()
 		require.NoError(t, m.LockContext(ctx), "a hold left behind")
 		m.Unlock()

@@ -56,7 +56,7 @@ func TestCallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 		select {
 		case err := <-done:
 			return err
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			hang.unstick()
 			<-done
 			t.Fatalf("%s waited for the stuck write: it found a line queued as it left the partition", name)
@@ -167,7 +167,7 @@ func TestLinesUnderChurn(t *testing.T) {
 		}()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			t.Fatal("deadlock: the calls did not return")
 		}
 		require.False(t, l.queue.Pending(), "a line left queued with no call under way")
@@ -217,7 +217,7 @@ func TestHandingOnEndsBehindAStuckWrite(t *testing.T) {
 	select {
 	case err := <-returned:
 		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		hang.unstick()
 		t.Fatal("the append that rolled, its line handed on, waited for another append stuck in its write")
 	}
@@ -234,7 +234,7 @@ func TestHandingOnEndsBehindAStuckWrite(t *testing.T) {
 // DeleteRecordsBefore, compaction by Compact and Maintain, expired
 // producer ids, a write or an fsync that failed), a handler that does
 // each of those from inside the handler returns, and so does the call
-// that logged the line (each wait bounded at 10 s); under a HoldLines
+// that logged the line (each wait bounded at testkit.HangGuard); under a HoldLines
 // too, whose release hands the line on.
 func TestLogHandlerGrid(t *testing.T) {
 	type scenario struct {
@@ -336,7 +336,7 @@ func TestLogHandlerGrid(t *testing.T) {
 						case err := <-done:
 							returned.Store(true)
 							actionErr.Store(&err)
-						case <-time.After(10 * time.Second):
+						case <-time.After(testkit.HangGuard):
 						}
 					}))
 					opened, err := Open("/d/t-0", sc.cfg, Options{FS: fs, Clock: clock, Logger: logger, ProducerExpiration: time.Hour})
@@ -363,7 +363,7 @@ func TestLogHandlerGrid(t *testing.T) {
 					var callErr error
 					select {
 					case callErr = <-called:
-					case <-time.After(10 * time.Second):
+					case <-time.After(testkit.HangGuard):
 						t.Fatalf("the call that logged %q did not return", sc.line)
 					}
 					require.Equal(t, !hold, seen.Load(), "line %q handed on before the release (the call: %v)", sc.line, callErr)
@@ -466,7 +466,7 @@ func TestHandingOnStopsAtAHoldLines(t *testing.T) {
 	go func() { done <- l.Roll() }() // hands its line on, and blocks in the handler
 	select {
 	case <-inHandler:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the roll's line was not handed on")
 	}
 	release := l.HoldLines()
@@ -477,7 +477,7 @@ func TestHandingOnStopsAtAHoldLines(t *testing.T) {
 	select {
 	case err := <-done:
 		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the goroutine handing lines on did not return")
 	}
 	require.Equal(t, 1, count(), "a line logged under a HoldLines handed on before its release")

@@ -228,7 +228,7 @@ func TestHandlerMayAppendToThePartitionWhileAReopenWaits(t *testing.T) {
 		// Bounded as a hang guard: the Reopen's goroutine waits for the
 		// partition's lock (the old code: the Append that rolled holds
 		// it), or has it.
-		require.Eventually(t, func() bool { return opened.Load() || reopenWaits() }, 10*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return opened.Load() || reopenWaits() }, testkit.HangGuard, time.Millisecond)
 		done := make(chan error, 1)
 		go func() {
 			_, err := pp.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "from the handler"), AppendOptions{})
@@ -238,7 +238,7 @@ func TestHandlerMayAppendToThePartitionWhileAReopenWaits(t *testing.T) {
 		case err := <-done:
 			returned.Store(true)
 			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 		}
 	}))
 	l, err := Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock, Logger: logger})
@@ -353,7 +353,7 @@ func TestHandlerMayCloseTheLogOnAFailedFsync(t *testing.T) {
 // callClosedOnLine opens a log with open, given a Logger whose handler
 // closes that log on its first line msg, and runs call on it: it
 // returns call's error and the handler's Close's, and fails the test if
-// call (what) has not returned within 10 s, or the handler not closed
+// call (what) has not returned within testkit.HangGuard, or the handler not closed
 // the log by then.
 func callClosedOnLine(t *testing.T, msg string, open func(*slog.Logger) *Log, call func(*Log) error, what string) (callErr, closeErr error) {
 	t.Helper()
@@ -370,12 +370,12 @@ func callClosedOnLine(t *testing.T, msg string, open func(*slog.Logger) *Log, ca
 	go func() { returned <- call(l.Load()) }()
 	select {
 	case callErr = <-returned:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatalf("%s did not return", what)
 	}
 	select {
 	case closeErr = <-closed:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatalf("no %q line: the handler did not close the log", msg)
 	}
 	return callErr, closeErr
@@ -428,13 +428,13 @@ func TestHandlerMayCloseTheLogOnCloseLine(t *testing.T) {
 	select {
 	case err := <-returned:
 		require.NoError(t, err, "a snapshot not removed is logged, not returned")
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the Close that logged \"producer-state snapshot not removed\" did not return (the handler's Close waits for the compaction's lock, cleanMu)")
 	}
 	select {
 	case err := <-closed:
 		require.NoError(t, err, "closed already: nothing to do")
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("no line from Close's prune: the handler did not close the log")
 	}
 }
@@ -482,7 +482,7 @@ func TestHandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
 	select {
 	case err := <-done:
 		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the Roll under a PartitionLock, or its Unlock, did not return: its line was handed on under the partition's lock, to a handler that appends to the partition")
 	}
 	require.NoError(t, <-appended, "the handler's append")
@@ -538,7 +538,7 @@ func TestFencedLineSaysWhatToDo(t *testing.T) {
 			var attrs map[string]string
 			select {
 			case attrs = <-lines:
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				t.Fatal(`no "log fenced" line`)
 			}
 			require.Equal(t, "ERROR", attrs["level"])
@@ -707,14 +707,14 @@ func TestLinesEachHandedOnOnce(t *testing.T) {
 			busy := func() bool {
 				return tally.Has("rolled segment") && (!tc.compact || tally.Has("compacted"))
 			}
-			for deadline := time.Now().Add(10 * time.Second); !busy() && time.Now().Before(deadline); {
+			for deadline := time.Now().Add(testkit.HangGuard); !busy() && time.Now().Before(deadline); {
 				time.Sleep(time.Millisecond)
 			}
 			if tc.fence {
 				reopening.Lock()
 				failSync.Store(true)
 				reopening.Unlock()
-				for deadline := time.Now().Add(10 * time.Second); !tally.Has("log fenced") && time.Now().Before(deadline); {
+				for deadline := time.Now().Add(testkit.HangGuard); !tally.Has("log fenced") && time.Now().Before(deadline); {
 					time.Sleep(time.Millisecond)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
@@ -203,7 +204,7 @@ func TestMaxTimestampAcrossTheWholeRange(t *testing.T) {
 		require.NoError(t, a.err)
 		require.True(t, a.ok)
 		require.EqualValues(t, 1, a.off)
-	case <-time.After(5 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("OffsetOfMaxTimestamp does not return (the bisection loops)")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -127,7 +128,7 @@ func TestRetryReopenWithNothingToRetryHoldsNothingUp(t *testing.T) {
 	_, err := p.DeleteRecordsChecked(context.Background(), func(_ Config, hw int64) (int64, error) {
 		// Bounded: a RetryReopen that waits for the lock exclusively
 		// waits for this check, which waits for it.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 		defer cancel()
 		tried, retryErr = p.RetryReopen(ctx)
 		return hw, nil

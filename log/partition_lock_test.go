@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -53,14 +54,14 @@ func TestPartitionLockBehindAStuckAppend(t *testing.T) {
 		select {
 		case err := <-done:
 			require.ErrorIs(t, err, cctx.Err())
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			hang.unstick()
 			t.Fatalf("Lock (deadline %v) waited for the stuck write", deadline)
 		}
 		cancel()
 	}
 	// Nothing held: a read goes on.
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, testkit.HangGuard)
 	offsets, err := p.ListedOffsets(rctx)
 	cancel()
 	require.NoError(t, err)
@@ -200,7 +201,7 @@ func TestPartitionGettersUnderAPartitionLock(t *testing.T) {
 	case a := <-done:
 		require.Equal(t, answer{hw: 1, end: 1, start: 0, offsets: PartitionOffsets{LogStart: 0, HighWatermark: 1, LogEnd: 1},
 			logErr: context.DeadlineExceeded}, a)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		k.Unlock() // lets the getter go on
 		<-done
 		t.Fatal("a getter waited for the PartitionLock (or LogContext past its ctx)")

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -51,7 +52,7 @@ func truncateOnEveryRead(t *testing.T, l *Log, inj *atomic.Pointer[func(op vfs.O
 			defer func() { done <- struct{}{} }()
 			_, _ = l.TruncateTo(l.LogEndOffset() - 1)
 		}()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(testkit.HangGuard)
 		for l.truncations.Load() == before {
 			if time.Now().After(deadline) {
 				panic("the truncation did not begin")
@@ -66,7 +67,7 @@ func truncateOnEveryRead(t *testing.T, l *Log, inj *atomic.Pointer[func(op vfs.O
 		for range started.Load() {
 			select {
 			case <-done:
-			case <-time.After(10 * time.Second):
+			case <-time.After(testkit.HangGuard):
 				t.Fatal("a truncation did not end")
 			}
 		}
@@ -178,7 +179,7 @@ func TestSearchClosedMeanwhile(t *testing.T) {
 			_, err := l.TruncateTo(15) // in segment 10, not the one read
 			done <- err
 		}()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(testkit.HangGuard)
 		for l.truncations.Load() == before && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
@@ -197,7 +198,7 @@ func TestSearchClosedMeanwhile(t *testing.T) {
 		select {
 		case err := <-done:
 			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			t.Fatal("the truncation or the Close did not end")
 		}
 	}

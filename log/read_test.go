@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -154,7 +155,7 @@ func TestTimeSearchDuringAppend(t *testing.T) {
 		select {
 		case a := <-done:
 			got = &a
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			// The search waits for the append, which waits for it.
 		}
 	}

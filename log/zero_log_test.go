@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -24,7 +25,7 @@ func returnsWithin(t *testing.T, what string, f func()) {
 		if p != nil {
 			t.Fatalf("%s panicked: %v", what, p)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatalf("%s did not return: it hangs", what)
 	}
 }

@@ -7,16 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
 // waitGoroutine waits until a goroutine's stack holds every one of
-// parts, failing the test after 10 s.
+// parts, failing the test after testkit.HangGuard.
 func waitGoroutine(t *testing.T, parts ...string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testkit.HangGuard)
 	for time.Now().Before(deadline) {
 		n := runtime.Stack(buf, true)
 	next:
@@ -30,7 +31,7 @@ func waitGoroutine(t *testing.T, parts ...string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Fatalf("no goroutine with %q within 10 s", parts)
+	t.Fatalf("no goroutine with %q within %v", parts, testkit.HangGuard)
 }
 
 // TestAddRecordCloseBeforeSpawnFailsRecord: a record that passed
@@ -70,7 +71,7 @@ func TestAddRecordCloseBeforeSpawnFailsRecord(t *testing.T) {
 	select {
 	case err := <-got:
 		require.ErrorIs(t, err, ErrClosed)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the record's promise never ran")
 	}
 	<-produced

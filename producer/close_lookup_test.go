@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -113,7 +114,7 @@ func TestLookUpCutByCloseEndsWithErrClosed(t *testing.T) {
 	})
 	select {
 	case <-c.entered:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the look-up never began")
 	}
 	require.NoError(t, p.Close())
@@ -122,7 +123,7 @@ func TestLookUpCutByCloseEndsWithErrClosed(t *testing.T) {
 		require.ErrorIs(t, err, producer.ErrClosed)
 		require.ErrorIs(t, err, api.ErrRequestTimedOut, "the look-up's error, beside ErrClosed")
 		require.NotErrorIs(t, err, producer.ErrDeliveryTimeout)
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the record's promise never ran")
 	}
 	require.Equal(t, int32(1), c.calls.Load(), "look-ups: one, not retried after Close")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -323,7 +324,7 @@ func unjoin(err error) []error {
 // broker runs on its own).
 func readAllRecords(rt *rapid.T, b *runnel.Broker, topic string, partition int32) []*record.Record {
 	var out []*record.Record
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	for off := int64(0); ; {
 		resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: topic, Partition: partition, Offset: off}}})

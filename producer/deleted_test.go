@@ -12,6 +12,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -41,7 +42,7 @@ func TestDeletedTopicFailsItsRecords(t *testing.T) {
 
 			// Bounded below the test's ctx, so that a producer that waits
 			// for the delivery timeout fails here, not at the test's end.
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			sctx, cancel := context.WithTimeout(ctx, testkit.HangGuard)
 			defer cancel()
 			err := p.ProduceSync(sctx, value("x"), value("y"), value("z"))
 			require.ErrorIs(t, err, api.ErrUnknownTopicOrPartition)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 )
 
@@ -603,10 +604,10 @@ func downOf(p *Producer, topic string) []int32 {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testkit.HangGuard)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 30 s")
+			t.Fatalf("condition not met within %v", testkit.HangGuard)
 		}
 		time.Sleep(time.Millisecond)
 	}

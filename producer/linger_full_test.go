@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -40,7 +41,7 @@ func TestProduceWaitingForSpaceEndsTheLinger(t *testing.T) {
 				producer.Linger(time.Hour), producer.DeliveryTimeout(2*time.Hour))...)
 			// A hang guard: without the fix the third Produce waits an
 			// hour for space.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 			defer cancel()
 			in := recs("r", 9)
 			out := newOutcome()
@@ -81,7 +82,7 @@ func TestProduceWaitingForSpaceEndsTheLingerConcurrently(t *testing.T) {
 	p := newProducer(t, b, producer.MaxBufferedRecords(5), producer.MaxBufferedBytes(150),
 		producer.Linger(time.Hour), producer.DeliveryTimeout(2*time.Hour))
 	// A hang guard: a Produce left waiting for the linger fails with it.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	const goroutines = 4
 	perG := 300

@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -56,14 +57,14 @@ func TestSynctestProduceSyncDoesNotLinger(t *testing.T) {
 // TestProduceSyncAmongLingeringProduces: goroutines call
 // ProduceSync while others Produce through the same producer, whose
 // Linger is a minute, to the same partitions: every ProduceSync returns
-// with its records written (the 30 s bound turns a linger into a
+// with its records written (the testkit.HangGuard bound turns a linger into a
 // failure), in order with the asynchronous records around them, and a
 // Flush delivers the rest.
 func TestProduceSyncAmongLingeringProduces(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 3))
 	p := newProducer(t, b, producer.DefaultTopic("t"), producer.Linger(time.Minute),
 		producer.RecordPartitioner(producer.ManualPartitioner()))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	var wg sync.WaitGroup
 	var asyncErrs atomic.Int32

@@ -22,7 +22,7 @@ func hangGuard(t *testing.T, done <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal(what)
 	}
 }

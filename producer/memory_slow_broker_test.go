@@ -16,6 +16,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 )
 
@@ -74,17 +75,17 @@ func (c *slowBrokerClient) notify() {
 	}
 }
 
-// waitFor waits (10 s at most: a bound, not a timing) until cond holds,
+// waitFor waits (testkit.HangGuard at most: a bound, not a timing) until cond holds,
 // looking at each call of Produce.
 func (c *slowBrokerClient) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
+	deadline := time.NewTimer(testkit.HangGuard)
 	defer deadline.Stop()
 	for !cond() {
 		select {
 		case <-c.changed:
 		case <-deadline.C:
-			t.Fatalf("waited 10 s for %s", what)
+			t.Fatalf("waited %v for %s", testkit.HangGuard, what)
 		}
 	}
 }

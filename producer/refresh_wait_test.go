@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -116,7 +117,7 @@ func TestHangingPartitionCountBoundedByDeliveryTimeout(t *testing.T) {
 			case err := <-got:
 				require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
 				require.NotErrorIs(t, err, context.DeadlineExceeded, "the record's ctx did not end")
-			case <-time.After(30 * time.Second): // a hang guard, not a timing check
+			case <-time.After(testkit.HangGuard): // a hang guard, not a timing check
 				t.Fatal("Produce still waits for the partition count, past its DeliveryTimeout")
 			}
 			require.NoError(t, p.Flush(testCtx(t)))

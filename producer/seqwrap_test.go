@@ -8,6 +8,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 )
@@ -23,7 +24,7 @@ func TestSequenceNumbersWrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	if err := b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)

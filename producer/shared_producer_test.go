@@ -12,6 +12,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -113,7 +114,7 @@ func runSharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync bool) 
 					// returned must have had its promise run once Flush
 					// returns nil.
 					before := append([]*sharedRec(nil), mine...)
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 					err := p.Flush(ctx)
 					cancel()
 					switch {
@@ -187,7 +188,7 @@ func runSharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync bool) 
 		select {
 		case err := <-closeErr:
 			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.HangGuard):
 			t.Fatal("Close did not return")
 		}
 	}
@@ -195,8 +196,8 @@ func runSharedProducer(t *testing.T, extra []producer.Opt, doClose, fsync bool) 
 	go func() { promises.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("promises still to run 10 s after Close")
+	case <-time.After(testkit.HangGuard):
+		t.Fatalf("promises still to run %v after Close", testkit.HangGuard)
 	}
 	require.Zero(t, p.BufferedRecords(), "buffer after Close")
 	require.Empty(t, problems)

@@ -5,21 +5,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
 )
 
-// recvWithin waits for a value from ch, failing the test after 10 s: a
+// recvWithin waits for a value from ch, failing the test after testkit.HangGuard: a
 // bound that turns a hang into a failure, not a timing assertion.
 func recvWithin[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: still waiting after 10 s", what)
+	case <-time.After(testkit.HangGuard):
+		t.Fatalf("%s: still waiting after %v", what, testkit.HangGuard)
 		panic("unreachable")
 	}
 }

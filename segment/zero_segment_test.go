@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
@@ -91,7 +92,7 @@ func returns(t *testing.T, f func() error) error {
 			t.Fatalf("panicked: %v", r.p)
 		}
 		return r.err
-	case <-time.After(30 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("did not return: it hangs")
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -358,7 +359,7 @@ func TestIdempotencyKey(t *testing.T) {
 // duplicate lands on another partition.
 func TestDuplicateEventsHandledOnce(t *testing.T) {
 	b := runneltest.NewBroker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	defer cancel()
 	require.NoError(t, b.CreateTopic(ctx, OrdersTopic, log.TopicConfig{Partitions: 4}))
 	p := runneltest.NewProducer(t, b)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
@@ -130,7 +131,7 @@ func TestRetryRacingTheHandlersNamesTheHandledEvent(t *testing.T) {
 		resp, st := postKey(t, srv, "k-1", adaOrder)
 		answered <- answer{resp.StatusCode, st}
 	}()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testkit.HangGuard)
 	defer cancel()
 	require.NoError(t, held.Wait(ctx, 1))
 	handleAll(t, svc, b) // the first attempt's event: the order's

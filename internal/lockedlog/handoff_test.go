@@ -172,13 +172,13 @@ func (l *handedLines) require(t *testing.T, want ...string) {
 	}
 }
 
-// awaitClosed waits for c, bounded at 10 s to turn a deadlock into a
+// awaitClosed waits for c, bounded at testkit.HangGuard to turn a deadlock into a
 // failure.
 func awaitClosed(t *testing.T, c <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-c:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatalf("%s: blocked", what)
 	}
 }
@@ -263,7 +263,7 @@ func TestPlainDelivererWaitsForTheMutex(t *testing.T) {
 	select {
 	case <-locking: // waits for the holder: let it go
 	case <-aDone:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.HangGuard):
 		t.Fatal("the deliverer neither took the mutex nor returned")
 	}
 	releaseOnce()
