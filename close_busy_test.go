@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 )
 

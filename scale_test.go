@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 )
 
