@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -584,8 +585,14 @@ func TestObservabilityFencedLog(t *testing.T) {
 // until the broker's maintenance reopens it. Its offsets stay as they
 // were (the closed log's); only PartitionInfo.Err, and the "maintenance
 // failed" line, tell. Once the maintenance has reopened it, Err is nil
-// again.
+// again. In a synctest bubble: the records written must be written
+// within the producer's short delivery timeout, which on the real clock
+// a loaded machine could miss.
 func TestObservabilityFailedReopen(t *testing.T) {
+	synctest.Test(t, testObservabilityFailedReopen)
+}
+
+func testObservabilityFailedReopen(t *testing.T) {
 	ctx := context.Background()
 	var armed atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
@@ -729,8 +736,15 @@ func TestObservabilityDescribeTopicRacingClose(t *testing.T) {
 // after Flush whatever the records' fate (delivered; failed by the
 // broker: unknown topic, too large; failed by the producer: their ctx
 // ended, delivery timeout, buffer full for TryProduce), and after Close
-// with records held in flight.
+// with records held in flight. In a synctest bubble: the ten records
+// delivered must be delivered within the delivery timeout (a second)
+// that the refused ones wait out, which on the real clock a loaded
+// machine could miss (and count 29 failed, not 28).
 func TestObservabilityProducerBufferedReturnsToZero(t *testing.T) {
+	synctest.Test(t, testObservabilityProducerBufferedReturnsToZero)
+}
+
+func testObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("orders", 2))
 	f := runneltest.NewFaults(t, b)
