@@ -515,7 +515,15 @@ func (h *obsLines) waitFor(t *testing.T, kind string, n int) {
 // (Error, once a log, naming its partition) and the failing produces
 // tell. "maintenance failed" comes once while a partition's failure
 // lasts, not at each run: an alert counts lines of a kind, not failures.
+//
+// In a synctest bubble: the produce to the fenced log must be answered
+// (ErrLogFenced) within the delivery timeout (500 ms), which on the
+// real clock a loaded machine could miss (ErrDeliveryTimeout alone).
 func TestObservabilityFencedLog(t *testing.T) {
+	synctest.Test(t, testObservabilityFencedLog)
+}
+
+func testObservabilityFencedLog(t *testing.T) {
 	ctx := context.Background()
 	var failing atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {

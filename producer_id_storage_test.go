@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -51,7 +52,15 @@ func fullCounterFS(full *atomic.Bool, failed chan<- struct{}) vfs.FS {
 // a full disk fenced are retried. As Kafka's producer retries an
 // InitProducerId that fails with a retriable error (its
 // KafkaStorageException is one).
+//
+// In a synctest bubble: the last record's first attempt must be answered
+// (syscall.ENOSPC) within its delivery timeout (200 ms), which on the
+// real clock a loaded machine could miss (ErrDeliveryTimeout alone).
 func TestInitProducerIDFullDiskRetried(t *testing.T) {
+	synctest.Test(t, testInitProducerIDFullDiskRetried)
+}
+
+func testInitProducerIDFullDiskRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var full atomic.Bool
