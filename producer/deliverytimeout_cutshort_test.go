@@ -3,6 +3,7 @@ package producer_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -22,17 +23,19 @@ import (
 func TestDeliveryTimeoutCutShortKeepsTheBrokersError(t *testing.T) {
 	for _, stage := range []string{"request", "producer id"} {
 		t.Run(stage, func(t *testing.T) {
-			b := newBroker(t, runneltest.Topic("t", 1))
-			c := &cutShortClient{hookClient: &hookClient{b: b}, initStuck: stage == "producer id"}
-			c.setHook(func(ctx context.Context, call int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
-				if call == 0 {
-					return api.ProduceResponse{}, api.ErrStorage
-				}
-				<-ctx.Done() // the retry, in flight at the deadline
-				return api.ProduceResponse{}, ctx.Err()
+			synctest.Test(t, func(t *testing.T) {
+				b := newBroker(t, runneltest.Topic("t", 1))
+				c := &cutShortClient{hookClient: &hookClient{b: b}, initStuck: stage == "producer id"}
+				c.setHook(func(ctx context.Context, call int, _ *api.ProduceRequest, _ func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
+					if call == 0 {
+						return api.ProduceResponse{}, api.ErrStorage
+					}
+					<-ctx.Done() // the retry, in flight at the deadline
+					return api.ProduceResponse{}, ctx.Err()
+				})
+				err := produceCutShort(t, c)
+				require.True(t, producer.MayBeWritten(err))
 			})
-			err := produceCutShort(t, c)
-			require.True(t, producer.MayBeWritten(err))
 		})
 	}
 }
@@ -66,6 +69,10 @@ func (c *cutShortClient) InitProducerID(ctx context.Context) (int64, int16, erro
 // ErrDeliveryTimeout that matches the broker's error of the look-up
 // before, as lookUpBy's doc says ("matching the last error too").
 func TestDeliveryTimeoutCutShortLookUpKeepsTheBrokersError(t *testing.T) {
+	synctest.Test(t, testDeliveryTimeoutCutShortLookUpKeepsTheBrokersError)
+}
+
+func testDeliveryTimeoutCutShortLookUpKeepsTheBrokersError(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	c := &cutShortLookUp{hookClient: &hookClient{b: b}}
 	err := produceCutShort(t, c)
@@ -75,7 +82,9 @@ func TestDeliveryTimeoutCutShortLookUpKeepsTheBrokersError(t *testing.T) {
 // produceCutShort produces a record through c, whose last attempt the
 // 100 ms delivery deadline cuts short after one that failed with
 // api.ErrStorage, and requires its error to be ErrDeliveryTimeout
-// matching api.ErrStorage and no ctx's error; it returns the error.
+// matching api.ErrStorage and no ctx's error; it returns the error. Run
+// it in a synctest bubble: on the real clock, a loaded machine could
+// reach the deadline before the first attempt's answer.
 func produceCutShort(t *testing.T, c producer.Client) error {
 	t.Helper()
 	p := newProducer(t, c, producer.DefaultTopic("t"), producer.DeliveryTimeout(100*time.Millisecond),

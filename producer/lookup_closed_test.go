@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -22,7 +23,14 @@ import (
 // retriable), as the consumer ends on such an error: the
 // Client is closed, and asking it again until DeliveryTimeout changes
 // nothing. The record fails with the Client's error, once.
+//
+// In a synctest bubble: the Client's error must come within the 1 s
+// DeliveryTimeout, which on the real clock a loaded machine could miss.
 func TestTopicLookUpEndsOnClosedClientError(t *testing.T) {
+	synctest.Test(t, testTopicLookUpEndsOnClosedClientError)
+}
+
+func testTopicLookUpEndsOnClosedClientError(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("t", 1))
 	closed := fmt.Errorf("%w: %w", api.ErrBrokerClosed, api.ErrRequestTimedOut)
 	require.False(t, api.IsRetriable(closed), "a closed Client's error, though it matches a retriable one too")

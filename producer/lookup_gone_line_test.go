@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -29,7 +30,9 @@ func (c *storageFullClient) Partitions(ctx context.Context, topic string) (int, 
 
 // storageFullProducer is a producer on a storageFullClient whose
 // look-ups fail by DeliveryTimeout in 50 ms once the client is full, its
-// lines at Warn or above kept.
+// lines at Warn or above kept. Its tests run in a synctest bubble: a
+// look-up that answers must answer within those 50 ms, which on the real
+// clock a loaded machine could miss.
 func storageFullProducer(t *testing.T) (*Producer, *storageFullClient, *testkit.Warned) {
 	t.Helper()
 	warned := &testkit.Warned{}
@@ -47,6 +50,10 @@ func storageFullProducer(t *testing.T) (*Producer, *storageFullClient, *testkit.
 // Warn as theirs are (TestRecordsFailedByTheirTopicsLookUpLogged): they
 // were logged at Debug only.
 func TestGoneTopicsLookUpFailureLogged(t *testing.T) {
+	synctest.Test(t, testGoneTopicsLookUpFailureLogged)
+}
+
+func testGoneTopicsLookUpFailureLogged(t *testing.T) {
 	lookUpFailureRun(t, func(ts *topicState) { ts.gone.Store(true) }) // as a batch refused with an unknown topic sets it
 }
 
@@ -81,5 +88,9 @@ func lookUpFailureRun(t *testing.T, mark func(*topicState)) {
 // record, logged at Warn once for the run, and the first that answers
 // ends the run. No test held either half.
 func TestIdleTopicsLookUpFailureLogged(t *testing.T) {
+	synctest.Test(t, testIdleTopicsLookUpFailureLogged)
+}
+
+func testIdleTopicsLookUpFailureLogged(t *testing.T) {
 	lookUpFailureRun(t, func(ts *topicState) { ts.refreshAt.Store(0) }) // due, as MetadataMaxAge after the last look-up
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -79,7 +80,15 @@ func (c *failingCountClient) Partitions(ctx context.Context, topic string) (int,
 // failed auto-creation: nothing at Warn told of records failing. Logged
 // at Warn once, not for every record: a run per topic, as for failed
 // batches.
+//
+// In a synctest bubble: a look-up that answers must answer within the
+// 50 ms DeliveryTimeout, which on the real clock a loaded machine could
+// miss.
 func TestRecordsFailedByTheirTopicsLookUpLogged(t *testing.T) {
+	synctest.Test(t, testRecordsFailedByTheirTopicsLookUpLogged)
+}
+
+func testRecordsFailedByTheirTopicsLookUpLogged(t *testing.T) {
 	ctx := testCtx(t)
 	b := newBroker(t)
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/require"
 )
@@ -13,6 +14,10 @@ import (
 // that answers ends it (topic's endLookUpFailures before newTopic), so that
 // the next failure is a first, at Warn, and the runs are not kept.
 func TestNewTopicsLookUpAnsweredEndsTheRun(t *testing.T) {
+	synctest.Test(t, testNewTopicsLookUpAnsweredEndsTheRun)
+}
+
+func testNewTopicsLookUpAnsweredEndsTheRun(t *testing.T) {
 	p, c, warned := storageFullProducer(t)
 	ctx := context.Background()
 	c.full.Store(true)

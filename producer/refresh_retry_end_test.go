@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -62,20 +63,24 @@ func TestPastTheCountRetriesEnd(t *testing.T) {
 	}
 
 	t.Run("DeliveryTimeout", func(t *testing.T) {
-		c, p := setup(t, producer.DeliveryTimeout(200*time.Millisecond))
-		err := p.ProduceSync(testCtx(t),
-			&record.Record{Topic: "t", Partition: 1, Value: []byte("a")},
-			&record.Record{Topic: "t", Partition: 2, Value: []byte("b")})
-		require.Error(t, err)
-		errs := err.(interface{ Unwrap() []error }).Unwrap()
-		require.Len(t, errs, 2)
-		for _, e := range errs {
-			require.ErrorIs(t, e, producer.ErrDeliveryTimeout)
-			require.ErrorIs(t, e, api.ErrRequestTimedOut)
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		require.Len(t, c.deadlines, 1, "one look-up: the second record fails with the first's error")
+		// In a synctest bubble: on the real clock, a loaded machine could
+		// reach the 200 ms deadline before the look-up's first answer.
+		synctest.Test(t, func(t *testing.T) {
+			c, p := setup(t, producer.DeliveryTimeout(200*time.Millisecond))
+			err := p.ProduceSync(testCtx(t),
+				&record.Record{Topic: "t", Partition: 1, Value: []byte("a")},
+				&record.Record{Topic: "t", Partition: 2, Value: []byte("b")})
+			require.Error(t, err)
+			errs := err.(interface{ Unwrap() []error }).Unwrap()
+			require.Len(t, errs, 2)
+			for _, e := range errs {
+				require.ErrorIs(t, e, producer.ErrDeliveryTimeout)
+				require.ErrorIs(t, e, api.ErrRequestTimedOut)
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			require.Len(t, c.deadlines, 1, "one look-up: the second record fails with the first's error")
+		})
 	})
 
 	t.Run("Close", func(t *testing.T) {
