@@ -326,8 +326,8 @@ func TestLoggerMayCallAdminOnAReopenedLogsClose(t *testing.T) {
 // (TestLoggerMayCallTheBrokerOnLogCreated): the handler may call
 // an admin method on them. Kills the mutant that opens the new
 // partitions with the plain log options (their lines were handed on
-// under the token: the handler's CreateTopic blocked, callBounded's
-// 10 s).
+// under the token: the handler's CreateTopic blocked until
+// callBounded gave up).
 func TestLoggerMayCallTheBrokerOnACreatedPartitionsLine(t *testing.T) {
 	ctx := context.Background()
 	var b *Broker
