@@ -104,15 +104,16 @@
 // the durable offset the checkpoint would have held, for the log's
 // directory on its file system (the FS under its vfs.Wrapper wrappers,
 // such as vfs.WithFaults; for the OS file system, the directory's absolute
-// path; for a vfs.MemFS, its path from the root, as the MemFS takes a
-// relative one): an Open of the log in the same process takes it as the
+// path, or another path to the same directory, a symbolic link, by
+// os.SameFile; for a vfs.MemFS, its path from the root, as the MemFS
+// takes a relative one): an Open of the log in the same process takes it as the
 // checkpoint (the lower offset, if it finds one too), writes the
 // checkpoint, and fails if it cannot, then writes the tail anew as above;
 // the process forgets once that is durable, or when the log is discarded
 // (Log.Discard, for a directory about to be removed). An Open in another
-// process in the same boot (a restarted broker, the machine up), or by
-// another path to the directory (a symbolic link, or a file system
-// wrapped in a way that Unwrap does not see through), does not know: it
+// process in the same boot (a restarted broker, the machine up), or on
+// a file system wrapped in a way that Unwrap does not see through, does
+// not know: it
 // trusts the tail, which a later power cut may take, acknowledged records
 // with it.
 //

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"os"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -41,6 +42,11 @@ var failedLogs = failedRegistry{m: map[failedKey]int64{}}
 type failedRegistry struct {
 	mu sync.Mutex
 	m  map[failedKey]int64
+	// ids holds the identity (os.Stat's) of the OS directories of m's
+	// keys, taken when each was recorded, so that a key spelling one of
+	// them another way (a symbolic link, another case on a
+	// case-insensitive file system) finds its entry (see match).
+	ids map[failedKey]os.FileInfo
 }
 
 // failedKey names a log directory in failedLogs: its file system, under
@@ -49,8 +55,9 @@ type failedRegistry struct {
 // A *vfs.MemFS's paths are taken from its root, as it takes them (a
 // relative one is under its root: "data/t-0" is "/data/t-0"). The OS
 // file system is one, whatever the value that stands for it, and its
-// paths are made absolute (symbolic links are not resolved: a log opened
-// again by another path to its directory is not recognized). A
+// paths are made absolute; another path to the same directory (a
+// symbolic link, another case on a case-insensitive file system) finds
+// its entry through the directory's identity (see failedRegistry.match). A
 // *vfs.MemFS is held by a weak pointer, so that its entries do not keep
 // it alive, and go once it is garbage (a crash test's disk after its
 // power cut, which a CrashClone replaced). Any other file system is its
@@ -112,18 +119,64 @@ func (r *failedRegistry) record(k failedKey, off int64) {
 	for o := range r.m {
 		if o.dead() {
 			delete(r.m, o)
+			delete(r.ids, o)
 		}
 	}
-	if old, ok := r.m[k]; !ok || off < old {
+	k = r.match(k)
+	old, ok := r.m[k]
+	if !ok || off < old {
 		r.m[k] = off
 	}
+	if _, isOS := k.fs.(osKey); isOS && !ok {
+		if fi := statDir(k.dir); fi != nil {
+			if r.ids == nil {
+				r.ids = map[failedKey]os.FileInfo{}
+			}
+			r.ids[k] = fi
+		}
+	}
+}
+
+// match returns the key of m's entry for the directory k names: k if m
+// has it, else the key of an entry of the OS file system whose directory
+// is k's by identity (os.SameFile: another spelling of its path), else
+// k. A directory removed and another made since may take its identity:
+// its log then writes its tail anew once, needlessly (see failedLogs).
+// It runs under mu.
+func (r *failedRegistry) match(k failedKey) failedKey {
+	if _, ok := r.m[k]; ok || len(r.ids) == 0 {
+		return k
+	}
+	if _, isOS := k.fs.(osKey); !isOS {
+		return k
+	}
+	fi := statDir(k.dir)
+	if fi == nil {
+		return k
+	}
+	for o, id := range r.ids {
+		if os.SameFile(id, fi) {
+			return o
+		}
+	}
+	return k
+}
+
+// statDir returns dir's FileInfo on the OS file system, nil if it has
+// none.
+func statDir(dir string) os.FileInfo {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	return fi
 }
 
 // lookup returns the offset recorded for k, if any.
 func (r *failedRegistry) lookup(k failedKey) (int64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	off, ok := r.m[k]
+	off, ok := r.m[r.match(k)]
 	return off, ok
 }
 
@@ -133,7 +186,9 @@ func (r *failedRegistry) lookup(k failedKey) (int64, bool) {
 func (r *failedRegistry) forget(k failedKey, from int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	k = r.match(k)
 	if off, ok := r.m[k]; ok && off >= from {
 		delete(r.m, k)
+		delete(r.ids, k)
 	}
 }

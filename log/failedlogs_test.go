@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -297,4 +298,51 @@ func TestSyncFailedCheckpointInPlaceCountsAsWritten(t *testing.T) {
 	l = e.open(Config{})
 	defer l.Close()
 	require.Positive(t, l.Recovery().RewrittenBytes)
+}
+
+// TestFailedRegistryFindsAnOSDirectoryByAnotherPath: an entry of a
+// directory on the OS file system is found, and forgotten, through
+// another path to the same directory (a symbolic link here; another case
+// of its name on a case-insensitive file system, as macOS's and
+// Windows' are by default, is the same to os.SameFile), as the lock of a
+// broker's directory is: a log opened again that way writes its tail
+// anew, as by its first path. Before, the key was the absolute path
+// alone: the Open found no memory of the failure and trusted a tail the
+// failed fsync may have left unwritten. A directory that is not that one
+// is not found, nor one whose entry was forgotten.
+func TestFailedRegistryFindsAnOSDirectoryByAnotherPath(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "t-0")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	other := filepath.Join(root, "t-1")
+	require.NoError(t, os.Mkdir(other, 0o755))
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Skipf("no symbolic link here: %v", err)
+	}
+	key := func(d string) failedKey {
+		k, ok := failedKeyOf(vfs.OS, d)
+		require.True(t, ok)
+		return k
+	}
+	require.NotEqual(t, key(dir), key(link), "two spellings, two keys")
+
+	var r failedRegistry
+	r.m = map[failedKey]int64{}
+	r.record(key(dir), 4)
+	off, ok := r.lookup(key(link))
+	require.True(t, ok, "found by the link")
+	require.EqualValues(t, 4, off)
+	_, ok = r.lookup(key(other))
+	require.False(t, ok, "another directory")
+
+	r.record(key(link), 2) // one entry per directory: the lower offset
+	require.Len(t, r.m, 1)
+	off, _ = r.lookup(key(dir))
+	require.EqualValues(t, 2, off)
+
+	r.forget(key(link), math.MinInt64)
+	_, ok = r.lookup(key(dir))
+	require.False(t, ok, "forgotten by the link")
+	require.Empty(t, r.ids)
 }
