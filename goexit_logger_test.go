@@ -259,8 +259,10 @@ func TestHandlerGoexitOnACallersGoroutineReleasesTheOtherHolds(t *testing.T) {
 // line of Open's recovery ("log opened" of a topic's second partition)
 // leaves neither the directory locked nor the logs opened before it
 // open: a later Open in the process opens the directory, and finds the
-// first partition closed cleanly. Before, Open left both, and every
-// later Open of the directory in the process failed with vfs.ErrLocked.
+// first partition closed cleanly, and the second, whose log.Open the
+// handler ended (its caller never got the log: log.Open closes it).
+// Before, Open left both, and every later Open of the directory in the
+// process failed with vfs.ErrLocked; log.Open left its log open.
 func TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory(t *testing.T) {
 	for _, end := range []string{"panic", "Goexit"} {
 		t.Run(end, func(t *testing.T) {
@@ -323,6 +325,7 @@ func TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory(t *testing.T) {
 			}))})
 			require.NoError(t, err, "the directory is free again")
 			require.True(t, clean["/data/t-0"], "t-0 was closed: %v", clean)
+			require.True(t, clean["/data/t-1"], "t-1, whose line the handler ended on, was closed: %v", clean)
 			require.NoError(t, b.Close())
 		})
 	}

@@ -360,11 +360,16 @@ type RecoveryInfo struct {
 // checkpoint would have held: an Open in the same process, of the same
 // directory on the same file system (under any vfs.Wrapper, such as
 // vfs.WithFaults; the OS file system's directories by their absolute
-// path), takes it as the checkpoint (the lower offset of the two, if it
+// path or another path to them, by os.SameFile), takes it as the checkpoint (the lower offset of the two, if it
 // finds the file as well), writes the checkpoint — failing if it cannot
 // — and writes the tail anew as above; the process forgets once that is
 // durable. An Open in another process in the same boot does not know,
 // and trusts the tail (see the package doc).
+//
+// Should Options.Logger's handler panic, or end the goroutine, on the
+// line Open logs once the log is open ("log opened", "log created"),
+// Open closes the log before the panic goes on: nothing is left open
+// that its caller cannot close.
 //
 // Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
 // files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
@@ -443,8 +448,21 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	l.quiet = l.logger.Handler() == slog.DiscardHandler
 	// Held while the log is opened only so that Open logs as the rest
 	// does (lockedLog): its lines go out, in order, as it returns.
+	var opened, handedOn bool
+	defer func() {
+		if opened && !handedOn {
+			// The Logger's handler panicked, or ended the goroutine, on
+			// a line of the Open ("log opened"): its caller never gets
+			// the log, so it is closed here (as a failed Open leaves
+			// nothing open), the panic going on.
+			_ = l.Close()
+		}
+	}()
 	l.mu.Lock()
-	defer l.unlock()
+	defer func() {
+		l.unlock()
+		handedOn = true
+	}()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("runnel/log: opening %s: %w", dir, err)
 	}
@@ -465,6 +483,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 		l.lockedLog.Info("log opened", "dir", dir, "clean", l.info.Clean, "segments", l.info.SegmentsFound,
 			"log_end_offset", l.next.Load(), "truncated_bytes", l.info.TruncatedBytes, "duration", l.info.Duration)
 	}
+	opened = true
 	return l, nil
 }
 
