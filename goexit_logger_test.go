@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -263,6 +264,11 @@ func TestHandlerGoexitOnACallersGoroutineReleasesTheOtherHolds(t *testing.T) {
 // handler ended (its caller never got the log: log.Open closes it).
 // Before, Open left both, and every later Open of the directory in the
 // process failed with vfs.ErrLocked; log.Open left its log open.
+// first partition closed cleanly. The lock is released only once that
+// partition is closed, as Close does: until then, an Open elsewhere in
+// the process gets vfs.ErrLocked, and does not recover the log while it
+// is being closed. Before, Open left both, and every later Open of the
+// directory in the process failed with vfs.ErrLocked.
 func TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory(t *testing.T) {
 	for _, end := range []string{"panic", "Goexit"} {
 		t.Run(end, func(t *testing.T) {
@@ -294,14 +300,30 @@ func TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory(t *testing.T) {
 					failNow()
 				}
 			}))
+			// Once the handler has fired, t-0's closing file operations
+			// look whether the directory is still locked.
+			var closing, unlocked atomic.Int32
+			fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(_ vfs.Op, name string) error {
+				if armed.Load() || !strings.HasPrefix(filepath.ToSlash(name), "/data/t-0/") {
+					return nil
+				}
+				closing.Add(1)
+				if l, err := mem.Lock(filepath.Join("/data", lockFile)); err == nil {
+					unlocked.Add(1)
+					_ = l.Close()
+				}
+				return nil
+			}))
 			opened := false
 			rec := testkit.Record(t, func(tb testing.TB) {
 				failNow = tb.FailNow
 				defer func() { _ = recover() }()
-				_, _ = Open(Config{FS: mem, Dir: "/data", Logger: logger})
+				_, _ = Open(Config{FS: fsys, Dir: "/data", Logger: logger})
 				opened = true
 			})
 			require.False(t, armed.Load(), "no \"log opened\" line for t-1")
+			require.Positive(t, closing.Load(), "t-0 closed after the handler fired")
+			require.Zero(t, unlocked.Load(), "the directory unlocked while t-0 was being closed")
 			require.False(t, opened, "Open returned")
 			require.Equal(t, end == "Goexit", rec.Failed())
 
