@@ -129,6 +129,16 @@ func TestFailedKeyOf(t *testing.T) {
 	for _, other := range []string{"data/t-0", "./data/t-0", "../data/t-0", "/../data/t-0"} {
 		require.Equal(t, key(mem, "/data/t-0"), key(mem, other), "%s: the same directory of the MemFS", other)
 	}
+	// The key names one directory where the MemFS finds one: with
+	// backslashes, separators on Windows (where \data\t-0 is that
+	// directory) and a name's characters elsewhere; and with a volume
+	// name, which the MemFS takes for a directory's name. (The key
+	// without filepath.ToSlash fails this on Windows only.)
+	require.NoError(t, mem.MkdirAll("/data/t-0", 0o755))
+	for _, other := range []string{`\data\t-0`, `data\t-0`, `C:\data\t-0`, `C:/data/t-0`} {
+		_, err := mem.Stat(other)
+		require.Equal(t, err == nil, key(mem, other) == key(mem, "/data/t-0"), "%s: the MemFS's answer (%v)", other, err)
+	}
 
 	abs, err := filepath.Abs("t-0")
 	require.NoError(t, err)
