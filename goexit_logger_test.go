@@ -265,6 +265,9 @@ func TestHandlerGoexitOnACallersGoroutineReleasesTheOtherHolds(t *testing.T) {
 // Before, Open left both, and every later Open of the directory in the
 // process failed with vfs.ErrLocked; log.Open left its log open.
 // first partition closed cleanly. The lock is released only once that
+// open: a later Open in the process opens the directory, and finds both
+// partitions closed cleanly (the second by its log's Open, whose line
+// it was). The lock is released only once that
 // partition is closed, as Close does: until then, an Open elsewhere in
 // the process gets vfs.ErrLocked, and does not recover the log while it
 // is being closed. Before, Open left both, and every later Open of the
@@ -348,6 +351,7 @@ func TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory(t *testing.T) {
 			require.NoError(t, err, "the directory is free again")
 			require.True(t, clean["/data/t-0"], "t-0 was closed: %v", clean)
 			require.True(t, clean["/data/t-1"], "t-1, whose line the handler ended on, was closed: %v", clean)
+			require.True(t, clean["/data/t-1"], "t-1, whose line the handler did not return from, was closed: %v", clean)
 			require.NoError(t, b.Close())
 		})
 	}

@@ -44,7 +44,9 @@ type Options struct {
 	// the compaction's lock, and an fsync once its group commit's round
 	// (which Close waits for) has ended. So the handler may append to the
 	// Log or Partition whose line it is, or close the Log. Open's lines
-	// are handed on as Open returns: a handler called from the Open of a
+	// are handed on as Open returns (a handler that panics, or ends the
+	// goroutine, on one leaves the log it opened closed, as Open does
+	// when it fails): a handler called from the Open of a
 	// Partition.Reopen or RetryReopen runs holding that partition's lock,
 	// and must not call the partition.
 	Logger *slog.Logger
@@ -462,6 +464,18 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	defer func() {
 		l.unlock()
 		handedOn = true
+	opened := false
+	defer func() {
+		handed := false
+		defer func() {
+			if opened && !handed {
+				// The handler panicked, or ended the goroutine, on a
+				// line of the open: the caller gets no log to close.
+				_ = l.Close()
+			}
+		}()
+		l.unlock()
+		handed = true
 	}()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("runnel/log: opening %s: %w", dir, err)
@@ -473,6 +487,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 		}
 		return nil, err
 	}
+	opened = true
 	l.info.Duration = time.Since(begin)
 	l.info.LogEndOffset = l.next.Load()
 	l.lastFlush = l.clock.Now()

@@ -200,6 +200,50 @@ func TestHandlerMayCloseTheLog(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 }
 
+// TestHandlerPanicOrGoexitOnAnOpensLineClosesTheLog: a Logger's handler
+// that panics, or ends the goroutine (t.FailNow), on a line of Open
+// ("log opened": its lines go out as it returns) leaves the log it
+// opened closed, cleanly, as a failed Open leaves nothing open: the
+// caller never gets the log to close it. Before, the log was left open,
+// unreachable, its files open (on the OS file system, until the
+// collector closed them), and the next Open recovered it as after a
+// crash (a broker's Open whose handler panicked so).
+func TestHandlerPanicOrGoexitOnAnOpensLineClosesTheLog(t *testing.T) {
+	for _, end := range []string{"panic", "Goexit"} {
+		t.Run(end, func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(Config{})
+			appendOK(t, l, valueBatch(t, 1, "a"))
+			require.NoError(t, l.Close())
+
+			var failNow func()
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "log opened" {
+					return
+				}
+				if end == "panic" {
+					panic("the handler panics")
+				}
+				failNow()
+			}))
+			returned := false
+			rec := testkit.Record(t, func(tb testing.TB) {
+				failNow = tb.FailNow
+				defer func() { _ = recover() }()
+				_, _ = Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock, Logger: logger})
+				returned = true
+			})
+			require.False(t, returned, "Open returned")
+			require.Equal(t, end == "Goexit", rec.Failed())
+
+			l = e.open(Config{})
+			require.True(t, l.Recovery().Clean, "the log the handler's Open opened was closed")
+			require.Equal(t, []string{"a"}, values(readAll(t, l, 0)))
+			require.NoError(t, l.Close())
+		})
+	}
+}
+
 // TestHandlerMayAppendToThePartitionWhileAReopenWaits: a
 // Partition call holds the partition's lock shared around the log's;
 // the log's lines (here the roll of a Partition.Append) are handed on
