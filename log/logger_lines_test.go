@@ -244,6 +244,41 @@ func TestHandlerPanicOrGoexitOnAnOpensLineClosesTheLog(t *testing.T) {
 	}
 }
 
+// TestHandlerPanicOnAFailedOpensLineLeavesTheDirectory: an Open that
+// fails (here writing the reset of a cleaner checkpoint past the log
+// end) and whose handler then panics on its line leaves the directory as
+// the failure did: the log it did not open is not closed as an opened
+// one would be (whose flush would meet the segments the failure closed,
+// and write a sync-failed checkpoint).
+func TestHandlerPanicOnAFailedOpensLineLeavesTheDirectory(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{})
+	appendOK(t, l, valueBatch(t, 1, "a"))
+	require.NoError(t, l.Close())
+	require.NoError(t, writeOffset(e.fs, e.dir, cleanerFile, 100))
+	before, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+
+	fsys := vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if strings.Contains(name, cleanerFile) && (op == vfs.OpCreate || op == vfs.OpWrite) {
+			return errors.New("no room")
+		}
+		return nil
+	}))
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if strings.HasPrefix(r.Message, "cleaner checkpoint past the log end") {
+			panic("the handler panics")
+		}
+	}))
+	func() {
+		defer func() { require.Equal(t, "the handler panics", recover()) }()
+		_, _ = Open(e.dir, Config{}, Options{FS: fsys, Clock: e.clock, Logger: logger})
+	}()
+	after, err := e.fs.List(e.dir)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+}
+
 // TestHandlerMayAppendToThePartitionWhileAReopenWaits: a
 // Partition call holds the partition's lock shared around the log's;
 // the log's lines (here the roll of a Partition.Append) are handed on
