@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -101,5 +102,64 @@ func TestFlushBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
 		require.NoError(t, <-truncated)
 		require.NoError(t, l.Flush(context.Background()))
 		require.Equal(t, Offsets{Start: 0, Durable: 1, End: 1}, l.Offsets())
+	})
+}
+
+// TestMaintainsFlushBehindAStuckTruncationOwesNoFlushPastItsCut: the
+// flush.ms flush of a Maintain that waited behind a truncation stuck
+// writing its recovery point, and gave up with its ctx, is owed again
+// (flushOwed) only up to the log end the truncation left: the records
+// appended after the cut are no failed flush's, and flush.ms alone makes
+// them due, as TruncateTo's lowering of flushOwed says. Before, the
+// flush was owed up to the log end it had read before the cut (the
+// truncation had lowered flushOwed already), and the next Maintain, well
+// before flush.ms, fsynced the records appended since.
+func TestMaintainsFlushBehindAStuckTruncationOwesNoFlushPastItsCut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		var armed atomic.Bool
+		entered, release := make(chan struct{}), make(chan struct{})
+		e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			if op == vfs.OpWrite && strings.Contains(name, recoveryPointFile) && armed.CompareAndSwap(true, false) {
+				close(entered)
+				<-release
+			}
+			return nil
+		}))
+		cfg := Config{Sync: SyncPeriodic, FlushInterval: time.Hour}
+		l := e.open(cfg)
+		for _, v := range []string{"a", "b", "c"} {
+			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), v))
+		}
+		require.NoError(t, l.Close())
+		l = e.open(cfg) // its recovery point is the log end, 3
+		defer l.Close()
+		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "d")) // durable 3, end 4
+		e.clock.Advance(time.Hour)                                    // flush.ms due
+
+		truncated := make(chan error, 1)
+		testHookFlushTarget = func(l *Log) {
+			testHookFlushTarget = nil
+			armed.Store(true)
+			go func() {
+				_, err := l.TruncateTo(1) // lowers the log end, then hangs writing the recovery point
+				truncated <- err
+			}()
+			<-entered
+		}
+		defer func() { testHookFlushTarget = nil }()
+		ctx, cancel := context.WithCancel(context.Background())
+		maintained := make(chan error, 1)
+		go func() { maintained <- l.Maintain(ctx) }()
+		synctest.Wait() // Maintain's flush waits for the truncation
+		cancel()
+		require.ErrorIs(t, <-maintained, context.Canceled)
+		close(release)
+		require.NoError(t, <-truncated)
+
+		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "e"))
+		require.Equal(t, Offsets{Start: 0, Durable: 1, End: 2}, l.Offsets())
+		require.NoError(t, l.Maintain(context.Background()))
+		require.Equal(t, Offsets{Start: 0, Durable: 1, End: 2}, l.Offsets(), "flush.ms has not passed since the last flush")
 	})
 }

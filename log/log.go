@@ -238,7 +238,8 @@ type Log struct {
 	// Maintain's that failed (its ctx ended first, say) was to reach:
 	// while the durable offset is below it (and the log end), the next
 	// Maintain's flush is due (see maintain); a truncation brings it
-	// down to the new end (lowerFlushOwed). Stored without mu.
+	// down to the new end (lowerFlushOwed), and a flush that failed
+	// during one owes no more than the end it left. Stored without mu.
 	flushOwed atomic.Int64
 
 	unsynced []*segment.Segment // rolled without an fsync under SyncNever (mu)

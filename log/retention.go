@@ -603,7 +603,10 @@ func (l *Log) maintain(ctx context.Context) error {
 		if due {
 			if ferr := l.Flush(ctx); ferr != nil {
 				err = errors.Join(err, ferr)
-				l.oweFlush(target)
+				// Not past the log end a truncation meanwhile left (its
+				// lowerFlushOwed may have come before this): what is
+				// appended after the cut is no failed flush's.
+				l.oweFlush(min(target, l.next.Load()))
 			}
 		}
 	}
