@@ -82,3 +82,39 @@ func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
 		require.EqualValues(t, 3, l.DurableOffset(), "a FlushInterval after the caller's Flush")
 	})
 }
+
+// TestMaintainFlushCutShortOwesItsTargetOnly: a flush.ms flush cut short
+// owes the log end it was to reach, not the one when it gave up: the
+// records appended while it waited are no failed flush's, and wait for
+// flush.ms, once an older fsync has covered its target (one that read
+// the log end when flush.ms was due: flush.ms counts from it).
+func TestMaintainFlushCutShortOwesItsTargetOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, l, hold, inSync, release := heldSyncLog(t)
+		defer l.Close()
+		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
+		appendOK(t, l, valueBatch(t, 1_700_000_000_001, "b"))
+		e.clock.Advance(time.Second) // flush.ms due
+		hold.Store(true)
+		flushed := make(chan error, 1)
+		go func() { flushed <- l.Flush(context.Background()) }()
+		<-inSync // an fsync up to offset 2 is under way, held
+
+		ctx, cancel := context.WithCancel(t.Context())
+		maintained := make(chan error, 1)
+		go func() { maintained <- l.Maintain(ctx) }()
+		synctest.Wait()                                       // its flush, to offset 2, waits for the fsync under way
+		appendOK(t, l, valueBatch(t, 1_700_000_000_002, "c")) // offset 2
+		cancel()
+		require.ErrorIs(t, <-maintained, context.Canceled)
+		close(release)
+		require.NoError(t, <-flushed)
+		require.EqualValues(t, 2, l.DurableOffset(), "the older fsync covered the flush's target")
+
+		require.NoError(t, l.Maintain(t.Context()))
+		require.EqualValues(t, 2, l.DurableOffset(), "c came after the flush's target: flush.ms is not due")
+		e.clock.Advance(time.Second)
+		require.NoError(t, l.Maintain(t.Context()))
+		require.EqualValues(t, 3, l.DurableOffset(), "a FlushInterval later")
+	})
+}
