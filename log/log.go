@@ -363,8 +363,9 @@ type RecoveryInfo struct {
 // checkpoint would have held: an Open in the same process, of the same
 // directory on the same file system (under any vfs.Wrapper, such as
 // vfs.WithFaults; the OS file system's directories by their absolute
-// path or another path to them, by os.SameFile), takes it as the checkpoint (the lower offset of the two, if it
-// finds the file as well), writes the checkpoint — failing if it cannot
+// path or another path to them, by os.SameFile), takes it as the
+// checkpoint (the lower offset of the two, if it finds the file as
+// well), writes the checkpoint — failing if it cannot
 // — and writes the tail anew as above; the process forgets once that is
 // durable. An Open in another process in the same boot does not know,
 // and trusts the tail (see the package doc).
@@ -451,20 +452,7 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 	l.quiet = l.logger.Handler() == slog.DiscardHandler
 	// Held while the log is opened only so that Open logs as the rest
 	// does (lockedLog): its lines go out, in order, as it returns.
-	var opened, handedOn bool
-	defer func() {
-		if opened && !handedOn {
-			// The Logger's handler panicked, or ended the goroutine, on
-			// a line of the Open ("log opened"): its caller never gets
-			// the log, so it is closed here (as a failed Open leaves
-			// nothing open), the panic going on.
-			_ = l.Close()
-		}
-	}()
 	l.mu.Lock()
-	defer func() {
-		l.unlock()
-		handedOn = true
 	opened := false
 	defer func() {
 		handed := false
@@ -499,7 +487,6 @@ func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Lo
 		l.lockedLog.Info("log opened", "dir", dir, "clean", l.info.Clean, "segments", l.info.SegmentsFound,
 			"log_end_offset", l.next.Load(), "truncated_bytes", l.info.TruncatedBytes, "duration", l.info.Duration)
 	}
-	opened = true
 	return l, nil
 }
 
