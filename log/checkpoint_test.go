@@ -101,6 +101,11 @@ func TestCheckpointV1DetectsEveryByteChanged(t *testing.T) {
 // FuzzParseCheckpoint: malformed checkpoint files of either version give
 // ErrBadCheckpoint, never a panic, and what parses has the promised shape
 // and is written back (in either version) as a file that reads the same.
+// Its seeds are small: a line past the scanner's 64 KiB is
+// TestCheckpointLongLineAfterTheEntries's. A 70 KB seed made each input
+// grown from it that found new coverage cost the engine a whole
+// -fuzzminimizetime (60 s) to minimize, as cutting bytes below 64 KiB
+// loses that coverage: 7,432 execs in an 88 s run, 682,349 without it.
 func FuzzParseCheckpoint(f *testing.F) {
 	f.Add([]byte("0\n1\n42\n"), 1)
 	f.Add([]byte("0\n2\n0 0\n3 1000\n"), 2)
@@ -113,8 +118,6 @@ func FuzzParseCheckpoint(f *testing.F) {
 	f.Add(appendMarker(nil, cleanMarker{end: 48, activeBase: 40, maxTimestamp: 1_700_000_000_023, maxTimestampOffset: 47, timeEntries: 3}), markerWidth)
 	f.Add([]byte("1\n0\n"), 1)
 	f.Add([]byte("1\n0\n4294967296\n"), 1)
-	f.Add([]byte("0\n1\n42\n"+strings.Repeat("x", 70_000)), 1)
-	f.Add([]byte("0\n1\n42\n\n"+strings.Repeat(" ", 70_000)+"\n"), 1)
 	f.Fuzz(func(t *testing.T, data []byte, width int) {
 		width = 1 + int(uint(width-1)%6) // 1 to 6: a seed's width is its own
 		rows, err := parseCheckpoint(data, width, "cp")
