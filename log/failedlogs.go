@@ -43,9 +43,10 @@ type failedRegistry struct {
 	mu sync.Mutex
 	m  map[failedKey]int64
 	// ids holds the identity (os.Stat's) of the OS directories of m's
-	// keys, taken when each was recorded, so that a key spelling one of
-	// them another way (a symbolic link, another case on a
-	// case-insensitive file system) finds its entry (see match).
+	// keys, taken at each record (that of the directory that failed
+	// last), so that a key spelling one of them another way (a symbolic
+	// link, another case on a case-insensitive file system) finds its
+	// entry (see match).
 	ids map[failedKey]os.FileInfo
 }
 
@@ -114,6 +115,13 @@ func (r *failedRegistry) record(k failedKey, off int64) {
 	if k.fs == nil {
 		return
 	}
+	// The directory's identity, taken without mu: the stat goes to the
+	// disk that just failed, which may hang it, and must not hold up
+	// every other log's Open in the process meanwhile.
+	var fi os.FileInfo
+	if _, isOS := k.fs.(osKey); isOS {
+		fi = statDir(k.dir)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for o := range r.m {
@@ -122,36 +130,48 @@ func (r *failedRegistry) record(k failedKey, off int64) {
 			delete(r.ids, o)
 		}
 	}
-	k = r.match(k)
-	old, ok := r.m[k]
-	if !ok || off < old {
+	k = r.match(k, fi)
+	if old, ok := r.m[k]; !ok || off < old {
 		r.m[k] = off
 	}
-	if _, isOS := k.fs.(osKey); isOS && !ok {
-		if fi := statDir(k.dir); fi != nil {
-			if r.ids == nil {
-				r.ids = map[failedKey]os.FileInfo{}
-			}
-			r.ids[k] = fi
+	if fi != nil {
+		// Also for an entry there already: its directory may have been
+		// replaced since (removed behind its log's back, and made again),
+		// and the one that failed now is the one to find by another path.
+		if r.ids == nil {
+			r.ids = map[failedKey]os.FileInfo{}
 		}
+		r.ids[k] = fi
 	}
 }
 
-// match returns the key of m's entry for the directory k names: k if m
-// has it, else the key of an entry of the OS file system whose directory
-// is k's by identity (os.SameFile: another spelling of its path), else
-// k. A directory removed and another made since may take its identity:
-// its log then writes its tail anew once, needlessly (see failedLogs).
-// It runs under mu.
-func (r *failedRegistry) match(k failedKey) failedKey {
-	if _, ok := r.m[k]; ok || len(r.ids) == 0 {
-		return k
-	}
+// idOf returns the identity of the OS directory k names, for match: nil
+// for another file system's key, or when match needs none (k has an
+// entry of its own, or no entry has an identity). The stat is taken
+// without mu, as record's.
+func (r *failedRegistry) idOf(k failedKey) os.FileInfo {
 	if _, isOS := k.fs.(osKey); !isOS {
-		return k
+		return nil
 	}
-	fi := statDir(k.dir)
-	if fi == nil {
+	r.mu.Lock()
+	_, own := r.m[k]
+	need := !own && len(r.ids) > 0
+	r.mu.Unlock()
+	if !need {
+		return nil
+	}
+	return statDir(k.dir)
+}
+
+// match returns the key of m's entry for the directory k names, fi being
+// that directory's identity (idOf's; nil if unknown): k if m has it, else
+// the key of an entry of the OS file system whose directory is k's by
+// identity (os.SameFile: another spelling of its path), else k. A
+// directory removed and another made since may take its identity: its
+// log then writes its tail anew once, needlessly (see failedLogs). It
+// runs under mu.
+func (r *failedRegistry) match(k failedKey, fi os.FileInfo) failedKey {
+	if _, ok := r.m[k]; ok || fi == nil {
 		return k
 	}
 	for o, id := range r.ids {
@@ -162,9 +182,15 @@ func (r *failedRegistry) match(k failedKey) failedKey {
 	return k
 }
 
+// testHookStatDir, when set (by tests), runs in statDir before its stat.
+var testHookStatDir func(dir string)
+
 // statDir returns dir's FileInfo on the OS file system, nil if it has
 // none.
 func statDir(dir string) os.FileInfo {
+	if testHookStatDir != nil {
+		testHookStatDir(dir)
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil
@@ -174,9 +200,10 @@ func statDir(dir string) os.FileInfo {
 
 // lookup returns the offset recorded for k, if any.
 func (r *failedRegistry) lookup(k failedKey) (int64, bool) {
+	fi := r.idOf(k)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	off, ok := r.m[r.match(k)]
+	off, ok := r.m[r.match(k, fi)]
 	return off, ok
 }
 
@@ -184,9 +211,10 @@ func (r *failedRegistry) lookup(k failedKey) (int64, bool) {
 // from on were made durable (a lower offset, recorded since, stays).
 // math.MinInt64 removes it whatever it holds.
 func (r *failedRegistry) forget(k failedKey, from int64) {
+	fi := r.idOf(k)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k = r.match(k)
+	k = r.match(k, fi)
 	if off, ok := r.m[k]; ok && off >= from {
 		delete(r.m, k)
 		delete(r.ids, k)

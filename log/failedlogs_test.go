@@ -355,4 +355,72 @@ func TestFailedRegistryFindsAnOSDirectoryByAnotherPath(t *testing.T) {
 	_, ok = r.lookup(key(dir))
 	require.False(t, ok, "forgotten by the link")
 	require.Empty(t, r.ids)
+
+	// Another file system's directory of the same path is not the OS's:
+	// it neither finds nor forgets its entry, nor has an identity.
+	r.record(key(dir), 6)
+	mem := vfs.NewMem()
+	memKey, ok := failedKeyOf(mem, dir)
+	require.True(t, ok)
+	_, ok = r.lookup(memKey)
+	require.False(t, ok, "a MemFS's directory of the OS directory's path")
+	r.forget(memKey, math.MinInt64)
+	_, ok = r.lookup(key(link))
+	require.True(t, ok, "not forgotten by a MemFS's key")
+	r.record(memKey, 1)
+	require.Len(t, r.ids, 1, "the OS directory's identity only")
+	r.forget(memKey, math.MinInt64)
+	runtime.KeepAlive(mem)
+
+	// The directory replaced at its path (the old one moved away, so
+	// that the new one cannot take its identity) and failing there: its
+	// entry is found by another path to the new one. Before, the entry
+	// kept the identity of the directory it was first recorded for, and
+	// the link, to the new one, found nothing.
+	require.NoError(t, os.Rename(dir, dir+".old"))
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	r.record(key(dir), 5)
+	off, ok = r.lookup(key(link))
+	require.True(t, ok, "the new directory found by the link")
+	require.EqualValues(t, 5, off)
+}
+
+// TestFailedRegistryStatsWithoutItsMutex: the registry stats an OS
+// directory (record, and lookup and forget by another path) without its
+// mutex held, which every log's Open in the process takes: record's stat
+// goes to the disk that has just failed, which may hang it. Before, a
+// stat that hung held up every Open (on any file system), Discard and
+// record in the process.
+func TestFailedRegistryStatsWithoutItsMutex(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "t-0")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Skipf("no symbolic link here: %v", err)
+	}
+	var r failedRegistry
+	r.m = map[failedKey]int64{}
+	statted := 0
+	testHookStatDir = func(d string) {
+		if d != dir && d != link {
+			return // another test's
+		}
+		statted++
+		require.True(t, r.mu.TryLock(), "a stat of %s under the registry's mutex", d)
+		r.mu.Unlock()
+	}
+	defer func() { testHookStatDir = nil }()
+	k, ok := failedKeyOf(vfs.OS, dir)
+	require.True(t, ok)
+	l, ok := failedKeyOf(vfs.OS, link)
+	require.True(t, ok)
+	r.record(k, 3)
+	off, ok := r.lookup(l)
+	require.True(t, ok)
+	require.EqualValues(t, 3, off)
+	r.forget(l, math.MinInt64)
+	_, ok = r.lookup(k)
+	require.False(t, ok)
+	require.Equal(t, 3, statted, "record's, lookup's, forget's")
 }
