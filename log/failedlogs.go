@@ -195,6 +195,11 @@ func statDir(dir string) os.FileInfo {
 	if err != nil {
 		return nil
 	}
+	// On Windows a directory's FileInfo reads its identity (volume and
+	// file index) lazily, by its path, at its first os.SameFile: read
+	// here, while the directory is there and without the registry's
+	// lock, not at a later match. Nothing elsewhere.
+	_ = os.SameFile(fi, fi)
 	return fi
 }
 
