@@ -62,35 +62,7 @@ func TestFlushOvertakenByTruncateTo(t *testing.T) {
 func TestFlushBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
-		var armed atomic.Bool
-		entered, release := make(chan struct{}), make(chan struct{})
-		e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-			if op == vfs.OpWrite && strings.Contains(name, recoveryPointFile) && armed.CompareAndSwap(true, false) {
-				close(entered)
-				<-release
-			}
-			return nil
-		}))
-		l := e.open(Config{Sync: SyncNever})
-		for _, v := range []string{"a", "b", "c"} {
-			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), v))
-		}
-		require.NoError(t, l.Close())
-		l = e.open(Config{Sync: SyncNever}) // its recovery point is the log end, 3
-		defer l.Close()
-		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "d")) // not synced: durable 3, end 4
-
-		truncated := make(chan error, 1)
-		testHookFlushTarget = func(l *Log) {
-			testHookFlushTarget = nil
-			armed.Store(true)
-			go func() {
-				_, err := l.TruncateTo(1) // lowers the log end, then hangs writing the recovery point
-				truncated <- err
-			}()
-			<-entered
-		}
-		defer func() { testHookFlushTarget = nil }()
+		l, release, truncated := truncationStuckBehindFlush(t, e, Config{Sync: SyncNever})
 		ctx, cancel := context.WithCancel(context.Background())
 		flushed := make(chan error, 1)
 		go func() { flushed <- l.Flush(ctx) }()
@@ -98,7 +70,7 @@ func TestFlushBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, <-flushed, context.Canceled)
 
-		close(release)
+		release()
 		require.NoError(t, <-truncated)
 		require.NoError(t, l.Flush(context.Background()))
 		require.Equal(t, Offsets{Start: 0, Durable: 1, End: 1}, l.Offsets())
@@ -117,44 +89,15 @@ func TestFlushBehindAStuckTruncationEndsWithItsCtx(t *testing.T) {
 func TestMaintainsFlushBehindAStuckTruncationOwesNoFlushPastItsCut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t)
-		var armed atomic.Bool
-		entered, release := make(chan struct{}), make(chan struct{})
-		e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-			if op == vfs.OpWrite && strings.Contains(name, recoveryPointFile) && armed.CompareAndSwap(true, false) {
-				close(entered)
-				<-release
-			}
-			return nil
-		}))
-		cfg := Config{Sync: SyncPeriodic, FlushInterval: time.Hour}
-		l := e.open(cfg)
-		for _, v := range []string{"a", "b", "c"} {
-			appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), v))
-		}
-		require.NoError(t, l.Close())
-		l = e.open(cfg) // its recovery point is the log end, 3
-		defer l.Close()
-		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "d")) // durable 3, end 4
-		e.clock.Advance(time.Hour)                                    // flush.ms due
-
-		truncated := make(chan error, 1)
-		testHookFlushTarget = func(l *Log) {
-			testHookFlushTarget = nil
-			armed.Store(true)
-			go func() {
-				_, err := l.TruncateTo(1) // lowers the log end, then hangs writing the recovery point
-				truncated <- err
-			}()
-			<-entered
-		}
-		defer func() { testHookFlushTarget = nil }()
+		l, release, truncated := truncationStuckBehindFlush(t, e, Config{Sync: SyncPeriodic, FlushInterval: time.Hour})
+		e.clock.Advance(time.Hour) // flush.ms due
 		ctx, cancel := context.WithCancel(context.Background())
 		maintained := make(chan error, 1)
 		go func() { maintained <- l.Maintain(ctx) }()
 		synctest.Wait() // Maintain's flush waits for the truncation
 		cancel()
 		require.ErrorIs(t, <-maintained, context.Canceled)
-		close(release)
+		release()
 		require.NoError(t, <-truncated)
 
 		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "e"))
@@ -162,4 +105,46 @@ func TestMaintainsFlushBehindAStuckTruncationOwesNoFlushPastItsCut(t *testing.T)
 		require.NoError(t, l.Maintain(context.Background()))
 		require.Equal(t, Offsets{Start: 0, Durable: 1, End: 2}, l.Offsets(), "flush.ms has not passed since the last flush")
 	})
+}
+
+// truncationStuckBehindFlush opens a log with cfg on e whose recovery
+// point is its end, 3 (three batches, closed, opened again), appends a
+// fourth (durable 3, end 4), and sets testHookFlushTarget so that the
+// next Flush, once it has read the log end, starts TruncateTo(1) and
+// goes on once the truncation has lowered the log end and hangs writing
+// the recovery point, holding the writer lock, until release is called.
+// truncated gets the truncation's error. The log is closed at the
+// test's cleanup.
+func truncationStuckBehindFlush(t *testing.T, e *env, cfg Config) (l *Log, release func(), truncated <-chan error) {
+	t.Helper()
+	var armed atomic.Bool
+	entered, released := make(chan struct{}), make(chan struct{})
+	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && strings.Contains(name, recoveryPointFile) && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-released
+		}
+		return nil
+	}))
+	l = e.open(cfg)
+	for _, v := range []string{"a", "b", "c"} {
+		appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), v))
+	}
+	require.NoError(t, l.Close())
+	l = e.open(cfg) // its recovery point is the log end, 3
+	t.Cleanup(func() { _ = l.Close() })
+	appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "d")) // not synced: durable 3, end 4
+
+	cut := make(chan error, 1)
+	testHookFlushTarget = func(l *Log) {
+		testHookFlushTarget = nil
+		armed.Store(true)
+		go func() {
+			_, err := l.TruncateTo(1) // lowers the log end, then hangs writing the recovery point
+			cut <- err
+		}()
+		<-entered
+	}
+	t.Cleanup(func() { testHookFlushTarget = nil })
+	return l, func() { close(released) }, cut
 }
