@@ -769,7 +769,11 @@ func testObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 	}
 	flushed := func(step string) {
 		t.Helper()
-		require.NoError(t, p.Flush(ctx), step)
+		// Bounded: a backlog that never empties (space not given back)
+		// fails the step, on the bubble's clock, rather than hanging.
+		fctx, cancel := context.WithTimeout(ctx, testkit.HangGuard)
+		defer cancel()
+		require.NoError(t, p.Flush(fctx), step)
 		require.Zero(t, p.BufferedRecords(), step)
 		require.Zero(t, p.BufferedBytes(), step)
 	}
