@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
-	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -562,15 +560,7 @@ func (s *sim) activeBase(topic string, p int) int64 {
 	if err != nil {
 		s.failf("listing %s: %v", dir, err)
 	}
-	base := int64(0)
-	for _, n := range names {
-		if b, ok := strings.CutSuffix(n, segment.LogSuffix); ok {
-			if o, err := strconv.ParseInt(b, 10, 64); err == nil {
-				base = max(base, o)
-			}
-		}
-	}
-	return base
+	return largestSegmentBase(names)
 }
 
 // retryLast sends an idempotent producer's last batch on a partition

@@ -756,6 +756,13 @@ func (r *rcRun) activeBase(tp rcTP) int64 {
 		r.failf("listing %s: %v", tp, err)
 		return 0
 	}
+	return largestSegmentBase(names)
+}
+
+// largestSegmentBase is the largest base offset of the segment files
+// among names (a partition directory's listing): its active segment's;
+// 0 if there is none.
+func largestSegmentBase(names []string) int64 {
 	base := int64(0)
 	for _, n := range names {
 		if b, ok := strings.CutSuffix(n, segment.LogSuffix); ok {
