@@ -41,11 +41,14 @@
 //     only lz4 batches Kafka's broker would, while decoding stays lenient
 //     for what an older runnel stored.
 //   - zstd: a zstd frame (github.com/klauspost/compress/zstd, by default
-//     at level 3, Kafka's default) that states its content size, with a
-//     1 MiB window (franz-go's is 64 KiB; see zstdWindow for why not
-//     here), and no content checksum. Decoding also accepts frames
-//     that do not state their size, as Java's
-//     ZstdOutputStream writes them, and concatenated frames.
+//     at level 3, Kafka's default) that states its content size (unless
+//     empty), and no content checksum: one single segment when its
+//     content is more than 1 KiB and less than a block (128 KiB; 64 KiB
+//     at levels 2 and below), and otherwise a window of the power of two
+//     at or above its size, at most 1 MiB (franz-go's is 64 KiB; see
+//     zstdWindow for why not here). Decoding also accepts frames that do
+//     not state their size, as Java's ZstdOutputStream writes them, and
+//     concatenated frames.
 //
 // Each codec but none and snappy compresses at a level, as Kafka numbers
 // them (KIP-390): gzip 1 to 9 or -1, default -1; lz4 1 to 17, default 9;
@@ -55,13 +58,17 @@
 // library's levels, which are fewer: AppendEncodeLevel's doc maps them,
 // and says where that is coarser than Kafka's.
 //
-// Encoders and decoders are pooled or shared, and created only on first use,
-// so importing the package costs nothing and steady-state calls with a dst
-// of sufficient capacity allocate nothing. All functions are safe for
-// concurrent use. To bound memory, zstd uses one shared encoder (for each
-// of klauspost's four levels in use) and one shared decoder that each run
-// at most min(GOMAXPROCS, 4) calls at once; further callers wait their
-// turn.
+// Encoders and decoders are pooled or shared, and created on first use but
+// for zstd's shared decoder, which is made when the package is loaded
+// (about 12 KB, tens of microseconds), so that steady-state calls with a
+// dst of sufficient capacity allocate nothing. All functions are safe for
+// concurrent use. To bound memory, zstd keeps at most min(GOMAXPROCS, 4)
+// encoders of each of klauspost's four levels in use, and its shared
+// decoder runs as many decodes at once; further callers wait their turn.
+//
+// Every codec may be used inside testing/synctest bubbles and outside
+// them, in any order: no coder holds a channel of the bubble it was first
+// used in (the zstd library's own shared coders would: see zstd.go).
 //
 // Decoding is bounded: Codec.AppendDecode takes a limit on the decompressed
 // size and stops with ErrTooLarge before producing more, so a small

@@ -260,9 +260,12 @@ type zstdStreamer struct {
 	br  bytes.Reader
 }
 
-// zstdStreamers pools streaming decoders: synchronous (no goroutines),
-// each holding one window plus two blocks of history once used.
-var zstdStreamers = sync.Pool{New: func() any {
+// newZstdStreamer makes a streaming decoder: synchronous (no goroutines),
+// holding one window plus two blocks of history once used. One is made
+// per use, not pooled: each Decoder has a channel of its own, and one made
+// in a testing/synctest bubble cannot be used outside it (see zstd.go).
+// It costs little beside the history, which a stream holds anyway.
+func newZstdStreamer() *zstdStreamer {
 	dec, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxWindow(zstdStreamWindow),
@@ -272,7 +275,7 @@ var zstdStreamers = sync.Pool{New: func() any {
 		panic("runnel/compression: zstd stream decoder options: " + err.Error())
 	}
 	return &zstdStreamer{dec: dec}
-}}
+}
 
 func (r *Reader) startZstd() error {
 	src := r.src
@@ -334,7 +337,7 @@ func (r *Reader) startZstd() error {
 			return r.decodeWhole()
 		}
 	}
-	z := zstdStreamers.Get().(*zstdStreamer)
+	z := newZstdStreamer()
 	r.zs = z
 	z.br.Reset(src)
 	if err := z.dec.Reset(&z.br); err != nil {
@@ -499,9 +502,7 @@ func (r *Reader) Close() error {
 		}
 	}
 	if r.zs != nil {
-		r.zs.br.Reset(nil)
-		_ = r.zs.dec.Reset(nil) // releases the reader; cannot fail on nil
-		zstdStreamers.Put(r.zs)
+		r.zs.dec.Close()
 	}
 	buf, chunk := r.buf, r.chunk
 	if cap(buf) > 4<<20 {

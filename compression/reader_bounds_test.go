@@ -229,11 +229,13 @@ func TestReaderZstdClaimRefusedUnread(t *testing.T) {
 }
 
 // TestReaderDecodersPooled: a Reader that streams takes its decoders from
-// their pools and puts them back: reading a gzip, lz4, xerial or zstd
-// stream again allocates almost nothing, and a small lz4 frame decoded
-// whole nothing (the least of three tries, with the collector off, as a
-// pool may lose an item to a collection or to the goroutine's move to
-// another P).
+// their pools and puts them back: reading a gzip, lz4 or xerial stream
+// again allocates almost nothing, and a small lz4 frame decoded whole
+// nothing (the least of three tries, with the collector off, as a pool
+// may lose an item to a collection or to the goroutine's move to another
+// P). A zstd stream's decoder is made per Reader, not pooled (see
+// newZstdStreamer): it allocates its window (1 MiB here) and two blocks,
+// and a little more, not the 3 MiB it decodes.
 func TestReaderDecodersPooled(t *testing.T) {
 	if testkit.RaceEnabled {
 		t.Skip("the race detector drops pooled items at random")
@@ -276,6 +278,12 @@ func TestReaderDecodersPooled(t *testing.T) {
 			})/10)
 		}
 		t.Logf("%s: %.1f allocations, %d bytes a read", tc.name, allocs, bytes)
+		if tc.c == Zstd {
+			if bytes > 2<<20 {
+				t.Errorf("%s: a read allocates %d bytes, more than its window and blocks", tc.name, bytes)
+			}
+			continue
+		}
 		if allocs > 2 || bytes > 1<<10 {
 			t.Errorf("%s: a read allocates %.1f times, %d bytes, more than twice or 1 KiB: a decoder not from its pool", tc.name, allocs, bytes)
 		}

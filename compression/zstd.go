@@ -3,18 +3,34 @@ package compression
 import (
 	"errors"
 	"runtime"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
 
 // zstd: Zstandard frames via github.com/klauspost/compress/zstd.
 //
-// One Encoder per level (of klauspost's four, see level.go) and one
-// Decoder are shared by all callers through EncodeAll and DecodeAll, which
-// are safe for concurrent use; each keeps a small set of internal coders
-// (zstdConcurrency) and further callers wait for one to be free. They are
-// built on first use.
+// Encoders are kept per level (of klauspost's four, see level.go), at most
+// zstdConcurrency of each, in slots that callers take and give back:
+// further callers wait for one to be free. Each is a synchronous
+// streaming encoder (concurrency 1), made when a slot is first taken
+// empty. One Decoder, made when the package is loaded, serves every
+// DecodeAll, which is safe for concurrent use and runs at most
+// zstdConcurrency decodes at once; further callers wait.
+//
+// Nothing here may be made in a testing/synctest bubble and used outside
+// it: klauspost's EncodeAll takes its coders from a channel that the
+// Encoder makes on first use, and every Decoder makes one when it is
+// created, and a channel made in a bubble is that bubble's (an operation
+// on it from outside stops the program). So the slots and the shared
+// decoder are made at package load, outside any bubble, and the encoders
+// in the slots stream (Write and Close), which at concurrency 1 uses no
+// channel, no goroutine and no WaitGroup. A frame of less than one block
+// (128 KiB; 64 KiB at SpeedFastest) comes out byte for byte as EncodeAll
+// writes it, but an empty one; a larger one is written block by block,
+// stating its content size, where EncodeAll would mark it a single
+// segment up to zstdWindow. The streaming decoders of Reader are
+// made per use (reader.go), as a pool could hand one made in a bubble to
+// a caller outside it.
 //
 // DecodeAll does not bound its output by itself. The decoder is created
 // with WithDecodeAllCapLimit, which makes DecodeAll stop with an error as
@@ -23,9 +39,10 @@ import (
 // (see zstdDecode). Decoding in the caller's buffer also means a frame's
 // declared window costs no memory.
 
-// zstdConcurrency is how many zstd encodes, and separately decodes, run at
-// once. Each encoder holds a few MiB of match tables and history, so this
-// is kept small; more parallelism rarely helps batch-sized inputs.
+// zstdConcurrency is how many zstd encodes of each level, and separately
+// decodes, run at once. Each encoder holds a few MiB of match tables and
+// history, so this is kept small; more parallelism rarely helps
+// batch-sized inputs.
 func zstdConcurrency() int {
 	return min(runtime.GOMAXPROCS(0), 4)
 }
@@ -35,40 +52,59 @@ func zstdConcurrency() int {
 // was tried (2026-12-05): on its own, a 1 MiB batch of JSON-like text
 // encoded and decoded faster and smaller with it, but a produce through
 // the broker (producer's BenchmarkProduceCompressed, zstd) took 1.8 times
-// as long, so a batch up to 1 MiB stays one single segment.
+// as long, so a batch up to 1 MiB stays within one window.
 const zstdWindow = 1 << 20
 
-// zstdEncoders holds the shared encoder of each of klauspost's levels,
-// indexed by level, each made on first use: at most four, one per level
-// used, since each holds MiBs.
-var zstdEncoders = [zstd.SpeedBestCompression + 1]func() *zstd.Encoder{
-	zstd.SpeedFastest:           zstdEncoderOnce(zstd.SpeedFastest),
-	zstd.SpeedDefault:           zstdEncoderOnce(zstd.SpeedDefault),
-	zstd.SpeedBetterCompression: zstdEncoderOnce(zstd.SpeedBetterCompression),
-	zstd.SpeedBestCompression:   zstdEncoderOnce(zstd.SpeedBestCompression),
+// zstdEncoder is one streaming encoder of a level and the writer it
+// appends its frame to.
+type zstdEncoder struct {
+	enc *zstd.Encoder
+	out appender
 }
 
-// zstdEncoderOnce returns a func that makes, on its first call, the
-// shared encoder of level, and returns it.
-func zstdEncoderOnce(level zstd.EncoderLevel) func() *zstd.Encoder {
-	return sync.OnceValue(func() *zstd.Encoder {
-		enc, err := zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(level),
-			zstd.WithEncoderConcurrency(zstdConcurrency()),
-			zstd.WithWindowSize(zstdWindow),
-			// No content checksum: the record batch's CRC-32C covers the
-			// payload, and zstd's reference library (Kafka's Java client
-			// uses it through zstd-jni) writes none by default.
-			zstd.WithEncoderCRC(false),
-		)
-		if err != nil {
-			panic("runnel/compression: zstd encoder options: " + err.Error())
+// appender is an io.Writer that appends to b.
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+// zstdSlots holds, for each of klauspost's levels (indexed by level), its
+// zstdConcurrency slots: a nil slot has no encoder yet. Made at package
+// load: see above.
+var zstdSlots = func() (slots [zstd.SpeedBestCompression + 1]chan *zstdEncoder) {
+	n := zstdConcurrency()
+	for level := zstd.SpeedFastest; level <= zstd.SpeedBestCompression; level++ {
+		slots[level] = make(chan *zstdEncoder, n)
+		for range n {
+			slots[level] <- nil
 		}
-		return enc
-	})
+	}
+	return slots
+}()
+
+// newZstdEncoder makes an encoder of level.
+func newZstdEncoder(level zstd.EncoderLevel) *zstdEncoder {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(level),
+		// One: the encoder then writes each block where it is called,
+		// with no goroutine or channel (see above).
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(zstdWindow),
+		// No content checksum: the record batch's CRC-32C covers the
+		// payload, and zstd's reference library (Kafka's Java client
+		// uses it through zstd-jni) writes none by default.
+		zstd.WithEncoderCRC(false),
+	)
+	if err != nil {
+		panic("runnel/compression: zstd encoder options: " + err.Error())
+	}
+	return &zstdEncoder{enc: enc}
 }
 
-var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
+// zstdDecoder serves every DecodeAll. Made at package load: see above.
+var zstdDecoder = func() *zstd.Decoder {
 	dec, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(zstdConcurrency()),
 		zstd.WithDecodeAllCapLimit(true),
@@ -77,10 +113,27 @@ var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
 		panic("runnel/compression: zstd decoder options: " + err.Error())
 	}
 	return dec
-})
+}()
 
+// zstdEncode appends src's zstd frame to dst, with an encoder of level
+// from its slots.
 func zstdEncode(dst, src []byte, level zstd.EncoderLevel) ([]byte, error) {
-	return zstdEncoders[level]().EncodeAll(src, dst), nil
+	slots := zstdSlots[level]
+	e := <-slots
+	defer func() { slots <- e }()
+	if e == nil {
+		e = newZstdEncoder(level)
+	}
+	e.out.b = dst
+	defer func() { e.out.b = nil }() // keeps no caller's buffer
+	e.enc.ResetContentSize(&e.out, int64(len(src)))
+	if _, err := e.enc.Write(src); err != nil {
+		return dst, err
+	}
+	if err := e.enc.Close(); err != nil {
+		return dst, err
+	}
+	return e.out.b, nil
 }
 
 const (
@@ -143,7 +196,7 @@ func zstdDecode(dst, src []byte, limit int) ([]byte, error) {
 		room = max(room, int(min(guess, maxOut, uint64(limit))))
 	}
 
-	dec := zstdDecoder()
+	dec := zstdDecoder
 	for {
 		dst = reserve(dst, room)
 		// Decode into an empty slice at base, so the decoder writes in

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -124,10 +125,12 @@ func TestZstdLyingContentSize(t *testing.T) {
 
 // TestZstdFrameHeader pins the frames Zstd writes: the content size
 // stated (above 1 KiB), no content checksum (the record batch's CRC-32C
-// covers the payload, and the zstd library's default is none), and a
-// batch up to 1 MiB one single segment (zstdWindow).
+// covers the payload, and the zstd library's default is none), a frame
+// of one block (below 128 KiB) one single segment, and a larger one a
+// window of the power of two at or above its size, up to zstdWindow (1
+// MiB): what a decoder must hold, no more than the batch.
 func TestZstdFrameHeader(t *testing.T) {
-	for _, n := range []int{1, 4 << 10, 64 << 10, 64<<10 + 1, 1 << 20} {
+	for _, n := range []int{1, 4 << 10, 64 << 10, 64<<10 + 1, 128<<10 - 1, 128 << 10, 200 << 10, 1 << 20, 3 << 20} {
 		in := recordLike(n, 90)
 		enc := mustEncode(t, Zstd, nil, in)
 		var h zstd.Header
@@ -141,8 +144,11 @@ func TestZstdFrameHeader(t *testing.T) {
 		if n > 1<<10 && (!h.HasFCS || h.FrameContentSize != uint64(n)) {
 			t.Errorf("%d bytes: content size %d (stated: %v)", n, h.FrameContentSize, h.HasFCS)
 		}
-		if n > 1<<10 && !h.SingleSegment {
+		switch window := min(uint64(1)<<bits.Len(uint(n)), zstdWindow); {
+		case n > 1<<10 && n < zstdMaxBlock && !h.SingleSegment:
 			t.Errorf("%d bytes: window %d, not a single segment", n, h.WindowSize)
+		case n >= zstdMaxBlock && (h.SingleSegment || h.WindowSize != window):
+			t.Errorf("%d bytes: window %d (single segment: %v), want %d", n, h.WindowSize, h.SingleSegment, window)
 		}
 		if got := mustDecode(t, Zstd, nil, enc, 0); !bytes.Equal(got, in) {
 			t.Errorf("%d bytes: wrong output", n)

@@ -107,16 +107,11 @@
 // broker's that are not the bubble's, so that its clock stops: which of
 // the two, the scheduling decides.
 //
-// The zstd codec's coders are shared by the whole process (see package
-// compression), and the zstd library builds them, channels and all, on
-// first use: built in a bubble (the first zstd produce or fetch of the
-// test binary made there), they are that bubble's, and a later zstd
-// encode or decode outside it, or in another bubble, stops the test
-// binary ("fatal error: receive on synctest channel from outside
-// bubble"). A test binary whose bubbles use zstd uses it once outside
-// any bubble first (in TestMain: compression.Zstd.AppendEncodeLevel at
-// each level they use, then AppendDecode of what it returned), or its
-// bubbles use another codec.
+// Every codec works in bubbles and out of them, in any order: the
+// compressors and decompressors are shared by the whole process (see
+// package compression), and none keeps a channel of the bubble that
+// first used it. (Until 2026-12-06, zstd's did: a zstd produce or fetch
+// outside the bubble of the test binary's first stopped the binary.)
 //
 // # Coming from kfake
 //

@@ -1,0 +1,94 @@
+package compression
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/testkit"
+)
+
+// TestCodersFirstUsedInABubble: the first encodes and decodes of a test
+// binary, made in a testing/synctest bubble, leave nothing of that
+// bubble's behind: later ones outside it, and in another bubble, work.
+// Before, klauspost's zstd coders, shared by the process and built on
+// first use, kept the channels of the bubble that built them, and the
+// next zstd call outside it stopped the binary ("fatal error: receive on
+// synctest channel from outside bubble"). Run in a child process, so
+// that its bubble's calls are the binary's first.
+func TestCodersFirstUsedInABubble(t *testing.T) {
+	if os.Getenv("RUNNEL_CODERS_BUBBLE_CHILD") == "1" {
+		codersInAndOutOfBubbles(t)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestCodersFirstUsedInABubble$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), "RUNNEL_CODERS_BUBBLE_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, err, "the child failed:\n%s", out)
+	require.Contains(t, string(out), "--- PASS: TestCodersFirstUsedInABubble", "%s", out)
+}
+
+// codersInAndOutOfBubbles uses every codec at each of its coders' levels
+// (zstd's four, from more goroutines at once than it keeps coders of a
+// level, so that every slot gets one), encoding, decoding and streaming,
+// first in a bubble, then outside, then in another bubble.
+func codersInAndOutOfBubbles(t *testing.T) {
+	small := recordLike(64<<10, 90)
+	big := recordLike(320<<10, 91) // three zstd blocks, streamed by newReader's streamAll
+	levels := map[Codec][]int{
+		None: {0}, Gzip: {1, -1, 9}, Snappy: {0}, LZ4: {1, 9, 17},
+		Zstd: {1, 3, 7, 22},
+	}
+	use := func(t *testing.T) {
+		var wg sync.WaitGroup
+		for c, ls := range levels {
+			for _, level := range ls {
+				for range zstdConcurrency() + 1 {
+					wg.Go(func() {
+						for _, in := range [][]byte{small, big} {
+							enc, err := c.AppendEncodeLevel(nil, in, level)
+							if !assertNoError(t, err, c, level) {
+								return
+							}
+							dec, err := c.AppendDecode(nil, enc, 0)
+							if !assertNoError(t, err, c, level) || !bytes.Equal(dec, in) {
+								t.Errorf("%v level %d: decoded %d bytes, not the %d encoded", c, level, len(dec), len(in))
+								return
+							}
+							r := c.newReader(enc, 0, true)
+							streamed, err := io.ReadAll(r)
+							_ = r.Close() // cannot fail
+							if !assertNoError(t, err, c, level) || !bytes.Equal(streamed, in) {
+								t.Errorf("%v level %d: read %d bytes, not the %d encoded", c, level, len(streamed), len(in))
+								return
+							}
+						}
+					})
+				}
+			}
+		}
+		wg.Wait()
+	}
+	synctest.Test(t, use)
+	use(t)
+	synctest.Test(t, use)
+}
+
+// assertNoError reports err, if any, as an error of t about c at level.
+func assertNoError(t *testing.T, err error, c Codec, level int) bool {
+	t.Helper()
+	if err != nil {
+		t.Errorf("%v level %d: %v", c, level, err)
+	}
+	return err == nil
+}

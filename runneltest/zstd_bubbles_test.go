@@ -1,0 +1,61 @@
+package runneltest_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
+	"github.com/runnel/runnel/runneltest"
+)
+
+// TestZstdInBubblesAndOut pins the package doc's Fake time: a test
+// binary whose first zstd produce and fetch are made in a synctest
+// bubble goes on producing and fetching zstd batches outside it, and in
+// another bubble. Until 2026-12-06 the zstd library's shared coders,
+// built in the first bubble, kept its channels, and the next use outside
+// stopped the binary. Run in a child process, so that its first bubble's
+// zstd is the binary's first.
+func TestZstdInBubblesAndOut(t *testing.T) {
+	if os.Getenv("RUNNEL_ZSTD_BUBBLES_CHILD") == "1" {
+		zstdInBubblesAndOut(t)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestZstdInBubblesAndOut$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), "RUNNEL_ZSTD_BUBBLES_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, err, "the child failed:\n%s", out)
+	require.Contains(t, string(out), "--- PASS: TestZstdInBubblesAndOut", "%s", out)
+}
+
+// zstdInBubblesAndOut produces zstd batches at a fast, the default and
+// the best level to a broker and consumes them: in a bubble, outside,
+// then in another bubble.
+func zstdInBubblesAndOut(t *testing.T) {
+	use := func(t *testing.T) {
+		for _, level := range []int{1, 3, 22} {
+			b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+			p := runneltest.NewProducer(t, b, producer.Compression(compression.Zstd), producer.CompressionLevel(level))
+			require.NoError(t, p.ProduceSync(context.Background(),
+				&record.Record{Topic: "t", Value: []byte("a")},
+				&record.Record{Topic: "t", Value: []byte("b")},
+				&record.Record{Topic: "t", Value: []byte("c")}))
+			recs := runneltest.ConsumeAll(t, b, "t")
+			require.Len(t, recs, 3, "level %d", level)
+			require.Equal(t, "c", string(recs[2].Value))
+		}
+	}
+	synctest.Test(t, use)
+	use(t)
+	synctest.Test(t, use)
+}
