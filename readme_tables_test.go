@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -26,104 +27,108 @@ import (
 // topic not yet created fails a produce at once, and that Poll's error
 // matches runnel.ErrClosed once the broker is closed.
 func TestReadmeKgoTable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
-	defer cancel()
-	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+	// In a synctest bubble, so that DeliveryTimeout and FetchMaxWait count
+	// on its clock, which no load on the machine reaches first.
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
+		defer cancel()
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
 
-	p, err := producer.New(b,
-		producer.DefaultTopic("t"),
-		producer.Linger(time.Millisecond),
-		producer.Compression(compression.Zstd),
-		producer.BatchMaxBytes(64<<10),
-		producer.DeliveryTimeout(5*time.Second),
-		producer.Acks(producer.AcksAll),
-		producer.MaxBufferedRecords(100),
-		producer.MaxBufferedBytes(1<<20),
-		producer.RecordPartitioner(producer.PartitionerFunc(func(r *record.Record, n int) int32 { return 1 })),
-		producer.Logger(slog.New(slog.DiscardHandler)),
-	)
-	require.NoError(t, err)
-	defer p.Close()
-	noIdem, err := producer.New(b, producer.DisableIdempotence(), producer.RecordPartitioner(producer.ManualPartitioner()))
-	require.NoError(t, err)
-	defer noIdem.Close()
-
-	// Produce with a promise, TryProduce, Flush, ProduceSync.
-	done := make(chan error, 2)
-	p.Produce(ctx, &record.Record{Key: []byte("a"), Value: []byte("1"),
-		Headers: []record.Header{{Key: "h", Value: []byte("v")}}}, func(r *record.Record, err error) { done <- err })
-	p.TryProduce(ctx, &record.Record{Value: []byte("2")}, func(r *record.Record, err error) { done <- err })
-	require.NoError(t, p.Flush(ctx))
-	require.NoError(t, <-done)
-	require.NoError(t, <-done)
-	require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("3")}))
-	require.NoError(t, noIdem.ProduceSync(ctx, &record.Record{Topic: "t", Partition: 0, Value: []byte("4")}))
-
-	// "a topic not yet created fails a produce at once (runnel.ErrUnknownTopic)",
-	// one record per failed record in RecordErrors.
-	err = p.ProduceSync(ctx, &record.Record{Topic: "nope", Value: []byte("x")})
-	require.ErrorIs(t, err, runnel.ErrUnknownTopic)
-	require.Len(t, producer.RecordErrors(err), 1)
-
-	c, err := consumer.New(b,
-		consumer.ResetOffset(consumer.ResetEarliest),
-		consumer.FetchMaxWait(50*time.Millisecond),
-		consumer.FetchMaxBytes(1<<20),
-		consumer.FetchMaxPartitionBytes(1<<20),
-		consumer.FetchMinBytes(1),
-	)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.AssignTopic(ctx, "t", consumer.Start()))
-	n := 0
-	for n < 4 {
-		fs, err := c.Poll(ctx)
+		p, err := producer.New(b,
+			producer.DefaultTopic("t"),
+			producer.Linger(time.Millisecond),
+			producer.Compression(compression.Zstd),
+			producer.BatchMaxBytes(64<<10),
+			producer.DeliveryTimeout(5*time.Second),
+			producer.Acks(producer.AcksAll),
+			producer.MaxBufferedRecords(100),
+			producer.MaxBufferedBytes(1<<20),
+			producer.RecordPartitioner(producer.PartitionerFunc(func(r *record.Record, n int) int32 { return 1 })),
+			producer.Logger(slog.New(slog.DiscardHandler)),
+		)
 		require.NoError(t, err)
-		fs.EachRecord(func(*record.Record) { n++ })
-		require.NoError(t, fs.Err())
-	}
-	require.Equal(t, 4, n)
-	pos, ok := c.Position("t", 1)
-	require.True(t, ok)
-	require.Equal(t, int64(3), pos)
-	lag, ok := c.Lag("t", 1)
-	require.True(t, ok)
-	require.Zero(t, lag)
-	require.NoError(t, c.Seek("t", 1, consumer.At(1)))
-	c.Pause(api.TopicPartition{Topic: "t", Partition: 0})
-	c.Resume(api.TopicPartition{Topic: "t", Partition: 0})
-	for rec, err := range c.Records(ctx) {
+		defer p.Close()
+		noIdem, err := producer.New(b, producer.DisableIdempotence(), producer.RecordPartitioner(producer.ManualPartitioner()))
 		require.NoError(t, err)
-		require.Equal(t, int64(1), rec.Offset, "Seek(At(1)) reads from offset 1")
-		break
-	}
+		defer noIdem.Close()
 
-	// The kadm row.
-	require.NoError(t, b.CreateTopic(ctx, "k", log.TopicConfig{Partitions: 1}))
-	require.NoError(t, b.CreatePartitions(ctx, "k", 2))
-	require.NoError(t, b.AlterTopicConfig(ctx, "k", log.Config{RetentionTime: -1}))
-	require.NoError(t, b.UpdateTopicConfig(ctx, "k", func(c *log.Config) { c.SegmentTime = time.Hour }))
-	info, err := b.DescribeTopic(ctx, "t")
-	require.NoError(t, err)
-	lo, err := b.ListOffset(ctx, "t", 1, api.Latest)
-	require.NoError(t, err)
-	require.Equal(t, info.Partitions[1].HighWatermark, lo.Offset)
-	start, err := b.DeleteRecords(ctx, "t", 1, api.Latest)
-	require.NoError(t, err)
-	require.Equal(t, lo.Offset, start)
-	require.NoError(t, b.DeleteTopic(ctx, "k"))
+		// Produce with a promise, TryProduce, Flush, ProduceSync.
+		done := make(chan error, 2)
+		p.Produce(ctx, &record.Record{Key: []byte("a"), Value: []byte("1"),
+			Headers: []record.Header{{Key: "h", Value: []byte("v")}}}, func(r *record.Record, err error) { done <- err })
+		p.TryProduce(ctx, &record.Record{Value: []byte("2")}, func(r *record.Record, err error) { done <- err })
+		require.NoError(t, p.Flush(ctx))
+		require.NoError(t, <-done)
+		require.NoError(t, <-done)
+		require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("3")}))
+		require.NoError(t, noIdem.ProduceSync(ctx, &record.Record{Topic: "t", Partition: 0, Value: []byte("4")}))
 
-	// "errors.Is(err, runnel.ErrUnknownTopic); api.Code(err) is Kafka's
-	// code, api.ForCode(code) the error".
-	_, err = b.DescribeTopic(ctx, "k")
-	require.ErrorIs(t, err, runnel.ErrUnknownTopic)
-	require.ErrorIs(t, api.ForCode(api.Code(err)), runnel.ErrUnknownTopic)
+		// "a topic not yet created fails a produce at once (runnel.ErrUnknownTopic)",
+		// one record per failed record in RecordErrors.
+		err = p.ProduceSync(ctx, &record.Record{Topic: "nope", Value: []byte("x")})
+		require.ErrorIs(t, err, runnel.ErrUnknownTopic)
+		require.Len(t, producer.RecordErrors(err), 1)
 
-	// "fs, err := c.Poll(ctx) (err matches runnel.ErrClosed once the broker
-	// is closed)".
-	require.NoError(t, b.Close())
-	_, err = c.Poll(ctx)
-	require.ErrorIs(t, err, runnel.ErrClosed)
+		c, err := consumer.New(b,
+			consumer.ResetOffset(consumer.ResetEarliest),
+			consumer.FetchMaxWait(50*time.Millisecond),
+			consumer.FetchMaxBytes(1<<20),
+			consumer.FetchMaxPartitionBytes(1<<20),
+			consumer.FetchMinBytes(1),
+		)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.AssignTopic(ctx, "t", consumer.Start()))
+		n := 0
+		for n < 4 {
+			fs, err := c.Poll(ctx)
+			require.NoError(t, err)
+			fs.EachRecord(func(*record.Record) { n++ })
+			require.NoError(t, fs.Err())
+		}
+		require.Equal(t, 4, n)
+		pos, ok := c.Position("t", 1)
+		require.True(t, ok)
+		require.Equal(t, int64(3), pos)
+		lag, ok := c.Lag("t", 1)
+		require.True(t, ok)
+		require.Zero(t, lag)
+		require.NoError(t, c.Seek("t", 1, consumer.At(1)))
+		c.Pause(api.TopicPartition{Topic: "t", Partition: 0})
+		c.Resume(api.TopicPartition{Topic: "t", Partition: 0})
+		for rec, err := range c.Records(ctx) {
+			require.NoError(t, err)
+			require.Equal(t, int64(1), rec.Offset, "Seek(At(1)) reads from offset 1")
+			break
+		}
+
+		// The kadm row.
+		require.NoError(t, b.CreateTopic(ctx, "k", log.TopicConfig{Partitions: 1}))
+		require.NoError(t, b.CreatePartitions(ctx, "k", 2))
+		require.NoError(t, b.AlterTopicConfig(ctx, "k", log.Config{RetentionTime: -1}))
+		require.NoError(t, b.UpdateTopicConfig(ctx, "k", func(c *log.Config) { c.SegmentTime = time.Hour }))
+		info, err := b.DescribeTopic(ctx, "t")
+		require.NoError(t, err)
+		lo, err := b.ListOffset(ctx, "t", 1, api.Latest)
+		require.NoError(t, err)
+		require.Equal(t, info.Partitions[1].HighWatermark, lo.Offset)
+		start, err := b.DeleteRecords(ctx, "t", 1, api.Latest)
+		require.NoError(t, err)
+		require.Equal(t, lo.Offset, start)
+		require.NoError(t, b.DeleteTopic(ctx, "k"))
+
+		// "errors.Is(err, runnel.ErrUnknownTopic); api.Code(err) is Kafka's
+		// code, api.ForCode(code) the error".
+		_, err = b.DescribeTopic(ctx, "k")
+		require.ErrorIs(t, err, runnel.ErrUnknownTopic)
+		require.ErrorIs(t, api.ForCode(api.Code(err)), runnel.ErrUnknownTopic)
+
+		// "fs, err := c.Poll(ctx) (err matches runnel.ErrClosed once the broker
+		// is closed)".
+		require.NoError(t, b.Close())
+		_, err = c.Poll(ctx)
+		require.ErrorIs(t, err, runnel.ErrClosed)
+	})
 }
 
 // TestReadmeAssignWaitsAssignTopicFails pins README's "Common
