@@ -91,3 +91,26 @@ func BenchmarkEncodeLevels(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeSizes encodes record-like input of sizes from a part of
+// one zstd block to a producer's largest batch (1 MiB, several blocks) at
+// zstd's levels 1 and 3 (klauspost's SpeedFastest, whose blocks are 64
+// KiB, and SpeedDefault, 128 KiB), into a reused buffer.
+func BenchmarkEncodeSizes(b *testing.B) {
+	for _, n := range []int{16 << 10, 64 << 10, 200 << 10, 1 << 20} {
+		in := recordLike(n, 77)
+		for _, level := range []int{1, 3} {
+			b.Run(fmt.Sprintf("codec=zstd/size=%dKiB/level=%d", n>>10, level), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(n))
+				dst := make([]byte, 0, 2*n+1024)
+				for b.Loop() {
+					var err error
+					if dst, err = Zstd.AppendEncodeLevel(dst[:0], in, level); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
