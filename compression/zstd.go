@@ -17,14 +17,15 @@ import (
 // DecodeAll, which is safe for concurrent use and runs at most
 // zstdConcurrency decodes at once; further callers wait.
 //
-// Nothing here may be made in a testing/synctest bubble and used outside
-// it: klauspost's EncodeAll takes its coders from a channel that the
+// Nothing shared here may hold a channel made in a testing/synctest
+// bubble, as the first use may come from one: a channel made in a bubble
+// is that bubble's, and an operation on it from outside stops the
+// program. klauspost's EncodeAll takes its coders from a channel that the
 // Encoder makes on first use, and every Decoder makes one when it is
-// created, and a channel made in a bubble is that bubble's (an operation
-// on it from outside stops the program). So the slots and the shared
-// decoder are made at package load, outside any bubble, and the encoders
-// in the slots stream (Write and Close), which at concurrency 1 uses no
-// channel, no goroutine and no WaitGroup. A frame of less than one block
+// created. So the slots and the shared decoder are made at package load,
+// outside any bubble, and the encoders in the slots, which may be made in
+// one, stream (Write and Close), which at concurrency 1 uses no channel,
+// no goroutine and no WaitGroup. A frame of less than one block
 // (128 KiB; 64 KiB at SpeedFastest) comes out byte for byte as EncodeAll
 // writes it, but an empty one; a larger one is written block by block,
 // stating its content size, where EncodeAll would mark it a single
