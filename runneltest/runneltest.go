@@ -113,6 +113,19 @@
 // first used it. (Until 2026-12-06, zstd's did: a zstd produce or fetch
 // outside the bubble of the test binary's first stopped the binary.)
 //
+// What a broker is given may be shared by the brokers of several bubbles,
+// and of none: a vfs.MemFS or a directory (a broker closed in one bubble,
+// and another opened on the same files in the next, or outside, as a
+// restart test does), made in a bubble or outside, a vfs.WithFaults over
+// it, a Config's Logger. So may what runnel keeps for the whole process:
+// the codecs, package vfs's table of the directories locked, and package
+// log's memory of the logs whose fsync failed. None of it holds a channel,
+// a timer, a WaitGroup or a goroutine of the bubble that made it or first
+// used it. Mind the clock, though: a bubble's starts at midnight UTC on
+// 2000-01-01, so the records a bubble's producers stamped are decades old
+// outside it, where a topic's retention.ms (runnel's default is 7 days;
+// NewBroker's topics have none) deletes them at the next maintenance run.
+//
 // # Coming from kfake
 //
 // franz-go's kfake is a fake Kafka cluster that code under test reaches

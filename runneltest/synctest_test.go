@@ -2,18 +2,30 @@ package runneltest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -211,4 +223,142 @@ func TestEventSourcingProjectionInSynctestBubble(t *testing.T) {
 	doc = strings.Join(strings.Fields(strings.ReplaceAll(doc, "//", "")), " ")
 	require.Contains(t, doc, "made outside a bubble", "the package doc's Fake time")
 	require.Contains(t, doc, "fatal error: select on synctest channel from outside bubble", "the package doc's Fake time")
+}
+
+// TestBrokersInBubblesAndOut pins the package doc's Fake time on what
+// brokers of several bubbles, and of none, share: the state runnel keeps
+// for the whole process (the codecs' coders, package vfs's table of the
+// directories locked, package log's memory of the logs whose fsync and
+// sync-failed checkpoint failed) and what a test hands each of them (a
+// vfs.MemFS made outside any bubble, one made in a bubble, a vfs.WithFaults
+// over it, a directory, one Logger). Brokers made in a bubble, then outside,
+// then in another bubble, then outside again, open those file systems
+// again, produce and fetch with every codec, compact, wait in a fetch,
+// leave an fsync to the broker and fail another with its checkpoint: none
+// meets a channel, timer or WaitGroup of another bubble, which would stop
+// the binary. Run in a child process, so that its first bubble's calls
+// are the binary's first.
+func TestBrokersInBubblesAndOut(t *testing.T) {
+	if os.Getenv("RUNNEL_BROKER_BUBBLES_CHILD") == "1" {
+		brokersInBubblesAndOut(t)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestBrokersInBubblesAndOut$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), "RUNNEL_BROKER_BUBBLES_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, err, "the child failed:\n%s", out)
+	require.Contains(t, string(out), "--- PASS: TestBrokersInBubblesAndOut", "%s", out)
+}
+
+// brokersInBubblesAndOut runs bubbleWorkload on each shared file system,
+// in a bubble, outside, in another bubble and outside again.
+func brokersInBubblesAndOut(t *testing.T) {
+	memOut := vfs.NewMem()
+	var memIn *vfs.MemFS // made in the first bubble
+	dir := t.TempDir()   // t.TempDir's cleanup is not the bubble's
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var failing atomic.Bool
+	inject := vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		// Every fsync: the log's, then its sync-failed checkpoint's.
+		if failing.Load() && op == vfs.OpSync {
+			return errors.New("injected")
+		}
+		return nil
+	})
+	round := 0
+	phase := func(t *testing.T) {
+		round++
+		if memIn == nil {
+			memIn = vfs.NewMem()
+		}
+		for _, cfg := range []runnel.Config{
+			{FS: memOut, Dir: "d"},
+			{FS: memIn, Dir: "d"},
+			{FS: vfs.WithFaults(memIn, inject), Dir: "f"},
+			{Dir: dir},
+		} {
+			cfg.Logger = logger
+			bubbleWorkload(t, cfg, round, &failing)
+		}
+	}
+	synctest.Test(t, phase)
+	phase(t)
+	synctest.Test(t, phase)
+	phase(t)
+}
+
+// bubbleWorkload opens a broker on cfg, whose file system earlier rounds
+// used, and exercises what runnel shares beyond one broker.
+func bubbleWorkload(t *testing.T, cfg runnel.Config, round int, failing *atomic.Bool) {
+	ctx := context.Background()
+	b, err := runnel.Open(cfg)
+	require.NoError(t, err)
+	defer b.Close() // after a failed fsync, Close reports it
+	if !slices.Contains(b.Topics(), "t") {
+		// Unlimited retention: a bubble's clock starts in 2000, and
+		// outside one its records are older than any retention.ms.
+		runneltest.CreateTopic(t, b, "t", log.TopicConfig{Partitions: 2, Config: log.Config{RetentionTime: -1}})
+		runneltest.CreateTopic(t, b, "c", log.TopicConfig{Partitions: 1, Config: log.Config{RetentionTime: -1,
+			CleanupPolicy: log.Compact, SegmentBytes: 2 << 10, MinCleanableDirtyRatio: 0.01}})
+		runneltest.CreateTopic(t, b, "s", log.TopicConfig{Partitions: 1, Config: log.Config{RetentionTime: -1, Sync: log.SyncAlways}})
+		runneltest.CreateTopic(t, b, "r", log.TopicConfig{Partitions: 1, Config: log.Config{RetentionTime: 7 * 24 * time.Hour}})
+	}
+	// Retention goes by the records' timestamps: the one the first
+	// bubble stamped (in 2000) is past retention.ms outside it.
+	if round == 2 {
+		require.NoError(t, b.Maintain(ctx))
+		info, err := b.DescribeTopic(ctx, "r")
+		require.NoError(t, err)
+		require.EqualValues(t, 1, info.Partitions[0].LogStartOffset)
+	}
+	runneltest.Produce(t, b, "r", &record.Record{Value: []byte("r")})
+	codecs := []compression.Codec{compression.None, compression.Gzip, compression.Snappy, compression.LZ4, compression.Zstd}
+	for _, c := range codecs {
+		p, err := producer.New(b, producer.Compression(c))
+		require.NoError(t, err)
+		for _, topic := range []string{"t", "c"} {
+			recs := make([]*record.Record, 20)
+			for i := range recs {
+				v := strings.Repeat(fmt.Sprintf("%v record %d of round %d; ", c, i, round), 40)
+				recs[i] = &record.Record{Topic: topic, Key: []byte(strconv.Itoa(i % 5)), Value: []byte(v)}
+			}
+			require.NoError(t, p.ProduceSync(ctx, recs...))
+		}
+		require.NoError(t, p.Close())
+	}
+	require.Len(t, runneltest.ConsumeAll(t, b, "t"), round*len(codecs)*20)
+	require.NoError(t, b.Maintain(ctx)) // compacts c, whose segments rolled
+	require.NotEmpty(t, runneltest.ConsumeAll(t, b, "c"))
+	// A fetch that waits its MaxWait for more than there is.
+	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: 10 * time.Millisecond, MinBytes: 1 << 30,
+		Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}}})
+	require.NoError(t, err)
+	require.NotEmpty(t, append(resp.Partitions[0].Records, resp.Partitions[1].Records...))
+
+	// An fsync left to the broker (its waiter gone), then, on the file
+	// system that fails them, an fsync that fails with its sync-failed
+	// checkpoint: the log's failure is kept for the process (package
+	// log's failedLogs) until the next Open writes its tail anew.
+	batch := func() []byte {
+		var bl record.Builder
+		bl.Reset()
+		bl.Append(time.Now().UnixMilli(), nil, []byte("s"), nil)
+		data, err := bl.AppendTo(nil, compression.LZ4)
+		require.NoError(t, err)
+		return data
+	}
+	_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "s", Acks: api.AcksAll, Batches: batch()})
+	require.NoError(t, err)
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	_ = ack.Wait(gone) // ctx's error, or nil if the fsync was done already
+	if _, faulty := cfg.FS.(vfs.Wrapper); faulty {
+		failing.Store(true)
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "s", Acks: api.AcksAll, Batches: batch()})
+		failing.Store(false)
+		require.Error(t, err)
+	}
 }
