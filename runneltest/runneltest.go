@@ -107,6 +107,15 @@
 // broker's that are not the bubble's, so that its clock stops: which of
 // the two, the scheduling decides.
 //
+// Likewise, hand the calls made in a bubble a ctx of the bubble's (the
+// t.Context() of synctest.Test's t, or context.Background()), not the
+// parent test's t.Context(): a context makes its Done channel when first
+// asked for it, and the broker and its clients ask, so a context made
+// outside a bubble and first asked inside gets a channel of the bubble's;
+// cancelled outside (the parent test's t.Context() is, as the parent
+// ends), it stops the test binary with "fatal error: close of synctest
+// channel from outside bubble".
+//
 // Every codec works in bubbles and out of them, in any order: the
 // compressors and decompressors are shared by the whole process (see
 // package compression), and none keeps a channel of the bubble that
@@ -121,7 +130,8 @@
 // the codecs, package vfs's table of the directories locked, and package
 // log's memory of the logs whose fsync failed. None of it holds a channel,
 // a timer, a WaitGroup or a goroutine of the bubble that made it or first
-// used it. Mind the clock, though: a bubble's starts at midnight UTC on
+// used it (but what the test's own code in it holds: a Logger's handler,
+// a vfs.Injector). Mind the clock, though: a bubble's starts at midnight UTC on
 // 2000-01-01, so the records a bubble's producers stamped are decades old
 // outside it, where a topic's retention.ms (runnel's default is 7 days;
 // NewBroker's topics have none) deletes them at the next maintenance run.

@@ -362,3 +362,33 @@ func bubbleWorkload(t *testing.T, cfg runnel.Config, round int, failing *atomic.
 		require.Error(t, err)
 	}
 }
+
+// TestOuterContextInBubble pins the package doc's Fake time on contexts:
+// a producer in a bubble handed the parent test's t.Context() makes that
+// context's Done channel the bubble's, and the parent's end, which
+// cancels it outside the bubble, stops the binary. Run in a child
+// process, which it stops.
+func TestOuterContextInBubble(t *testing.T) {
+	if os.Getenv("RUNNEL_OUTER_CTX_CHILD") == "1" {
+		ctx := t.Context() // the parent test's
+		synctest.Test(t, func(t *testing.T) {
+			b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+			p := runneltest.NewProducer(t, b)
+			require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("v")}))
+		})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestOuterContextInBubble$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), "RUNNEL_OUTER_CTX_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	require.Error(t, err, "the child passed:\n%s", out)
+	require.Contains(t, string(out), "fatal error: close of synctest channel from outside bubble", "%s", out)
+
+	src, err := os.ReadFile("runneltest.go")
+	require.NoError(t, err)
+	doc := strings.Join(strings.Fields(strings.ReplaceAll(string(src), "//", "")), " ")
+	require.Contains(t, doc, "fatal error: close of synctest channel from outside bubble", "the package doc's Fake time")
+}
