@@ -63,8 +63,9 @@
 // (about 12 KB, tens of microseconds), so that steady-state calls with a
 // dst of sufficient capacity allocate nothing. All functions are safe for
 // concurrent use. To bound memory, zstd keeps at most min(GOMAXPROCS, 4)
-// encoders of each of klauspost's four levels in use, and its shared
-// decoder runs as many decodes at once; further callers wait their turn.
+// encoders of each of klauspost's four levels in use (as many as have
+// encoded at once), and its shared decoder runs as many decodes at once;
+// further callers wait their turn.
 //
 // Every codec may be used inside testing/synctest bubbles and outside
 // them, in any order: no coder holds a channel of the bubble it was first

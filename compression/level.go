@@ -115,16 +115,17 @@ func (c Codec) CheckLevel(level int) error {
 //
 // AppendEncode(dst, src) is AppendEncodeLevel(dst, src, c.DefaultLevel()),
 // and writes the same bytes. Coders are made on first use of a level,
-// then pooled or kept as AppendEncode's are (zstd: at most
-// min(GOMAXPROCS, 4) encoders of each of klauspost's four levels), so that
-// steady-state calls allocate nothing (but a zstd frame of more than one
-// block: its header, a few bytes). A zstd encoder is kept for the life of
+// then pooled or kept as AppendEncode's are (zstd: of each of klauspost's
+// four levels, as many encoders as have encoded at once, at most
+// min(GOMAXPROCS, 4); callers one at a time make one), so that
+// steady-state calls allocate nothing (but a zstd frame of a block or
+// more: its header, a few bytes). A zstd encoder is kept for the life of
 // the process, and its memory grows with its level: each held about 2.7
-// MiB at SpeedFastest, 3.7 at SpeedDefault, 6.5 at SpeedBetterCompression
-// and 36 at SpeedBestCompression (the heap in use after each had encoded
-// 1 MiB of record-like bytes, 2026-12-05), and one block of input and one
-// of output besides (128 KiB each; 64 KiB at SpeedFastest); gzip's and
-// lz4's writers hold 1 MiB at most, and go with their pool.
+// MiB at SpeedFastest, 3.8 at SpeedDefault, 6.6 at SpeedBetterCompression
+// and 37 at SpeedBestCompression, its blocks of input and output
+// included (the heap in use after each had encoded 1 MiB of record-like
+// bytes, 2026-12-06); gzip's and lz4's writers hold 1 MiB at most, and go
+// with their pool.
 //
 // Errors: AppendEncode's, and a *Error matching ErrInvalidLevel for a
 // level CheckLevel refuses (dst is then returned unchanged).

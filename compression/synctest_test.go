@@ -40,8 +40,8 @@ func TestCodersFirstUsedInABubble(t *testing.T) {
 
 // codersInAndOutOfBubbles uses every codec at each of its coders' levels
 // (zstd's four, from more goroutines at once than it keeps coders of a
-// level, so that every slot gets one), encoding, decoding and streaming,
-// first in a bubble, then outside, then in another bubble.
+// level, so that each level likely makes them all), encoding, decoding
+// and streaming, first in a bubble, then outside, then in another bubble.
 func codersInAndOutOfBubbles(t *testing.T) {
 	small := recordLike(64<<10, 90)
 	big := recordLike(320<<10, 91) // three zstd blocks, streamed by newReader's streamAll

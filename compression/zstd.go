@@ -10,10 +10,10 @@ import (
 // zstd: Zstandard frames via github.com/klauspost/compress/zstd.
 //
 // Encoders are kept per level (of klauspost's four, see level.go), at most
-// zstdConcurrency of each, in slots that callers take and give back:
-// further callers wait for one to be free. Each is a synchronous
-// streaming encoder (concurrency 1), made when a slot is first taken
-// empty. One Decoder, made when the package is loaded, serves every
+// zstdConcurrency of each, in a zstdPool: a caller takes a free one, or
+// makes one when none is free and fewer are made, or waits for one to
+// be freed. So a level has as many as ever encoded at once. Each is a
+// synchronous streaming encoder (concurrency 1). One Decoder, made when the package is loaded, serves every
 // DecodeAll, which is safe for concurrent use and runs at most
 // zstdConcurrency decodes at once; further callers wait.
 //
@@ -22,10 +22,10 @@ import (
 // is that bubble's, and an operation on it from outside stops the
 // program. klauspost's EncodeAll takes its coders from a channel that the
 // Encoder makes on first use, and every Decoder makes one when it is
-// created. So the slots and the shared decoder are made at package load,
-// outside any bubble, and the encoders in the slots, which may be made in
-// one, stream (Write and Close), which at concurrency 1 uses no channel,
-// no goroutine and no WaitGroup. A frame of less than one block
+// created. So the pools and the shared decoder are made at package load,
+// outside any bubble, and the encoders, which may be made in one, stream
+// (Write and Close), which at concurrency 1 uses no channel, no goroutine
+// and adds to no WaitGroup. A frame of less than one block
 // (128 KiB; 64 KiB at SpeedFastest) comes out byte for byte as EncodeAll
 // writes it, but an empty one; a larger one is written block by block,
 // stating its content size, where EncodeAll would mark it a single
@@ -71,19 +71,49 @@ func (a *appender) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// zstdSlots holds, for each of klauspost's levels (indexed by level), its
-// zstdConcurrency slots: a nil slot has no encoder yet. Made at package
-// load: see above.
-var zstdSlots = func() (slots [zstd.SpeedBestCompression + 1]chan *zstdEncoder) {
+// zstdPool keeps the encoders of one of klauspost's levels: at most
+// zstdConcurrency, each made when a caller finds none free and fewer
+// than that made. Made at package load: see above.
+type zstdPool struct {
+	level zstd.EncoderLevel
+	free  chan *zstdEncoder // encoders made and not in use
+	room  chan struct{}     // a token for each encoder not yet made
+}
+
+// zstdPools holds each level's pool, indexed by level.
+var zstdPools = func() (pools [zstd.SpeedBestCompression + 1]zstdPool) {
 	n := zstdConcurrency()
 	for level := zstd.SpeedFastest; level <= zstd.SpeedBestCompression; level++ {
-		slots[level] = make(chan *zstdEncoder, n)
+		pools[level] = zstdPool{level: level, free: make(chan *zstdEncoder, n), room: make(chan struct{}, n)}
 		for range n {
-			slots[level] <- nil
+			pools[level].room <- struct{}{}
 		}
 	}
-	return slots
+	return pools
 }()
+
+// get returns a free encoder of p's level, or a new one when none is
+// free and fewer than zstdConcurrency are made; otherwise it waits for
+// one to be freed. One made and free comes first, so that callers one
+// at a time make one encoder, not each of the level's in turn (each
+// holds MiBs: see AppendEncodeLevel).
+func (p *zstdPool) get() *zstdEncoder {
+	select {
+	case e := <-p.free:
+		return e
+	default:
+	}
+	select {
+	case e := <-p.free:
+		return e
+	case <-p.room:
+		return newZstdEncoder(p.level)
+	}
+}
+
+// put gives back e, from p's get. It never waits: p has room for every
+// encoder it made.
+func (p *zstdPool) put(e *zstdEncoder) { p.free <- e }
 
 // newZstdEncoder makes an encoder of level.
 func newZstdEncoder(level zstd.EncoderLevel) *zstdEncoder {
@@ -117,14 +147,11 @@ var zstdDecoder = func() *zstd.Decoder {
 }()
 
 // zstdEncode appends src's zstd frame to dst, with an encoder of level
-// from its slots.
+// from its pool.
 func zstdEncode(dst, src []byte, level zstd.EncoderLevel) ([]byte, error) {
-	slots := zstdSlots[level]
-	e := <-slots
-	defer func() { slots <- e }()
-	if e == nil {
-		e = newZstdEncoder(level)
-	}
+	p := &zstdPools[level]
+	e := p.get()
+	defer p.put(e)
 	e.out.b = dst
 	defer func() { e.out.b = nil }() // keeps no caller's buffer
 	e.enc.ResetContentSize(&e.out, int64(len(src)))

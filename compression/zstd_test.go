@@ -2,12 +2,19 @@ package compression
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // zstdStream encodes src the way a streaming writer (such as the Java
@@ -154,6 +161,44 @@ func TestZstdFrameHeader(t *testing.T) {
 			t.Errorf("%d bytes: wrong output", n)
 		}
 	}
+}
+
+// TestZstdEncodesOneAtATimeMakeOneEncoder: callers that encode one at a
+// time make one encoder of a level, not one for each of its
+// zstdConcurrency (each holds MiBs, 36 at levels 10 and up: see
+// AppendEncodeLevel). Before, the level's encoders were taken in turn, so
+// that a producer at level 22 on four cores held 146 MiB of encoders where
+// 37 served. In a child process at GOMAXPROCS 4, so that the level's
+// encoders are the test's alone: the heap after a second encode and more
+// stays within one encoder's.
+func TestZstdEncodesOneAtATimeMakeOneEncoder(t *testing.T) {
+	if os.Getenv("RUNNEL_ZSTD_ONE_ENCODER_CHILD") == "1" {
+		require.Equal(t, 4, zstdConcurrency())
+		in := recordLike(2*zstdMaxBlock, 95) // the streaming path, every buffer used
+		dst := make([]byte, 0, 2*len(in))
+		encode := func() {
+			_, err := Zstd.AppendEncodeLevel(dst, in, 1)
+			require.NoError(t, err)
+		}
+		base := leakcheck.LiveHeap()
+		encode()
+		one := leakcheck.LiveHeap() - base
+		for range 2 * zstdConcurrency() {
+			encode()
+		}
+		all := leakcheck.LiveHeap() - base
+		t.Logf("the heap grew by %d bytes after one encode, by %d after %d more", one, all, 2*zstdConcurrency())
+		require.Less(t, all, one+one/2, "encodes one at a time made more than one encoder")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestZstdEncodesOneAtATimeMakeOneEncoder$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), "RUNNEL_ZSTD_ONE_ENCODER_CHILD=1", "GOMAXPROCS=4")
+	out, err := cmd.CombinedOutput()
+	testkit.SkipIfCannotExec(t, err)
+	require.NoError(t, err, "the child failed:\n%s", out)
+	require.Contains(t, string(out), "--- PASS: TestZstdEncodesOneAtATimeMakeOneEncoder", "%s", out)
 }
 
 // zstdRLEFrame returns a frame of n RLE blocks of zstdMaxBlock bytes each,

@@ -222,10 +222,11 @@ func Compression(codec compression.Codec) Opt { return func(c *config) { c.codec
 // level below 3 but 0, zstd's negative ones too) runs klauspost's
 // SpeedFastest, the fastest zstd there is here; lz4's default is
 // already its fastest, as in Kafka, where every other lz4 level runs the
-// slower HC compressor, for a better ratio. Memory: zstd's encoder of
-// levels 10 and up (klauspost's SpeedBestCompression) holds some 36 MiB
-// for each of its min(GOMAXPROCS, 4) coders, ten times the default's,
-// for the life of the process (see compression.Codec.AppendEncodeLevel).
+// slower HC compressor, for a better ratio. Memory: a zstd encoder of
+// levels 10 and up (klauspost's SpeedBestCompression) holds some 37 MiB,
+// ten times the default's, for the life of the process, and the process
+// keeps as many as compress at once, at most min(GOMAXPROCS, 4) (see
+// compression.Codec.AppendEncodeLevel).
 //
 // New returns ErrInvalidOption, wrapping compression.ErrInvalidLevel
 // and naming the range, for a level the codec does not have, and
