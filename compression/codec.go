@@ -41,14 +41,14 @@
 //     only lz4 batches Kafka's broker would, while decoding stays lenient
 //     for what an older runnel stored.
 //   - zstd: a zstd frame (github.com/klauspost/compress/zstd, by default
-//     at level 3, Kafka's default) that states its content size (unless
-//     empty), and no content checksum: one single segment when its
-//     content is more than 1 KiB and less than a block (128 KiB; 64 KiB
-//     at levels 2 and below), and otherwise a window of the power of two
-//     at or above its size, at most 1 MiB (franz-go's is 64 KiB; see
-//     zstdWindow for why not here). Decoding also accepts frames that do
-//     not state their size, as Java's ZstdOutputStream writes them, and
-//     concatenated frames.
+//     at level 3, Kafka's default) that states its content size (but
+//     from 1 to 255 bytes), and no content checksum: one single segment
+//     when its content is empty, or more than 1 KiB and less than a
+//     block (128 KiB; 64 KiB at levels 2 and below), and otherwise a
+//     window of the least power of two above its size, at least 1 KiB
+//     and at most 1 MiB (franz-go's is 64 KiB; see zstdWindow for why not
+//     here). Decoding also accepts frames that do not state their size,
+//     as Java's ZstdOutputStream writes them, and concatenated frames.
 //
 // Each codec but none and snappy compresses at a level, as Kafka numbers
 // them (KIP-390): gzip 1 to 9 or -1, default -1; lz4 1 to 17, default 9;

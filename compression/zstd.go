@@ -27,11 +27,13 @@ import (
 // (Write and Close), which at concurrency 1 uses no channel, no goroutine
 // and adds to no WaitGroup. A frame of less than one block
 // (128 KiB; 64 KiB at SpeedFastest) comes out byte for byte as EncodeAll
-// writes it, but an empty one; a larger one is written block by block,
-// stating its content size, where EncodeAll would mark it a single
-// segment up to zstdWindow. The streaming decoders of Reader are
-// made per use (reader.go), as a pool could hand one made in a bubble to
-// a caller outside it.
+// writes it (an empty one is a constant, zstdEmptyFrame); one of a block
+// or more is written block by block, stating its content size and a
+// window of the least power of two above it, at most zstdWindow, where
+// EncodeAll would mark one up to zstdWindow a single segment (one of
+// exactly a block ends with an empty block). The streaming decoders of
+// Reader are made per use (reader.go), as a pool could hand one made in a
+// bubble to a caller outside it.
 //
 // DecodeAll does not bound its output by itself. The decoder is created
 // with WithDecodeAllCapLimit, which makes DecodeAll stop with an error as
@@ -146,9 +148,19 @@ var zstdDecoder = func() *zstd.Decoder {
 	return dec
 }()
 
+// zstdEmptyFrame is the frame of no bytes, as EncodeAll writes it: a
+// single segment stating its size, 0, and one empty last block. The
+// streaming encoder would state no size and a window of zstdWindow, which
+// a streaming decoder that does not know the size (zstd's reference
+// library, Java's client through zstd-jni) would make room for.
+var zstdEmptyFrame = []byte{0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00}
+
 // zstdEncode appends src's zstd frame to dst, with an encoder of level
 // from its pool.
 func zstdEncode(dst, src []byte, level zstd.EncoderLevel) ([]byte, error) {
+	if len(src) == 0 {
+		return append(dst, zstdEmptyFrame...), nil
+	}
 	p := &zstdPools[level]
 	e := p.get()
 	defer p.put(e)

@@ -133,11 +133,13 @@ func TestZstdLyingContentSize(t *testing.T) {
 // TestZstdFrameHeader pins the frames Zstd writes: the content size
 // stated (above 1 KiB), no content checksum (the record batch's CRC-32C
 // covers the payload, and the zstd library's default is none), a frame
-// of one block (below 128 KiB) one single segment, and a larger one a
-// window of the power of two at or above its size, up to zstdWindow (1
-// MiB): what a decoder must hold, no more than the batch.
+// of less than a block (128 KiB) one single segment, and a larger one a
+// window of the least power of two above its size, up to zstdWindow (1
+// MiB): what a decoder must hold, no more than twice the batch. An empty
+// frame is a single segment of size 0, as before zstd's encoders
+// streamed, not one of unstated size with a window of 1 MiB.
 func TestZstdFrameHeader(t *testing.T) {
-	for _, n := range []int{1, 4 << 10, 64 << 10, 64<<10 + 1, 128<<10 - 1, 128 << 10, 200 << 10, 1 << 20, 3 << 20} {
+	for _, n := range []int{0, 1, 4 << 10, 64 << 10, 64<<10 + 1, 128<<10 - 1, 128 << 10, 200 << 10, 1 << 20, 3 << 20} {
 		in := recordLike(n, 90)
 		enc := mustEncode(t, Zstd, nil, in)
 		var h zstd.Header
@@ -147,11 +149,13 @@ func TestZstdFrameHeader(t *testing.T) {
 		if h.HasCheckSum {
 			t.Errorf("%d bytes: frame has a content checksum", n)
 		}
-		// Below zstd's minimum window (1 KiB) the size is left out.
+		// Up to zstd's minimum window (1 KiB) the size may be left out.
 		if n > 1<<10 && (!h.HasFCS || h.FrameContentSize != uint64(n)) {
 			t.Errorf("%d bytes: content size %d (stated: %v)", n, h.FrameContentSize, h.HasFCS)
 		}
 		switch window := min(uint64(1)<<bits.Len(uint(n)), zstdWindow); {
+		case n == 0 && (!h.SingleSegment || !h.HasFCS || h.FrameContentSize != 0):
+			t.Errorf("empty: window %d (single segment: %v), size %d (stated: %v)", h.WindowSize, h.SingleSegment, h.FrameContentSize, h.HasFCS)
 		case n > 1<<10 && n < zstdMaxBlock && !h.SingleSegment:
 			t.Errorf("%d bytes: window %d, not a single segment", n, h.WindowSize)
 		case n >= zstdMaxBlock && (h.SingleSegment || h.WindowSize != window):
