@@ -205,6 +205,29 @@ func TestZstdEncodesOneAtATimeMakeOneEncoder(t *testing.T) {
 	require.Contains(t, string(out), "--- PASS: TestZstdEncodesOneAtATimeMakeOneEncoder", "%s", out)
 }
 
+// TestZstdPoolHoldsConcurrencyEncoders: each level's pool lets
+// zstdConcurrency encodes run at once, each with an encoder of its own,
+// and no more: with one, every zstd encode of the process at that level
+// would wait for the one before.
+func TestZstdPoolHoldsConcurrencyEncoders(t *testing.T) {
+	for level := zstd.SpeedFastest; level <= zstd.SpeedBestCompression; level++ {
+		p := &zstdPools[level]
+		var taken []*zstdEncoder
+		for range zstdConcurrency() {
+			require.Positive(t, len(p.free)+len(p.room), "%v: a get would wait with %d encoders out", level, len(taken))
+			e := p.get()
+			for _, o := range taken {
+				require.NotSame(t, o, e, "%v: an encoder handed out twice", level)
+			}
+			taken = append(taken, e)
+		}
+		require.Zero(t, len(p.free)+len(p.room), "%v: a get with %d encoders out would not wait", level, len(taken))
+		for _, e := range taken {
+			p.put(e)
+		}
+	}
+}
+
 // zstdRLEFrame returns a frame of n RLE blocks of zstdMaxBlock bytes each,
 // four bytes a block: the densest input there is, at the bound
 // zstdMaxDecoded assumes.
