@@ -65,7 +65,8 @@
 // concurrent use. To bound memory, zstd keeps at most min(GOMAXPROCS, 4)
 // encoders of each of klauspost's four levels in use (as many as have
 // encoded at once), and its shared decoder runs as many decodes at once;
-// further callers wait their turn.
+// further callers wait their turn. That is GOMAXPROCS as the package is
+// loaded: setting it later, in main say, changes neither.
 //
 // Every codec may be used inside testing/synctest bubbles and outside
 // them, in any order: no coder holds a channel of the bubble it was first

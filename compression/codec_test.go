@@ -347,7 +347,7 @@ func TestAllocs(t *testing.T) {
 		// in turn, and each allocates its tables on first use: use them
 		// all first, or a test run alone (go test -run TestAllocs) sees
 		// one coder's set-up spread over the runs below.
-		for range zstdConcurrency() + 1 {
+		for range zstdConcurrency + 1 {
 			mustDecode(t, c, nil, mustEncode(t, c, encBuf, in), 0)
 		}
 		encAllocs := testing.AllocsPerRun(20, func() { mustEncode(t, c, encBuf, in) })

@@ -250,7 +250,7 @@ func TestLevelAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for range zstdConcurrency() + 1 { // see TestAllocs
+		for range zstdConcurrency + 1 { // see TestAllocs
 			enc()
 		}
 		if n := testing.AllocsPerRun(20, enc); n > cl.allocs {

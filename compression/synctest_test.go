@@ -53,7 +53,7 @@ func codersInAndOutOfBubbles(t *testing.T) {
 		var wg sync.WaitGroup
 		for c, ls := range levels {
 			for _, level := range ls {
-				for range zstdConcurrency() + 1 {
+				for range zstdConcurrency + 1 {
 					wg.Go(func() {
 						for _, in := range [][]byte{small, big} {
 							enc, err := c.AppendEncodeLevel(nil, in, level)

@@ -43,12 +43,12 @@ import (
 // declared window costs no memory.
 
 // zstdConcurrency is how many zstd encodes of each level, and separately
-// decodes, run at once. Each encoder holds a few MiB of match tables and
-// history, so this is kept small; more parallelism rarely helps
-// batch-sized inputs.
-func zstdConcurrency() int {
-	return min(runtime.GOMAXPROCS(0), 4)
-}
+// decodes, run at once: min(GOMAXPROCS, 4) as the package is loaded, when
+// the pools and the decoder are made (a later runtime.GOMAXPROCS, in main
+// or by go test -cpu, changes nothing here). Each encoder holds a few MiB
+// of match tables and history, so this is kept small; more parallelism
+// rarely helps batch-sized inputs.
+var zstdConcurrency = min(runtime.GOMAXPROCS(0), 4)
 
 // zstdWindow is the encoder's window. Kafka batches are rarely larger, and a
 // bigger window costs every pooled encoder memory. franz-go's 64 KiB window
@@ -84,7 +84,7 @@ type zstdPool struct {
 
 // zstdPools holds each level's pool, indexed by level.
 var zstdPools = func() (pools [zstd.SpeedBestCompression + 1]zstdPool) {
-	n := zstdConcurrency()
+	n := zstdConcurrency
 	for level := zstd.SpeedFastest; level <= zstd.SpeedBestCompression; level++ {
 		pools[level] = zstdPool{level: level, free: make(chan *zstdEncoder, n), room: make(chan struct{}, n)}
 		for range n {
@@ -139,7 +139,7 @@ func newZstdEncoder(level zstd.EncoderLevel) *zstdEncoder {
 // zstdDecoder serves every DecodeAll. Made at package load: see above.
 var zstdDecoder = func() *zstd.Decoder {
 	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(zstdConcurrency()),
+		zstd.WithDecoderConcurrency(zstdConcurrency),
 		zstd.WithDecodeAllCapLimit(true),
 	)
 	if err != nil {

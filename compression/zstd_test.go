@@ -177,7 +177,7 @@ func TestZstdFrameHeader(t *testing.T) {
 // stays within one encoder's.
 func TestZstdEncodesOneAtATimeMakeOneEncoder(t *testing.T) {
 	if os.Getenv("RUNNEL_ZSTD_ONE_ENCODER_CHILD") == "1" {
-		require.Equal(t, 4, zstdConcurrency())
+		require.Equal(t, 4, zstdConcurrency)
 		in := recordLike(2*zstdMaxBlock, 95) // the streaming path, every buffer used
 		dst := make([]byte, 0, 2*len(in))
 		encode := func() {
@@ -187,11 +187,11 @@ func TestZstdEncodesOneAtATimeMakeOneEncoder(t *testing.T) {
 		base := leakcheck.LiveHeap()
 		encode()
 		one := leakcheck.LiveHeap() - base
-		for range 2 * zstdConcurrency() {
+		for range 2 * zstdConcurrency {
 			encode()
 		}
 		all := leakcheck.LiveHeap() - base
-		t.Logf("the heap grew by %d bytes after one encode, by %d after %d more", one, all, 2*zstdConcurrency())
+		t.Logf("the heap grew by %d bytes after one encode, by %d after %d more", one, all, 2*zstdConcurrency)
 		require.Less(t, all, one+one/2, "encodes one at a time made more than one encoder")
 		return
 	}
@@ -213,7 +213,7 @@ func TestZstdPoolHoldsConcurrencyEncoders(t *testing.T) {
 	for level := zstd.SpeedFastest; level <= zstd.SpeedBestCompression; level++ {
 		p := &zstdPools[level]
 		var taken []*zstdEncoder
-		for range zstdConcurrency() {
+		for range zstdConcurrency {
 			require.Positive(t, len(p.free)+len(p.room), "%v: a get would wait with %d encoders out", level, len(taken))
 			e := p.get()
 			for _, o := range taken {
