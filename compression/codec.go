@@ -61,7 +61,8 @@
 // Encoders and decoders are pooled or shared, and created on first use but
 // for zstd's shared decoder, which is made when the package is loaded
 // (about 12 KB, tens of microseconds), so that steady-state calls with a
-// dst of sufficient capacity allocate nothing. All functions are safe for
+// dst of sufficient capacity allocate nothing (but a zstd encode of a
+// block or more: see AppendEncodeLevel). All functions are safe for
 // concurrent use. To bound memory, zstd keeps at most min(GOMAXPROCS, 4)
 // encoders of each of klauspost's four levels in use (as many as have
 // encoded at once), and its shared decoder runs as many decodes at once;

@@ -343,10 +343,11 @@ func TestAllocs(t *testing.T) {
 		enc := mustEncode(t, c, nil, in)
 		encBuf := make([]byte, 0, 2*len(in)+1024)
 		decBuf := make([]byte, 0, len(in))
-		// zstd's shared Encoder and Decoder hand their internal coders out
-		// in turn, and each allocates its tables on first use: use them
-		// all first, or a test run alone (go test -run TestAllocs) sees
-		// one coder's set-up spread over the runs below.
+		// zstd's shared Decoder hands its internal coders out in turn,
+		// and each allocates its tables on first use: use them all
+		// first, or a test run alone (go test -run TestAllocs) sees one
+		// coder's set-up spread over the runs below. (Its encoders are
+		// made as encodes overlap, and one at a time reuse the first.)
 		for range zstdConcurrency + 1 {
 			mustDecode(t, c, nil, mustEncode(t, c, encBuf, in), 0)
 		}
