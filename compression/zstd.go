@@ -13,9 +13,10 @@ import (
 // zstdConcurrency of each, in a zstdPool: a caller takes a free one, or
 // makes one when none is free and fewer are made, or waits for one to
 // be freed. So a level has as many as ever encoded at once. Each is a
-// synchronous streaming encoder (concurrency 1). One Decoder, made when the package is loaded, serves every
-// DecodeAll, which is safe for concurrent use and runs at most
-// zstdConcurrency decodes at once; further callers wait.
+// synchronous streaming encoder (concurrency 1). One Decoder, made when
+// the package is loaded, serves every DecodeAll, which is safe for
+// concurrent use and runs at most zstdConcurrency decodes at once;
+// further callers wait.
 //
 // Nothing shared here may hold a channel made in a testing/synctest
 // bubble, as the first use may come from one: a channel made in a bubble
@@ -25,9 +26,9 @@ import (
 // created. So the pools and the shared decoder are made at package load,
 // outside any bubble, and the encoders, which may be made in one, stream
 // (Write and Close), which at concurrency 1 uses no channel, no goroutine
-// and adds to no WaitGroup. A frame of less than one block
-// (128 KiB; 64 KiB at SpeedFastest) comes out byte for byte as EncodeAll
-// writes it (an empty one is a constant, zstdEmptyFrame); one of a block
+// and adds to no WaitGroup. A frame of less than one block (128 KiB; 64
+// KiB at SpeedFastest) comes out byte for byte as EncodeAll writes it
+// (an empty one is a constant, zstdEmptyFrame); one of a block
 // or more is written block by block, stating its content size and a
 // window of the least power of two above it, at most zstdWindow, where
 // EncodeAll would mark one up to zstdWindow a single segment (one of
