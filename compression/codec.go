@@ -152,8 +152,10 @@ func ParseCodec(s string) (Codec, error) {
 // codec is a complete, self-delimiting stream, even for an empty src.
 //
 // It never retains src or dst: both may be reused as soon as it returns. If
-// dst has enough spare capacity, the output is written into it. On error
-// dst is returned unchanged.
+// dst has enough spare capacity, the output is written into it, so src
+// must not share memory with that spare capacity: the codecs read src as
+// they write, and the output may be wrong. On error dst is returned
+// unchanged.
 //
 // Errors: a *Error matching ErrUnknownCodec for an unknown codec, or
 // ErrTooLarge for a snappy input over 4 GiB (too large for a block).
