@@ -33,6 +33,19 @@ type lineGridScenario struct {
 	autoCreate bool
 }
 
+// tolerated is err, but nil for the errors a call from a handler may
+// rightly get in TestLoggerHandlerGrid's scenarios: the line's partition
+// fenced ("log fenced"), or refusing its reopen, the topic gone, and
+// those of also.
+func tolerated(err error, also ...error) error {
+	for _, ok := range append([]error{log.ErrLogFenced, ErrUnknownTopic, vfs.ErrInjected}, also...) {
+		if errors.Is(err, ok) {
+			return nil
+		}
+	}
+	return err
+}
+
 // TestLoggerHandlerGrid: for each kind of line a broker's Logger gets
 // (a Produce's roll, the maintenance's retention, compaction and expired
 // producer ids, a CreateTopic's "log created", an auto-created topic, a
@@ -40,9 +53,13 @@ type lineGridScenario struct {
 // an fsync's "log fenced", the maintenance's retry of a failed reopen),
 // a handler that does, from inside the handler, what Config.Logger says
 // it may (produce to the line's partition, CreateTopic, Maintain,
-// DeleteTopic of the line's topic, Close) returns, and so does the call
-// that logged the line; each wait bounded at 10 s, to turn a deadlock
-// into a failure. (Close is called from the handler of an explicit
+// DeleteTopic of the line's topic, Close; and the other admin calls on
+// the line's topic, UpdateTopicConfig, CreatePartitions and
+// DeleteRecords of its partition, and the reads: Fetch, ListOffset by
+// offset and by time, DescribeTopic, UnwritablePartitions, Partitions,
+// Topics, InitProducerID) returns, and so does the call that logged the
+// line; each wait bounded by testkit.HangGuard, to turn a deadlock into
+// a failure. (Close is called from the handler of an explicit
 // Maintain here; TestLoggerMayCloseOnMaintenanceLines calls it on
 // the lines of the broker's own maintenance goroutine.)
 func TestLoggerHandlerGrid(t *testing.T) {
@@ -155,6 +172,47 @@ func TestLoggerHandlerGrid(t *testing.T) {
 			return nil
 		},
 		"Close": func(b *Broker) error { return b.Close() },
+		// The other admin calls, and the reads and look-ups a handler
+		// might make (the topic's state, its offsets), each of which
+		// takes the admin token or the partition's lock.
+		"UpdateTopicConfig": func(b *Broker) error {
+			return tolerated(b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.MaxMessageBytes = max(c.MaxMessageBytes, 1<<20) + 1 }))
+		},
+		"CreatePartitions": func(b *Broker) error { return tolerated(b.CreatePartitions(ctx, "t", 3)) },
+		"DeleteRecords": func(b *Broker) error {
+			_, err := b.DeleteRecords(ctx, "t", 0, 1)
+			// A compacted topic's; an empty partition's (offset 1 past it).
+			return tolerated(err, ErrPolicyViolation, log.ErrOffsetOutOfRange)
+		},
+		"Fetch": func(b *Broker) error {
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 1 << 20, Partitions: []api.FetchPartition{{Topic: "t", Partition: 0, MaxBytes: 1 << 20}}})
+			if err == nil {
+				err = resp.Partitions[0].Err
+			}
+			return tolerated(err, log.ErrOffsetOutOfRange) // offset 0, retention's deleted
+		},
+		"ListOffset": func(b *Broker) error {
+			_, err := b.ListOffset(ctx, "t", 0, api.Latest)
+			if err == nil {
+				_, err = b.ListOffset(ctx, "t", 0, 0) // a search by time
+			}
+			return tolerated(err)
+		},
+		"DescribeTopic": func(b *Broker) error {
+			_ = b.Topics()
+			_, err := b.DescribeTopic(ctx, "t")
+			if err == nil {
+				_, err = b.UnwritablePartitions(ctx, "t")
+			}
+			if err == nil {
+				_, err = b.Partitions(ctx, "t")
+			}
+			return tolerated(err)
+		},
+		"InitProducerID": func(b *Broker) error {
+			_, _, err := b.InitProducerID(ctx)
+			return err
+		},
 	}
 	for _, sc := range scenarios {
 		for name, action := range actions {
@@ -209,7 +267,7 @@ type adminLineGridFaults struct{ remove, list atomic.Bool }
 // Produce to each partition, CreateTopic, DescribeTopic, Fetch,
 // Maintain, UpdateTopicConfig, DeleteTopic of the line's topic, or
 // Close, returns, and so does the admin call that logged the line; each
-// wait bounded at 10 s to turn a deadlock into a failure.
+// wait bounded by testkit.HangGuard to turn a deadlock into a failure.
 func TestLoggerAdminLineGrid(t *testing.T) {
 	ctx := context.Background()
 	change := func(b *Broker) error {
