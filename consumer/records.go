@@ -49,6 +49,13 @@ import (
 // before a Pause is: the error stopped or reset the partition before the
 // Pause.
 //
+// The loop body may call any of the consumer's methods, Poll and Records
+// too: a Poll, or a nested Records loop (that the body breaks out of),
+// goes on from the positions the loop has reached, and the loop then
+// goes on past what they returned, dropping what it had fetched of
+// those partitions as after a Seek, so that each record is returned
+// once, in offset order, across them all.
+//
 // A loop body that panics ends the loop as a break does (the record in
 // hand counts as yielded; the partition errors not yielded are kept for
 // the next Poll or Records), and the panic goes on to the caller.

@@ -231,3 +231,85 @@ func TestBreakAtEveryRecordEachCodec(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordsBodyMayPollAndNest: a Records loop body may call Poll, or
+// range over Records again (a nested loop, which it breaks out of), as
+// Records says: each goes on from the positions the loop reached, and
+// the outer loop goes on past what they returned, so that every record
+// of every partition is returned once, in offset order, across the
+// three. The body does so at chosen records of several fetches (one
+// record a batch, each batch a fetch of its own under
+// FetchMaxPartitionBytes, and batches of several records fetched
+// whole), with a record produced by the body now and then, to be
+// returned by whichever of them comes to it first.
+func TestRecordsBodyMayPollAndNest(t *testing.T) {
+	for _, small := range []bool{false, true} {
+		t.Run(fmt.Sprintf("small fetches=%v", small), func(t *testing.T) {
+			b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
+			const batches, per = 6, 4
+			for p := range int32(2) {
+				for i := range batches {
+					values(t, b, "t", p, seq(fmt.Sprintf("p%d-b%d-", p, i), 0, per)...)
+				}
+			}
+			var opts []consumer.Opt
+			if small {
+				opts = append(opts, consumer.FetchMaxPartitionBytes(1))
+			}
+			c := newConsumer(t, b, opts...)
+			require.NoError(t, c.Assign("t", 0, consumer.Start()))
+			require.NoError(t, c.Assign("t", 1, consumer.Start()))
+			ctx := testCtx(t)
+			total := 2 * batches * per
+			produced := 0
+			seen := map[int32][]int64{}
+			take := func(how string, r *record.Record) {
+				t.Helper()
+				seen[r.Partition] = append(seen[r.Partition], r.Offset)
+				// Each partition's offsets so far are 0, 1, 2...: a
+				// record returned twice, or skipped, shows at once.
+				require.EqualValues(t, len(seen[r.Partition])-1, r.Offset, "%s: partition %d's offsets %v", how, r.Partition, seen[r.Partition])
+			}
+			done := func() bool { return len(seen[0])+len(seen[1]) == total+produced }
+			n := 0
+			for r, err := range c.Records(ctx) {
+				require.NoError(t, err)
+				take("outer loop", r)
+				if done() {
+					break
+				}
+				n++
+				switch n % 5 {
+				case 1: // a nested loop of 3 records
+					k := 0
+					for r, err := range c.Records(ctx) {
+						require.NoError(t, err)
+						take("nested loop", r)
+						if k++; k == 3 || done() {
+							break
+						}
+					}
+				case 3: // a Poll
+					fs, err := c.Poll(ctx)
+					require.NoError(t, err)
+					for r, err := range fs.Records() {
+						require.NoError(t, err)
+						take("Poll", r)
+					}
+				case 4: // a record more, for any of them
+					values(t, b, "t", int32(n%2), "more")
+					produced++
+				}
+				if done() {
+					break
+				}
+			}
+			require.True(t, done())
+			for p := range int32(2) {
+				pos, ok := c.Position("t", p)
+				require.True(t, ok)
+				require.EqualValues(t, len(seen[p]), pos, "partition %d's position", p)
+			}
+		})
+	}
+}
