@@ -50,7 +50,14 @@ type Config struct {
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
 	// Default: vfs.OS when Dir is set. A nil pointer (a nil *vfs.MemFS)
-	// is not the default: Open refuses it.
+	// is not the default: Open refuses it. The broker calls its methods
+	// (and a vfs.WithFaults injector's MaybeError) holding a partition's
+	// lock or the admin token: code of the application's there must not
+	// call the broker and wait for it — a Produce to the partition whose
+	// file it is, a DeleteTopic or a config change of its topic may wait
+	// for the operation until its ctx ends, and Close for ever — but
+	// start such a call on a goroutine of its own, to race the
+	// operation.
 	FS vfs.FS
 	// TopicDefaults are the broker-wide defaults for topic configs: a
 	// topic's zero fields take these, and these zero fields Kafka's. A
@@ -134,7 +141,9 @@ type Config struct {
 	// MaintenanceInterval and a fetch's MaxWait, and the producer's and
 	// consumer's waits (Linger, DeliveryTimeout, RetryBackoff), run on Go's
 	// monotonic timers instead, which neither Clock nor a step moves.
-	// Open refuses a nil pointer as Clock.
+	// Open refuses a nil pointer as Clock. The logs call its Now holding
+	// a partition's lock, or the admin token: it must return at once and
+	// must not call the broker (see log.Clock).
 	Clock log.Clock
 	// Logger receives the broker's logs. Default: none. A partition's
 	// maintenance failure is logged as an error when it begins or

@@ -435,6 +435,12 @@ func (c Config) Validate() error {
 // their time; a step back holds them, and flush.ms's fsyncs, off by the
 // step's length, and stamps LogAppendTime batches below those before it
 // (the segments' and the time index's largest timestamps stay).
+//
+// A Log calls Now holding its locks (an append's stamps and producer
+// state, a roll, retention, compaction): Now must return at once, and
+// must not call the Log or Partition it tells the time to, nor a broker
+// that holds it (a runnel.Broker's methods), which may wait for those
+// locks: for ever, for a call whose ctx never ends.
 type Clock interface {
 	Now() time.Time
 }

@@ -84,7 +84,13 @@ type Injector interface {
 	// for a rename; the name the file was opened with, for File methods).
 	// A nil result lets op go ahead; an error fails op without running it,
 	// and is returned wrapped in an *os.PathError (*os.LinkError for a
-	// rename). It may be called concurrently.
+	// rename). It may be called concurrently. It runs on the goroutine of
+	// the operation's caller, under whatever locks that caller holds (a
+	// runnel.Broker's partition lock or admin token, a log's writer
+	// lock): it must not wait for a call of that caller's code that
+	// needs them (a Produce to the partition whose file it is, the
+	// Broker's Close), which waits for the operation in turn; start such
+	// a call on a goroutine of its own to race the operation.
 	MaybeError(op Op, name string) error
 }
 
