@@ -191,6 +191,16 @@ type Config struct {
 	// saying so, as for a panic there. On a caller's goroutine (a test's
 	// own) the Goexit ends that goroutine as anywhere else.
 	//
+	// A caller's goroutine may be a producer's: a producer.Producer sends
+	// its requests, and runs its promises, on goroutines of its own. A
+	// handler that ships the lines to a topic through a producer ships
+	// them as a promise may produce (see producer.Producer): with
+	// TryProduce, not ProduceSync or Flush, which may wait for the very
+	// goroutine that runs the handler, inside its request (a
+	// ProduceSync whose record goes to that partition waits until its ctx
+	// ends or the producer's Close, then fails with
+	// producer.ErrMaybeWritten).
+	//
 	// One log's lines reach the handler in the order it logged them (see
 	// log.Options.Logger); lines of different logs, or of the broker and a
 	// log, need not: across a config change's reopen, the new log's first

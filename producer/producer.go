@@ -35,6 +35,13 @@ import (
 // context.DeadlineExceeded unless its ctx ended. A closed Client returns
 // an error matching api.ErrBrokerClosed, which is not retried, whatever
 // else it matches.
+//
+// The producer calls Produce (an AsyncClient's ProduceAsync) and
+// InitProducerID on its own goroutines, where its promises run: code a
+// method calls back there (a runnel.Broker's Logger handler, on a line
+// of the request) may call the producer only as a promise may (see
+// Producer): TryProduce or Close, not ProduceSync or Flush, which may
+// wait for the goroutine that runs it.
 type Client interface {
 	// Partitions returns the number of partitions of topic.
 	Partitions(ctx context.Context, topic string) (int, error)

@@ -3,6 +3,7 @@ package producer_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
+	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -296,5 +299,84 @@ func TestConcurrentClosesWaitForARunningPromise(t *testing.T) {
 	close(release)
 	for range 2 {
 		require.True(t, recvWithin(t, closed, "Close"), "a Close returned an error, or before the promise had returned")
+	}
+}
+
+// The broker's Logger handler runs on the goroutine that logs (see
+// runnel.Config.Logger): for a line of a producer's request (the roll its
+// append made), that is the producer's partition goroutine, inside its
+// Client's Produce, where what Producer says of promises holds. A handler
+// that ships the broker's lines to a topic through that producer with
+// TryProduce ships them and holds nothing up. One that calls
+// ProduceSync, whose record goes to the partition whose goroutine runs
+// the handler, waits until its ctx ends, then fails with ErrMaybeWritten
+// and not ctx's error, and the producer goes on; the record, its ctx
+// ended before its batch was sent, is dropped.
+func TestBrokerLoggerShipsThroughTheProducer(t *testing.T) {
+	for _, sync := range []bool{false, true} {
+		t.Run(map[bool]string{false: "TryProduce", true: "ProduceSync"}[sync], func(t *testing.T) {
+			ctx := testCtx(t)
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			var p atomic.Pointer[producer.Producer]
+			var lines atomic.Int32
+			const ship = 3 // lines shipped: each may roll a segment, and log a line, in turn
+			shipped := make(chan error, ship)
+			handler := testkit.LineFunc(func(r slog.Record) {
+				pp := p.Load()
+				if pp == nil || r.Message != "rolled segment" || lines.Add(1) > map[bool]int32{false: ship, true: 1}[sync] {
+					return
+				}
+				rec := &record.Record{Value: []byte("line: " + r.Message)}
+				if sync {
+					shipped <- pp.ProduceSync(sctx, rec)
+					return
+				}
+				pp.TryProduce(ctx, rec, func(_ *record.Record, err error) { shipped <- err })
+			})
+			b := newBroker(t, runneltest.Config(runnel.Config{Logger: slog.New(handler), TopicDefaults: log.Config{Sync: log.SyncNever}}),
+				runneltest.TopicConfig("logs", log.TopicConfig{Partitions: 1, Config: log.Config{SegmentBytes: 200}}))
+			pr := newProducer(t, b, producer.DefaultTopic("logs"))
+			p.Store(pr)
+			big := func(v string) *record.Record { return &record.Record{Value: []byte(v + strings.Repeat(".", 150))} }
+			require.NoError(t, pr.ProduceSync(ctx, big("a")))
+			produced := make(chan error, 1)
+			go func() { produced <- pr.ProduceSync(ctx, big("b")) }() // rolls
+			if sync {
+				waitForGoroutine(t, ctx, "[select]", "producer.(*Producer).ProduceSync", "runnel.(*Broker).Produce")
+				cancel()
+				select {
+				case err := <-shipped:
+					require.ErrorIs(t, err, producer.ErrMaybeWritten)
+					require.NotErrorIs(t, err, context.Canceled)
+				case <-ctx.Done():
+					t.Fatal("a ProduceSync called from the broker's handler on the producer's goroutine hangs")
+				}
+			}
+			select {
+			case err := <-produced:
+				require.NoError(t, err)
+			case <-ctx.Done():
+				t.Fatal("the handler holds the producer up")
+			}
+			for _, v := range []string{"c", "d"} {
+				require.NoError(t, pr.ProduceSync(ctx, big(v)))
+			}
+			require.NoError(t, pr.Flush(ctx))
+			p.Store(nil)
+			var got []string
+			for _, r := range readRecords(t, b, "logs", 0) {
+				got = append(got, strings.TrimRight(string(r.Value), "."))
+			}
+			if sync {
+				require.Equal(t, []string{"a", "b", "c", "d"}, got)
+				return
+			}
+			for range ship {
+				require.NoError(t, <-shipped)
+			}
+			require.Len(t, got, 4+ship)
+			require.Equal(t, ship, strings.Count(strings.Join(got, ","), "line: rolled segment"))
+		})
 	}
 }
