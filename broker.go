@@ -201,6 +201,10 @@ type Config struct {
 	// ends or the producer's Close, then fails with
 	// producer.ErrMaybeWritten).
 	//
+	// Only the handler's Enabled is asked while the broker or a log holds
+	// a lock (a line of a level it does not want is dropped at once, not
+	// queued): Enabled must not call the broker.
+	//
 	// One log's lines reach the handler in the order it logged them (see
 	// log.Options.Logger); lines of different logs, or of the broker and a
 	// log, need not: across a config change's reopen, the new log's first
