@@ -2,10 +2,8 @@ package compression
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -28,14 +26,9 @@ func TestCodersFirstUsedInABubble(t *testing.T) {
 		codersInAndOutOfBubbles(t)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestCodersFirstUsedInABubble$", "-test.v", "-test.timeout", "10m")
-	cmd.Env = append(os.Environ(), "RUNNEL_CODERS_BUBBLE_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	testkit.SkipIfCannotExec(t, err)
+	out, err := testkit.RunChild(t, "TestCodersFirstUsedInABubble", "RUNNEL_CODERS_BUBBLE_CHILD")
 	require.NoError(t, err, "the child failed:\n%s", out)
-	require.Contains(t, string(out), "--- PASS: TestCodersFirstUsedInABubble", "%s", out)
+	require.Contains(t, out, "--- PASS: TestCodersFirstUsedInABubble", "%s", out)
 }
 
 // codersInAndOutOfBubbles uses every codec at each of its coders' levels

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -243,14 +242,9 @@ func TestBrokersInBubblesAndOut(t *testing.T) {
 		brokersInBubblesAndOut(t)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestBrokersInBubblesAndOut$", "-test.v", "-test.timeout", "10m")
-	cmd.Env = append(os.Environ(), "RUNNEL_BROKER_BUBBLES_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	testkit.SkipIfCannotExec(t, err)
+	out, err := testkit.RunChild(t, "TestBrokersInBubblesAndOut", "RUNNEL_BROKER_BUBBLES_CHILD")
 	require.NoError(t, err, "the child failed:\n%s", out)
-	require.Contains(t, string(out), "--- PASS: TestBrokersInBubblesAndOut", "%s", out)
+	require.Contains(t, out, "--- PASS: TestBrokersInBubblesAndOut", "%s", out)
 }
 
 // brokersInBubblesAndOut runs bubbleWorkload on each shared file system,
@@ -378,14 +372,9 @@ func TestOuterContextInBubble(t *testing.T) {
 		})
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestOuterContextInBubble$", "-test.v", "-test.timeout", "10m")
-	cmd.Env = append(os.Environ(), "RUNNEL_OUTER_CTX_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	testkit.SkipIfCannotExec(t, err)
+	out, err := testkit.RunChild(t, "TestOuterContextInBubble", "RUNNEL_OUTER_CTX_CHILD")
 	require.Error(t, err, "the child passed:\n%s", out)
-	require.Contains(t, string(out), "fatal error: close of synctest channel from outside bubble", "%s", out)
+	require.Contains(t, out, "fatal error: close of synctest channel from outside bubble", "%s", out)
 
 	src, err := os.ReadFile("runneltest.go")
 	require.NoError(t, err)

@@ -3,7 +3,6 @@ package runneltest_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"testing"
 	"testing/synctest"
 
@@ -28,14 +27,9 @@ func TestZstdInBubblesAndOut(t *testing.T) {
 		zstdInBubblesAndOut(t)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestZstdInBubblesAndOut$", "-test.v", "-test.timeout", "10m")
-	cmd.Env = append(os.Environ(), "RUNNEL_ZSTD_BUBBLES_CHILD=1")
-	out, err := cmd.CombinedOutput()
-	testkit.SkipIfCannotExec(t, err)
+	out, err := testkit.RunChild(t, "TestZstdInBubblesAndOut", "RUNNEL_ZSTD_BUBBLES_CHILD")
 	require.NoError(t, err, "the child failed:\n%s", out)
-	require.Contains(t, string(out), "--- PASS: TestZstdInBubblesAndOut", "%s", out)
+	require.Contains(t, out, "--- PASS: TestZstdInBubblesAndOut", "%s", out)
 }
 
 // zstdInBubblesAndOut produces zstd batches at a fast, the default and

@@ -365,6 +365,27 @@ func MainExit(t testing.TB, test, env, args string) (code int, stdout, stderr st
 	return 0, "", ""
 }
 
+// RunChild runs the test named test again in a child process of the
+// test binary (-test.v, -test.timeout 10m), with env set to 1 (the test
+// checks it first, to run as the child), and returns the child's
+// combined output and its error (nil when it passed; an *exec.ExitError
+// when it failed or stopped). It fails the test if the child has not
+// ended within HangGuard, and skips it where the test binary cannot
+// start a copy of itself (see SkipIfCannotExec).
+func RunChild(t testing.TB, test, env string) (out string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^"+test+"$", "-test.v", "-test.timeout", "10m")
+	cmd.Env = append(os.Environ(), env+"=1")
+	b, err := cmd.CombinedOutput()
+	SkipIfCannotExec(t, err)
+	if ctx.Err() != nil {
+		t.Fatalf("the child %s has not ended within %v:\n%s", test, HangGuard, b)
+	}
+	return string(b), err
+}
+
 // Allocated returns the bytes f allocated: runtime.MemStats' TotalAlloc
 // across the call, after a collection. It counts the whole process's, so
 // goroutines that run meanwhile count too: an upper bound.
