@@ -231,3 +231,42 @@ func TestDeleteRecordsSnapshotRenameFails(t *testing.T) {
 	requireDuplicate(t, l, keyedProducerBatch(t, 2, "k"), 2)
 	appendOK(t, l, keyedProducerBatch(t, 3, "k"))
 }
+
+// TestDeleteRecordsEpochCheckpointNotWritten: once the log start offset's
+// checkpoint is written, a leader epoch checkpoint that cannot be written
+// at all (its temporary file: a full disk, as on ext4 just after the
+// segments below the start were removed, whose blocks come back only at
+// the journal's next commit) fails nothing: the start has moved, the
+// epochs below it are dropped in memory, and the checkpoint keeps them
+// until its next write, as after a crash between the two writes, which
+// Open mends. It used to fence the log (a flake of
+// TestDiskFullFreeSpace/ext4 showed it: "DeleteRecords on a full disk").
+func TestDeleteRecordsEpochCheckpointNotWritten(t *testing.T) {
+	e := newEnv(t)
+	var on atomic.Bool
+	var n atomic.Int32
+	e.fs = failCreateFS(leaderEpochFile+tmpSuffix, &on, &n)
+	cfg := Config{Sync: SyncAlways}
+	l := e.open(cfg)
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b", "c"))
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "d", "e", "f")) // 3..5
+	require.Equal(t, []EpochEntry{{Epoch: 0, StartOffset: 0}}, l.LeaderEpochs())
+
+	on.Store(true)
+	start, err := l.DeleteRecordsBefore(context.Background(), 4)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, start)
+	require.Positive(t, n.Load(), "the epochs' checkpoint was not tried")
+	require.Equal(t, []EpochEntry{{Epoch: 0, StartOffset: 4}}, l.LeaderEpochs())
+	appendOK(t, l, valueBatch(t, 1_700_000_000_000, "g")) // not fenced
+	requireWhole(t, l)
+	on.Store(false)
+	require.NoError(t, l.Close())
+
+	l = e.open(cfg)
+	defer l.Close()
+	require.EqualValues(t, 4, l.LogStartOffset())
+	require.EqualValues(t, 7, l.LogEndOffset())
+	require.Equal(t, []EpochEntry{{Epoch: 0, StartOffset: 4}}, l.LeaderEpochs())
+	requireWhole(t, l)
+}

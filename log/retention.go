@@ -102,10 +102,12 @@ func notWritten(err error) bool {
 }
 
 // setStartLocked moves the log start offset to offset: a producer-state
-// snapshot first if need be, then the checkpoint. A snapshot or checkpoint
-// that could not be written at all (its temporary file: the disk full,
-// say) fails it without fencing the log (notWritten), the start where it
-// was; any other failure fences the log.
+// snapshot first if need be, then the checkpoint, then the leader epochs'.
+// A snapshot or start checkpoint that could not be written at all (its
+// temporary file: the disk full, say) fails it without fencing the log
+// (notWritten), the start where it was; an epochs' checkpoint not written
+// at all fails nothing, the start moved (see below); any other failure
+// fences the log.
 func (l *Log) setStartLocked(offset int64) error {
 	if l.needsSnapshotLocked(offset) {
 		// No snapshot would be left at or past the new start (the prune
@@ -139,7 +141,16 @@ func (l *Log) setStartLocked(offset int64) error {
 	// included, until the producer expires, as Kafka's since KIP-360: a
 	// retry of a batch just deleted is still a duplicate.
 	if err := l.epochs.truncateFromStart(offset); err != nil {
-		return l.fence(err)
+		if !notWritten(err) {
+			return l.fence(err)
+		}
+		// The start has moved, on disk too. The epochs below it are
+		// dropped in memory; their checkpoint, not written at all (the
+		// disk full: on ext4 the blocks of the segments just removed
+		// come back only at the journal's next commit), keeps them until
+		// its next write, as after a crash between the two writes, and
+		// an Open drops them (trimEpochs). Nothing fails.
+		l.lockedLog.Warn("leader epoch checkpoint not written: the epochs below the log start stay in it until its next write", "dir", l.dir, "offset", offset, "err", err)
 	}
 	l.pruneSnapshotsLocked()
 	return nil
