@@ -3,12 +3,9 @@ package compression
 import (
 	"bytes"
 	"io"
-	"os"
 	"sync"
 	"testing"
 	"testing/synctest"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/internal/testkit"
 )
@@ -22,13 +19,7 @@ import (
 // synctest channel from outside bubble"). Run in a child process, so
 // that its bubble's calls are the binary's first.
 func TestCodersFirstUsedInABubble(t *testing.T) {
-	if os.Getenv("RUNNEL_CODERS_BUBBLE_CHILD") == "1" {
-		codersInAndOutOfBubbles(t)
-		return
-	}
-	out, err := testkit.RunChild(t, "TestCodersFirstUsedInABubble", "RUNNEL_CODERS_BUBBLE_CHILD")
-	require.NoError(t, err, "the child failed:\n%s", out)
-	require.Contains(t, out, "--- PASS: TestCodersFirstUsedInABubble", "%s", out)
+	testkit.InChild(t, "RUNNEL_CODERS_BUBBLE_CHILD", codersInAndOutOfBubbles)
 }
 
 // codersInAndOutOfBubbles uses every codec at each of its coders' levels

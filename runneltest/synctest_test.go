@@ -238,13 +238,7 @@ func TestEventSourcingProjectionInSynctestBubble(t *testing.T) {
 // the binary. Run in a child process, so that its first bubble's calls
 // are the binary's first.
 func TestBrokersInBubblesAndOut(t *testing.T) {
-	if os.Getenv("RUNNEL_BROKER_BUBBLES_CHILD") == "1" {
-		brokersInBubblesAndOut(t)
-		return
-	}
-	out, err := testkit.RunChild(t, "TestBrokersInBubblesAndOut", "RUNNEL_BROKER_BUBBLES_CHILD")
-	require.NoError(t, err, "the child failed:\n%s", out)
-	require.Contains(t, out, "--- PASS: TestBrokersInBubblesAndOut", "%s", out)
+	testkit.InChild(t, "RUNNEL_BROKER_BUBBLES_CHILD", brokersInBubblesAndOut)
 }
 
 // brokersInBubblesAndOut runs bubbleWorkload on each shared file system,

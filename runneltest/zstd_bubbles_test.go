@@ -2,7 +2,6 @@ package runneltest_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"testing/synctest"
 
@@ -23,13 +22,7 @@ import (
 // stopped the binary. Run in a child process, so that its first bubble's
 // zstd is the binary's first.
 func TestZstdInBubblesAndOut(t *testing.T) {
-	if os.Getenv("RUNNEL_ZSTD_BUBBLES_CHILD") == "1" {
-		zstdInBubblesAndOut(t)
-		return
-	}
-	out, err := testkit.RunChild(t, "TestZstdInBubblesAndOut", "RUNNEL_ZSTD_BUBBLES_CHILD")
-	require.NoError(t, err, "the child failed:\n%s", out)
-	require.Contains(t, out, "--- PASS: TestZstdInBubblesAndOut", "%s", out)
+	testkit.InChild(t, "RUNNEL_ZSTD_BUBBLES_CHILD", zstdInBubblesAndOut)
 }
 
 // zstdInBubblesAndOut produces zstd batches at a fast, the default and

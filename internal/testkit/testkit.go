@@ -386,6 +386,25 @@ func RunChild(t testing.TB, test, env string) (out string, err error) {
 	return string(b), err
 }
 
+// InChild runs child as t's body in a child process of the test binary,
+// which must pass there: t (a top-level test) calls it first, with env,
+// the variable that tells the child it is one. In the child InChild runs
+// child(t); in the parent it runs the test again there (RunChild) and
+// fails t, with the child's output, unless the child passed. For a test
+// whose body must be the process's first use of something, or may stop
+// the process.
+func InChild(t *testing.T, env string, child func(t *testing.T)) {
+	t.Helper()
+	if os.Getenv(env) == "1" {
+		child(t)
+		return
+	}
+	out, err := RunChild(t, t.Name(), env)
+	if err != nil || !strings.Contains(out, "--- PASS: "+t.Name()) {
+		t.Fatalf("the child %s did not pass (%v):\n%s", t.Name(), err, out)
+	}
+}
+
 // Allocated returns the bytes f allocated: runtime.MemStats' TotalAlloc
 // across the call, after a collection. It counts the whole process's, so
 // goroutines that run meanwhile count too: an upper bound.
