@@ -91,7 +91,7 @@ func TestCloseEndsAMaxTimestampScan(t *testing.T) {
 	<-entered
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	waitForStack(t, "runnel.(*Broker).closeTopics(", "log.(*Partition).Lock(")
+	waitForStack(t, "runnel.closePartition(", "log.(*Partition).Lock(")
 	counting.Store(true)
 	close(release)
 	require.ErrorIs(t, <-listed, ErrClosed)
