@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -72,8 +73,9 @@ func SkipIfCannotExec(t testing.TB, err error) {
 // for each of a few seeds from 1 (seeds of them, short under -short), or
 // as the environment says: $ENV=N runs N seeds from one picked from the
 // clock, $ENV_BASE=S makes S the first (with N=1, replays seed S). It
-// logs the range, so that a failing seed can be replayed, and stops
-// after three seeds failed.
+// logs the range, and a failing seed's replay (see ReplayOnFailure: the
+// command that runs that seed alone, with this run's -short and -race),
+// and stops after three seeds failed.
 func Seeds(t *testing.T, env string, seeds, short int, run func(t *testing.T, seed uint64)) {
 	t.Helper()
 	base := uint64(1)
@@ -97,11 +99,101 @@ func Seeds(t *testing.T, env string, seeds, short int, run func(t *testing.T, se
 	t.Logf("seeds %d to %d (%s=%d %s_BASE=%d)", base, base+uint64(seeds)-1, env, seeds, env, base)
 	failures := 0
 	for seed := base; seed < base+uint64(seeds) && failures < 3; seed++ {
-		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { run(t, seed) }) {
+		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			// The command that runs this seed alone, with the same
+			// settings: $ENV=1 only if $ENV was set (a test may size
+			// its run by it), else the default run from this seed.
+			vars := []string{fmt.Sprintf("%s_BASE=%d", env, seed)}
+			if os.Getenv(env) != "" {
+				vars = append([]string{env + "=1"}, vars...)
+			}
+			defer ReplayOnFailure(t, vars...)()
+			run(t, seed)
+		}) {
 			failures++
 		}
 	}
 }
+
+// ReplayOnFailure makes t log, if it fails, the go test command that
+// runs t alone again: the environment variables vars (NAME=value), -short
+// and -race if this run has them, -run with t's name anchored level by
+// level, and the package's directory from the module's root. A
+// randomized test calls it first, with the variables that fix its seed,
+// so that CI's log says how to replay a failure:
+//
+//	defer testkit.ReplayOnFailure(t, "RUNNEL_X_SEED=42")()
+//
+// A failed check or t.Fatal is caught by a Cleanup, so also a failure
+// in another Cleanup; a panic in t's goroutine by the deferred function
+// (it leaves t unfailed until its Cleanups ran), which panics on.
+func ReplayOnFailure(t testing.TB, vars ...string) func() {
+	t.Helper()
+	logged := false
+	log := func() {
+		if !logged {
+			logged = true
+			t.Logf("replay: %s", ReplayCommand(t, vars...))
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			log()
+		}
+	})
+	return func() {
+		if r := recover(); r != nil {
+			log()
+			panic(r)
+		}
+	}
+}
+
+// ReplayCommand returns the go test command that runs t alone again
+// (see ReplayOnFailure).
+func ReplayCommand(t testing.TB, vars ...string) string {
+	var b strings.Builder
+	for _, v := range vars {
+		b.WriteString(v + " ")
+	}
+	b.WriteString("go test")
+	if testing.Short() {
+		b.WriteString(" -short")
+	}
+	if RaceEnabled {
+		b.WriteString(" -race")
+	}
+	levels := strings.Split(t.Name(), "/")
+	for i, l := range levels {
+		levels[i] = "^" + regexp.QuoteMeta(l) + "$"
+	}
+	fmt.Fprintf(&b, " -run '%s' %s", strings.Join(levels, "/"), packageDir)
+	return b.String()
+}
+
+// packageDir is the test binary's package as go test takes it, the
+// directory it runs in relative to the module's root ("./log", "."):
+// go test runs a package's test binary in the package's directory.
+var packageDir = func() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			rel, err := filepath.Rel(dir, wd)
+			if err != nil || rel == "." {
+				return "."
+			}
+			return "./" + filepath.ToSlash(rel)
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "."
+		}
+		dir = up
+	}
+}()
 
 // CloseFromCall waits for a client's Close called from inside one of its
 // own calls (a promise, a Client's method, a Fault's Match), and for the

@@ -96,6 +96,16 @@ func TestSeedsChild(t *testing.T) {
 		Seeds(t, "RUNNEL_TESTKIT_SEEDS", 10, 10, func(t *testing.T, seed uint64) { t.Fatal("fails") })
 	case "env":
 		Seeds(t, "RUNNEL_TESTKIT_SEEDS", 10, 10, func(t *testing.T, seed uint64) {})
+	case "second", "panic":
+		Seeds(t, "RUNNEL_TESTKIT_SEEDS", 3, 3, func(t *testing.T, seed uint64) {
+			t.Logf("seed %d ran", seed)
+			if seed%3 == 2 { // the second of the default seeds, or of 70, 71, 72
+				if os.Getenv("RUNNEL_TESTKIT_CHILD") == "panic" {
+					panic("fails")
+				}
+				t.Fatal("fails")
+			}
+		})
 	default:
 		t.Skip("TestSeedsStops' child")
 	}
@@ -115,10 +125,52 @@ func TestSeedsStops(t *testing.T) {
 	}
 	out := child("fail")
 	require.Equal(t, 3, strings.Count(out, "--- FAIL: TestSeedsChild/seed="), out)
+	race := map[bool]string{true: " -race"}[RaceEnabled]
+	require.Contains(t, out, "replay: RUNNEL_TESTKIT_SEEDS_BASE=3 go test"+race+" -run '^TestSeedsChild$/^seed=3$' ./internal/testkit\n", out)
+	out = child("fail", "RUNNEL_TESTKIT_SEEDS=2", "RUNNEL_TESTKIT_SEEDS_BASE=40")
+	require.Contains(t, out, "replay: RUNNEL_TESTKIT_SEEDS=1 RUNNEL_TESTKIT_SEEDS_BASE=41 go test"+race+" -run '^TestSeedsChild$/^seed=41$' ./internal/testkit\n", out)
 	for _, env := range []string{"RUNNEL_TESTKIT_SEEDS=0", "RUNNEL_TESTKIT_SEEDS=-2", "RUNNEL_TESTKIT_SEEDS=many", "RUNNEL_TESTKIT_SEEDS_BASE=x"} {
 		out := child("env", env)
 		require.Contains(t, out, "--- FAIL: TestSeedsChild ", env)
 		require.NotContains(t, out, "TestSeedsChild/seed=", env)
+	}
+}
+
+// TestSeedsReplay: the replay line of a failed seed (of a failed check
+// or a panic, from the default seeds or from $ENV's) runs that seed
+// alone, and it fails again there.
+func TestSeedsReplay(t *testing.T) {
+	run := func(mode, pattern string, env ...string) string {
+		cmd := exec.Command(os.Args[0], "-test.run="+pattern, "-test.v")
+		cmd.Env = append(os.Environ(), append([]string{"RUNNEL_TESTKIT_CHILD=" + mode, "RUNNEL_TESTKIT_SEEDS=", "RUNNEL_TESTKIT_SEEDS_BASE="}, env...)...)
+		out, err := cmd.CombinedOutput()
+		SkipIfCannotExec(t, err)
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%s", out)
+		return string(out)
+	}
+	for _, tc := range []struct {
+		mode string
+		env  []string
+		seed int
+	}{{"second", nil, 2}, {"panic", nil, 2}, {"second", []string{"RUNNEL_TESTKIT_SEEDS=3", "RUNNEL_TESTKIT_SEEDS_BASE=70"}, 71}} {
+		out := run(tc.mode, "^TestSeedsChild$", tc.env...)
+		require.Contains(t, out, fmt.Sprintf("seed %d ran", tc.seed-1), out)
+		require.Contains(t, out, fmt.Sprintf("seed %d ran", tc.seed), out)
+		_, line, ok := strings.Cut(out, "replay: ")
+		require.True(t, ok, "no replay line:\n%s", out)
+		line, _, _ = strings.Cut(line, "\n")
+		// NAME=value ... go test [-short] [-race] -run 'pattern' ./internal/testkit
+		vars, rest, ok := strings.Cut(line, "go test")
+		require.True(t, ok, line)
+		_, pattern, ok := strings.Cut(rest, "-run '")
+		require.True(t, ok, line)
+		pattern, _, _ = strings.Cut(pattern, "'")
+		again := run(tc.mode, pattern, strings.Fields(vars)...)
+		require.Contains(t, again, fmt.Sprintf("seed %d ran", tc.seed), again)
+		require.NotContains(t, again, fmt.Sprintf("seed %d ran", tc.seed-1), again)
+		require.NotContains(t, again, fmt.Sprintf("seed %d ran", tc.seed+1), again)
+		require.Contains(t, again, "replay: "+line+"\n", "the replay's own replay line is the same")
 	}
 }
 
