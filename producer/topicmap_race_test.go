@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 )
 
@@ -55,8 +56,10 @@ func (c *countingPartitioner) ForTopic(topic string) TopicPartitioner {
 // nil or ErrClosed, each topic gets one state, that in the map, and the
 // closed producer holds no buffer space, no waiter, no running
 // partition goroutine and no batch. RUNNEL_TOPICMAP_ROUNDS sets the
-// rounds (a few with -short); a round's seed (in its name) fixes the
-// order of the topics and the moment of Close, not the interleaving.
+// rounds (a few with -short); a round's seed (in its name; from the
+// clock, or RUNNEL_TOPICMAP_SEED's for every round) fixes the order of
+// the topics and the moment of Close, not the interleaving. A failed
+// round logs its replay.
 func TestTopicMapNewTopicsRaceClose(t *testing.T) {
 	rounds := 40
 	if testing.Short() {
@@ -69,8 +72,19 @@ func TestTopicMapNewTopicsRaceClose(t *testing.T) {
 		}
 		rounds = n
 	}
+	var fixed *uint64
+	if s := os.Getenv("RUNNEL_TOPICMAP_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("RUNNEL_TOPICMAP_SEED=%q: %v", s, err)
+		}
+		fixed = &n
+	}
 	for round := range rounds {
 		seed := uint64(time.Now().UnixNano())
+		if fixed != nil {
+			seed = *fixed
+		}
 		closeAfter := -1 // no Close while producing: every record is delivered
 		if round%4 >= 2 {
 			closeAfter = 1 + rand.New(rand.NewPCG(seed, 2)).IntN(300)
@@ -83,6 +97,7 @@ func TestTopicMapNewTopicsRaceClose(t *testing.T) {
 			linger = time.Hour
 		}
 		if !t.Run(fmt.Sprintf("round=%d/seed=%d/closeAfter=%d/linger=%v", round, seed, closeAfter, linger), func(t *testing.T) {
+			defer testkit.ReplayOnFailure(t, fmt.Sprintf("RUNNEL_TOPICMAP_ROUNDS=%d", round+1), fmt.Sprintf("RUNNEL_TOPICMAP_SEED=%d", seed))()
 			topicMapRound(t, seed, closeAfter, linger)
 		}) {
 			return
