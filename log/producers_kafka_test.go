@@ -156,7 +156,7 @@ func TestIdempotenceMatchesKafka(t *testing.T) {
 			case errors.Is(err, ErrProducerFenced):
 				got = "fenced"
 			case err != nil:
-				t.Fatal(err)
+				t.Fatalf("seed %d, append %d: producer %d %+v: %v", seed, op, pid, b, err)
 			case res.Duplicate:
 				got = "dup"
 			}
@@ -166,10 +166,10 @@ func TestIdempotenceMatchesKafka(t *testing.T) {
 				next[pid] = batch{b.epoch, record.AddSequence(b.seq, int64(b.n)), 1 + rng.IntN(3)}
 			}
 			if rng.IntN(40) == 0 {
-				require.NoError(t, l.Close())
+				require.NoError(t, l.Close(), "seed %d, append %d", seed, op)
 				l = e.open(cfg)
 			}
 		}
-		require.NoError(t, l.Close())
+		require.NoError(t, l.Close(), "seed %d", seed)
 	}
 }

@@ -221,10 +221,10 @@ func TestRollFailedFilesStayRemovedAfterACrash(t *testing.T) {
 					require.NoError(t, err, "seed %d, tail %v: Open after the crash", seed, mode)
 					require.Equal(t, want, values(readAll(t, l2, 0)), "seed %d, tail %v", seed, mode)
 					off, ok, err := l2.OffsetForTime(ts + 3)
-					require.NoError(t, err)
-					require.True(t, ok)
-					require.Equal(t, int64(1), off)
-					require.NoError(t, l2.Close())
+					require.NoError(t, err, "seed %d, tail %v", seed, mode)
+					require.True(t, ok, "seed %d, tail %v", seed, mode)
+					require.Equal(t, int64(1), off, "seed %d, tail %v", seed, mode)
+					require.NoError(t, l2.Close(), "seed %d, tail %v", seed, mode)
 				}
 			}
 		})

@@ -87,6 +87,11 @@ func producerWindows(l *Log) map[int64][]producerBatch {
 }
 
 func runSnapshotDamage(t *testing.T, seed uint64) {
+	defer func() {
+		if t.Failed() { // a check without the seed in its message
+			t.Logf("seed %d failed", seed)
+		}
+	}()
 	rng := rand.New(rand.NewPCG(seed, 7))
 	mem := vfs.NewMem()
 	clock := newClock()
