@@ -28,10 +28,12 @@ import (
 )
 
 // The child process of TestKillProcess: the data directory it opens its
-// broker on, and its round (which makes its values unique).
+// broker on, its round (which makes its values unique) and the test's
+// seed (which, with the round, seeds its admin's choices).
 const (
 	killChildDirEnv   = "RUNNEL_TEST_KILL_CHILD_DIR"
 	killChildRoundEnv = "RUNNEL_TEST_KILL_CHILD_ROUND"
+	killChildSeedEnv  = "RUNNEL_TEST_KILL_CHILD_SEED"
 )
 
 // TestKillProcess's topics, one per sync policy.
@@ -107,7 +109,7 @@ func killRetainConfig(retBytes int64) log.Config {
 //	RUNNEL_KILL_ROUNDS=200 go test -run TestKillProcess -v -timeout 30m .
 func TestKillProcess(t *testing.T) {
 	if dir := os.Getenv(killChildDirEnv); dir != "" {
-		killChild(dir, os.Getenv(killChildRoundEnv))
+		killChild(dir, os.Getenv(killChildRoundEnv), os.Getenv(killChildSeedEnv))
 		return
 	}
 	if runtime.GOOS == "windows" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" || runtime.GOOS == "ios" || runtime.GOOS == "android" {
@@ -152,7 +154,7 @@ func TestKillProcess(t *testing.T) {
 		default:
 			after = time.Duration(30+rng.IntN(400)) * time.Millisecond
 		}
-		n := killRound(t, exe, dir, round, early, after, m)
+		n := killRound(t, exe, dir, seed, round, early, after, m)
 		t.Logf("round %d: killed %v after its %s, %d acknowledged records", round, after, map[bool]string{true: "start", false: "ready"}[early], n)
 		if t.Failed() {
 			t.Fatalf("round %d failed: replay with RUNNEL_KILL_SEED=%d RUNNEL_KILL_ROUNDS=%d", round, seed, round+1)
@@ -203,9 +205,9 @@ func newKillModel() *killModel {
 // from its "ready", or from its start when early: then it may be killed
 // while it opens the broker and recovers the last kill), and adds what it acknowledged to m. It returns how
 // many records it acknowledged.
-func killRound(t *testing.T, exe, dir string, round int, early bool, after time.Duration, m *killModel) int {
+func killRound(t *testing.T, exe, dir string, seed uint64, round int, early bool, after time.Duration, m *killModel) int {
 	cmd := exec.Command(exe, "-test.run=^TestKillProcess$")
-	cmd.Env = append(os.Environ(), killChildDirEnv+"="+dir, killChildRoundEnv+"="+strconv.Itoa(round))
+	cmd.Env = append(os.Environ(), killChildDirEnv+"="+dir, killChildRoundEnv+"="+strconv.Itoa(round), killChildSeedEnv+"="+strconv.FormatUint(seed, 10))
 	// Not StdoutPipe: Wait would close it, and might drop lines the child
 	// wrote before it died; this pipe is read to its end.
 	stdout, w, err := os.Pipe()
@@ -537,7 +539,7 @@ func killSame(t *testing.T, first, second killSeen) {
 // "ready", then "A topic partition offset key value" for each
 // acknowledged record and "E message" for each unexpected error, until it
 // is killed.
-func killChild(dir, round string) {
+func killChild(dir, round, seed string) {
 	var outMu sync.Mutex
 	say := func(format string, args ...any) {
 		outMu.Lock()
@@ -585,7 +587,11 @@ func killChild(dir, round string) {
 
 	// The admin.
 	go func() {
-		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+		// Its choices are the seed's; how far it gets before the kill
+		// is the clock's.
+		s, _ := strconv.ParseUint(seed, 10, 64)
+		r, _ := strconv.ParseUint(round, 10, 64)
+		rng := rand.New(rand.NewPCG(s, 1+r))
 		for i := 0; ; i++ {
 			time.Sleep(time.Duration(1+rng.IntN(8)) * time.Millisecond)
 			var err error
