@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"pgregory.net/rapid"
@@ -63,6 +64,7 @@ import (
 //
 //	RUNNEL_COMPACT_MODEL=30 go test -run TestCompactionModel ./log
 func TestCompactionModel(t *testing.T) {
+	testkit.RapidReplay(t)
 	if n, _ := strconv.Atoi(os.Getenv("RUNNEL_COMPACT_MODEL")); n > 0 {
 		// N runs of rapid's whole number of checks; its
 		// -rapid.checks flag is the other way to ask for more.

@@ -51,6 +51,7 @@ func testCrashReorder(t *testing.T, compact bool) {
 
 // TestModelReorder is TestModel with its crashes reordered.
 func TestModelReorder(t *testing.T) {
+	testkit.RapidReplay(t)
 	rapid.Check(t, func(t *rapid.T) {
 		m := newLogModel(t)
 		defer func() { m.l.Close() }()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -23,6 +24,7 @@ import (
 // are among the operations: under SyncAlways neither may change what the
 // log holds.
 func TestModel(t *testing.T) {
+	testkit.RapidReplay(t)
 	rapid.Check(t, func(t *rapid.T) {
 		m := newLogModel(t)
 		defer func() { m.l.Close() }()

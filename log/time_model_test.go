@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -88,6 +89,7 @@ func rapidChecks(t *testing.T, div int) (restore func()) {
 }
 
 func testTimeModel(tt *testing.T, onDisk bool) {
+	testkit.RapidReplay(tt)
 	rapid.Check(tt, func(t *rapid.T) {
 		m := newTimeModel(t)
 		if onDisk {

@@ -149,6 +149,21 @@ func ReplayOnFailure(t testing.TB, vars ...string) func() {
 	}
 }
 
+// RapidReplay makes a rapid test log, if it fails, the command that
+// replays it with rapid's seed. rapid's own message gives -run and
+// -rapid.seed=N, but not this run's -short, and under -short rapid's
+// Repeat takes half as many steps, so that a seed of a -short run (CI's
+// race run) draws another case without it. A failing property's panic is
+// rapid's failure, so a Cleanup sees it.
+func RapidReplay(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("replay: %s -rapid.seed=N (N: the seed rapid printed above)", ReplayCommand(t))
+		}
+	})
+}
+
 // ReplayCommand returns the go test command that runs t alone again
 // (see ReplayOnFailure).
 func ReplayCommand(t testing.TB, vars ...string) string {
