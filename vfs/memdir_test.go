@@ -23,6 +23,14 @@ import (
 // model says. The model keeps each directory's durable entries as a whole
 // copy of its live ones, taken at each SyncDir, as MemFS once did.
 func TestMemDirModel(t *testing.T) {
+	// As testkit.RapidReplay, which vfs's own tests cannot import: rapid's
+	// Repeat takes half its steps under -short, so a seed replays only
+	// with the run's -short.
+	t.Cleanup(func() {
+		if t.Failed() && testing.Short() {
+			t.Logf("replay: go test -short -run '^TestMemDirModel$' ./vfs -rapid.seed=N (N: the seed rapid printed above)")
+		}
+	})
 	rapid.Check(t, func(t *rapid.T) {
 		s := &memDirState{m: NewMem(), root: newModelDir()}
 		actions := map[string]func(*rapid.T){
