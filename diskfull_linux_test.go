@@ -617,7 +617,14 @@ func TestDiskFullRandom(t *testing.T) {
 		require.NoError(t, err)
 	}
 	for seed := first; seed < first+uint64(runs); seed++ {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { diskfullRandom(t, seed) })
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			vars := []string{"RUNNEL_DISKFULL_RUNS=1", fmt.Sprint("RUNNEL_DISKFULL_SEED=", seed)}
+			if fs := os.Getenv("RUNNEL_DISKFULL_FS"); fs != "" {
+				vars = append(vars, "RUNNEL_DISKFULL_FS="+fs)
+			}
+			defer testkit.ReplayOnFailure(t, vars...)()
+			diskfullRandom(t, seed)
+		})
 	}
 }
 
