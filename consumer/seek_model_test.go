@@ -122,9 +122,9 @@ func TestSeekBreakModel(t *testing.T) {
 				next += len(got)
 				if next < len(model) {
 					p, ok := c.Position("t", 0)
-					require.True(t, ok)
-					require.LessOrEqual(t, p, model[next].off)
-					require.Greater(t, p, model[next-1].off)
+					require.True(t, ok, "seed %d step %d compact %v: no position", seed, step, compact)
+					require.LessOrEqual(t, p, model[next].off, "seed %d step %d compact %v: position", seed, step, compact)
+					require.Greater(t, p, model[next-1].off, "seed %d step %d compact %v: position", seed, step, compact)
 				}
 			}
 		})
