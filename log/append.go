@@ -1223,6 +1223,35 @@ func (l *Log) writeRecoveryRPLocked(off int64) error {
 	return nil
 }
 
+// writeRecoveryUnlessHeldLocked writes off to the recovery-point
+// checkpoint, with mu and lifeMu held, unless the file holds it already
+// (rpWritten); either way a checkpointRecovery that chose its offset
+// before is skipped (rpGen).
+func (l *Log) writeRecoveryUnlessHeldLocked(off int64) error {
+	l.rpMu.Lock()
+	defer l.rpMu.Unlock()
+	if l.rpWritten.Load() == off {
+		l.rpGen.Add(1)
+		return nil
+	}
+	return l.writeRecoveryRPLocked(off)
+}
+
+// writeStartLocked writes offset to the log-start checkpoint, with mu
+// held, unless the file holds it already (startWritten) and always is
+// false, and records what the write left.
+func (l *Log) writeStartLocked(offset int64, always bool) error {
+	if !always && l.startWritten == offset {
+		return nil
+	}
+	if err := writeOffset(l.fs, l.dir, logStartFile, offset); err != nil {
+		l.startWritten = -1
+		return err
+	}
+	l.startWritten = offset
+	return nil
+}
+
 // testHookCheckpointChosen, when set (by tests), runs in checkpointRecovery
 // between the choice of the offset and the write.
 var testHookCheckpointChosen func(*Log)

@@ -323,7 +323,7 @@ func writeOffset(fsys vfs.FS, dir, name string, off int64) error {
 // cleanMarker is what a clean Close records in the clean-shutdown
 // marker, so that Open can tell the files it finds from those the Close
 // left before it skips their recovery: the log end offset (also the
-// recovery point that Close writes), the active segment's base offset,
+// recovery point that Close writes, or finds written), the active segment's base offset,
 // and the active segment's max timestamp (-1 for none) with the offset
 // its time index entry holds (segment.Segment.MaxTimestampOffset). Open
 // finds those from the active segment's time index, whose last entry

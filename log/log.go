@@ -161,8 +161,13 @@ type Log struct {
 	rpMu      sync.Mutex
 	rpGen     atomic.Int64
 	rpWritten atomic.Int64
-	epochs    *epochCache // mu
-	producers producers   // idempotent producers' recent batches (mu)
+	// startWritten is the offset the log-start checkpoint holds: the one
+	// Open found there (-1: none), then the one the last write put in it,
+	// -1 after a write that failed. Close writes the checkpoint only if it
+	// holds another (mu).
+	startWritten int64
+	epochs       *epochCache // mu
+	producers    producers   // idempotent producers' recent batches (mu)
 	// producersPeak is the most ids producers held at a Maintain since
 	// it was last rebuilt (mu; see Maintain).
 	producersPeak int
@@ -562,6 +567,10 @@ func (l *Log) open(ctx context.Context) (err error) {
 	start, err := readOffset(l.fs, l.dir, logStartFile, 0)
 	if err != nil {
 		return err
+	}
+	l.startWritten = -1
+	if slices.Contains(names, logStartFile) {
+		l.startWritten = start
 	}
 	if start > maxSegmentBase {
 		// No segment can start there (its indexes hold offsets relative
@@ -1333,7 +1342,10 @@ func closeAll(segs []*segment.Segment) {
 }
 
 // Close flushes and closes the log, marking it cleanly shut down so that
-// the next Open scans nothing. Close is idempotent; afterwards every method
+// the next Open scans nothing. It writes the producer state's snapshot
+// and the marker, and the recovery-point and log-start checkpoints
+// unless they hold already the log end and start (an idle log's: its
+// last Maintain wrote the one, Open found both). Close is idempotent; afterwards every method
 // returns ErrClosed. A fenced log is closed without the flush (the next
 // Open recovers it, and writes anew what the failure may have left
 // undurable: see Open); Close writes its sync-failed checkpoint if the
@@ -1460,10 +1472,16 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 	if err := l.snapshotProducersLocked(); err != nil {
 		return err
 	}
-	if err := l.writeRecoveryLocked(next); err != nil {
+	// A checkpoint that holds already what Close would write (an idle
+	// partition's: its last Maintain wrote its recovery point, Open found
+	// both) is left as it is, two fsyncs and a rename each saved: its
+	// content was synced before its rename, and the marker's fsync of the
+	// directory below makes the rename durable, should a process that
+	// ended before that fsync have left it in the page cache alone.
+	if err := l.writeRecoveryUnlessHeldLocked(next); err != nil {
 		return err
 	}
-	if err := writeOffset(l.fs, l.dir, logStartFile, l.start.Load()); err != nil {
+	if err := l.writeStartLocked(l.start.Load(), false); err != nil {
 		return err
 	}
 	active := segs[len(segs)-1]

@@ -1,7 +1,9 @@
 package log
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -94,4 +96,87 @@ func TestMaintainAfterACleanOpenWritesNoCheckpoint(t *testing.T) {
 	on.Store(true)
 	require.NoError(t, l.Maintain(t.Context()))
 	require.Zero(t, n.Load(), "the checkpoint on disk already holds 3")
+}
+
+// TestCloseWritesOnlyChangedCheckpoints: a clean Close writes the
+// recovery-point and log-start checkpoints only when they would change
+// (an idle log's hold what it would write: its last Maintain wrote the
+// one, Open found both), and the next Open finds the log as it was
+// either way, cleanly closed. The clean-shutdown marker and the producer
+// state's snapshot are written at every Close.
+func TestCloseWritesOnlyChangedCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var created []string
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && strings.HasSuffix(name, ".tmp") {
+			mu.Lock()
+			defer mu.Unlock()
+			created = append(created, name[strings.LastIndex(name, "/")+1:])
+		}
+		return nil
+	}))
+	clock := newClock()
+	open := func() *Log {
+		t.Helper()
+		l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fsys, Clock: clock})
+		require.NoError(t, err)
+		return l
+	}
+	// closeWrites closes l and returns the checkpoints its Close wrote.
+	closeWrites := func(l *Log) []string {
+		t.Helper()
+		mu.Lock()
+		created = nil
+		mu.Unlock()
+		require.NoError(t, l.Close())
+		mu.Lock()
+		defer mu.Unlock()
+		return created
+	}
+	recovery, start, marker := recoveryPointFile+tmpSuffix, logStartFile+tmpSuffix, cleanShutdownFile+tmpSuffix
+
+	l := open()
+	_, err := l.Append(ctx, valueBatch(t, 1_700_000_000_000, "a", "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.Subset(t, closeWrites(l), []string{recovery, start, marker}, "a new log's Close writes each")
+
+	l = open()
+	w := closeWrites(l)
+	require.Contains(t, w, marker)
+	require.NotContains(t, w, recovery, "Open found the recovery point Close would write")
+	require.NotContains(t, w, start, "Open found the log start Close would write")
+
+	l = open()
+	_, err = l.Append(ctx, valueBatch(t, 1_700_000_000_001, "c"), AppendOptions{})
+	require.NoError(t, err)
+	w = closeWrites(l)
+	require.Contains(t, w, recovery, "the log end moved")
+	require.NotContains(t, w, start)
+
+	l = open()
+	_, err = l.Append(ctx, valueBatch(t, 1_700_000_000_002, "d"), AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Maintain(ctx)) // writes the recovery point: the end, all synced
+	w = closeWrites(l)
+	require.NotContains(t, w, recovery, "Maintain wrote the recovery point Close would write")
+	require.NotContains(t, w, start)
+
+	l = open()
+	require.NoError(t, l.Roll())
+	_, err = l.Append(ctx, valueBatch(t, 1_700_000_000_003, "e"), AppendOptions{})
+	require.NoError(t, err)
+	_, err = l.DeleteRecordsBefore(ctx, 4)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), l.LogStartOffset())
+	w = closeWrites(l)
+	require.NotContains(t, w, start, "DeleteRecords wrote the log start Close would write")
+
+	l = open()
+	defer l.Close()
+	require.Equal(t, Offsets{Start: 4, Durable: 5, End: 5}, l.Offsets())
+	require.Equal(t, int64(5), l.recovery, "the recovery point Open found")
+	data, err := l.ReadInto(nil, 4, 1<<20, l.LogEndOffset())
+	require.NoError(t, err)
+	require.Equal(t, []string{"e"}, batchValues(t, data))
 }
