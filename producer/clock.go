@@ -25,19 +25,34 @@ type wallClock struct {
 	read func() time.Time // time.Now; tests set another
 }
 
-// clockBase is a time.Now reading, and its wall time alone (without the
-// monotonic reading). Not Unix nanoseconds, which an int64 holds only
-// from 1677 to 2262-04-11: past that they wrapped, and a record was
-// stamped some 584 years off.
+// clockBase is a time.Now reading, and its wall time alone as Unix
+// seconds and nanoseconds (the monotonic reading left out). Not Unix
+// nanoseconds in one int64, which holds only from 1677 to 2262-04-11:
+// past that they wrapped, and a record was stamped some 584 years off.
+// Nor a time.Time that now adds the elapsed time to: time.Unix of the
+// seconds and the nanoseconds plus the elapsed time tells the same
+// instant in fewer instructions than Time.Add (BenchmarkClock).
 type clockBase struct {
 	t    time.Time
-	wall time.Time
+	sec  int64 // t.Unix()
+	nsec int64 // t's nanoseconds within sec, [0, 1e9)
+}
+
+// newClockBase returns the base of reading t.
+func newClockBase(t time.Time) *clockBase {
+	return &clockBase{t: t, sec: t.Unix(), nsec: int64(t.Nanosecond())}
+}
+
+// at returns the wall time d after the base's reading, without a
+// monotonic reading. d is under clockRenew, so nsec+d cannot overflow.
+func (b *clockBase) at(d time.Duration) time.Time {
+	return time.Unix(b.sec, b.nsec+int64(d))
 }
 
 func (c *wallClock) now() time.Time {
 	if b := c.base.Load(); b != nil {
 		if d := time.Since(b.t); d >= 0 && d < clockRenew {
-			return b.wall.Add(d)
+			return b.at(d)
 		}
 	}
 	var t time.Time
@@ -46,7 +61,7 @@ func (c *wallClock) now() time.Time {
 	} else {
 		t = time.Now()
 	}
-	b := &clockBase{t: t, wall: t.Round(0)} // without t's monotonic reading
+	b := newClockBase(t)
 	c.base.Store(b)
-	return b.wall
+	return b.at(0)
 }

@@ -23,7 +23,7 @@ func TestWallClock(t *testing.T) {
 	}
 	// An old base is renewed by the next reading.
 	then := time.Now().Add(-2 * clockRenew)
-	old := &clockBase{t: then, wall: then.Round(0)}
+	old := newClockBase(then)
 	c.base.Store(old)
 	before := time.Now()
 	if got := c.now(); got.Before(before) {
@@ -71,7 +71,7 @@ func TestWallClockReadingsCarryNoMonotonicClock(t *testing.T) {
 	for i := range 3 {
 		if i > 0 {
 			then := time.Now().Add(-2 * clockRenew) // an old base: renewed
-			c.base.Store(&clockBase{t: then, wall: then.Round(0)})
+			c.base.Store(newClockBase(then))
 		}
 		got := c.now() // renews the base
 		if got != got.Round(0) {
