@@ -779,11 +779,20 @@ func (b *batch) add(pr pending, ctx context.Context, max int) bool {
 // of 0) fits in the room left.
 func (b *batch) full(max int) bool {
 	i := b.live()
-	return i > 0 && b.size+record.SizeWithDeltas(minBody, 0, int64(i)) > max
+	if i == 0 || max-b.size >= minRecordMax {
+		// The hot path, called for every record: the smallest record fits
+		// whatever its offset delta, and needs no sizing.
+		return false
+	}
+	return b.size+record.SizeWithDeltas(minBody, 0, int64(i)) > max
 }
 
 // minBody is the smallest record's record.BodySize.
 var minBody = record.BodySize(nil, nil, nil)
+
+// minRecordMax is the smallest record's size at the largest offset delta:
+// the most room that record can need in a batch.
+var minRecordMax = record.SizeWithDeltas(minBody, 0, math.MaxInt64)
 
 // encode encodes the batch's records, those dropped excepted, into bld.
 func (b *batch) encode(bld *record.Builder) {

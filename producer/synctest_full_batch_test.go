@@ -83,3 +83,22 @@ func TestSynctestFullBatchesPipelined(t *testing.T) {
 		require.Equal(t, []time.Time{t0, t0.Add(10 * time.Millisecond), t0.Add(20 * time.Millisecond)}, c.sent())
 	})
 }
+
+// A batch is full when not even the smallest record fits in the room
+// left at the batch's next offset delta. full answers that from the
+// room alone when the room holds the smallest record at any offset delta
+// (the hot path, one comparison a record); it must answer as sizing the
+// record does at every room and offset delta, across each varint length
+// of the delta.
+func TestBatchFullAtEveryRoom(t *testing.T) {
+	const max = 1 << 20
+	smallest := record.BodySize(nil, nil, nil)
+	for _, live := range []int{1, 2, 63, 64, 65, 8191, 8192, 1<<20 - 1, 1 << 20} {
+		for room := range 40 {
+			want := record.SizeWithDeltas(smallest, 0, int64(live)) > room
+			if got := producer.BatchFull(max-room, live, max); got != want {
+				t.Errorf("%d records, %d bytes of room: full %v, want %v", live, room, got, want)
+			}
+		}
+	}
+}
