@@ -778,13 +778,20 @@ func (b *batch) add(pr pending, ctx context.Context, max int) bool {
 // even the smallest one (nil key and value, no headers, a timestamp delta
 // of 0) fits in the room left.
 func (b *batch) full(max int) bool {
-	i := b.live()
-	if i == 0 || max-b.size >= minRecordMax {
-		// The hot path, called for every record: the smallest record fits
-		// whatever its offset delta, and needs no sizing.
+	if max-b.size >= minRecordMax {
+		// The hot path, called for every record (and inlined): the
+		// smallest record fits whatever its offset delta, and needs no
+		// sizing.
 		return false
 	}
-	return b.size+record.SizeWithDeltas(minBody, 0, int64(i)) > max
+	return b.fullSized(max)
+}
+
+// fullSized is full for a batch within minRecordMax of max: it sizes the
+// smallest record at the batch's next offset delta.
+func (b *batch) fullSized(max int) bool {
+	i := b.live()
+	return i > 0 && b.size+record.SizeWithDeltas(minBody, 0, int64(i)) > max
 }
 
 // minBody is the smallest record's record.BodySize.
