@@ -444,9 +444,11 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 
 // Close stops the broker: its goroutines (maintenance, and the fsyncs it
 // makes of appends whose producer stopped waiting), then every partition's
-// log (cleanly, so the next Open is quick), then the directory lock, and
-// returns once its goroutines, and the logs' (an fsync run apart from its
-// waiter), have handed their last lines on to Config.Logger's handler — but
+// log (cleanly, so the next Open is quick; on the operating system's file
+// system several at once, see docs/details.md "Many partitions"), then
+// the directory lock, and returns once its goroutines, and the logs' (an
+// fsync run apart from its waiter), have handed their last lines on to
+// Config.Logger's handler — but
 // a Close that the handler calls on such a line, which returns without
 // waiting for the goroutine it runs on (see Config.Logger). It is
 // idempotent; afterwards every method returns ErrClosed. A second call
