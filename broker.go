@@ -314,8 +314,9 @@ type Broker struct {
 // OpenContext. After a clean Close it is
 // quick (it reads checkpoints); after a crash it rescans, in each
 // partition, the segment that holds the recovery point and those after
-// it (up to segment.bytes each), one partition after another, which
-// takes as long as reading those bytes.
+// it (up to segment.bytes each), which takes as long as reading those
+// bytes: up to eight partitions at once on the operating system's file
+// system (Config.FS nil or vfs.OS), one after another on any other.
 //
 // Errors: an error matching vfs.ErrLocked when another process, or another
 // Broker of this one not yet closed, has the directory open;
@@ -648,11 +649,7 @@ func (b *Broker) closeTopics(holds *[]func()) error {
 			}
 		}()
 	}
-	limit := 1
-	if b.fs == vfs.OS {
-		limit = closeParallel
-	}
-	eachAtOnce(len(parts), limit, func(i int) {
+	eachAtOnce(len(parts), b.atOnce(), func(i int) {
 		errs[i] = closePartition(parts[i], released, i)
 	})
 	return errors.Join(errs...)
@@ -662,6 +659,19 @@ func (b *Broker) closeTopics(holds *[]func()) error {
 // operating system's file system (docs/details.md, "Many partitions",
 // has what it saves).
 const closeParallel = 8
+
+// atOnce is how many partitions the broker closes (closeTopics) or opens
+// (openEach) at once: closeParallel on the
+// operating system's file system itself (Config.FS nil or vfs.OS), one
+// at a time on any other (a MemFS, a wrapper such as vfs.WithFaults, an
+// application's), whose tests fail the k-th file-system operation and
+// must meet the same operations in the same order each run.
+func (b *Broker) atOnce() int {
+	if b.fs == vfs.OS {
+		return closeParallel
+	}
+	return 1
+}
 
 // closePartition closes p's log, holding its lines, with released[i]
 // their release, if released is not nil (see closeTopics).

@@ -3,9 +3,13 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,48 +19,88 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
 )
 
-// closeWatch counts the partitions closeTopics closes, in the order it
-// begins them, and the most it closes at once; a partition's close waits
-// at its start until hold are under way (if hold > 1), so that a Close
-// that closes fewer at once than hold waits for ever (the test's hang
-// guard then fails it, at once for the partitions after).
-type closeWatch struct {
+// atOnceWatch counts the partitions closeTopics closes, or openEach
+// opens, in the order it begins them, and the most it runs at once; a
+// partition's close or open waits at its start until hold are under way
+// (if hold > 1), so that a call that runs fewer at once than hold waits
+// for ever (the test's hang guard then fails it, at once for the
+// partitions after).
+type atOnceWatch struct {
 	mu     sync.Mutex
 	hold   int
 	in     int
 	peak   int
 	begun  []string
 	full   chan struct{}
+	guard  context.Context
 	failed atomic.Bool
 }
 
-func watchCloses(t *testing.T, hold int) *closeWatch {
-	w := &closeWatch{hold: hold, full: make(chan struct{})}
+func newAtOnceWatch(t *testing.T, hold int) *atOnceWatch {
 	guard, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
 	t.Cleanup(cancel)
-	testHookClosePartition = func(p *log.Partition) {
-		w.mu.Lock()
-		w.in++
-		w.peak = max(w.peak, w.in)
-		w.begun = append(w.begun, fmt.Sprintf("%s-%d", p.Topic(), p.ID()))
-		if w.in == w.hold && w.hold > 1 {
-			close(w.full) // once: in never passes hold
-		}
-		w.mu.Unlock()
-		if w.hold > 1 {
-			select {
-			case <-w.full:
-			case <-guard.Done():
-				w.failed.Store(true) // reported on the test's goroutine
-			}
-		}
-		w.mu.Lock()
-		w.in--
-		w.mu.Unlock()
+	return &atOnceWatch{hold: hold, full: make(chan struct{}), guard: guard}
+}
+
+// run is the hook: it counts partition name in, runs during (if not
+// nil), waits for hold, and counts it out.
+func (w *atOnceWatch) run(name string, during func()) {
+	w.mu.Lock()
+	w.in++
+	w.peak = max(w.peak, w.in)
+	w.begun = append(w.begun, name)
+	if w.in == w.hold && w.hold > 1 {
+		close(w.full) // once: in never passes hold
 	}
+	w.mu.Unlock()
+	if during != nil {
+		during()
+	}
+	if w.hold > 1 {
+		select {
+		case <-w.full:
+		case <-w.guard.Done():
+			w.failed.Store(true) // reported on the test's goroutine
+		}
+	}
+	w.mu.Lock()
+	w.in--
+	w.mu.Unlock()
+}
+
+// check fails the test if fewer than hold ran at once (the hang guard
+// fired), or more, and returns the partitions in the order begun.
+func (w *atOnceWatch) check(t *testing.T, what string) []string {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.False(t, w.failed.Load(), "%s never ran %d partitions at once", what, w.hold)
+	require.Equal(t, max(w.hold, 1), w.peak, "%s: partitions at once", what)
+	return slices.Clone(w.begun)
+}
+
+func watchCloses(t *testing.T, hold int) *atOnceWatch {
+	w := newAtOnceWatch(t, hold)
+	testHookClosePartition = func(p *log.Partition) { w.run(fmt.Sprintf("%s-%d", p.Topic(), p.ID()), nil) }
 	t.Cleanup(func() { testHookClosePartition = nil })
+	return w
+}
+
+// watchOpens is watchCloses for the partitions openEach opens, with
+// during(topic, id), if not nil, run as each begins.
+func watchOpens(t *testing.T, hold int, during func(topic string, id int)) *atOnceWatch {
+	w := newAtOnceWatch(t, hold)
+	testHookOpenPartition = func(topic string, id int) {
+		var f func()
+		if during != nil {
+			f = func() { during(topic, id) }
+		}
+		w.run(fmt.Sprintf("%s-%d", topic, id), f)
+	}
+	t.Cleanup(func() { testHookOpenPartition = nil })
 	return w
 }
 
@@ -78,9 +122,7 @@ func TestCloseOnDiskClosesPartitionsAtOnce(t *testing.T) {
 	}
 	w := watchCloses(t, closeParallel)
 	require.NoError(t, b.Close())
-	require.False(t, w.failed.Load(), "Close never closed %d partitions at once", closeParallel)
-	require.Equal(t, closeParallel, w.peak, "partitions closed at once")
-	require.Len(t, w.begun, 3+2*closeParallel+1)
+	require.Len(t, w.check(t, "Close"), 3+2*closeParallel+1)
 	for name, n := range topics {
 		for p := range n {
 			_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%s-%d", name, p), "clean-shutdown"))
@@ -112,12 +154,7 @@ func TestCloseInMemoryClosesOneAtATime(t *testing.T) {
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
 	w := watchCloses(t, 1)
 	require.NoError(t, b.Close())
-	require.Equal(t, 1, w.peak)
-	want := []string{"a-0", "a-1"}
-	for p := range 12 {
-		want = append(want, fmt.Sprintf("b-%d", p))
-	}
-	require.Equal(t, want, w.begun)
+	require.Equal(t, slices.Concat(partitionNames("a", 0, 2), partitionNames("b", 0, 12)), w.check(t, "Close"))
 }
 
 // TestEachAtOnce: eachAtOnce calls f once for each index, at most limit
@@ -187,4 +224,232 @@ func TestEachAtOnce(t *testing.T) {
 		require.False(t, returned, "the caller's goroutine ended")
 		require.Equal(t, int32(19), done)
 	})
+}
+
+// partitionNames lists topic's partitions [from, to) as "topic-id".
+func partitionNames(topic string, from, to int) []string {
+	var names []string
+	for id := from; id < to; id++ {
+		names = append(names, fmt.Sprintf("%s-%d", topic, id))
+	}
+	return names
+}
+
+// copyTree copies the files under from to to, as a crash leaves them: a
+// broker's directory copied while the broker is open has no partition
+// closed (no clean-shutdown marker).
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	require.NoError(t, filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), data, 0o644)
+	}))
+}
+
+// TestOpenOnDiskOpensPartitionsAtOnce: on the operating system's file
+// system CreateTopic, CreatePartitions and Open (after a crash, each
+// partition recovering its active segment, and after a clean Close) open
+// openParallel partitions at once, never more, and each one whole: the
+// next Open finds every record.
+func TestOpenOnDiskOpensPartitionsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := Open(Config{Dir: dir})
+	require.NoError(t, err)
+	n := 2*openParallel + 3
+	w := watchOpens(t, openParallel, nil)
+	require.NoError(t, b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: n}))
+	require.ElementsMatch(t, partitionNames("b", 0, n), w.check(t, "CreateTopic"))
+	w = watchOpens(t, openParallel, nil)
+	require.NoError(t, b.CreatePartitions(ctx, "b", n+openParallel+1))
+	require.ElementsMatch(t, partitionNames("b", n, n+openParallel+1), w.check(t, "CreatePartitions"))
+	testHookOpenPartition = nil
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 3}))
+	topics := map[string]int{"a": 3, "b": n + openParallel + 1}
+	var all []string
+	for name, count := range topics {
+		for p := range count {
+			produce(t, b, name, int32(p), fmt.Sprintf("%s-%d", name, p))
+		}
+		all = append(all, partitionNames(name, 0, count)...)
+	}
+	crashed := t.TempDir()
+	copyTree(t, dir, crashed) // acknowledged (SyncAlways), never closed
+	require.NoError(t, b.Close())
+
+	for _, after := range []string{"crash", "clean Close"} {
+		var mu sync.Mutex
+		clean := map[string]bool{}
+		logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+			if r.Message != "log opened" {
+				return
+			}
+			var dir string
+			var ok bool
+			r.Attrs(func(a slog.Attr) bool {
+				switch a.Key {
+				case "dir":
+					dir = filepath.Base(a.Value.String())
+				case "clean":
+					ok = a.Value.Bool()
+				}
+				return true
+			})
+			mu.Lock()
+			clean[dir] = ok
+			mu.Unlock()
+		}))
+		w := watchOpens(t, openParallel, nil)
+		b, err := Open(Config{Dir: crashed, Logger: logger})
+		require.NoError(t, err)
+		require.ElementsMatch(t, all, w.check(t, "Open after a "+after))
+		testHookOpenPartition = nil
+		mu.Lock()
+		require.Len(t, clean, len(all))
+		for _, p := range all {
+			require.Equal(t, after != "crash", clean[p], "%s opened after a %s", p, after)
+		}
+		mu.Unlock()
+		for name, count := range topics {
+			for p := range count {
+				resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: name, Partition: int32(p)}}})
+				require.NoError(t, err)
+				require.NoError(t, resp.Partitions[0].Err)
+				require.Equal(t, []string{fmt.Sprintf("%s-%d", name, p)}, values(t, resp.Partitions[0].Records))
+			}
+		}
+		require.NoError(t, b.Close())
+	}
+}
+
+// TestOpenInMemoryOpensOneAtATime: on any other file system (here a
+// MemFS) CreateTopic, CreatePartitions and Open open the partitions one
+// after another, in order (Open in the order of the topics' records), so
+// that their file-system operations come in the same order each time.
+func TestOpenInMemoryOpensOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b, err := Open(Config{FS: mem})
+	require.NoError(t, err)
+	w := watchOpens(t, 1, nil)
+	require.NoError(t, b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: 12}))
+	require.NoError(t, b.CreatePartitions(ctx, "b", 14))
+	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
+	require.Equal(t, slices.Concat(partitionNames("b", 0, 14), partitionNames("a", 0, 2)), w.check(t, "CreateTopic"))
+	require.NoError(t, b.Close())
+	w = watchOpens(t, 1, nil)
+	b, err = Open(Config{FS: mem})
+	require.NoError(t, err)
+	require.Equal(t, slices.Concat(partitionNames("a", 0, 2), partitionNames("b", 0, 14)), w.check(t, "Open"))
+	require.NoError(t, b.Close())
+}
+
+// TestCreateOnDiskFailingAtOnceCreatesNothing: on the operating system's
+// file system, a CreateTopic or CreatePartitions whose partitions fail
+// while others open at once (two of them: a file where each one's
+// directory goes) returns the error of the first failing partition, adds
+// no partition, leaves no directory of those that opened or had begun
+// to, and the call succeeds once the files are gone.
+func TestCreateOnDiskFailingAtOnceCreatesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := open(t, Config{Dir: dir})
+	require.NoError(t, b.CreateTopic(ctx, "g", log.TopicConfig{Partitions: 2}))
+	for _, c := range []struct {
+		name   string
+		topic  string
+		failAt []int // two partitions that fail
+		n      int   // the partitions made
+		call   func() error
+	}{
+		{"CreateTopic", "t", []int{5, 3}, 3 * openParallel, func() error {
+			return b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3 * openParallel})
+		}},
+		{"CreatePartitions", "g", []int{6, 4}, 2 + 3*openParallel, func() error { return b.CreatePartitions(ctx, "g", 2+3*openParallel) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := func(topic string, id int) {
+				if topic == c.topic && slices.Contains(c.failAt, id) {
+					// On the goroutine that opens it: reported, not FailNow.
+					if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", topic, id)), nil, 0o644); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			w := watchOpens(t, openParallel, in)
+			err := c.call()
+			w.check(t, c.name)
+			testHookOpenPartition = nil
+			first := filepath.Join(dir, fmt.Sprintf("%s-%d", c.topic, slices.Min(c.failAt)))
+			var pathErr *fs.PathError
+			require.ErrorAs(t, err, &pathErr)
+			require.Equal(t, first, pathErr.Path, "the first partition's error: %v", err)
+
+			n, perr := b.Partitions(ctx, "g")
+			require.NoError(t, perr)
+			require.Equal(t, 2, n, "g's partitions")
+			if c.topic == "t" {
+				require.NotContains(t, b.Topics(), "t")
+			}
+			entries, rerr := os.ReadDir(dir)
+			require.NoError(t, rerr)
+			for _, e := range entries {
+				if !strings.HasPrefix(e.Name(), c.topic+"-") || c.topic == "g" && (e.Name() == "g-0" || e.Name() == "g-1") {
+					continue
+				}
+				require.False(t, e.IsDir(), "%s left", e.Name())
+			}
+			for _, id := range c.failAt {
+				require.NoError(t, os.Remove(filepath.Join(dir, fmt.Sprintf("%s-%d", c.topic, id))))
+			}
+			require.NoError(t, c.call())
+		})
+	}
+}
+
+// TestOpenOnDiskFailingAtOnceClosesWhatItOpened: on the operating
+// system's file system, an Open whose partitions fail while others open
+// at once (two of them, with a malformed checkpoint) returns the error of
+// the first failing partition, closes every partition it opened (each
+// one's clean-shutdown marker is back) and releases the directory.
+func TestOpenOnDiskFailingAtOnceClosesWhatItOpened(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := open(t, Config{Dir: dir})
+	const n = 3 * openParallel
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n}))
+	require.NoError(t, b.Close())
+	bad := []int{6, 3}
+	for _, id := range bad {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("t-%d", id), "recovery-point-checkpoint"), []byte("?"), 0o644))
+	}
+	w := watchOpens(t, openParallel, nil)
+	_, err := Open(Config{Dir: dir})
+	w.check(t, "Open")
+	testHookOpenPartition = nil
+	require.ErrorIs(t, err, log.ErrBadCheckpoint)
+	require.ErrorContains(t, err, filepath.Join(dir, "t-3"), "the first failing partition's error")
+	for id := range n {
+		if slices.Contains(bad, id) {
+			continue
+		}
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("t-%d", id), "clean-shutdown"))
+		require.NoError(t, err, "t-%d closed", id)
+	}
+	l, err := vfs.OS.Lock(filepath.Join(dir, lockFile))
+	require.NoError(t, err, "the directory released")
+	require.NoError(t, l.Close())
 }

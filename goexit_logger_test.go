@@ -2,11 +2,13 @@ package runnel
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -346,6 +348,91 @@ func TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory(t *testing.T) {
 			require.True(t, clean["/data/t-0"], "t-0 was closed: %v", clean)
 			require.True(t, clean["/data/t-1"], "t-1, whose line the handler did not return from, was closed: %v", clean)
 			require.NoError(t, b.Close())
+		})
+	}
+}
+
+// TestHandlerPanicOrGoexitDuringOpenOnDisk: on the operating system's
+// file system, where Open opens several partitions at once (openEach), a
+// handler that panics, or ends the goroutine (t.FailNow), on a line of
+// one partition's open, on a goroutine of Open's, ends Open's caller's
+// goroutine the same way once the partitions opening with it are open,
+// and leaves nothing open: a later Open in the process opens the
+// directory, and finds every partition closed cleanly.
+func TestHandlerPanicOrGoexitDuringOpenOnDisk(t *testing.T) {
+	for _, end := range []string{"panic", "Goexit"} {
+		t.Run(end, func(t *testing.T) {
+			dir := t.TempDir()
+			const n = 3 * openParallel
+			b := open(t, Config{Dir: dir})
+			require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: n}))
+			require.NoError(t, b.Close())
+
+			var armed atomic.Bool
+			armed.Store(true)
+			var failNow func()
+			logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+				dir := ""
+				r.Attrs(func(a slog.Attr) bool {
+					if a.Key == "dir" {
+						dir = a.Value.String()
+					}
+					return true
+				})
+				if r.Message == "log opened" && filepath.Base(dir) == "t-1" && armed.Swap(false) {
+					if end == "panic" {
+						panic("the handler panics")
+					}
+					failNow()
+				}
+			}))
+			w := watchOpens(t, openParallel, nil)
+			opened := false
+			var panicked any
+			rec := testkit.Record(t, func(tb testing.TB) {
+				failNow = tb.FailNow
+				defer func() { panicked = recover() }()
+				_, _ = Open(Config{Dir: dir, Logger: logger})
+				opened = true
+			})
+			w.check(t, "Open")
+			testHookOpenPartition = nil
+			require.False(t, armed.Load(), "no \"log opened\" line for t-1")
+			require.False(t, opened, "Open returned")
+			require.Equal(t, end == "Goexit", rec.Failed())
+			if end == "panic" {
+				require.Equal(t, "the handler panics", panicked)
+			}
+
+			var mu sync.Mutex
+			clean := map[string]bool{}
+			b, err := Open(Config{Dir: dir, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
+				if r.Message != "log opened" {
+					return
+				}
+				var dir string
+				var ok bool
+				r.Attrs(func(a slog.Attr) bool {
+					switch a.Key {
+					case "dir":
+						dir = filepath.Base(a.Value.String())
+					case "clean":
+						ok = a.Value.Bool()
+					}
+					return true
+				})
+				mu.Lock()
+				clean[dir] = ok
+				mu.Unlock()
+			}))})
+			require.NoError(t, err, "the directory is free again")
+			require.NoError(t, b.Close())
+			mu.Lock()
+			defer mu.Unlock()
+			require.Len(t, clean, n)
+			for id := range n {
+				require.True(t, clean[fmt.Sprintf("t-%d", id)], "t-%d was closed: %v", id, clean)
+			}
 		})
 	}
 }

@@ -2,12 +2,14 @@ package runnel
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"log/slog"
 	"math"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/lockedlog"
@@ -209,67 +212,157 @@ func (b *Broker) openPartition(ctx context.Context, topic string, id int, cfg lo
 	return log.NewPartition(topic, int32(id), l), nil
 }
 
+// partitionOpen is a partition that openEach opens: topic t's partition
+// id, with what its open did.
+type partitionOpen struct {
+	t  *log.Topic
+	id int
+	// tried is set by the open once it comes to the step that may make
+	// the partition's directory (or some of its files): a failed call
+	// removes it again.
+	tried bool
+	p     *log.Partition // once opened
+	err   error
+}
+
+// openEach opens the partitions todo yields, each with open (which sets
+// the partitionOpen's p, tried and err), until one fails, and then
+// starts no other: it returns the error of the first, in todo's order,
+// that failed (open's error, ctx's when its ctx ended), or nil. It calls
+// done for each partition whose open it started, in todo's order, once
+// it and the ones started with it are over (also should one panic, or
+// end its goroutine, which then goes on on the caller's goroutine, as
+// eachAtOnce does): the caller keeps what was opened, to serve it or to
+// discard it.
+//
+// On the operating system's file system itself it opens up to
+// openParallel partitions at once, as closeTopics closes them: creating
+// a partition is mostly fsyncs (ten: its files, its checkpoints and their
+// directory after each), recovering one after a crash about as many, and a
+// disk takes several at once (as Kafka's LogManager loads a directory's
+// logs on num.recovery.threads.per.data.dir threads). On any other file
+// system it opens them one after another, in todo's order, so that the
+// crash tests meet the same file-system operations in the same order
+// each run. It takes todo's partitions openChunk at a time, so that its
+// memory grows with the partitions opened, not with a count asked for
+// (up to math.MaxInt32 of them, which fail long before for want of
+// descriptors).
+func (b *Broker) openEach(todo iter.Seq2[*log.Topic, int], open func(*partitionOpen), done func(*partitionOpen)) error {
+	limit := b.atOnce()
+	var (
+		chunk  []partitionOpen
+		failed atomic.Bool
+		first  error
+	)
+	run := func() {
+		// done for each call that began (each one that ends sets
+		// tried, p and err before eachAtOnce returns or goes on with
+		// its panic or Goexit).
+		began := make([]bool, len(chunk))
+		defer func() {
+			for i := range chunk {
+				if began[i] {
+					done(&chunk[i])
+				}
+			}
+		}()
+		eachAtOnce(len(chunk), limit, func(i int) {
+			if failed.Load() {
+				return
+			}
+			began[i] = true
+			ended := false
+			defer func() {
+				if !ended || chunk[i].err != nil {
+					failed.Store(true) // a panic or a Goexit too
+				}
+			}()
+			if testHookOpenPartition != nil {
+				testHookOpenPartition(chunk[i].t.Name, chunk[i].id)
+			}
+			open(&chunk[i])
+			ended = true
+		})
+		for _, o := range chunk {
+			if o.err != nil {
+				first = o.err
+				return
+			}
+		}
+	}
+	for t, id := range todo {
+		chunk = append(chunk, partitionOpen{t: t, id: id})
+		if len(chunk) == openChunk {
+			run()
+			if first != nil {
+				return first
+			}
+			chunk = chunk[:0]
+		}
+	}
+	if len(chunk) > 0 {
+		run()
+	}
+	return first
+}
+
+// openParallel is how many partitions openEach opens at once on the
+// operating system's file system (docs/details.md, "Many partitions",
+// has what it saves): closeParallel, as Close closes them.
+const openParallel = closeParallel
+
+// openChunk is how many partitions openEach takes on at a time.
+const openChunk = 1024
+
+// testHookOpenPartition, when set (by tests), runs as openEach begins to
+// open topic's partition id, on the goroutine that opens it.
+var testHookOpenPartition func(topic string, id int)
+
+// partitionsOf yields the partitions [from, to) of t.
+func partitionsOf(t *log.Topic, from, to int) iter.Seq2[*log.Topic, int] {
+	return func(yield func(*log.Topic, int) bool) {
+		for id := from; id < to; id++ {
+			if !yield(t, id) {
+				return
+			}
+		}
+	}
+}
+
 // load opens every topic recorded in <Dir>/topics.
 func (b *Broker) load(ctx context.Context) error {
 	names, err := b.fs.List(filepath.Join(b.root, topicsDir))
 	if err != nil {
 		return err
 	}
+	// The topics whose partitions are still to open: on the operating
+	// system's file system, those of every topic, opened at once (see
+	// openEach) once the records are read, or before an error of a record
+	// is returned, so that an error of theirs comes first, as when each
+	// topic's partitions were opened before the next record was read (as
+	// they still are on any other file system).
+	var unopened []*log.Topic
 	for _, name := range names {
-		stem, ok := strings.CutSuffix(name, ".json")
-		if !ok {
-			if name == metaTmp || strings.HasSuffix(name, ".json.tmp") {
-				b.removeTmp(filepath.Join(b.root, topicsDir, name))
-			}
-			continue // an OS's file (.DS_Store)
-		}
-		// A name that starts with a dot may be a topic's (Kafka refuses
-		// only "." and ".."), or an OS's or an editor's file; skipping a
-		// topic's record would leave its partitions to removeStrays.
-		hidden := log.SystemFile(name)
-		if hidden && ValidateTopicName(stem) != nil {
-			continue // no topic's: an editor's lock, .#orders.json of Emacs
-		}
-		path := filepath.Join(b.root, topicsDir, name)
-		data, size, err := b.readFileHead(path, maxTopicRecord)
+		t, err := b.loadRecord(name)
 		if err != nil {
-			return err
+			return cmp.Or(b.openTopics(ctx, unopened), err)
 		}
-		if hidden && bytes.HasPrefix(data, appleDoubleMagic) {
-			continue // macOS's ._orders.json, beside the record of "orders"
-		}
-		if size > maxTopicRecord {
-			// Written over with something else: not read whole (nor
-			// room made for all of it) to find out.
-			return fmt.Errorf("%w: %s: %d bytes, more than a topic record holds (%d at most)", ErrCorruptMetadata, path, size, maxTopicRecord)
-		}
-		m, err := b.parseMeta(data, path)
-		if err != nil {
-			return err
-		}
-		if m.ID.IsZero() {
-			// Written before topic IDs: the topic gets its ID now, and
-			// keeps it from here on (as Kafka gives existing topics theirs
-			// when it upgrades).
-			m.ID = log.NewTopicID()
-			if _, err := b.writeMeta(m); err != nil {
-				return err
-			}
+		if t == nil {
+			continue
 		}
 		// In the map before its partitions open, so that a failed Open
 		// closes those opened (also when a Logger's handler panics).
-		t := &log.Topic{Name: m.Name, ID: m.ID, Config: m.Config}
-		b.topics[m.Name] = t
-		for i := range m.Config.Partitions {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("runnel: opening %s cut short: %w", b.root, err)
-			}
-			p, err := b.openPartition(ctx, m.Name, i, m.Config.Config, b.logOptions())
-			if err != nil {
+		b.topics[t.Name] = t
+		unopened = append(unopened, t)
+		if b.atOnce() == 1 {
+			if err := b.openTopics(ctx, unopened); err != nil {
 				return err
 			}
-			t.Partitions = append(t.Partitions, p)
+			unopened = unopened[:0]
 		}
+	}
+	if err := b.openTopics(ctx, unopened); err != nil {
+		return err
 	}
 	ids, err := b.readCounter(producerIDs)
 	if err != nil {
@@ -289,6 +382,80 @@ func (b *Broker) load(ctx context.Context) error {
 	}
 	b.removeStrays()
 	return nil
+}
+
+// loadRecord reads the topic record name (a file of <Dir>/topics) and
+// returns its topic, its partitions not opened yet; nil, and no error,
+// for a file that is no topic's record.
+func (b *Broker) loadRecord(name string) (*log.Topic, error) {
+	stem, ok := strings.CutSuffix(name, ".json")
+	if !ok {
+		if name == metaTmp || strings.HasSuffix(name, ".json.tmp") {
+			b.removeTmp(filepath.Join(b.root, topicsDir, name))
+		}
+		return nil, nil // an OS's file (.DS_Store)
+	}
+	// A name that starts with a dot may be a topic's (Kafka refuses
+	// only "." and ".."), or an OS's or an editor's file; skipping a
+	// topic's record would leave its partitions to removeStrays.
+	hidden := log.SystemFile(name)
+	if hidden && ValidateTopicName(stem) != nil {
+		return nil, nil // no topic's: an editor's lock, .#orders.json of Emacs
+	}
+	path := filepath.Join(b.root, topicsDir, name)
+	data, size, err := b.readFileHead(path, maxTopicRecord)
+	if err != nil {
+		return nil, err
+	}
+	if hidden && bytes.HasPrefix(data, appleDoubleMagic) {
+		return nil, nil // macOS's ._orders.json, beside the record of "orders"
+	}
+	if size > maxTopicRecord {
+		// Written over with something else: not read whole (nor
+		// room made for all of it) to find out.
+		return nil, fmt.Errorf("%w: %s: %d bytes, more than a topic record holds (%d at most)", ErrCorruptMetadata, path, size, maxTopicRecord)
+	}
+	m, err := b.parseMeta(data, path)
+	if err != nil {
+		return nil, err
+	}
+	if m.ID.IsZero() {
+		// Written before topic IDs: the topic gets its ID now, and
+		// keeps it from here on (as Kafka gives existing topics theirs
+		// when it upgrades).
+		m.ID = log.NewTopicID()
+		if _, err := b.writeMeta(m); err != nil {
+			return nil, err
+		}
+	}
+	return &log.Topic{Name: m.Name, ID: m.ID, Config: m.Config}, nil
+}
+
+// openTopics opens the partitions of topics (see openEach), with the
+// options of the logs Open opens, adding each it opened to its topic.
+func (b *Broker) openTopics(ctx context.Context, topics []*log.Topic) error {
+	todo := func(yield func(*log.Topic, int) bool) {
+		for _, t := range topics {
+			for id := range t.Config.Partitions {
+				if !yield(t, id) {
+					return
+				}
+			}
+		}
+	}
+	opts := b.logOptions()
+	return b.openEach(todo, func(o *partitionOpen) {
+		if err := ctx.Err(); err != nil {
+			o.err = fmt.Errorf("runnel: opening %s cut short: %w", b.root, err)
+			return
+		}
+		o.tried = true
+		o.p, o.err = b.openPartition(ctx, o.t.Name, o.id, o.t.Config.Config, opts)
+	}, func(o *partitionOpen) {
+		if o.p != nil {
+			o.t.Partitions = append(o.t.Partitions, o.p)
+		}
+	})
 }
 
 // removeTmp removes path, a temporary file of the broker's (writeFile's
@@ -733,7 +900,10 @@ func decodeCounter(data []byte) (int64, bool) {
 // Admin calls run one at a time; produce and fetch, on this topic or any
 // other, do not wait for them. A CreateTopic whose ctx ends, or that the
 // broker's Close overtakes, stops between two partitions and creates
-// nothing.
+// nothing. On the operating system's file system (Config.FS nil or
+// vfs.OS) it creates up to eight partitions at once, as CreatePartitions
+// does (a partition's creation is mostly fsyncs); on any other, one
+// after another.
 //
 // Each partition holds memory for as long as the topic exists: about
 // 2.6 KiB of heap idle on disk, 5 KiB in memory (docs/details.md,
@@ -913,31 +1083,40 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 		}
 	}
 	t := &log.Topic{Name: name, ID: b.newTopicID(), Config: cfg}
-	// fail undoes the creation up to partition upTo, the one it failed
-	// at (whose open may have made its directory and some of its files):
-	// the loop above left none past it, so that a call stopped early does
-	// not look at every partition's directory again, past its ctx.
-	fail := func(upTo int, err error) error {
+	// tried are the partitions whose open began, and may have made their
+	// directory and some of their files: fail removes those again. The
+	// loop above left none of the others, so that a call stopped early
+	// does not look at every partition's directory again, past its ctx.
+	var tried []int
+	fail := func(err error) error {
 		discardPartitions(t.Partitions)
 		// Best effort: the next CreateTopic of the name clears them too.
-		for i := range upTo + 1 {
+		for _, i := range tried {
 			b.removeLogDir(b.partitionDir(name, i))
 		}
 		return err
 	}
-	for i := range cfg.Partitions {
-		if err := b.adminStop(ctx); err != nil {
-			return fail(i-1, err)
+	opts := b.adminLogOptions()
+	err := b.openEach(partitionsOf(t, 0, cfg.Partitions), func(o *partitionOpen) {
+		if o.err = b.adminStop(ctx); o.err != nil {
+			return
 		}
-		p, err := b.openPartition(ctx, name, i, cfg.Config, b.adminLogOptions())
-		if err != nil {
-			return fail(i, err)
+		o.tried = true
+		o.p, o.err = b.openPartition(ctx, name, o.id, cfg.Config, opts)
+	}, func(o *partitionOpen) {
+		if o.tried {
+			tried = append(tried, o.id)
 		}
-		t.Partitions = append(t.Partitions, p)
+		if o.p != nil {
+			t.Partitions = append(t.Partitions, o.p)
+		}
+	})
+	if err != nil {
+		return fail(err)
 	}
 	// The record makes the topic exist: written last, durably.
 	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}, nil); err != nil {
-		return fail(cfg.Partitions-1, err)
+		return fail(err)
 	}
 	b.setTopic(name, t)
 	return nil
@@ -1543,34 +1722,43 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 		return fmt.Errorf("%w: %d, above Kafka's largest partition count (an int32)", ErrInvalidPartitions, n)
 	}
 	added := []*log.Partition{}
-	// fail undoes the growth up to partition upTo, the one it failed at
-	// (whose open may have made its directory and some of its files).
-	fail := func(upTo int, err error) error {
+	// tried are the new partitions whose open began, and may have made
+	// their directory and some of their files (see CreateTopic's).
+	var tried []int
+	fail := func(err error) error {
 		discardPartitions(added)
 		// Best effort, as CreateTopic's: the next growth clears them too.
 		// (A directory that holds more than a log's files stays.)
-		for i := len(t.Partitions); i <= upTo; i++ {
+		for _, i := range tried {
 			b.removeLogDir(b.partitionDir(name, i))
 		}
 		return err
 	}
-	for i := len(t.Partitions); i < n; i++ {
-		if err := b.adminStop(ctx); err != nil {
-			return fail(i-1, err)
+	opts := b.adminLogOptions()
+	err := b.openEach(partitionsOf(t, len(t.Partitions), n), func(o *partitionOpen) {
+		if o.err = b.adminStop(ctx); o.err != nil {
+			return
 		}
-		if err := b.removeLogDir(b.partitionDir(name, i)); err != nil {
-			return fail(i-1, err)
+		if o.err = b.removeLogDir(b.partitionDir(name, o.id)); o.err != nil {
+			return
 		}
-		p, err := b.openPartition(ctx, name, i, t.Config.Config, b.adminLogOptions())
-		if err != nil {
-			return fail(i, err)
+		o.tried = true
+		o.p, o.err = b.openPartition(ctx, name, o.id, t.Config.Config, opts)
+	}, func(o *partitionOpen) {
+		if o.tried {
+			tried = append(tried, o.id)
 		}
-		added = append(added, p)
+		if o.p != nil {
+			added = append(added, o.p)
+		}
+	})
+	if err != nil {
+		return fail(err)
 	}
 	tc := t.Config
 	tc.Partitions = n
 	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: tc}, &topicMeta{Name: name, ID: t.ID, Config: t.Config}); err != nil {
-		return fail(n-1, err)
+		return fail(err)
 	}
 	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})
 	return nil
