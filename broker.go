@@ -660,8 +660,8 @@ func (b *Broker) closeTopics(holds *[]func()) error {
 // has what it saves).
 const closeParallel = 8
 
-// atOnce is how many partitions the broker closes (closeTopics) or opens
-// (openEach) at once: closeParallel on the
+// atOnce is how many partitions the broker closes (closeTopics), opens
+// (openEach) or deletes (DeleteTopic) at once: closeParallel on the
 // operating system's file system itself (Config.FS nil or vfs.OS), one
 // at a time on any other (a MemFS, a wrapper such as vfs.WithFaults, an
 // application's), whose tests fail the k-th file-system operation and

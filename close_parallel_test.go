@@ -226,6 +226,52 @@ func TestEachAtOnce(t *testing.T) {
 	})
 }
 
+// watchDeletes is watchCloses for the partitions DeleteTopic discards.
+func watchDeletes(t *testing.T, hold int) *atOnceWatch {
+	w := newAtOnceWatch(t, hold)
+	testHookDeletePartition = func(topic string, id int) { w.run(fmt.Sprintf("%s-%d", topic, id), nil) }
+	t.Cleanup(func() { testHookDeletePartition = nil })
+	return w
+}
+
+// TestDeleteTopicOnDiskDeletesPartitionsAtOnce: on the operating
+// system's file system DeleteTopic discards closeParallel partitions at
+// once, never more, and removes every one's directory; on a MemFS one
+// after another, in order.
+func TestDeleteTopicOnDiskDeletesPartitionsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, onDisk := range []bool{true, false} {
+		t.Run(fmt.Sprint("disk=", onDisk), func(t *testing.T) {
+			dir, cfg, hold := t.TempDir(), Config{FS: vfs.NewMem(), Dir: "/d"}, 1
+			if onDisk {
+				cfg, hold = Config{Dir: dir}, closeParallel
+			}
+			b := open(t, cfg)
+			n := 2*closeParallel + 3
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n}))
+			require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
+			for p := range n {
+				produce(t, b, "t", int32(p), "v")
+			}
+			w := watchDeletes(t, hold)
+			require.NoError(t, b.DeleteTopic(ctx, "t"))
+			begun := w.check(t, "DeleteTopic")
+			if onDisk {
+				require.ElementsMatch(t, partitionNames("t", 0, n), begun)
+				entries, err := os.ReadDir(dir)
+				require.NoError(t, err)
+				for _, e := range entries {
+					require.False(t, strings.HasPrefix(e.Name(), "t-"), "%s left", e.Name())
+				}
+			} else {
+				require.Equal(t, partitionNames("t", 0, n), begun)
+			}
+			require.Equal(t, []string{"u"}, b.Topics())
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+		})
+	}
+}
+
 // partitionNames lists topic's partitions [from, to) as "topic-id".
 func partitionNames(topic string, from, to int) []string {
 	var names []string

@@ -1199,7 +1199,9 @@ func discardPartitions(ps []*log.Partition) {
 // a write to a disk that hangs holds its partition's until the disk
 // answers. It then returns ctx's error (ErrClosed) and the topic is as it
 // was. Past that point the file operations it makes (removing the
-// partitions' directories) are not cut short, as Close's are not.
+// partitions' directories, up to eight partitions at once on the
+// operating system's file system, one after another on any other) are
+// not cut short, as Close's are not.
 //
 // Errors: ErrUnknownTopic; ErrClosed (also when Close overtakes it while
 // it waits); ctx's error (the topic left as it was); file system errors.
@@ -1229,13 +1231,26 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	}
 	err = b.fs.SyncDir(filepath.Join(b.root, topicsDir))
 	b.setTopic(name, nil)
-	for i, k := range locks {
-		err = errors.Join(err, k.Discard())
+	// Each partition's log discarded and its directory removed: up to
+	// eight at once on the operating system's file system, one after
+	// another on any other (see closeTopics); the errors in the
+	// partitions' order.
+	errs := make([]error, len(locks))
+	eachAtOnce(len(locks), b.atOnce(), func(i int) {
+		if testHookDeletePartition != nil {
+			testHookDeletePartition(name, i)
+		}
+		k := locks[i]
+		errs[i] = k.Discard()
 		k.Unlock()
-		err = errors.Join(err, b.fs.RemoveAll(b.partitionDir(name, i)))
-	}
-	return errors.Join(err, b.fs.SyncDir(b.root))
+		errs[i] = errors.Join(errs[i], b.fs.RemoveAll(b.partitionDir(name, i)))
+	})
+	return errors.Join(err, errors.Join(errs...), b.fs.SyncDir(b.root))
 }
+
+// testHookDeletePartition, when set (by tests), runs as DeleteTopic
+// begins to discard topic's partition id, on the goroutine that does.
+var testHookDeletePartition func(topic string, id int)
 
 // lockPartitions takes the lock of each of ps exclusively (see
 // log.Partition.Lock), in order, for an admin call that changes them all
