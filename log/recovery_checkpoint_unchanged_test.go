@@ -2,6 +2,8 @@ package log
 
 import (
 	"context"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,4 +181,148 @@ func TestCloseWritesOnlyChangedCheckpoints(t *testing.T) {
 	data, err := l.ReadInto(nil, 4, 1<<20, l.LogEndOffset())
 	require.NoError(t, err)
 	require.Equal(t, []string{"e"}, batchValues(t, data))
+}
+
+// TestCloseWritesCheckpointsNotKnownOnDisk: Close skips a checkpoint only
+// when the log knows the file holds what it would write (rpWritten,
+// startWritten), not when the log merely holds that offset in memory: a
+// recovery point whose write at a Maintain failed (the disk full: the
+// recovery point moved in memory all the same), and a directory copied
+// without its recovery-point file (Open takes the marker's log end for
+// it), get the file written by Close, so that the next Open finds it
+// there and the log clean.
+func TestCloseWritesCheckpointsNotKnownOnDisk(t *testing.T) {
+	t.Run("recovery point whose write failed", func(t *testing.T) {
+		e, l, on, n := checkpointFailLog(t, Config{Sync: SyncAlways}, 5)
+		on.Store(true)
+		require.ErrorIs(t, l.Maintain(t.Context()), vfs.ErrInjected)
+		require.EqualValues(t, 1, n.Load())
+		on.Store(false)
+		require.NoError(t, l.Close())
+		require.EqualValues(t, 5, recoveryPointOnDisk(t, e.fs, e.dir), "Close wrote the recovery point")
+		l = e.open(Config{Sync: SyncAlways})
+		defer l.Close()
+		require.True(t, l.Recovery().Clean)
+	})
+	t.Run("no recovery-point file", func(t *testing.T) {
+		e := newEnv(t)
+		l := e.open(Config{Sync: SyncAlways})
+		appendEach(t, l, 1_700_000_000_000, "a", "b", "c")
+		require.NoError(t, l.Close())
+		require.NoError(t, e.fs.Remove(filepath.Join(e.dir, recoveryPointFile)))
+		l = e.open(Config{Sync: SyncAlways})
+		require.True(t, l.Recovery().Clean, "the marker gives the recovery point")
+		require.NoError(t, l.Close())
+		_, err := e.fs.Stat(filepath.Join(e.dir, recoveryPointFile))
+		require.NoError(t, err, "Close wrote the recovery-point file")
+		require.EqualValues(t, 3, recoveryPointOnDisk(t, e.fs, e.dir))
+	})
+}
+
+// TestCloseAfterAProcessCrashLeavesDurableCheckpoints: a process that
+// dies between a checkpoint's rename and the fsync of its directory
+// leaves the new file in the page cache only; the next process's Open
+// finds it (rpWritten, startWritten) and its Close skips writing it
+// again. The checkpoint must be durable all the same (Open syncs the
+// directory, and so does the marker's write): a power cut after that
+// Close leaves a log that opens clean, at the offsets it had. The
+// process dies at the recovery point's write (a Maintain), the log
+// start's (DeleteRecords) or the clean-shutdown marker's (a Close that
+// itself skipped both).
+func TestCloseAfterAProcessCrashLeavesDurableCheckpoints(t *testing.T) {
+	for _, dying := range []string{recoveryPointFile, logStartFile, cleanShutdownFile} {
+		t.Run(dying, func(t *testing.T) {
+			mem := vfs.NewMem()
+			var armed, renamed, dead atomic.Bool
+			var created []string
+			var mu sync.Mutex
+			fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				switch {
+				case dead.Load():
+					return vfs.ErrInjected
+				case op == vfs.OpRename && armed.Load() && strings.HasSuffix(name, "/"+dying+tmpSuffix):
+					renamed.Store(true)
+				case op == vfs.OpSyncDir && renamed.Load():
+					dead.Store(true) // the process dies before the fsync
+					return vfs.ErrInjected
+				}
+				return nil
+			}))
+			counting := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+				if op == vfs.OpCreate && strings.HasSuffix(name, tmpSuffix) {
+					mu.Lock()
+					created = append(created, name[strings.LastIndex(name, "/")+1:])
+					mu.Unlock()
+				}
+				return nil
+			}))
+			cfg := Config{Sync: SyncAlways}
+			open := func(fsys vfs.FS) *Log {
+				t.Helper()
+				l, err := Open("/d/t-0", cfg, Options{FS: fsys, Clock: newClock()})
+				require.NoError(t, err)
+				return l
+			}
+
+			l := open(fsys)
+			appendEach(t, l, 1_700_000_000_000, "a", "b", "c")
+			require.NoError(t, l.Close()) // writes both checkpoints
+			l = open(fsys)                // clean: a Close would skip both
+			require.True(t, l.Recovery().Clean)
+			armed.Store(true)
+			var err error
+			switch dying {
+			case recoveryPointFile:
+				appendEach(t, l, 1_700_000_000_001, "d")
+				err = l.Maintain(t.Context())
+			case logStartFile:
+				_, err = l.DeleteRecordsBefore(t.Context(), 2)
+			case cleanShutdownFile:
+				err = l.Close()
+			}
+			require.ErrorIs(t, err, vfs.ErrInjected)
+			require.True(t, dead.Load(), "the process died after the rename")
+			_ = l.Discard() // the dead process's: nothing written, its failure forgotten (a new process)
+			wantStart, wantEnd := int64(0), int64(3)
+			switch dying {
+			case recoveryPointFile:
+				wantEnd = 4
+			case logStartFile:
+				wantStart = 2
+			}
+			// The rename reached the page cache only: a power cut now
+			// would undo it.
+			_, err = mem.Stat(filepath.Join("/d/t-0", dying))
+			require.NoError(t, err)
+			if dying != cleanShutdownFile {
+				want := map[string]int64{recoveryPointFile: wantEnd, logStartFile: wantStart}[dying]
+				off, err := readOffset(mem, "/d/t-0", dying, -1)
+				require.NoError(t, err)
+				require.Equal(t, want, off)
+				off, err = readOffset(mem.CrashClone(vfs.CrashOptions{}), "/d/t-0", dying, -1)
+				require.NoError(t, err)
+				require.NotEqual(t, want, off, "durable already")
+			} else {
+				_, err = mem.CrashClone(vfs.CrashOptions{}).Stat(filepath.Join("/d/t-0", dying))
+				require.ErrorIs(t, err, fs.ErrNotExist, "durable already")
+			}
+
+			l = open(counting)
+			require.Equal(t, Offsets{Start: wantStart, Durable: wantEnd, End: wantEnd}, l.Offsets())
+			mu.Lock()
+			created = nil
+			mu.Unlock()
+			require.NoError(t, l.Close())
+			mu.Lock()
+			require.NotContains(t, created, recoveryPointFile+tmpSuffix, "Close found the recovery point written")
+			require.NotContains(t, created, logStartFile+tmpSuffix, "Close found the log start written")
+			mu.Unlock()
+
+			l = open(mem.CrashClone(vfs.CrashOptions{Reorder: true}))
+			defer l.Close()
+			require.True(t, l.Recovery().Clean, "the power cut after the clean Close")
+			require.Equal(t, Offsets{Start: wantStart, Durable: wantEnd, End: wantEnd}, l.Offsets())
+			require.Equal(t, wantEnd, l.recovery)
+		})
+	}
 }
