@@ -699,10 +699,30 @@ var testHookClosePartition func(*log.Partition)
 // its goroutine (runtime.Goexit), the other calls still run, and then
 // the first such end goes on on the caller's goroutine, as if the call
 // had run there: its panic raised again with its value, or its Goexit.
+// One after another on the caller's goroutine, a panic is held so too,
+// but a Goexit cannot be: it ends that goroutine at once, the calls
+// after it not made.
 func eachAtOnce(n, limit int, f func(i int)) {
 	if limit <= 1 || n <= 1 {
+		var panicked any // the first call's panic
 		for i := range n {
-			f(i)
+			func() {
+				returned := false
+				defer func() {
+					if returned {
+						return
+					}
+					// A Goexit goes on from here (recover gives nil).
+					if v := recover(); panicked == nil {
+						panicked = v // a panic(nil)'s is *runtime.PanicNilError
+					}
+				}()
+				f(i)
+				returned = true
+			}()
+		}
+		if panicked != nil {
+			panic(panicked)
 		}
 		return
 	}

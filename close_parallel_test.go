@@ -157,6 +157,43 @@ func TestCloseInMemoryClosesOneAtATime(t *testing.T) {
 	require.Equal(t, slices.Concat(partitionNames("a", 0, 2), partitionNames("b", 0, 12)), w.check(t, "Close"))
 }
 
+// TestCloseGoesOnPastAPanickingPartition: a panic during a partition's
+// close (the FS's, here a MemFS's: the partitions closed one after
+// another) goes on to Close's caller with its value, once every other
+// partition is closed, cleanly: those after it in name order too, which
+// were left open before.
+func TestCloseGoesOnPastAPanickingPartition(t *testing.T) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	mem := vfs.NewMem()
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpSync && strings.HasPrefix(name, "/data/a-1/") {
+			panic("the FS panics")
+		}
+		return nil
+	}))
+	b, err := Open(Config{Dir: "/data", FS: fsys})
+	require.NoError(t, err)
+	topics := map[string]int{"a": 3, "b": 2}
+	for name, n := range topics {
+		require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: n}))
+		for p := range n {
+			produce(t, b, name, int32(p), "v")
+		}
+	}
+	armed.Store(true)
+	require.PanicsWithValue(t, "the FS panics", func() { _ = b.Close() })
+	for name, n := range topics {
+		for p := range n {
+			if name == "a" && p == 1 {
+				continue
+			}
+			_, err := mem.Stat(filepath.Join("/data", fmt.Sprintf("%s-%d", name, p), "clean-shutdown"))
+			require.NoError(t, err, "%s-%d closed cleanly", name, p)
+		}
+	}
+}
+
 // TestEachAtOnce: eachAtOnce calls f once for each index, at most limit
 // at once, and returns once all have returned; a call that panics or
 // ends its goroutine leaves the others to run, and its end goes on on
@@ -186,16 +223,16 @@ func TestEachAtOnce(t *testing.T) {
 			}
 		}
 	})
-	// ends runs eachAtOnce on a goroutine of its own, f ending the call
-	// of index 3 with end, and reports how that goroutine ended and how
-	// many calls returned.
-	ends := func(end func()) (panicked any, returned bool, done int32) {
+	// ends runs eachAtOnce with limit on a goroutine of its own, f
+	// ending the call of index 3 with end, and reports how that
+	// goroutine ended and how many calls returned.
+	ends := func(limit int, end func()) (panicked any, returned bool, done int32) {
 		var n atomic.Int32
 		finished := make(chan struct{})
 		go func() {
 			defer close(finished)
 			defer func() { panicked = recover() }()
-			eachAtOnce(20, 4, func(i int) {
+			eachAtOnce(20, limit, func(i int) {
 				if i == 3 {
 					end()
 				}
@@ -206,24 +243,33 @@ func TestEachAtOnce(t *testing.T) {
 		<-finished
 		return panicked, returned, n.Load()
 	}
-	t.Run("panic", func(t *testing.T) {
-		panicked, returned, done := ends(func() { panic("the FS panics") })
-		require.Equal(t, "the FS panics", panicked)
-		require.False(t, returned)
-		require.Equal(t, int32(19), done, "the other calls ran")
-	})
-	t.Run("panic nil", func(t *testing.T) {
-		panicked, returned, done := ends(func() { panic(nil) })
-		require.IsType(t, &runtime.PanicNilError{}, panicked)
-		require.False(t, returned)
-		require.Equal(t, int32(19), done)
-	})
-	t.Run("Goexit", func(t *testing.T) {
-		panicked, returned, done := ends(runtime.Goexit)
-		require.Nil(t, panicked, "a Goexit, not a panic")
-		require.False(t, returned, "the caller's goroutine ended")
-		require.Equal(t, int32(19), done)
-	})
+	for _, limit := range []int{1, 4} {
+		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
+			t.Run("panic", func(t *testing.T) {
+				panicked, returned, done := ends(limit, func() { panic("the FS panics") })
+				require.Equal(t, "the FS panics", panicked)
+				require.False(t, returned)
+				require.Equal(t, int32(19), done, "the other calls ran")
+			})
+			t.Run("panic nil", func(t *testing.T) {
+				panicked, returned, done := ends(limit, func() { panic(nil) })
+				require.IsType(t, &runtime.PanicNilError{}, panicked)
+				require.False(t, returned)
+				require.Equal(t, int32(19), done)
+			})
+			t.Run("Goexit", func(t *testing.T) {
+				panicked, returned, done := ends(limit, runtime.Goexit)
+				require.Nil(t, panicked, "a Goexit, not a panic")
+				require.False(t, returned, "the caller's goroutine ended")
+				if limit == 1 {
+					// On the caller's goroutine: the calls after it are not made.
+					require.Equal(t, int32(3), done)
+				} else {
+					require.Equal(t, int32(19), done)
+				}
+			})
+		})
+	}
 }
 
 // watchDeletes is watchCloses for the partitions DeleteTopic discards.
