@@ -199,6 +199,45 @@ func TestCloseGoesOnPastAPanickingPartition(t *testing.T) {
 // ends its goroutine leaves the others to run, and its end goes on on
 // the caller's goroutine.
 func TestEachAtOnce(t *testing.T) {
+	// No more than limit calls at once, by a check that does not hang on
+	// scheduling: the calls under way stay until released, and once limit
+	// have begun, eachAtOnce's goroutine must wait to start the next
+	// (a channel send), not wait for them all (WaitGroup.Wait: every call
+	// started).
+	t.Run("limit held", func(t *testing.T) {
+		const limit, n = 3, 10
+		entered, release := make(chan struct{}, n), make(chan struct{})
+		var in, peak atomic.Int32
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			eachAtOnce(n, limit, func(int) {
+				now := in.Add(1)
+				for p := peak.Load(); now > p && !peak.CompareAndSwap(p, now); p = peak.Load() {
+				}
+				entered <- struct{}{}
+				<-release
+				in.Add(-1)
+			})
+		}()
+		for range limit {
+			<-entered
+		}
+		var sending bool
+		for waiting := false; !waiting; runtime.Gosched() {
+			waiting = stackMatches(func(g string) bool {
+				if !strings.Contains(g, "runnel.eachAtOnce(") || strings.Contains(g, "eachAtOnce.func") {
+					return false
+				}
+				sending = strings.Contains(g, "[chan send")
+				return sending || strings.Contains(g, "sync.(*WaitGroup).Wait(")
+			})
+		}
+		close(release)
+		<-done
+		require.True(t, sending, "eachAtOnce started more than %d calls at once", limit)
+		require.Equal(t, int32(limit), peak.Load())
+	})
 	t.Run("each once", func(t *testing.T) {
 		for _, limit := range []int{0, 1, 3, 8} {
 			for _, n := range []int{0, 1, 2, 7, 50} {
