@@ -142,19 +142,27 @@ func TestCloseOnDiskClosesPartitionsAtOnce(t *testing.T) {
 	}
 }
 
-// TestCloseInMemoryClosesOneAtATime: on any other file system (here a
-// MemFS) Close closes its partitions one after another, in the topics'
-// name order and each topic's partitions in order, so that its
-// file-system operations come in the same order each time.
+// TestCloseInMemoryClosesOneAtATime: on any other file system (a MemFS,
+// a wrapper of the operating system's) Close closes its partitions one
+// after another, in the topics' name order and each topic's partitions
+// in order, so that its file-system operations come in the same order
+// each time.
 func TestCloseInMemoryClosesOneAtATime(t *testing.T) {
-	ctx := context.Background()
-	b, err := Open(Config{})
-	require.NoError(t, err)
-	require.NoError(t, b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: 12}))
-	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
-	w := watchCloses(t, 1)
-	require.NoError(t, b.Close())
-	require.Equal(t, slices.Concat(partitionNames("a", 0, 2), partitionNames("b", 0, 12)), w.check(t, "Close"))
+	for name, cfg := range map[string]func() Config{
+		"MemFS":   func() Config { return Config{} },
+		"wrapper": func() Config { return Config{Dir: t.TempDir(), FS: vfs.WithFaults(vfs.OS, vfs.Count())} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b, err := Open(cfg())
+			require.NoError(t, err)
+			require.NoError(t, b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: 12}))
+			require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 2}))
+			w := watchCloses(t, 1)
+			require.NoError(t, b.Close())
+			require.Equal(t, slices.Concat(partitionNames("a", 0, 2), partitionNames("b", 0, 12)), w.check(t, "Close"))
+		})
+	}
 }
 
 // TestCloseGoesOnPastAPanickingPartition: a panic during a partition's
