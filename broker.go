@@ -449,9 +449,9 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // system several at once, see docs/details.md "Many partitions"), then
 // the directory lock, and returns once its goroutines, and the logs' (an
 // fsync run apart from its waiter), have handed their last lines on to
-// Config.Logger's handler — but
-// a Close that the handler calls on such a line, which returns without
-// waiting for the goroutine it runs on (see Config.Logger). It is
+// Config.Logger's handler — but a Close that the handler calls on such a
+// line, which returns without waiting for the goroutine it runs on (see
+// Config.Logger). It is
 // idempotent; afterwards every method returns ErrClosed. A second call
 // returns once the first has closed the broker. Close takes no ctx: it
 // waits for the file operations under way (a write or fsync is not cut
@@ -621,15 +621,15 @@ func (b *Broker) isClosed() bool { return b.closed.Load() || b.admin == nil }
 // joined error lists the partitions' errors in the topics' name order.
 //
 // On the operating system's file system itself (Config.FS nil or
-// vfs.OS) it closes up to closeParallel partitions at once: a clean
-// close is mostly fsyncs (eleven a partition: its active segment and its
-// two indexes, its four checkpoints and their directory after each), and
-// a disk takes several at once (as Kafka's LogManager closes a
-// directory's logs on a pool of threads). On
-// any other file system (a MemFS, a wrapper, one of the application's)
-// it closes them one after another, in the topics' name order, so that a
-// Close does the same file-system operations in the same order each
-// time (the crash tests fail the k-th of them).
+// vfs.OS) it closes up to partitionsAtOnce partitions at once: a clean
+// close is mostly fsyncs (up to eleven a partition: its active segment
+// and its two indexes, its four checkpoints and their directory after
+// each), and a disk takes several at once (as Kafka's LogManager closes a
+// directory's logs on a pool of threads). On any other file system (a
+// MemFS, a wrapper, one of the application's) it closes them one after
+// another, in the topics' name order, so that a Close does the same
+// file-system operations in the same order each time (the crash tests
+// fail the k-th of them).
 func (b *Broker) closeTopics(holds *[]func()) error {
 	var parts []*log.Partition
 	for _, name := range slices.Sorted(maps.Keys(b.topics)) {
@@ -655,20 +655,20 @@ func (b *Broker) closeTopics(holds *[]func()) error {
 	return errors.Join(errs...)
 }
 
-// closeParallel is how many partitions closeTopics closes at once on the
-// operating system's file system (docs/details.md, "Many partitions",
-// has what it saves).
-const closeParallel = 8
+// partitionsAtOnce is how many partitions the broker closes, opens or
+// deletes at once on the operating system's file system (see atOnce;
+// docs/details.md, "Many partitions", has what it saves).
+const partitionsAtOnce = 8
 
 // atOnce is how many partitions the broker closes (closeTopics), opens
-// (openEach) or deletes (DeleteTopic) at once: closeParallel on the
+// (openEach) or deletes (DeleteTopic) at once: partitionsAtOnce on the
 // operating system's file system itself (Config.FS nil or vfs.OS), one
 // at a time on any other (a MemFS, a wrapper such as vfs.WithFaults, an
 // application's), whose tests fail the k-th file-system operation and
 // must meet the same operations in the same order each run.
 func (b *Broker) atOnce() int {
 	if b.fs == vfs.OS {
-		return closeParallel
+		return partitionsAtOnce
 	}
 	return 1
 }

@@ -105,7 +105,7 @@ func watchOpens(t *testing.T, hold int, during func(topic string, id int)) *atOn
 }
 
 // TestCloseOnDiskClosesPartitionsAtOnce: on the operating system's file
-// system Close closes closeParallel partitions at once, never more, and
+// system Close closes partitionsAtOnce partitions at once, never more, and
 // every one cleanly: each leaves its clean-shutdown marker, and the next
 // Open finds every record.
 func TestCloseOnDiskClosesPartitionsAtOnce(t *testing.T) {
@@ -113,16 +113,16 @@ func TestCloseOnDiskClosesPartitionsAtOnce(t *testing.T) {
 	ctx := context.Background()
 	b, err := Open(Config{Dir: dir})
 	require.NoError(t, err)
-	topics := map[string]int{"b": 2*closeParallel + 1, "a": 3}
+	topics := map[string]int{"b": 2*partitionsAtOnce + 1, "a": 3}
 	for name, n := range topics {
 		require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: n}))
 		for p := range n {
 			produce(t, b, name, int32(p), fmt.Sprintf("%s-%d", name, p))
 		}
 	}
-	w := watchCloses(t, closeParallel)
+	w := watchCloses(t, partitionsAtOnce)
 	require.NoError(t, b.Close())
-	require.Len(t, w.check(t, "Close"), 3+2*closeParallel+1)
+	require.Len(t, w.check(t, "Close"), 3+2*partitionsAtOnce+1)
 	for name, n := range topics {
 		for p := range n {
 			_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%s-%d", name, p), "clean-shutdown"))
@@ -328,7 +328,7 @@ func watchDeletes(t *testing.T, hold int) *atOnceWatch {
 }
 
 // TestDeleteTopicOnDiskDeletesPartitionsAtOnce: on the operating
-// system's file system DeleteTopic discards closeParallel partitions at
+// system's file system DeleteTopic discards partitionsAtOnce partitions at
 // once, never more, and removes every one's directory; on a MemFS one
 // after another, in order.
 func TestDeleteTopicOnDiskDeletesPartitionsAtOnce(t *testing.T) {
@@ -337,10 +337,10 @@ func TestDeleteTopicOnDiskDeletesPartitionsAtOnce(t *testing.T) {
 		t.Run(fmt.Sprint("disk=", onDisk), func(t *testing.T) {
 			dir, cfg, hold := t.TempDir(), Config{FS: vfs.NewMem(), Dir: "/d"}, 1
 			if onDisk {
-				cfg, hold = Config{Dir: dir}, closeParallel
+				cfg, hold = Config{Dir: dir}, partitionsAtOnce
 			}
 			b := open(t, cfg)
-			n := 2*closeParallel + 3
+			n := 2*partitionsAtOnce + 3
 			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n}))
 			require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
 			for p := range n {
@@ -401,23 +401,23 @@ func copyTree(t *testing.T, from, to string) {
 // TestOpenOnDiskOpensPartitionsAtOnce: on the operating system's file
 // system CreateTopic, CreatePartitions and Open (after a crash, each
 // partition recovering its active segment, and after a clean Close) open
-// openParallel partitions at once, never more, and each one whole: the
+// partitionsAtOnce partitions at once, never more, and each one whole: the
 // next Open finds every record.
 func TestOpenOnDiskOpensPartitionsAtOnce(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	b, err := Open(Config{Dir: dir})
 	require.NoError(t, err)
-	n := 2*openParallel + 3
-	w := watchOpens(t, openParallel, nil)
+	n := 2*partitionsAtOnce + 3
+	w := watchOpens(t, partitionsAtOnce, nil)
 	require.NoError(t, b.CreateTopic(ctx, "b", log.TopicConfig{Partitions: n}))
 	require.ElementsMatch(t, partitionNames("b", 0, n), w.check(t, "CreateTopic"))
-	w = watchOpens(t, openParallel, nil)
-	require.NoError(t, b.CreatePartitions(ctx, "b", n+openParallel+1))
-	require.ElementsMatch(t, partitionNames("b", n, n+openParallel+1), w.check(t, "CreatePartitions"))
+	w = watchOpens(t, partitionsAtOnce, nil)
+	require.NoError(t, b.CreatePartitions(ctx, "b", n+partitionsAtOnce+1))
+	require.ElementsMatch(t, partitionNames("b", n, n+partitionsAtOnce+1), w.check(t, "CreatePartitions"))
 	testHookOpenPartition = nil
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 3}))
-	topics := map[string]int{"a": 3, "b": n + openParallel + 1}
+	topics := map[string]int{"a": 3, "b": n + partitionsAtOnce + 1}
 	var all []string
 	for name, count := range topics {
 		for p := range count {
@@ -451,7 +451,7 @@ func TestOpenOnDiskOpensPartitionsAtOnce(t *testing.T) {
 			clean[dir] = ok
 			mu.Unlock()
 		}))
-		w := watchOpens(t, openParallel, nil)
+		w := watchOpens(t, partitionsAtOnce, nil)
 		b, err := Open(Config{Dir: crashed, Logger: logger})
 		require.NoError(t, err)
 		require.ElementsMatch(t, all, w.check(t, "Open after a "+after))
@@ -514,10 +514,10 @@ func TestCreateOnDiskFailingAtOnceCreatesNothing(t *testing.T) {
 		n      int   // the partitions made
 		call   func() error
 	}{
-		{"CreateTopic", "t", []int{5, 3}, 3 * openParallel, func() error {
-			return b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3 * openParallel})
+		{"CreateTopic", "t", []int{5, 3}, 3 * partitionsAtOnce, func() error {
+			return b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 3 * partitionsAtOnce})
 		}},
-		{"CreatePartitions", "g", []int{6, 4}, 2 + 3*openParallel, func() error { return b.CreatePartitions(ctx, "g", 2+3*openParallel) }},
+		{"CreatePartitions", "g", []int{6, 4}, 2 + 3*partitionsAtOnce, func() error { return b.CreatePartitions(ctx, "g", 2+3*partitionsAtOnce) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := func(topic string, id int) {
@@ -528,7 +528,7 @@ func TestCreateOnDiskFailingAtOnceCreatesNothing(t *testing.T) {
 					}
 				}
 			}
-			w := watchOpens(t, openParallel, in)
+			w := watchOpens(t, partitionsAtOnce, in)
 			err := c.call()
 			w.check(t, c.name)
 			testHookOpenPartition = nil
@@ -568,14 +568,14 @@ func TestOpenOnDiskFailingAtOnceClosesWhatItOpened(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	b := open(t, Config{Dir: dir})
-	const n = 3 * openParallel
+	const n = 3 * partitionsAtOnce
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: n}))
 	require.NoError(t, b.Close())
 	bad := []int{6, 3}
 	for _, id := range bad {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("t-%d", id), "recovery-point-checkpoint"), []byte("?"), 0o644))
 	}
-	w := watchOpens(t, openParallel, nil)
+	w := watchOpens(t, partitionsAtOnce, nil)
 	_, err := Open(Config{Dir: dir})
 	w.check(t, "Open")
 	testHookOpenPartition = nil

@@ -363,7 +363,7 @@ func TestHandlerPanicOrGoexitDuringOpenOnDisk(t *testing.T) {
 	for _, end := range []string{"panic", "Goexit"} {
 		t.Run(end, func(t *testing.T) {
 			dir := t.TempDir()
-			const n = 3 * openParallel
+			const n = 3 * partitionsAtOnce
 			b := open(t, Config{Dir: dir})
 			require.NoError(t, b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: n}))
 			require.NoError(t, b.Close())
@@ -386,7 +386,7 @@ func TestHandlerPanicOrGoexitDuringOpenOnDisk(t *testing.T) {
 					failNow()
 				}
 			}))
-			w := watchOpens(t, openParallel, nil)
+			w := watchOpens(t, partitionsAtOnce, nil)
 			opened := false
 			var panicked any
 			rec := testkit.Record(t, func(tb testing.TB) {

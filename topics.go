@@ -236,7 +236,7 @@ type partitionOpen struct {
 // discard it.
 //
 // On the operating system's file system itself it opens up to
-// openParallel partitions at once, as closeTopics closes them: creating
+// partitionsAtOnce partitions at once, as closeTopics closes them: creating
 // a partition is mostly fsyncs (ten: its files, its checkpoints and their
 // directory after each), recovering one after a crash about as many, and a
 // disk takes several at once (as Kafka's LogManager loads a directory's
@@ -305,11 +305,6 @@ func (b *Broker) openEach(todo iter.Seq2[*log.Topic, int], open func(*partitionO
 	}
 	return first
 }
-
-// openParallel is how many partitions openEach opens at once on the
-// operating system's file system (docs/details.md, "Many partitions",
-// has what it saves): closeParallel, as Close closes them.
-const openParallel = closeParallel
 
 // openChunk is how many partitions openEach takes on at a time.
 const openChunk = 1024
