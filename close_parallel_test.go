@@ -35,6 +35,7 @@ type atOnceWatch struct {
 	peak   int
 	begun  []string
 	full   chan struct{}
+	opened bool // full is closed
 	guard  context.Context
 	failed atomic.Bool
 }
@@ -52,8 +53,12 @@ func (w *atOnceWatch) run(name string, during func()) {
 	w.in++
 	w.peak = max(w.peak, w.in)
 	w.begun = append(w.begun, name)
-	if w.in == w.hold && w.hold > 1 {
-		close(w.full) // once: in never passes hold
+	if w.in == w.hold && w.hold > 1 && !w.opened {
+		// Once: in comes back to hold as later partitions replace
+		// those done (a second close, panicking under mu, left every
+		// other call waiting for mu: the test hung).
+		close(w.full)
+		w.opened = true
 	}
 	w.mu.Unlock()
 	if during != nil {
