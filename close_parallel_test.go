@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -435,38 +436,17 @@ func TestOpenOnDiskOpensPartitionsAtOnce(t *testing.T) {
 	require.NoError(t, b.Close())
 
 	for _, after := range []string{"crash", "clean Close"} {
-		var mu sync.Mutex
-		clean := map[string]bool{}
-		logger := slog.New(testkit.LineFunc(func(r slog.Record) {
-			if r.Message != "log opened" {
-				return
-			}
-			var dir string
-			var ok bool
-			r.Attrs(func(a slog.Attr) bool {
-				switch a.Key {
-				case "dir":
-					dir = filepath.Base(a.Value.String())
-				case "clean":
-					ok = a.Value.Bool()
-				}
-				return true
-			})
-			mu.Lock()
-			clean[dir] = ok
-			mu.Unlock()
-		}))
+		logger, opened := openedClean()
 		w := watchOpens(t, partitionsAtOnce, nil)
 		b, err := Open(Config{Dir: crashed, Logger: logger})
 		require.NoError(t, err)
 		require.ElementsMatch(t, all, w.check(t, "Open after a "+after))
 		testHookOpenPartition = nil
-		mu.Lock()
+		clean := opened()
 		require.Len(t, clean, len(all))
 		for _, p := range all {
 			require.Equal(t, after != "crash", clean[p], "%s opened after a %s", p, after)
 		}
-		mu.Unlock()
 		for name, count := range topics {
 			for p := range count {
 				resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: name, Partition: int32(p)}}})
@@ -596,4 +576,36 @@ func TestOpenOnDiskFailingAtOnceClosesWhatItOpened(t *testing.T) {
 	l, err := vfs.OS.Lock(filepath.Join(dir, lockFile))
 	require.NoError(t, err, "the directory released")
 	require.NoError(t, l.Close())
+}
+
+// openedClean returns a Logger that records, from each "log opened" line,
+// whether the log in that directory (named by its base) opened clean,
+// and a function that returns a copy of what it recorded.
+func openedClean() (*slog.Logger, func() map[string]bool) {
+	var mu sync.Mutex
+	clean := map[string]bool{}
+	logger := slog.New(testkit.LineFunc(func(r slog.Record) {
+		if r.Message != "log opened" {
+			return
+		}
+		var dir string
+		var ok bool
+		r.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "dir":
+				dir = filepath.Base(a.Value.String())
+			case "clean":
+				ok = a.Value.Bool()
+			}
+			return true
+		})
+		mu.Lock()
+		clean[dir] = ok
+		mu.Unlock()
+	}))
+	return logger, func() map[string]bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(clean)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -326,27 +325,12 @@ func TestHandlerPanicOrGoexitDuringOpenReleasesTheDirectory(t *testing.T) {
 			require.False(t, opened, "Open returned")
 			require.Equal(t, end == "Goexit", rec.Failed())
 
-			clean := map[string]bool{}
-			b, err := Open(Config{FS: mem, Dir: "/data", Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-				if r.Message != "log opened" {
-					return
-				}
-				var dir string
-				var ok bool
-				r.Attrs(func(a slog.Attr) bool {
-					switch a.Key {
-					case "dir":
-						dir = a.Value.String()
-					case "clean":
-						ok = a.Value.Bool()
-					}
-					return true
-				})
-				clean[filepath.ToSlash(dir)] = ok
-			}))})
+			logger, openedLogs := openedClean()
+			b, err := Open(Config{FS: mem, Dir: "/data", Logger: logger})
 			require.NoError(t, err, "the directory is free again")
-			require.True(t, clean["/data/t-0"], "t-0 was closed: %v", clean)
-			require.True(t, clean["/data/t-1"], "t-1, whose line the handler did not return from, was closed: %v", clean)
+			clean := openedLogs()
+			require.True(t, clean["t-0"], "t-0 was closed: %v", clean)
+			require.True(t, clean["t-1"], "t-1, whose line the handler did not return from, was closed: %v", clean)
 			require.NoError(t, b.Close())
 		})
 	}
@@ -404,31 +388,11 @@ func TestHandlerPanicOrGoexitDuringOpenOnDisk(t *testing.T) {
 				require.Equal(t, "the handler panics", panicked)
 			}
 
-			var mu sync.Mutex
-			clean := map[string]bool{}
-			b, err := Open(Config{Dir: dir, Logger: slog.New(testkit.LineFunc(func(r slog.Record) {
-				if r.Message != "log opened" {
-					return
-				}
-				var dir string
-				var ok bool
-				r.Attrs(func(a slog.Attr) bool {
-					switch a.Key {
-					case "dir":
-						dir = filepath.Base(a.Value.String())
-					case "clean":
-						ok = a.Value.Bool()
-					}
-					return true
-				})
-				mu.Lock()
-				clean[dir] = ok
-				mu.Unlock()
-			}))})
+			logger, openedLogs := openedClean()
+			b, err := Open(Config{Dir: dir, Logger: logger})
 			require.NoError(t, err, "the directory is free again")
 			require.NoError(t, b.Close())
-			mu.Lock()
-			defer mu.Unlock()
+			clean := openedLogs()
 			require.Len(t, clean, n)
 			for id := range n {
 				require.True(t, clean[fmt.Sprintf("t-%d", id)], "t-%d was closed: %v", id, clean)

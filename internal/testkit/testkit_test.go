@@ -111,17 +111,25 @@ func TestSeedsChild(t *testing.T) {
 	}
 }
 
+// failingSeedsChild runs the tests of pattern in a child of the test
+// binary, TestSeedsChild in mode with the seeds' variables cleared and
+// then env set, requires that it fails, and returns its output.
+func failingSeedsChild(t *testing.T, mode, pattern string, env ...string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run="+pattern, "-test.v")
+	cmd.Env = append(os.Environ(), append([]string{"RUNNEL_TESTKIT_CHILD=" + mode, "RUNNEL_TESTKIT_SEEDS=", "RUNNEL_TESTKIT_SEEDS_BASE="}, env...)...)
+	out, err := cmd.CombinedOutput()
+	SkipIfCannotExec(t, err)
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	return string(out)
+}
+
 // TestSeedsStops: Seeds stops after three seeds failed, and fails a test
 // whose $ENV is no positive number, or whose $ENV_BASE is no number.
 func TestSeedsStops(t *testing.T) {
 	child := func(mode string, env ...string) string {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSeedsChild$", "-test.v")
-		cmd.Env = append(os.Environ(), append([]string{"RUNNEL_TESTKIT_CHILD=" + mode, "RUNNEL_TESTKIT_SEEDS=", "RUNNEL_TESTKIT_SEEDS_BASE="}, env...)...)
-		out, err := cmd.CombinedOutput()
-		SkipIfCannotExec(t, err)
-		var exit *exec.ExitError
-		require.ErrorAs(t, err, &exit, "%s", out)
-		return string(out)
+		return failingSeedsChild(t, mode, "^TestSeedsChild$", env...)
 	}
 	out := child("fail")
 	require.Equal(t, 3, strings.Count(out, "--- FAIL: TestSeedsChild/seed="), out)
@@ -141,13 +149,7 @@ func TestSeedsStops(t *testing.T) {
 // alone, and it fails again there.
 func TestSeedsReplay(t *testing.T) {
 	run := func(mode, pattern string, env ...string) string {
-		cmd := exec.Command(os.Args[0], "-test.run="+pattern, "-test.v")
-		cmd.Env = append(os.Environ(), append([]string{"RUNNEL_TESTKIT_CHILD=" + mode, "RUNNEL_TESTKIT_SEEDS=", "RUNNEL_TESTKIT_SEEDS_BASE="}, env...)...)
-		out, err := cmd.CombinedOutput()
-		SkipIfCannotExec(t, err)
-		var exit *exec.ExitError
-		require.ErrorAs(t, err, &exit, "%s", out)
-		return string(out)
+		return failingSeedsChild(t, mode, pattern, env...)
 	}
 	for _, tc := range []struct {
 		mode string
