@@ -1238,10 +1238,10 @@ func (l *Log) writeRecoveryUnlessHeldLocked(off int64) error {
 }
 
 // writeStartLocked writes offset to the log-start checkpoint, with mu
-// held, unless the file holds it already (startWritten) and always is
-// false, and records what the write left.
-func (l *Log) writeStartLocked(offset int64, always bool) error {
-	if !always && l.startWritten == offset {
+// held, unless the file holds it already (startWritten), and records
+// what the write left.
+func (l *Log) writeStartLocked(offset int64) error {
+	if l.startWritten == offset {
 		return nil
 	}
 	if err := writeOffset(l.fs, l.dir, logStartFile, offset); err != nil {

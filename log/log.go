@@ -1481,7 +1481,7 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 	if err := l.writeRecoveryUnlessHeldLocked(next); err != nil {
 		return err
 	}
-	if err := l.writeStartLocked(l.start.Load(), false); err != nil {
+	if err := l.writeStartLocked(l.start.Load()); err != nil {
 		return err
 	}
 	active := segs[len(segs)-1]

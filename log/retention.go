@@ -124,7 +124,7 @@ func (l *Log) setStartLocked(offset int64) error {
 			return l.fence(err)
 		}
 	}
-	if err := l.writeStartLocked(offset, true); err != nil {
+	if err := l.writeStartLocked(offset); err != nil {
 		if placed := (*inPlaceError)(nil); errors.As(err, &placed) {
 			// The checkpoint is in place: the next Open starts the log at
 			// offset, and so do the reads until then (no write comes:
