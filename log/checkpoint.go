@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -148,7 +150,8 @@ func (e *inPlaceError) Unwrap() error { return e.err }
 // readCheckpoint reads a checkpoint of entries with width integers each,
 // of either version. A missing file gives nil entries and no error.
 func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error) {
-	return readCheckpointLimit(fsys, dir, name, width, maxCheckpointBytes)
+	rows, _, err := readCheckpointLimit(fsys, dir, name, width, maxCheckpointBytes)
+	return rows, err
 }
 
 // readSnapshotRows reads a producer-state snapshot (rows of 6 integers)
@@ -157,21 +160,33 @@ func readCheckpoint(fsys vfs.FS, dir, name string, width int) ([][]int64, error)
 // batch of each producer id, and no bound on their number: see
 // Options.ProducerExpiration).
 func readSnapshotRows(fsys vfs.FS, dir, name string) ([][]int64, error) {
-	return readCheckpointLimit(fsys, dir, name, 6, math.MaxInt)
+	rows, _, err := readSnapshotRowsSum(fsys, dir, name)
+	return rows, err
+}
+
+// readSnapshotRowsSum is readSnapshotRows that also gives the xxhash of
+// the file's bytes (see Log.snapHeld).
+func readSnapshotRowsSum(fsys vfs.FS, dir, name string) ([][]int64, uint64, error) {
+	rows, data, err := readCheckpointLimit(fsys, dir, name, 6, math.MaxInt)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rows, xxhash.Sum64(data), nil
 }
 
 // readCheckpointLimit is readCheckpoint of a file of at most limit bytes
-// (a larger one is ErrBadCheckpoint).
-func readCheckpointLimit(fsys vfs.FS, dir, name string, width int, limit int64) ([][]int64, error) {
+// (a larger one is ErrBadCheckpoint); it gives the file's bytes too.
+func readCheckpointLimit(fsys vfs.FS, dir, name string, width int, limit int64) ([][]int64, []byte, error) {
 	path := filepath.Join(dir, name)
 	data, err := readFile(fsys, path, limit)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return parseCheckpoint(data, width, path)
+	rows, err := parseCheckpoint(data, width, path)
+	return rows, data, err
 }
 
 // maxCheckpointBytes bounds the size of the checkpoint files but the

@@ -174,6 +174,12 @@ type Log struct {
 	// snapshots are the offsets of the producer-state snapshot files, in
 	// order (mu; see snapshots.go).
 	snapshots []int64
+	// snapHeld is a snapshot file whose bytes the log knows: the one Open
+	// loaded, then the one written last, off -1 once a write to it fails
+	// (the file may hold either bytes). Close writes the snapshot as of
+	// the log end unless it is listed (snapshots: a file removed is
+	// unlisted) and snapHeld has its bytes (mu).
+	snapHeld heldSnapshot
 	// producerExpiration is Options.ProducerExpiration, defaulted.
 	producerExpiration time.Duration
 	// goFunc is Options.Go (nil: a go statement).
@@ -568,7 +574,7 @@ func (l *Log) open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	l.startWritten = -1
+	l.startWritten, l.snapHeld = -1, heldSnapshot{off: -1}
 	if slices.Contains(names, logStartFile) {
 		l.startWritten = start
 	}
@@ -1469,15 +1475,16 @@ func (l *Log) shutdownLocked(segs []*segment.Segment) error {
 		}
 	}
 	next := l.next.Load()
-	if err := l.snapshotProducersLocked(); err != nil {
+	// A checkpoint or snapshot that holds already what Close would write
+	// (an idle partition's: its last Maintain wrote its recovery point,
+	// Open found them) is left as it is, two fsyncs and a rename each
+	// saved: its content was synced before its rename, and the marker's
+	// fsync of the directory below makes the rename durable, should a
+	// process that ended before that fsync have left it in the page cache
+	// alone.
+	if err := l.writeSnapshotLocked(false); err != nil {
 		return err
 	}
-	// A checkpoint that holds already what Close would write (an idle
-	// partition's: its last Maintain wrote its recovery point, Open found
-	// both) is left as it is, two fsyncs and a rename each saved: its
-	// content was synced before its rename, and the marker's fsync of the
-	// directory below makes the rename durable, should a process that
-	// ended before that fsync have left it in the page cache alone.
 	if err := l.writeRecoveryUnlessHeldLocked(next); err != nil {
 		return err
 	}

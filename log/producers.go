@@ -377,20 +377,28 @@ type snapshotFile struct {
 // readSnapshot reads and decodes the snapshot f as of now (Unix ns). A
 // malformed one gives an error matching ErrBadCheckpoint.
 func (l *Log) readSnapshot(f snapshotFile, now int64) (producers, error) {
-	rows := f.rows
+	ps, _, err := l.readSnapshotSum(f, now)
+	return ps, err
+}
+
+// readSnapshotSum is readSnapshot that also gives the xxhash of the
+// file's bytes (see snapHeld); 0 for the file of an older runnel, read
+// already.
+func (l *Log) readSnapshotSum(f snapshotFile, now int64) (producers, uint64, error) {
+	rows, sum := f.rows, uint64(0)
 	if rows == nil {
 		var err error
-		if rows, err = readSnapshotRows(l.fs, l.dir, f.name); err != nil {
-			return nil, err
+		if rows, sum, err = readSnapshotRowsSum(l.fs, l.dir, f.name); err != nil {
+			return nil, 0, err
 		}
 	}
 	if len(rows) == 0 || rows[0][0] != -1 || rows[0][1] != f.off {
-		return nil, fmt.Errorf("%w: %s: no header row of offset %d", ErrBadCheckpoint, filepath.Join(l.dir, f.name), f.off)
+		return nil, 0, fmt.Errorf("%w: %s: no header row of offset %d", ErrBadCheckpoint, filepath.Join(l.dir, f.name), f.off)
 	}
 	if r := badSnapshotRow(rows[1:]); r != nil {
-		return nil, fmt.Errorf("%w: %s: row %v is no producer's", ErrBadCheckpoint, filepath.Join(l.dir, f.name), r)
+		return nil, 0, fmt.Errorf("%w: %s: row %v is no producer's", ErrBadCheckpoint, filepath.Join(l.dir, f.name), r)
 	}
-	return producersFromRows(rows[1:], now), nil
+	return producersFromRows(rows[1:], now), sum, nil
 }
 
 // badSnapshotRow returns the first of a snapshot's rows (after its
@@ -466,30 +474,35 @@ func (l *Log) loadProducers(ctx context.Context, offs []int64, legacy bool) erro
 	}
 	// load returns the first snapshot of files, in the order of seq, that
 	// can be read.
-	load := func(seq func(yield func(int, snapshotFile) bool)) (*snapshotFile, producers, error) {
+	load := func(seq func(yield func(int, snapshotFile) bool)) (*snapshotFile, producers, uint64, error) {
 		for _, f := range seq {
-			ps, err := l.readSnapshot(f, now)
+			ps, sum, err := l.readSnapshotSum(f, now)
 			if errors.Is(err, ErrBadCheckpoint) {
 				l.lockedLog.Warn("producer-state snapshot unreadable: skipped", "dir", l.dir, "file", f.name, "err", err)
 				continue
 			}
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, 0, err
 			}
-			return &f, ps, nil
+			return &f, ps, sum, nil
 		}
-		return nil, nil, nil
+		return nil, nil, 0, nil
 	}
 	at := sort.Search(len(files), func(i int) bool { return files[i].off > end })
 	first := sort.Search(len(files), func(i int) bool { return files[i].off >= start })
-	below, ps, err := load(slices.Backward(files[first:at]))
+	below, ps, sum, err := load(slices.Backward(files[first:at]))
 	if err != nil {
 		return err
+	}
+	if below != nil && below.rows == nil {
+		// What the file holds, which a Close at its offset need not
+		// write again.
+		l.snapHeld = heldSnapshot{off: below.off, sum: sum}
 	}
 	var past producers // the snapshot past the end, its batches there dropped
 	var lost map[int64]lostHead
 	if below == nil || below.off < end {
-		f, snap, err := load(slices.All(files[at:]))
+		f, snap, _, err := load(slices.All(files[at:]))
 		if err != nil {
 			return err
 		}

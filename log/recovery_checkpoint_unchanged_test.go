@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -325,4 +326,81 @@ func TestCloseAfterAProcessCrashLeavesDurableCheckpoints(t *testing.T) {
 			require.Equal(t, wantEnd, l.recovery)
 		})
 	}
+}
+
+// TestCloseWritesTheProducerSnapshotOnlyWhenChanged: Close writes the
+// producer-state snapshot as of the log end only when the file there does
+// not hold the bytes it would write (snapHeld): not after an Open that
+// loaded it, with or without an idle Maintain between; but when the log
+// end moved, and when the state at the same end changed (an id expired),
+// so that the next Open loads the state Close left.
+func TestCloseWritesTheProducerSnapshotOnlyWhenChanged(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var created []string
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && strings.HasSuffix(name, snapshotSuffix+tmpSuffix) {
+			mu.Lock()
+			defer mu.Unlock()
+			created = append(created, strings.TrimSuffix(name[strings.LastIndex(name, "/")+1:], tmpSuffix))
+		}
+		return nil
+	}))
+	clock := newClock()
+	open := func() *Log {
+		t.Helper()
+		l, err := Open("/d/t-0", Config{Sync: SyncAlways, RetentionTime: -1}, Options{FS: fsys, Clock: clock, ProducerExpiration: time.Hour})
+		require.NoError(t, err)
+		return l
+	}
+	// closeWrites closes l and returns the snapshots its Close wrote.
+	closeWrites := func(l *Log) []string {
+		t.Helper()
+		mu.Lock()
+		created = nil
+		mu.Unlock()
+		require.NoError(t, l.Close())
+		mu.Lock()
+		defer mu.Unlock()
+		return created
+	}
+
+	l := open()
+	_, err := l.Append(ctx, producerBatch1(t, 7, clock.Now().UnixMilli()), AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{snapshotName(1)}, closeWrites(l), "a new state's Close writes it")
+
+	l = open()
+	require.Empty(t, closeWrites(l), "Open loaded the snapshot Close would write")
+
+	l = open()
+	require.NoError(t, l.Maintain(ctx))
+	require.Empty(t, closeWrites(l), "an idle Maintain changes nothing")
+
+	l = open()
+	_, err = l.Append(ctx, valueBatch(t, clock.Now().UnixMilli(), "a"), AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{snapshotName(2)}, closeWrites(l), "the log end moved")
+
+	l = open()
+	require.Len(t, l.producers, 1)
+	clock.Advance(2 * time.Hour)
+	require.NoError(t, l.Maintain(ctx)) // forgets id 7, expired
+	require.Empty(t, l.producers)
+	require.Equal(t, []string{snapshotName(2)}, closeWrites(l), "the state at the same end changed")
+
+	l = open()
+	require.Empty(t, l.producers, "Open loads the state Close left")
+	require.Equal(t, int64(2), l.info.ProducerSnapshot)
+	// The file Open loaded goes with a truncation; the same state at the
+	// same end again is no file there.
+	_, err = l.TruncateTo(1)
+	require.NoError(t, err)
+	_, err = l.Append(ctx, valueBatch(t, clock.Now().UnixMilli(), "b"), AppendOptions{})
+	require.NoError(t, err)
+	require.Equal(t, []string{snapshotName(2)}, closeWrites(l), "the file it held was removed")
+
+	l = open()
+	defer l.Close()
+	require.Equal(t, int64(2), l.info.ProducerSnapshot)
 }

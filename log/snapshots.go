@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/runnel/runnel/segment"
 )
 
@@ -19,7 +21,8 @@ import (
 //
 // A snapshot is written when a segment rolls (under SyncNever too, though
 // what it covers is not synced yet), when the recovery point moves with an
-// fsync, at a clean Close, after a recovery at Open, after a truncation,
+// fsync, at a clean Close (unless the file as of the log end holds its
+// bytes already: see snapHeld), after a recovery at Open, after a truncation,
 // and when DeleteRecordsBefore or retention moves the log start offset
 // past every snapshot (as of the log end: those below the new start go,
 // and Open would otherwise replay the state from the start, past the
@@ -79,19 +82,41 @@ func snapshotOffsets(names []string) []int64 {
 // needsSnapshotLocked): a rename that failed placed nothing. A write
 // that failed before its rename (a *notWrittenError: the disk full)
 // placed nothing either, and unlists the offset it listed.
-func (l *Log) snapshotProducersLocked() error {
+func (l *Log) snapshotProducersLocked() error { return l.writeSnapshotLocked(true) }
+
+// heldSnapshot is a snapshot file whose bytes the log knows (Log.snapHeld):
+// its offset (-1: none) and the xxhash of its bytes.
+type heldSnapshot struct {
+	off int64
+	sum uint64
+}
+
+// writeSnapshotLocked is snapshotProducersLocked, but for always false
+// it leaves the snapshot file as of the log end as it is if it holds the
+// bytes it would write already (snapHeld), and only prunes: Close's, which
+// syncs the directory after (see shutdownLocked).
+func (l *Log) writeSnapshotLocked(always bool) error {
 	off := l.next.Load()
+	data := appendCheckpoint(nil, checkpointV1, append([][]int64{{-1, off, 0, 0, 0, 0}}, l.producers.rows()...))
+	sum := xxhash.Sum64(data)
 	i, found := slices.BinarySearch(l.snapshots, off)
+	if !always && found && l.snapHeld == (heldSnapshot{off: off, sum: sum}) {
+		l.pruneSnapshotsLocked()
+		return nil
+	}
 	if !found {
 		l.snapshots = slices.Insert(l.snapshots, i, off)
 	}
-	rows := append([][]int64{{-1, off, 0, 0, 0, 0}}, l.producers.rows()...)
-	if err := writeCheckpoint(l.fs, l.dir, snapshotName(off), checkpointV1, rows); err != nil {
+	if l.snapHeld.off == off {
+		l.snapHeld.off = -1 // until the write succeeds
+	}
+	if err := writeFileAtomic(l.fs, l.dir, snapshotName(off), data); err != nil {
 		if !found && errors.As(err, new(*notWrittenError)) {
 			l.snapshots = slices.Delete(l.snapshots, i, i+1)
 		}
 		return err
 	}
+	l.snapHeld = heldSnapshot{off: off, sum: sum}
 	l.pruneSnapshotsLocked()
 	return nil
 }
