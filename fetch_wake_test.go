@@ -266,3 +266,40 @@ func TestFetchWokenByAppend(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchNotWokenByFlushTick: a long poll at the log end of a
+// SyncPeriodic topic sleeps through the flush.ms flushes of the broker's
+// maintenance, made at its timer ticks: they move no high watermark (the
+// log end, which the append moved). Only the append wakes it. Before,
+// each flush that advanced the durable offset woke every fetch waiting
+// on the partition, to read it again and find nothing (mutant: the read
+// count is 2 after the ticks).
+func TestFetchNotWokenByFlushTick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: time.Second})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1,
+			Config: log.Config{Sync: log.SyncPeriodic, FlushInterval: time.Second}}))
+		produce(t, b, "t", 0, "a")
+		p, err := b.partition(t.Context(), "t", 0, false)
+		require.NoError(t, err)
+		require.Zero(t, p.Log().DurableOffset(), "not flushed yet")
+		var reads atomic.Int32
+		testHookFetchRead = func() { reads.Add(1) }
+		defer func() { testHookFetchRead = nil }()
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
+			Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+		synctest.Wait()
+		require.EqualValues(t, 1, reads.Load(), "the first read")
+		time.Sleep(10 * time.Second) // ten maintenance ticks
+		synctest.Wait()
+		require.EqualValues(t, 1, p.Log().DurableOffset(), "a tick flushed the append")
+		require.EqualValues(t, 1, reads.Load(), "a tick woke the fetch")
+		t0 := time.Now()
+		produce(t, b, "t", 0, "b")
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, t0, a.at)
+		require.Equal(t, []string{"b"}, values(t, a.resp.Partitions[0].Records))
+		require.EqualValues(t, 2, reads.Load(), "one read at the append's wake")
+	})
+}

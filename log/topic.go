@@ -80,9 +80,22 @@ func NewPartition(topic string, id int32, l *Log) *Partition {
 	}
 	p := &Partition{topic: topic, id: id, mu: newHoldLock(), changed: make(chan struct{})}
 	p.log.Store(l)
-	l.OnDurable(p.notify)
-	l.OnCut(p.notify)
+	p.watch(l)
 	return p
+}
+
+// watch has l wake the partition's readers (see Changed) when its high
+// watermark may have moved or records were cut: at each fsync that
+// advanced the durable offset only where that is the high watermark
+// (SyncAlways). Elsewhere the append woke them, and an fsync — a
+// flush.messages or flush.ms flush, Maintain's at a timer tick, a Flush —
+// moves nothing they wait for: it woke every reader waiting at the log
+// end, each to read and find nothing.
+func (p *Partition) watch(l *Log) {
+	if durableWatermark(l) {
+		l.OnDurable(p.notify)
+	}
+	l.OnCut(p.notify)
 }
 
 // Topic is the partition's topic name.
@@ -150,6 +163,11 @@ func offsetsOf(l *Log) PartitionOffsets {
 	return PartitionOffsets{LogStart: o.Start, HighWatermark: watermarkOf(l, o.Durable, o.End), LogEnd: o.End}
 }
 
+// durableWatermark reports whether the high watermark of a partition
+// whose log is l is its durable offset (SyncAlways), which an fsync
+// moves, rather than its end, which an append moves.
+func durableWatermark(l *Log) bool { return l.Config().Sync == SyncAlways }
+
 // highWatermark is the high watermark of a partition whose log is l.
 func highWatermark(l *Log) int64 { return watermarkOf(l, l.DurableOffset(), l.LogEndOffset()) }
 
@@ -157,7 +175,7 @@ func highWatermark(l *Log) int64 { return watermarkOf(l, l.DurableOffset(), l.Lo
 // the given durable and end offsets: the durable offset under SyncAlways
 // (acknowledged once fsynced), else the end.
 func watermarkOf(l *Log, durable, end int64) int64 {
-	if l.Config().Sync == SyncAlways {
+	if durableWatermark(l) {
 		return durable
 	}
 	return end
@@ -270,7 +288,7 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 	err = p.failed(err)
 	// Under SyncAlways the high watermark moves with the fsync, whose
 	// OnDurable callback has woken the readers already.
-	durable := l.Config().Sync == SyncAlways
+	durable := durableWatermark(l)
 	p.runlock(l)
 	if err == nil && !res.Duplicate && !durable {
 		p.notify()
@@ -291,7 +309,7 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 		return AppendResult{LogAppendTime: -1}, Durability{}, err
 	}
 	res, d, err := l.AppendAsync(ctx, data, opts)
-	durable := l.Config().Sync == SyncAlways
+	durable := durableWatermark(l)
 	err = p.failed(err)
 	p.runlock(l)
 	if err == nil && !res.Duplicate && !durable {
@@ -661,8 +679,7 @@ func (p *Partition) openLocked(open func() (*Log, error)) error {
 		return err
 	}
 	l.keepSegmentTimes(times)
-	l.OnDurable(p.notify)
-	l.OnCut(p.notify)
+	p.watch(l)
 	p.log.Store(l)
 	p.reopenErr, p.retry = nil, nil
 	return nil

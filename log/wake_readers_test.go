@@ -100,3 +100,40 @@ func TestPartitionAppendWakesReaders(t *testing.T) {
 	require.True(t, res.Duplicate)
 	require.False(t, closed(ch), "a duplicate woke the readers")
 }
+
+// TestFsyncWakesReadersOnlyUnderSyncAlways: an fsync that advances the
+// durable offset wakes the readers waiting on Changed where the durable
+// offset is the high watermark (SyncAlways), and only there: under
+// SyncPeriodic and SyncNever the high watermark is the log end, which the
+// append moved and woke them for, and a flush (a Flush, flush.messages,
+// or flush.ms at a maintenance tick) moves nothing they wait for
+// (mutant: every such fsync woke every reader at the log end, each to
+// read and find nothing).
+func TestFsyncWakesReadersOnlyUnderSyncAlways(t *testing.T) {
+	for _, sync := range []SyncPolicy{SyncAlways, SyncPeriodic, SyncNever} {
+		t.Run(sync.String(), func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(Config{Sync: sync})
+			p := NewPartition("t", 0, l)
+			defer p.Close()
+			_, _, err := p.AppendAsync(t.Context(), valueBatch(t, 1, "a"), AppendOptions{})
+			require.NoError(t, err)
+			ch := p.Changed()
+			hw := p.HighWatermark()
+			require.NoError(t, l.Flush(t.Context()))
+			require.EqualValues(t, 1, l.DurableOffset(), "the flush fsynced the append")
+			if sync == SyncAlways {
+				require.Zero(t, hw)
+				require.EqualValues(t, 1, p.HighWatermark())
+				requireWoken(t, ch, "an fsync that moved the high watermark")
+				return
+			}
+			require.EqualValues(t, 1, hw)
+			select {
+			case <-ch:
+				t.Fatal("an fsync that did not move the high watermark woke the readers")
+			default:
+			}
+		})
+	}
+}
