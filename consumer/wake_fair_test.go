@@ -1,6 +1,7 @@
 package consumer_test
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -10,6 +11,8 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/producer"
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -134,4 +137,144 @@ func TestFairMinBytesAcrossPartitions(t *testing.T) {
 			require.Equal(t, t0, time.Now())
 		}
 	})
+}
+
+// Many consumers long-poll the partitions of one broker while producers
+// write to them, one record per ProduceSync: every consumer sees every
+// record of its partitions exactly once, in offset order, the values
+// the producers' acknowledgements put there, and never a high watermark
+// lower than one seen before. Half the consumers read partition 0 alone
+// (the fetch waits on one partition), half both partitions. In fake time
+// a lost wake-up shows: a consumer waiting while an append lands, left
+// asleep, answers only at its FetchMaxWait (an hour), once everything
+// else is done, where every Poll answers at once, at the fake instant of
+// the append it waits for (mutants: no wake-up at an fsync that moves
+// the high watermark, or at an append that does). The topic acknowledges
+// after an fsync (the fsync wakes the consumers) or without one (the
+// append does). Run it with -race; -short runs fewer clients.
+func TestManyConsumersManyProducersSeeEveryRecord(t *testing.T) {
+	consumers, producers, each := 200, 8, 25
+	if testing.Short() {
+		consumers, producers, each = 40, 4, 15
+	}
+	for _, sync := range []log.SyncPolicy{log.SyncAlways, log.SyncNever} {
+		t.Run(sync.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				manyClients(t, log.Config{Sync: sync}, consumers, producers, each)
+			})
+		})
+	}
+}
+
+// manyClients is TestManyConsumersManyProducersSeeEveryRecord's run on
+// a topic of config cfg.
+func manyClients(t *testing.T, cfg log.Config, consumers, producers, each int) {
+	const parts = 2
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: parts, Config: cfg}))
+	var want [parts]int // the records each partition gets
+	for i := range producers {
+		for seq := range each {
+			want[(i+seq)%parts]++
+		}
+	}
+
+	type seen struct {
+		values [parts][]string
+	}
+	got := make([]seen, consumers)
+	var wg sync.WaitGroup
+	for i := range consumers {
+		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
+		require.NoError(t, err)
+		defer c.Close()
+		mine := []int32{0}
+		if i%2 == 1 {
+			mine = append(mine, 1)
+		}
+		for _, p := range mine {
+			require.NoError(t, c.Assign("t", p, consumer.Start()))
+		}
+		wg.Go(func() {
+			hw := [parts]int64{}
+			left := 0
+			for _, p := range mine {
+				left += want[p]
+			}
+			for left > 0 {
+				t0 := time.Now()
+				fs, err := c.Poll(t.Context())
+				if !assert.NoError(t, err, "consumer %d", i) {
+					return
+				}
+				if time.Since(t0) >= time.Hour {
+					t.Errorf("consumer %d: a Poll waited out FetchMaxWait, %d records short: an append did not wake it", i, left)
+					return
+				}
+				for _, f := range fs {
+					p := f.Partition
+					if !assert.NoError(t, f.Err, "consumer %d", i) {
+						return
+					}
+					assert.GreaterOrEqual(t, f.HighWatermark, hw[p], "consumer %d partition %d: the high watermark went back", i, p)
+					hw[p] = f.HighWatermark
+					for r, err := range f.Records() {
+						if !assert.NoError(t, err) {
+							return
+						}
+						vs := &got[i].values[p]
+						if !assert.EqualValues(t, len(*vs), r.Offset, "consumer %d partition %d: offsets in order, each once", i, p) {
+							return
+						}
+						assert.Less(t, r.Offset, f.HighWatermark)
+						*vs = append(*vs, string(r.Value))
+						left--
+					}
+				}
+			}
+		})
+	}
+	synctest.Wait() // every consumer waits
+
+	var mu sync.Mutex
+	var acked [parts]map[int64]string // offset -> value, as acknowledged
+	for p := range acked {
+		acked[p] = map[int64]string{}
+	}
+	var pwg sync.WaitGroup
+	for i := range producers {
+		pr, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
+		require.NoError(t, err)
+		defer pr.Close()
+		pwg.Go(func() {
+			for seq := range each {
+				r := &record.Record{Topic: "t", Partition: int32((i + seq) % parts), Value: fmt.Appendf(nil, "%d-%d", i, seq)}
+				if !assert.NoError(t, pr.ProduceSync(t.Context(), r)) {
+					return
+				}
+				mu.Lock()
+				acked[r.Partition][r.Offset] = string(r.Value)
+				mu.Unlock()
+			}
+		})
+	}
+	pwg.Wait()
+	wg.Wait()
+	for p := range parts {
+		require.Len(t, acked[p], want[p])
+		order := make([]string, want[p])
+		for off, v := range acked[p] {
+			require.Less(t, off, int64(want[p]), "partition %d: offsets 0 to %d", p, want[p]-1)
+			order[off] = v
+		}
+		for i := range got {
+			if p == 1 && i%2 == 0 {
+				require.Empty(t, got[i].values[p])
+				continue
+			}
+			require.Equal(t, order, got[i].values[p], "consumer %d partition %d", i, p)
+		}
+	}
 }
