@@ -452,8 +452,10 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // Config.Logger's handler — but a Close that the handler calls on such a
 // line, which returns without waiting for the goroutine it runs on (see
 // Config.Logger). It is
-// idempotent; afterwards every method returns ErrClosed. A second call
-// returns once the first has closed the broker. Close takes no ctx: it
+// idempotent; afterwards every method returns ErrClosed, and the broker
+// holds none of its topics (an in-memory broker's records go with them),
+// though a closed client or a test's cleanup still references it. A
+// second call returns once the first has closed the broker. Close takes no ctx: it
 // waits for the file operations under way (a write or fsync is not cut
 // short), so on a disk that hangs it returns once the disk answers; the
 // calls waiting behind such an operation (for the partition's log, or its
@@ -502,7 +504,28 @@ func (b *Broker) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.closeTopics(&holds)
-	return errors.Join(err, b.lock.Close())
+	err = errors.Join(err, b.lock.Close())
+	b.release()
+	return err
+}
+
+// release lets go of what the broker held of its storage, once Close has
+// closed every partition's log and released the directory: its topics
+// (their partitions and closed logs), its file system and its lock. A
+// closed broker may stay referenced for long — by a closed producer or
+// consumer, or by a test's t.Cleanup function (runneltest.NewBroker's,
+// say), which package testing keeps until the test's parent ends, so
+// that a package's parallel tests keep theirs until the last of them
+// has run — and must then hold about 1.4 KB, not its records: an
+// in-memory broker's file system holds every one. Close calls it
+// holding mu and the admin and producer-id tokens: every other reader of
+// topics holds mu or the admin token, and every reader of fs and lock
+// the admin or producer-id token (and finds the broker closed once it
+// has it), is Open, or is a partition's retried reopen, which closing
+// its log ended for good.
+func (b *Broker) release() {
+	b.topics = map[string]*log.Topic{}
+	b.fs, b.lock = nil, nil
 }
 
 // releaseAll runs releases (HoldLines' and the like) in order, each
@@ -915,6 +938,9 @@ func (b *Broker) Maintain(ctx context.Context) error {
 		return err // ended before the call: also with no partition to maintain
 	}
 	ps := b.partitions()
+	if len(ps) == 0 && b.closed.Load() {
+		return ErrClosed // closed since the look above: Close may have let go of the topics (see release)
+	}
 	b.maintFromMu.Lock()
 	from := b.maintFrom.start(ps)
 	b.maintFromMu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -121,11 +122,13 @@ func TestConfigChangeGivesUpBeforeTheLocksWhenStopped(t *testing.T) {
 		}, ErrClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := open(t, Config{MaintenanceInterval: time.Hour})
+			cfg := Config{FS: vfs.NewMem(), MaintenanceInterval: time.Hour}
+			b := open(t, cfg)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
-			before := []*log.Log{b.topics["t"].Partitions[0].Log(), b.topics["t"].Partitions[1].Log()}
+			topic := b.topics["t"] // a closed broker holds no topics (see release)
+			before := []*log.Log{topic.Partitions[0].Log(), topic.Partitions[1].Log()}
 			var wait func()
 			err := b.UpdateTopicConfig(ctx, "t", func(c *log.Config) {
 				c.RetentionTime = time.Hour // reopens
@@ -133,8 +136,13 @@ func TestConfigChangeGivesUpBeforeTheLocksWhenStopped(t *testing.T) {
 			})
 			require.ErrorIs(t, err, tc.wantErr)
 			wait()
-			for i, p := range b.topics["t"].Partitions {
+			for i, p := range topic.Partitions {
 				require.True(t, p.Log() == before[i], "partition %d reopened", i)
+			}
+			if b.closed.Load() {
+				b = open(t, cfg) // what the closed one recorded
+			} else {
+				require.True(t, b.topics["t"] == topic, "the topic was replaced")
 			}
 			require.Zero(t, b.topics["t"].Config.Config.RetentionTime, "the change was recorded")
 		})

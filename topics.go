@@ -1492,6 +1492,11 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 	defer b.mu.RUnlock()
 	t, ok := b.topics[name]
 	if !ok {
+		if b.closed.Load() {
+			// Closed since the look above: Close may have let go of
+			// the topics (see release).
+			return nil, ErrClosed
+		}
 		if err := ValidateTopicName(name); err != nil {
 			return nil, err
 		}
