@@ -298,6 +298,9 @@ type Broker struct {
 	// orders their start against Close's wait for them.
 	wg   sync.WaitGroup
 	bgMu sync.Mutex
+	// later holds the state of each partition's syncLater goroutine
+	// (bgMu): one a partition at most.
+	later map[*log.Partition]*laterSync
 	// handing counts those goroutines while they hand lines on, out of
 	// wg, and the partitions' logs' goroutines (goLog): Close waits for
 	// them last (see waitLines). A goroutine joins it before it leaves

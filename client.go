@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -227,39 +228,101 @@ func (b *Broker) wait(ctx context.Context, d log.Durability, p *log.Partition) e
 		return nil
 	}
 	if ctx.Err() != nil && d.Pending() {
-		b.syncLater(d)
+		b.syncLater(d, p)
 	}
 	return b.partitionGone(err, p)
 }
 
 // syncLater fsyncs an append in a goroutine of the broker's, unless the
-// broker is closing (Close fsyncs every log). wg counts the goroutine
-// while it waits for the fsync, not while it hands the log's lines on:
-// the fsync may run on it (always on the memory FS, unless another
-// caller's is under way), which hands on, as it ends, the lines logged
-// during it, its own and those of concurrent calls (a roll) left to it,
-// and a handler may call Close, which waits for wg, on any line. So the
-// log's lines are held (Durability.HoldLines) until the goroutine has
-// counted itself out of wg and into handing (which Close waits for last,
-// but for a handler's Close on this goroutine: see Broker.waitLines); it
-// then hands them on, touching the log only to do so, and ends.
-func (b *Broker) syncLater(d log.Durability) {
+// broker is closing (Close fsyncs every log). One goroutine a partition
+// at most: while it waits, the appends handed to it are queued
+// (laterSync), each dropped that a later one, or the one waited for,
+// covers (log.Durability.Covers: the same log's fsync to a later
+// offset), and it waits for those left in turn. A goroutine an append,
+// as before 2026-12-06, piled up while a disk hung in an fsync: 2,000
+// produce calls whose ctx ended left 2,000 goroutines waiting for it.
+// wg counts the goroutine while it waits for an fsync, not while it
+// hands the log's lines on: the fsync may run on it (always on the
+// memory FS, unless another caller's is under way), which hands on, as
+// it ends, the lines logged during it, its own and those of concurrent
+// calls (a roll) left to it, and a handler may call Close, which waits
+// for wg, on any line. So the log's lines are held
+// (Durability.HoldLines) until the goroutine has counted itself out of
+// wg and into handing (which Close waits for last, but for a handler's
+// Close on this goroutine: see Broker.waitLines); it then hands them
+// on, touching the log only to do so, and ends, or counts itself in wg
+// again (unless Close has begun) for the next append queued.
+func (b *Broker) syncLater(d log.Durability, p *log.Partition) {
 	b.bgMu.Lock()
 	defer b.bgMu.Unlock()
 	if b.closed.Load() {
 		return
 	}
+	if s := b.later[p]; s != nil {
+		s.add(d)
+		return
+	}
+	if b.later == nil {
+		b.later = map[*log.Partition]*laterSync{}
+	}
+	s := &laterSync{cur: d}
+	b.later[p] = s
 	b.wg.Add(1)
 	go func() {
-		release := d.HoldLines()
-		// Its error is the append's, which its producer was told about
-		// (ctx's error): a failed fsync fences the log, and the next
-		// produce reports it.
-		_ = d.Wait(b.ctx)
-		b.startHanding()
-		defer b.handing.Done()
-		release()
+		for {
+			release := d.HoldLines()
+			// Its error is the append's, which its producer was told
+			// about (ctx's error): a failed fsync fences the log, and
+			// the next produce reports it. (A truncation that removed
+			// the append would leave those dropped as covered by it
+			// and below the cut to a later fsync; but the broker
+			// truncates no log: log.Log.TruncateTo is for replication.)
+			_ = d.Wait(b.ctx)
+			b.startHanding()
+			release()
+			var ok bool
+			if d, ok = b.nextLater(p, s); !ok {
+				b.handing.Done()
+				return
+			}
+			b.handing.Done() // counted in wg again by nextLater
+		}
 	}()
+}
+
+// laterSync is the state of a partition's syncLater goroutine, guarded
+// by bgMu: the append it waits for, and those queued after it that
+// neither it nor a later one covers (appends to another log of the
+// partition's only: a few at most).
+type laterSync struct {
+	cur    log.Durability
+	queued []log.Durability
+}
+
+// add queues d unless the append waited for, or one queued, covers it,
+// dropping those it covers.
+func (s *laterSync) add(d log.Durability) {
+	if s.cur.Covers(d) || slices.ContainsFunc(s.queued, func(q log.Durability) bool { return q.Covers(d) }) {
+		return
+	}
+	s.queued = append(slices.DeleteFunc(s.queued, d.Covers), d)
+}
+
+// nextLater returns the next append queued for p's syncLater goroutine
+// (s), once it has waited for its append and handed the lines on, and
+// counts the goroutine in wg again: false, and p's state dropped, when
+// none is left, or when Close has begun (Close fsyncs every log).
+func (b *Broker) nextLater(p *log.Partition, s *laterSync) (log.Durability, bool) {
+	b.bgMu.Lock()
+	defer b.bgMu.Unlock()
+	if len(s.queued) == 0 || b.closed.Load() {
+		delete(b.later, p)
+		return log.Durability{}, false
+	}
+	s.cur = s.queued[0]
+	s.queued = slices.Delete(s.queued, 0, 1)
+	b.wg.Add(1)
+	return s.cur, true
 }
 
 // ProduceAsync is Produce in two steps, for a producer that keeps several

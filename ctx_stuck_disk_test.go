@@ -940,3 +940,47 @@ func TestInitProducerIDDoesNotWaitForAnAdminCall(t *testing.T) {
 	release()
 	require.NoError(t, <-altered)
 }
+
+// TestAbandonedAppendsShareOneFsyncGoroutine: appends whose producer
+// stopped waiting for their fsync (its ctx ended) are fsynced by the
+// broker (syncLater), one goroutine a partition: behind an fsync that
+// hangs, 50 of them left one goroutine waiting, not 50 (a goroutine an
+// append, before the fix: a disk that hung for long piled up as many as
+// produce calls gave up), and once the fsync goes on the last of them is
+// fsynced all the same, without anyone waiting: a fetch sees it.
+func TestAbandonedAppendsShareOneFsyncGoroutine(t *testing.T) {
+	ctx := context.Background()
+	b, fs, _ := openStuck(t, 1)
+	produce(t, b, "t", 0, "a") // its leader epoch's checkpoint written
+	entered, release := fs.arm(t, vfs.OpSync, "/t-0/00000000000000000000.log")
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	const n = 50
+	for i := 1; i <= n; i++ {
+		_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, fmt.Sprint(i))})
+		require.NoError(t, err)
+		require.NotNil(t, ack, "the append waits for no fsync")
+		require.ErrorIs(t, ack.Wait(ended), context.Canceled)
+	}
+	<-entered
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	waiting := 0
+	for line := range strings.SplitSeq(string(buf), "\n") {
+		if strings.HasPrefix(line, "github.com/runnel/runnel.(*Broker).syncLater.func1(") {
+			waiting++
+		}
+	}
+	require.Equal(t, 1, waiting, "goroutines fsyncing the abandoned appends")
+
+	release()
+	done := make(chan error, 1)
+	go func() {
+		resp, err := b.Fetch(ctx, &api.FetchRequest{MinBytes: 1, MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Offset: n}}})
+		if err == nil && len(resp.Partitions[0].Records) == 0 {
+			err = errors.New("no record")
+		}
+		done <- err
+	}()
+	require.NoError(t, within(t, done, func() {}, "the fetch of the last abandoned append"))
+}

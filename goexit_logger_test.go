@@ -62,7 +62,7 @@ func goexitLines() []goexitLine {
 		name: "syncLater", line: "rolled segment", root: handOnRoots[1],
 		run: func(t *testing.T, logger *slog.Logger, armed *atomic.Bool, _ chan struct{}) {
 			b, ack, clock, rolled := pausedRoll(t, Config{Logger: logger}, func(*Broker) { armed.Store(true) }) // the bare memory FS
-			b.syncLater(ack.d)
+			b.syncLater(ack.d, ack.p)
 			waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
 			close(clock.resume)
 			require.NoError(t, <-rolled)

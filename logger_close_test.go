@@ -416,7 +416,7 @@ func TestLoggerMayCloseOnASyncLaterLine(t *testing.T) {
 				b = ob
 				h.armed.Store(true)
 			})
-			b.syncLater(ack.d)
+			b.syncLater(ack.d, ack.p)
 			waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
 			close(clock.resume)
 			require.NoError(t, <-rolled)
@@ -594,7 +594,7 @@ func TestHandOnRootsNameTheirFunctions(t *testing.T) {
 
 	ctx := context.Background()
 	b, ack, clock, rolled := pausedRoll(t, Config{}, nil) // the bare memory FS: the round runs on syncLater's goroutine
-	b.syncLater(ack.d)
+	b.syncLater(ack.d, ack.p)
 	buf := make([]byte, 1<<20)
 	var root string
 	for deadline := time.Now().Add(testkit.HangGuard); root == ""; runtime.Gosched() {

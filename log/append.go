@@ -320,6 +320,20 @@ func (l *Log) truncatedSince(era *truncationEra, target int64) error {
 // Pending reports whether Wait has anything to wait for.
 func (d Durability) Pending() bool { return d.l != nil && d.l.durable.Load() < d.target }
 
+// Covers reports whether e has nothing left to wait for once d's Wait
+// has returned nil: e is a zero Durability, or an append to d's log that
+// d's fsync covers (in d's truncation era, ending at or before d's
+// append), or one made before a truncation that came before d's append
+// (which either removed e's records or left them below d's, synced by
+// d's fsync). Appends to two logs (a partition reopened between them)
+// cover none of each other's.
+func (d Durability) Covers(e Durability) bool {
+	if e.l == nil {
+		return true
+	}
+	return d.l == e.l && (d.truncations > e.truncations || d.truncations == e.truncations && d.target >= e.target)
+}
+
 // HoldLines is Log.HoldLines on the log the append was made to, for a
 // caller that waits for the append on a goroutine that must not hand the
 // log's lines on meanwhile: Wait may run the fsync on the caller's

@@ -386,3 +386,48 @@ func giveUpBehindAnOlderFsync(t *testing.T, l *Log, hold *atomic.Bool, inSync, r
 	require.ErrorIs(t, <-gaveUp, context.Canceled)
 	require.Equal(t, durable+1, l.DurableOffset(), "the older fsync's end; b is not durable")
 }
+
+// TestDurabilityCovers: an append's Durability covers the earlier
+// appends of its log (its fsync reaches past them), not the later ones
+// nor another log's; across a truncation the later era's covers the
+// earlier one's (whose records it removed, or left below its own, which
+// its fsync reaches), and not the other way round, though the earlier
+// one's target is no lower. Once the covering one's Wait has returned
+// nil, the covered ones have nothing left to wait for. The broker's
+// syncLater keeps one goroutine a partition on it.
+func TestDurabilityCovers(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	l := e.open(Config{Sync: SyncAlways, RetentionTime: -1})
+	defer l.Close()
+	appendOne := func(l *Log, v string) Durability {
+		t.Helper()
+		_, d, err := l.AppendAsync(ctx, valueBatch(t, 1_700_000_000_000, v), AppendOptions{})
+		require.NoError(t, err)
+		require.True(t, d.Pending(), v)
+		return d
+	}
+	a, b := appendOne(l, "a"), appendOne(l, "b")
+	require.True(t, b.Covers(a))
+	require.False(t, a.Covers(b))
+	require.True(t, a.Covers(a))
+	require.True(t, a.Covers(Durability{}))
+	require.False(t, Durability{}.Covers(a))
+
+	_, err := l.TruncateTo(1) // b's record removed unsynced
+	require.NoError(t, err)
+	x := appendOne(l, "x") // at b's offset: the same target
+	require.True(t, x.Covers(b))
+	require.True(t, x.Covers(a))
+	require.False(t, b.Covers(x), "an append the truncation removed covers none after it")
+
+	other := newEnv(t).open(Config{Sync: SyncAlways, RetentionTime: -1})
+	defer other.Close()
+	o := appendOne(other, "o")
+	require.False(t, o.Covers(a))
+	require.False(t, x.Covers(o))
+
+	require.NoError(t, x.Wait(ctx))
+	require.False(t, a.Pending())
+	require.ErrorIs(t, b.Wait(ctx), ErrOffsetOutOfRange)
+}
