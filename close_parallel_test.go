@@ -481,6 +481,166 @@ func TestOpenInMemoryOpensOneAtATime(t *testing.T) {
 	require.NoError(t, b.Close())
 }
 
+// TestOpenEach: openEach, without logs (open only marks the partitions
+// that fail, by id), one at a time (a MemFS's broker) and
+// partitionsAtOnce at once (the OS's): each partition opened once and
+// handed to done once, in order; todo asked for no partition past the
+// chunk of openChunk that held the first failure (the chunk boundary
+// on either side of it), whose error is returned; nor past a panic.
+func TestOpenEach(t *testing.T) {
+	type result struct {
+		err     error
+		yielded int   // the partitions todo yielded
+		opened  []int // the partitions open was called for, sorted
+		done    []int // the partitions done was called for, in its order
+	}
+	// run opens topics' partitions (partitionsOfTopics), failing those
+	// of fail; each open's partition is one of its own, which done must
+	// be handed.
+	run := func(t *testing.T, b *Broker, topics []*log.Topic, fail func(id int) bool) result {
+		var (
+			mu  sync.Mutex
+			r   result
+			ps  = map[*log.Partition]int{}
+			ids = map[*log.Topic]int{} // each topic's first id in the count
+		)
+		total := 0
+		for _, tp := range topics {
+			ids[tp] = total
+			total += tp.Config.Partitions
+		}
+		todo := func(yield func(*log.Topic, int) bool) {
+			for tp, id := range partitionsOfTopics(topics) {
+				r.yielded++
+				if !yield(tp, id) {
+					return
+				}
+			}
+		}
+		r.err = b.openEach(todo, func(o *partitionOpen) {
+			n := ids[o.t] + o.id
+			o.tried = true
+			mu.Lock()
+			r.opened = append(r.opened, n)
+			mu.Unlock()
+			if fail(n) {
+				o.err = fmt.Errorf("partition %d", n)
+				return
+			}
+			o.p = new(log.Partition)
+			mu.Lock()
+			ps[o.p] = n
+			mu.Unlock()
+		}, func(o *partitionOpen) {
+			n := ids[o.t] + o.id
+			require.True(t, o.tried, "%d handed on untried", n)
+			if o.p != nil {
+				require.Equal(t, n, ps[o.p], "the partition its open opened")
+			}
+			r.done = append(r.done, n)
+		})
+		slices.Sort(r.opened)
+		return r
+	}
+	upTo := func(n int) []int {
+		ids := make([]int, n)
+		for i := range ids {
+			ids[i] = i
+		}
+		return ids
+	}
+	for _, b := range []*Broker{{fs: vfs.NewMem()}, {fs: vfs.OS}} {
+		t.Run(fmt.Sprint("at once ", b.atOnce()), func(t *testing.T) {
+			// Two topics: 2*openChunk+1 partitions, a tail chunk of one.
+			topics := []*log.Topic{{Name: "a", Config: log.TopicConfig{Partitions: openChunk + 5}}, {Name: "b", Config: log.TopicConfig{Partitions: openChunk - 4}}}
+			n := 2*openChunk + 1
+			r := run(t, b, topics, func(int) bool { return false })
+			require.NoError(t, r.err)
+			require.Equal(t, n, r.yielded)
+			require.Equal(t, upTo(n), r.opened, "each partition opened once")
+			require.Equal(t, upTo(n), r.done, "each handed to done once, in order")
+
+			for _, c := range []struct {
+				name    string
+				fail    []int
+				yielded int
+			}{
+				{"last of the first chunk", []int{openChunk - 1}, openChunk},
+				{"first of the second chunk", []int{openChunk, openChunk + 2}, 2 * openChunk},
+				{"first of the last chunk", []int{2 * openChunk}, n},
+			} {
+				r := run(t, b, topics, func(id int) bool { return slices.Contains(c.fail, id) })
+				require.EqualError(t, r.err, fmt.Sprintf("partition %d", c.fail[0]), c.name)
+				require.Equal(t, c.yielded, r.yielded, "%s: partitions asked for", c.name)
+				// Every partition up to the failure opened and handed on
+				// (at once, some after it may have opened before it).
+				require.Equal(t, upTo(c.fail[0]+1), r.opened[:c.fail[0]+1], c.name)
+				require.Equal(t, upTo(c.fail[0]+1), r.done[:c.fail[0]+1], c.name)
+				require.Equal(t, r.opened, r.done, "%s: done for each begun", c.name)
+			}
+		})
+	}
+	t.Run("panic one at a time", func(t *testing.T) {
+		// The open that panics is handed to done (its directory may be
+		// there), the others after it not started.
+		b := &Broker{fs: vfs.NewMem()}
+		var opened, done []int
+		var panicked any
+		func() {
+			defer func() { panicked = recover() }()
+			_ = b.openEach(partitionsOf(&log.Topic{Name: "t"}, 0, 6), func(o *partitionOpen) {
+				opened = append(opened, o.id)
+				o.tried = true
+				if o.id == 3 {
+					panic("the FS panics")
+				}
+				o.p = new(log.Partition)
+			}, func(o *partitionOpen) {
+				require.True(t, o.tried)
+				done = append(done, o.id)
+			})
+		}()
+		require.Equal(t, "the FS panics", panicked)
+		require.Equal(t, []int{0, 1, 2, 3}, opened, "none started past the panic")
+		require.Equal(t, []int{0, 1, 2, 3}, done)
+	})
+	t.Run("an earlier partition still starts", func(t *testing.T) {
+		// Partition 1 fails before 0's goroutine looks (the others wait
+		// until partitionsAtOnce's goroutine starts, which it does once
+		// 1's has ended): 0 still opens, and its error is returned, as
+		// one after another.
+		guard, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
+		defer cancel()
+		release := make(chan struct{})
+		testHookOpenStarting = func(_ string, id int) {
+			switch id {
+			case 1:
+			case partitionsAtOnce:
+				close(release)
+			default:
+				select {
+				case <-release:
+				case <-guard.Done():
+				}
+			}
+		}
+		t.Cleanup(func() { testHookOpenStarting = nil })
+		var mu sync.Mutex
+		var opened, done []int
+		err := (&Broker{fs: vfs.OS}).openEach(partitionsOf(&log.Topic{Name: "t"}, 0, partitionsAtOnce+1), func(o *partitionOpen) {
+			mu.Lock()
+			opened = append(opened, o.id)
+			mu.Unlock()
+			o.err = fmt.Errorf("partition %d", o.id)
+		}, func(o *partitionOpen) { done = append(done, o.id) })
+		require.NoError(t, guard.Err(), "hung")
+		require.EqualError(t, err, "partition 0")
+		slices.Sort(opened)
+		require.Equal(t, []int{0, 1}, opened, "0 started, none after 1")
+		require.Equal(t, []int{0, 1}, done)
+	})
+}
+
 // TestCreateOnDiskFailingAtOnceCreatesNothing: on the operating system's
 // file system, a CreateTopic or CreatePartitions whose partitions fail
 // while others open at once (two of them: a file where each one's

@@ -18,7 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/lockedlog"
@@ -227,8 +227,12 @@ type partitionOpen struct {
 
 // openEach opens the partitions todo yields, each with open (which sets
 // the partitionOpen's p, tried and err), until one fails, and then
-// starts no other: it returns the error of the first, in todo's order,
-// that failed (open's error, ctx's when its ctx ended), or nil. It calls
+// starts none after it in todo's order: it returns the error of the
+// first, in todo's order, that failed (open's error, ctx's when its ctx
+// ended), or nil. Those before it still start (at most
+// partitionsAtOnce-1 of them can have been waiting to), so that the
+// error is the one that opening them one after another returns, however
+// the goroutines are scheduled. It calls
 // done for each partition whose open it started, in todo's order, once
 // it and the ones started with it are over (also should one panic, or
 // end its goroutine, which then goes on on the caller's goroutine, as
@@ -250,9 +254,8 @@ type partitionOpen struct {
 func (b *Broker) openEach(todo iter.Seq2[*log.Topic, int], open func(*partitionOpen), done func(*partitionOpen)) error {
 	limit := b.atOnce()
 	var (
-		chunk  []partitionOpen
-		failed atomic.Bool
-		first  error
+		chunk []partitionOpen
+		first error
 	)
 	run := func() {
 		// done for each call that began (each one that ends sets
@@ -266,15 +269,30 @@ func (b *Broker) openEach(todo iter.Seq2[*log.Topic, int], open func(*partitionO
 				}
 			}
 		}()
+		// failedAt is the lowest index of chunk whose open failed so
+		// far (len(chunk) while none has): a call after it in chunk
+		// starts no open, one before it does, as it would have one
+		// after another (a goroutine may come to look after a later
+		// one has failed).
+		var mu sync.Mutex
+		failedAt := len(chunk)
 		eachAtOnce(len(chunk), limit, func(i int) {
-			if failed.Load() {
+			if testHookOpenStarting != nil {
+				testHookOpenStarting(chunk[i].t.Name, chunk[i].id)
+			}
+			mu.Lock()
+			after := failedAt < i
+			mu.Unlock()
+			if after {
 				return
 			}
 			began[i] = true
 			ended := false
 			defer func() {
-				if !ended || chunk[i].err != nil {
-					failed.Store(true) // a panic or a Goexit too
+				if !ended || chunk[i].err != nil { // a panic or a Goexit too
+					mu.Lock()
+					failedAt = min(failedAt, i)
+					mu.Unlock()
 				}
 			}()
 			if testHookOpenPartition != nil {
@@ -313,12 +331,31 @@ const openChunk = 1024
 // open topic's partition id, on the goroutine that opens it.
 var testHookOpenPartition func(topic string, id int)
 
+// testHookOpenStarting, when set (by tests), runs as openEach's call for
+// topic's partition id starts, on its goroutine, before it looks whether
+// an earlier partition failed (and testHookOpenPartition runs).
+var testHookOpenStarting func(topic string, id int)
+
 // partitionsOf yields the partitions [from, to) of t.
 func partitionsOf(t *log.Topic, from, to int) iter.Seq2[*log.Topic, int] {
 	return func(yield func(*log.Topic, int) bool) {
 		for id := from; id < to; id++ {
 			if !yield(t, id) {
 				return
+			}
+		}
+	}
+}
+
+// partitionsOfTopics yields the partitions of each of topics (as many
+// as its record says), in order.
+func partitionsOfTopics(topics []*log.Topic) iter.Seq2[*log.Topic, int] {
+	return func(yield func(*log.Topic, int) bool) {
+		for _, t := range topics {
+			for id := range t.Config.Partitions {
+				if !yield(t, id) {
+					return
+				}
 			}
 		}
 	}
@@ -429,17 +466,8 @@ func (b *Broker) loadRecord(name string) (*log.Topic, error) {
 // openTopics opens the partitions of topics (see openEach), with the
 // options of the logs Open opens, adding each it opened to its topic.
 func (b *Broker) openTopics(ctx context.Context, topics []*log.Topic) error {
-	todo := func(yield func(*log.Topic, int) bool) {
-		for _, t := range topics {
-			for id := range t.Config.Partitions {
-				if !yield(t, id) {
-					return
-				}
-			}
-		}
-	}
 	opts := b.logOptions()
-	return b.openEach(todo, func(o *partitionOpen) {
+	return b.openEach(partitionsOfTopics(topics), func(o *partitionOpen) {
 		if err := ctx.Err(); err != nil {
 			o.err = fmt.Errorf("runnel: opening %s cut short: %w", b.root, err)
 			return
