@@ -1107,18 +1107,24 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 	}
 	t := &log.Topic{Name: name, ID: b.newTopicID(), Config: cfg}
 	// tried are the partitions whose open began, and may have made their
-	// directory and some of their files: fail removes those again. The
-	// loop above left none of the others, so that a call stopped early
-	// does not look at every partition's directory again, past its ctx.
+	// directory and some of their files: a failed call removes those
+	// again. The loop above left none of the others, so that a call
+	// stopped early does not look at every partition's directory again,
+	// past its ctx.
 	var tried []int
-	fail := func(err error) error {
+	created := false
+	defer func() {
+		// Also should an open panic, or end the goroutine (the file
+		// system's): openEach has handed on what was opened.
+		if created {
+			return
+		}
 		discardPartitions(t.Partitions)
 		// Best effort: the next CreateTopic of the name clears them too.
 		for _, i := range tried {
 			b.removeLogDir(b.partitionDir(name, i))
 		}
-		return err
-	}
+	}()
 	opts := b.adminLogOptions()
 	err := b.openEach(partitionsOf(t, 0, cfg.Partitions), func(o *partitionOpen) {
 		if o.err = b.adminStop(ctx); o.err != nil {
@@ -1135,13 +1141,14 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 		}
 	})
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	// The record makes the topic exist: written last, durably.
 	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}, nil); err != nil {
-		return fail(err)
+		return err
 	}
 	b.setTopic(name, t)
+	created = true
 	return nil
 }
 
@@ -1768,15 +1775,20 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 	// tried are the new partitions whose open began, and may have made
 	// their directory and some of their files (see CreateTopic's).
 	var tried []int
-	fail := func(err error) error {
+	grown := false
+	defer func() {
+		// Also should an open panic, or end the goroutine (see
+		// CreateTopic's).
+		if grown {
+			return
+		}
 		discardPartitions(added)
 		// Best effort, as CreateTopic's: the next growth clears them too.
 		// (A directory that holds more than a log's files stays.)
 		for _, i := range tried {
 			b.removeLogDir(b.partitionDir(name, i))
 		}
-		return err
-	}
+	}()
 	opts := b.adminLogOptions()
 	err := b.openEach(partitionsOf(t, len(t.Partitions), n), func(o *partitionOpen) {
 		if o.err = b.adminStop(ctx); o.err != nil {
@@ -1796,14 +1808,15 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error
 		}
 	})
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	tc := t.Config
 	tc.Partitions = n
 	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: tc}, &topicMeta{Name: name, ID: t.ID, Config: t.Config}); err != nil {
-		return fail(err)
+		return err
 	}
 	b.setTopic(name, &log.Topic{Name: name, ID: t.ID, Config: tc, Partitions: append(t.Partitions[:len(t.Partitions):len(t.Partitions)], added...)})
+	grown = true
 	return nil
 }
 
