@@ -154,6 +154,34 @@ func TestCreateTopicOverAStrayLogItCannotRemoveFails(t *testing.T) {
 	require.Empty(t, b.Topics())
 }
 
+// TestCreatePartitionsOverAStrayLogItCannotRemoveFails: as CreateTopic,
+// a CreatePartitions whose new partition's directory holds a stray log
+// (of a topic of the name whose deletion a crash cut short) that it
+// cannot remove fails, and adds no partition: it does not take the
+// stray's records for the new partition's.
+func TestCreatePartitionsOverAStrayLogItCannotRemoveFails(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	b := open(t, Config{Dir: "/data", FS: mem})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2}))
+	produce(t, b, "t", 1, "deleted")
+	require.NoError(t, b.Close())
+	require.NoError(t, mem.Remove("/data/"+topicsDir+"/t.json")) // a crash in DeleteTopic
+
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpRemove && filepath.Clean(name) == filepath.Clean("/data/t-1") {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	b = open(t, Config{Dir: "/data", FS: fsys}) // its removal of the stray fails too
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	require.ErrorIs(t, b.CreatePartitions(ctx, "t", 2), vfs.ErrInjected)
+	n, err := b.Partitions(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
 // endsAfterFirstCheck is a context whose Err is nil the first time it is
 // asked (lockAdmin's check) and context.Canceled from then on.
 type endsAfterFirstCheck struct {

@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -371,6 +372,50 @@ func TestDeleteTopicOnDiskDeletesPartitionsAtOnce(t *testing.T) {
 	}
 }
 
+// TestDeleteTopicJoinsErrorsInOrder: DeleteTopic's error joins the
+// partitions' errors in their order, each one's Discard before its
+// removal (here, one after another on a wrapper of a MemFS: t-0's and
+// t-2's directories not removed, t-1's files failing to close), and
+// the topic is gone all the same.
+func TestDeleteTopicJoinsErrorsInOrder(t *testing.T) {
+	ctx := context.Background()
+	var armed atomic.Bool
+	errInjected := errors.New("injected")
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if !armed.Load() {
+			return nil
+		}
+		name = filepath.ToSlash(name)
+		switch {
+		case op == vfs.OpRemove && (name == "/d/t-0" || name == "/d/t-2"),
+			op == vfs.OpClose && strings.HasPrefix(name, "/d/t-1/") && strings.HasSuffix(name, ".log"):
+			return fmt.Errorf("%w: %s %s", errInjected, op, name)
+		}
+		return nil
+	}))
+	b := open(t, Config{FS: fsys, Dir: "/d"})
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 4}))
+	for p := range 4 {
+		produce(t, b, "t", int32(p), "v")
+	}
+	armed.Store(true)
+	err := b.DeleteTopic(ctx, "t")
+	armed.Store(false)
+	require.ErrorIs(t, err, errInjected)
+	var lines []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if strings.Contains(line, "injected") {
+			_, what, _ := strings.Cut(line, "injected: ")
+			lines = append(lines, what)
+		}
+	}
+	require.Len(t, lines, 3, "%v", err)
+	require.Equal(t, "remove /d/t-0", lines[0])
+	require.True(t, strings.HasPrefix(lines[1], "close /d/t-1/"), lines[1])
+	require.Equal(t, "remove /d/t-2", lines[2])
+	require.Empty(t, b.Topics())
+}
+
 // partitionNames lists topic's partitions [from, to) as "topic-id".
 func partitionNames(topic string, from, to int) []string {
 	var names []string
@@ -736,6 +781,89 @@ func TestOpenOnDiskFailingAtOnceClosesWhatItOpened(t *testing.T) {
 	l, err := vfs.OS.Lock(filepath.Join(dir, lockFile))
 	require.NoError(t, err, "the directory released")
 	require.NoError(t, l.Close())
+}
+
+// TestOpenBadRecordAfterGoodOnes: an Open that meets a bad topic record
+// (b's) after good ones fails as it does one after another, on disk
+// too, where it reads the records before it opens partitions: with the
+// error of a partition of a topic before it (a-1's bad checkpoint) if
+// there is one, else with the record's, having opened (and closed) the
+// partitions of the topics before it, and none of the topics after it.
+func TestOpenBadRecordAfterGoodOnes(t *testing.T) {
+	ctx := context.Background()
+	for _, onDisk := range []bool{false, true} {
+		for _, badPartition := range []bool{false, true} {
+			t.Run(fmt.Sprintf("disk=%v/bad a-1=%v", onDisk, badPartition), func(t *testing.T) {
+				cfg := Config{FS: vfs.NewMem(), Dir: "/d"}
+				if onDisk {
+					cfg = Config{Dir: t.TempDir()}
+				}
+				fsys := cfg.FS
+				if fsys == nil {
+					fsys = vfs.OS
+				}
+				b := open(t, cfg)
+				for _, name := range []string{"a", "b", "c"} {
+					require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2}))
+				}
+				require.NoError(t, b.Close())
+				write := func(name, data string) {
+					f, err := fsys.Create(filepath.Join(cfg.Dir, name))
+					require.NoError(t, err)
+					_, err = f.Write([]byte(data))
+					require.NoError(t, err)
+					require.NoError(t, f.Close())
+				}
+				write(filepath.Join(topicsDir, "b.json"), "{")
+				if badPartition {
+					write(filepath.Join("a-1", "recovery-point-checkpoint"), "?")
+				}
+				// One after another, each topic's partitions open before
+				// the next record is read, in the order of before
+				// (a591a3f), which the crash tests' k-th faults count on.
+				var (
+					opsMu sync.Mutex
+					ops   []string
+				)
+				if !onDisk {
+					cfg.FS = vfs.WithFaults(fsys, vfs.InjectorFunc(func(_ vfs.Op, name string) error {
+						opsMu.Lock()
+						defer opsMu.Unlock()
+						ops = append(ops, filepath.ToSlash(name))
+						return nil
+					}))
+				}
+				w := watchOpens(t, 1, nil)
+				_, err := Open(cfg)
+				testHookOpenPartition = nil
+				if !onDisk {
+					opsMu.Lock()
+					defer opsMu.Unlock()
+					firstA := slices.IndexFunc(ops, func(n string) bool { return strings.HasPrefix(n, "/d/a-") })
+					readB := slices.Index(ops, "/d/topics/b.json")
+					require.NotEqual(t, -1, firstA)
+					if badPartition {
+						require.Equal(t, -1, readB, "b's record read after a-1 failed: %v", ops)
+					} else {
+						require.Less(t, firstA, readB, "a's partitions opened before b's record was read: %v", ops)
+					}
+				}
+				if badPartition {
+					require.ErrorIs(t, err, log.ErrBadCheckpoint)
+					require.ErrorContains(t, err, filepath.Join(cfg.Dir, "a-1"))
+				} else {
+					require.ErrorIs(t, err, ErrCorruptMetadata)
+					require.ErrorContains(t, err, "b.json")
+				}
+				w.mu.Lock()
+				begun := slices.Clone(w.begun)
+				w.mu.Unlock()
+				require.ElementsMatch(t, []string{"a-0", "a-1"}, begun, "the partitions opened")
+				_, err = fsys.Stat(filepath.Join(cfg.Dir, "a-0", "clean-shutdown"))
+				require.NoError(t, err, "a-0 closed")
+			})
+		}
+	}
 }
 
 // openedClean returns a Logger that records, from each "log opened" line,

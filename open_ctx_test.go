@@ -96,3 +96,33 @@ func TestOpenContextCancelledDuringRecovery(t *testing.T) {
 		require.Equal(t, want[p], vals, "a-%d", p)
 	}
 }
+
+// TestOpenContextCancelledBetweenPartitions: an OpenContext whose ctx
+// ends once a partition has opened, before the next begins, starts no
+// other: it returns its own error, naming the directory whose opening
+// was cut short, with a-0 closed and a-1 not opened.
+func TestOpenContextCancelledBetweenPartitions(t *testing.T) {
+	mem := vfs.NewMem()
+	cfg := Config{Dir: "/data", FS: mem}
+	b := open(t, cfg)
+	require.NoError(t, b.CreateTopic(context.Background(), "a", log.TopicConfig{Partitions: 2}))
+	require.NoError(t, b.Close())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	testHookOpenStarting = func(topic string, id int) {
+		if id == 1 {
+			cancel()
+		}
+	}
+	t.Cleanup(func() { testHookOpenStarting = nil })
+	logger, opened := openedClean()
+	cfg.Logger = logger
+	b, err := OpenContext(ctx, cfg)
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, "runnel: opening /data cut short")
+	require.Nil(t, b)
+	require.Equal(t, map[string]bool{"a-0": true}, opened(), "the logs opened")
+	_, err = mem.Stat("/data/a-0/clean-shutdown")
+	require.NoError(t, err, "a-0 closed")
+}
