@@ -105,37 +105,18 @@ func TestMaintainAfterACleanOpenWritesNoCheckpoint(t *testing.T) {
 // recovery-point and log-start checkpoints only when they would change
 // (an idle log's hold what it would write: its last Maintain wrote the
 // one, Open found both), and the next Open finds the log as it was
-// either way, cleanly closed. The clean-shutdown marker and the producer
-// state's snapshot are written at every Close.
+// either way, cleanly closed. The clean-shutdown marker is written at
+// every Close (the producer state's snapshot: see
+// TestCloseWritesTheProducerSnapshotOnlyWhenChanged).
 func TestCloseWritesOnlyChangedCheckpoints(t *testing.T) {
 	ctx := context.Background()
-	var mu sync.Mutex
-	var created []string
-	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpCreate && strings.HasSuffix(name, ".tmp") {
-			mu.Lock()
-			defer mu.Unlock()
-			created = append(created, name[strings.LastIndex(name, "/")+1:])
-		}
-		return nil
-	}))
+	fsys, closeWrites := closeWritesOn(t, tmpSuffix)
 	clock := newClock()
 	open := func() *Log {
 		t.Helper()
 		l, err := Open("/d/t-0", Config{Sync: SyncAlways}, Options{FS: fsys, Clock: clock})
 		require.NoError(t, err)
 		return l
-	}
-	// closeWrites closes l and returns the checkpoints its Close wrote.
-	closeWrites := func(l *Log) []string {
-		t.Helper()
-		mu.Lock()
-		created = nil
-		mu.Unlock()
-		require.NoError(t, l.Close())
-		mu.Lock()
-		defer mu.Unlock()
-		return created
 	}
 	recovery, start, marker := recoveryPointFile+tmpSuffix, logStartFile+tmpSuffix, cleanShutdownFile+tmpSuffix
 
@@ -336,16 +317,7 @@ func TestCloseAfterAProcessCrashLeavesDurableCheckpoints(t *testing.T) {
 // so that the next Open loads the state Close left.
 func TestCloseWritesTheProducerSnapshotOnlyWhenChanged(t *testing.T) {
 	ctx := context.Background()
-	var mu sync.Mutex
-	var created []string
-	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpCreate && strings.HasSuffix(name, snapshotSuffix+tmpSuffix) {
-			mu.Lock()
-			defer mu.Unlock()
-			created = append(created, strings.TrimSuffix(name[strings.LastIndex(name, "/")+1:], tmpSuffix))
-		}
-		return nil
-	}))
+	fsys, closeWrites := closeWritesOn(t, snapshotSuffix+tmpSuffix)
 	clock := newClock()
 	open := func() *Log {
 		t.Helper()
@@ -353,22 +325,11 @@ func TestCloseWritesTheProducerSnapshotOnlyWhenChanged(t *testing.T) {
 		require.NoError(t, err)
 		return l
 	}
-	// closeWrites closes l and returns the snapshots its Close wrote.
-	closeWrites := func(l *Log) []string {
-		t.Helper()
-		mu.Lock()
-		created = nil
-		mu.Unlock()
-		require.NoError(t, l.Close())
-		mu.Lock()
-		defer mu.Unlock()
-		return created
-	}
 
 	l := open()
 	_, err := l.Append(ctx, producerBatch1(t, 7, clock.Now().UnixMilli()), AppendOptions{})
 	require.NoError(t, err)
-	require.Equal(t, []string{snapshotName(1)}, closeWrites(l), "a new state's Close writes it")
+	require.Equal(t, []string{snapshotName(1) + tmpSuffix}, closeWrites(l), "a new state's Close writes it")
 
 	l = open()
 	require.Empty(t, closeWrites(l), "Open loaded the snapshot Close would write")
@@ -380,14 +341,14 @@ func TestCloseWritesTheProducerSnapshotOnlyWhenChanged(t *testing.T) {
 	l = open()
 	_, err = l.Append(ctx, valueBatch(t, clock.Now().UnixMilli(), "a"), AppendOptions{})
 	require.NoError(t, err)
-	require.Equal(t, []string{snapshotName(2)}, closeWrites(l), "the log end moved")
+	require.Equal(t, []string{snapshotName(2) + tmpSuffix}, closeWrites(l), "the log end moved")
 
 	l = open()
 	require.Len(t, l.producers, 1)
 	clock.Advance(2 * time.Hour)
 	require.NoError(t, l.Maintain(ctx)) // forgets id 7, expired
 	require.Empty(t, l.producers)
-	require.Equal(t, []string{snapshotName(2)}, closeWrites(l), "the state at the same end changed")
+	require.Equal(t, []string{snapshotName(2) + tmpSuffix}, closeWrites(l), "the state at the same end changed")
 
 	l = open()
 	require.Empty(t, l.producers, "Open loads the state Close left")
@@ -398,9 +359,36 @@ func TestCloseWritesTheProducerSnapshotOnlyWhenChanged(t *testing.T) {
 	require.NoError(t, err)
 	_, err = l.Append(ctx, valueBatch(t, clock.Now().UnixMilli(), "b"), AppendOptions{})
 	require.NoError(t, err)
-	require.Equal(t, []string{snapshotName(2)}, closeWrites(l), "the file it held was removed")
+	require.Equal(t, []string{snapshotName(2) + tmpSuffix}, closeWrites(l), "the file it held was removed")
 
 	l = open()
 	defer l.Close()
 	require.Equal(t, int64(2), l.info.ProducerSnapshot)
+}
+
+// closeWritesOn returns a memory FS that records the files created in it
+// whose name ends in suffix (a checkpoint's temporary file, say), and
+// closeWrites, which closes a log on it and returns the base names of
+// those its Close created.
+func closeWritesOn(t *testing.T, suffix string) (vfs.FS, func(*Log) []string) {
+	var mu sync.Mutex
+	var created []string
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && strings.HasSuffix(name, suffix) {
+			mu.Lock()
+			defer mu.Unlock()
+			created = append(created, name[strings.LastIndex(name, "/")+1:])
+		}
+		return nil
+	}))
+	return fsys, func(l *Log) []string {
+		t.Helper()
+		mu.Lock()
+		created = nil
+		mu.Unlock()
+		require.NoError(t, l.Close())
+		mu.Lock()
+		defer mu.Unlock()
+		return created
+	}
 }
