@@ -659,11 +659,24 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 	}
 	maxBytes = min(maxBytes, b.cfg.FetchMaxBytes)
 	want := min(max(req.MinBytes, 1), maxBytes)
+	var (
+		resp    api.FetchResponse
+		waits   []<-chan struct{}
+		total   int
+		failed  bool
+		err     error
+		changed bool // resp read nothing, and a wake came: read only what changed
+	)
 	for {
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
-		resp, waits, total, failed, err := b.fetchOnce(ctx, req, maxBytes, false, true)
+		if changed {
+			total, failed, err = b.fetchChanged(ctx, req, maxBytes, resp, waits)
+		} else {
+			resp, waits, total, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true)
+		}
+		changed = false
 		if err != nil {
 			return api.FetchResponse{}, err
 		}
@@ -682,7 +695,8 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			}
 		}
 		// Wait. A fetch that read nothing is made again at each wake,
-		// which reads only what was appended since (see below). One
+		// which reads only what was appended since (see below), and only
+		// the partitions whose change channel closed (fetchChanged). One
 		// whose answer holds records, fewer than MinBytes, looks at
 		// each wake at what changed without reading again what was read
 		// and counted: each partition's errors (a read of no bytes) and
@@ -742,9 +756,11 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			}
 			if total == 0 {
 				// Nothing was read: the fetch made again reads only what
-				// was appended since, no more than a look would. The
+				// was appended since, no more than a look would, and
+				// only of the partitions whose channel closed. The
 				// common long poll (MinBytes 1) answers so at its first
-				// wake, with one read.
+				// wake, with one read of the partition appended to.
+				changed = true
 				break
 			}
 			if b.isClosed() {
@@ -859,108 +875,163 @@ func waitAny(ctx context.Context, closing <-chan struct{}, timer <-chan time.Tim
 var testHookFetchRead func()
 
 // fetchOnce reads each requested partition once. It takes each partition's
-// change channel before reading it, so that an append after the read
-// closes a channel the caller then waits on. A read that waited for a
-// partition's reopen until ctx ended ends it with ctx's error (err): what
-// it read is left to the next fetch. With check, each read is one of no
-// bytes, which fails as a read does (see below): a wake's look at the
-// partitions' errors, and their channels again. With skipBusy, a
-// partition held exclusively (a reopen) is not read, when the request
-// names others: a read made while the answer holds no records yet, which
-// would otherwise wait for the reopen, the others' records held back.
+// change channel before reading it (waits[i], that of req.Partitions[i];
+// nil for one not found, which fails the fetch), so that an append after
+// the read closes a channel the caller then waits on. A read that waited
+// for a partition's reopen until ctx ended ends it with ctx's error
+// (err): what it read is left to the next fetch. With check, each read
+// is one of no bytes, which fails as a read does (see below): a wake's
+// look at the partitions' errors, and their channels again. With
+// skipBusy, a partition held exclusively (a reopen) is not read, when
+// the request names others: a read made while the answer holds no
+// records yet, which would otherwise wait for the reopen, the others'
+// records held back.
 func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check, skipBusy bool) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
 	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
-	for i, fp := range req.Partitions {
-		out := &resp.Partitions[i]
-		out.Topic, out.Partition = fp.Topic, fp.Partition
-		t, p, err := b.fetchPartition(fp)
+	waits = make([]<-chan struct{}, len(req.Partitions))
+	for i := range req.Partitions {
+		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], maxBytes, total, check, skipBusy)
 		if err != nil {
-			// No partition to tell of: Kafka's INVALID_HIGH_WATERMARK
-			// and INVALID_LOG_START_OFFSET (FetchResponse.partitionResponse),
-			// where 0 would read as an empty partition's.
-			out.HighWatermark, out.LogStartOffset = -1, -1
-			out.Err, failed = err, true
-			continue
+			return resp, waits, total, failed, err
 		}
-		out.TopicID = t.ID
-		waits = append(waits, p.Changed())
-		o := p.Offsets()
-		out.HighWatermark, out.LogStartOffset = o.HighWatermark, o.LogStart
-		limit := fp.MaxBytes
-		if limit <= 0 || limit > maxBytes-total {
-			limit = maxBytes - total
-		}
-		upTo := out.HighWatermark
-		if limit <= 0 && total > 0 {
-			// No room left for records, but the partition is read all
-			// the same, as Kafka's broker reads every partition of a
-			// fetch whatever the request's max bytes left
-			// (ReplicaManager.readFromLocalLog: a read of 0 bytes): a
-			// read up to the offset itself, which returns nothing and
-			// reads no segment, but fails as a read does — with
-			// OFFSET_OUT_OF_RANGE for an offset below the log start or
-			// past the log end, ErrLogFenced for a partition whose
-			// reopen failed (Kafka's KAFKA_STORAGE_ERROR for an offline
-			// partition), ErrUnknownTopic for one deleted meanwhile.
-			limit, upTo = 0, fp.Offset
-		}
-		if check {
-			limit, upTo = 0, fp.Offset
-		}
-		if testHookFetchRead != nil {
-			testHookFetchRead()
-		}
-		if skipBusy && len(req.Partitions) > 1 && p.Busy() {
-			// A config change's reopen (or a deletion) holds the
-			// partition: its read would wait for it, and hold back the
-			// partitions after it, and those before, which the answer
-			// waits for. It is answered as one with nothing to read, as
-			// Kafka's broker answers each partition of a fetch on its own;
-			// a wait wakes when the lock is released (see
-			// log.PartitionLock.Unlock), and reads it then.
-			continue
-		}
-		read := p.ReadInto
-		if total > 0 {
-			// Only the first partition with data may take a batch past
-			// the limits (below): a later one's first batch that does
-			// not fit is not read (Kafka's read without minOneMessage).
-			read = p.ReadWithin
-		}
-		data, err := read(ctx, nil, fp.Offset, limit, upTo)
-		if err != nil {
-			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return resp, waits, total, failed, err
-			}
-			if errors.Is(err, log.ErrOffsetOutOfRange) {
-				// Retention or DeleteRecords may have moved the log
-				// start past the offset since the offsets were taken:
-				// answer with those the read found it out of, so that
-				// the offset is outside them (a client that goes on
-				// from LogStartOffset gets there).
-				o := p.Offsets()
-				out.HighWatermark, out.LogStartOffset = o.HighWatermark, o.LogStart
-			}
-			out.Err, failed = idGone(b.partitionGone(err, p), fp), true
-			if errors.Is(out.Err, ErrUnknownTopic) {
-				// Deleted under the read: no partition to tell of, as
-				// above (Kafka's readFromLocalLog answers an
-				// UnknownTopicOrPartitionException so too).
-				out.HighWatermark, out.LogStartOffset = -1, -1
-			}
-			continue
-		}
-		if len(data) > limit && total > 0 {
-			// A read returns its first batch however large (KIP-74), but
-			// as in Kafka only the first partition with data may take
-			// one past the limits, so that a consumer makes progress:
-			// this one's comes in a later fetch that puts it first.
-			continue
-		}
-		out.Records = data
-		total += len(data)
+		total += n
+		failed = failed || bad
 	}
 	return resp, waits, total, failed, nil
+}
+
+// fetchChanged reads again, into resp, the partitions of a fetch whose
+// change channel (waits, from fetchOnce or an earlier fetchChanged) has
+// closed since it was taken, as fetchOnce reads them (skipBusy, in their
+// order), and takes their channels again; every other partition's answer
+// in resp stands. It is for a fetch that read nothing (resp holds no
+// records, and no errors, as every partition's first read found) and
+// was woken, and it answers as fetchOnce would:
+// each partition not read again was read after its channel was taken,
+// and every change of what a read of it answers — its high watermark
+// (an append, and under SyncAlways an fsync), its log start or end (a
+// cut: DeleteRecords, retention, a truncation), its log (a reopen, a
+// close, a deletion, the release of a lock that a read went past,
+// Busy) — closes the channel once made (see log.Partition.Changed). So
+// its answer, no records and the offsets of that read, is what a read
+// now gives, but for a change whose wake has not run yet, which a read
+// made just before it gives too (and which the next fetch reads). Only
+// the first partition with data may take a batch past the limits, as
+// in fetchOnce: those not read again hold none. It returns the bytes
+// read, whether a partition failed, and ctx's error as fetchOnce does
+// (resp then partly read).
+func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}) (total int, failed bool, err error) {
+	for i, w := range waits {
+		select {
+		case <-w:
+		default:
+			continue // unchanged since its read: its answer stands
+		}
+		resp.Partitions[i] = api.FetchedPartition{}
+		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], maxBytes, total, false, true)
+		if err != nil {
+			return total, failed, err
+		}
+		total += n
+		failed = failed || bad
+	}
+	return total, failed, nil
+}
+
+// fetchAt reads req.Partitions[i] into out for fetchOnce (see there for
+// check and skipBusy), the fetch having read total bytes before it, after
+// it took the partition's change channel into wait. It returns the bytes
+// it read, whether the partition failed (out.Err), and ctx's error when
+// a read that waited for a reopen ended with it.
+func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out *api.FetchedPartition, wait *<-chan struct{}, maxBytes, total int, check, skipBusy bool) (n int, failed bool, err error) {
+	fp := req.Partitions[i]
+	out.Topic, out.Partition = fp.Topic, fp.Partition
+	t, p, err := b.fetchPartition(fp)
+	if err != nil {
+		// No partition to tell of: Kafka's INVALID_HIGH_WATERMARK
+		// and INVALID_LOG_START_OFFSET (FetchResponse.partitionResponse),
+		// where 0 would read as an empty partition's.
+		out.HighWatermark, out.LogStartOffset = -1, -1
+		out.Err = err
+		return 0, true, nil
+	}
+	out.TopicID = t.ID
+	*wait = p.Changed() // before the read: see fetchOnce
+	o := p.Offsets()
+	out.HighWatermark, out.LogStartOffset = o.HighWatermark, o.LogStart
+	limit := fp.MaxBytes
+	if limit <= 0 || limit > maxBytes-total {
+		limit = maxBytes - total
+	}
+	upTo := out.HighWatermark
+	if limit <= 0 && total > 0 {
+		// No room left for records, but the partition is read all
+		// the same, as Kafka's broker reads every partition of a
+		// fetch whatever the request's max bytes left
+		// (ReplicaManager.readFromLocalLog: a read of 0 bytes): a
+		// read up to the offset itself, which returns nothing and
+		// reads no segment, but fails as a read does — with
+		// OFFSET_OUT_OF_RANGE for an offset below the log start or
+		// past the log end, ErrLogFenced for a partition whose
+		// reopen failed (Kafka's KAFKA_STORAGE_ERROR for an offline
+		// partition), ErrUnknownTopic for one deleted meanwhile.
+		limit, upTo = 0, fp.Offset
+	}
+	if check {
+		limit, upTo = 0, fp.Offset
+	}
+	if testHookFetchRead != nil {
+		testHookFetchRead()
+	}
+	if skipBusy && len(req.Partitions) > 1 && p.Busy() {
+		// A config change's reopen (or a deletion) holds the
+		// partition: its read would wait for it, and hold back the
+		// partitions after it, and those before, which the answer
+		// waits for. It is answered as one with nothing to read, as
+		// Kafka's broker answers each partition of a fetch on its own;
+		// a wait wakes when the lock is released (see
+		// log.PartitionLock.Unlock), and reads it then.
+		return 0, false, nil
+	}
+	read := p.ReadInto
+	if total > 0 {
+		// Only the first partition with data may take a batch past
+		// the limits (below): a later one's first batch that does
+		// not fit is not read (Kafka's read without minOneMessage).
+		read = p.ReadWithin
+	}
+	data, err := read(ctx, nil, fp.Offset, limit, upTo)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return 0, false, err
+		}
+		if errors.Is(err, log.ErrOffsetOutOfRange) {
+			// Retention or DeleteRecords may have moved the log
+			// start past the offset since the offsets were taken:
+			// answer with those the read found it out of, so that
+			// the offset is outside them (a client that goes on
+			// from LogStartOffset gets there).
+			o := p.Offsets()
+			out.HighWatermark, out.LogStartOffset = o.HighWatermark, o.LogStart
+		}
+		out.Err = idGone(b.partitionGone(err, p), fp)
+		if errors.Is(out.Err, ErrUnknownTopic) {
+			// Deleted under the read: no partition to tell of, as
+			// above (Kafka's readFromLocalLog answers an
+			// UnknownTopicOrPartitionException so too).
+			out.HighWatermark, out.LogStartOffset = -1, -1
+		}
+		return 0, true, nil
+	}
+	if len(data) > limit && total > 0 {
+		// A read returns its first batch however large (KIP-74), but
+		// as in Kafka only the first partition with data may take
+		// one past the limits, so that a consumer makes progress:
+		// this one's comes in a later fetch that puts it first.
+		return 0, false, nil
+	}
+	out.Records = data
+	return len(data), false, nil
 }
 
 // fetchPartition looks up a fetch's partition, and its topic. A fetch that

@@ -192,10 +192,13 @@ func TestFetchWokenByCutInRange(t *testing.T) {
 }
 
 // TestFetchWakeOfALongPollReadsOnce: the common long poll, a
-// fetch of MinBytes 1 that found nothing and waits, reads its partitions
-// once more at the wake an append makes, and answers with it: the wake
-// of a fetch that read nothing makes the fetch again, which reads only
-// what was appended since. (The look at each wake that
+// fetch of MinBytes 1 that found nothing and waits, reads once more at
+// the wake an append makes the partition appended to, and answers with
+// it: the wake of a fetch that read nothing makes the fetch again, which
+// reads only what was appended since, of the partitions whose channel
+// closed (each of the others answers as its first read did; it read
+// every partition again before: four reads of two partitions, where
+// three do). (The look at each wake that
 // TestUntrustedFetchWakeReadsOnlyNewBytes pins, a read of no bytes and a
 // count of the bytes appended before the fetch is made again, is for a
 // fetch whose answer holds records already: it made this wake three
@@ -222,10 +225,116 @@ func TestFetchWakeOfALongPollReadsOnce(t *testing.T) {
 				require.NoError(t, a.err)
 				require.Equal(t, t0, a.at, "answered at the append")
 				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[parts-1].Records))
-				require.EqualValues(t, 2*parts, reads.Load(), "one read of each partition at the wake")
+				require.EqualValues(t, parts+1, reads.Load(), "one read, of the partition appended to, at the wake")
 			})
 		})
 	}
+}
+
+// TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged: a long poll of
+// many partitions that read nothing reads again, at a wake, only the
+// partitions whose change channel closed; the others answer as their
+// first read did. The answer is that of
+// a fetch made then, each partition's high watermark and log start
+// those of now (a cut in range, which wakes the poll and leaves it
+// waiting, shows in the answer). Before, each wake read every partition
+// again: a consumer of P partitions read 2P of them at each append. An
+// append made between a partition's look-up and its read (after the
+// fetch took its channel) wakes the fetch too (mutant: the channel taken
+// after the read waits for MaxWait, and answers without the record).
+func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
+	const parts = 40
+	setup := func(t *testing.T) (*Broker, *api.FetchRequest, *atomic.Int32) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: parts}))
+		req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1}
+		for p := range int32(parts) {
+			if p%3 == 0 {
+				produce(t, b, "t", p, "x", "y")
+				produce(t, b, "t", p, "z")
+			}
+			hw, err := b.ListOffset(t.Context(), "t", p, api.Latest)
+			require.NoError(t, err)
+			req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p, Offset: hw.Offset})
+		}
+		_, err := b.DeleteRecords(t.Context(), "t", 6, 2)
+		require.NoError(t, err)
+		reads := new(atomic.Int32)
+		testHookFetchRead = func() { reads.Add(1) }
+		t.Cleanup(func() { testHookFetchRead = nil })
+		return b, req, reads
+	}
+	// same checks that a is what a fetch of req made now answers, but
+	// for the records of partition with, which a holds.
+	same := func(t *testing.T, b *Broker, req *api.FetchRequest, a api.FetchResponse, with int, records ...string) {
+		testHookFetchRead = nil
+		now, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: req.Partitions})
+		require.NoError(t, err)
+		require.Len(t, a.Partitions, parts)
+		for i, fp := range a.Partitions {
+			want := now.Partitions[i]
+			if i == with {
+				require.Equal(t, records, values(t, fp.Records))
+				want.Records = fp.Records
+			}
+			require.Equal(t, want, fp, "partition %d", i)
+		}
+	}
+	t.Run("append", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b, req, reads := setup(t)
+			done := goFetch(t.Context(), b, req)
+			synctest.Wait()
+			require.EqualValues(t, parts, reads.Load(), "the first read")
+			// A cut that leaves the offset in range wakes the fetch,
+			// which reads the partition again and waits on.
+			_, err := b.DeleteRecords(t.Context(), "t", 9, 1)
+			require.NoError(t, err)
+			synctest.Wait()
+			require.EqualValues(t, parts+1, reads.Load(), "the cut's wake")
+			t0 := time.Now()
+			produce(t, b, "t", 31, "a")
+			a := <-done
+			require.NoError(t, a.err)
+			require.Equal(t, t0, a.at, "answered at the append")
+			require.EqualValues(t, parts+2, reads.Load(), "one read, of the partition appended to, at the wake")
+			require.EqualValues(t, 1, a.resp.Partitions[9].LogStartOffset, "the cut's log start")
+			require.EqualValues(t, 2, a.resp.Partitions[6].LogStartOffset)
+			same(t, b, req, a.resp, 31, "a")
+		})
+	})
+	t.Run("append during the first read", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b, req, reads := setup(t)
+			var produced error
+			testHookFetchRead = func() {
+				if reads.Add(1) == 18 { // partition 17's, after its look-up
+					_, produced = b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: 17, Acks: api.AcksAll, Batches: batch(t, "a")})
+				}
+			}
+			t0 := time.Now()
+			a := <-goFetch(t.Context(), b, req)
+			require.NoError(t, produced)
+			require.NoError(t, a.err)
+			require.Equal(t, t0, a.at, "the append's wake was lost")
+			require.EqualValues(t, parts+1, reads.Load())
+			same(t, b, req, a.resp, 17, "a")
+		})
+	})
+	t.Run("MaxWait", func(t *testing.T) {
+		// Its last look reads every partition, as before (a reopen
+		// begun during the poll is waited for: see
+		// TestFetchHeedsItsCtxBehindAReopenBegunDuringIt).
+		synctest.Test(t, func(t *testing.T) {
+			b, req, reads := setup(t)
+			t0 := time.Now()
+			a := <-goFetch(t.Context(), b, req)
+			require.NoError(t, a.err)
+			require.Equal(t, t0.Add(time.Hour), a.at)
+			require.EqualValues(t, 2*parts, reads.Load())
+			same(t, b, req, a.resp, -1)
+		})
+	})
 }
 
 // TestFetchWokenByAppend: a fetch waiting for MinBytes is woken
