@@ -900,32 +900,22 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 	return resp, waits, total, failed, nil
 }
 
-// fetchChanged reads again, into resp, the partitions of a fetch whose
-// change channel (waits, from fetchOnce or an earlier fetchChanged) has
-// closed since it was taken, as fetchOnce reads them (skipBusy, in their
-// order), and takes their channels again; every other partition's answer
-// in resp stands. It is for a fetch that read nothing (resp holds no
-// records, and no errors, as every partition's first read found) and
-// was woken, and it answers as fetchOnce would:
-// each partition not read again was read after its channel was taken,
-// and every change of what a read of it answers — its high watermark
-// (an append, and under SyncAlways an fsync), its log start or end (a
-// cut: DeleteRecords, retention, a truncation), its log (a reopen, a
-// close, a deletion, the release of a lock that a read went past,
-// Busy) — closes the channel once made (see log.Partition.Changed). So
-// its answer, no records and the offsets of that read, is what a read
-// now gives, but for a change whose wake has not run yet, which a read
-// made just before it gives too (and which the next fetch reads). Only
-// the first partition with data may take a batch past the limits, as
-// in fetchOnce: those not read again hold none. It returns the bytes
-// read, whether a partition failed, and ctx's error as fetchOnce does
-// (resp then partly read).
+// fetchChanged reads again, into resp, the partitions of a fetch that
+// may answer otherwise now (see fetchStands), as fetchOnce reads them
+// (skipBusy, in their order), and takes their channels again; every
+// other partition's answer in resp stands. It is for a fetch that read
+// nothing (resp holds no records, and no errors, as every partition's
+// first read found) and was woken: only the partitions that changed are
+// read again, those whose channel closed, where every partition was (a
+// consumer of P partitions read 2P of them at each append). Only the
+// first partition with data may take a batch past the limits, as in
+// fetchOnce: those not read again hold none. It returns the bytes read,
+// whether a partition failed, and ctx's error as fetchOnce does (resp
+// then partly read).
 func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}) (total int, failed bool, err error) {
-	for i, w := range waits {
-		select {
-		case <-w:
-		default:
-			continue // unchanged since its read: its answer stands
+	for i := range waits {
+		if b.fetchStands(req.Partitions[i], resp.Partitions[i], waits[i]) {
+			continue
 		}
 		resp.Partitions[i] = api.FetchedPartition{}
 		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], maxBytes, total, false, true)
@@ -936,6 +926,36 @@ func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxByt
 		failed = failed || bad
 	}
 	return total, failed, nil
+}
+
+// fetchStands reports whether out, the answer of a read of fp that
+// found nothing (no records, no error) after it took the partition's
+// change channel wait, is what a read of it now gives: wait is still
+// open and is still the channel of the partition that fp names (its
+// topic was not deleted, nor created again), and the partition's high
+// watermark and log start offset are those out holds. Every change of
+// what such a read answers closes the channel once made (see
+// log.Partition.Changed): an append, and under SyncAlways the fsync,
+// that moves the high watermark; a cut (DeleteRecords, retention, a
+// truncation); a reopen, a close, a deletion's discard; the release of
+// a lock the read went past (Busy). Those that show before their wake —
+// a deletion takes the topic from the broker's map before it discards
+// its partitions one by one, an append's high watermark moves before
+// its notify — are looked at here, without a read: a look-up and the
+// offsets. A change whose wake has not run yet, and that shows in
+// neither, is one a read made just before it would miss too.
+func (b *Broker) fetchStands(fp api.FetchPartition, out api.FetchedPartition, wait <-chan struct{}) bool {
+	select {
+	case <-wait:
+		return false
+	default:
+	}
+	t, p, err := b.fetchPartition(fp)
+	if err != nil || t.ID != out.TopicID || p.Changed() != wait {
+		return false
+	}
+	o := p.Offsets()
+	return o.HighWatermark == out.HighWatermark && o.LogStart == out.LogStartOffset
 }
 
 // fetchAt reads req.Partitions[i] into out for fetchOnce (see there for

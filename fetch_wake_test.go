@@ -321,6 +321,34 @@ func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
 			same(t, b, req, a.resp, 17, "a")
 		})
 	})
+	t.Run("DeleteTopic", func(t *testing.T) {
+		// The deletion takes the topic from the broker first, then
+		// discards its partitions one by one: the first one's wake
+		// answers the fetch while the others' channels are still open,
+		// and the answer says every partition is gone, as a fetch made
+		// then says (mutant: the others answered as their first read
+		// did, as if the topic were there).
+		synctest.Test(t, func(t *testing.T) {
+			b, req, reads := setup(t)
+			done := goFetch(t.Context(), b, req)
+			synctest.Wait()
+			answered := make(chan fetchAnswer, 1)
+			testHookDeletePartition = func(_ string, id int) {
+				if id == 1 { // t-0 discarded, and its readers woken
+					answered <- <-done
+				}
+			}
+			defer func() { testHookDeletePartition = nil }()
+			require.NoError(t, b.DeleteTopic(t.Context(), "t"))
+			a := <-answered
+			require.NoError(t, a.err)
+			for i, fp := range a.resp.Partitions {
+				require.ErrorIs(t, fp.Err, ErrUnknownTopic, "partition %d", i)
+				require.EqualValues(t, -1, fp.HighWatermark, "partition %d", i)
+			}
+			require.EqualValues(t, parts, reads.Load(), "a partition of no topic was read")
+		})
+	})
 	t.Run("MaxWait", func(t *testing.T) {
 		// Its last look reads every partition, as before (a reopen
 		// begun during the poll is waited for: see
