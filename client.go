@@ -696,7 +696,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		}
 		// Wait. A fetch that read nothing is made again at each wake,
 		// which reads only what was appended since (see below), and only
-		// the partitions whose change channel closed (fetchChanged). One
+		// the partitions that changed since their read (fetchChanged). One
 		// whose answer holds records, fewer than MinBytes, looks at
 		// each wake at what changed without reading again what was read
 		// and counted: each partition's errors (a read of no bytes) and
@@ -757,7 +757,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			if total == 0 {
 				// Nothing was read: the fetch made again reads only what
 				// was appended since, no more than a look would, and
-				// only of the partitions whose channel closed. The
+				// only of the partitions that changed. The
 				// common long poll (MinBytes 1) answers so at its first
 				// wake, with one read of the partition appended to.
 				changed = true
