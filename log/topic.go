@@ -274,8 +274,9 @@ func (p *Partition) notify() {
 }
 
 // Append appends data to the partition's log (see Log.Append) and wakes
-// the readers waiting for it. A Reopen under way is waited for, until ctx
-// ends.
+// the readers waiting for it, also when the wait for the batches' fsync
+// then fails or ctx ends during it (the batches are in the log). A
+// Reopen under way is waited for, until ctx ends.
 //
 // Errors: Log.Append's, with ErrLogFenced (wrapping open's error) in place of ErrClosed once a
 // Reopen's open failed (see Reopen).
@@ -284,13 +285,21 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 	if err != nil {
 		return AppendResult{LogAppendTime: -1}, err
 	}
-	res, err := l.Append(ctx, data, opts)
+	// Log.Append in its two steps: once the batches are written the
+	// high watermark (the log end, unless under SyncAlways) has moved,
+	// whatever the wait for their flush then answers (a failed fsync, an
+	// ended ctx), and the readers are woken for it.
+	res, d, err := l.AppendAsync(ctx, data, opts)
+	wrote := err == nil && !res.Duplicate
+	if err == nil {
+		err = d.Wait(ctx)
+	}
 	err = p.failed(err)
 	// Under SyncAlways the high watermark moves with the fsync, whose
 	// OnDurable callback has woken the readers already.
 	durable := durableWatermark(l)
 	p.runlock(l)
-	if err == nil && !res.Duplicate && !durable {
+	if wrote && !durable {
 		p.notify()
 	}
 	return res, err

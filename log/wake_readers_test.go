@@ -3,8 +3,11 @@ package log
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -136,4 +139,31 @@ func TestFsyncWakesReadersOnlyUnderSyncAlways(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPartitionAppendWakesReadersWhenItsFlushFails: under SyncPeriodic an
+// Append that makes a flush due (flush.messages) writes its batch, which
+// moves the high watermark (the log end), then waits for the flush: a
+// flush that fails fails the Append, but the batch is in the log and
+// readable, and the readers waiting on Changed are woken for it, as
+// AppendAsync wakes them (mutant: Append woke them only when the wait
+// succeeded, and a reader of the partition alone waited for its next
+// change).
+func TestPartitionAppendWakesReadersWhenItsFlushFails(t *testing.T) {
+	e := newEnv(t)
+	var armed atomic.Bool
+	e.fs = vfs.WithFaults(e.fs, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.Load() {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	p := NewPartition("t", 0, e.open(Config{Sync: SyncPeriodic, FlushMessages: 1}))
+	defer p.Close()
+	ch := p.Changed()
+	armed.Store(true)
+	_, err := p.Append(t.Context(), valueBatch(t, 1, "a"), AppendOptions{})
+	require.ErrorIs(t, err, vfs.ErrInjected)
+	require.EqualValues(t, 1, p.HighWatermark(), "the batch is in the log")
+	requireWoken(t, ch, "an Append whose flush failed")
 }
