@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -57,4 +59,46 @@ func TestAdminCallStopsOnceCloseBegins(t *testing.T) {
 	defer func() { testHookCloseMarked = nil }()
 	require.NoError(t, b.Close())
 	require.ErrorIs(t, res, ErrClosed, "it stops before partition 2")
+}
+
+// TestCloseBetweenTheLookAndTheTopicsAnswersClosed: a call that found the
+// broker open, and reads its topics once Close has let go of them
+// (release), answers ErrClosed, as a call made after Close does: a
+// Produce's look-up (topic) does not tell of an unknown topic, and a
+// Maintain does not find nothing to maintain and answer nil. The hook
+// closes the broker between the call's look at closed and its read of
+// the topics.
+func TestCloseBetweenTheLookAndTheTopicsAnswersClosed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		call func(context.Context, *Broker) error
+	}{
+		{"Produce", func(ctx context.Context, b *Broker) error {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "v")})
+			return err
+		}},
+		{"DescribeTopic", func(ctx context.Context, b *Broker) error {
+			_, err := b.DescribeTopic(ctx, "t")
+			return err
+		}},
+		{"Maintain", func(ctx context.Context, b *Broker) error { return b.Maintain(ctx) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b, err := Open(Config{})
+			require.NoError(t, err)
+			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+			var armed atomic.Bool
+			armed.Store(true)
+			closed := make(chan error, 1)
+			testHookClosedLooked = func() {
+				if armed.CompareAndSwap(true, false) {
+					closed <- b.Close()
+				}
+			}
+			defer func() { testHookClosedLooked = nil }()
+			require.ErrorIs(t, tc.call(ctx, b), ErrClosed)
+			require.NoError(t, <-closed)
+		})
+	}
 }

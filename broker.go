@@ -634,6 +634,11 @@ func (b *Broker) waitLines() {
 	b.handing.Wait()
 }
 
+// testHookClosedLooked, when set (by tests), runs in topic and Maintain
+// once they have found the broker open, before they read its topics,
+// which a Close meanwhile lets go of (see release).
+var testHookClosedLooked func()
+
 // testHookCloseMarked, when set (by tests), runs in Close once it has
 // marked the broker closed, before it cancels the broker's ctx.
 var testHookCloseMarked func()
@@ -939,6 +944,9 @@ func (b *Broker) Maintain(ctx context.Context) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return err // ended before the call: also with no partition to maintain
+	}
+	if testHookClosedLooked != nil {
+		testHookClosedLooked()
 	}
 	ps := b.partitions()
 	if len(ps) == 0 && b.closed.Load() {

@@ -1523,6 +1523,9 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 	if b.isClosed() {
 		return nil, ErrClosed
 	}
+	if testHookClosedLooked != nil {
+		testHookClosedLooked()
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	t, ok := b.topics[name]
