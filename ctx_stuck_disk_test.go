@@ -984,3 +984,63 @@ func TestAbandonedAppendsShareOneFsyncGoroutine(t *testing.T) {
 	}()
 	require.NoError(t, within(t, done, func() {}, "the fetch of the last abandoned append"))
 }
+
+// TestLaterSyncQueuesWhatNoneCovers: a partition's syncLater queue
+// (laterSync) keeps, in order, each abandoned append that neither the one
+// waited for nor a later one covers — appends to two logs of the
+// partition (a reopen between them) — and nextLater hands each of them
+// to the goroutine in turn, then drops the partition's state, or drops
+// it at once, queue and all, once Close has begun (Close fsyncs every
+// log). TestAbandonedAppendsShareOneFsyncGoroutine has one log only: a
+// queue that kept only the last append, or its state left once the
+// goroutine ended (later appends queued to no goroutine), passed it.
+func TestLaterSyncQueuesWhatNoneCovers(t *testing.T) {
+	ctx := context.Background()
+	open := func() *log.Log {
+		l, err := log.Open("/p", log.Config{Sync: log.SyncAlways, RetentionTime: -1}, log.Options{FS: vfs.NewMem()})
+		require.NoError(t, err)
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	appendOne := func(l *log.Log, v string) log.Durability {
+		t.Helper()
+		_, d, err := l.AppendAsync(ctx, batch(t, v), log.AppendOptions{})
+		require.NoError(t, err)
+		require.True(t, d.Pending(), v)
+		return d
+	}
+	old, reopened := open(), open()
+	a1, a2 := appendOne(old, "a1"), appendOne(old, "a2")
+	b1, b2 := appendOne(reopened, "b1"), appendOne(reopened, "b2")
+
+	b := &Broker{}
+	p := new(log.Partition)
+	s := &laterSync{cur: a1}
+	b.later = map[*log.Partition]*laterSync{p: s}
+	s.add(a1) // covered by the one waited for
+	require.Empty(t, s.queued)
+	s.add(b1)
+	s.add(a2) // another log's: b1 stays
+	s.add(b2) // covers b1
+	s.add(b1) // covered by b2
+	require.Len(t, s.queued, 2)
+	require.True(t, s.queued[0] == a2 && s.queued[1] == b2, "a2 then b2 queued")
+
+	for _, want := range []log.Durability{a2, b2} {
+		d, ok := b.nextLater(p, s)
+		require.True(t, ok)
+		require.True(t, d == want, "the queue's order")
+		b.wg.Done() // as the goroutine's startHanding would
+	}
+	_, ok := b.nextLater(p, s)
+	require.False(t, ok)
+	require.NotContains(t, b.later, p, "the goroutine ended: the next append starts one")
+
+	s = &laterSync{cur: a1}
+	b.later[p] = s
+	s.add(b1)
+	b.closed.Store(true)
+	_, ok = b.nextLater(p, s)
+	require.False(t, ok, "Close has begun: it fsyncs every log")
+	require.NotContains(t, b.later, p)
+}
