@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -1043,4 +1044,38 @@ func TestLaterSyncQueuesWhatNoneCovers(t *testing.T) {
 	_, ok = b.nextLater(p, s)
 	require.False(t, ok, "Close has begun: it fsyncs every log")
 	require.NotContains(t, b.later, p)
+}
+
+// TestAbandonedAppendPastAHungFsyncIsFsyncedAfterIt: an append whose
+// producer stopped waiting while the syncLater goroutine of its
+// partition waited for an earlier one's fsync, begun before it and hung,
+// is queued and fsynced once that fsync goes on: its record becomes
+// readable (the high watermark moves with the fsync, SyncAlways) with no
+// one else appending (mutant: the later append taken for the one waited
+// for, not queued, and left unsynced). In TestAbandonedAppendsShareOneFsyncGoroutine
+// the hung fsync may begin after every append, and cover them all.
+func TestAbandonedAppendPastAHungFsyncIsFsyncedAfterIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b, fs, _ := openStuck(t, 1)
+		produce(t, b, "t", 0, "a")
+		entered, release := fs.arm(t, vfs.OpSync, "/t-0/00000000000000000000.log")
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		abandon := func(v string) {
+			t.Helper()
+			_, ack, err := b.ProduceAsync(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, v)})
+			require.NoError(t, err)
+			require.NotNil(t, ack, "the append waits for no fsync")
+			require.ErrorIs(t, ack.Wait(ended), context.Canceled)
+		}
+		abandon("1")
+		<-entered // the syncLater goroutine's fsync, to offset 2, hangs
+		abandon("2")
+		release()
+		synctest.Wait() // the goroutine has fsynced what it was handed, and ended
+		_, p, err := b.topicPartition(ctx, "t", 0, false)
+		require.NoError(t, err)
+		require.EqualValues(t, 3, p.Offsets().HighWatermark, "the last abandoned append is durable")
+	})
 }
