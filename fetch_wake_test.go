@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -362,6 +363,96 @@ func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
 			require.EqualValues(t, 2*parts, reads.Load())
 			same(t, b, req, a.resp, -1)
 		})
+	})
+}
+
+// TestFetchWakeReadsAPartitionWhoseHighWatermarkMovedBeforeItsWake: a
+// long poll of two partitions that read nothing, woken by an append to
+// one, reads the other again too when its high watermark moved and its
+// wake has not come yet (fetchStands' offsets). A log.Partition.Append
+// under flush.messages moves the high watermark (the log end) with its
+// write, then waits for the flush, and wakes the readers only after it:
+// the hook holds that fsync until the wake's read of the second
+// partition has begun (mutant: the offsets not looked at, its first,
+// empty, answer stood, the record left to the next fetch; 22deffd7's
+// message had no test reach that window, the broker's own appends
+// waking the readers right after the write).
+func TestFetchWakeReadsAPartitionWhoseHighWatermarkMovedBeforeItsWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fs := newStuckFS(vfs.NewMem())
+		b := open(t, Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2,
+			Config: log.Config{Sync: log.SyncPeriodic, FlushMessages: 1}}))
+		_, p1, err := b.topicPartition(t.Context(), "t", 1, false)
+		require.NoError(t, err)
+		var reads atomic.Int32
+		entered, release := fs.arm(t, vfs.OpSync, "/t-1/00000000000000000000.log")
+		testHookFetchRead = func() {
+			if reads.Add(1) == 4 { // the wake's read of t-1, after t-0's
+				release()
+			}
+		}
+		defer func() { testHookFetchRead = nil }()
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
+		synctest.Wait() // it read both, and waits
+		require.EqualValues(t, 2, reads.Load())
+		appended := make(chan error, 1)
+		go func() {
+			_, err := p1.Append(t.Context(), batch(t, "b"), log.AppendOptions{})
+			appended <- err
+		}()
+		<-entered // t-1's high watermark moved; its readers not woken yet
+		produce(t, b, "t", 0, "a")
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+		require.Equal(t, []string{"b"}, values(t, a.resp.Partitions[1].Records), "t-1's record, below its high watermark")
+		release()
+		require.NoError(t, <-appended)
+	})
+}
+
+// TestFetchWakeReadsAPartitionWhoseLogStartMovedBeforeItsWake: as
+// TestFetchWakeReadsAPartitionWhoseHighWatermarkMovedBeforeItsWake, for a
+// DeleteRecords that moved the log start to the fetch's offset (in
+// range still) and wakes the readers once it is done, after its leader
+// epochs' checkpoint, which the hook holds: the answer tells the log
+// start of now, as a fetch made then (mutant: the log start not looked
+// at, the first read's stood).
+func TestFetchWakeReadsAPartitionWhoseLogStartMovedBeforeItsWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fs := newStuckFS(vfs.NewMem())
+		b := open(t, Config{FS: fs, Dir: "/data", MaintenanceInterval: time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		produce(t, b, "t", 1, "b")
+		var reads atomic.Int32
+		entered, release := fs.arm(t, vfs.OpWrite, "/t-1/leader-epoch-checkpoint")
+		testHookFetchRead = func() {
+			if reads.Add(1) == 4 { // the wake's read of t-1, after t-0's
+				release()
+			}
+		}
+		defer func() { testHookFetchRead = nil }()
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, Offset: 1}}})
+		synctest.Wait() // it read both, and waits
+		require.EqualValues(t, 2, reads.Load())
+		deleted := make(chan error, 1)
+		go func() {
+			_, err := b.DeleteRecords(t.Context(), "t", 1, 1)
+			deleted <- err
+		}()
+		<-entered // t-1's log start moved; its readers not woken yet
+		produce(t, b, "t", 0, "a")
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+		got := a.resp.Partitions[1]
+		require.NoError(t, got.Err)
+		require.EqualValues(t, 1, got.LogStartOffset, "t-1's log start now")
+		release()
+		require.NoError(t, <-deleted)
 	})
 }
 
