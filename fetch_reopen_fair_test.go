@@ -102,3 +102,48 @@ func TestFairFetchWokenWhenAReopenEnds(t *testing.T) {
 		require.Equal(t, t0, a.at, "answered at MaxWait, not when the lock was released")
 	})
 }
+
+// TestFairWakeNotHeldByAReopenBegunBeforeIt: a long poll that read
+// nothing, woken by an append to a partition whose reopen begins before
+// the wake reads it again (here in the hook, hung in the old log's
+// closing fsync), reads the others that changed and answers theirs
+// rather than wait for that reopen, as its first read does (fetchChanged
+// reads as fetchOnce, skipBusy; mutant: the wake's reads wait for a
+// partition held exclusively, and the fetch waited for the reopen).
+func TestFairWakeNotHeldByAReopenBegunBeforeIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, fs, _ := openStuck(t, 2)
+		var (
+			reads   int
+			altered <-chan error
+			release func()
+		)
+		testHookFetchRead = func() {
+			reads++         // the fetch's goroutine only
+			if reads == 3 { // the wake's read of t-1, before its look at Busy
+				altered, release = stickReopen(t, b, fs, 1) // t-0 reopened
+				produce(t, b, "t", 0, "a")
+			}
+		}
+		defer func() { testHookFetchRead = nil }()
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
+			Partitions: []api.FetchPartition{{Topic: "t", Partition: 1}, {Topic: "t", Partition: 0}}})
+		synctest.Wait() // it read both, and waits
+		produce(t, b, "t", 1, "b")
+		synctest.Wait()
+		var a fetchAnswer
+		select {
+		case a = <-done:
+		default:
+			t.Error("the fetch waits for t-1's reopen")
+		}
+		release()
+		require.NoError(t, <-altered)
+		if t.Failed() {
+			a = <-done
+		}
+		require.NoError(t, a.err)
+		require.Empty(t, a.resp.Partitions[0].Records, "t-1, held by its reopen")
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[1].Records))
+	})
+}

@@ -328,7 +328,9 @@ func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
 		// answers the fetch while the others' channels are still open,
 		// and the answer says every partition is gone, as a fetch made
 		// then says (mutant: the others answered as their first read
-		// did, as if the topic were there).
+		// did, as if the topic were there; the answer of a partition
+		// read again not cleared first, the deleted topic's ID left in
+		// it).
 		synctest.Test(t, func(t *testing.T) {
 			b, req, reads := setup(t)
 			done := goFetch(t.Context(), b, req)
@@ -346,6 +348,7 @@ func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
 			for i, fp := range a.resp.Partitions {
 				require.ErrorIs(t, fp.Err, ErrUnknownTopic, "partition %d", i)
 				require.EqualValues(t, -1, fp.HighWatermark, "partition %d", i)
+				require.True(t, fp.TopicID.IsZero(), "partition %d: the deleted topic's ID, as a fetch made then does not say", i)
 			}
 			require.EqualValues(t, parts, reads.Load(), "a partition of no topic was read")
 		})
