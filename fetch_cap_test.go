@@ -291,3 +291,34 @@ func TestFetchCapIsInclusive(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchWakeTakesTheCapAsAFetch: a long poll woken with two of its
+// partitions appended to reads them again (fetchChanged) as a fetch
+// does: only the first with data may take a batch past what the fetch's
+// MaxBytes leaves, the later one's first batch, which does not fit,
+// waits for a later fetch (mutant: each partition read again as if it
+// were the first with data, the answer past MaxBytes).
+func TestFetchWakeTakesTheCapAsAFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		big := strings.Repeat("v", 4<<10)
+		reads := 0
+		testHookFetchRead = func() {
+			reads++         // the fetch's goroutine only
+			if reads == 3 { // the wake's read of t-0
+				produce(t, b, "t", 1, big)
+			}
+		}
+		defer func() { testHookFetchRead = nil }()
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1, MaxBytes: 1 << 10,
+			Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}}})
+		synctest.Wait() // it read both, and waits
+		produce(t, b, "t", 0, "a")
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+		require.Empty(t, a.resp.Partitions[1].Records, "t-1's first batch, past what MaxBytes leaves")
+		require.EqualValues(t, 1, a.resp.Partitions[1].HighWatermark, "t-1 read again")
+	})
+}
