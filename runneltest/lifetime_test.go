@@ -234,3 +234,36 @@ func TestCleanupKeepsNoRecords(t *testing.T) {
 	runtime.KeepAlive(p)
 	runtime.KeepAlive(c)
 }
+
+// TestCleanupKeepsNoClosedClients: the cleanups of NewBroker,
+// NewProducer and NewConsumer, which package testing keeps as long as
+// the test (a parallel test's until its parent ends), do not keep the
+// clients they closed: a producer or consumer closed holds its
+// per-partition state (tens of KB for a topic of 64 partitions), which
+// a test that no longer references it must not keep (mutant: a cleanup
+// that still references its client).
+func TestCleanupKeepsNoClosedClients(t *testing.T) {
+	var (
+		kept *testing.T
+		wb   weak.Pointer[runnel.Broker]
+		wp   weak.Pointer[producer.Producer]
+		wc   weak.Pointer[consumer.Consumer]
+	)
+	t.Run("test", func(t *testing.T) {
+		kept = t
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 4))
+		p := runneltest.NewProducer(t, b)
+		c := runneltest.NewConsumer(t, b)
+		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}))
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		wb, wp, wc = weak.Make(b), weak.Make(p), weak.Make(c)
+	})
+	// Two collections: the producer's sync.Pools, fields of it, are on
+	// the runtime's list of pools until the second after their last use.
+	runtime.GC()
+	runtime.GC()
+	require.Nil(t, wp.Value(), "the producer's cleanup keeps it")
+	require.Nil(t, wc.Value(), "the consumer's cleanup keeps it")
+	require.Nil(t, wb.Value(), "the broker's cleanup keeps it")
+	runtime.KeepAlive(kept)
+}

@@ -334,6 +334,7 @@ func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 		t.Fatalf("runneltest: open broker: %v", err)
 	}
 	t.Cleanup(func() {
+		b := dropRef(&b)
 		if err := b.Close(); err != nil {
 			t.Errorf("runneltest: close broker: %v", err)
 		}
@@ -388,6 +389,7 @@ func NewProducer(t testing.TB, c producer.Client, opts ...producer.Opt) *produce
 		t.Fatalf("runneltest: new producer: %v", err)
 	}
 	t.Cleanup(func() {
+		p := dropRef(&p)
 		ctx, cancel, limit := waitContext(t, DefaultWait)
 		defer cancel()
 		if err := p.Flush(ctx); err != nil && !errors.Is(err, producer.ErrClosed) {
@@ -426,11 +428,23 @@ func NewConsumer(t testing.TB, cl consumer.Client, opts ...consumer.Opt) *consum
 		t.Fatalf("runneltest: new consumer: %v", err)
 	}
 	t.Cleanup(func() {
+		c := dropRef(&c)
 		if err := c.Close(); err != nil {
 			t.Errorf("runneltest: close consumer: %v", err)
 		}
 	})
 	return c
+}
+
+// dropRef returns *v and sets it to nil: a cleanup takes the client it
+// closes out of the variable it captured, which package testing keeps
+// as long as the test (a parallel test's until its parent ends), so
+// that a closed producer, consumer or broker that the test itself no
+// longer references is garbage, its per-partition state too.
+func dropRef[T any](v **T) *T {
+	x := *v
+	*v = nil
+	return x
 }
 
 // Produce appends records to topic through c, each as its own batch and
