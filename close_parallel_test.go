@@ -123,10 +123,8 @@ func TestCloseOnDiskClosesPartitionsAtOnce(t *testing.T) {
 	topics := map[string]int{"b": 2*partitionsAtOnce + 1, "a": 3}
 	for name, n := range topics {
 		require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: n}))
-		for p := range n {
-			produce(t, b, name, int32(p), fmt.Sprintf("%s-%d", name, p))
-		}
 	}
+	produceNames(t, b, topics)
 	w := watchCloses(t, partitionsAtOnce)
 	require.NoError(t, b.Close())
 	require.Len(t, w.check(t, "Close"), 3+2*partitionsAtOnce+1)
@@ -139,12 +137,30 @@ func TestCloseOnDiskClosesPartitionsAtOnce(t *testing.T) {
 
 	testHookClosePartition = nil
 	b = open(t, Config{Dir: dir})
+	requireNames(t, b, topics)
+}
+
+// produceNames appends to each partition of topics (name → partition
+// count) one record whose value is the partition's name, "t-0" say.
+func produceNames(t *testing.T, b *Broker, topics map[string]int) {
+	t.Helper()
 	for name, n := range topics {
 		for p := range n {
-			resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: name, Partition: int32(p)}}})
+			produce(t, b, name, int32(p), fmt.Sprintf("%s-%d", name, p))
+		}
+	}
+}
+
+// requireNames checks that each partition of topics holds the one
+// record produceNames appended to it, and only it.
+func requireNames(t *testing.T, b *Broker, topics map[string]int) {
+	t.Helper()
+	for name, n := range topics {
+		for p := range n {
+			resp, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: name, Partition: int32(p)}}})
 			require.NoError(t, err)
 			require.NoError(t, resp.Partitions[0].Err)
-			require.Equal(t, []string{fmt.Sprintf("%s-%d", name, p)}, values(t, resp.Partitions[0].Records))
+			require.Equal(t, []string{fmt.Sprintf("%s-%d", name, p)}, values(t, resp.Partitions[0].Records), "%s-%d", name, p)
 		}
 	}
 }
@@ -469,11 +485,9 @@ func TestOpenOnDiskOpensPartitionsAtOnce(t *testing.T) {
 	testHookOpenPartition = nil
 	require.NoError(t, b.CreateTopic(ctx, "a", log.TopicConfig{Partitions: 3}))
 	topics := map[string]int{"a": 3, "b": n + partitionsAtOnce + 1}
+	produceNames(t, b, topics)
 	var all []string
 	for name, count := range topics {
-		for p := range count {
-			produce(t, b, name, int32(p), fmt.Sprintf("%s-%d", name, p))
-		}
 		all = append(all, partitionNames(name, 0, count)...)
 	}
 	crashed := t.TempDir()
@@ -492,14 +506,7 @@ func TestOpenOnDiskOpensPartitionsAtOnce(t *testing.T) {
 		for _, p := range all {
 			require.Equal(t, after != "crash", clean[p], "%s opened after a %s", p, after)
 		}
-		for name, count := range topics {
-			for p := range count {
-				resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: name, Partition: int32(p)}}})
-				require.NoError(t, err)
-				require.NoError(t, resp.Partitions[0].Err)
-				require.Equal(t, []string{fmt.Sprintf("%s-%d", name, p)}, values(t, resp.Partitions[0].Records))
-			}
-		}
+		requireNames(t, b, topics)
 		require.NoError(t, b.Close())
 	}
 }
