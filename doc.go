@@ -1,6 +1,7 @@
-// Package runnel is an embeddable broker for Kafka's model: topics split
-// into partitions, each an append-only log in Kafka's on-disk format (see
-// package log), served to producers and consumers in the same process.
+// Package runnel is an embeddable broker for Kafka's model. Topics are
+// split into partitions, each an append-only log in Kafka's on-disk format
+// (see package [log]). The broker serves them to producers and consumers
+// in the same process.
 //
 //	b, err := runnel.Open(runnel.Config{Dir: "data"}) // Dir "" runs in memory
 //	if err != nil {
@@ -16,30 +17,44 @@
 //
 // The README's first program is this, whole (ExampleOpen in memory).
 //
-// A Broker is one node. Its layout on disk is Kafka's: one directory per
-// partition, <Dir>/<topic>-<partition>, holding that partition's segments
-// and checkpoints, plus runnel's own files: <Dir>/topics/<topic>.json (a
-// topic's partition count and configuration), <Dir>/producer-ids (the next
-// idempotent producer id; Open hands ids out from past those whose state a
-// partition keeps, should the file be lost or rolled back) and
-// <Dir>/runnel.lock, which a second process opening the same directory
-// finds locked.
+// # Layout on disk
 //
-// Shut down in the reverse order: consumers first, then producers (Flush,
-// then Close: Close fails what is still buffered), then the broker. A producer whose
-// broker closed first fails its records with ErrClosed; a consumer's
-// Records ends.
+// A [Broker] is one node. Its layout on disk is Kafka's: one directory per
+// partition, <Dir>/<topic>-<partition>, holding that partition's segments
+// and checkpoints. Beside them are runnel's own files:
+//
+//   - <Dir>/topics/<topic>.json: a topic's partition count and
+//     configuration.
+//   - <Dir>/producer-ids: the next idempotent producer id. Should the file
+//     be lost or rolled back, [Open] hands ids out from past those whose
+//     state a partition keeps.
+//   - <Dir>/runnel.lock, which a second process opening the same
+//     directory finds locked.
+//
+// # Shutdown
+//
+// Shut down in the reverse order: consumers first, then producers, then
+// the broker. Shut a producer down with Flush, then Close: Close fails
+// what is still buffered.
+//
+// A producer whose broker closed first fails its records with
+// [ErrClosed]; a consumer's Records ends.
+//
+// # Contexts
 //
 // Every method that takes a ctx needs one that is not nil, as package
-// context asks (pass context.TODO when there is none yet): a nil ctx is a
-// programming error, not reported as an error, and the broker's and the
-// consumer's methods may panic on it (the producer's take it for
-// context.Background).
+// [context] asks: pass [context.TODO] when there is none yet. A nil ctx is
+// a programming error, not reported as an error. The broker's and the
+// consumer's methods may panic on it; the producer's take it for
+// [context.Background].
 //
-// The clients (packages producer and consumer) never import this package:
-// each declares the small interface it needs in the terms of package api,
-// and *Broker satisfies them. The broker starts one goroutine for
-// retention, compaction and flush.ms, and one to fsync an append whose
-// producer stopped waiting for its fsync (see Produce); Close stops them
-// and waits for them.
+// # Clients and goroutines
+//
+// The clients (packages producer and consumer) never import this package.
+// Each declares the small interface it needs in the terms of package
+// [api], and *Broker satisfies them.
+//
+// The broker starts one goroutine for retention, compaction and flush.ms,
+// and one to fsync an append whose producer stopped waiting for its fsync
+// (see [Broker.Produce]). [Broker.Close] stops them and waits for them.
 package runnel
