@@ -1,23 +1,25 @@
-// Package runneltest is to runnel what net/http/httptest is to net/http:
-// an in-memory broker for unit tests, closed by t.Cleanup, and helpers that
-// create topics, make producers, and produce and consume records, failing
-// the test on any error.
+// Package runneltest is to runnel what net/http/httptest is to net/http.
+// It offers an in-memory broker for unit tests, closed by t.Cleanup, and
+// helpers that create topics, make producers, and produce and consume
+// records, failing the test on any error.
 //
 //	b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
 //	runneltest.Produce(t, b, "orders", &record.Record{Key: k, Value: v})
 //	recs := runneltest.ConsumeAll(t, b, "orders") // exactly what is there
 //
-// Two ways to read what a test produced: ConsumeAll returns every record
-// there is when it is called, at once, so a test can assert "exactly
-// these" and "nothing else"; Consume waits until n records are there, for
-// code that produces in the background — for DefaultWait (10 s) unless
-// Timeout says otherwise, then fails the test saying how many came.
-// Both return records ordered by partition, then offset.
+// There are two ways to read what a test produced. Both return records
+// ordered by partition, then offset.
 //
-// It sits with the clients above the broker; tests of code that takes a
+//   - [ConsumeAll] returns every record there is when it is called, at
+//     once, so a test can assert "exactly these" and "nothing else".
+//   - [Consume] waits until n records are there, for code that produces in
+//     the background. It waits for [DefaultWait] (10 s) unless [Timeout]
+//     says otherwise, then fails the test saying how many came.
+//
+// It sits with the clients above the broker. Tests of code that takes a
 // producer.Client or consumer.Client can hand it the *runnel.Broker. The
-// helpers that produce and consume take those interfaces too: the
-// broker, a Faults over it, or a client of the test's own.
+// helpers that produce and consume take those interfaces too: the broker,
+// a [Faults] over it, or a client of the test's own.
 //
 // # Injecting failures
 //
@@ -30,25 +32,31 @@
 //	r := f.Add(runneltest.Fault{Op: runneltest.OpProduce, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
 //
 // Consume and ConsumeAll read through a Faults handed to them as a
-// consumer does, errors Kafka's table calls retriable being retried
-// without a word (ExampleFaults):
+// consumer does: errors Kafka's table calls retriable are retried without
+// a word (ExampleFaults):
 //
 //	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Topic: "orders", Err: api.ErrNotLeader, Count: 2})
 //	recs := runneltest.ConsumeAll(t, f, "orders")
 //
-// A rule fails a request before the broker sees it (FailRequest; for a
-// fetch, FailPartitions fails some of its partitions), lets a produce
-// request be appended and then loses the answer (LoseResponse: what
-// idempotence is for) or fails its acknowledgement (FailAck), or holds
-// the request until the rule is removed or the request's ctx ends
-// (HoldRequest). A request still held when the test ends holds up the
-// flush of NewProducer's cleanup, which reports it after DefaultWait:
-// remove a HoldRequest rule (or close the client) before the test ends.
+// What a rule does to the requests it matches:
+//
+//   - [FailRequest] fails a request before the broker sees it. For a
+//     fetch, [FailPartitions] fails some of its partitions.
+//   - [LoseResponse] lets a produce request be appended and then loses the
+//     answer: what idempotence is for.
+//   - [FailAck] lets a produce request be appended and then fails its
+//     acknowledgement.
+//   - [HoldRequest] holds the request until the rule is removed or the
+//     request's ctx ends.
+//
+// A request still held when the test ends holds up the flush of
+// NewProducer's cleanup, which reports it after DefaultWait. Remove a
+// HoldRequest rule (or close the client) before the test ends.
 //
 // A rule's Match picks requests by their content, as kfake's ControlKey
-// function does: the produce request that carries a record with key
-// "poison" (ExampleFault_Match), the fetch of a partition from an offset
-// on:
+// function does. It can pick the produce request that carries a record
+// with key "poison" (ExampleFault_Match), or the fetch of a partition from
+// an offset on:
 //
 //	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1,
 //		Match: func(req runneltest.Request) bool { return req.FetchPartition.Offset >= 100 }})
@@ -57,94 +65,114 @@
 //
 // Clients must close before the broker they use: consumers first, then
 // producers, then the broker. Cleanup functions run in the reverse order
-// of their registration, so make the broker first: NewBroker, then
-// NewProducer, and the producer is flushed and closed before the broker
-// closes, and so is a consumer made with NewConsumer. A consumer the test
-// makes itself closes first with a defer (deferred calls run before any
-// cleanup) or with a t.Cleanup registered after NewBroker. NewBroker's
-// cleanup closes the broker even if a client is still open; such a
-// client then fails with runnel.ErrClosed.
+// of their registration, so make the broker first. With [NewBroker], then
+// [NewProducer], the producer is flushed and closed before the broker
+// closes, and so is a consumer made with [NewConsumer].
+//
+// A consumer the test makes itself closes first with a defer (deferred
+// calls run before any cleanup) or with a t.Cleanup registered after
+// NewBroker. NewBroker's cleanup closes the broker even if a client is
+// still open; such a client then fails with runnel.ErrClosed.
 //
 // A goroutine leak check runs after the cleanups only if it is registered
 // as one before NewBroker: t.Cleanup(func() { goleak.VerifyNone(t) }) as
 // the test's first line, or goleak.VerifyTestMain in TestMain. The usual
 // defer goleak.VerifyNone(t) runs before any cleanup, while the broker
-// (and the helpers' clients) are still open, and reports the broker's
-// maintenance goroutine as a leak. In tests that call t.Parallel, use
-// goleak.VerifyTestMain only: a test's goleak.VerifyNone sees the
-// goroutines of the tests that run beside it (theirs, and their
-// brokers'), and reports them as its leaks.
+// (and the helpers' clients) are still open. It reports the broker's
+// maintenance goroutine as a leak.
+//
+// In tests that call t.Parallel, use goleak.VerifyTestMain only. A test's
+// goleak.VerifyNone sees the goroutines of the tests that run beside it
+// (theirs, and their brokers'), and reports them as its leaks.
 //
 // # Goroutines
 //
-// The helpers fail the test with t.Fatalf, so, like t.Fatalf, call them
-// from the goroutine running the test: called on another goroutine, a
-// failing helper ends only that goroutine (runtime.Goexit) and the test
-// goes on without it; on a producer's goroutine (in a promise) it stops
-// the test binary with a panic instead (see producer.Producer). Code
-// under test may use the broker, and the clients the helpers made, from
-// any goroutine.
+// The helpers fail the test with t.Fatalf. So, like t.Fatalf, call them
+// from the goroutine running the test:
+//
+//   - Called on another goroutine, a failing helper ends only that
+//     goroutine (runtime.Goexit), and the test goes on without it.
+//   - On a producer's goroutine (in a promise), it stops the test binary
+//     with a panic instead (see producer.Producer).
+//
+// Code under test may use the broker, and the clients the helpers made,
+// from any goroutine.
 //
 // # Fake time
 //
-// A test can run inside a testing/synctest bubble (synctest.Test): a
-// broker, producers and consumers made there keep all their goroutines
-// in it, so a producer's Linger and DeliveryTimeout, a consumer's
-// FetchMaxWait, the broker's MaintenanceInterval and retention.ms (with
-// the default runnel.Config.Clock) and the helpers' own waits (Timeout,
-// DefaultWait) count on the bubble's fake clock, and a test of code that
-// waits for minutes runs at once and to the nanosecond. There the test's
-// deadline does not bound the helpers' waits: a *testing.T has none to
-// give inside a bubble.
+// A test can run inside a testing/synctest bubble (synctest.Test). A
+// broker, producers and consumers made there keep all their goroutines in
+// it. So these count on the bubble's fake clock:
+//
+//   - a producer's Linger and DeliveryTimeout;
+//   - a consumer's FetchMaxWait;
+//   - the broker's MaintenanceInterval and retention.ms (with the default
+//     runnel.Config.Clock);
+//   - the helpers' own waits (Timeout, DefaultWait).
+//
+// A test of code that waits for minutes runs at once and to the
+// nanosecond. There the test's deadline does not bound the helpers'
+// waits: a *testing.T has none to give inside a bubble.
 //
 // Make the broker in the bubble that uses it (NewBroker inside
 // synctest.Test's function, one per bubble). A broker made outside a
-// bubble and used inside one (one broker of a parent test shared with
-// its synctest subtests, say) either stops the test binary, the runtime
-// failing one of the broker's goroutines with "fatal error: select on
-// synctest channel from outside bubble", or hangs the test until go
-// test's -timeout, the bubble's goroutines waiting on channels of the
-// broker's that are not the bubble's, so that its clock stops: which of
-// the two, the scheduling decides.
+// bubble and used inside one (one broker of a parent test shared with its
+// synctest subtests, say) does one of two things, and the scheduling
+// decides which:
+//
+//   - It stops the test binary, the runtime failing one of the broker's
+//     goroutines with "fatal error: select on synctest channel from
+//     outside bubble".
+//   - Or it hangs the test until go test's -timeout: the bubble's
+//     goroutines wait on channels of the broker's that are not the
+//     bubble's, so that its clock stops.
 //
 // Likewise, hand the calls made in a bubble a ctx of the bubble's (the
 // t.Context() of synctest.Test's t, or context.Background()), not the
-// parent test's t.Context(): a context makes its Done channel when first
-// asked for it, and the broker and its clients ask, so a context made
-// outside a bubble and first asked inside gets a channel of the bubble's;
-// cancelled outside (the parent test's t.Context() is, as the parent
+// parent test's t.Context(). A context makes its Done channel when first
+// asked for it, and the broker and its clients ask. So a context made
+// outside a bubble and first asked inside gets a channel of the bubble's.
+// Cancelled outside (the parent test's t.Context() is, as the parent
 // ends), it stops the test binary with "fatal error: close of synctest
 // channel from outside bubble".
 //
-// Every codec works in bubbles and out of them, in any order: the
+// Every codec works in bubbles and out of them, in any order. The
 // compressors and decompressors are shared by the whole process (see
-// package compression), and none keeps a channel of the bubble that
-// first used it. (Until 2026-12-06, zstd's did: a zstd produce or fetch
-// outside the bubble of the test binary's first stopped the binary.)
+// package compression), and none keeps a channel of the bubble that first
+// used it. (Until 2026-12-06, zstd's did: a zstd produce or fetch outside
+// the bubble of the test binary's first stopped the binary.)
 //
 // What a broker is given may be shared by the brokers of several bubbles,
-// and of none: a vfs.MemFS or a directory (a broker closed in one bubble,
-// and another opened on the same files in the next, or outside, as a
-// restart test does), made in a bubble or outside, a vfs.WithFaults over
-// it, a Config's Logger. So may what runnel keeps for the whole process:
-// the codecs, package vfs's table of the directories locked, and package
-// log's memory of the logs whose fsync failed. None of it holds a channel,
-// a timer, a WaitGroup or a goroutine of the bubble that made it or first
-// used it (but what the test's own code in it holds: a Logger's handler,
-// a vfs.Injector). Mind the clock, though: a bubble's starts at midnight UTC on
-// 2000-01-01, so the records a bubble's producers stamped are decades old
+// and of none:
+//
+//   - a vfs.MemFS or a directory, made in a bubble or outside (a broker
+//     closed in one bubble, and another opened on the same files in the
+//     next, or outside, as a restart test does);
+//   - a vfs.WithFaults over it;
+//   - a Config's Logger.
+//
+// So may what runnel keeps for the whole process: the codecs, package
+// vfs's table of the directories locked, and package log's memory of the
+// logs whose fsync failed. None of it holds a channel, a timer, a
+// WaitGroup or a goroutine of the bubble that made it or first used it,
+// but what the test's own code in it holds: a Logger's handler, a
+// vfs.Injector.
+//
+// Mind the clock, though: a bubble's starts at midnight UTC on
+// 2000-01-01. So the records a bubble's producers stamped are decades old
 // outside it, where a topic's retention.ms (runnel's default is 7 days;
 // NewBroker's topics have none) deletes them at the next maintenance run.
 //
 // # Coming from kfake
 //
 // franz-go's kfake is a fake Kafka cluster that code under test reaches
-// with its own *kgo.Client, over the loopback. runnel speaks no Kafka
-// wire protocol: code tested with runneltest produces and consumes
-// through runnel's producer and consumer (or an interface of its own that
-// they satisfy), and gets the *runnel.Broker itself. What kfake calls map
-// to (each pair is exercised side by side by the Migrate tests of the
-// benchmarks/peers module):
+// with its own *kgo.Client, over the loopback. runnel speaks no Kafka wire
+// protocol. Code tested with runneltest produces and consumes through
+// runnel's producer and consumer (or an interface of its own that they
+// satisfy), and gets the *runnel.Broker itself.
+//
+// What kfake calls map to (each pair is exercised side by side by the
+// Migrate tests of the benchmarks/peers module):
 //
 //	kfake / kgo                                  runneltest / runnel
 //	kfake.NewCluster(kfake.NumBrokers(1), ...)   b := NewBroker(t, ...)  (closed by t.Cleanup)
@@ -220,31 +248,37 @@
 //	  answer (a made-up response)                  own that embeds b (see producer.AsyncClient)
 //
 // Keys land on the partitions kgo's default partitioner picks (Kafka's
-// murmur2), through the producer and through Produce; a record without a
-// key goes, through Produce, to its Partition field, and through the
-// producer, as kgo's, to a sticky partition unless the
-// producer.ManualPartitioner is asked for. Auto-creation is off by
-// default, as in kfake, and an unknown topic fails at once
-// (runnel.ErrUnknownTopic) where kgo retries it first (until the
-// record's context ends, or kgo.UnknownTopicRetries). Records with old timestamps stay (see NewBroker).
-// consumer.End, like kgo's AtEnd, is looked up by the first poll: to
-// read what the code under test produces from now on, Assign At the
-// high watermark taken before it runs.
+// murmur2), through the producer and through Produce. A record without a
+// key goes, through Produce, to its Partition field. Through the producer
+// it goes, as kgo's, to a sticky partition unless the
+// producer.ManualPartitioner is asked for.
 //
-// What runnel does not offer (yet): the Kafka wire protocol (code that
-// holds a *kgo.Client, sarama or confluent-kafka-go client cannot be
-// pointed at a runnel broker); consumer groups and committed offsets, so
-// no group lag (a consumer's lag is the high watermark minus its
-// Position); transactions; several brokers and leader moves
-// (kfake.NumBrokers above 1, MoveTopicPartition, AddNode); intercepting
-// any request at the broker (kfake's Control, KeepControl, SleepControl,
-// Fault): Faults intercepts what the producer and consumer ask of it
-// (produce, fetch, offset look-ups, partition counts, producer ids,
-// which partitions refuse appends), not
-// the admin calls the code under test makes on the *runnel.Broker
-// itself, nor requests made up to answer anything (a Client of the
-// test's own does that); SASL, TLS, ACLs, and older protocol versions
-// (MaxVersions).
+// Auto-creation is off by default, as in kfake. An unknown topic fails at
+// once (runnel.ErrUnknownTopic), where kgo retries it first (until the
+// record's context ends, or kgo.UnknownTopicRetries). Records with old
+// timestamps stay (see NewBroker).
+//
+// consumer.End, like kgo's AtEnd, is looked up by the first poll. To read
+// what the code under test produces from now on, Assign At the high
+// watermark taken before it runs.
+//
+// What runnel does not offer (yet):
+//
+//   - the Kafka wire protocol: code that holds a *kgo.Client, sarama or
+//     confluent-kafka-go client cannot be pointed at a runnel broker;
+//   - consumer groups and committed offsets, so no group lag (a consumer's
+//     lag is the high watermark minus its Position);
+//   - transactions;
+//   - several brokers and leader moves (kfake.NumBrokers above 1,
+//     MoveTopicPartition, AddNode);
+//   - intercepting any request at the broker (kfake's Control,
+//     KeepControl, SleepControl, Fault). Faults intercepts what the
+//     producer and consumer ask of it: produce, fetch, offset look-ups,
+//     partition counts, producer ids, which partitions refuse appends. It
+//     does not intercept the admin calls the code under test makes on the
+//     *runnel.Broker itself, nor requests made up to answer anything (a
+//     Client of the test's own does that);
+//   - SASL, TLS, ACLs, and older protocol versions (MaxVersions).
 package runneltest
 
 import (
