@@ -573,80 +573,98 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 const pastCount = "\x00"
 
 // ProduceSync produces recs, each as Produce does with ctx, and waits for
-// the outcome of every one. It returns nil if all were written (each with
-// its Partition and Offset set), else the errors.Join of a *RecordError
-// per failed record, with the reason Produce's promise would get and the
-// partition the record went to (UnknownPartition if it failed before it
-// was partitioned, unless ManualPartitioner gave it its own: see
-// RecordError); RecordErrors lists them. Called with no records, it
-// returns nil, or ErrClosed if the producer is closed. ctx
-// governs each record until its batch is first sent (see Produce): a
-// record that fails with ctx's error was not written, and one that was
-// sent is waited for even after ctx ended — until it is written or fails,
-// at the latest at its DeliveryTimeout or Close. So a nil error means
-// every record was written, and errors.Is(err, ctx.Err()) means that at
-// least one was not. Its records do not wait for Linger: once it has
-// buffered them all, the open batch of each partition they went to (with
-// the records before them, and those that join it meanwhile) is sent as
-// soon as its partition can send it, as kgo's ProduceSync un-lingers the
-// partitions it produces to.
+// the outcome of every one.
 //
-// What each *RecordError says of its record (as the outcome of a send
-// does with Kafka's Java producer): an error matching context.Canceled or
-// context.DeadlineExceeded — its ctx's, never the producer's own — means
-// it was never sent, so not written, and so does any error of a
-// RecordError whose Partition is UnknownPartition (it failed before it
-// was partitioned: an ErrDeliveryTimeout there says its topic's
-// partition count could not be learned, and the records of that topic
-// after it in the same call fail with it at once — if it was looked up
-// again for a partition past the count the producer knew, those for such
-// a partition), or, with ManualPartitioner, whose RecordError says the
-// record's own partition even then, any error of a record that failed
-// before it was buffered (MayBeWritten tells them apart);
-// ErrDeliveryTimeout and ErrClosed otherwise mean that it may have been
-// written (if a request that held it was sent and not answered: Kafka's
-// TimeoutException), and so do log.ErrLogFenced
-// and api.ErrBrokerClosed (the broker may have appended it and then
-// failed to fsync it), ErrOutOfOrderSequence (given only to a batch an
-// earlier attempt of which may have been appended: see Producer),
-// api.ErrNotLeader (which Kafka's broker answers after an append too, to
-// an acks=all request waiting when the partition's leadership moves), the
-// errors of a Client of your own that the api table does not
-// know (a network error, say), and any error that matches
-// ErrMaybeWritten, whatever else it matches; the broker's refusals
-// (ErrRecordTooLarge, log.ErrInvalidRecord, ErrProducerFenced,
-// api.ErrUnknownTopicOrPartition, ...) without ErrMaybeWritten and the
-// errors before a record is buffered (ErrMaxBuffered, ErrNoTopic, ...)
-// mean it was not. (A batch refused after an earlier attempt of it may
-// have been appended, its answer lost, fails with the refusal and
-// ErrMaybeWritten; so does one appended whose acknowledgement failed,
-// whatever the error.) A caller
-// that produces a record again after a "may have been written" produces
-// it twice if it was: idempotence covers the producer's own retries, not
-// a record produced again (deduplicate by a key of your own).
+// It returns nil if all were written, each with its Partition and Offset
+// set. Otherwise it returns the errors.Join of a [*RecordError] per failed
+// record, with the reason Produce's promise would get and the partition
+// the record went to. That partition is [UnknownPartition] if the record
+// failed before it was partitioned, unless [ManualPartitioner] gave it its
+// own (see RecordError). [RecordErrors] lists them. Called with no
+// records, it returns nil, or [ErrClosed] if the producer is closed.
+//
+// ctx governs each record until its batch is first sent (see Produce). A
+// record that fails with ctx's error was not written. One that was sent
+// is waited for even after ctx ended: until it is written or fails, at
+// the latest at its DeliveryTimeout or Close. So a nil error means every
+// record was written, and errors.Is(err, ctx.Err()) means that at least
+// one was not.
+//
+// Its records do not wait for [Linger]. Once it has buffered them all, the
+// open batch of each partition they went to is sent as soon as its
+// partition can send it, with the records before them and those that join
+// it meanwhile. kgo's ProduceSync, too, un-lingers the partitions it
+// produces to.
+//
+// Each *RecordError says what became of its record, as the outcome of a
+// send does with Kafka's Java producer. The record was never sent, so not
+// written, when:
+//
+//   - its error matches context.Canceled or context.DeadlineExceeded: its
+//     ctx's, never the producer's own;
+//   - its Partition is UnknownPartition, whatever the error: it failed
+//     before it was partitioned. An ErrDeliveryTimeout there says its
+//     topic's partition count could not be learned, and the records of
+//     that topic after it in the same call fail with it at once. If the
+//     count was looked up again for a partition past the count the
+//     producer knew, those for such a partition do.
+//   - with ManualPartitioner, whose RecordError says the record's own
+//     partition even then, it failed before it was buffered, whatever the
+//     error ([MayBeWritten] tells them apart).
+//
+// The record may have been written when its error is:
+//
+//   - [ErrDeliveryTimeout] or ErrClosed otherwise (if a request that held
+//     it was sent and not answered: Kafka's TimeoutException);
+//   - log.ErrLogFenced or api.ErrBrokerClosed: the broker may have
+//     appended it and then failed to fsync it;
+//   - ErrOutOfOrderSequence, given only to a batch an earlier attempt of
+//     which may have been appended (see Producer);
+//   - api.ErrNotLeader, which Kafka's broker answers after an append too,
+//     to an acks=all request waiting when the partition's leadership
+//     moves;
+//   - an error of a Client of your own that the api table does not know (a
+//     network error, say);
+//   - any error that matches [ErrMaybeWritten], whatever else it matches.
+//
+// The record was not written when its error is one of the broker's
+// refusals (ErrRecordTooLarge, log.ErrInvalidRecord, ErrProducerFenced,
+// api.ErrUnknownTopicOrPartition, ...) without ErrMaybeWritten, or one of
+// the errors before a record is buffered (ErrMaxBuffered, ErrNoTopic,
+// ...). A batch refused after an earlier attempt of it may have been
+// appended, its answer lost, fails with the refusal and ErrMaybeWritten.
+// So does one appended whose acknowledgement failed, whatever the error.
+//
+// A caller that produces a record again after a "may have been written"
+// produces it twice if it was. Idempotence covers the producer's own
+// retries, not a record produced again: deduplicate by a key of your own.
 //
 // The records of one call are not written all or nothing, nor next to
-// each other: runnel has no transactions, and each record goes as
-// Produce sends it. A record the broker refuses alone (ErrRecordTooLarge,
-// say) fails alone, the records before and after it in its partition
-// written; a ctx that ends may fail the records not yet sent while
-// those of batches already sent are written; and a partition's records
-// may go in several batches, with records of other calls (from other
-// goroutines) between them. Records that must be written together, or
-// not at all, such as the events of one command in an event store, go
-// in one record (a value that holds them all, within BatchMaxBytes and
-// the topic's MaxMessageBytes): a record is written whole or not at all.
+// each other: runnel has no transactions, and each record goes as Produce
+// sends it.
 //
-// Called from a promise, which Producer forbids (or from a Client's
-// method: any code on a producer's goroutine), ProduceSync may wait for a
-// record that only the goroutine running the promise would send or
-// fail. The end of ctx or Close then ends the wait, and ProduceSync
-// returns the RecordErrors of the records that failed so far and, for
-// the rest, which the producer may still deliver (their outcome no
-// longer reported), an error matching ErrMaybeWritten, and ErrClosed for
-// Close — not ctx's error, which would say that they were not written.
-// (Only from a promise: elsewhere ProduceSync waits for every outcome, as
-// above.)
+//   - A record the broker refuses alone (ErrRecordTooLarge, say) fails
+//     alone, the records before and after it in its partition written.
+//   - A ctx that ends may fail the records not yet sent while those of
+//     batches already sent are written.
+//   - A partition's records may go in several batches, with records of
+//     other calls (from other goroutines) between them.
+//
+// Records that must be written together, or not at all, such as the
+// events of one command in an event store, go in one record: a value that
+// holds them all, within BatchMaxBytes and the topic's MaxMessageBytes. A
+// record is written whole or not at all.
+//
+// Called from a promise, which Producer forbids, ProduceSync may wait for
+// a record that only the goroutine running the promise would send or
+// fail. So it may from a Client's method: any code on a producer's
+// goroutine. The end of ctx or Close then ends the wait. ProduceSync then
+// returns the RecordErrors of the records that failed so far and, for the
+// rest, an error matching ErrMaybeWritten: the producer may still deliver
+// them, their outcome no longer reported. For Close it returns ErrClosed
+// too. It does not return ctx's error, which would say that they were not
+// written. (Only from a promise: elsewhere ProduceSync waits for every
+// outcome, as above.)
 func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) error {
 	if len(recs) == 0 {
 		if p.closed.Load() || p.client == nil {
@@ -774,13 +792,18 @@ func (s *syncWait) err() error {
 
 // Flush sends every buffered batch at once, lingering no more, and waits
 // until every record produced before it returns is done and its promise
-// has run: those buffered when it is called, those produced while it
-// waits, those of Produce calls that wait for buffer space meanwhile
-// (as kgo's Flush waits for the blocked ones), and those of Produce calls
-// that ask the broker for their topic's partition count. Under a steady
-// stream of Produce calls from other goroutines it may so wait as long as
-// the stream lasts (kgo's Flush too; Java's flush waits only for the
-// records sent before it): bound it with ctx.
+// has run. That covers the records:
+//
+//   - buffered when it is called;
+//   - produced while it waits;
+//   - of Produce calls that wait for buffer space meanwhile (as kgo's
+//     Flush waits for the blocked ones);
+//   - of Produce calls that ask the broker for their topic's partition
+//     count.
+//
+// Under a steady stream of Produce calls from other goroutines it may so
+// wait as long as the stream lasts: bound it with ctx. kgo's Flush does
+// too; Java's flush waits only for the records sent before it.
 //
 // ctx bounds only Flush's wait, not the records: they are governed by
 // the ctx they were produced with.
@@ -789,10 +812,12 @@ func (s *syncWait) err() error {
 // batch, which is done only once its promises have returned, until ctx
 // ends or Close begins.
 //
-// Errors: ctx's error if it ends first (the records stay buffered or in
-// flight, and are delivered or fail later, each with its promise);
-// ErrClosed if the producer is or gets closed (it returns as Close
-// begins, before the records Close fails have their promises run).
+// Errors:
+//
+//   - ctx's error if it ends first. The records stay buffered or in
+//     flight, and are delivered or fail later, each with its promise.
+//   - [ErrClosed] if the producer is or gets closed. Flush returns as Close
+//     begins, before the records Close fails have their promises run.
 func (p *Producer) Flush(ctx context.Context) error {
 	if p.closed.Load() || p.client == nil {
 		return ErrClosed
@@ -854,28 +879,33 @@ func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 // out. It is an atomic load.
 func (p *Producer) BufferedBytes() int64 { return p.bufBytes.Load() }
 
-// Close stops the producer: records not yet delivered fail with ErrClosed
-// (a request in flight is cancelled through its ctx, and its records
-// fail with an error matching ErrClosed unless the Client answered it
-// anyway), every promise runs, and Close returns once the producer's
-// goroutines have ended. A Produce waiting for buffer space, or for the
-// broker's answer to its topic's partition count (the Client's
-// Partitions, whose ctx Close cancels), returns, its promise given
-// ErrClosed on its own goroutine, maybe after Close has returned. Call
-// Flush first to deliver everything. Close takes no ctx: a Client's
-// call that cannot be cut short (a runnel broker's append inside a write
-// to a disk that hangs) is waited for until it returns. Close is
-// idempotent and returns
-// nil; a second call waits for the goroutines too. Afterwards Produce,
-// TryProduce, ProduceSync and Flush fail with ErrClosed.
+// Close stops the producer: records not yet delivered fail with
+// [ErrClosed], every promise runs, and Close returns once the producer's
+// goroutines have ended. A request in flight is cancelled through its
+// ctx, and its records fail with an error matching ErrClosed unless the
+// Client answered it anyway. Call Flush first to deliver everything.
 //
-// Close called from a promise that a producer's goroutine runs, or from
-// a Client's method (of this producer or of another: Close cannot tell
-// them apart; a runneltest.Fault's Match is one, though it runs on a
-// goroutine of its own that the method waits for), closes the producer all the same, but returns without
-// waiting for the goroutines, one of which is its caller: it ends once
-// the promise or the method returns, and the other promises still run.
-// A later Close from elsewhere waits for them.
+// A Produce waiting for buffer space, or for the broker's answer to its
+// topic's partition count (the Client's Partitions, whose ctx Close
+// cancels), returns, its promise given ErrClosed on its own goroutine,
+// maybe after Close has returned.
+//
+// Close takes no ctx: a Client's call that cannot be cut short (a runnel
+// broker's append inside a write to a disk that hangs) is waited for
+// until it returns.
+//
+// Close is idempotent and returns nil; a second call waits for the
+// goroutines too. Afterwards Produce, TryProduce, ProduceSync and Flush
+// fail with ErrClosed.
+//
+// Close may be called from a promise that a producer's goroutine runs, or
+// from a Client's method (of this producer or of another: Close cannot
+// tell them apart). A runneltest.Fault's Match is one, though it runs on
+// a goroutine of its own that the method waits for. Close then closes the
+// producer all the same, but returns without waiting for the goroutines,
+// one of which is its caller: it ends once the promise or the method
+// returns, and the other promises still run. A later Close from elsewhere
+// waits for them.
 func (p *Producer) Close() error {
 	if p.client == nil {
 		return nil // a zero Producer: nothing to stop
