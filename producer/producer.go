@@ -601,13 +601,13 @@ const pastCount = "\x00"
 // written, when:
 //
 //   - its error matches context.Canceled or context.DeadlineExceeded: its
-//     ctx's, never the producer's own;
+//     ctx's, never the producer's own.
 //   - its Partition is UnknownPartition, whatever the error: it failed
 //     before it was partitioned. An ErrDeliveryTimeout there says its
 //     topic's partition count could not be learned, and the records of
-//     that topic after it in the same call fail with it at once. If the
-//     count was looked up again for a partition past the count the
-//     producer knew, those for such a partition do.
+//     that topic after it in the same call fail with it at once. If it
+//     came from a look-up again for a partition past the count the
+//     producer knew, only those for such a partition do.
 //   - with ManualPartitioner, whose RecordError says the record's own
 //     partition even then, it failed before it was buffered, whatever the
 //     error ([MayBeWritten] tells them apart).
