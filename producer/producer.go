@@ -335,79 +335,103 @@ func New(c Client, opts ...Opt) (*Producer, error) {
 
 func noPromise(*record.Record, error) {}
 
-// Produce buffers r for its topic (or DefaultTopic) and returns; promise
-// (which may be nil) runs once r is done, with r and nil or the reason it
-// failed. It blocks only while it waits for buffer space — while the
-// buffer is full (MaxBufferedRecords, MaxBufferedBytes), or other Produce
-// calls wait for space before it: they get it in the order they began to
-// wait — and while it asks the broker for the partition count of a topic
-// it has not written to yet, or has found deleted (see Producer), or
-// whose count grew MetadataMaxAge old while the topic was idle (see
-// MetadataMaxAge), or of a topic for which r's partitioner chose a
-// partition past the count the producer knows: partitions may have been added since it last looked
-// (see MetadataMaxAge), and Kafka's Java producer too refreshes its
-// metadata before it fails such a record. If the topic has more
-// partitions now, the partitioner is asked again; else r fails with
-// ErrInvalidPartition (with ErrClosed or ctx's error if Close or the end
-// of ctx cuts the look-up short, as any wait of Produce). Any of these
-// look-ups that fails with an error Kafka's table calls retriable (a
-// request timed out, say; not an unknown topic, which fails r at once)
-// is retried with RetryBackoff's
-// backoff, as Kafka's producer waits for its metadata, until ctx ends,
-// Close, or DeliveryTimeout has passed (ErrDeliveryTimeout); TryProduce
-// does not wait for that either, and fails r with the first answer's
-// error. The look-up of a partition past the count is the exception: one
-// that fails otherwise than by Close, ctx or DeliveryTimeout (TryProduce's
+// Produce buffers r for its topic (or DefaultTopic) and returns. promise,
+// which may be nil, runs once r is done, with r and nil or the reason it
+// failed.
+//
+// Produce blocks only while it waits:
+//
+//   - for buffer space: while the buffer is full ([MaxBufferedRecords],
+//     [MaxBufferedBytes]), or other Produce calls wait for space before
+//     it. They get it in the order they began to wait.
+//   - for the broker's answer to the partition count of a topic it has not
+//     written to yet, or has found deleted (see [Producer]), or whose count
+//     grew MetadataMaxAge old while the topic was idle (see
+//     [MetadataMaxAge]).
+//   - for the broker's answer to the partition count of a topic for which
+//     r's partitioner chose a partition past the count the producer knows.
+//
+// In that last case, partitions may have been added since the producer
+// last looked (see MetadataMaxAge), and Kafka's Java producer too
+// refreshes its metadata before it fails such a record. If the topic has
+// more partitions now, the partitioner is asked again; else r fails with
+// [ErrInvalidPartition]. If Close or the end of ctx cuts the look-up
+// short, as any wait of Produce, r fails with ErrClosed or ctx's error
+// instead.
+//
+// Any of these look-ups that fails with an error Kafka's table calls
+// retriable (a request timed out, say; not an unknown topic, which fails
+// r at once) is retried with [RetryBackoff]'s backoff, as Kafka's producer
+// waits for its metadata. It is retried until ctx ends, Close, or
+// DeliveryTimeout has passed ([ErrDeliveryTimeout]). TryProduce does not
+// wait for that either, and fails r with the first answer's error.
+//
+// The look-up of a partition past the count is the exception. One that
+// fails otherwise than by Close, ctx or DeliveryTimeout (TryProduce's
 // first retriable answer among them, or a topic found unknown) leaves the
 // count the producer knows as it was, and r fails with
-// ErrInvalidPartition. A look-up the Client does not answer is cut short at
-// DeliveryTimeout too (as Kafka's send waits no longer than
-// max.block.ms), so a record whose ctx never ends is not held for ever;
-// it fails with ErrDeliveryTimeout, not written.
+// ErrInvalidPartition.
 //
-// Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp
-// to the current time when it buffers r (after any wait for buffer
-// space), and writes nothing of r before: a record that fails before it
-// is buffered — its promise run before Produce returns, with
-// ErrMaxBuffered, ctx's error, ErrClosed, ErrInvalidPartition, ... — is
-// left as it was, and produced again is stamped then; its Partition (0
-// unless the caller set it) is then not where it went, since it went
-// nowhere: ProduceSync's RecordError says UnknownPartition (-1), or with
-// ManualPartitioner the record's own Partition (as Kafka's producer
-// reports a record's explicit partition). A record that was
-// buffered keeps its timestamp whatever its outcome, as with franz-go's
-// kgo: produced again after its promise got an error, it is sent with
-// that first timestamp (the broker may have appended the first attempt:
-// a copy sent again should carry the same time), unless the caller
-// zeroes r.Timestamp first.
+// A look-up the Client does not answer is cut short at [DeliveryTimeout]
+// too (as Kafka's send waits no longer than max.block.ms), so a record
+// whose ctx never ends is not held for ever. It fails with
+// ErrDeliveryTimeout, not written.
+//
+// Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp to
+// the current time when it buffers r (after any wait for buffer space).
+// It writes nothing of r before.
+//
+// A record that fails before it is buffered is left as it was. Its
+// promise runs before Produce returns, with ErrMaxBuffered, ctx's error,
+// ErrClosed, ErrInvalidPartition or another. Produced again, it is
+// stamped then.
+// Its Partition (0 unless the caller set it) is then not where it went,
+// since it went nowhere. ProduceSync's RecordError says UnknownPartition
+// (-1), or with ManualPartitioner the record's own Partition (as Kafka's
+// producer reports a record's explicit partition).
+//
+// A record that was buffered keeps its timestamp whatever its outcome, as
+// with franz-go's kgo. Produced again after its promise got an error, it
+// is sent with that first timestamp, unless the caller zeroes r.Timestamp
+// first: the broker may have appended the first attempt, and a copy sent
+// again should carry the same time.
 //
 // ctx governs r until r's batch is first sent, as with franz-go's kgo:
-// if ctx is done already, the promise gets ctx's error before Produce
-// returns, and nothing is buffered; if it ends while Produce blocks, the
-// same; if it ends while r is buffered, r is dropped from its batch
-// before the batch is sealed (given its sequence numbers) and sent, never
-// reaches the broker, and its promise gets ctx's error — in its turn:
-// a partition's promises run in produce order, so no earlier than those
-// of the records produced before it to its partition. A batch lingering
-// for more records (Linger) is sent at once when one of its records'
-// ctx ends, and one waiting for a place among the requests in flight
-// (MaxInFlight), or for the producer id of an idempotent producer, is
-// looked at again once it has it. Once r's batch was sent, even once,
-// ctx no longer matters: the broker may have appended r, and a retry
-// must send the same records again. The promise gets an
-// error matching context.Canceled or context.DeadlineExceeded only from
-// r's ctx (the producer's own deadlines and Close give errors that match
-// neither, ErrDeliveryTimeout and ErrClosed), so such an error means
-// that r was not written. A ctx that can never end (context.Background)
-// costs nothing; a nil ctx is taken for context.Background (as by
-// ProduceSync and Flush), though package context asks for none.
 //
-// Errors given to promise: those listed on Producer, ErrNilRecord,
-// ErrInvalidTimestamp, ctx's error, ErrDeliveryTimeout,
-// ErrOutOfOrderSequence, ErrProducerFenced, ErrMaybeWritten (beside
-// another), ErrInvalidOption (a
-// partitioner whose ForTopic returned nil), and the broker's errors for
-// the record's batch.
+//   - If ctx is done already, the promise gets ctx's error before Produce
+//     returns, and nothing is buffered.
+//   - If it ends while Produce blocks, the same.
+//   - If it ends while r is buffered, r is dropped from its batch before
+//     the batch is sealed (given its sequence numbers) and sent. r never
+//     reaches the broker, and its promise gets ctx's error in its turn: a
+//     partition's promises run in produce order, so no earlier than those
+//     of the records produced before it to its partition.
+//
+// A batch lingering for more records ([Linger]) is sent at once when one
+// of its records' ctx ends. One waiting for a place among the requests in
+// flight ([MaxInFlight]), or for the producer id of an idempotent
+// producer, is looked at again once it has it.
+//
+// Once r's batch was sent, even once, ctx no longer matters: the broker
+// may have appended r, and a retry must send the same records again.
+//
+// The promise gets an error matching context.Canceled or
+// context.DeadlineExceeded only from r's ctx, so such an error means that
+// r was not written. The producer's own deadlines and Close give errors
+// that match neither: ErrDeliveryTimeout and ErrClosed.
+//
+// A ctx that can never end (context.Background) costs nothing. A nil ctx
+// is taken for context.Background (as by ProduceSync and Flush), though
+// package context asks for none.
+//
+// Errors given to promise:
+//
+//   - those listed on Producer;
+//   - [ErrNilRecord], [ErrInvalidTimestamp], ctx's error,
+//     ErrDeliveryTimeout, [ErrOutOfOrderSequence], [ErrProducerFenced];
+//   - [ErrMaybeWritten], beside another;
+//   - [ErrInvalidOption]: a partitioner whose ForTopic returned nil;
+//   - the broker's errors for the record's batch.
 func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, true, nil, nil)
 }
