@@ -111,138 +111,174 @@ type HealthClient interface {
 // Producer sends records to a broker in batches, one RecordBatch v2 per
 // partition and request. All its methods are safe for concurrent use.
 //
-// Records are buffered per partition into a batch; a partition sends one
+// Records are buffered per partition into a batch. A partition sends one
 // request at a time, and records produced meanwhile form the next batch.
-// With an AsyncClient a request leaves as soon as the last one is
-// appended, while up to MaxInFlight of them wait for their
-// acknowledgement (an fsync, say) — except after a request sent alone
-// with no record waiting behind it, whose acknowledgement the partition's
-// goroutine waits for itself (see MaxInFlight). Each partition that has
-// records has one goroutine sending them (and, while requests wait for
-// their acknowledgement, a second one completing them), started when its
-// first record arrives and ending after a second without any; Close stops
-// them all.
+// With an [AsyncClient] a request leaves as soon as the last one is
+// appended, while up to [MaxInFlight] of them wait for their
+// acknowledgement (an fsync, say). The exception is a request sent alone,
+// with no record waiting behind it: the partition's goroutine waits for
+// its acknowledgement itself (see MaxInFlight).
 //
-// Promises run on those goroutines, one partition's in the order its records
-// were produced, after a delivered record's Partition, Offset and
+// Each partition that has records has one goroutine sending them and,
+// while requests wait for their acknowledgement, a second one completing
+// them. The goroutine starts when the partition's first record arrives and
+// ends after a second without any; Close stops them all.
+//
+// Promises run on those goroutines, one partition's in the order its
+// records were produced, after a delivered record's Partition, Offset and
 // TimestampType (and Timestamp, for a topic with LogAppendTime) were set.
 // Two partitions' promises may run at the same time (Kafka's Java producer
 // runs every callback on its one I/O thread): what the promises of several
-// partitions share needs a lock. A promise must not block for long, and must
-// not call Produce or ProduceSync (which may wait for buffer space, or
-// records, that only finished promises free: a ProduceSync whose record goes
-// to the partition whose goroutine runs the promise waits for itself, until
-// its ctx ends or Close, see ProduceSync): use TryProduce there; nor Flush,
-// which waits for the promises to finish (see it). A promise may call Close,
-// which then returns without waiting for the producer's goroutines (see
-// Close). A record must not be modified until its promise has run. A record
-// that fails before it reaches a partition (ErrNilRecord, ErrNoTopic,
-// ErrInvalidTimestamp, ErrRecordTooLarge for BatchMaxBytes, the broker's
-// error for the topic's partition count — ErrUnknownTopicOrPartition,
-// ErrInvalidTopic, ... —, ErrInvalidPartition, ErrMaxBuffered, ctx's error,
-// ErrClosed) has its promise run, on the caller's goroutine, before Produce
-// returns. A record's ctx governs it until its batch is first sent (see
-// Produce). A promise that panics on the producer's goroutines crashes the
-// program, as a panic on any goroutine does: the producer does not recover
-// it (Kafka's Java producer logs a callback's exception and goes on;
-// recovered here, the panic would hide a bug and leave the promise's own
-// work half done, unknown to its caller). Recover in the promise if that is
-// what you want. A promise (or a Client's method, or a Logger's handler,
-// run on those goroutines) that ends the goroutine instead
-// (runtime.Goexit: t.FailNow, t.Fatal or a require assertion in a test)
-// crashes the program too, with a panic that says so: the partition's
-// goroutine gone, its later records would never be sent nor failed.
+// partitions share needs a lock.
 //
-// Retriable errors (api.IsRetriable) are retried with backoff until the
-// batch's DeliveryTimeout; later batches of the partition wait, so order
-// is kept. An error that matches api.ErrBrokerClosed (a closed Client)
-// is not retried, whatever else it matches. A batch the broker refuses as too large or invalid
-// (ErrRecordTooLarge, log.ErrInvalidRecord, and api.ErrInvalidTimestamp,
-// INVALID_TIMESTAMP by its code) is split in halves and sent
-// again, so that only the records at fault fail — unless an earlier
-// attempt of it may have been appended (its answer lost, say): the
+// A promise must not block for long, and must not call:
+//
+//   - Produce or ProduceSync, which may wait for buffer space, or records,
+//     that only finished promises free. A ProduceSync whose record goes to
+//     the partition whose goroutine runs the promise waits for itself,
+//     until its ctx ends or Close (see ProduceSync). Use TryProduce there.
+//   - Flush, which waits for the promises to finish (see Flush).
+//
+// A promise may call Close, which then returns without waiting for the
+// producer's goroutines (see Close).
+//
+// A record must not be modified until its promise has run.
+//
+// A record that fails before it reaches a partition has its promise run,
+// on the caller's goroutine, before Produce returns. Those failures are
+// ErrNilRecord, ErrNoTopic, ErrInvalidTimestamp, ErrRecordTooLarge for
+// BatchMaxBytes, the broker's error for the topic's partition count
+// (ErrUnknownTopicOrPartition, ErrInvalidTopic, ...), ErrInvalidPartition,
+// ErrMaxBuffered, ctx's error and ErrClosed.
+//
+// A record's ctx governs it until its batch is first sent (see Produce).
+//
+// A promise that panics on the producer's goroutines crashes the program,
+// as a panic on any goroutine does: the producer does not recover it.
+// Kafka's Java producer logs a callback's exception and goes on. Recovered
+// here, the panic would hide a bug and leave the promise's own work half
+// done, unknown to its caller. Recover in the promise if that is what you
+// want.
+//
+// A promise (or a Client's method, or a Logger's handler, run on those
+// goroutines) that ends the goroutine instead crashes the program too,
+// with a panic that says so. That is runtime.Goexit: t.FailNow, t.Fatal or
+// a require assertion in a test. The partition's goroutine gone, its later
+// records would never be sent nor failed.
+//
+// Retriable errors ([api.IsRetriable]) are retried with backoff until the
+// batch's DeliveryTimeout. Later batches of the partition wait, so order
+// is kept. An error that matches api.ErrBrokerClosed (a closed Client) is
+// not retried, whatever else it matches.
+//
+// A batch the broker refuses as too large or invalid is split in halves
+// and sent again, so that only the records at fault fail. Those refusals
+// are ErrRecordTooLarge, log.ErrInvalidRecord, and api.ErrInvalidTimestamp
+// (INVALID_TIMESTAMP by its code). The exception is a batch an earlier
+// attempt of which may have been appended (its answer lost, say): the
 // halves would write its records again, so the whole batch fails, with
 // ErrMaybeWritten beside the refusal.
 //
 // A deleted topic: a batch the broker refuses for an unknown topic or
 // partition (api.ErrUnknownTopicOrPartition, which runnel.ErrUnknownTopic
 // is) makes the producer ask the broker for the topic's partition count
-// at once. If the answer confirms it — the topic is unknown, or has no
-// such partition (it was created again with fewer) — the batch and every
-// record buffered for that partition before the look-up was sent fail
-// with the broker's error, without waiting for the delivery timeout; a
-// record buffered since (while the look-up was under way, or by a promise
-// of theirs once the topic is found created again) is sent, and
+// at once.
+//
+// If the answer confirms it (the topic is unknown, or has no such
+// partition: it was created again with fewer), the batch and every record
+// buffered for that partition before the look-up was sent fail with the
+// broker's error, without waiting for the delivery timeout.
+//
+// A record buffered since (while the look-up was under way, or by a
+// promise of theirs once the topic is found created again) is sent. It is
 // delivered if the topic exists by then (it may have been created again
 // between the broker's answer and the producer's reading of it), or
-// refused and failed in turn; records produced to the
-// topic afterwards fail at once, before Produce returns, until the topic
-// exists again (the producer asks the broker for each, as for a topic it
-// never knew). Any other answer (the topic has the partition: a broker
-// that has not caught up; or an error) is transient, and the batch is
-// retried. One look-up rather than kgo's count of failures
-// (UnknownTopicRetries, 4): the producer asks the broker it produces to,
-// whose answer is authoritative. A topic deleted and created again between
-// two of the producer's batches, with at least the partitions it wrote to,
-// refuses none of them, so the producer does not see it: it goes on with
-// the count it knew until its next look-up (MetadataMaxAge), and a topic
-// created again with more partitions gets its keyed records where that
-// count puts them, as after CreatePartitions.
+// refused and failed in turn.
+//
+// Records produced to the topic afterwards fail at once, before Produce
+// returns, until the topic exists again (the producer asks the broker for
+// each, as for a topic it never knew).
+//
+// Any other answer is transient, and the batch is retried: the topic has
+// the partition (a broker that has not caught up), or an error. One
+// look-up rather than kgo's count of failures (UnknownTopicRetries, 4):
+// the producer asks the broker it produces to, whose answer is
+// authoritative.
+//
+// A topic deleted and created again between two of the producer's
+// batches, with at least the partitions it wrote to, refuses none of
+// them, so the producer does not see it. It goes on with the count it
+// knew until its next look-up (MetadataMaxAge). A topic created again
+// with more partitions gets its keyed records where that count puts them,
+// as after CreatePartitions.
 //
 // Idempotence (the default, with AcksAll): the producer takes a producer
 // id from the broker before its first batch and numbers each partition's
-// records; a retried batch is sent again byte for byte with its numbers,
+// records. A retried batch is sent again byte for byte with its numbers,
 // so the broker answers a batch it already has with its original offsets
-// instead of appending it twice. When the broker refuses a partition's
-// sequence numbers (ErrOutOfOrderSequence: a gap before the batch, the
-// broker having lost records it acknowledged — a crash under a lax fsync
-// policy, say — or never had them), the producer takes a new producer id
-// and sends the batch again under it, once the batches before it are
-// done, and the records behind it follow: nothing fails, as franz-go
-// (unless StopProducerOnDataLossDetected) and Kafka's idempotent producer
-// (which bumps its epoch, KIP-360) retry it; the records the broker lost
-// stay lost, and the producer logs the refusal (Warn). If an earlier
-// attempt of the batch may have been appended (answered with a retriable
-// error after the append), the batch fails with ErrOutOfOrderSequence
-// (and ErrMaybeWritten) instead, alone, so that it is never there twice. When the broker reports that a newer epoch of the producer id
-// exists (ErrProducerFenced), the batch and the records buffered for that
-// partition fail with that error and the producer keeps its id: another
+// instead of appending it twice.
+//
+// When the broker refuses a partition's sequence numbers
+// ([ErrOutOfOrderSequence]: a gap before the batch), it lost records it
+// acknowledged (a crash under a lax fsync policy, say), or never had them.
+// The producer takes a new producer id and sends the batch again under it,
+// once the batches before it are done, and the records behind it follow.
+// Nothing fails, as franz-go (unless StopProducerOnDataLossDetected) and
+// Kafka's idempotent producer (which bumps its epoch, KIP-360) retry it.
+// The records the broker lost stay lost, and the producer logs the
+// refusal (Warn).
+//
+// If an earlier attempt of that batch may have been appended (answered
+// with a retriable error after the append), the batch fails with
+// ErrOutOfOrderSequence (and ErrMaybeWritten) instead, alone, so that it
+// is never there twice.
+//
+// When the broker reports that a newer epoch of the producer id exists
+// ([ErrProducerFenced]), the batch and the records buffered for that
+// partition fail with that error, and the producer keeps its id. Another
 // producer has taken its place, and the broker will refuse its later
-// batches too; close it (from a promise too: see Close). When the
-// broker no longer knows the producer id (api.ErrUnknownProducerID:
-// retention removed its state, say), the producer takes a new id and
-// sends the batch again under it, as Kafka's producer bumps its epoch
-// (KIP-360), unless an earlier attempt of the batch may have been
-// appended: then the batch fails with that error. A batch that fails
-// after the broker may have appended it (a delivery timeout after an
-// unanswered request) also makes the producer take a new id, so that its
-// sequence numbers are never reused for other records. When an earlier
-// attempt of a batch that fails may have been appended, its error matches
-// ErrMaybeWritten too, whatever the last attempt's error says (a refusal,
-// ErrProducerFenced or ErrRecordTooLarge say, of the attempt after).
+// batches too: close it (from a promise too: see Close).
 //
-// Memory: what a producer holds follows what it buffers
-// (MaxBufferedBytes and MaxBufferedRecords, and the records' own memory,
-// which the producer references until their promises have run), not the
-// number of partitions it writes to: a partition keeps the buffers it
-// encodes batches in only while it is sending, and hands them back (to
-// a pool the partitions share) as soon as it waits for records, a
-// batch's linger or its requests in flight. A partition's goroutine
-// (about 5 KiB: its stack and timers; about 5 KiB more with an
-// AsyncClient while requests wait for their acknowledgement, for the
-// goroutine that completes them) ends once the partition has had
-// nothing to send for a second. What stays, for the producer's
-// lifetime, is its state of each partition of every topic it has written
-// to, written to or not: about 400 bytes a partition (its sequence
-// numbers, which idempotence needs, and its queue), up to about 1 KiB
-// once written to — so one record to a topic of 100,000 partitions costs
-// 37 MB —, also once the topic is deleted, as
-// franz-go keeps its topics' state (until PurgeTopicsFromClient) rather
-// than guess that a partition will not be written again. A long-lived
-// producer that writes to ever new topics (a topic per tenant or per
-// day, say) should be closed and replaced now and then.
+// When the broker no longer knows the producer id
+// (api.ErrUnknownProducerID: retention removed its state, say), the
+// producer takes a new id and sends the batch again under it, as Kafka's
+// producer bumps its epoch (KIP-360). If an earlier attempt of the batch
+// may have been appended, the batch fails with that error instead.
 //
-// A Producer is made by New. A zero Producer (one not made by New) is
+// A batch that fails after the broker may have appended it (a delivery
+// timeout after an unanswered request) also makes the producer take a new
+// id, so that its sequence numbers are never reused for other records.
+// When an earlier attempt of a batch that fails may have been appended,
+// its error matches ErrMaybeWritten too, whatever the last attempt's
+// error says (a refusal, ErrProducerFenced or ErrRecordTooLarge say, of
+// the attempt after).
+//
+// Memory: what a producer holds follows what it buffers, not the number
+// of partitions it writes to. See MaxBufferedBytes and MaxBufferedRecords,
+// and the records' own memory, which the producer references until their
+// promises have run.
+//
+// A partition keeps the buffers it encodes batches in only while it is
+// sending. It hands them back, to a pool the partitions share, as soon as
+// it waits for records, a batch's linger or its requests in flight.
+//
+// A partition's goroutine ends once the partition has had nothing to send
+// for a second. It takes about 5 KiB: its stack and timers. With an
+// AsyncClient, while requests wait for their acknowledgement, the
+// goroutine that completes them takes about 5 KiB more.
+//
+// What stays, for the producer's lifetime, is its state of each partition
+// of every topic it has written to, written to or not. That is about 400
+// bytes a partition (its sequence numbers, which idempotence needs, and
+// its queue), up to about 1 KiB once written to. So one record to a topic
+// of 100,000 partitions costs 37 MB. The state stays also once the topic
+// is deleted, as franz-go keeps its topics' state (until
+// PurgeTopicsFromClient) rather than guess that a partition will not be
+// written again. A long-lived producer that writes to ever new topics (a
+// topic per tenant or per day, say) should be closed and replaced now and
+// then.
+//
+// A Producer is made by [New]. A zero Producer (one not made by New) is
 // closed: Produce, TryProduce and ProduceSync give ErrClosed, Flush
 // returns it, and Close returns nil.
 type Producer struct {
