@@ -311,31 +311,39 @@ type Broker struct {
 }
 
 // Open starts a broker on cfg.Dir (or in memory), reopening every topic
-// found there: each partition's log recovers as package log describes.
-// It is OpenContext(context.Background(), cfg), which cannot be cut
-// short: a service that must be able to stop during startup calls
-// OpenContext. After a clean Close it is
-// quick (it reads checkpoints); after a crash it rescans, in each
-// partition, the segment that holds the recovery point and those after
-// it (up to segment.bytes each), which takes as long as reading those
-// bytes: up to eight partitions at once on the operating system's file
-// system (Config.FS nil or vfs.OS), one after another on any other.
+// found there. Each partition's log recovers as package [log] describes.
 //
-// Errors: an error matching vfs.ErrLocked when another process, or another
-// Broker of this one not yet closed, has the directory open;
-// ErrInvalidPartitions for a negative DefaultPartitions
-// (or one above math.MaxInt32);
-// log.ErrInvalidConfig for bad TopicDefaults, a nil pointer as FS or
-// Clock, a MaintenanceInterval below 1 ms, a CleanerMapBytes below log.MinCleanerMapBytes, a
-// FetchMaxBytes below MinFetchMaxBytes (negative included), or an
-// empty Dir with the operating system's FS (vfs.OS, or a wrapper of it); a *TopicConfigError (matching
-// log.ErrInvalidConfig, naming the topic and the fields) for a stored
-// topic whose config TopicDefaults make invalid; ErrCorruptMetadata
-// (naming the file) for a topic record or producer id counter that cannot
-// be read back; ErrNewerMetadata for a topic record a newer runnel wrote;
-// log.Open's errors from recovering
-// a partition (record.ErrCorrupt for corrupt acknowledged data,
-// log.ErrNotLogDir, log.ErrBadCheckpoint); file system errors.
+// Open is OpenContext(context.Background(), cfg), which cannot be cut
+// short. A service that must be able to stop during startup calls
+// [OpenContext].
+//
+// After a clean Close, Open is quick: it reads checkpoints. After a crash
+// it rescans, in each partition, the segment that holds the recovery point
+// and those after it (up to segment.bytes each). That takes as long as
+// reading those bytes: up to eight partitions at once on the operating
+// system's file system (Config.FS nil or vfs.OS), one after another on any
+// other.
+//
+// Errors:
+//
+//   - an error matching vfs.ErrLocked when another process, or another
+//     Broker of this one not yet closed, has the directory open;
+//   - [ErrInvalidPartitions] for a negative DefaultPartitions (or one above
+//     math.MaxInt32);
+//   - [log.ErrInvalidConfig] for bad TopicDefaults, a nil pointer as FS or
+//     Clock, a MaintenanceInterval below 1 ms, a CleanerMapBytes below
+//     log.MinCleanerMapBytes, a FetchMaxBytes below MinFetchMaxBytes
+//     (negative included), or an empty Dir with the operating system's FS
+//     (vfs.OS, or a wrapper of it);
+//   - a [*TopicConfigError] (matching log.ErrInvalidConfig, naming the
+//     topic and the fields) for a stored topic whose config TopicDefaults
+//     make invalid;
+//   - [ErrCorruptMetadata] (naming the file) for a topic record or producer
+//     id counter that cannot be read back;
+//   - [ErrNewerMetadata] for a topic record a newer runnel wrote;
+//   - log.Open's errors from recovering a partition: record.ErrCorrupt for
+//     corrupt acknowledged data, log.ErrNotLogDir, log.ErrBadCheckpoint;
+//   - file system errors.
 func Open(cfg Config) (*Broker, error) {
 	return OpenContext(context.Background(), cfg)
 }
