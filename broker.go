@@ -28,26 +28,31 @@ import (
 // acknowledges (log.SyncAlways), where Kafka's defaults leave flushing to
 // the operating system (log.SyncNever). Open copies it.
 type Config struct {
-	// Dir is where the broker keeps its data; "" keeps it in memory (a
-	// vfs.NewMem file system that lives as long as the Broker), or, with
-	// FS set, in "/runnel" on FS: for a vfs.MemFS of the caller's, which
-	// it can then crash (with the OS's file system, Open refuses an empty
-	// Dir). On disk, a
-	// relative Dir is taken against the working directory at Open: a
-	// later change of the working directory does not move it. The broker
-	// owns it: Open removes the directories named <topic>-<partition> that
-	// no topic of its claims (what a crash during DeleteTopic leaves), if
-	// they hold nothing but a partition log's files. A directory of such a
-	// name that holds anything else is never removed: Open leaves it (and
-	// logs a warning), and a CreateTopic or CreatePartitions whose
-	// partition it would be fails with log.ErrNotLogDir. Its own files
-	// are runnel.lock (locked, never written), producer-ids, the topics
-	// directory, and a runnel.tmp in either of the two directories while
-	// it replaces a topic's record or the producer-id counter (a user's
-	// runnel.tmp there is overwritten, and Open removes one, as a failed
-	// write's; a user's topics file, or a
-	// producer-ids that holds no counter, makes Open fail). Still, give
-	// the broker a directory of its own.
+	// Dir is where the broker keeps its data.
+	//
+	// "" keeps it in memory: a vfs.NewMem file system that lives as long
+	// as the Broker. With FS set, "" keeps it in "/runnel" on FS, for a
+	// vfs.MemFS of the caller's, which it can then crash. With the OS's
+	// file system, Open refuses an empty Dir.
+	//
+	// On disk, a relative Dir is taken against the working directory at
+	// Open: a later change of the working directory does not move it.
+	//
+	// The broker owns it. Open removes the directories named
+	// <topic>-<partition> that no topic of its claims (what a crash during
+	// DeleteTopic leaves), if they hold nothing but a partition log's
+	// files. A directory of such a name that holds anything else is never
+	// removed: Open leaves it (and logs a warning), and a CreateTopic or
+	// CreatePartitions whose partition it would be fails with
+	// log.ErrNotLogDir.
+	//
+	// Its own files are runnel.lock (locked, never written),
+	// producer-ids, the topics directory, and a runnel.tmp in either of
+	// the two directories while it replaces a topic's record or the
+	// producer-id counter. A user's runnel.tmp there is overwritten, and
+	// Open removes one, as a failed write's. A user's topics file, or a
+	// producer-ids that holds no counter, makes Open fail. Still, give the
+	// broker a directory of its own.
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
 	// Default: vfs.OS when Dir is set. A nil pointer (a nil *vfs.MemFS)
@@ -146,61 +151,78 @@ type Config struct {
 	// a partition's lock, or the admin token: it must return at once and
 	// must not call the broker (see log.Clock).
 	Clock log.Clock
-	// Logger receives the broker's logs. Default: none. A partition's
-	// maintenance failure is logged as an error when it begins or
-	// changes, not again each MaintenanceInterval while it lasts (a
-	// fenced partition's lasts until the broker opens again); so are, at
-	// Warn, a segment roll that fails at every produce that would roll,
+	// Logger receives the broker's logs. Default: none.
+	//
+	// A partition's maintenance failure is logged as an error when it
+	// begins or changes, not again each MaintenanceInterval while it lasts
+	// (a fenced partition's lasts until the broker opens again). So are,
+	// at Warn, a segment roll that fails at every produce that would roll,
 	// and a segment that a timestamp in the future keeps past retention.ms
-	// (at Debug while they last). A line about a partition names it as
-	// the producer's and consumer's lines do, topic= and partition= (its
-	// number); its log's lines give its directory too (dir=).
+	// (at Debug while they last).
+	//
+	// A line about a partition names it as the producer's and consumer's
+	// lines do, topic= and partition= (its number); its log's lines give
+	// its directory too (dir=).
 	//
 	// Its handler runs on the goroutine that logs, or on one that hands on
-	// the lines logged meanwhile: a caller's (Produce, an admin call,
-	// Close), the broker's maintenance goroutine, one of the broker's that
-	// fsyncs an append whose producer stopped waiting, or a partition's
-	// log's that fsyncs appends apart from their waiter (on any FS but the
-	// bare memory one, for a caller whose ctx may end: log.Options.Go). It
-	// may call the broker's admin methods (CreateTopic, Topics...) and
-	// produce, also to the partition whose line it is, as no line is
-	// handed on under a lock or token of the broker's: the broker logs its
-	// own lines once it has given the admin token back; an admin call
-	// hands on then too the lines of the partitions' logs it opened (their
-	// recovery, also a retry of a failed reopen) or closed (a reopen's, a
-	// deletion's); Close those of the logs it closes once it is done (a
-	// handler's Close then returns); a partition's log its lines (rolls,
-	// retention, compaction, failures) once it has released its locks (see
-	// log.Options.Logger); and a partition's maintenance, the broker's own
-	// or a Maintain call's, its lines (retention, compaction, expired
-	// producer ids, and the retry of a reopen after a config change that
-	// failed: "partition reopened" and the new log's recovery) once it has
-	// given the maintenance token back. It may call Close on any line,
-	// also on one a goroutine of the broker's hands on (the maintenance
-	// goroutine, or one that fsyncs an append, the broker's or a
-	// partition's log's, with their own lines or a concurrent call's):
-	// that Close returns without waiting for the goroutine it runs on,
-	// which ends once the handler has returned, touching no log. Any other
-	// Close returns only once those goroutines have handed their lines on:
-	// no line of theirs reaches the handler after it. So the handler must
-	// not wait for another goroutine's Close. Close tells the goroutine it
-	// runs on by its stack, not by its broker: called on a line of
-	// another broker's goroutine, it returns without waiting for this
-	// broker's either. Nor may the handler end one of the broker's
-	// goroutines with runtime.Goexit (t.FailNow, t.Fatal or a failing
-	// require assertion in a test's handler): the program then stops,
-	// saying so, as for a panic there. On a caller's goroutine (a test's
-	// own) the Goexit ends that goroutine as anywhere else.
+	// the lines logged meanwhile:
+	//
+	//   - a caller's (Produce, an admin call, Close);
+	//   - the broker's maintenance goroutine;
+	//   - one of the broker's that fsyncs an append whose producer stopped
+	//     waiting;
+	//   - a partition's log's that fsyncs appends apart from their waiter
+	//     (on any FS but the bare memory one, for a caller whose ctx may
+	//     end: log.Options.Go).
+	//
+	// The handler may call the broker's admin methods (CreateTopic,
+	// Topics...) and produce, also to the partition whose line it is, as
+	// no line is handed on under a lock or token of the broker's:
+	//
+	//   - the broker logs its own lines once it has given the admin token
+	//     back;
+	//   - an admin call hands on then too the lines of the partitions' logs
+	//     it opened (their recovery, also a retry of a failed reopen) or
+	//     closed (a reopen's, a deletion's);
+	//   - Close hands on those of the logs it closes once it is done (a
+	//     handler's Close then returns);
+	//   - a partition's log hands on its lines (rolls, retention,
+	//     compaction, failures) once it has released its locks (see
+	//     log.Options.Logger);
+	//   - a partition's maintenance, the broker's own or a Maintain call's,
+	//     hands on its lines (retention, compaction, expired producer ids,
+	//     and the retry of a reopen after a config change that failed:
+	//     "partition reopened" and the new log's recovery) once it has
+	//     given the maintenance token back.
+	//
+	// The handler may call Close on any line, also on one a goroutine of
+	// the broker's hands on: the maintenance goroutine, or one that fsyncs
+	// an append, the broker's or a partition's log's, with their own lines
+	// or a concurrent call's. That Close returns without waiting for the
+	// goroutine it runs on, which ends once the handler has returned,
+	// touching no log. Any other Close returns only once those goroutines
+	// have handed their lines on: no line of theirs reaches the handler
+	// after it. So the handler must not wait for another goroutine's
+	// Close.
+	//
+	// Close tells the goroutine it runs on by its stack, not by its
+	// broker: called on a line of another broker's goroutine, it returns
+	// without waiting for this broker's either.
+	//
+	// Nor may the handler end one of the broker's goroutines with
+	// runtime.Goexit (t.FailNow, t.Fatal or a failing require assertion in
+	// a test's handler): the program then stops, saying so, as for a panic
+	// there. On a caller's goroutine (a test's own) the Goexit ends that
+	// goroutine as anywhere else.
 	//
 	// A caller's goroutine may be a producer's: a producer.Producer sends
 	// its requests, and runs its promises, on goroutines of its own. A
 	// handler that ships the lines to a topic through a producer ships
 	// them as a promise may produce (see producer.Producer): with
-	// TryProduce, not ProduceSync or Flush, which may wait for the very
-	// goroutine that runs the handler, inside its request (a
-	// ProduceSync whose record goes to that partition waits until its ctx
-	// ends or the producer's Close, then fails with
-	// producer.ErrMaybeWritten).
+	// TryProduce, not ProduceSync or Flush. Those may wait for the very
+	// goroutine that runs the handler, inside its request. A ProduceSync
+	// whose record goes to that partition waits until its ctx ends or the
+	// producer's Close, then fails with producer.ErrMaybeWritten.
 	//
 	// Only the handler's Enabled is asked while the broker or a log holds
 	// a lock (a line of a level it does not want is dropped at once, not
@@ -208,7 +230,7 @@ type Config struct {
 	//
 	// One log's lines reach the handler in the order it logged them (see
 	// log.Options.Logger); lines of different logs, or of the broker and a
-	// log, need not: across a config change's reopen, the new log's first
+	// log, need not. Across a config change's reopen, the new log's first
 	// lines may come before the old log's last, which a maintenance round
 	// still holds.
 	Logger *slog.Logger
