@@ -14,117 +14,129 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// Poll fetches once from every assigned partition that is not paused: it
-// first resolves the positions set with Start, End or AtTime (ListOffset)
-// of every assigned partition, paused or not (see Pause), then sends one
-// long-poll Fetch, which waits up to FetchMaxWait for
-// FetchMinBytes. It returns a Fetch for each partition that had batches or
-// an error (or more than one: see Fetches), and advances each
-// partition's position past the batches returned. A Fetch may hold no
-// record to return: the batches a compaction emptied (kept as headers, as Kafka's cleaner keeps them, at
-// the end of a cleaned group or as an idempotent producer's last batch)
-// hold no record, and transaction markers (control batches, skipped) none
-// to return, so a Poll may return nothing to read, its position moved on,
-// while a later one does.
-// Partitions take turns at the head of the request, so that FetchMaxBytes
-// does not starve the last ones.
+// Poll fetches once from every assigned partition that is not paused. It
+// returns a Fetch for each partition that had batches or an error (or
+// more than one: see [Fetches]), and advances each partition's position
+// past the batches returned.
+//
+// Poll first resolves the positions set with [Start], [End] or [AtTime]
+// (ListOffset) of every assigned partition, paused or not (see Pause).
+// Then it sends one long-poll Fetch, which waits up to [FetchMaxWait] for
+// [FetchMinBytes]. Partitions take turns at the head of the request, so
+// that [FetchMaxBytes] does not starve the last ones.
+//
+// A Fetch may hold no record to return, so a Poll may return nothing to
+// read, its position moved on, while a later one does:
+//
+//   - The batches a compaction emptied hold no record. They are kept as
+//     headers, as Kafka's cleaner keeps them, at the end of a cleaned
+//     group or as an idempotent producer's last batch.
+//   - Transaction markers (control batches, skipped) hold none to return.
 //
 // Poll returns early, with what it has (maybe nothing), when Assign, Seek,
-// Pause, Resume or Unassign changes what it should fetch. With nothing to fetch (nothing
-// assigned, everything paused) it waits up to FetchMaxWait for a change
-// and returns no fetches.
+// Pause, Resume or Unassign changes what it should fetch. With nothing to
+// fetch (nothing assigned, everything paused) it waits up to FetchMaxWait
+// for a change and returns no fetches.
 //
-// Errors of one partition are in its Fetch.Err, as a *PartitionError,
+// Errors of one partition are in its Fetch.Err, as a [*PartitionError],
 // and the other partitions are unaffected:
 //
-//   - out of range (log.ErrOffsetOutOfRange): under ResetEarliest and
+//   - Out of range ([log.ErrOffsetOutOfRange]): under ResetEarliest and
 //     ResetLatest, Poll moves the position per the policy, logs it, and
-//     reports nothing (the new position, Start or End, is looked up by
-//     the next Poll, which reads from it: until then Position reports
+//     reports nothing. The new position, Start or End, is looked up by
+//     the next Poll, which reads from it. Until then Position reports
 //     false, so a Poll that met the reset returns none of the partition's
 //     records, where a Java consumer's poll goes on fetching until its
-//     timeout); under ResetNone it reports the error and the
-//     partition is left out of fetches until Seek or Assign;
-//   - an error Kafka's table (package api) calls not retriable — an
-//     invalid request, a topic name the broker refuses
-//     (api.ErrInvalidTopic) — stops the partition in the same way;
-//   - an unknown topic or partition (api.ErrUnknownTopicOrPartition,
+//     timeout. Under ResetNone Poll reports the error, and the partition
+//     is left out of fetches until Seek or Assign.
+//   - An error Kafka's table (package api) calls not retriable stops the
+//     partition in the same way: an invalid request, a topic name the
+//     broker refuses (api.ErrInvalidTopic).
+//   - An unknown topic or partition (api.ErrUnknownTopicOrPartition,
 //     which runnel.ErrUnknownTopic is) where the Client had answered for
 //     the position before, or a topic ID the topic no longer has
-//     (api.ErrUnknownTopicID) — the topic was deleted, and may be created
-//     again, when the offset would name another record or none — is
-//     reported (once: if a Records loop ends before yielding it, the
-//     next Poll or Records reports it), and the position is not kept:
-//     under ResetEarliest and ResetLatest it is reset per the policy,
-//     resolved once the partition
-//     is back (tried again every RetryBackoff); under ResetNone the
-//     partition is stopped, at its old position, until Seek or Assign;
-//   - an error the table calls retriable — an unknown topic or
-//     partition not read yet (a topic not created yet, say), not the
-//     leader, a request timed out, a storage error (log.ErrLogFenced) —
-//     is not reported: the partition is left out of fetches for
-//     RetryBackoff, then tried again, as Kafka's Java consumer and
-//     franz-go retry these without telling the application; so is a
-//     ListOffset's such error, for the position it was to resolve, and
-//     a ListOffset's offset out of range (log.ErrOffsetOutOfRange, which
-//     *runnel.Broker answers when the log kept moving under its search:
-//     no position is out of range, and the look-up made again finds one). The
-//     log tells: the first retry at Info, then one at Warn every 30 s
-//     while the errors go on (a partition fenced on its broker, a
-//     partition number that does not exist), the others at Debug;
-//   - any other error — a corrupt batch (record.ErrCorrupt, retriable in
-//     the table, but reported by Kafka's consumers too), an error the
-//     table does not know — is reported and the partition is left out
-//     of fetches for RetryBackoff, then tried again. It is reported at
-//     every retry; the log tells it at Warn the first time, then every
-//     30 s while it comes back the same at the same offset, the others
-//     at Debug.
+//     (api.ErrUnknownTopicID), is reported. The topic was deleted, and may
+//     be created again, when the offset would name another record or
+//     none. It is reported once: if a Records loop ends before yielding
+//     it, the next Poll or Records reports it. The position is not kept.
+//     Under ResetEarliest and ResetLatest it is reset per the policy,
+//     resolved once the partition is back (tried again every
+//     RetryBackoff). Under ResetNone the partition is stopped, at its old
+//     position, until Seek or Assign.
+//   - An error the table calls retriable is not reported: an unknown
+//     topic or partition not read yet (a topic not created yet, say), not
+//     the leader, a request timed out, a storage error (log.ErrLogFenced).
+//     The partition is left out of fetches for RetryBackoff, then tried
+//     again, as Kafka's Java consumer and franz-go retry these without
+//     telling the application. So is a ListOffset's such error, for the
+//     position it was to resolve, and a ListOffset's offset out of range
+//     (log.ErrOffsetOutOfRange, which *runnel.Broker answers when the log
+//     kept moving under its search: no position is out of range, and the
+//     look-up made again finds one). The log tells: the first retry at
+//     Info, then one at Warn every 30 s while the errors go on (a
+//     partition fenced on its broker, a partition number that does not
+//     exist), the others at Debug.
+//   - Any other error is reported, and the partition is left out of
+//     fetches for RetryBackoff, then tried again: a corrupt batch
+//     (record.ErrCorrupt, retriable in the table, but reported by Kafka's
+//     consumers too), an error the table does not know. It is reported at
+//     every retry. The log tells it at Warn the first time, then every
+//     30 s while it comes back the same at the same offset, the others at
+//     Debug.
 //
 // A topic deleted and created again under its name is told from the old
-// one by its topic ID (KIP-516): every fetch names the ID of the topic
-// the position is in — the one ListOffset gave with the position it
-// resolved (Start, End, AtTime, or a reset), else the one the
-// partition's first answer gave — and *runnel.Broker answers
-// api.ErrUnknownTopicID once the topic has another. So a topic created
-// again between two fetches, or between the look-up of a position and
-// its first fetch, is reported as above, rather than read from the old
-// topic's offset; and so is a topic deleted, or created again, while the
-// position of a partition read in it is being reset after an offset out
-// of range (ListOffset, looking up the reset position, answers an unknown
-// topic or partition, or another topic ID): reported once, as
-// api.ErrUnknownTopicID with Offset -1, before any record of the new
-// topic, and the position is then resolved in the topic there. What is
-// left: an offset given with At names no topic,
-// and is read in the topic that has the name at its first fetch; with a
-// Client that gives no topic IDs, a position carries over to the new
-// topic (or, past its end, is out of range).
+// one by its topic ID (KIP-516). Every fetch names the ID of the topic
+// the position is in: the one ListOffset gave with the position it
+// resolved (Start, End, AtTime, or a reset), else the one the partition's
+// first answer gave. *runnel.Broker answers api.ErrUnknownTopicID once
+// the topic has another.
+//
+// So a topic created again between two fetches, or between the look-up
+// of a position and its first fetch, is reported as above, rather than
+// read from the old topic's offset. So is a topic deleted, or created
+// again, while the position of a partition read in it is being reset
+// after an offset out of range (ListOffset, looking up the reset
+// position, answers an unknown topic or partition, or another topic ID).
+// That is reported once, as api.ErrUnknownTopicID with Offset -1, before
+// any record of the new topic, and the position is then resolved in the
+// topic there.
+//
+// What is left: an offset given with At names no topic, and is read in
+// the topic that has the name at its first fetch. With a Client that
+// gives no topic IDs, a position carries over to the new topic (or, past
+// its end, is out of range).
 //
 // A Poll whose ctx ends while its fetch waits for FetchMinBytes returns
-// what the fetch found by then (fewer bytes than FetchMinBytes) with a nil
-// error, the positions moved past it, as Kafka's consumer's poll returns
-// what it has when its timeout passes: a ctx with a timeout bounds the
-// wait without losing what was found. It returns ctx's error when the
-// fetch had found nothing. (A Records loop whose ctx ends yields none of
-// it, only ctx's error: see Records.)
+// what the fetch found by then (fewer bytes than FetchMinBytes) with a
+// nil error, the positions moved past it. Kafka's consumer's poll, too,
+// returns what it has when its timeout passes: a ctx with a timeout
+// bounds the wait without losing what was found. Poll returns ctx's error
+// when the fetch had found nothing. (A Records loop whose ctx ends yields
+// none of it, only ctx's error: see Records.)
 //
-// Errors of Poll itself: ErrClosed (also when Close interrupts it, and
-// on a closed consumer whatever its ctx); ctx's error; the Client's
-// Fetch error, in which case positions did not move, and the Fetches
-// returned with it hold only partition errors: of the
-// partitions whose position could not be resolved (their ListOffset
-// errors) or whose topic the look-up found gone (see above), and those a
-// Records loop ended before yielding that were kept for this Poll. A
-// Fetch error Kafka's table calls retriable (but record.ErrCorrupt) is
-// not returned: the fetch's partitions are left
-// out of fetches for RetryBackoff, and Poll returns what it has, or
-// waits as a Poll with nothing to fetch does (up to FetchMaxWait, until
-// a partition's backoff ends, the fetch's or an earlier one's, or a
-// change), returning nothing. A closed Client —
-// an error matching api.ErrBrokerClosed (runnel.ErrClosed), whether Fetch
-// returns it, one partition's answer holds it, or a ListOffset does — is
-// Poll's error, not a partition's: no partition is stopped and no
-// position moves, and every Poll that asks the Client returns it again.
-// Records ends after yielding it.
+// Errors of Poll itself:
+//
+//   - [ErrClosed], also when Close interrupts it, and on a closed consumer
+//     whatever its ctx;
+//   - ctx's error;
+//   - the Client's Fetch error. Positions then did not move, and the
+//     Fetches returned with it hold only partition errors: of the
+//     partitions whose position could not be resolved (their ListOffset
+//     errors) or whose topic the look-up found gone (see above), and those
+//     a Records loop ended before yielding that were kept for this Poll.
+//
+// A Fetch error Kafka's table calls retriable (but record.ErrCorrupt) is
+// not returned. The fetch's partitions are left out of fetches for
+// RetryBackoff, and Poll returns what it has, or waits as a Poll with
+// nothing to fetch does, returning nothing: up to FetchMaxWait, until a
+// partition's backoff ends (the fetch's or an earlier one's), or a
+// change.
+//
+// A closed Client is Poll's error, not a partition's: an error matching
+// api.ErrBrokerClosed (runnel.ErrClosed), whether Fetch returns it, one
+// partition's answer holds it, or a ListOffset does. No partition is
+// stopped and no position moves, and every Poll that asks the Client
+// returns it again. Records ends after yielding it.
 func (c *Consumer) Poll(ctx context.Context) (Fetches, error) { return c.poll(ctx, true, false, nil) }
 
 // idleWait is how long a fetch of a Records loop waits for a first record

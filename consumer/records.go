@@ -10,82 +10,97 @@ import (
 )
 
 // Records polls (see Poll) and yields the records of the assigned,
-// unpaused partitions, each partition in offset order, until ctx ends, the
-// consumer is closed, or the Client fails for good (see below). When ctx
-// ends, Records yields ctx's error once, as (nil, ctx.Err()) — what Poll
-// returns then: context.Canceled or context.DeadlineExceeded — and ends,
-// also when ctx had ended before the call; when the consumer is closed, it
-// ends without an error. Either way it ends at once: the rest of a fetch is
-// left for the next Poll or Records. A loop that runs until shutdown thus
-// meets ctx's error last, and tells it from a failure by its ctx (err !=
-// nil && ctx.Err() != nil: errors.Is(err, context.Canceled) alone misses
-// the context.DeadlineExceeded of a ctx whose time is up), as with kgo's
-// fetches and database/sql's Rows.Err; a loop cut short by its ctx is
-// never mistaken for one that read everything.
+// unpaused partitions, each partition in offset order. It goes on until
+// ctx ends, the consumer is closed, or the Client fails for good (see
+// below).
 //
-// A partition's position advances with each record yielded: Position
-// inside the loop body is the offset after the record in hand (for the
-// last record of a fetch, the end of the fetch, past the control batches
-// and compacted gaps after the record, so that Lag is 0 there once the
-// fetch reached the high watermark), and breaking out of the loop loses
-// nothing. The next Poll or Records goes
-// on from there, and reports the partition errors of the fetch that the
-// loop did not yield: one that stops its partition is found again; that
-// of a partition found gone, whose position was reset (see Poll), was
-// kept for it, and is reported once; others are found again if they
-// remain after their partition's backoff. A Seek or Assign of the
-// partition in between drops its error.
+// When ctx ends, Records yields ctx's error once, as (nil, ctx.Err()),
+// and ends, also when ctx had ended before the call. That is what Poll
+// returns then: context.Canceled or context.DeadlineExceeded. When the
+// consumer is closed, it ends without an error. Either way it ends at
+// once: the rest of a fetch is left for the next Poll or Records.
+//
+// A loop that runs until shutdown thus meets ctx's error last. It tells
+// it from a failure by its ctx (err != nil && ctx.Err() != nil), as with
+// kgo's fetches and database/sql's Rows.Err. errors.Is(err,
+// context.Canceled) alone misses the context.DeadlineExceeded of a ctx
+// whose time is up. A loop cut short by its ctx is never mistaken for one
+// that read everything.
+//
+// A partition's position advances with each record yielded, and breaking
+// out of the loop loses nothing. Position inside the loop body is the
+// offset after the record in hand. For the last record of a fetch, that
+// is the end of the fetch, past the control batches and compacted gaps
+// after the record, so that Lag is 0 there once the fetch reached the
+// high watermark.
+//
+// The next Poll or Records goes on from there, and reports the partition
+// errors of the fetch that the loop did not yield:
+//
+//   - one that stops its partition is found again;
+//   - that of a partition found gone, whose position was reset (see
+//     Poll), was kept for it, and is reported once;
+//   - others are found again if they remain after their partition's
+//     backoff.
+//
+// A Seek or Assign of the partition in between drops its error.
 //
 // Seek, Assign, Unassign or Pause of a partition, and Close, from the
-// loop body or another goroutine, take effect at its next record: once
-// the call has returned, no record fetched before it is yielded — also
+// loop body or another goroutine, take effect at its next record. Once
+// the call has returned, no record fetched before it is yielded, also
 // when a Seek or Assign gives the offset the loop is at, which may be
 // another topic's (the topic deleted and created again). A record the
 // loop took before the call (Position is past it) may still be on its way
-// to the loop body. Nor is a partition error fetched before a Seek,
-// Assign or Unassign of its partition (or met after it in what was
-// fetched before: a record that does not decode) yielded after it (the
-// Java consumer discards such a stale answer too), while one fetched
-// before a Pause is: the error stopped or reset the partition before the
-// Pause.
+// to the loop body.
+//
+// Nor is a partition error yielded after a Seek, Assign or Unassign of
+// its partition if it was fetched before the call, or met after the call
+// in what was fetched before it (a record that does not decode). The Java
+// consumer discards such a stale answer too. One fetched before a Pause
+// is yielded: the error stopped or reset the partition before the Pause.
 //
 // The loop body may call any of the consumer's methods, Poll and Records
-// too: a Poll, or a nested Records loop (that the body breaks out of),
-// goes on from the positions the loop has reached, and the loop then
-// goes on past what they returned, dropping what it had fetched of
-// those partitions as after a Seek, so that each record is returned
-// once, in offset order, across them all.
+// too. A Poll, or a nested Records loop (that the body breaks out of),
+// goes on from the positions the loop has reached. The loop then goes on
+// past what they returned, dropping what it had fetched of those
+// partitions as after a Seek, so that each record is returned once, in
+// offset order, across them all.
 //
-// A loop body that panics ends the loop as a break does (the record in
-// hand counts as yielded; the partition errors not yielded are kept for
-// the next Poll or Records), and the panic goes on to the caller.
+// A loop body that panics ends the loop as a break does, and the panic
+// goes on to the caller. The record in hand counts as yielded; the
+// partition errors not yielded are kept for the next Poll or Records.
 //
-// Errors are yielded as (nil, err) and iteration goes on unless the loop
-// breaks: a partition's error as a *PartitionError (see Poll for which
-// errors stop a partition and which retry it after RetryBackoff), a
-// record that cannot be decoded as a *PartitionError matching
-// record.ErrCorrupt (the partition stays at that record and is retried
-// after RetryBackoff: Seek past it to skip it), and a failed Poll's error
-// (the errors Kafka's table calls retriable are retried by Poll without a
-// word: see Poll). After a Poll's error, Records ends if the error is
-// permanent — Kafka's table (package api) knows it and calls it not
-// retriable — or matches api.ErrBrokerClosed, which is runnel.ErrClosed
-// (the broker was closed under the consumer), whatever else it matches,
-// and otherwise waits
-// RetryBackoff and polls again (an error the table does not know, such as
-// a network error of a remote Client). A Seek, Assign, Unassign, Pause or
-// Resume made after that Poll began — from another goroutine, during the
-// wait or before it, while the loop body handles the error, or by the
-// body itself — ends that wait, as a seek ends a kgo source's backoff
-// after a failed fetch: the loop polls again at once, from the new
-// positions. (A body that seeks at each such error thus polls again at
-// once each time.)
+// Errors are yielded as (nil, err), and iteration goes on unless the loop
+// breaks. They are:
 //
-// Records are as Fetch.Records describes: each a new *record.Record the
+//   - a partition's error, as a [*PartitionError] (see Poll for which
+//     errors stop a partition and which retry it after RetryBackoff);
+//   - a record that cannot be decoded, as a *PartitionError matching
+//     record.ErrCorrupt. The partition stays at that record and is retried
+//     after RetryBackoff: Seek past it to skip it.
+//   - a failed Poll's error. The errors Kafka's table calls retriable are
+//     retried by Poll without a word (see Poll).
+//
+// After a Poll's error, Records ends if the error is permanent (Kafka's
+// table, package api, knows it and calls it not retriable) or matches
+// api.ErrBrokerClosed, which is runnel.ErrClosed (the broker was closed
+// under the consumer), whatever else it matches. Otherwise it waits
+// RetryBackoff and polls again: an error the table does not know, such
+// as a network error of a remote Client.
+//
+// A Seek, Assign, Unassign, Pause or Resume made after that Poll began
+// ends that wait, as a seek ends a kgo source's backoff after a failed
+// fetch: the loop polls again at once, from the new positions. That holds
+// whether the call comes from another goroutine, during the wait or
+// before it, while the loop body handles the error, or from the body
+// itself. (A body that seeks at each such error thus polls again at once
+// each time.)
+//
+// Records are as [Fetch.Records] describes: each a new *record.Record the
 // caller may keep, with Key and Value valid as long as it is referenced.
 //
 // Under FetchMaxWait(0), a loop whose partitions have nothing new does
-// not spin: see FetchMaxWait.
+// not spin: see [FetchMaxWait].
 func (c *Consumer) Records(ctx context.Context) iter.Seq2[*record.Record, error] {
 	return func(yield func(*record.Record, error) bool) {
 		refused := false // the loop body broke out
