@@ -375,17 +375,19 @@ func noPromise(*record.Record, error) {}
 // which may be nil, runs once r is done, with r and nil or the reason it
 // failed.
 //
-// Produce blocks only while it waits:
+// Produce blocks only:
 //
-//   - for buffer space: while the buffer is full ([MaxBufferedRecords],
-//     [MaxBufferedBytes]), or other Produce calls wait for space before
-//     it. They get it in the order they began to wait.
-//   - for the broker's answer to the partition count of a topic it has not
-//     written to yet, or has found deleted (see [Producer]), or whose count
-//     grew MetadataMaxAge old while the topic was idle (see
+//   - while it waits for buffer space: while the buffer is full
+//     ([MaxBufferedRecords], [MaxBufferedBytes]), or other Produce calls
+//     wait for space before it. They get it in the order they began to
+//     wait.
+//   - while it asks the broker for the partition count of a topic it has
+//     not written to yet, or has found deleted (see [Producer]), or whose
+//     count grew MetadataMaxAge old while the topic was idle (see
 //     [MetadataMaxAge]).
-//   - for the broker's answer to the partition count of a topic for which
-//     r's partitioner chose a partition past the count the producer knows.
+//   - while it asks the broker for the partition count of a topic for
+//     which r's partitioner chose a partition past the count the producer
+//     knows.
 //
 // In that last case, partitions may have been added since the producer
 // last looked (see MetadataMaxAge), and Kafka's Java producer too
