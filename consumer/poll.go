@@ -117,8 +117,8 @@ import (
 // Errors of Poll itself:
 //
 //   - [ErrClosed], also when Close interrupts it, and on a closed consumer
-//     whatever its ctx;
-//   - ctx's error;
+//     whatever its ctx.
+//   - ctx's error.
 //   - the Client's Fetch error. Positions then did not move, and the
 //     Fetches returned with it hold only partition errors: of the
 //     partitions whose position could not be resolved (their ListOffset

@@ -74,7 +74,7 @@ import (
 // breaks. They are:
 //
 //   - a partition's error, as a [*PartitionError] (see Poll for which
-//     errors stop a partition and which retry it after RetryBackoff);
+//     errors stop a partition and which retry it after RetryBackoff).
 //   - a record that cannot be decoded, as a *PartitionError matching
 //     record.ErrCorrupt. The partition stays at that record and is retried
 //     after RetryBackoff: Seek past it to skip it.

@@ -265,19 +265,19 @@
 // What runnel does not offer (yet):
 //
 //   - the Kafka wire protocol: code that holds a *kgo.Client, sarama or
-//     confluent-kafka-go client cannot be pointed at a runnel broker;
+//     confluent-kafka-go client cannot be pointed at a runnel broker.
 //   - consumer groups and committed offsets, so no group lag (a consumer's
-//     lag is the high watermark minus its Position);
-//   - transactions;
+//     lag is the high watermark minus its Position).
+//   - transactions.
 //   - several brokers and leader moves (kfake.NumBrokers above 1,
-//     MoveTopicPartition, AddNode);
+//     MoveTopicPartition, AddNode).
 //   - intercepting any request at the broker (kfake's Control,
 //     KeepControl, SleepControl, Fault). Faults intercepts what the
 //     producer and consumer ask of it: produce, fetch, offset look-ups,
 //     partition counts, producer ids, which partitions refuse appends. It
 //     does not intercept the admin calls the code under test makes on the
 //     *runnel.Broker itself, nor requests made up to answer anything (a
-//     Client of the test's own does that);
+//     Client of the test's own does that).
 //   - SASL, TLS, ACLs, and older protocol versions (MaxVersions).
 package runneltest
 
