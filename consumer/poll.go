@@ -119,7 +119,7 @@ import (
 //   - [ErrClosed], also when Close interrupts it, and on a closed consumer
 //     whatever its ctx.
 //   - ctx's error.
-//   - the Client's Fetch error. Positions then did not move, and the
+//   - the Client's Fetch error. Positions then did not move. The
 //     Fetches returned with it hold only partition errors: of the
 //     partitions whose position could not be resolved (their ListOffset
 //     errors) or whose topic the look-up found gone (see above), and those
