@@ -11,6 +11,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -756,42 +757,33 @@ var testHookClosePartition func(*log.Partition)
 
 // eachAtOnce calls f(i) for each i in [0, n), on up to limit goroutines
 // at once (on the caller's, one after another, in order, if limit is 1
-// or n is), and returns once every call has. Should a call panic, or end
-// its goroutine (runtime.Goexit), the other calls still run, and then
-// the first such end goes on on the caller's goroutine, as if the call
-// had run there: its panic raised again with its value, or its Goexit.
-// One after another on the caller's goroutine, a panic is held so too,
-// but a Goexit cannot be: it ends that goroutine at once, the calls
-// after it not made.
+// or n is: see eachInOrder), and returns once every call has. Should a
+// call panic, or end its goroutine (runtime.Goexit), the other calls
+// still run, and then the first such end goes on on the caller's
+// goroutine, as if the call had run there: its Goexit, or its panic
+// raised again as a *PanicError, which keeps the value and the stack of
+// the goroutine it came from (raised again with its value alone, it
+// would lose where it began: in a trace, or a recover's log, the stack
+// would be the caller's). Go's errgroup does not carry its goroutines'
+// panics to Wait (it tried, and went back: the panic comes late, loses
+// its stack, and hangs if it left a lock held that the others need);
+// eachAtOnce does, for Open's, Close's and the admin calls' failures to
+// leave nothing behind (the directory unlocked, the partitions opened
+// closed) and a test's t.FailNow in a Logger's handler to end the
+// test's goroutine. A call that panics holding a lock the calls still
+// running need (an application's handler's or Clock's own) hangs them,
+// and the caller with them: runnel's own calls hold no lock another
+// partition's call takes.
 func eachAtOnce(n, limit int, f func(i int)) {
 	if limit <= 1 || n <= 1 {
-		var panicked any // the first call's panic
-		for i := range n {
-			func() {
-				returned := false
-				defer func() {
-					if returned {
-						return
-					}
-					// A Goexit goes on from here (recover gives nil).
-					if v := recover(); panicked == nil {
-						panicked = v // a panic(nil)'s is *runtime.PanicNilError
-					}
-				}()
-				f(i)
-				returned = true
-			}()
-		}
-		if panicked != nil {
-			panic(panicked)
-		}
+		eachInOrder(n, f)
 		return
 	}
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
-		ended    bool // a call panicked or ended its goroutine
-		panicked any  // its panic's value; nil for a Goexit
+		ended    bool        // a call panicked or ended its goroutine
+		panicked *PanicError // its panic; nil for a Goexit
 	)
 	free := make(chan struct{}, limit)
 	for i := range n {
@@ -805,10 +797,16 @@ func eachAtOnce(n, limit int, f func(i int)) {
 				if returned {
 					return
 				}
-				v := recover() // nil for a Goexit; a panic(nil)'s is *runtime.PanicNilError
+				var p *PanicError
+				// nil for a Goexit; a panic(nil)'s is *runtime.PanicNilError.
+				// The stack is still the panic's here: the deferred call
+				// runs on top of the frames it began in.
+				if v := recover(); v != nil {
+					p = &PanicError{Value: v, Stack: debug.Stack()}
+				}
 				mu.Lock()
 				if !ended {
-					ended, panicked = true, v
+					ended, panicked = true, p
 				}
 				mu.Unlock()
 			}()
@@ -823,6 +821,36 @@ func eachAtOnce(n, limit int, f func(i int)) {
 		panic(panicked)
 	default:
 		runtime.Goexit()
+	}
+}
+
+// eachInOrder calls f(i) for each i in [0, n), one after another, in
+// order, on the caller's goroutine. Should a call panic, or end the
+// goroutine (runtime.Goexit), it makes the calls after it as that end
+// goes on, from a deferred call, which runs on top of the frames it
+// began in: the panic goes on as it came, unrecovered, its value for a
+// recover further up and its stack in the trace. A later call's panic
+// is dropped (the first goes on); a later call's Goexit ends the
+// goroutine at once, the first panic with it and the calls after it not
+// made.
+func eachInOrder(n int, f func(i int)) {
+	i := 0
+	defer func() {
+		if i == n {
+			return
+		}
+		for j := i + 1; j < n; j++ {
+			func() {
+				// Called by a deferred call run as this func returns, not
+				// by the first end's unwinding: it recovers this call's
+				// panic alone, nil if it returned.
+				defer func() { _ = recover() }()
+				f(j)
+			}()
+		}
+	}()
+	for ; i < n; i++ {
+		f(i)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -294,53 +295,91 @@ func TestEachAtOnce(t *testing.T) {
 		}
 	})
 	// ends runs eachAtOnce with limit on a goroutine of its own, f
-	// ending the call of index 3 with end, and reports how that
-	// goroutine ended and how many calls returned.
-	ends := func(limit int, end func()) (panicked any, returned bool, done int32) {
+	// ending the call of index 3 with end (and that of 5 with also, if
+	// not nil), and reports how that goroutine ended, the stack it had as
+	// it recovered the panic, and how many calls returned.
+	ends := func(limit int, end, also func()) (panicked any, stack string, returned bool, done int32) {
 		var n atomic.Int32
 		finished := make(chan struct{})
 		go func() {
 			defer close(finished)
-			defer func() { panicked = recover() }()
+			defer func() {
+				panicked = recover()
+				stack = string(debug.Stack())
+			}()
 			eachAtOnce(20, limit, func(i int) {
-				if i == 3 {
+				switch {
+				case i == 3:
 					end()
+				case i == 5 && also != nil:
+					also()
 				}
 				n.Add(1)
 			})
 			returned = true
 		}()
 		<-finished
-		return panicked, returned, n.Load()
+		return panicked, stack, returned, n.Load()
+	}
+	// value is the value the call panicked with, and the stack of its
+	// panic: the caller's own, one after another; the PanicError's, at once.
+	value := func(t *testing.T, limit int, panicked any, stack string) (any, string) {
+		t.Helper()
+		if limit == 1 {
+			return panicked, stack
+		}
+		var p *PanicError
+		require.IsType(t, p, panicked, "at once, a *PanicError")
+		p = panicked.(*PanicError)
+		return p.Value, string(p.Stack)
 	}
 	for _, limit := range []int{1, 4} {
 		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
 			t.Run("panic", func(t *testing.T) {
-				panicked, returned, done := ends(limit, func() { panic("the FS panics") })
-				require.Equal(t, "the FS panics", panicked)
+				panicked, stack, returned, done := ends(limit, eachAtOnceTestPanic, nil)
+				v, stack := value(t, limit, panicked, stack)
+				require.Equal(t, "the FS panics", v)
+				require.Contains(t, stack, "runnel.eachAtOnceTestPanic(", "the stack where it began")
 				require.False(t, returned)
 				require.Equal(t, int32(19), done, "the other calls ran")
 			})
+			t.Run("panic error", func(t *testing.T) {
+				panicked, _, _, done := ends(limit, func() { panic(fs.ErrClosed) }, nil)
+				err, ok := panicked.(error)
+				require.True(t, ok, "%T", panicked)
+				require.ErrorIs(t, err, fs.ErrClosed)
+				require.Equal(t, int32(19), done)
+			})
 			t.Run("panic nil", func(t *testing.T) {
-				panicked, returned, done := ends(limit, func() { panic(nil) })
-				require.IsType(t, &runtime.PanicNilError{}, panicked)
+				panicked, stack, returned, done := ends(limit, func() { panic(nil) }, nil)
+				v, _ := value(t, limit, panicked, stack)
+				require.IsType(t, &runtime.PanicNilError{}, v)
 				require.False(t, returned)
 				require.Equal(t, int32(19), done)
 			})
+			t.Run("first panic", func(t *testing.T) {
+				panicked, _, returned, done := ends(limit, eachAtOnceTestPanic, func() { panic("a later call panics") })
+				if limit == 1 { // at once, either may be the first
+					require.Equal(t, "the FS panics", panicked)
+				}
+				require.False(t, returned)
+				require.Equal(t, int32(18), done, "the other calls ran")
+			})
 			t.Run("Goexit", func(t *testing.T) {
-				panicked, returned, done := ends(limit, runtime.Goexit)
+				panicked, _, returned, done := ends(limit, runtime.Goexit, nil)
 				require.Nil(t, panicked, "a Goexit, not a panic")
 				require.False(t, returned, "the caller's goroutine ended")
-				if limit == 1 {
-					// On the caller's goroutine: the calls after it are not made.
-					require.Equal(t, int32(3), done)
-				} else {
-					require.Equal(t, int32(19), done)
-				}
+				require.Equal(t, int32(19), done, "the other calls ran")
 			})
 		})
 	}
 }
+
+// eachAtOnceTestPanic panics, for TestEachAtOnce to find it in the
+// stack the panic carries.
+//
+//go:noinline
+func eachAtOnceTestPanic() { panic("the FS panics") }
 
 // watchDeletes is watchCloses for the partitions DeleteTopic discards.
 func watchDeletes(t *testing.T, hold int) *atOnceWatch {

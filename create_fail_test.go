@@ -96,6 +96,14 @@ func TestCreatePanicLeavesNothing(t *testing.T) {
 					_ = create()
 				}()
 				armed.Store(false)
+				if onDisk {
+					// On a goroutine of its own: its value and its stack kept.
+					var p *PanicError
+					require.IsType(t, p, panicked)
+					p = panicked.(*PanicError)
+					require.Contains(t, string(p.Stack), "runnel.TestCreatePanicLeavesNothing.", "the hook's stack")
+					panicked = p.Value
+				}
 				require.Equal(t, "the FS panics", panicked)
 				if w != nil {
 					w.check(t, call)

@@ -101,3 +101,34 @@ func (e *TopicConfigError) Error() string {
 
 // Unwrap returns Err.
 func (e *TopicConfigError) Unwrap() error { return e.Err }
+
+// PanicError is the value Open, Close, CreateTopic, CreatePartitions and
+// DeleteTopic panic with when a call of theirs on one of the goroutines
+// that open, close or delete several partitions at once (on the
+// operating system's file system, see docs/details.md "Many
+// partitions") panicked: a Logger's handler on a line of a partition's
+// recovery, say, or a bug of runnel's. The call's panic goes on on the
+// caller's goroutine once the partitions handled with it are done, so
+// that a recover there (net/http's, the caller's own) sees it, but its
+// stack is that goroutine's, not the caller's: Stack keeps it. One after
+// another, on any other file system, these calls make every partition's
+// call on the caller's goroutine, and a panic goes on as it came: its
+// own value, and its stack in the trace.
+//
+// Error gives Value and Stack (a program that stops on the panic prints
+// both). Unwrap gives Value when it is an error (a runtime.Error, say),
+// for errors.Is and errors.As.
+type PanicError struct {
+	Value any    // the call's panic (a panic(nil)'s is a *runtime.PanicNilError)
+	Stack []byte // the stack of the goroutine that panicked, as debug.Stack formats it
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("runnel: a partition's call panicked on a goroutine of its own: %v\n\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns Value if it is an error, or nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

@@ -385,7 +385,11 @@ func TestHandlerPanicOrGoexitDuringOpenOnDisk(t *testing.T) {
 			require.False(t, opened, "Open returned")
 			require.Equal(t, end == "Goexit", rec.Failed())
 			if end == "panic" {
-				require.Equal(t, "the handler panics", panicked)
+				var p *PanicError
+				require.IsType(t, p, panicked, "from a goroutine of Open's")
+				p = panicked.(*PanicError)
+				require.Equal(t, "the handler panics", p.Value)
+				require.Contains(t, string(p.Stack), "testkit.LineFunc.Handle", "the handler's stack")
 			}
 
 			logger, openedLogs := openedClean()
