@@ -633,7 +633,8 @@ func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
 // ErrClosed or does nothing (Unassign, Pause and Resume too), except
 // Position and Assigned, which still tell where each partition stopped,
 // for the application to save, and Lag, which still tells how far behind
-// it was.
+// it was: a closed consumer keeps each assignment's state for them, as
+// much as it held open, until the application drops it.
 //
 // Close called from a Client's method that a Poll or AssignTopic called
 // (of this consumer or of another: Close cannot tell them apart; a

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
@@ -201,6 +202,7 @@ func TestClosedProducerHoldsNoBatch(t *testing.T) {
 					p.Produce(ctx, &record.Record{Topic: "t", Partition: part, Value: value}, promise)
 				}
 			}
+			top := p.knownTopic("t") // Close lets go of it
 			if err := p.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +212,7 @@ func TestClosedProducerHoldsNoBatch(t *testing.T) {
 			if n == 0 {
 				t.Fatal("no record failed with ErrClosed: Close found no batch to fail")
 			}
-			for _, pp := range *p.knownTopic("t").all.Load() {
+			for _, pp := range *top.all.Load() {
 				pp.mu.Lock()
 				spare, bld, comp := pp.spare, pp.bld, pp.comp
 				pp.mu.Unlock()
@@ -226,6 +228,101 @@ func TestClosedProducerHoldsNoBatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A closed producer that the application still references holds none of
+// its topics' state: Close, once it has waited for the producer's
+// goroutines, lets go of every topic's partitions (what each learnt,
+// its batches' room), some 53 KB for one that wrote to 64 partitions
+// (the test fails so with Close keeping them). A record produced after
+// Close still fails with ErrClosed, for a topic it wrote to as for one
+// it did not, and asks the Client nothing.
+func TestClosedProducerHoldsNoTopic(t *testing.T) {
+	const parts = 64
+	c := &countingClient{manyClient: manyClient{n: parts}}
+	p, err := New(c, RecordPartitioner(ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for part := range int32(parts) {
+		if err := p.ProduceSync(ctx, &record.Record{Topic: "t", Partition: part, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top := p.knownTopic("t")
+	wt, wp := weak.Make(top), weak.Make((*top.all.Load())[parts-1])
+	top = nil
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Two collections: a sync.Pool's victim cache lasts one.
+	runtime.GC()
+	runtime.GC()
+	if wt.Value() != nil || wp.Value() != nil {
+		t.Errorf("a closed producer still referenced holds its topic's state (topic kept %v, a partition kept %v)", wt.Value() != nil, wp.Value() != nil)
+	}
+	looks := c.partitions.Load()
+	for _, topic := range []string{"t", "other"} {
+		if err := p.ProduceSync(ctx, &record.Record{Topic: topic, Partition: 0}); !errors.Is(err, ErrClosed) {
+			t.Errorf("a record to %q after Close: %v, want ErrClosed", topic, err)
+		}
+	}
+	if n := c.partitions.Load() - looks; n != 0 {
+		t.Errorf("records after Close asked the Client for partition counts %d times", n)
+	}
+	runtime.KeepAlive(p)
+}
+
+// countingClient is a manyClient that counts its Partitions calls.
+type countingClient struct {
+	manyClient
+	partitions atomic.Int64
+}
+
+func (c *countingClient) Partitions(ctx context.Context, topic string) (int, error) {
+	c.partitions.Add(1)
+	return c.manyClient.Partitions(ctx, topic)
+}
+
+// A Produce whose look-up of a new topic's partition count answers after
+// Close has returned makes no state for the topic (newTopic refuses it,
+// closed): stored once Close had let go of the others, the closed
+// producer would keep it. Its record fails with ErrClosed.
+func TestProduceRacingCloseStoresNoTopic(t *testing.T) {
+	c := &heldPartitionsClient{manyClient: manyClient{n: 4}, asked: make(chan struct{}), answer: make(chan struct{})}
+	p, err := New(c, RecordPartitioner(ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		p.Produce(context.Background(), &record.Record{Topic: "t", Partition: 0}, func(_ *record.Record, err error) { got <- err })
+	}()
+	<-c.asked
+	if err := p.Close(); err != nil { // the Produce's caller is no goroutine of the producer's: not waited for
+		t.Fatal(err)
+	}
+	close(c.answer)
+	if err := <-got; !errors.Is(err, ErrClosed) {
+		t.Errorf("the record: %v, want ErrClosed", err)
+	}
+	if p.knownTopic("t") != nil || p.lastTop.Load() != nil {
+		t.Error("a topic whose count came after Close is kept by the closed producer")
+	}
+}
+
+// heldPartitionsClient is a manyClient whose Partitions says it was
+// asked (asked), then answers once answer is closed, whatever its ctx.
+type heldPartitionsClient struct {
+	manyClient
+	asked, answer chan struct{}
+}
+
+func (c *heldPartitionsClient) Partitions(ctx context.Context, topic string) (int, error) {
+	close(c.asked)
+	<-c.answer
+	return c.manyClient.Partitions(ctx, topic)
 }
 
 // With values that compress, a batch being sent holds its compressed

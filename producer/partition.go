@@ -85,6 +85,11 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 		}
 		return t, nil
 	}
+	if p.closed.Load() {
+		// Once Close has let go of the topics' state (dropTopics), a topic
+		// the producer knew is as one it never wrote to: no look-up.
+		return nil, ErrClosed
+	}
 	deadline := time.Now().Add(p.cfg.deliveryTimeout)
 	n, err := p.lookUpBy(ctx, name, block, deadline)
 	if err != nil {
@@ -178,6 +183,11 @@ func (p *Producer) newTopic(name string, n int) (t *topicState, made bool, err e
 	if t := p.knownTopic(name); t != nil {
 		return t, false, nil
 	}
+	if p.closed.Load() {
+		// Closed since the look-up: a state stored now would outlive
+		// Close's dropTopics, held by the closed producer.
+		return nil, false, ErrClosed
+	}
 	t = &topicState{p: p, name: name, part: p.cfg.partitioner.ForTopic(name)}
 	if isnil.Value(t.part) {
 		return nil, false, fmt.Errorf("%w: the partitioner's ForTopic(%q) returned nil", ErrInvalidOption, name)
@@ -193,6 +203,9 @@ func (p *Producer) newTopic(name string, n int) (t *topicState, made bool, err e
 	t.refreshAt.Store(p.nextRefresh(p.monoNow()))
 	p.topics.Store(name, t)
 	p.lastTop.CompareAndSwap(nil, t)
+	if p.testTopicMade != nil {
+		p.testTopicMade(t)
+	}
 	return t, true, nil
 }
 

@@ -121,6 +121,7 @@ func TestPlacingEndsOnEveryPath(t *testing.T) {
 				if err := <-warm; err != nil {
 					t.Fatal(err)
 				}
+				top := p.knownTopic("t") // a Close lets go of it
 				sp.again, sp.onNew = tc.again, tc.onNew
 				if tc.grow {
 					c.n.Store(3)
@@ -183,7 +184,7 @@ func TestPlacingEndsOnEveryPath(t *testing.T) {
 						t.Errorf("a record failed with %v, want %v", err, tc.want)
 					}
 				}
-				for _, pp := range *p.knownTopic("t").all.Load() {
+				for _, pp := range *top.all.Load() {
 					pp.mu.Lock()
 					n := pp.placing
 					pp.mu.Unlock()
