@@ -483,9 +483,11 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 // system several at once, see docs/details.md "Many partitions"), then
 // the directory lock, and returns once its goroutines, and the logs' (an
 // fsync run apart from its waiter), have handed their last lines on to
-// Config.Logger's handler — but a Close that the handler calls on such a
-// line, which returns without waiting for the goroutine it runs on (see
-// Config.Logger). It is
+// Config.Logger's handler — but a Close called by a handler on a line
+// that such a goroutine hands on, this broker's or another broker's (an
+// application's handler of broker A calling B.Close), which returns
+// without waiting for them: B's lines may still reach B's handler after
+// it (see Config.Logger). It is
 // idempotent; afterwards every method returns ErrClosed, and the broker
 // holds none of its topics (an in-memory broker's records go with them),
 // though a closed client or a test's cleanup still references it. A

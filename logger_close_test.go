@@ -230,6 +230,38 @@ func TestCloseWaitsForItsGoroutinesLines(t *testing.T) {
 	requireMaintenanceGone(t, m.ops)
 }
 
+// TestCloseOfAnotherBrokerOnAHandOnLineDoesNotWait: Close tells the
+// goroutine it runs on by its stack, not by its broker, as Config.Logger
+// says: broker A's handler, on a line A's maintenance goroutine hands on,
+// calls broker B's Close, which returns without waiting for B's
+// maintenance goroutine, held in B's handler on a line of B's own (that
+// line's handler returns after B's Close did). From any other goroutine,
+// B's Close waits for it (TestCloseWaitsForItsGoroutinesLines).
+func TestCloseOfAnotherBrokerOnAHandOnLineDoesNotWait(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	m := holdMaintenanceInHandler(t) // B
+	defer m.release()
+	sc := maintLines()[0]
+	var closeErr atomic.Pointer[error]
+	var bHandlerDone, aAfterClose atomic.Bool
+	h := onceOnLineDirect(sc.line, func() {
+		err := m.b.Close()
+		m.afterClose.Store(true)
+		bHandlerDone.Store(m.handlerDone.Load())
+		closeErr.Store(&err)
+	})
+	a, _ := openMaintLineBroker(t, sc, &aAfterClose, h.logger())
+	h.armed.Store(true)
+	<-a.maint // A's maintenance goes on
+	awaitHandled(t, h.done, sc.line)
+	require.True(t, h.returned.Load())
+	require.NoError(t, *closeErr.Load())
+	require.False(t, bHandlerDone.Load(), "B's Close on A's maintenance line waited for B's maintenance's line")
+	require.NoError(t, a.Close())
+	m.release()
+	requireMaintenanceGone(t, m.ops)
+}
+
 // heldMaintenance is a broker whose maintenance goroutine is in the
 // handler of its "deleting segment" line, held there until release.
 type heldMaintenance struct {

@@ -578,6 +578,14 @@ func ProduceValues(t testing.TB, c producer.Client, topic string, values ...stri
 // produced in the background of a unit test, short enough that a test
 // whose records never come fails in seconds, not at go test's -timeout
 // (10 minutes by default). A test's deadline that comes sooner bounds it.
+//
+// It is 10 s of the real clock outside a testing/synctest bubble: a
+// helper that waits for what never comes (Consume of more records than
+// will be produced, a cleanup's flush of a request a Faults holds) takes
+// those 10 s of the test's run before it fails it; give Consume a
+// shorter Timeout, or use ConsumeAll, which does not wait for records
+// to come. Inside a bubble it is on the bubble's fake clock, and costs
+// no real time.
 const DefaultWait = 10 * time.Second
 
 // deadlineGrace is how long before the test's deadline a helper gives up,
