@@ -6,77 +6,96 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// Partitioner spreads records over partitions: the producer calls ForTopic
-// once for each topic it writes to, and asks what it returns where each of
-// that topic's records goes (as franz-go's kgo.Partitioner). ForTopic
-// runs on the goroutine of the first Produce to the topic, under a lock
-// that the first Produce calls to other topics wait for: it must not
-// block, nor produce (a TryProduce to a topic the producer has not
-// written to yet waits for that lock: a deadlock), and a panic of its
-// reaches that caller (the record is left as it was, its promise not
-// run).
+// Partitioner spreads records over partitions, as franz-go's
+// kgo.Partitioner. The producer calls ForTopic once for each topic it
+// writes to, and asks what it returns where each of that topic's records
+// goes.
+//
+// ForTopic runs on the goroutine of the first Produce to the topic, under a
+// lock that the first Produce calls to other topics wait for. So it must
+// not:
+//
+//   - block;
+//   - produce: a TryProduce to a topic the producer has not written to yet
+//     waits for that lock, a deadlock.
+//
+// A panic of its reaches that caller: the record is left as it was, its
+// promise not run.
 type Partitioner interface {
 	ForTopic(topic string) TopicPartitioner
 }
 
 // TopicPartitioner chooses the partition of a record among a topic's n
-// partitions (0 <= p < n; for a ConsistentPartitioner's record that may
-// go anywhere, among the n of them that take appends). A choice out of
-// range fails the record with ErrInvalidPartition (a choice of n or more
-// once the broker, asked again, confirms that the topic has no more
-// partitions: see Produce; at once among those that take appends). The
-// producer calls it (and OnNewBatch) under a lock of its topic, so one
-// that serves one topic keeps its state (a sticky partition, a
-// round-robin turn) without a lock of its own; one returned by ForTopic
-// for several topics must be safe for concurrent use. It must not block:
-// the topic's other Produce calls wait for the lock, whatever their ctx;
-// nor produce (a TryProduce to the topic waits for that lock, held by
-// its own caller: a deadlock). The lock stays held across the call: it
-// is what spares a partitioner a lock of its own, and, for a
-// NewBatchPartitioner, what keeps its choice and the record's place in
-// the new batch together.
-// It is called on the goroutine of Produce (TryProduce, ProduceSync): if it
-// panics, the panic reaches that caller, the record is not buffered (it
-// is left as it was, its promise not run), and the producer goes on
-// (the lock is released, the record's buffer space freed).
+// partitions (0 <= p < n). For a [ConsistentPartitioner]'s record that may
+// go anywhere, it chooses among the n of them that take appends.
+//
+// A choice out of range fails the record with [ErrInvalidPartition]. A
+// choice of n or more does so once the broker, asked again, confirms that
+// the topic has no more partitions (see [Producer.Produce]); among those
+// that take appends, at once.
+//
+// The producer calls it (and OnNewBatch) under a lock of its topic. So one
+// that serves one topic keeps its state (a sticky partition, a round-robin
+// turn) without a lock of its own; one returned by ForTopic for several
+// topics must be safe for concurrent use. It must not:
+//
+//   - block: the topic's other Produce calls wait for the lock, whatever
+//     their ctx;
+//   - produce: a TryProduce to the topic waits for that lock, held by its
+//     own caller, a deadlock.
+//
+// The lock stays held across the call. It is what spares a partitioner a
+// lock of its own, and, for a [NewBatchPartitioner], what keeps its choice
+// and the record's place in the new batch together.
+//
+// It is called on the goroutine of Produce (TryProduce, ProduceSync). If it
+// panics, the panic reaches that caller and the record is not buffered: it
+// is left as it was, its promise not run. The producer goes on: the lock is
+// released, the record's buffer space freed.
 type TopicPartitioner interface {
 	Partition(r *record.Record, n int) int32
 }
 
 // NewBatchPartitioner is a TopicPartitioner that wants to know when a
-// record would start a new batch (KIP-480's sticky partitioning). When the
-// partition a record was given has no batch open to take it (its last one
-// was sent, or is full), the producer calls OnNewBatch with that partition
-// (as Partition chose it: see ConsistentPartitioner) and asks Partition
-// again; the record goes where the second answer says,
-// starting a batch there if need be.
+// record would start a new batch (KIP-480's sticky partitioning).
+//
+// When the partition a record was given has no batch open to take it (its
+// last one was sent, or is full), the producer calls OnNewBatch with that
+// partition, as Partition chose it (see [ConsistentPartitioner]), and asks
+// Partition again. The record goes where the second answer says, starting
+// a batch there if need be.
 type NewBatchPartitioner interface {
 	TopicPartitioner
 	OnNewBatch(partition int32)
 }
 
 // ConsistentPartitioner is a TopicPartitioner that says which records
-// may go to any partition. For a record for which RequiresConsistency
-// returns false, while a HealthClient says that some of the topic's
-// partitions refuse appends (and not all of them do), the producer asks
-// Partition to choose among the partitions that take appends only: n is
-// their number, and the choice i their i-th in ascending order. While
-// some do, OnNewBatch numbers partitions so too, whatever the record:
-// for a record that requires consistency (a keyed one) it gets the
-// partition as its index among those that take appends (not its id,
-// which Partition chose among all), and is not called for a partition
-// that refuses appends; so a sticky partition chosen among them is
-// compared with a partition of the same numbering. For a record for
-// which it returns true, and for every record of a TopicPartitioner
-// without the method, Partition chooses among all the topic's
-// partitions, as it does when all of them take appends: a keyed record
-// stays on its key's partition, and waits there, retried, for the
-// partition to take appends again or its DeliveryTimeout. As Partition,
-// it is called under the topic's lock, and must not block nor produce.
-// It is franz-go's TopicPartitioner.RequiresConsistency.
+// may go to any partition. It is franz-go's
+// TopicPartitioner.RequiresConsistency. [StickyKeyPartitioner]'s returns
+// false for a record without a key (nil Key), [RoundRobinPartitioner]'s for
+// every record.
 //
-// StickyKeyPartitioner's returns false for a record without a key (nil
-// Key), RoundRobinPartitioner's for every record.
+// For a record for which RequiresConsistency returns false, while a
+// [HealthClient] says that some of the topic's partitions refuse appends
+// (and not all of them do), the producer asks Partition to choose among the
+// partitions that take appends only: n is their number, and the choice i
+// their i-th in ascending order.
+//
+// While some do, OnNewBatch numbers partitions so too, whatever the record.
+// For a record that requires consistency (a keyed one) it gets the
+// partition as its index among those that take appends, not its id, which
+// Partition chose among all. It is not called for a partition that refuses
+// appends. So a sticky partition chosen among them is compared with a
+// partition of the same numbering.
+//
+// For a record for which it returns true, and for every record of a
+// TopicPartitioner without the method, Partition chooses among all the
+// topic's partitions, as it does when all of them take appends. A keyed
+// record stays on its key's partition, and waits there, retried, for the
+// partition to take appends again or its [DeliveryTimeout].
+//
+// As Partition, it is called under the topic's lock, and must not block nor
+// produce.
 type ConsistentPartitioner interface {
 	TopicPartitioner
 	RequiresConsistency(r *record.Record) bool
@@ -101,16 +120,19 @@ func KeyPartition(key []byte, n int) int32 {
 }
 
 // StickyKeyPartitioner returns Kafka's default partitioner from 2.4 to 3.2
-// (KIP-480), as franz-go's StickyKeyPartitioner(nil): a record with a key
-// (even an empty one) goes to KeyPartition(key, n), so a key always lands
-// in the same partition while the partition count stays; a record with a
-// nil key goes to the topic's sticky partition, which changes, at random
-// but never to the same partition twice in a row when n > 1 (each of the
-// others as likely, as Kafka's StickyPartitionCache draws), each time a
-// record would start a new batch in it. The sticky partition is one that
-// takes appends when the Client says which do (see HealthClient and
-// ConsistentPartitioner), as Kafka's sticky partition is one that has a
-// leader.
+// (KIP-480), as franz-go's StickyKeyPartitioner(nil):
+//
+//   - A record with a key (even an empty one) goes to [KeyPartition](key,
+//     n), so a key always lands in the same partition while the partition
+//     count stays.
+//   - A record with a nil key goes to the topic's sticky partition. That
+//     changes each time a record would start a new batch in it: at random,
+//     but never to the same partition twice in a row when n > 1, each of
+//     the others as likely, as Kafka's StickyPartitionCache draws.
+//
+// The sticky partition is one that takes appends when the Client says
+// which do (see [HealthClient] and [ConsistentPartitioner]), as Kafka's
+// sticky partition is one that has a leader.
 func StickyKeyPartitioner() Partitioner { return stickyKey{} }
 
 type stickyKey struct{}

@@ -15,32 +15,36 @@ import (
 )
 
 // Client is what a producer needs of a broker; *runnel.Broker satisfies
-// it. Tests fake it to inject failures. Every method must return when its
-// ctx ends, with an error: Close cancels the calls in flight (requests,
-// producer id requests, and the partition counts that Produce calls wait
-// for) and waits for those of its goroutines, and a batch's delivery
-// deadline ends the calls made for it.
+// it. Tests fake it to inject failures.
 //
-// The producer reads a Client's errors by Kafka's table (package api): a
-// batch whose Produce fails with an error the table calls retriable
-// (api.ErrRequestTimedOut, api.ErrNotLeader, ..., and api.ForCode of the
-// other codes Kafka retries: LEADER_NOT_AVAILABLE, say, an
-// *api.UnknownCodeError; see api.IsRetriable) is sent again after a
-// backoff, until its delivery timeout; one that fails with an error the
-// table calls not retriable, or does not know, fails at once (as a Kafka
-// producer fails a batch answered UNKNOWN_SERVER_ERROR). So a Client that
-// loses its connection for a while, or times out a request itself, should
-// return api.ErrRequestTimedOut (wrapping its own error if it likes), not
-// an error of its own, and never one matching context.Canceled or
-// context.DeadlineExceeded unless its ctx ended. A closed Client returns
-// an error matching api.ErrBrokerClosed, which is not retried, whatever
-// else it matches.
+// Every method must return when its ctx ends, with an error. Close cancels
+// the calls in flight (requests, producer id requests, and the partition
+// counts that Produce calls wait for) and waits for those of its
+// goroutines, and a batch's delivery deadline ends the calls made for it.
 //
-// The producer calls Produce (an AsyncClient's ProduceAsync) and
-// InitProducerID on its own goroutines, where its promises run: code a
-// method calls back there (a runnel.Broker's Logger handler, on a line
-// of the request) may call the producer only as a promise may (see
-// Producer): TryProduce or Close, not ProduceSync or Flush, which may
+// The producer reads a Client's errors by Kafka's table (package api):
+//
+//   - A batch whose Produce fails with an error the table calls retriable
+//     is sent again after a backoff, until its delivery timeout. Those are
+//     api.ErrRequestTimedOut, api.ErrNotLeader, ..., and api.ForCode of the
+//     other codes Kafka retries (LEADER_NOT_AVAILABLE, say, an
+//     *api.UnknownCodeError); see api.IsRetriable.
+//   - One that fails with an error the table calls not retriable, or does
+//     not know, fails at once, as a Kafka producer fails a batch answered
+//     UNKNOWN_SERVER_ERROR.
+//
+// So a Client that loses its connection for a while, or times out a
+// request itself, should return api.ErrRequestTimedOut (wrapping its own
+// error if it likes), not an error of its own. It should never return one
+// matching context.Canceled or context.DeadlineExceeded unless its ctx
+// ended. A closed Client returns an error matching api.ErrBrokerClosed,
+// which is not retried, whatever else it matches.
+//
+// The producer calls Produce (an [AsyncClient]'s ProduceAsync) and
+// InitProducerID on its own goroutines, where its promises run. Code a
+// method calls back there (a runnel.Broker's Logger handler, on a line of
+// the request) may call the producer only as a promise may (see
+// [Producer]): TryProduce or Close, not ProduceSync or Flush, which may
 // wait for the goroutine that runs it.
 type Client interface {
 	// Partitions returns the number of partitions of topic.
@@ -57,17 +61,23 @@ type Client interface {
 
 // AsyncClient is a Client that acknowledges a produce request in two
 // steps, so that a partition can have several requests in flight (see
-// MaxInFlight): ProduceAsync returns once the broker has appended
-// req.Batches — with Produce's response, or the error Produce would have
-// returned before the append — and the acknowledgement still to come (nil
-// when there is none to wait for). Like Produce it may modify
-// req.Batches and keeps neither req nor its bytes after returning.
-// *runnel.Broker implements it. A Client that wraps *runnel.Broker by
-// embedding it and overrides Produce must override ProduceAsync too: the
-// producer calls ProduceAsync on a Client that has it (MaxInFlight above
-// 1), so the embedded broker's would bypass the wrapper. In tests,
-// runneltest.Faults is such a wrapper, with rules that fail or hold the
-// requests they match.
+// [MaxInFlight]). *runnel.Broker implements it.
+//
+// ProduceAsync returns once the broker has appended req.Batches, with:
+//
+//   - Produce's response, or the error Produce would have returned before
+//     the append;
+//   - and the acknowledgement still to come (nil when there is none to wait
+//     for).
+//
+// Like Produce it may modify req.Batches and keeps neither req nor its
+// bytes after returning.
+//
+// A Client that wraps *runnel.Broker by embedding it and overrides Produce
+// must override ProduceAsync too. The producer calls ProduceAsync on a
+// Client that has it (MaxInFlight above 1), so the embedded broker's would
+// bypass the wrapper. In tests, runneltest.Faults is such a wrapper, with
+// rules that fail or hold the requests they match.
 type AsyncClient interface {
 	Client
 	ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error)
@@ -75,31 +85,41 @@ type AsyncClient interface {
 
 // HealthClient is a Client that also tells which of a topic's partitions
 // refuse appends, as Kafka's metadata tells the partitions that have no
-// leader (an offline log directory): with one, the records that the
-// partitioner lets go anywhere — those without a key, with the default
-// partitioner (see ConsistentPartitioner) — go to the partitions that
-// take appends, as Kafka's Java producer sends them to the available
-// partitions and franz-go's to the writable ones. *runnel.Broker
-// implements it (a partition whose log a failed write or fsync fenced
-// refuses appends, KAFKA_STORAGE_ERROR, until the broker is opened
-// again).
+// leader (an offline log directory). *runnel.Broker implements it: a
+// partition whose log a failed write or fsync fenced refuses appends,
+// KAFKA_STORAGE_ERROR, until the broker is opened again.
 //
-// The producer asks it, for a topic whose partitioner can use the answer (a
-// ConsistentPartitioner: not ManualPartitioner nor a PartitionerFunc), when
-// it first writes to the topic (by the deadline of the look-up of its
-// partition count), at each refresh of that count (MetadataMaxAge), and,
-// without holding up a record, when a batch is refused by a partition it
-// took for writable with KAFKA_STORAGE_ERROR (it takes that partition for
-// refusing at once, until the answer) or with an error that says the
-// partition's leader moved or is not known (NOT_LEADER_OR_FOLLOWER,
-// LEADER_NOT_AVAILABLE, FENCED_LEADER_EPOCH: Kafka's producers refresh
-// their metadata on them), which runnel's broker never gives; a look-up a
-// refusal calls for begins no sooner than RetryBackoff after the last one
-// began, as Kafka's producer waits its retry backoff between two metadata
-// requests. A partition it took for refusing is taken for writable again at
-// the next answer that does not list it, or as soon as a batch sent to it
-// is appended and acknowledged (a keyed record's, say). An error of the
-// call changes nothing.
+// With one, the records that the partitioner lets go anywhere go to the
+// partitions that take appends. With the default partitioner those are the
+// records without a key (see [ConsistentPartitioner]). Kafka's Java
+// producer, too, sends them to the available partitions, and franz-go's to
+// the writable ones.
+//
+// The producer asks it only about a topic whose partitioner can use the
+// answer: a ConsistentPartitioner, not [ManualPartitioner] nor a
+// [PartitionerFunc]. It asks:
+//
+//   - when it first writes to the topic, by the deadline of the look-up of
+//     its partition count;
+//   - at each refresh of that count ([MetadataMaxAge]);
+//   - without holding up a record, when a batch is refused by a partition
+//     it took for writable with KAFKA_STORAGE_ERROR. It takes that
+//     partition for refusing at once, until the answer.
+//   - without holding up a record, when a batch is refused by a partition
+//     it took for writable with an error that says the partition's leader
+//     moved or is not known
+//     (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, FENCED_LEADER_EPOCH:
+//     Kafka's producers refresh their metadata on them), which runnel's
+//     broker never gives.
+//
+// A look-up a refusal calls for begins no sooner than [RetryBackoff] after
+// the last one began, as Kafka's producer waits its retry backoff between
+// two metadata requests.
+//
+// A partition it took for refusing is taken for writable again at the next
+// answer that does not list it, or as soon as a batch sent to it is
+// appended and acknowledged (a keyed record's, say). An error of the call
+// changes nothing.
 type HealthClient interface {
 	Client
 	// UnwritablePartitions returns the partitions of topic that refuse
