@@ -34,32 +34,39 @@ var (
 	// not below the partition count, which the producer asks the broker
 	// for again first: see Produce).
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
-	// ErrDeliveryTimeout is given to the promise of a record not delivered
-	// within DeliveryTimeout of being buffered (which the broker may have
-	// appended, if a request was cut short), or whose topic's partition
-	// count Produce could not look up within DeliveryTimeout, the broker
-	// answering with retriable errors or not at all (see Produce). The
-	// error also matches the last error of the broker, when there was
+	// ErrDeliveryTimeout is given to the promise of a record:
+	//
+	//   - not delivered within DeliveryTimeout of being buffered (which the
+	//     broker may have appended, if a request was cut short);
+	//   - or whose topic's partition count Produce could not look up within
+	//     DeliveryTimeout, the broker answering with retriable errors or not
+	//     at all (see Produce).
+	//
+	// The error also matches the last error of the broker, when there was
 	// one, unless that matched context.Canceled or
 	// context.DeadlineExceeded: a promise gets such an error only from
 	// its record's ctx (see Produce).
 	ErrDeliveryTimeout = errors.New("runnel/producer: delivery timeout")
 	// ErrMaybeWritten is given, beside the error that failed it, to the
-	// promises of a batch's records when the batch fails for good after an
-	// earlier attempt of it that the broker may have appended (a request
-	// answered with a timeout, a lost connection or an error the producer
-	// does not know as a refusal), or after the broker appended it and
-	// its acknowledgement failed (the log's fsync failed, say; see
-	// AsyncClient), or, with AcksNone, which does not retry, when its one
-	// attempt may have been appended: the records may have been written
-	// (once; without idempotence, once for each attempt that may have
-	// been appended: see DisableIdempotence), whatever the other error
-	// says. A refusal of the broker
-	// (ErrRecordTooLarge, ErrProducerFenced, api.ErrPolicyViolation, ...),
-	// which alone means that the records were not written, then says only
-	// that the last attempt was refused. See ProduceSync, which also
-	// returns it when, called from a promise, it stops waiting for
-	// records that may still be written.
+	// promises of a batch's records when the batch fails for good:
+	//
+	//   - after an earlier attempt of it that the broker may have appended (a
+	//     request answered with a timeout, a lost connection or an error the
+	//     producer does not know as a refusal);
+	//   - after the broker appended it and its acknowledgement failed (the
+	//     log's fsync failed, say; see AsyncClient);
+	//   - or, with AcksNone, which does not retry, when its one attempt may
+	//     have been appended.
+	//
+	// The records may have been written, whatever the other error says: once;
+	// without idempotence, once for each attempt that may have been appended
+	// (see DisableIdempotence). A refusal of the broker (ErrRecordTooLarge,
+	// ErrProducerFenced, api.ErrPolicyViolation, ...), which alone means that
+	// the records were not written, then says only that the last attempt was
+	// refused.
+	//
+	// See ProduceSync, which also returns it when, called from a promise, it
+	// stops waiting for records that may still be written.
 	ErrMaybeWritten = errors.New("runnel/producer: an attempt may have been appended")
 	// ErrInvalidOption is returned by New for a nil Client or an option
 	// out of range, and given to the promise of a record whose topic's
@@ -102,14 +109,18 @@ type RecordError struct {
 	Record *record.Record
 	// Partition is the partition the record was produced to, or
 	// UnknownPartition (-1, as Kafka's RecordMetadata says) when it failed
-	// before it was partitioned — before it was buffered: a nil record, a
-	// done ctx, no buffer space, an unknown topic, a partitioner's choice
-	// out of range, ... Record.Partition is then as the caller left it (0
-	// unless set), and does not say where the record would have gone.
-	// With ManualPartitioner, whose records carry their partition, it is
-	// the record's Partition whenever that is 0 or more, even one the
-	// topic does not have (ErrInvalidPartition): Kafka's producer reports
-	// a record's explicit partition so (AppendCallbacks.topicPartition).
+	// before it was partitioned.
+	//
+	// Failing before it was partitioned is failing before it was buffered: a
+	// nil record, a done ctx, no buffer space, an unknown topic, a
+	// partitioner's choice out of range, ... Record.Partition is then as the
+	// caller left it (0 unless set), and does not say where the record would
+	// have gone.
+	//
+	// With ManualPartitioner, whose records carry their partition, it is the
+	// record's Partition whenever that is 0 or more, even one the topic does
+	// not have (ErrInvalidPartition). Kafka's producer reports a record's
+	// explicit partition so (AppendCallbacks.topicPartition).
 	Partition int32
 	// Err is why it failed: what Produce's promise would have been given.
 	Err error
@@ -175,27 +186,37 @@ func RecordErrors(err error) []*RecordError {
 }
 
 // MayBeWritten reports whether err, the error ProduceSync returned or a
-// promise was given, leaves a record that the broker may have appended,
-// as ProduceSync's doc lays it out: false for nil (written), for an
-// error matching the record's ctx's (context.Canceled or
-// context.DeadlineExceeded), for a RecordError whose Partition is
-// UnknownPartition, or that ProduceSync gave a record that failed
-// before it was buffered (with ManualPartitioner, whose RecordError then
-// says the record's own partition), for an error before the record was
-// buffered (ErrMaxBuffered, ErrNoTopic, ...; also, as a promise is
-// given them, the ErrClosed of a record produced once the producer is
-// closed or of a Produce that Close cut short, and the errors of the
-// look-up of the topic's partition count: ErrDeliveryTimeout, a closed
-// Client's) and for a refusal of the broker's
-// (ErrRecordTooLarge, log.ErrInvalidRecord, api.ErrPolicyViolation, ...)
-// alone; true for ErrMaybeWritten, whatever else err matches, for
-// ErrDeliveryTimeout and ErrClosed (of a record that was buffered), log.ErrLogFenced,
-// api.ErrBrokerClosed, ErrOutOfOrderSequence and api.ErrNotLeader (see
-// ProduceSync), and for an error the
-// producer does not know (a Client's of your own, say). For the error of
-// a ProduceSync of several records, it reports whether any of them may
-// have been written. A caller that would produce a record again after
-// an error tells with it whether it then may write the record twice.
+// promise was given, leaves a record that the broker may have appended, as
+// [Producer.ProduceSync]'s doc lays it out. A caller that would produce a
+// record again after an error tells with it whether it then may write the
+// record twice. For the error of a ProduceSync of several records, it
+// reports whether any of them may have been written.
+//
+// It reports false:
+//
+//   - for nil (written);
+//   - for an error matching the record's ctx's (context.Canceled or
+//     context.DeadlineExceeded);
+//   - for a [RecordError] whose Partition is [UnknownPartition], or that
+//     ProduceSync gave a record that failed before it was buffered (with
+//     [ManualPartitioner], whose RecordError then says the record's own
+//     partition);
+//   - for an error before the record was buffered (ErrMaxBuffered,
+//     ErrNoTopic, ...). So it does, as a promise is given them, for the
+//     ErrClosed of a record produced once the producer is closed or of a
+//     Produce that Close cut short, and for the errors of the look-up of
+//     the topic's partition count: ErrDeliveryTimeout, a closed Client's.
+//   - for a refusal of the broker's (ErrRecordTooLarge,
+//     log.ErrInvalidRecord, api.ErrPolicyViolation, ...) alone.
+//
+// It reports true:
+//
+//   - for [ErrMaybeWritten], whatever else err matches;
+//   - for [ErrDeliveryTimeout] and [ErrClosed] (of a record that was
+//     buffered), log.ErrLogFenced, api.ErrBrokerClosed,
+//     [ErrOutOfOrderSequence] and api.ErrNotLeader (see ProduceSync);
+//   - for an error the producer does not know (a Client's of your own,
+//     say).
 func MayBeWritten(err error) bool {
 	if errors.Is(err, ErrMaybeWritten) {
 		return true

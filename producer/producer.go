@@ -940,28 +940,34 @@ func (p *Producer) Flush(ctx context.Context) error {
 }
 
 // BufferedRecords returns the number of records that take buffer space:
-// produced, and not yet done. A batch frees its space once all its
-// promises have returned, so a record whose own promise ran may still be
-// counted for a moment; after Flush returns nil it is not, nor after
-// Close returns (a Close that waits for the producer's goroutines: not
-// one called from a promise), whatever the records' fate — but for the
-// records of Produce calls under way as Close began (one that waited for
-// its topic's partition count, which Close ends, say: see Close): each
-// holds its space, on its caller's goroutine, until that Produce
-// returns, maybe after Close has.
-// It is an atomic load, cheap enough for a gauge read every second.
+// produced, and not yet done. It is an atomic load, cheap enough for a
+// gauge read every second.
+//
+// A batch frees its space once all its promises have returned, so a record
+// whose own promise ran may still be counted for a moment. After Flush
+// returns nil it is not, nor after [Producer.Close] returns (a Close that
+// waits for the producer's goroutines: not one called from a promise),
+// whatever the records' fate.
+//
+// The exception is the records of Produce calls under way as Close began
+// (one that waited for its topic's partition count, which Close ends, say:
+// see Close). Each holds its space, on its caller's goroutine, until that
+// Produce returns, maybe after Close has.
 func (p *Producer) BufferedRecords() int64 { return p.bufRecords.Load() }
 
-// BufferedBytes returns the bytes that the records BufferedRecords counts
-// take of MaxBufferedBytes: each record's size as encoded in a batch,
-// with timestamp and offset deltas of 0, without the batch's header (see
-// MaxBufferedBytes). franz-go's BufferedProduceBytes counts keys, values
-// and headers alone, and, as its BufferedProduceRecords, the records
-// still waiting for buffer space, which neither count here. It goes back
-// to 0 when BufferedRecords does (after Flush, after Close and the
-// Produce calls under way as it began: see BufferedRecords); read at the
-// same moment, the two may disagree by the records being counted in or
-// out. It is an atomic load.
+// BufferedBytes returns the bytes that the records [Producer.BufferedRecords]
+// counts take of [MaxBufferedBytes]: each record's size as encoded in a
+// batch, with timestamp and offset deltas of 0, without the batch's header
+// (see MaxBufferedBytes). It is an atomic load.
+//
+// It goes back to 0 when BufferedRecords does: after Flush, after Close and
+// the Produce calls under way as it began (see BufferedRecords). Read at
+// the same moment, the two may disagree by the records being counted in or
+// out.
+//
+// franz-go's BufferedProduceBytes counts keys, values and headers alone,
+// and, as its BufferedProduceRecords, the records still waiting for buffer
+// space, which neither count here.
 func (p *Producer) BufferedBytes() int64 { return p.bufBytes.Load() }
 
 // Close stops the producer: records not yet delivered fail with
