@@ -477,34 +477,44 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// Close stops the broker: its goroutines (maintenance, and the fsyncs it
-// makes of appends whose producer stopped waiting), then every partition's
-// log (cleanly, so the next Open is quick; on the operating system's file
-// system several at once, see docs/details.md "Many partitions"), then
-// the directory lock, and returns once its goroutines, and the logs' (an
-// fsync run apart from its waiter), have handed their last lines on to
-// Config.Logger's handler — but a Close called by a handler on a line
-// that such a goroutine hands on, this broker's or another broker's (an
-// application's handler of broker A calling B.Close), which returns
-// without waiting for them: B's lines may still reach B's handler after
-// it (see Config.Logger). It is
-// idempotent; afterwards every method returns ErrClosed, and the broker
-// holds none of its topics (an in-memory broker's records go with them),
-// though a closed client or a test's cleanup still references it. A
-// second call returns once the first has closed the broker. Close takes no ctx: it
-// waits for the file operations under way (a write or fsync is not cut
-// short), so on a disk that hangs it returns once the disk answers; the
-// calls waiting behind such an operation (for the partition's log, or its
-// reopen) end with their ctx, which a producer's or consumer's Close
-// cancels, and an admin call waiting for a partition's lock (DeleteTopic, a
-// config change) ends with ErrClosed as Close begins, changing nothing, as
-// do the calls waiting for another's admin call (CreateTopic, say, or an
-// auto-create) or another's write of the producer-id counter
-// (InitProducerID).
+// Close stops the broker, in this order:
+//
+//  1. its goroutines: maintenance, and the fsyncs it makes of appends
+//     whose producer stopped waiting;
+//  2. every partition's log, cleanly, so the next Open is quick (on the
+//     operating system's file system several at once, see docs/details.md
+//     "Many partitions");
+//  3. the directory lock.
+//
+// It returns once its goroutines, and the logs' (an fsync run apart from
+// its waiter), have handed their last lines on to [Config].Logger's
+// handler. The exception is a Close that a handler calls on such a line,
+// this broker's or another broker's (an application's handler of broker
+// A calling B.Close): it returns without waiting for them, and B's lines
+// may still reach B's handler after it (see Config.Logger).
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
 // release; nil for a second call. The broker is closed all the same.
+//
+// It is idempotent. A second call returns once the first has closed the
+// broker. Afterwards every method returns [ErrClosed], and the broker
+// holds none of its topics (an in-memory broker's records go with them),
+// though a closed client or a test's cleanup still references it.
+//
+// Close takes no ctx: it waits for the file operations under way (a write
+// or fsync is not cut short), so on a disk that hangs it returns once the
+// disk answers. The calls waiting behind such an operation (for the
+// partition's log, or its reopen) end with their ctx, which a producer's
+// or consumer's Close cancels.
+//
+// As Close begins, these end with ErrClosed, changing nothing:
+//
+//   - an admin call waiting for a partition's lock (DeleteTopic, a config
+//     change);
+//   - the calls waiting for another's admin call (CreateTopic, say, or an
+//     auto-create) or another's write of the producer-id counter
+//     (InitProducerID).
 //
 // A zero Broker (one not made by Open) is closed: its methods answer
 // ErrClosed, and Close nil.
@@ -966,38 +976,47 @@ func (b *Broker) maintainRound(failing map[*log.Partition]string, m *maintainer)
 }
 
 // Maintain runs retention, the expiration of idle producer ids
-// (ProducerIDExpiration), compaction and flush.ms on every partition now,
-// as the broker's own goroutine does every MaintenanceInterval, and tries
-// again to open the log of a partition whose reopen after a config change
-// failed (see UpdateTopicConfig). Every partition is maintained whatever
-// fails on another, until ctx ends: the partitions not maintained by
-// then wait for the next run (the broker's own, or another call). One
-// partition is maintained at a time, whatever the calls: a Maintain waits
-// for the partition another one, or the broker's own maintenance, is
-// working on (a compaction's key map takes up to CleanerMapBytes, the
-// cleaner's memory for the whole broker). The partitions are maintained
-// in topic-name order, then by id, beginning with the first, or where
-// the last call that its ctx cut short stopped and wrapping around:
-// calls that each run out of time (maintenance run in short slices) take
-// the partitions in turn, rather than each the first ones again, and
-// every partition is reached within as many such calls as there are
-// partitions. A call cut short stopped at the partition it was
-// maintaining or waiting for, which the next call begins with; or past
-// it, when that partition was done or was the first the cut call began
-// (a partition whose maintenance outlasts a call's time holds up no
-// other). A call that ctx does not cut short maintains every partition
-// once, from that place, and leaves it where it was. The broker's own
-// maintenance goes over every partition from the first each round,
-// whatever the calls.
+// ([Config].ProducerIDExpiration), compaction and flush.ms on every
+// partition now, as the broker's own goroutine does every
+// MaintenanceInterval. It also tries again to open the log of a partition
+// whose reopen after a config change failed (see
+// [Broker.UpdateTopicConfig]).
 //
-// Errors: ErrClosed (also for the partitions that the broker's Close
-// closed during the call); the errors.Join of the partitions' errors: a
-// failed reopen's (wrapped with the partition's name), log.ErrLogFenced
-// for a partition whose log failed or that a config change closed and
-// could not open again, log.ErrClosed for a partition whose topic was
-// deleted meanwhile, and file system errors; and ctx's error when ctx
-// ended before the call or during it (a compaction under way stops at
-// its next read).
+// Every partition is maintained whatever fails on another, until ctx ends:
+// the partitions not maintained by then wait for the next run (the
+// broker's own, or another call).
+//
+// Errors:
+//
+//   - [ErrClosed], also for the partitions that the broker's Close closed
+//     during the call;
+//   - the errors.Join of the partitions' errors: a failed reopen's (wrapped
+//     with the partition's name), log.ErrLogFenced for a partition whose log
+//     failed or that a config change closed and could not open again,
+//     log.ErrClosed for a partition whose topic was deleted meanwhile, and
+//     file system errors;
+//   - ctx's error when ctx ended before the call or during it (a compaction
+//     under way stops at its next read).
+//
+// One partition is maintained at a time, whatever the calls: a Maintain
+// waits for the partition another one, or the broker's own maintenance, is
+// working on. (A compaction's key map takes up to CleanerMapBytes, the
+// cleaner's memory for the whole broker.)
+//
+// The partitions are maintained in topic-name order, then by id, beginning
+// with the first, or where the last call that its ctx cut short stopped,
+// and wrapping around. So calls that each run out of time (maintenance run
+// in short slices) take the partitions in turn, rather than each the first
+// ones again, and every partition is reached within as many such calls as
+// there are partitions.
+//
+// A call cut short stopped at the partition it was maintaining or waiting
+// for, which the next call begins with; or past it, when that partition was
+// done or was the first the cut call began. (A partition whose maintenance
+// outlasts a call's time holds up no other.) A call that ctx does not cut
+// short maintains every partition once, from that place, and leaves it
+// where it was. The broker's own maintenance goes over every partition from
+// the first each round, whatever the calls.
 func (b *Broker) Maintain(ctx context.Context) error {
 	if b.isClosed() {
 		return ErrClosed

@@ -187,28 +187,35 @@ func (b *Broker) path(name string) string { return filepath.Join(b.root, name) }
 // default fsync policy for its fsync: acks 0 and 1 ask for no more, and
 // get no less.
 //
-// Errors: api.ErrInvalidRequest (a nil req); api.ErrInvalidRequiredAcks;
-// ErrUnknownTopic; ErrInvalidTopic; log.ErrRecordTooLarge;
-// log.ErrInvalidRecord (Kafka's INVALID_RECORD, not retriable:
-// log.ErrInvalidTimestamp among them, a base offset other than 0
-// (whatever the batch's size and CRC, as Kafka checks it first), a
-// header whose record count is not its offset range, and, matching
-// record.ErrCorrupt too, a record that does not decode in a batch whose
-// header and CRC are sound, a codec that is unknown and compressed
-// records that do not decompress); record.ErrCorrupt
-// (a batch whose size, magic or CRC is bad: Kafka's CORRUPT_MESSAGE;
-// also whole batches followed by bytes that make no whole batch, where
-// Kafka appends the whole ones and drops the rest: a request is taken or
-// refused whole);
-// log.ErrOutOfOrderSequence; log.ErrProducerFenced;
-// log.ErrOffsetOutOfRange when the batches would take the partition's log
-// end offset past log.MaxLogEndOffset;
-// log.ErrLogFenced; log.ErrRollFailed; ErrClosed; ctx's error; and when it
-// creates the topic (Config.AutoCreateTopics), those of Partitions. A ctx that ends after
-// the append (while its fsync is awaited) gives ctx's error with the
-// response filled in: the records are in the log, and the broker fsyncs
-// them itself, so that they become readable; a retry of an idempotent
-// producer's batch is answered as a duplicate.
+// A ctx that ends after the append (while its fsync is awaited) gives ctx's
+// error with the response filled in. The records are in the log, and the
+// broker fsyncs them itself, so that they become readable; a retry of an
+// idempotent producer's batch is answered as a duplicate.
+//
+// Errors:
+//
+//   - api.ErrInvalidRequest (a nil req);
+//   - api.ErrInvalidRequiredAcks;
+//   - [ErrUnknownTopic]; [ErrInvalidTopic];
+//   - log.ErrRecordTooLarge;
+//   - log.ErrInvalidRecord (Kafka's INVALID_RECORD, not retriable). Among
+//     them: log.ErrInvalidTimestamp; a base offset other than 0 (whatever
+//     the batch's size and CRC, as Kafka checks it first); a header whose
+//     record count is not its offset range; and, matching record.ErrCorrupt
+//     too, a record that does not decode in a batch whose header and CRC
+//     are sound, a codec that is unknown and compressed records that do not
+//     decompress.
+//   - record.ErrCorrupt: a batch whose size, magic or CRC is bad (Kafka's
+//     CORRUPT_MESSAGE); also whole batches followed by bytes that make no
+//     whole batch, where Kafka appends the whole ones and drops the rest: a
+//     request is taken or refused whole.
+//   - log.ErrOutOfOrderSequence; log.ErrProducerFenced;
+//   - log.ErrOffsetOutOfRange when the batches would take the partition's
+//     log end offset past log.MaxLogEndOffset;
+//   - log.ErrLogFenced; log.ErrRollFailed;
+//   - [ErrClosed]; ctx's error;
+//   - when it creates the topic ([Config].AutoCreateTopics), those of
+//     [Broker.Partitions].
 func (b *Broker) Produce(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, error) {
 	resp, d, p, err := b.produce(ctx, req)
 	if err == nil {
@@ -550,21 +557,39 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client.
 //
-// A wait also ends, at once, when a partition's offset falls out of range
-// under it — DeleteRecords, or retention (Maintain), moved the log start
-// past it — answered log.ErrOffsetOutOfRange, and when a partition's
-// topic is deleted, answered ErrUnknownTopic: a fetch waiting for
-// MinBytes never waits out MaxWait (which has no bound) on an offset the
-// consumer must reset. (Kafka's DelayedFetch completes at a deletion but
-// does not look at the log start: its wait for MinBytes ends at
-// fetch.max.wait.ms, 500 ms by default, and the fetch then finds the
-// offset out of range.)
+// Fetch itself fails only when:
 //
-// Like Kafka's, a partition's read stops at the end of a segment (in
-// memory, also at the end of the chunk of the file that holds its first
-// batch: up to 4 MiB, or what one larger append wrote; see segment.Segment.Read, which
-// hands out views rather than copies), and the
-// limits below may keep batches out of the answer: once the partitions
+//   - the broker is closed ([ErrClosed], also when it closes during the
+//     call);
+//   - ctx ends before anything was found (ctx's error);
+//   - req is nil (api.ErrInvalidRequest).
+//
+// Per-partition errors are in FetchedPartition.Err, and end the wait at
+// once: [ErrUnknownTopic], [ErrUnknownTopicID], [ErrInvalidTopic],
+// log.ErrOffsetOutOfRange, record.ErrCorrupt, and log.ErrLogFenced for a
+// partition whose reopen after a config change failed (see
+// [Broker.AlterTopicConfig]).
+//
+// A wait also ends, at once, when a partition's offset falls out of range
+// under it, answered log.ErrOffsetOutOfRange: DeleteRecords, or retention
+// (Maintain), moved the log start past it. So it does when a partition's
+// topic is deleted, answered ErrUnknownTopic. So a fetch waiting for MinBytes
+// never waits out MaxWait (which has no bound) on an offset the consumer
+// must reset. (Kafka's DelayedFetch completes at a deletion but does not
+// look at the log start: its wait for MinBytes ends at fetch.max.wait.ms,
+// 500 ms by default, and the fetch then finds the offset out of range.)
+//
+// A partition answered log.ErrOffsetOutOfRange carries the log start
+// offset and high watermark as they were after the read that found its
+// offset out of range. An offset that retention or DeleteRecords left below
+// the log start during the call comes with a LogStartOffset above it.
+//
+// Like Kafka's, a partition's read stops at the end of a segment. In
+// memory, it stops also at the end of the chunk of the file that holds its
+// first batch: up to 4 MiB, or what one larger append wrote (see
+// segment.Segment.Read, which hands out views rather than copies).
+//
+// The limits below may keep batches out of the answer. Once the partitions
 // hold MinBytes below their high watermarks, each counted up to its
 // MaxBytes (or the request's) whatever the request's MaxBytes, as Kafka's
 // delayed fetch counts them, the answer comes, though its batches may be
@@ -574,65 +599,58 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 //
 // The batches of a partition stay within its MaxBytes, and those of the
 // response within req.MaxBytes (50 MiB when not set) or the broker's
-// Config.FetchMaxBytes (Kafka's fetch.max.bytes, 55 MiB by default),
-// whichever is smaller, as Kafka's broker caps a request's max bytes at
-// its fetch.max.bytes; a partition's MaxBytes above what is left of
-// that is cut to it. Except that the first partition with data returns
-// its first batch whatever its size, as in Kafka (KIP-74), so that a
-// consumer makes progress; a later partition whose first batch does not
-// fit returns none, and that batch is not read.
+// [Config].FetchMaxBytes (Kafka's fetch.max.bytes, 55 MiB by default),
+// whichever is smaller, as Kafka's broker caps a request's max bytes at its
+// fetch.max.bytes. A partition's MaxBytes above what is left of that is cut
+// to it.
 //
-// On the OS's file system the batches are read into memory: each
-// partition's read allocates up to its limit (its MaxBytes, or what is
-// left of the request's limit), less where its segment ends first (1 GiB
-// segments by default), whatever it returns, so that a fetch may hold up
-// to Config.FetchMaxBytes, and its first partition with data one batch
-// past it when that batch is larger (before fetch47, which added the
-// cap, a MaxBytes of math.MaxInt32 over a partition of 40 MB allocated
-// 40 MB; before review45mem a later partition's first batch that did not
-// fit was read whole and dropped: 64 partitions of a 256 KiB batch in a
-// fetch of 600 KiB allocated 22.9 MB), where Kafka's broker sends the
-// bytes from the page cache. On the memory FS they are views of the log,
-// without a copy: do not modify them (see api.FetchedPartition), as a
-// write to them is a write to the log, served to every later fetch. A
-// MaxBytes from outside your code chooses how much of the cap a fetch
-// takes: set Config.FetchMaxBytes to what one fetch may hold, and bound
-// the fetches in flight, which add up.
+// The exception: the first partition with data returns its first batch
+// whatever its size, as in Kafka (KIP-74), so that a consumer makes
+// progress. A later partition whose first batch does not fit returns none,
+// and that batch is not read.
 //
-// Each FetchedPartition carries its topic's ID; a FetchPartition that
-// names an ID no topic of its name has any more — the topic was deleted,
-// whether or not it was created again — gets ErrUnknownTopicID, as Kafka's
-// fetch v13+ answers UNKNOWN_TOPIC_ID (with Kafka's code 100; for a topic
+// On the OS's file system the batches are read into memory. Each
+// partition's read allocates up to its limit (its MaxBytes, or what is left
+// of the request's limit), less where its segment ends first (1 GiB
+// segments by default), whatever it returns. So a fetch may hold up to
+// Config.FetchMaxBytes, and its first partition with data one batch past it
+// when that batch is larger. Kafka's broker, instead, sends the bytes from the page
+// cache.
+//
+// (Before fetch47, which added the cap, a MaxBytes of math.MaxInt32
+// over a partition of 40 MB allocated 40 MB. Before review45mem a later
+// partition's first batch that did not fit was read whole and dropped: 64
+// partitions of a 256 KiB batch in a fetch of 600 KiB allocated 22.9 MB.)
+//
+// On the memory FS they are views of the log, without a copy: do not
+// modify them (see api.FetchedPartition), as a write to them is a write to
+// the log, served to every later fetch.
+//
+// A MaxBytes from outside your code chooses how much of the cap a fetch
+// takes: set Config.FetchMaxBytes to what one fetch may hold, and bound the
+// fetches in flight, which add up.
+//
+// Each FetchedPartition carries its topic's ID. A FetchPartition that names
+// an ID no topic of its name has any more (the topic was deleted, whether
+// or not it was created again) gets ErrUnknownTopicID, as Kafka's fetch
+// v13+ answers UNKNOWN_TOPIC_ID (with Kafka's code 100). For a topic
 // deleted and not created again the error matches ErrUnknownTopic too,
-// which is all a fetch naming no ID gets).
-// Per-partition errors (ErrUnknownTopic, ErrUnknownTopicID,
-// ErrInvalidTopic, log.ErrOffsetOutOfRange, record.ErrCorrupt, and
-// log.ErrLogFenced for a partition whose reopen after a config change
-// failed: see AlterTopicConfig) are in FetchedPartition.Err, and end the
-// wait at once. A partition answered log.ErrOffsetOutOfRange carries the
-// log start offset and high watermark as they were after the read that
-// found its offset out of range: an offset that retention or
-// DeleteRecords left below the log start during the call comes with a
-// LogStartOffset above it.
+// which is all a fetch naming no ID gets.
 //
-// A partition that a config change is reopening (or a deletion holds)
-// is answered, in a fetch that names others and holds no records yet,
-// as one with nothing to read, rather than waited for: its reopen (a
-// closing fsync, a recovery) does not hold back the other partitions'
-// records, as Kafka's broker answers each partition on its own. A fetch
-// that waits is woken when the reopen ends, and reads it then. A fetch
-// of that partition alone waits for the reopen, until ctx ends.
+// A partition that a config change is reopening (or a deletion holds) is
+// answered, in a fetch that names others and holds no records yet, as one
+// with nothing to read, rather than waited for. Its reopen (a closing
+// fsync, a recovery) does not hold back the other partitions' records, as
+// Kafka's broker answers each partition on its own. A fetch that waits is
+// woken when the reopen ends, and reads it then. A fetch of that partition
+// alone waits for the reopen, until ctx ends.
 //
-// req.Partitions may name any number of partitions, and one more than
-// once: each entry is read and answered on its own, and a fetch that
-// waits waits on each (the most reflect.Select takes, 65536 cases, is no
-// bound: a fetch of 70,000 entries panicked before review44dos). Nothing
-// bounds their number, as nothing but a request's size bounds it in
-// Kafka: the cost of a fetch grows with it, so bound a list that comes
-// from outside your code.
-// Fetch itself fails only when the broker is closed (ErrClosed, also when
-// it closes during the call), ctx ends before anything was found (ctx's
-// error), or req is nil (api.ErrInvalidRequest).
+// req.Partitions may name any number of partitions, and one more than once:
+// each entry is read and answered on its own, and a fetch that waits waits
+// on each. The most reflect.Select takes, 65536 cases, is no bound: a fetch
+// of 70,000 entries panicked before review44dos. Nothing bounds their
+// number, as nothing but a request's size bounds it in Kafka: the cost of a
+// fetch grows with it, so bound a list that comes from outside your code.
 func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
 	if b.isClosed() {
 		return api.FetchResponse{}, ErrClosed

@@ -908,52 +908,64 @@ func decodeCounter(data []byte) (int64, bool) {
 // CreateTopic creates a topic with cfg.Partitions partitions (at least 1,
 // or -1 for the broker's DefaultPartitions, as in Kafka since KIP-464) and
 // cfg's configuration, whose zero fields take the broker's defaults.
+//
+// Admin calls run one at a time; produce and fetch, on this topic or any
+// other, do not wait for them. A CreateTopic whose ctx ends, or that the
+// broker's Close overtakes, stops between two partitions and creates
+// nothing. On the operating system's file system ([Config].FS nil or
+// vfs.OS) it creates up to eight partitions at once, as
+// [Broker.CreatePartitions] does (a partition's creation is mostly
+// fsyncs); on any other, one after another.
+//
+// Errors:
+//
+//   - [ErrInvalidTopic];
+//   - [ErrTopicExists];
+//   - log.ErrInvalidConfig;
+//   - [ErrInvalidPartitions]: below 1 but -1, or above math.MaxInt32
+//     (Kafka's partition count is an int32);
+//   - log.ErrNotLogDir when a directory of one of its partitions' names
+//     (<topic>-<N>) holds files that are not a log's (it is left as it is;
+//     see [Config].Dir);
+//   - [ErrClosed]; ctx's error; file system errors.
+//
+// A CreateTopic that fails with a file system error creates nothing
+// either, also when the fsync of <Dir>/topics fails after the topic's
+// record was written (it is removed again). But a crash then may still
+// find the record, and the next Open the topic, empty.
+//
+// Where several errors apply, the first of Kafka's order is returned (its
+// controller's createTopics):
+//
+//  1. the name (ErrInvalidTopic: Kafka's rule, a device name, a collision
+//     with another topic's name);
+//  2. the topic's existence (ErrTopicExists, whatever the partitions and
+//     config asked for, so that a "create unless it exists" call is told it
+//     exists). It comes before the device name and the collision, which an
+//     existing topic's own name may have.
+//  3. the config (log.ErrInvalidConfig);
+//  4. the partition count (ErrInvalidPartitions).
+//
 // As in Kafka, a name that differs from an existing topic's only in '.'
 // against '_' is refused: the two would collide in metric names. Unlike
 // Kafka, so is one that differs from it in case too (or only): on a
 // case-insensitive file system, as macOS's and Windows' are by default,
 // the two would share their partition directories and their record.
+//
 // Unlike Kafka, names that would give the topic's files a device name on
 // Windows are refused on every OS, so that a data directory can move to
-// Windows: CON, PRN, AUX, NUL, COM1 to COM9 and LPT1 to LPT9, in any
-// case, alone or before a '.' (CON, nul, aux.orders; CON-0 and orders.nul
-// are allowed). A topic of such a name that an older runnel created still
+// Windows: CON, PRN, AUX, NUL, COM1 to COM9 and LPT1 to LPT9, in any case,
+// alone or before a '.' (CON, nul, aux.orders; CON-0 and orders.nul are
+// allowed). A topic of such a name that an older runnel created still
 // opens where its files can be.
 //
-// Admin calls run one at a time; produce and fetch, on this topic or any
-// other, do not wait for them. A CreateTopic whose ctx ends, or that the
-// broker's Close overtakes, stops between two partitions and creates
-// nothing. On the operating system's file system (Config.FS nil or
-// vfs.OS) it creates up to eight partitions at once, as CreatePartitions
-// does (a partition's creation is mostly fsyncs); on any other, one
-// after another.
-//
-// Each partition holds memory for as long as the topic exists: about
-// 2.6 KiB of heap idle on disk, 5 KiB in memory (docs/details.md,
-// "Many partitions"), and more as it is written to. CreateTopic and
-// CreatePartitions take up to math.MaxInt32 partitions in one call,
-// where Kafka 4's controller refuses more than 10,000 new partitions a
-// request (KAFKA-17870): bound a count that comes from outside your
-// code, since nothing else bounds the memory it asks for.
-//
-// Where several errors apply, the first of Kafka's order is returned
-// (its controller's createTopics): the name (ErrInvalidTopic: Kafka's
-// rule, a device name, a collision with another topic's name), then the
-// topic's existence (ErrTopicExists, whatever the partitions and config
-// asked for, so that a "create unless it exists" call is told it exists;
-// it comes before the device name and the collision, which an existing
-// topic's own name may have), then the config (log.ErrInvalidConfig),
-// then the partition count (ErrInvalidPartitions).
-//
-// Errors: ErrInvalidTopic; ErrTopicExists; log.ErrInvalidConfig;
-// ErrInvalidPartitions (below 1 but -1, or above math.MaxInt32: Kafka's
-// partition count is an int32); log.ErrNotLogDir when a directory of one of its
-// partitions' names (<topic>-<N>) holds files that are not a log's (it is
-// left as it is; see Config.Dir); ErrClosed; ctx's error; file system
-// errors. A CreateTopic that fails with a file system error creates
-// nothing either, also when the fsync of <Dir>/topics fails after the
-// topic's record was written (it is removed again): but a crash then may
-// still find the record, and the next Open the topic, empty.
+// Each partition holds memory for as long as the topic exists: about 2.6
+// KiB of heap idle on disk, 5 KiB in memory (docs/details.md, "Many
+// partitions"), and more as it is written to. CreateTopic and
+// CreatePartitions take up to math.MaxInt32 partitions in one call, where
+// Kafka 4's controller refuses more than 10,000 new partitions a request
+// (KAFKA-17870). Bound a count that comes from outside your code, since
+// nothing else bounds the memory it asks for.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg log.TopicConfig) error {
 	if b.isClosed() {
 		return ErrClosed // before the name: a closed broker says so first, as its other calls do
