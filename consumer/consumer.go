@@ -22,24 +22,33 @@ import (
 )
 
 // Client is what a Consumer needs of a broker; *runnel.Broker satisfies
-// it. Every method must return when its ctx ends (Close cancels the call
-// of a Poll, or AssignTopic, in progress, and waits for it to return),
-// with an error; but a Fetch that has found records by then, fewer than
-// its MinBytes, may return them without one, as *runnel.Broker's does
-// (see Poll). Fetch must return batch bytes that the consumer may keep and that
-// never change afterwards, as api.FetchedPartition promises. A Client
-// closed for good answers every call with an error matching
-// api.ErrBrokerClosed, as a closed *runnel.Broker does (runnel.ErrClosed);
-// the consumer takes that as the end (see Records), so a Client that may
-// come back (a connection being re-established) must return something
-// else meanwhile, such as api.ErrRequestTimedOut, which Poll retries
-// without a word (see Poll), as it does every error Kafka's table calls
-// retriable; an error the table does not know is returned by Poll, and
-// retried by Records. Likewise the consumer
-// takes api.ErrUnknownTopicOrPartition for a partition the Client has
-// answered for before as the partition gone (its topic deleted: see
-// Poll), so a Client must not answer it for a partition that is only
-// out of reach for a while.
+// it.
+//
+// Every method must return when its ctx ends, with an error (Close cancels
+// the call of a Poll, or AssignTopic, in progress, and waits for it to
+// return). But a Fetch that has found records by then, fewer than its
+// MinBytes, may return them without one, as *runnel.Broker's does (see
+// [Consumer.Poll]).
+//
+// Fetch must return batch bytes that the consumer may keep and that never
+// change afterwards, as api.FetchedPartition promises.
+//
+// The consumer reads the Client's errors so:
+//
+//   - A Client closed for good answers every call with an error matching
+//     api.ErrBrokerClosed, as a closed *runnel.Broker does
+//     (runnel.ErrClosed). The consumer takes that as the end (see
+//     [Consumer.Records]).
+//   - So a Client that may come back (a connection being re-established)
+//     must return something else meanwhile, such as
+//     api.ErrRequestTimedOut, which Poll retries without a word (see Poll),
+//     as it does every error Kafka's table calls retriable.
+//   - An error the table does not know is returned by Poll, and retried by
+//     Records.
+//   - The consumer takes api.ErrUnknownTopicOrPartition for a partition the
+//     Client has answered for before as the partition gone (its topic
+//     deleted: see Poll). So a Client must not answer it for a partition
+//     that is only out of reach for a while.
 type Client interface {
 	// Partitions returns the number of partitions of a topic.
 	Partitions(ctx context.Context, topic string) (int, error)
@@ -282,20 +291,28 @@ func (c *Consumer) checkCall(topic string, partition int32, at Offset) error {
 	return at.validate()
 }
 
-// Assign adds a partition to those Poll reads, starting at at; a partition
+// Assign adds a partition to those Poll reads, starting at at. A partition
 // already assigned gets at as its new position (and keeps being paused if
-// it was). Offsets other than At are resolved on the next Poll, with the
-// Client's ListOffset; the errors found then that Poll reports (see Poll)
+// it was).
+//
+// Offsets other than At are resolved on the next Poll, with the Client's
+// ListOffset; the errors found then that Poll reports (see [Consumer.Poll])
 // come in that partition's Fetch.Err.
 //
-// Errors: an error matching api.ErrInvalidTopic for a name Kafka refuses
-// (see api.ValidateTopicName); api.ErrUnknownTopicOrPartition for a
-// negative partition; ErrInvalidOffset; ErrClosed. A topic the broker does
-// not have, or a partition number it does not have, is not an error here,
-// nor from Poll, which retries it every RetryBackoff without a word
-// (logging it) until the partition exists, as Kafka's consumers do: a
-// misspelt name reads nothing, forever. AssignTopic asks the Client for
-// the topic's partitions first, and fails at once for an unknown topic.
+// Errors:
+//
+//   - an error matching api.ErrInvalidTopic for a name Kafka refuses (see
+//     api.ValidateTopicName);
+//   - api.ErrUnknownTopicOrPartition for a negative partition;
+//   - [ErrInvalidOffset];
+//   - [ErrClosed].
+//
+// A topic the broker does not have, or a partition number it does not
+// have, is not an error here, nor from Poll. Poll retries it every
+// [RetryBackoff] without a word (logging it) until the partition exists,
+// as Kafka's consumers do: a misspelt name reads nothing, forever.
+// [Consumer.AssignTopic] asks the Client for the topic's partitions first,
+// and fails at once for an unknown topic.
 func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 	if err := c.checkCall(topic, partition, at); err != nil {
 		return err
@@ -396,31 +413,37 @@ func (c *Consumer) partitions(ctx context.Context, topic string) (int, error) {
 }
 
 // AssignTopic assigns every partition of topic (as many as the Client's
-// Partitions reports now), each starting at at; see Assign. Partitions
-// added to the topic later (CreatePartitions) are not assigned, and
-// nothing tells the consumer of them: to read them, Assign them (their
+// Partitions reports now), each starting at at; see [Consumer.Assign].
+//
+// Partitions added to the topic later (CreatePartitions) are not assigned,
+// and nothing tells the consumer of them. To read them, Assign them (their
 // number is the Client's Partitions); calling AssignTopic again would also
 // move the partitions already assigned back to at. It is the Java
 // consumer's assign() of every partition, not kgo's ConsumeTopics, which
-// picks up new partitions at its next metadata refresh; assigned with
+// picks up new partitions at its next metadata refresh. Assigned with
 // Start, a new partition loses nothing produced to it before the Assign.
 //
 // A Close during the call ends the Client's call, and waits for it, as it
 // does a Poll's.
 //
 // An error of the Client's Partitions that Kafka's table calls retriable
-// (not the leader, a request timed out) is retried after RetryBackoff,
+// (not the leader, a request timed out) is retried after [RetryBackoff],
 // for up to 60 s (Kafka's default.api.timeout.ms), as the Java
 // consumer's partitionsFor retries it.
 //
-// Errors: those of Assign (checked before the Client is asked); those of
-// the Client's Partitions (an error matching api.ErrUnknownTopicOrPartition
-// for an unknown topic, api.ErrBrokerClosed for a closed broker, a
-// retriable one that went on for 60 s); api.ErrUnknownTopicOrPartition
-// also for a count below 1 (no topic has no partition; the producer takes
-// such a count so too), and api.ErrInvalidRequest for a count above
-// math.MaxInt32, which no Kafka topic has, neither assigning anything;
-// ctx's error; ErrClosed (also when Close came during the call).
+// Errors, none of them assigning anything:
+//
+//   - those of Assign, checked before the Client is asked;
+//   - those of the Client's Partitions: an error matching
+//     api.ErrUnknownTopicOrPartition for an unknown topic,
+//     api.ErrBrokerClosed for a closed broker, a retriable one that went on
+//     for 60 s;
+//   - api.ErrUnknownTopicOrPartition also for a count below 1 (no topic has
+//     no partition; the producer takes such a count so too);
+//   - api.ErrInvalidRequest for a count above math.MaxInt32, which no Kafka
+//     topic has;
+//   - ctx's error;
+//   - [ErrClosed], also when Close came during the call.
 func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) error {
 	if err := c.checkCall(topic, 0, at); err != nil {
 		return err
@@ -506,15 +529,21 @@ func (c *Consumer) Assigned() []api.TopicPartition {
 }
 
 // Seek moves an assigned partition's position to at, effective for the
-// next fetch: records a Poll in progress fetched from the old position are
-// dropped, and once Seek has returned the Records iterator yields none of
-// the records it fetched before, even when at is the offset it was at
-// (see Records). It also clears an error that stopped the partition
-// (ResetNone).
+// next fetch. It also clears an error that stopped the partition
+// ([ResetNone]).
 //
-// Errors: an error matching api.ErrInvalidTopic for a name Kafka refuses;
-// api.ErrUnknownTopicOrPartition for a negative partition; ErrNotAssigned;
-// ErrInvalidOffset; ErrClosed.
+// Records a Poll in progress fetched from the old position are dropped.
+// Once Seek has returned the Records iterator yields none of the records it
+// fetched before, even when at is the offset it was at (see
+// [Consumer.Records]).
+//
+// Errors:
+//
+//   - an error matching api.ErrInvalidTopic for a name Kafka refuses;
+//   - api.ErrUnknownTopicOrPartition for a negative partition;
+//   - [ErrNotAssigned];
+//   - [ErrInvalidOffset];
+//   - [ErrClosed].
 func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 	if err := c.checkCall(topic, partition, at); err != nil {
 		return err
@@ -534,9 +563,11 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 }
 
 // Pause stops fetching the given partitions until Resume; their positions
-// stay. A Poll waiting returns early (see Poll); records of them that it
-// fetched are dropped (to be fetched again after Resume), and the Records iterator returns no more of
-// them. Partitions that are not assigned are ignored.
+// stay. Partitions that are not assigned are ignored.
+//
+// A Poll waiting returns early (see [Consumer.Poll]). Records of them that
+// it fetched are dropped (to be fetched again after Resume), and the
+// Records iterator returns no more of them.
 //
 // A paused partition whose position is still to be looked up (Start,
 // End, AtTime, or a reset) is looked up by the next Poll, paused or not,
@@ -599,20 +630,29 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 
 // Lag returns how many offsets a partition's position is behind its high
 // watermark as the last fetch that answered for the partition saw it
-// (Kafka's KafkaConsumer.currentLag, KIP-695): 0 once the records
-// fetched are all taken (inside the Records iterator, once the record in
-// hand is the last below that high watermark), so a loop that reads what
-// is there and stops can stop at 0. It is not the lag now: records
-// appended since that fetch are not counted. It is negative when the
-// position is past that high watermark, as Kafka's is: the log lost
-// records past the position (see the package doc), or At put it there —
-// at an offset appended but not yet below the high watermark, such as
-// one a producer with acks=1 was given before the fsync of a topic that
-// fsyncs before acknowledging (a consumer that takes positions from the
-// Start, the End, a time or its own reads is never past it; neither is
-// the high watermark ever lower at a later fetch). Lag returns false
-// when the partition is not assigned, its position is not resolved, or no
-// fetch has answered for it since Assign, Seek or a reset moved it.
+// (Kafka's KafkaConsumer.currentLag, KIP-695).
+//
+// Lag returns false when the partition is not assigned, its position is
+// not resolved, or no fetch has answered for it since Assign, Seek or a
+// reset moved it.
+//
+// It is 0 once the records fetched are all taken (inside the Records
+// iterator, once the record in hand is the last below that high
+// watermark), so a loop that reads what is there and stops can stop at 0.
+// It is not the lag now: records appended since that fetch are not
+// counted.
+//
+// It is negative when the position is past that high watermark, as
+// Kafka's is:
+//
+//   - the log lost records past the position (see the package doc);
+//   - or At put it there: at an offset appended but not yet below the high
+//     watermark, such as one a producer with acks=1 was given before the
+//     fsync of a topic that fsyncs before acknowledging.
+//
+// A consumer that takes positions from the Start, the End, a time or its
+// own reads is never past it; neither is the high watermark ever lower at
+// a later fetch.
 func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -625,28 +665,35 @@ func (c *Consumer) Lag(topic string, partition int32) (int64, bool) {
 }
 
 // Close closes the consumer: a Poll or AssignTopic in progress returns
-// ErrClosed, and Close waits for it to return, so that no call to the
-// Client is in flight afterwards; the Records iterator yields nothing
+// [ErrClosed], and Close waits for it to return, so that no call to the
+// Client is in flight afterwards. The Records iterator yields nothing
 // more, not even the rest of what it fetched. The Client is not closed.
+//
 // Close is idempotent and returns nil; a second call, too, returns once
 // no call to the Client is in flight. Afterwards every method returns
-// ErrClosed or does nothing (Unassign, Pause and Resume too), except
-// Position and Assigned, which still tell where each partition stopped,
-// for the application to save, and Lag, which still tells how far behind
-// it was: a closed consumer keeps each assignment's state for them, as
-// much as it held open, until the application drops it.
+// ErrClosed or does nothing (Unassign, Pause and Resume too), except:
+//
+//   - Position and Assigned, which still tell where each partition
+//     stopped, for the application to save;
+//   - Lag, which still tells how far behind it was.
+//
+// A closed consumer keeps each assignment's state for them, as much as it
+// held open, until the application drops it.
 //
 // Close called from a Client's method that a Poll or AssignTopic called
-// (of this consumer or of another: Close cannot tell them apart; a
-// runneltest.Fault's Match is one, though it runs on a goroutine of its
-// own that the method waits for) closes
-// the consumer all the same, but returns without waiting for the calls
-// in flight, one of which is its caller's: that Poll or AssignTopic
+// closes the consumer all the same, but returns without waiting for the
+// calls in flight, one of which is its caller's. That Poll or AssignTopic
 // returns ErrClosed once the method returns. A later Close from elsewhere
-// waits for them. So does a Close called from the Logger's handler (see
-// Logger), which runs on the goroutine of the Poll or AssignTopic that
-// logs: that call returns ErrClosed too, or, when the Poll had its answer
-// by then, that answer (the positions moved past what it holds).
+// waits for them. The Poll or AssignTopic may be this consumer's or
+// another's: Close cannot tell them apart. (A runneltest.Fault's Match is
+// such a method, though it runs on a goroutine of its own that the method
+// waits for.)
+//
+// So does a Close called from the Logger's handler (see [Logger]): it
+// closes the consumer and returns without waiting. The handler runs on the
+// goroutine of the Poll or AssignTopic that logs, and that call returns
+// ErrClosed too, or, when the Poll had its answer by then, that answer
+// (the positions moved past what it holds).
 func (c *Consumer) Close() error {
 	if c.client == nil {
 		return nil // a zero Consumer: nothing to stop

@@ -67,19 +67,22 @@ func FetchMinBytes(n int) Opt {
 }
 
 // FetchMaxWait is how long a fetch waits for FetchMinBytes (Kafka's
-// fetch.max.wait.ms). Default 500 ms. New returns ErrInvalidOption for a
+// fetch.max.wait.ms). Default 500 ms. New returns [ErrInvalidOption] for a
 // negative d.
 //
 // 0 makes a fetch answer at once with what there is: Poll returns at
-// once, maybe with nothing, also when it has nothing to fetch, so a loop
-// of Polls over idle partitions polls busily (as Kafka's consumer does
-// with fetch.max.wait.ms=0). The Records iterator, which never returns
-// empty-handed, would only spin: after a Poll of its that found nothing,
-// its next fetch waits up to 500 ms for one record (whatever
-// FetchMinBytes), which the broker sends as soon as it is appended, so
-// records still come without delay; with nothing to fetch at all
-// (everything paused, say) it waits up to 500 ms for a change. A
-// partition backed off after an error ends either wait when it may be
+// once, maybe with nothing, also when it has nothing to fetch. So a loop
+// of Polls over idle partitions polls busily, as Kafka's consumer does
+// with fetch.max.wait.ms=0.
+//
+// The Records iterator, which never returns empty-handed, would only spin.
+// So after a Poll of its that found nothing, its next fetch waits up to
+// 500 ms for one record (whatever [FetchMinBytes]), which the broker sends
+// as soon as it is appended, so records still come without delay. With
+// nothing to fetch at all (everything paused, say) it waits up to 500 ms
+// for a change.
+//
+// A partition backed off after an error ends either wait when it may be
 // retried, and once a fetch returns something the next answers at once
 // again.
 func FetchMaxWait(d time.Duration) Opt {
@@ -88,11 +91,12 @@ func FetchMaxWait(d time.Duration) Opt {
 
 // FetchMaxBytes bounds the bytes of one fetch over all partitions (Kafka's
 // fetch.max.bytes), except that a fetch returns at least one batch however
-// large. Default 50 MiB. New returns ErrInvalidOption for n < 1. It is
-// the client's own setting, as in Kafka: a *runnel.Broker caps it at its
-// Config.FetchMaxBytes (Kafka's broker fetch.max.bytes, 55 MiB by
+// large. Default 50 MiB. New returns [ErrInvalidOption] for n < 1.
+//
+// It is the client's own setting, as in Kafka. A *runnel.Broker caps it at
+// its Config.FetchMaxBytes (Kafka's broker fetch.max.bytes, 55 MiB by
 // default), and on disk reads a fetch's batches into memory, up to the
-// smaller of the two (see its Fetch): a consumer whose n comes from
+// smaller of the two (see its Fetch). So a consumer whose n comes from
 // outside the program (a tenant's) lets that choose how much memory each
 // of its polls takes, up to the broker's cap.
 func FetchMaxBytes(n int) Opt {
@@ -100,52 +104,62 @@ func FetchMaxBytes(n int) Opt {
 }
 
 // FetchMaxPartitionBytes bounds the bytes of one partition in one fetch
-// (Kafka's max.partition.fetch.bytes), except that the first batch of the
-// first partition with records in the fetch is returned whole however
-// large, as in Kafka: a partition whose next batch is larger than n gets
-// it in a fetch where it is the first with records (at the latest when
-// its turn at the head of the fetch comes: see Poll). Default 1 MiB. New
-// returns ErrInvalidOption for n < 1.
+// (Kafka's max.partition.fetch.bytes). Default 1 MiB. New returns
+// [ErrInvalidOption] for n < 1.
+//
+// As in Kafka, the first batch of the first partition with records in the
+// fetch is returned whole however large. So a partition whose next batch
+// is larger than n gets it in a fetch where it is the first with records:
+// at the latest when its turn at the head of the fetch comes (see
+// [Consumer.Poll]).
 func FetchMaxPartitionBytes(n int) Opt {
 	return func(c *config) { c.maxPartBytes = n }
 }
 
 // ResetOffset sets what happens when a partition's position is out of
-// range: below the log start offset (retention or DeleteRecords removed
-// the records) or past the log end (a Seek past the end, records the
-// broker lost: see the package doc), as Kafka's auto.offset.reset applies
-// to both (a position above the high watermark but not past the log end
-// is not out of range, in Kafka either: its fetches wait for the high
-// watermark to reach it); and when a partition read before is unknown to
-// the Client (its topic was deleted: see Poll). Default ResetEarliest. New returns ErrInvalidOption
-// for an unknown policy.
+// range, and when a partition read before is unknown to the Client (its
+// topic was deleted: see [Consumer.Poll]). Default [ResetEarliest]. New
+// returns [ErrInvalidOption] for an unknown policy.
+//
+// A position is out of range below the log start offset (retention or
+// DeleteRecords removed the records) or past the log end (a Seek past the
+// end, records the broker lost: see the package doc), as Kafka's
+// auto.offset.reset applies to both. A position above the high watermark
+// but not past the log end is not out of range, in Kafka either: its
+// fetches wait for the high watermark to reach it.
 func ResetOffset(p ResetPolicy) Opt {
 	return func(c *config) { c.reset = p }
 }
 
-// RetryBackoff is how long a partition whose fetch or look-up failed
-// with an error that is not permanent (an unknown topic, not the leader,
-// a request timed out, a corrupt batch: see Poll) is left out of fetches
-// before it is tried again, and how long Records waits after a Poll that
-// failed with an error that is not permanent (a Seek, Assign, Unassign,
-// Pause or Resume ends that wait: see Records). The wait does
-// not grow with consecutive failures, where Kafka's consumer doubles
-// retry.backoff.ms (100 ms) up to retry.backoff.max.ms (1 s, KIP-580) and
-// franz-go grows its backoff from 250 ms to 5 s (v1.22; 2.5 s in older
-// releases, v1.15 say): against a broker in the same process a retry
-// costs a call, not a round trip over a network that may be overloaded,
-// and a fixed wait bounds how late a partition
-// that comes back (a topic created at last) is read. A failed look-up of
-// a position (ListOffset, for Start, End, AtTime or a reset) is retried
-// after RetryBackoff, ending other partitions' long poll then: a
-// ListOffset is a request of its own, as Kafka's consumer sends its
-// ListOffsets beside the fetch in flight. A failed fetch is retried
-// after RetryBackoff or, if other partitions' long poll is under way
-// then, when it ends (at most FetchMaxWait later: one fetch at a time, as
-// Kafka's consumer has one in flight per broker). Default 500 ms. 0
-// retries at once: against a Client that keeps answering a retriable
-// error, a loop that only calls it. New returns ErrInvalidOption for a
+// RetryBackoff is how long a partition whose fetch or look-up failed with
+// an error that is not permanent (an unknown topic, not the leader, a
+// request timed out, a corrupt batch: see [Consumer.Poll]) is left out of
+// fetches before it is tried again. It is also how long Records waits
+// after a Poll that failed with an error that is not permanent (a Seek,
+// Assign, Unassign, Pause or Resume ends that wait: see
+// [Consumer.Records]). Default 500 ms. New returns [ErrInvalidOption] for a
 // negative d.
+//
+// A failed look-up of a position (ListOffset, for Start, End, AtTime or
+// a reset) is retried after RetryBackoff, ending other partitions' long
+// poll then: a ListOffset is a request of its own, as Kafka's consumer
+// sends its ListOffsets beside the fetch in flight.
+//
+// A failed fetch is retried after RetryBackoff or, if other partitions'
+// long poll is under way then, when it ends (at most FetchMaxWait
+// later: one fetch at a time, as Kafka's consumer has one in flight per
+// broker).
+//
+// 0 retries at once: against a Client that keeps answering a retriable
+// error, a loop that only calls it.
+//
+// The wait does not grow with consecutive failures, where Kafka's consumer
+// doubles retry.backoff.ms (100 ms) up to retry.backoff.max.ms (1 s,
+// KIP-580) and franz-go grows its backoff from 250 ms to 5 s (v1.22; 2.5 s
+// in older releases, v1.15 say). Against a broker in the same process a
+// retry costs a call, not a round trip over a network that may be
+// overloaded, and a fixed wait bounds how late a partition that comes back
+// (a topic created at last) is read.
 func RetryBackoff(d time.Duration) Opt {
 	return func(c *config) { c.backoff = d }
 }
