@@ -333,23 +333,29 @@ func (b *Broker) nextLater(p *log.Partition, s *laterSync) (log.Durability, bool
 }
 
 // ProduceAsync is Produce in two steps, for a producer that keeps several
-// requests of a partition in flight: it returns once the batches are
-// appended, with the response and the acknowledgement still to come (nil
-// when there is none: the topic does not fsync before acknowledging).
-// Its Wait returns what Produce would have returned after the append:
-// nil (also when the broker closed meanwhile: Close fsyncs the logs
-// first), log.ErrLogFenced, ErrUnknownTopic (the topic was deleted
-// meanwhile, and the records with it), ErrClosed (the broker closed with
-// the log fenced or its closing fsync failed), or ctx's error. It serves
-// producer.AsyncClient.
+// requests of a partition in flight. It serves producer.AsyncClient.
 //
-// Call Wait on every acknowledgement: under the default fsync policy the
-// fsync is run by those who wait for it (group commit), and records whose
-// acknowledgement nobody waits for stay above the high watermark, unread
-// by consumers, until a later append's fsync or Close covers
-// them. (A Wait whose ctx ends hands the fsync to the broker.)
+// It returns once the batches are appended, with the response and the
+// acknowledgement still to come (nil when there is none: the topic does not
+// fsync before acknowledging). Its Wait returns what Produce would have
+// returned after the append:
+//
+//   - nil, also when the broker closed meanwhile (Close fsyncs the logs
+//     first);
+//   - log.ErrLogFenced;
+//   - [ErrUnknownTopic]: the topic was deleted meanwhile, and the records
+//     with it;
+//   - [ErrClosed]: the broker closed with the log fenced or its closing
+//     fsync failed;
+//   - or ctx's error.
 //
 // Errors: those of Produce, the ones of the fsync excepted.
+//
+// Call Wait on every acknowledgement. Under the default fsync policy the
+// fsync is run by those who wait for it (group commit), and records whose
+// acknowledgement nobody waits for stay above the high watermark, unread
+// by consumers, until a later append's fsync or Close covers them. (A Wait
+// whose ctx ends hands the fsync to the broker.)
 func (b *Broker) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (api.ProduceResponse, api.Ack, error) {
 	resp, d, p, err := b.produce(ctx, req)
 	if err != nil || !d.Pending() {
@@ -393,21 +399,26 @@ type produceAck struct {
 
 func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d, a.p) }
 
-// ListOffset returns the offset for timestamp (ms) in a partition: the
-// first offset whose record is at least that recent, or the high
-// watermark when none is (Kafka answers offset -1 then; both answer
-// timestamp -1); api.Latest gives the high watermark,
-// api.Earliest (and api.EarliestLocal) the log start offset, and
-// api.MaxTimestamp the offset of the first record with the largest
-// timestamp among those a consumer can read, from the log start offset to
-// the high watermark (the high watermark when there is none): a record
-// with a larger timestamp above it (appended, not yet fsynced) is not the
-// answer until it is readable. Kafka's broker looks for the largest
-// timestamp in the whole log and answers no offset (-1) when that record
-// is above the high watermark, and that record's offset when
-// DeleteRecords passed it but not its segment (below the log start
-// offset, where a fetch is out of range); ours answers the largest one
-// can read. It serves consumer.Client.
+// ListOffset returns the offset for timestamp (ms) in a partition. It
+// serves consumer.Client.
+//
+//   - For a timestamp, it is the first offset whose record is at least that
+//     recent, or the high watermark when none is (Kafka answers offset -1
+//     then; both answer timestamp -1).
+//   - api.Latest gives the high watermark.
+//   - api.Earliest (and api.EarliestLocal) give the log start offset.
+//   - api.MaxTimestamp gives the offset of the first record with the
+//     largest timestamp among those a consumer can read, from the log
+//     start offset to the high watermark (the high watermark when there is
+//     none).
+//
+// For MaxTimestamp, a record with a larger timestamp above the high
+// watermark (appended, not yet fsynced) is not the answer until it is
+// readable. Kafka's broker looks for the largest timestamp in the whole log
+// and answers no offset (-1) when that record is above the high watermark,
+// and that record's offset when DeleteRecords passed it but not its
+// segment (below the log start offset, where a fetch is out of range).
+// Ours answers the largest one can read.
 //
 // As Kafka's, the answer carries the timestamp of the record at the
 // offset for a look-up by timestamp or MaxTimestamp (read from the log
@@ -416,23 +427,28 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 //
 // The answer also carries the ID of the topic whose partition gave the
 // offset (Kafka's ListOffsets has none: see api.ListedOffset), read from
-// the same topic as the offset, so that a Fetch naming it gets
-// ErrUnknownTopicID once the topic is deleted (and maybe created again),
+// the same topic as the offset. So a Fetch naming it gets
+// [ErrUnknownTopicID] once the topic is deleted (and maybe created again),
 // rather than the new topic's records from the old topic's offset.
 //
-// A negative timestamp other than those (and -5, taken as a timestamp:
-// see api's special timestamps) is refused with api.ErrUnsupportedVersion
+// A negative timestamp other than those (and -5, taken as a timestamp: see
+// api's special timestamps) is refused with api.ErrUnsupportedVersion
 // (UNSUPPORTED_VERSION, 35), before the topic is looked up, as Kafka's
 // broker refuses a special timestamp it does not know
 // (ReplicaManager.isListOffsetsTimestampUnsupported).
 //
-// Errors: api.ErrUnsupportedVersion; ErrUnknownTopic (also for a topic
-// deleted during the call); ErrInvalidTopic; ErrClosed; ctx's error (the
-// largest timestamp may be found by reading records, which Close ends
-// too, with ErrClosed); log.ErrLogFenced for a partition whose
-// reopen after a config change failed (see AlterTopicConfig);
-// record.ErrCorrupt from the records read; log.ErrOffsetOutOfRange when
-// the log kept moving under the search (see log.Log.OffsetForTime).
+// Errors:
+//
+//   - api.ErrUnsupportedVersion;
+//   - [ErrUnknownTopic], also for a topic deleted during the call;
+//   - [ErrInvalidTopic];
+//   - [ErrClosed]; ctx's error (the largest timestamp may be found by
+//     reading records, which Close ends too, with ErrClosed);
+//   - log.ErrLogFenced for a partition whose reopen after a config change
+//     failed (see [Broker.AlterTopicConfig]);
+//   - record.ErrCorrupt from the records read;
+//   - log.ErrOffsetOutOfRange when the log kept moving under the search
+//     (see log.Log.OffsetForTime).
 func (b *Broker) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error) {
 	if timestamp < latestTiered && !b.isClosed() {
 		return api.ListedOffset{}, fmt.Errorf("%w: ListOffsets timestamp %d is negative and none of the special ones (-1 to -5)", api.ErrUnsupportedVersion, timestamp)
@@ -609,13 +625,13 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // progress. A later partition whose first batch does not fit returns none,
 // and that batch is not read.
 //
-// On the OS's file system the batches are read into memory. Each
-// partition's read allocates up to its limit (its MaxBytes, or what is left
-// of the request's limit), less where its segment ends first (1 GiB
-// segments by default), whatever it returns. So a fetch may hold up to
+// On the OS's file system the batches are read into memory. Each partition's
+// read allocates up to its limit (its MaxBytes, or what is left of the
+// request's limit), less where its segment ends first (1 GiB segments by
+// default), whatever it returns. So a fetch may hold up to
 // Config.FetchMaxBytes, and its first partition with data one batch past it
-// when that batch is larger. Kafka's broker, instead, sends the bytes from the page
-// cache.
+// when that batch is larger. Kafka's broker, instead, sends the bytes from
+// the page cache.
 //
 // (Before fetch47, which added the cap, a MaxBytes of math.MaxInt32
 // over a partition of 40 MB allocated 40 MB. Before review45mem a later

@@ -1228,25 +1228,31 @@ func discardPartitions(ps []*log.Partition) {
 }
 
 // DeleteTopic deletes a topic and all its data. Consumers reading it get
-// ErrUnknownTopic, and so do produces and fetches that were under way (a
-// fetch that names the topic's ID, as consumers' do, ErrUnknownTopicID).
-// Once it has removed the topic's record it goes on whatever fails: an
-// error after that point means the topic is gone here, but the deletion
-// may not be durable (after a crash the topic may come back, empty).
+// [ErrUnknownTopic], and so do produces and fetches that were under way (a
+// fetch that names the topic's ID, as consumers' do, [ErrUnknownTopicID]).
 //
-// Before it removes the record it takes each partition's lock, waiting
-// for the appends, reads and look-ups in flight (and holding back those
-// that come, on the partitions it has taken while it waits for the
-// next), until ctx ends or the broker's Close begins: an append stuck in
-// a write to a disk that hangs holds its partition's until the disk
-// answers. It then returns ctx's error (ErrClosed) and the topic is as it
-// was. Past that point the file operations it makes (removing the
-// partitions' directories, up to eight partitions at once on the
-// operating system's file system, one after another on any other) are
-// not cut short, as Close's are not.
+// Errors:
 //
-// Errors: ErrUnknownTopic; ErrClosed (also when Close overtakes it while
-// it waits); ctx's error (the topic left as it was); file system errors.
+//   - ErrUnknownTopic;
+//   - [ErrClosed], also when Close overtakes it while it waits;
+//   - ctx's error, the topic left as it was;
+//   - file system errors.
+//
+// Before it removes the topic's record it takes each partition's lock,
+// waiting for the appends, reads and look-ups in flight (and holding back
+// those that come, on the partitions it has taken while it waits for the
+// next). It waits until ctx ends or the broker's Close begins: an append
+// stuck in a write to a disk that hangs holds its partition's until the
+// disk answers. It then returns ctx's error (ErrClosed) and the topic is as
+// it was.
+//
+// Once it has removed the topic's record it goes on whatever fails. An
+// error after that point means the topic is gone here, but the deletion may
+// not be durable: after a crash the topic may come back, empty. Past that
+// point the file operations it makes are not cut short, as Close's are
+// not: removing the partitions' directories, up to eight partitions at
+// once on the operating system's file system, one after another on any
+// other.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
@@ -1428,21 +1434,30 @@ type TopicInfo struct {
 
 // DescribeTopic returns a topic's configuration (as it runs, and as it
 // was set) and its partitions' offsets, sizes and health (whether each
-// takes appends: PartitionInfo.Err). A partition whose log is being
-// opened again (after a config change), or whose lock a DeleteTopic or a
-// config change holds or waits for (the lock serves its callers in turn),
-// is waited for, until ctx ends: a reopen stuck in an fsync to a disk
-// that hangs is waited for as long as the disk hangs, and so is a
-// DeleteTopic that waits for an append stuck in a write to it. An
-// exporter that describes every topic gives each call a deadline of its
-// own, so that one such topic does not hold up the others' gauges
-// (docs/details.md, "Monitoring an embedded broker"). Appends, fetches and
-// fsyncs themselves are not waited for.
+// takes appends: PartitionInfo.Err).
 //
-// Errors: ErrUnknownTopic (also for a topic deleted during the call);
-// ErrInvalidTopic; ErrClosed (also once Close closed the topic's
-// partitions during the call); ctx's error. A partition that refuses
-// appends is no error of the call's: its PartitionInfo.Err says so.
+// Errors:
+//
+//   - [ErrUnknownTopic], also for a topic deleted during the call;
+//   - [ErrInvalidTopic];
+//   - [ErrClosed], also once Close closed the topic's partitions during the
+//     call;
+//   - ctx's error.
+//
+// A partition that refuses appends is no error of the call's: its
+// PartitionInfo.Err says so.
+//
+// Some partitions are waited for, until ctx ends: one whose log is being
+// opened again (after a config change), or whose lock a DeleteTopic or a
+// config change holds or waits for (the lock serves its callers in turn).
+// A reopen stuck in an fsync to a disk that hangs is waited for as long as
+// the disk hangs, and so is a DeleteTopic that waits for an append stuck
+// in a write to it. Appends, fetches and fsyncs themselves are not waited
+// for.
+//
+// An exporter that describes every topic gives each call a deadline of its
+// own, so that one such topic does not hold up the others' gauges
+// (docs/details.md, "Monitoring an embedded broker").
 func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
 	t, err := b.topic(name) // ErrClosed before ctx's error, as every method says
 	if err != nil {
@@ -1555,51 +1570,65 @@ func (b *Broker) topic(name string) (*log.Topic, error) {
 	return t, nil
 }
 
-// AlterTopicConfig replaces a topic's configuration (its partition count
-// stays: see CreatePartitions) with cfg, whose zero fields take the broker's
-// defaults, as Kafka's AlterConfigs does: a field left zero goes back to
-// its default. To change some fields and keep the others, use
-// UpdateTopicConfig. Each partition's log is closed and opened again with
-// the new configuration; appends, reads and offset look-ups in flight on
-// it finish first, and the ones that come meanwhile wait for it. Before
-// it writes the topic's record, the call takes every partition's lock so,
-// in order, holding those it has while it waits for the next, until ctx
-// ends or the broker's Close begins (an append stuck in a write to a
-// disk that hangs holds its partition's until the disk answers): it then
-// returns ctx's error (ErrClosed) with nothing changed. Once it has
-// them all it writes the record and reopens each partition, releasing
-// each once reopened: a partition's calls wait from the moment its lock
-// is taken until its reopen is done, and the file operations of a reopen
-// (the old log's fsync, the new one's recovery) are not cut short. A
-// partition that cannot be opened again (a file-system error) answers
-// log.ErrLogFenced until it is opened: by the broker's maintenance, which
-// tries again every MaintenanceInterval (and at each Maintain call), by a
-// later AlterTopicConfig or UpdateTopicConfig, or by a new Open of the
-// broker. A partition whose log failed (log.ErrLogFenced: a write or
-// fsync failed, also in the close that would reopen it: its fsync, or a
-// checkpoint it writes, on a full disk say) is not reopened: it keeps
-// answering log.ErrLogFenced, and takes the new configuration with the
-// next Open of the broker (see log.Partition.Reopen).
+// AlterTopicConfig replaces a topic's configuration with cfg, whose zero
+// fields take the broker's defaults, as Kafka's AlterConfigs does: a field
+// left zero goes back to its default. Its partition count stays (see
+// [Broker.CreatePartitions]). To change some fields and keep the others,
+// use [Broker.UpdateTopicConfig].
 //
-// A config the logs already run with (the same one, one that sets
-// explicitly what a default gave, or one that says "unlimited" or "never"
-// another way: a RetentionBytes of -1 for the default's 0) reopens
-// nothing: the topic's record
-// is written if the config as set changed (DescribeTopic's Overrides),
-// and only partitions whose last reopen failed are tried again.
+// Each partition's log is closed and opened again with the new
+// configuration. Appends, reads and offset look-ups in flight on it finish
+// first, and the ones that come meanwhile wait for it.
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic (a name no topic can have, as
-// Kafka's AlterConfigs answers it); log.ErrInvalidConfig; log.ErrLogFenced (a
-// partition whose log failed, not reopened, when the config changes);
-// ErrClosed (also when Close overtakes it while it waits for the
-// partitions' locks: nothing changed); ctx's error (when it ends while
-// the call waits for the partitions' locks, or for the admin token:
-// nothing changed; or, for a config the logs already run with, while
-// trying again a partition whose last reopen failed, after the record
-// was written); file system errors. One from writing the
-// topic's record leaves the config as it was, also when the fsync of
-// <Dir>/topics fails after the record was written (the old one is
-// written back): but a crash then may still find the new one.
+// Errors:
+//
+//   - [ErrUnknownTopic];
+//   - [ErrInvalidTopic]: a name no topic can have, as Kafka's AlterConfigs
+//     answers it;
+//   - log.ErrInvalidConfig;
+//   - log.ErrLogFenced: a partition whose log failed, not reopened, when the
+//     config changes;
+//   - [ErrClosed], also when Close overtakes it while it waits for the
+//     partitions' locks: nothing changed;
+//   - ctx's error: when it ends while the call waits for the partitions'
+//     locks, or for the admin token, nothing changed; or, for a config the
+//     logs already run with, while trying again a partition whose last
+//     reopen failed, after the record was written;
+//   - file system errors. One from writing the topic's record leaves the
+//     config as it was, also when the fsync of <Dir>/topics fails after the
+//     record was written (the old one is written back). But a crash then
+//     may still find the new one.
+//
+// Before it writes the topic's record, the call takes every partition's
+// lock so, in order, holding those it has while it waits for the next. It
+// waits until ctx ends or the broker's Close begins (an append stuck in a
+// write to a disk that hangs holds its partition's until the disk
+// answers): it then returns ctx's error (ErrClosed) with nothing changed.
+//
+// Once it has them all it writes the record and reopens each partition,
+// releasing each once reopened. A partition's calls wait from the moment
+// its lock is taken until its reopen is done, and the file operations of a
+// reopen (the old log's fsync, the new one's recovery) are not cut short.
+//
+// A partition that cannot be opened again (a file-system error) answers
+// log.ErrLogFenced until it is opened:
+//
+//   - by the broker's maintenance, which tries again every
+//     MaintenanceInterval (and at each Maintain call);
+//   - by a later AlterTopicConfig or UpdateTopicConfig;
+//   - or by a new Open of the broker.
+//
+// A partition whose log failed is not reopened (log.ErrLogFenced: a write
+// or fsync failed, also in the close that would reopen it: its fsync, or a
+// checkpoint it writes, on a full disk say). It keeps answering
+// log.ErrLogFenced, and takes the new configuration with the next Open of
+// the broker (see log.Partition.Reopen).
+//
+// A config the logs already run with reopens nothing: the same one, one
+// that sets explicitly what a default gave, or one that says "unlimited" or
+// "never" another way (a RetentionBytes of -1 for the default's 0). The
+// topic's record is written if the config as set changed (DescribeTopic's
+// Overrides), and only partitions whose last reopen failed are tried again.
 func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Config) error {
 	return b.UpdateTopicConfig(ctx, name, func(c *log.Config) { *c = cfg })
 }
@@ -1608,22 +1637,25 @@ func (b *Broker) AlterTopicConfig(ctx context.Context, name string, cfg log.Conf
 // Kafka's IncrementalAlterConfigs does: update is given the topic's config
 // as it was set (without the broker's defaults: a zero field takes them)
 // and changes the fields it wants to. The change is atomic against other
-// admin calls, validated, and applied as AlterTopicConfig applies it.
+// admin calls, validated, and applied as [Broker.AlterTopicConfig] applies
+// it.
+//
+// Errors: as AlterTopicConfig's, and api.ErrInvalidRequest for a nil
+// update.
+//
+// update runs while the broker's admin calls wait. It must not call them,
+// nor Close, which waits for it, and must not block. A panic of its
+// reaches the caller, the topic unchanged and the admin calls free to go.
+//
 // Kafka's SET is setting a field, its DELETE setting it to 0 (the default
 // again). Its APPEND to a list starts from the topic's own value, or, when
 // the topic has none, from the config's built-in default (delete for
 // cleanup.policy), not from a broker-wide default
-// (ConfigurationControlManager takes KafkaConfigSchema.getDefault); a
-// zero field here is neither: APPEND compact is
+// (ConfigurationControlManager takes KafkaConfigSchema.getDefault). A zero
+// field here is neither: APPEND compact is
 // if c.CleanupPolicy == 0 { c.CleanupPolicy = log.Delete }, then
 // c.CleanupPolicy |= log.Compact, where c.CleanupPolicy |= log.Compact
 // alone, on a topic without a policy of its own, gives compact alone.
-// update runs while the broker's admin calls wait: it must not call them,
-// nor Close, which waits for it, and must not block; a panic of its
-// reaches the caller, the topic unchanged and the admin calls free to go.
-//
-// Errors: as AlterTopicConfig's, and api.ErrInvalidRequest for a nil
-// update.
 func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, update func(*log.Config)) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
@@ -1746,31 +1778,39 @@ func (b *Broker) reopenLogOptions() log.Options {
 	return opts
 }
 
-// CreatePartitions grows a topic to n partitions. Kafka's keyed
-// partitioning then maps some keys elsewhere, as it does in Kafka: a new
-// producer at once, and one that has written to the topic once it looks
-// the count up again (producer.MetadataMaxAge, 5 minutes by default, as
-// Kafka's metadata.max.age.ms), until when it maps keys by the old count.
-// So a moved key's records from then on are in another partition than
-// its earlier ones, and for a while producers made before and after the
-// call write it to both at once: a reader cannot restore their order.
+// CreatePartitions grows a topic to n partitions.
+//
+// Kafka's keyed partitioning then maps some keys elsewhere, as it does in
+// Kafka: a new producer at once, and one that has written to the topic once
+// it looks the count up again (producer.MetadataMaxAge, 5 minutes by default,
+// as Kafka's metadata.max.age.ms), until when it maps keys by the old count.
+// So a moved key's records from then on are in another partition than its
+// earlier ones, and for a while producers made before and after the call
+// write it to both at once: a reader cannot restore their order.
+//
 // A topic whose keys' order matters (an aggregate's events, keyed by its
 // ID) keeps its partition count: create it with the partitions it will
 // need. On a compacted topic, a moved key's last value in its old
 // partition stays, never replaced (nor deleted by a tombstone) by the
 // records written to its new one.
+//
 // A consumer's AssignTopic made before does not read the new partitions
 // (see consumer.Consumer.AssignTopic).
 //
-// Errors: ErrUnknownTopic; ErrInvalidPartitions when n is not above the
-// current count, or is above math.MaxInt32; log.ErrNotLogDir when a directory of a new partition's
-// name holds files that are not a log's (as CreateTopic); ErrClosed
-// (also when Close overtakes it); ctx's error; file system errors. Like
-// CreateTopic it stops between two partitions when ctx ends or the
-// broker closes, and then adds none; nor does it add any when it fails
-// with a file system error (as CreateTopic, a crash may then still find
-// the new count in the topic's record, and the next Open the partitions,
-// empty).
+// Errors:
+//
+//   - [ErrUnknownTopic];
+//   - [ErrInvalidPartitions] when n is not above the current count, or is
+//     above math.MaxInt32;
+//   - log.ErrNotLogDir when a directory of a new partition's name holds
+//     files that are not a log's (as [Broker.CreateTopic]);
+//   - [ErrClosed], also when Close overtakes it;
+//   - ctx's error; file system errors.
+//
+// Like CreateTopic it stops between two partitions when ctx ends or the
+// broker closes, and then adds none. Nor does it add any when it fails with
+// a file system error. As with CreateTopic, a crash may then still find the
+// new count in the topic's record, and the next Open the partitions, empty.
 func (b *Broker) CreatePartitions(ctx context.Context, name string, n int) error {
 	if err := b.lockAdmin(ctx); err != nil {
 		return err
@@ -1841,22 +1881,29 @@ var testHookDeleteRecordsChecked func()
 
 // DeleteRecords makes the records of a partition below offset unreadable
 // (Kafka's DeleteRecords): the log start offset advances to offset, and
-// whole segments below it are deleted. api.Latest deletes everything up to
-// the high watermark. It returns the new log start offset (Kafka's low
-// watermark); an offset at or below the current start changes nothing.
-// As in Kafka, a topic whose cleanup.policy is compact alone refuses it:
-// its records go only by compaction.
+// whole segments below it are deleted. It returns the new log start offset
+// (Kafka's low watermark).
 //
-// Errors: ErrUnknownTopic; ErrInvalidTopic; ErrPolicyViolation for a
-// compacted topic without the delete policy; log.ErrOffsetOutOfRange for
-// an offset above the high watermark, or negative but api.Latest;
-// log.ErrLogFenced; ErrClosed; ctx's error (nothing was deleted); the file
-// system's error (syscall.ENOSPC on a full disk) when the log start offset
-// checkpoint, or the producer-state snapshot it may need, could not be
-// written even once the whole segments below offset were removed to make
-// room for it: the partition is not fenced, its log start is then the
-// base of its first segment left, and a DeleteRecords again moves it on
-// (see log.Log.DeleteRecordsBefore).
+// api.Latest deletes everything up to the high watermark. An offset at or
+// below the current start changes nothing. As in Kafka, a topic whose
+// cleanup.policy is compact alone refuses it: its records go only by
+// compaction.
+//
+// Errors:
+//
+//   - [ErrUnknownTopic]; [ErrInvalidTopic];
+//   - [ErrPolicyViolation] for a compacted topic without the delete policy;
+//   - log.ErrOffsetOutOfRange for an offset above the high watermark, or
+//     negative but api.Latest;
+//   - log.ErrLogFenced;
+//   - [ErrClosed];
+//   - ctx's error (nothing was deleted);
+//   - the file system's error (syscall.ENOSPC on a full disk) when the log
+//     start offset checkpoint, or the producer-state snapshot it may need,
+//     could not be written even once the whole segments below offset were
+//     removed to make room for it. The partition is not fenced, its log
+//     start is then the base of its first segment left, and a
+//     DeleteRecords again moves it on (see log.Log.DeleteRecordsBefore).
 func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, offset int64) (int64, error) {
 	p, err := b.partition(ctx, topic, partition, false)
 	if err != nil {

@@ -302,11 +302,11 @@ func MaxBufferedRecords(n int) Opt { return func(c *config) { c.maxRecords = int
 // See [Producer] for what it holds besides.
 //
 // With Compression, the encoding of the batches being sent is their
-// compressed copy alone: less with values that compress, up to these bytes again with
-// values that do not. 4 MiB of random values took 4.3 MB encoded and
-// compressed alike, text-like values 0.4 MB with gzip. But snappy reserves
-// its worst case, a sixth more than the records encoded, for each batch:
-// 4.8 MB either way.
+// compressed copy alone: less with values that compress, up to these bytes
+// again with values that do not. 4 MiB of random values took 4.3 MB encoded
+// and compressed alike, text-like values 0.4 MB with gzip. But snappy
+// reserves its worst case, a sixth more than the records encoded, for each
+// batch: 4.8 MB either way.
 //
 // A record is counted as encoded. A header takes 2 bytes and up of it but
 // 40 of heap in your record.Record: a record of many empty headers holds
