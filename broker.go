@@ -56,15 +56,16 @@ type Config struct {
 	// broker a directory of its own.
 	Dir string
 	// FS overrides the file system (tests pass a vfs.MemFS to crash it).
-	// Default: vfs.OS when Dir is set. A nil pointer (a nil *vfs.MemFS)
-	// is not the default: Open refuses it. The broker calls its methods
-	// (and a vfs.WithFaults injector's MaybeError) holding a partition's
-	// lock or the admin token: code of the application's there must not
-	// call the broker and wait for it — a Produce to the partition whose
-	// file it is, a DeleteTopic or a config change of its topic may wait
-	// for the operation until its ctx ends, and Close for ever — but
-	// start such a call on a goroutine of its own, to race the
-	// operation.
+	// Default: vfs.OS when Dir is set. A nil pointer (a nil *vfs.MemFS) is
+	// not the default: Open refuses it.
+	//
+	// The broker calls its methods (and a vfs.WithFaults injector's
+	// MaybeError) holding a partition's lock or the admin token. Code of the
+	// application's there must not call the broker and wait for it: a
+	// Produce to the partition whose file it is, a DeleteTopic or a config
+	// change of its topic may wait for the operation until its ctx ends, and
+	// Close for ever. Start such a call on a goroutine of its own instead, to
+	// race the operation.
 	FS vfs.FS
 	// TopicDefaults are the broker-wide defaults for topic configs: a
 	// topic's zero fields take these, and these zero fields Kafka's. A
@@ -87,31 +88,35 @@ type Config struct {
 	// (ErrInvalidPartitions).
 	DefaultPartitions int
 	// MaintenanceInterval is how often retention, compaction and flush.ms
-	// run (and producer ids expire), and how often each partition's
-	// recovery point is checkpointed at the offset fsynced so far (Kafka's
-	// log.flush.offset.checkpoint.interval.ms): after a crash, records
-	// fsynced before the last run are never cut, and those since are cut
-	// if they went bad on disk, as Kafka cuts them (see log.Log.Maintain).
+	// run (and producer ids expire), and how often each partition's recovery
+	// point is checkpointed at the offset fsynced so far (Kafka's
+	// log.flush.offset.checkpoint.interval.ms). After a crash, records
+	// fsynced before the last run are never cut, and those since are cut if
+	// they went bad on disk, as Kafka cuts them (see log.Log.Maintain).
+	//
 	// Default (0 or negative) 30 s, more often than Kafka's: its
 	// log.flush.offset.checkpoint.interval.ms is 60 s, and its
-	// log.retention.check.interval.ms, which runs retention, 5 minutes.
-	// At least 1 ms, as Kafka's: Open refuses a shorter one
+	// log.retention.check.interval.ms, which runs retention, 5 minutes. At
+	// least 1 ms, as Kafka's: Open refuses a shorter one
 	// (log.ErrInvalidConfig), a 5 meant as seconds, say.
 	MaintenanceInterval time.Duration
 	// ProducerIDExpiration is Kafka's producer.id.expiration.ms: how long
 	// a partition remembers an idempotent producer id that has appended
-	// nothing (log.Options.ProducerExpiration), counted from its last
-	// append by the broker's clock, not, as in Kafka, from its last
-	// batch's timestamp; an append that the clock has since stepped back
-	// past (an NTP step, a VM restored) counts, after a restart or a
-	// config change (which reopens the logs), as made then (Kafka keeps
-	// the id until the clock passes the batch's timestamp again). Default 1 day; negative means forever.
+	// nothing (log.Options.ProducerExpiration). Default 1 day; negative means
+	// forever.
+	//
+	// It counts from the id's last append by the broker's clock, not, as in
+	// Kafka, from its last batch's timestamp. An append that the clock has
+	// since stepped back past (an NTP step, a VM restored) counts, after a
+	// restart or a config change (which reopens the logs), as made then.
+	// (Kafka keeps the id until the clock passes the batch's timestamp
+	// again.)
 	//
 	// Until then an id takes about 115 bytes of heap in each partition it
 	// wrote to (with one batch remembered; about 350 with five, the most),
-	// and nothing else bounds the number of ids, as in Kafka: clients
-	// that take a new id for each producer they make (a producer for each
-	// request, say) hold that much for each for this long.
+	// and nothing else bounds the number of ids, as in Kafka. Clients that
+	// take a new id for each producer they make (a producer for each request,
+	// say) hold that much for each for this long.
 	ProducerIDExpiration time.Duration
 	// CleanerMapBytes bounds the log cleaner's key map, as Kafka's
 	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes): the
@@ -123,34 +128,41 @@ type Config struct {
 	// Kafka's cap) counts as that.
 	CleanerMapBytes int64
 	// FetchMaxBytes is Kafka's broker fetch.max.bytes: the most bytes of
-	// batches a fetch answers, whatever its MaxBytes. A Fetch takes
-	// min(its MaxBytes, or 50 MiB when it sets none, FetchMaxBytes) as its
-	// request's limit, as Kafka's broker takes min(max_bytes,
-	// fetch.max.bytes), and at most that as its MinBytes (Kafka's
-	// min(min_bytes, max_bytes, fetch.max.bytes)); the first batch of the
-	// first partition with data still comes whole, whatever its size
-	// (KIP-74). On the OS's file system a fetch reads its batches onto the
-	// heap (see
+	// batches a fetch answers, whatever its MaxBytes. Default (0)
+	// DefaultFetchMaxBytes, Kafka's 55 MiB; at least MinFetchMaxBytes (1024,
+	// Kafka's minimum): Open refuses a smaller one, or a negative one
+	// (log.ErrInvalidConfig).
+	//
+	// A Fetch takes min(its MaxBytes, or 50 MiB when it sets none,
+	// FetchMaxBytes) as its request's limit, as Kafka's broker takes
+	// min(max_bytes, fetch.max.bytes). It takes at most that as its MinBytes
+	// (Kafka's min(min_bytes, max_bytes, fetch.max.bytes)). The first batch
+	// of the first partition with data still comes whole, whatever its size
+	// (KIP-74).
+	//
+	// On the OS's file system a fetch reads its batches onto the heap (see
 	// Broker.Fetch), so this bounds what one fetch allocates, where a
 	// MaxBytes from outside your code would choose it. A consumer's
 	// consumer.FetchMaxBytes stays the client's own limit, as in Kafka.
-	// Default (0) DefaultFetchMaxBytes, Kafka's 55 MiB; at least
-	// MinFetchMaxBytes (1024, Kafka's minimum): Open refuses a smaller
-	// one, or a negative one (log.ErrInvalidConfig).
 	FetchMaxBytes int
-	// Clock tells the time to the logs (retention, timestamps). Default
-	// the system clock. Its wall time counts, as in Kafka: see log.Clock
-	// for what a step of the system clock does. A produced record's
-	// CreateTime is held against it (log.Config's TimestampAfterMax, an
-	// hour by default, and TimestampBeforeMax): a Clock set far behind
-	// the time the producer stamps records with (time.Now, by default)
-	// has those records refused with log.ErrInvalidTimestamp. The broker's
-	// MaintenanceInterval and a fetch's MaxWait, and the producer's and
-	// consumer's waits (Linger, DeliveryTimeout, RetryBackoff), run on Go's
-	// monotonic timers instead, which neither Clock nor a step moves.
-	// Open refuses a nil pointer as Clock. The logs call its Now holding
-	// a partition's lock, or the admin token: it must return at once and
-	// must not call the broker (see log.Clock).
+	// Clock tells the time to the logs (retention, timestamps). Default the
+	// system clock. Open refuses a nil pointer as Clock. Its wall time
+	// counts, as in Kafka: see log.Clock for what a step of the system clock
+	// does.
+	//
+	// A produced record's CreateTime is held against it (log.Config's
+	// TimestampAfterMax, an hour by default, and TimestampBeforeMax). So a
+	// Clock set far behind the time the producer stamps records with
+	// (time.Now, by default) has those records refused with
+	// log.ErrInvalidTimestamp.
+	//
+	// The broker's MaintenanceInterval and a fetch's MaxWait, and the
+	// producer's and consumer's waits (Linger, DeliveryTimeout,
+	// RetryBackoff), run on Go's monotonic timers instead, which neither
+	// Clock nor a step moves.
+	//
+	// The logs call its Now holding a partition's lock, or the admin token:
+	// it must return at once and must not call the broker (see log.Clock).
 	Clock log.Clock
 	// Logger receives the broker's logs. Default: none.
 	//
