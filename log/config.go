@@ -156,16 +156,17 @@ type Config struct {
 	// value set on a log rolls its active segment at the next append that
 	// would pass it; the segments written stay as they are.
 	SegmentBytes int64
-	// SegmentTime is segment.ms: the active segment rolls before an
-	// append whose records are more than this newer than its first batch, by
-	// their timestamps, as Kafka's (a restart does not reset the count);
-	// by the wall clock since the segment was created (a cleaned one: by
-	// compaction), the log opened or a truncation emptied the segment,
-	// when its first batch has no timestamp (a Partition.Reopen, the
-	// broker's config change, keeps the count, as Kafka's change in place
-	// does). Default 7 days; negative
-	// means never (Kafka's is at least 1 ms; its largest, Long.MAX_VALUE
-	// ms, never rolls either).
+	// SegmentTime is segment.ms: the active segment rolls before an append
+	// whose records are more than this newer than its first batch. Default 7
+	// days; negative means never (Kafka's is at least 1 ms; its largest,
+	// Long.MAX_VALUE ms, never rolls either).
+	//
+	// The age is told by the records' timestamps, as Kafka's (a restart does
+	// not reset the count). When the segment's first batch has no timestamp,
+	// it is told by the wall clock since the segment was created (a cleaned
+	// one: by compaction), the log opened or a truncation emptied the
+	// segment. A Partition.Reopen, the broker's config change, keeps the
+	// count, as Kafka's change in place does.
 	SegmentTime time.Duration
 	// SegmentIndexBytes is segment.index.bytes: the room of each of a
 	// segment's indexes; a full one rolls the segment, the time index one
@@ -206,19 +207,19 @@ type Config struct {
 	// a fraction of RetentionTime bounds it closer, as Kafka advises.
 	RetentionTime time.Duration
 	// RetentionBytes is retention.bytes: old segments are deleted while
-	// the log is larger. Default (0 or negative) unlimited (Kafka's
-	// default is -1). Kafka's 0, which deletes every segment, the active
-	// one rolled first, cannot be set: 1 comes closest, and keeps the
-	// active segment.
+	// the log is larger. Default (0 or negative) unlimited (Kafka's default
+	// is -1). Kafka's 0, which deletes every segment, the active one rolled
+	// first, cannot be set: 1 comes closest, and keeps the active segment.
 	//
-	// It bounds each partition's log, as Kafka's does (JetStream's
-	// MaxBytes bounds a whole stream), and it too deletes whole segments,
-	// never the active one: a segment goes only while what is left holds
-	// at least RetentionBytes, so a maintenance run leaves a log of up to
-	// about RetentionBytes plus a segment (SegmentBytes, 1 GiB by
-	// default, or more: a segment's first batch goes in whatever its
-	// size, so a batch of up to MaxMessageBytes that is larger than
-	// SegmentBytes is a segment of its own).
+	// It bounds each partition's log, as Kafka's does (JetStream's MaxBytes
+	// bounds a whole stream), and it too deletes whole segments, never the
+	// active one.
+	//
+	// A segment goes only while what is left holds at least RetentionBytes, so
+	// a maintenance run leaves a log of up to about RetentionBytes plus a
+	// segment: SegmentBytes, 1 GiB by default, or more. A segment's first
+	// batch goes in whatever its size, so a batch of up to MaxMessageBytes
+	// that is larger than SegmentBytes is a segment of its own.
 	RetentionBytes int64
 	// CleanupPolicy is cleanup.policy. Default (0) Delete. Kafka's
 	// newest brokers also take an empty list (neither policy), which has
@@ -237,17 +238,19 @@ type Config struct {
 	MinCompactionLag time.Duration
 	// MaxCompactionLag is max.compaction.lag.ms (KIP-354): Maintain
 	// compacts a log with a dirty record older than this even when its
-	// dirty ratio is below MinCleanableDirtyRatio. Age is judged, as
-	// Kafka does, by the first batch of each dirty segment (one stamped 0
-	// or earlier has none), among the segments the pass may clean, where
-	// Kafka's looks at every one but the active segment (docs/details.md,
-	// "The log cleaner's rules"). The active segment of a compacted log,
-	// which the cleaner never reads, rolls at the next append once this
-	// old (as SegmentTime counts, at whichever is shorter), so that its
-	// records may be cleaned: as in Kafka, never on its own, so a topic
-	// that receives no more records keeps every value its active
-	// segment holds, however long it waits. Default (0 or negative)
+	// dirty ratio is below MinCleanableDirtyRatio. Default (0 or negative)
 	// never, as Kafka's; when set, at least MinCompactionLag.
+	//
+	// Age is judged, as Kafka does, by the first batch of each dirty segment
+	// (one stamped 0 or earlier has none), among the segments the pass may
+	// clean, where Kafka's looks at every one but the active segment
+	// (docs/details.md, "The log cleaner's rules").
+	//
+	// The active segment of a compacted log, which the cleaner never reads,
+	// rolls at the next append once this old (as SegmentTime counts, at
+	// whichever is shorter), so that its records may be cleaned. As in Kafka,
+	// it never rolls on its own, so a topic that receives no more records
+	// keeps every value its active segment holds, however long it waits.
 	MaxCompactionLag time.Duration
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Maintain
 	// compacts when the dirty part is more than this share of the log, as
@@ -262,21 +265,26 @@ type Config struct {
 	Sync SyncPolicy
 	// FlushMessages is flush.messages, for SyncPeriodic; the other
 	// policies ignore it (in Kafka it applies whenever it is set).
-	// Default (0 or negative) unlimited. An append makes a flush due when
-	// FlushMessages offsets are neither durable nor to be covered by a
-	// flush already due, as Kafka counts its unflushed messages from its
-	// recovery point: whatever made records durable (a flush made due,
-	// Log.Flush, Durability.Wait, a segment roll, which syncs the segment
-	// it seals) counts, so the next flush is due FlushMessages records
-	// after it. A flush made due whose wait ended (its ctx) while
-	// another caller's fsync, which may not cover its records, was under
-	// way no longer counts: the next append makes it due again.
+	// Default (0 or negative) unlimited.
+	//
+	// An append makes a flush due when FlushMessages offsets are neither
+	// durable nor to be covered by a flush already due, as Kafka counts its
+	// unflushed messages from its recovery point. Whatever made records
+	// durable counts (a flush made due, Log.Flush, Durability.Wait, a segment
+	// roll, which syncs the segment it seals), so the next flush is due
+	// FlushMessages records after it.
+	//
+	// A flush made due whose wait ended (its ctx) while another caller's
+	// fsync, which may not cover its records, was under way no longer counts:
+	// the next append makes it due again.
 	FlushMessages int64
 	// FlushInterval is flush.ms, for SyncPeriodic; the other policies
-	// ignore it. Default (0 or negative) unlimited. It counts from the
-	// last flush, as Kafka's from its last flush time: one made due (by
-	// an append or Maintain), or any fsync that covered every record
-	// appended before it (Log.Flush, Durability.Wait, a segment roll).
+	// ignore it. Default (0 or negative) unlimited.
+	//
+	// It counts from the last flush, as Kafka's from its last flush time: one
+	// made due (by an append or Maintain), or any fsync that covered every
+	// record appended before it (Log.Flush, Durability.Wait, a segment roll).
+	//
 	// A flush made due whose wait ended (its ctx) while another caller's
 	// fsync was under way no longer counts: flush.ms runs again from the
 	// last flush that happened, and the next append makes the flush due
@@ -288,28 +296,33 @@ type Config struct {
 	// with, as in Kafka.
 	TimestampType TimestampType
 	// TimestampBeforeMax is message.timestamp.before.max.ms (KIP-937): on
-	// a CreateTime topic, Append refuses a batch with a record stamped
-	// more than this before the log's clock (ErrInvalidTimestamp; records
-	// of timestamp -1, none, are not checked), as Kafka's broker refuses
-	// it (INVALID_TIMESTAMP). LogAppendTime topics, whose batches the log
-	// stamps, ignore it. Default (0 or negative) unlimited, as Kafka's
-	// Long.MAX_VALUE; Kafka's 0 (no record older than the broker's time)
-	// is a duration below 1 ms, time.Nanosecond say. Changed on a log, it
-	// applies to the appends from then on.
+	// a CreateTime topic, Append refuses a batch with a record stamped more
+	// than this before the log's clock (ErrInvalidTimestamp; records of
+	// timestamp -1, none, are not checked), as Kafka's broker refuses it
+	// (INVALID_TIMESTAMP). LogAppendTime topics, whose batches the log
+	// stamps, ignore it. Changed on a log, it applies to the appends from
+	// then on.
+	//
+	// Default (0 or negative) unlimited, as Kafka's Long.MAX_VALUE. Kafka's 0
+	// (no record older than the broker's time) is a duration below 1 ms,
+	// time.Nanosecond say.
 	TimestampBeforeMax time.Duration
 	// TimestampAfterMax is message.timestamp.after.max.ms (KIP-937): on a
 	// CreateTime topic, Append refuses a batch with a record stamped more
 	// than this after the log's clock (ErrInvalidTimestamp; records of
 	// timestamp -1 are not checked), as Kafka's broker refuses it
-	// (INVALID_TIMESTAMP): a record stamped far in the future (a producer
-	// whose clock is wrong, nanoseconds taken for milliseconds) would be
-	// its segment's newest, and time retention would keep that segment,
-	// and every later one, until then. LogAppendTime topics ignore it.
-	// Default one hour, Kafka 4's (KIP-1030; Kafka 3.6 to 3.9:
-	// unlimited); negative means unlimited, Kafka's Long.MAX_VALUE;
-	// Kafka's 0 (no record newer than the broker's time) is a duration
-	// below 1 ms, time.Nanosecond say. Changed on a log, it applies to
-	// the appends from then on.
+	// (INVALID_TIMESTAMP). LogAppendTime topics ignore it. Changed on a log,
+	// it applies to the appends from then on.
+	//
+	// A record stamped far in the future (a producer whose clock is wrong,
+	// nanoseconds taken for milliseconds) would be its segment's newest, and
+	// time retention would keep that segment, and every later one, until
+	// then.
+	//
+	// Default one hour, Kafka 4's (KIP-1030; Kafka 3.6 to 3.9: unlimited);
+	// negative means unlimited, Kafka's Long.MAX_VALUE. Kafka's 0 (no record
+	// newer than the broker's time) is a duration below 1 ms, time.Nanosecond
+	// say.
 	TimestampAfterMax time.Duration
 }
 
