@@ -934,17 +934,19 @@ func decodeCounter(data []byte) (int64, bool) {
 // record was written (it is removed again). But a crash then may still
 // find the record, and the next Open the topic, empty.
 //
-// Where several errors apply, the first of Kafka's order is returned (its
-// controller's createTopics):
+// Where several errors apply, the first in this order is returned,
+// Kafka's (its controller's createTopics) for those it has:
 //
-//  1. the name (ErrInvalidTopic: Kafka's rule, a device name, a collision
-//     with another topic's name);
-//  2. the topic's existence (ErrTopicExists, whatever the partitions and
-//     config asked for, so that a "create unless it exists" call is told it
-//     exists). It comes before the device name and the collision, which an
-//     existing topic's own name may have.
-//  3. the config (log.ErrInvalidConfig);
-//  4. the partition count (ErrInvalidPartitions).
+//  1. a closed broker (ErrClosed);
+//  2. the name against Kafka's rule (ErrInvalidTopic);
+//  3. the topic's existence (ErrTopicExists, whatever the partitions and
+//     config asked for, so that a "create unless it exists" call is told
+//     it exists);
+//  4. a device name, then a collision with another topic's name
+//     (ErrInvalidTopic): after the existence, since an existing topic's
+//     own name may have either;
+//  5. the config (log.ErrInvalidConfig);
+//  6. the partition count (ErrInvalidPartitions).
 //
 // As in Kafka, a name that differs from an existing topic's only in '.'
 // against '_' is refused: the two would collide in metric names. Unlike
