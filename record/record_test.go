@@ -929,6 +929,20 @@ func TestSizeWithDeltas(t *testing.T) {
 	}
 }
 
+// TestVarintSize: varintSize is the length of binary.AppendVarint's
+// encoding for every bit count, at each side of where the encoding takes
+// another byte, and at the ends of int64.
+func TestVarintSize(t *testing.T) {
+	xs := []int64{0, math.MaxInt64, math.MinInt64, math.MaxInt64 - 1, math.MinInt64 + 1}
+	for k := range 63 {
+		p := int64(1) << k
+		xs = append(xs, p, p-1, p+1, -p, -p-1, -p+1)
+	}
+	for _, x := range xs {
+		require.Equal(t, len(binary.AppendVarint(nil, x)), varintSize(x), "x %d", x)
+	}
+}
+
 // TestRecordStructSize: a Record stays within the 144-byte size class its field
 // order was chosen for (a field added or moved carelessly costs every
 // produced and consumed record 32 more bytes).
