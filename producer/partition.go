@@ -109,6 +109,16 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 	return t, err
 }
 
+// hotTopic is topic's answer without a look-up where it is plain, or nil:
+// the producer's first topic, known there, whose goroutines run (so its
+// count needs no look here). Inlined in produce, for every record.
+func (p *Producer) hotTopic(name string) *topicState {
+	if t := p.lastTop.Load(); t != nil && t.name == name && !t.gone.Load() && t.sending.Load() != 0 {
+		return t
+	}
+	return nil
+}
+
 // logLookUpFailure logs a record failed because its topic's partition
 // count was not learnt by DeliveryTimeout (err): the records are lost as
 // a failed batch's are, for a cause the operator must see to (a broker

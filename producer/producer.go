@@ -588,8 +588,10 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	var err error
 	if failed != nil && failed[topic] != nil {
 		err = failed[topic]
-	} else if t, err = p.topic(ctx, topic, block); err != nil && failed != nil && errors.Is(err, ErrDeliveryTimeout) {
-		failed[topic] = err
+	} else if t = p.hotTopic(topic); t == nil { // else topic's answer, without its call
+		if t, err = p.topic(ctx, topic, block); err != nil && failed != nil && errors.Is(err, ErrDeliveryTimeout) {
+			failed[topic] = err
+		}
 	}
 	if err != nil {
 		// The promise first, then the deferred release: the record is
