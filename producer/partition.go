@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -551,27 +550,17 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok b
 	return len(old), true, true
 }
 
-// buffer partitions a record whose buffer space is reserved and appends
+// place partitions a record whose buffer space is reserved and appends
 // it to its partition's open batch; ctx is the record's, or nil if it
 // can never end. An error (ErrInvalidPartition, ErrClosed) means that the
 // record was not buffered: the caller still owns it and its space. sp,
 // a ProduceSync's (nil for Produce), collects the record's partition.
-func (t *topicState) buffer(pr pending, ctx context.Context, sp *syncParts) error {
-	yield, err := t.place(pr, ctx, sp)
-	if yield {
-		// The record starts a trickle (see addRecord): yield, so that the
-		// partition's goroutine runs on this thread at once. Not under
-		// t.mu: the goroutine's whole request would run with the topic
-		// locked against every other Produce to it.
-		runtime.Gosched()
-	}
-	return err
-}
-
-// place is buffer's work under t.mu: it partitions the record and adds
-// it to its partition. The partitioner is the application's code, and
-// may panic: t.mu is released all the same (a deferred unlock), so that
-// the topic's other records are not held up for ever.
+// yield reports that the record starts a trickle (see addRecord): the
+// caller yields, so that the partition's goroutine runs on its thread at
+// once (see produce). It works under t.mu. The partitioner is the
+// application's code, and may panic: t.mu is released all the same (a
+// deferred unlock), so that the topic's other records are not held up
+// for ever.
 func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts) (yield bool, err error) {
 	t.mu.Lock()
 	locked := true

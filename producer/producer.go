@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -610,13 +611,14 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		rctx = nil // it can never end: nothing to check
 	}
 	pr := pending{r: r, promise: promise, size: int32(size), body: int32(body)}
-	err = t.buffer(pr, rctx, sp)
+	var yield bool
+	yield, err = t.place(pr, rctx, sp)
 	if re, ok := err.(*rangeError); ok && re.chosen >= 0 && !re.writable {
 		// A partition past the count the producer knows: partitions may
 		// have been added since its last look (MetadataMaxAge). Ask the
 		// broker, as Kafka's producer refreshes its metadata for a record
 		// whose partition is past the count it has, and choose again if
-		// the topic has more. (buffer returns choose's error as it is: a
+		// the topic has more. (place returns choose's error as it is: a
 		// type assertion, not errors.As, whose target would be allocated
 		// for every record.)
 		// A ProduceSync's record after one whose look-up DeliveryTimeout
@@ -628,7 +630,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			n, rerr := t.lookUpNow(ctx, block)
 			switch {
 			case rerr == nil && n > re.n:
-				err = t.buffer(pr, rctx, sp)
+				yield, err = t.place(pr, rctx, sp)
 			case rerr == nil:
 			case errors.Is(rerr, ErrClosed), errors.Is(rerr, ErrDeliveryTimeout):
 				// Close, or DeliveryTimeout, ended the wait for the
@@ -651,6 +653,13 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		return false
 	}
 	held = false // the batch's now
+	if yield {
+		// The record starts a trickle (see addRecord): yield, so that the
+		// partition's goroutine runs on this thread at once. Not in
+		// place, under t.mu: the goroutine's whole request would run
+		// with the topic locked against every other Produce to it.
+		runtime.Gosched()
+	}
 	return true
 }
 
