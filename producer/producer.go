@@ -575,9 +575,15 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	// OnNewBatch, a Client's Partitions, a failed record's promise —, r is
 	// given back as it was, with its space, and the panic goes on to the
 	// caller.
+	// The topic's lock, too, should the partitioner panic under it, is
+	// released here (see place), before r is given back.
 	oldTopic, oldTs := r.Topic, r.Timestamp
 	held, stamped := true, false
+	var locked *sync.Mutex // held by place
 	defer func() {
+		if locked != nil {
+			locked.Unlock()
+		}
 		if held {
 			if stamped {
 				r.Topic, r.Timestamp = oldTopic, oldTs
@@ -612,7 +618,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	}
 	pr := pending{r: r, promise: promise, size: int32(size), body: int32(body)}
 	var yield bool
-	yield, err = t.place(pr, rctx, sp)
+	yield, err = t.place(pr, rctx, sp, &locked)
 	if re, ok := err.(*rangeError); ok && re.chosen >= 0 && !re.writable {
 		// A partition past the count the producer knows: partitions may
 		// have been added since its last look (MetadataMaxAge). Ask the
@@ -630,7 +636,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			n, rerr := t.lookUpNow(ctx, block)
 			switch {
 			case rerr == nil && n > re.n:
-				yield, err = t.place(pr, rctx, sp)
+				yield, err = t.place(pr, rctx, sp, &locked)
 			case rerr == nil:
 			case errors.Is(rerr, ErrClosed), errors.Is(rerr, ErrDeliveryTimeout):
 				// Close, or DeliveryTimeout, ended the wait for the
