@@ -28,6 +28,7 @@ type topicState struct {
 	part        TopicPartitioner
 	onNew       NewBatchPartitioner          // part, if it wants OnNewBatch
 	cons        ConsistentPartitioner        // part, if it says which records may go to any partition
+	sticky      *stickyKeyTopic              // part, if StickyKeyPartitioner's (the default): choose calls it directly for a record without a key
 	parts       atomic.Pointer[[]*partition] // the topic's partitions now: a prefix of all
 	all         atomic.Pointer[[]*partition] // every partition the topic has had, by id
 	refreshAt   atomic.Int64                 // when the next partition count check is due, in Producer.monoNow's ns
@@ -203,6 +204,7 @@ func (p *Producer) newTopic(name string, n int) (t *topicState, made bool, err e
 	}
 	t.onNew, _ = t.part.(NewBatchPartitioner)
 	t.cons, _ = t.part.(ConsistentPartitioner)
+	t.sticky, _ = t.part.(*stickyKeyTopic)
 	parts := make([]*partition, n)
 	for i := range parts {
 		parts[i] = newPartition(t, int32(i))
@@ -626,7 +628,12 @@ func (t *topicState) choose(r *record.Record, parts []*partition) (pp *partition
 	if t.writable != nil && t.cons != nil && !t.cons.RequiresConsistency(r) {
 		among, mapped = t.writable, true
 	}
-	i := t.part.Partition(r, len(among))
+	var i int32
+	if s := t.sticky; s != nil && r.Key == nil {
+		i = s.partition(len(among)) // its Partition, inlined
+	} else {
+		i = t.part.Partition(r, len(among))
+	}
 	if i < 0 || int(i) >= len(among) {
 		return nil, i, mapped, &rangeError{topic: t.name, chosen: i, n: len(among), writable: mapped}
 	}

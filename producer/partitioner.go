@@ -162,16 +162,22 @@ type sticky struct {
 }
 
 func (s *sticky) partition(n int) int32 {
-	if s.on < 0 || int(s.on) >= n {
-		if s.last < 0 || int(s.last) >= n || n == 1 {
-			s.on = int32(rand.IntN(n))
-		} else {
-			// One of the n-1 others, each as likely, as Kafka's
-			// StickyPartitionCache draws again until it is not the last.
-			s.on = int32(rand.IntN(n - 1))
-			if s.on >= s.last {
-				s.on++
-			}
+	if s.on >= 0 && int(s.on) < n {
+		return s.on // the hot path, inlined
+	}
+	return s.draw(n)
+}
+
+// draw draws the sticky partition anew: there is none, or it is past n.
+func (s *sticky) draw(n int) int32 {
+	if s.last < 0 || int(s.last) >= n || n == 1 {
+		s.on = int32(rand.IntN(n))
+	} else {
+		// One of the n-1 others, each as likely, as Kafka's
+		// StickyPartitionCache draws again until it is not the last.
+		s.on = int32(rand.IntN(n - 1))
+		if s.on >= s.last {
+			s.on++
 		}
 	}
 	return s.on
