@@ -293,15 +293,18 @@ func (b *Builder) writeHeader(out []byte, codec compression.Codec) error {
 // AppendRecord appends the encoding of one record to dst: its length, then
 // attributes, timestamp and offset deltas, key, value and headers.
 func AppendRecord(dst []byte, tsDelta, offsetDelta int64, key, value []byte, headers []Header) []byte {
-	dst = binary.AppendVarint(dst, int64(recordBodySize(tsDelta, offsetDelta, key, value, headers)))
+	dst = appendVarint(dst, int64(recordBodySize(tsDelta, offsetDelta, key, value, headers)))
 	dst = append(dst, 0)
-	dst = binary.AppendVarint(dst, tsDelta)
-	dst = binary.AppendVarint(dst, offsetDelta)
+	dst = appendVarint(dst, tsDelta)
+	dst = appendVarint(dst, offsetDelta)
 	dst = appendNullable(dst, key)
 	dst = appendNullable(dst, value)
-	dst = binary.AppendVarint(dst, int64(len(headers)))
+	if len(headers) == 0 {
+		return append(dst, 0) // the header count, 0
+	}
+	dst = appendVarint(dst, int64(len(headers)))
 	for i := range headers {
-		dst = binary.AppendVarint(dst, int64(len(headers[i].Key)))
+		dst = appendVarint(dst, int64(len(headers[i].Key)))
 		dst = append(dst, headers[i].Key...)
 		dst = appendNullable(dst, headers[i].Value)
 	}
@@ -345,15 +348,32 @@ func SizeWithDeltas(body int, tsDelta, offsetDelta int64) int {
 }
 
 func recordBodySize(tsDelta, offsetDelta int64, key, value []byte, headers []Header) int {
-	return 1 + varintSize(tsDelta) + varintSize(offsetDelta) + nullableSize(key) + nullableSize(value) + headersSize(headers)
+	n := 1 + varintSize(tsDelta) + varintSize(offsetDelta) + nullableSize(key) + nullableSize(value)
+	if len(headers) == 0 {
+		return n + 1 // the header count, 0: no call
+	}
+	return n + headersSize(headers)
 }
 
 func appendNullable(dst, b []byte) []byte {
 	if b == nil {
 		return append(dst, 1) // zigzag(-1)
 	}
-	dst = binary.AppendVarint(dst, int64(len(b)))
-	return append(dst, b...)
+	return append(appendVarint(dst, int64(len(b))), b...)
+}
+
+// appendVarint is binary.AppendVarint, its one and two bytes (what a
+// record's deltas, lengths and counts mostly take) written without
+// AppendUvarint's loop.
+func appendVarint(dst []byte, x int64) []byte {
+	ux := uint64(x<<1) ^ uint64(x>>63)
+	switch {
+	case ux < 1<<7:
+		return append(dst, byte(ux))
+	case ux < 1<<14:
+		return append(dst, byte(ux)|0x80, byte(ux>>7))
+	}
+	return binary.AppendUvarint(dst, ux)
 }
 
 func nullableSize(b []byte) int {
