@@ -565,9 +565,11 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	// Space first, then the topic's partition count: a record whose count
 	// is being looked up holds buffer space, so that Flush waits for it
 	// (kgo's Flush, too, counts such a record as buffered).
-	if err := p.reserve(ctx, int64(size), block); err != nil {
-		promise(r, notSent(err))
-		return false
+	if p.space.n.Load() != 0 || !p.tryReserve(int64(size)) { // reserve, its first look inlined
+		if err := p.reserveQueued(ctx, int64(size), block); err != nil {
+			promise(r, notSent(err))
+			return false
+		}
 	}
 	// From here r holds buffer space until it is buffered (its batch's
 	// then) or fails. Should the application's code that runs on this

@@ -24,6 +24,14 @@ func (p *Producer) reserve(ctx context.Context, size int64, block bool) error {
 	if p.space.n.Load() == 0 && p.tryReserve(size) {
 		return nil
 	}
+	return p.reserveQueued(ctx, size, block)
+}
+
+// reserveQueued is reserve once its first look found somebody waiting, or
+// no room: it queues for the space, or fails without block. produce calls
+// it after that look of its own (inlined there: a call less for every
+// record).
+func (p *Producer) reserveQueued(ctx context.Context, size int64, block bool) error {
 	if !block {
 		return ErrMaxBuffered
 	}
