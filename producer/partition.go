@@ -563,18 +563,18 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok b
 // application's code, and may panic: t.mu must be released all the same,
 // so that the topic's other records are not held up for ever. The
 // caller's deferred func does it (produce's, which runs in any case to
-// give the record back): place sets *locked to t.mu while it holds it.
+// give the record back): place sets *locked while it holds t.mu.
 // A deferred unlock of place's own cost every record some 30
 // instructions more (callgrind).
-func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, locked **sync.Mutex) (yield bool, err error) {
+func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, locked *bool) (yield bool, err error) {
 	t.mu.Lock()
-	*locked = &t.mu
+	*locked = true
 	parts := *t.parts.Load()
 	pp, chosen, mapped, err := t.choose(pr.r, parts)
 	switch {
 	case err != nil:
 	case t.onNew == nil:
-		*locked = nil
+		*locked = false
 		t.mu.Unlock()
 		return pp.add(pr, ctx, sp)
 	default:
@@ -584,7 +584,7 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, locke
 			yield, err = t.placeNew(pr, ctx, sp, parts, pp, chosen, mapped)
 		}
 	}
-	*locked = nil
+	*locked = false
 	t.mu.Unlock()
 	return yield, err
 }

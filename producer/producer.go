@@ -581,10 +581,11 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	// released here (see place), before r is given back.
 	oldTopic, oldTs := r.Topic, r.Timestamp
 	held, stamped := true, false
-	var locked *sync.Mutex // held by place
+	var t *topicState
+	locked := false // place holds t.mu
 	defer func() {
-		if locked != nil {
-			locked.Unlock()
+		if locked {
+			t.mu.Unlock()
 		}
 		if held {
 			if stamped {
@@ -593,7 +594,6 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			p.release(1, int64(size))
 		}
 	}()
-	var t *topicState
 	var err error
 	if failed != nil && failed[topic] != nil {
 		err = failed[topic]
