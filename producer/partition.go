@@ -570,7 +570,11 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, locke
 	t.mu.Lock()
 	*locked = true
 	parts := *t.parts.Load()
-	pp, chosen, mapped, err := t.choose(pr.r, parts)
+	pp, chosen := t.stickyChoice(pr.r, parts)
+	var mapped bool
+	if pp == nil {
+		pp, chosen, mapped, err = t.choose(pr.r, parts)
+	}
 	switch {
 	case err != nil:
 	case t.onNew == nil:
@@ -638,6 +642,20 @@ func (t *topicState) choose(r *record.Record, parts []*partition) (pp *partition
 		return nil, i, mapped, &rangeError{topic: t.name, chosen: i, n: len(among), writable: mapped}
 	}
 	return among[i], i, mapped, nil
+}
+
+// stickyChoice is choose's answer where it is plain, or nil: the default
+// partitioner's choice for a record without a key while every partition
+// takes appends (among is parts, mapped false), its sticky partition
+// when it has one in range (s.partition's own hot path). Inlined in
+// place, for every record. The caller holds mu.
+func (t *topicState) stickyChoice(r *record.Record, parts []*partition) (*partition, int32) {
+	if s := t.sticky; s != nil && r.Key == nil && t.writable == nil {
+		if i := s.on; i >= 0 && int(i) < len(parts) {
+			return parts[i], i
+		}
+	}
+	return nil, 0
 }
 
 // newBatchIndex is the partition OnNewBatch is told of, for a record that
