@@ -67,6 +67,10 @@ type Partition struct {
 	// nil otherwise, and once the partition is closed.
 	retry   func() (*Log, error)
 	changed chan struct{} // closed when the high watermark moves (notifyMu)
+	// taken is whether Changed handed out changed since it was made
+	// (notifyMu): notify closes and replaces only a channel a reader
+	// took, so that an append with no reader waiting costs no channel.
+	taken bool
 
 	notifyMu sync.Mutex
 }
@@ -249,13 +253,17 @@ func (p *Partition) LogStartOffset() int64 { return p.current().LogStartOffset()
 // cut from the log (see Log.OnCut: DeleteRecords, retention, a
 // truncation), which may leave a reader's offset out of range. Long-polling
 // readers take it before reading, then wait on it if they found not
-// enough.
+// enough. Two calls with no change between return the same channel; a
+// change that finds the channel not taken since the last closes nothing
+// (no one waits on it) and the channel stays, to be closed by the first
+// change after a reader takes it.
 func (p *Partition) Changed() <-chan struct{} {
 	if p.zero() {
 		return closedChan // closed: nothing to wait for
 	}
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
+	p.taken = true
 	return p.changed
 }
 
@@ -266,11 +274,21 @@ var closedChan = func() chan struct{} {
 	return c
 }()
 
+// notify wakes the readers that took the partition's change channel
+// (Changed): it closes it, and makes the next. A channel no reader took
+// is left as it is, open: no one waits on it, and whoever takes it next
+// does so after this change, and reads what it made (an append under
+// SyncNever or SyncPeriodic, with no long poll waiting, made and closed
+// a channel for nothing, one allocation an append).
 func (p *Partition) notify() {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
+	if !p.taken {
+		return
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.taken = false
 }
 
 // Append appends data to the partition's log (see Log.Append) and wakes

@@ -167,3 +167,35 @@ func TestPartitionAppendWakesReadersWhenItsFlushFails(t *testing.T) {
 	require.EqualValues(t, 1, p.HighWatermark(), "the batch is in the log")
 	requireWoken(t, ch, "an Append whose flush failed")
 }
+
+// TestNotifyReplacesOnlyATakenChannel: a change closes the channel
+// Changed handed out, and the next Changed hands out a new one, which the
+// next change closes; a change that no reader took a channel for (an
+// append under SyncNever with no long poll waiting) closes nothing and
+// makes no channel (before, each made one and closed the last: an
+// allocation an append). Mutants: notify swapping whether or not the
+// channel was taken, or after the first take for ever (the flag not
+// cleared), allocate; Changed not marking the channel taken loses the
+// wake.
+func TestNotifyReplacesOnlyATakenChannel(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{Sync: SyncNever}))
+	defer p.Close()
+	require.Zero(t, testing.AllocsPerRun(100, p.notify), "a change with no channel taken allocated")
+	ch := p.Changed()
+	require.Equal(t, ch, p.Changed(), "no change came between")
+	_, err := p.Append(t.Context(), valueBatch(t, 1, "a"), AppendOptions{})
+	require.NoError(t, err)
+	requireWoken(t, ch, "an Append after the channel was taken")
+	require.Zero(t, testing.AllocsPerRun(100, p.notify), "a change with no channel taken since the last allocated")
+	next := p.Changed()
+	require.NotEqual(t, ch, next, "a closed channel handed out")
+	select {
+	case <-next:
+		t.Fatal("the channel taken after the wake is closed already")
+	default:
+	}
+	_, err = p.Append(t.Context(), valueBatch(t, 1, "b"), AppendOptions{})
+	require.NoError(t, err)
+	requireWoken(t, next, "an Append after the next channel was taken")
+}
