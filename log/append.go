@@ -876,6 +876,7 @@ func (l *Log) appendLocked(active *segment.Segment, data []byte, first, next int
 		}
 	}
 	l.next.Store(next)
+	l.written.Add(int64(len(data))) // after next: see watermarkBytes
 	return nil
 }
 
@@ -1632,6 +1633,7 @@ func (l *Log) syncOnce() error {
 	rolled := slices.Clone(l.unsynced)
 	pending := append(rolled, active)
 	end := l.next.Load()
+	written := l.written.Load() // the bytes below end
 	truncations := l.truncations.Load()
 	var at time.Time // when end was read: the fsync covers all appended before
 	if l.cfg.Sync == SyncPeriodic {
@@ -1690,6 +1692,7 @@ func (l *Log) syncOnce() error {
 		end = min(end, l.next.Load())
 		if end > l.durable.Load() && !truncated {
 			l.durable.Store(end)
+			l.durableWritten.Store(written) // after durable: see watermarkBytes
 			advanced = true
 		}
 		if !truncated && l.cfg.Sync == SyncPeriodic {

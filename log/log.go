@@ -143,12 +143,18 @@ type Log struct {
 	holds atomic.Int32
 	quiet bool // logger's handler is slog.DiscardHandler
 
-	next      atomic.Int64           // log end offset
-	start     atomic.Int64           // log start offset
-	durable   atomic.Int64           // offsets below are fsynced
-	onDurable atomic.Pointer[func()] // see OnDurable
-	onCut     atomic.Pointer[func()] // see OnCut
-	recovery  int64                  // recovery point: below it, log and indexes are synced (mu)
+	next    atomic.Int64 // log end offset
+	start   atomic.Int64 // log start offset
+	durable atomic.Int64 // offsets below are fsynced
+	// written counts the bytes appended since the log opened (stored
+	// after next, under mu), and durableWritten those of them below the
+	// durable offset (stored after durable, under mu): see
+	// watermarkBytes. Neither comes down, at a truncation either.
+	written        atomic.Int64
+	durableWritten atomic.Int64
+	onDurable      atomic.Pointer[func()] // see OnDurable
+	onCut          atomic.Pointer[func()] // see OnCut
+	recovery       int64                  // recovery point: below it, log and indexes are synced (mu)
 	// rpMu serializes writes of the recovery-point checkpoint file, and
 	// rpGen counts them (written under rpMu): a checkpoint written outside
 	// mu (checkpointRecovery) is skipped if another was written since it
@@ -1442,6 +1448,7 @@ func (l *Log) close(clean bool) error {
 			// Everything is fsynced: appends still waiting for their
 			// fsync (Durability.Wait) are durable, not failed.
 			l.durable.Store(l.next.Load())
+			l.durableWritten.Store(l.written.Load())
 		} else {
 			// An fsync of the flush may have failed: the next Open must
 			// not take what it did not write for durable.

@@ -1,9 +1,11 @@
 package log
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -71,6 +73,12 @@ type Partition struct {
 	// (notifyMu): notify closes and replaces only a channel a reader
 	// took, so that an append with no reader waiting costs no channel.
 	taken bool
+	// epoch counts the changes but growth (notify: a cut, a reopen, a
+	// close, a lock's release), and waiters are the readers waiting for
+	// the partition to grow by some bytes (see ChangedPast), by the
+	// count they wait for (notifyMu).
+	epoch   uint64
+	waiters byteWaiters
 
 	notifyMu sync.Mutex
 }
@@ -97,7 +105,7 @@ func NewPartition(topic string, id int32, l *Log) *Partition {
 // end, each to read and find nothing.
 func (p *Partition) watch(l *Log) {
 	if durableWatermark(l) {
-		l.OnDurable(p.notify)
+		l.OnDurable(p.grew)
 	}
 	l.OnCut(p.notify)
 }
@@ -283,12 +291,151 @@ var closedChan = func() chan struct{} {
 func (p *Partition) notify() {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
+	p.epoch++
+	for _, w := range p.waiters {
+		close(w.ch)
+		w.i = -1
+	}
+	clear(p.waiters)
+	p.waiters = p.waiters[:0]
+	p.wakeTakenLocked()
+}
+
+// grew is notify for a change that only moved the high watermark up (an
+// append, under SyncAlways the fsync that made it durable): it wakes the
+// readers of Changed, and those of ChangedPast whose count the bytes
+// below the high watermark now reach.
+func (p *Partition) grew() {
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	n := watermarkBytes(p.current())
+	for len(p.waiters) > 0 && p.waiters[0].at <= n {
+		w := heap.Pop(&p.waiters).(*byteWaiter)
+		close(w.ch)
+	}
+	p.wakeTakenLocked()
+}
+
+// wakeTakenLocked closes and replaces the channel of Changed if a reader
+// took it (see notify). The caller holds notifyMu.
+func (p *Partition) wakeTakenLocked() {
 	if !p.taken {
 		return
 	}
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.taken = false
+}
+
+// watermarkBytes counts the bytes appended to l below its high watermark
+// since it opened (at the append under SyncNever and SyncPeriodic, at
+// the fsync under SyncAlways): it never comes down, and a batch is counted
+// only once the high watermark is past it, after it moved (read before
+// the high watermark, it covers no batch the high watermark does not).
+func watermarkBytes(l *Log) int64 {
+	if durableWatermark(l) {
+		return l.durableWritten.Load()
+	}
+	return l.written.Load()
+}
+
+// A Mark is where a partition stood for a reader that took it (see
+// Partition.Mark) before it read: the bytes below its high watermark
+// then, by a count that only appends move, and its changes but growth.
+// A reader that found fewer bytes than it wants waits for the rest from
+// it (ChangedPast). The zero Mark is one whose ChangedPast answers at
+// once.
+type Mark struct {
+	p       *Partition
+	epoch   uint64
+	bytes   int64
+	compact bool
+}
+
+// Compacted reports whether the partition's log had the compact cleanup
+// policy when m was taken: a compaction may then change what a reader
+// found (the first batch at its offset), and wakes no one.
+func (m Mark) Compacted() bool { return m.compact }
+
+// Mark returns where the partition stands now, for a reader to take
+// before it reads, and to wait from (Mark.ChangedPast). A zero
+// Partition's is the zero Mark.
+func (p *Partition) Mark() Mark {
+	if p.zero() {
+		return Mark{}
+	}
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	l := p.current()
+	return Mark{p: p, epoch: p.epoch, bytes: watermarkBytes(l), compact: l.Config().CleanupPolicy&Compact != 0}
+}
+
+// ChangedPast returns a channel that is closed once the appends to m's
+// partition since m was taken have moved its high watermark past n bytes
+// of batches or more, or the partition has changed otherwise than by an
+// append since m (a cut, a reopen, a close, a lock's release: what
+// closes Changed's channel but an append) — at once if that is so
+// already, or n is 0 or less. A reader that took m, then read the
+// partition from its offset up to a high watermark it looked at after
+// m, found b bytes there and wants w waits on ChangedPast(w-b): no
+// append that does not reach it can bring what a read would find to w.
+// Unlike Changed's, the channel is the caller's own, which the appends
+// that do not reach n leave open. The caller calls stop once it no
+// longer waits on it, whether or not it was closed, which frees it.
+func (m Mark) ChangedPast(n int64) (changed <-chan struct{}, stop func()) {
+	p := m.p
+	if p == nil || n <= 0 {
+		return closedChan, func() {}
+	}
+	p.notifyMu.Lock()
+	defer p.notifyMu.Unlock()
+	at := m.bytes + n
+	if at < m.bytes {
+		at = math.MaxInt64 // past any count: an overflow
+	}
+	if p.epoch != m.epoch || watermarkBytes(p.current()) >= at {
+		return closedChan, func() {}
+	}
+	w := &byteWaiter{at: at, ch: make(chan struct{})}
+	heap.Push(&p.waiters, w)
+	return w.ch, func() {
+		p.notifyMu.Lock()
+		defer p.notifyMu.Unlock()
+		if w.i >= 0 {
+			heap.Remove(&p.waiters, w.i)
+		}
+	}
+}
+
+// byteWaiter is a reader of ChangedPast: the count of watermarkBytes it
+// waits for, its channel, and its index in the heap (-1 once out of it).
+type byteWaiter struct {
+	at int64
+	ch chan struct{}
+	i  int
+}
+
+// byteWaiters is a min-heap of byteWaiter by at (container/heap).
+type byteWaiters []*byteWaiter
+
+func (h byteWaiters) Len() int           { return len(h) }
+func (h byteWaiters) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h byteWaiters) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].i, h[j].i = i, j
+}
+func (h *byteWaiters) Push(x any) {
+	w := x.(*byteWaiter)
+	w.i = len(*h)
+	*h = append(*h, w)
+}
+func (h *byteWaiters) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	w.i = -1
+	return w
 }
 
 // Append appends data to the partition's log (see Log.Append) and wakes
@@ -318,7 +465,7 @@ func (p *Partition) Append(ctx context.Context, data []byte, opts AppendOptions)
 	durable := durableWatermark(l)
 	p.runlock(l)
 	if wrote && !durable {
-		p.notify()
+		p.grew()
 	}
 	return res, err
 }
@@ -340,7 +487,7 @@ func (p *Partition) AppendAsync(ctx context.Context, data []byte, opts AppendOpt
 	err = p.failed(err)
 	p.runlock(l)
 	if err == nil && !res.Duplicate && !durable {
-		p.notify()
+		p.grew()
 	}
 	return res, d, err
 }

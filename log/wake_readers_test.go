@@ -3,6 +3,8 @@ package log
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -198,4 +200,168 @@ func TestNotifyReplacesOnlyATakenChannel(t *testing.T) {
 	_, err = p.Append(t.Context(), valueBatch(t, 1, "b"), AppendOptions{})
 	require.NoError(t, err)
 	requireWoken(t, next, "an Append after the next channel was taken")
+}
+
+// TestChangedPastWakesAtItsCount: a reader waiting on Mark.ChangedPast
+// is woken by the append (under SyncNever) or the fsync (under
+// SyncAlways, where the high watermark is the durable offset) that
+// brings the bytes below the high watermark since its mark to its count,
+// and not by those before (mutants: every append waking it; an append
+// under SyncAlways counted before its fsync); several readers of
+// different counts, some of which stopped waiting, each at its own
+// (the heap and its removal); a count reached already by an append
+// between the mark and the call answers at once.
+func TestChangedPastWakesAtItsCount(t *testing.T) {
+	batch := func(i int) []byte { return valueBatch(t, 1, fmt.Sprintf("v%02d", i)) }
+	size := int64(len(batch(0)))
+	for _, sync := range []SyncPolicy{SyncNever, SyncAlways} {
+		t.Run(sync.String(), func(t *testing.T) {
+			e := newEnv(t)
+			l := e.open(Config{Sync: sync})
+			p := NewPartition("t", 0, l)
+			defer p.Close()
+			// appended moves the high watermark over one more batch.
+			appended := func(i int) {
+				t.Helper()
+				_, _, err := p.AppendAsync(t.Context(), batch(i), AppendOptions{})
+				require.NoError(t, err)
+				if sync == SyncAlways {
+					require.NoError(t, l.Flush(t.Context()))
+				}
+			}
+			m := p.Mark()
+			type reader struct {
+				at      int64 // batches its count is
+				ch      <-chan struct{}
+				stop    func()
+				stopped bool
+			}
+			var rs []*reader
+			for i, at := range []int64{3, 1, 5, 2, 3, 4, 1, 5, 2} {
+				ch, stop := m.ChangedPast(at*size - size/2) // half a batch short of at batches
+				rs = append(rs, &reader{at: at, ch: ch, stop: stop, stopped: i%3 == 2})
+			}
+			for _, r := range rs {
+				if r.stopped {
+					r.stop()
+				}
+			}
+			for i := int64(1); i <= 5; i++ {
+				if sync == SyncAlways {
+					_, _, err := p.AppendAsync(t.Context(), batch(int(i)), AppendOptions{})
+					require.NoError(t, err)
+					for _, r := range rs {
+						if r.at >= i {
+							require.False(t, closed(r.ch), "a reader of %d batches woken by the write of batch %d, before its fsync", r.at, i)
+						}
+					}
+					require.NoError(t, l.Flush(t.Context()))
+				} else {
+					appended(int(i))
+				}
+				for _, r := range rs {
+					require.Equal(t, !r.stopped && r.at <= i, closed(r.ch), "a reader of %d batches (stopped %v), after %d", r.at, r.stopped, i)
+				}
+			}
+			for _, r := range rs {
+				r.stop() // a second stop, or one after the wake, does nothing
+			}
+			require.Empty(t, p.waiters, "readers left waiting")
+
+			m = p.Mark()
+			appended(6)
+			ch, stop := m.ChangedPast(size)
+			defer stop()
+			require.True(t, closed(ch), "the count reached between the mark and the call")
+			ch, stop = m.ChangedPast(size + 1)
+			defer stop()
+			require.False(t, closed(ch))
+		})
+	}
+}
+
+// TestChangedPastWakesAtEveryOtherChange: a reader waiting on
+// Mark.ChangedPast for more bytes than come is woken by every change
+// that closes Changed's channel but an append (a cut, a Reopen, a
+// lock's release, a Close), and one whose mark is older than such a
+// change is answered at once; the zero Mark and a count of 0 answer at
+// once. Mutants: notify leaving the readers of ChangedPast waiting, or
+// not counting the change (epoch).
+func TestChangedPastWakesAtEveryOtherChange(t *testing.T) {
+	e := newEnv(t)
+	p := NewPartition("t", 0, e.open(Config{Sync: SyncNever}))
+	for i := range 3 {
+		_, err := p.Append(t.Context(), valueBatch(t, 1, fmt.Sprint(i)), AppendOptions{})
+		require.NoError(t, err)
+	}
+	for _, c := range []struct {
+		name string
+		do   func() error
+	}{
+		{"DeleteRecordsBefore", func() error { _, err := p.DeleteRecordsBefore(t.Context(), 1); return err }},
+		{"Reopen", func() error {
+			return p.Reopen(func() (*Log, error) { return Open(e.dir, Config{Sync: SyncNever}, Options{FS: e.fs, Clock: e.clock}) })
+		}},
+		{"Lock and Unlock", func() error {
+			k, err := p.Lock(t.Context())
+			if err == nil {
+				k.Unlock()
+			}
+			return err
+		}},
+		{"Close", p.Close},
+	} {
+		m := p.Mark()
+		ch, stop := m.ChangedPast(math.MaxInt64)
+		late := p.Mark()
+		require.NoError(t, c.do(), c.name)
+		require.True(t, closed(ch), "%s did not wake a reader of ChangedPast", c.name)
+		stop()
+		ch, stop = late.ChangedPast(1 << 40)
+		require.True(t, closed(ch), "a mark taken before %s waits", c.name)
+		stop()
+		require.Empty(t, p.waiters, c.name)
+	}
+	ch, stop := Mark{}.ChangedPast(1 << 40)
+	stop()
+	require.True(t, closed(ch), "the zero Mark")
+	ch, stop = p.Mark().ChangedPast(0)
+	stop()
+	require.True(t, closed(ch), "a count of 0")
+}
+
+// TestChangedPastCountsOnlyWhatTheFsyncCovered: under SyncAlways the
+// bytes below the high watermark are those the fsync that moved it
+// covered, counted as the log stood when the fsync began: a batch
+// appended during the fsync is below neither, until the next. A reader
+// that counted the first batch and waits for one more is woken by the
+// fsync of the second (mutant: the fsync's count read when it ended took
+// the second batch in, before any fsync covered it, and the reader
+// waited for a third).
+func TestChangedPastCountsOnlyWhatTheFsyncCovered(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{}) // SyncAlways
+	p := NewPartition("t", 0, l)
+	defer p.Close()
+	second := valueBatch(t, 1, "b")
+	testHookSyncListed = func(l *Log) {
+		testHookSyncListed = nil
+		_, _, err := l.AppendAsync(t.Context(), second, AppendOptions{})
+		require.NoError(t, err)
+	}
+	defer func() { testHookSyncListed = nil }()
+	first := valueBatch(t, 1, "a")
+	_, _, err := p.AppendAsync(t.Context(), first, AppendOptions{})
+	require.NoError(t, err)
+	require.NoError(t, l.Flush(t.Context()))
+	require.EqualValues(t, 1, p.HighWatermark(), "the fsync covered the first batch only")
+	require.EqualValues(t, 2, p.LogEndOffset())
+
+	m := p.Mark()
+	ch, stop := m.ChangedPast(int64(len(second))) // the reader holds the first
+	defer stop()
+	require.False(t, closed(ch))
+	require.NoError(t, l.Flush(t.Context()))
+	require.EqualValues(t, 2, p.HighWatermark())
+	require.True(t, closed(ch), "the fsync of the second batch did not wake its reader")
 }
