@@ -571,7 +571,12 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 
 // Fetch reads records of several partitions up to their high watermarks,
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
-// not by a timer tick), or until ctx ends. It serves consumer.Client.
+// not by a timer tick), or until ctx ends. It serves consumer.Client. A
+// fetch of one partition that waits for more than a byte is woken only
+// by the append that may bring MinBytes (under SyncAlways the fsync that
+// makes it durable), or by a change other than an append (a cut, a
+// reopen, a deletion, a close); one of several partitions, by each
+// append to any of them, to look at what it added.
 //
 // Fetch itself fails only when:
 //
@@ -700,15 +705,22 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		failed  bool
 		err     error
 		changed bool // resp read nothing, and a wake came: read only what changed
+		// marks, for a fetch of one partition that wants more than a
+		// byte, is where the partition stood before its last read,
+		// which its wait counts from (see byteWait); nil for others.
+		marks []log.Mark
 	)
+	if len(req.Partitions) == 1 && want > 1 {
+		marks = make([]log.Mark, 1)
+	}
 	for {
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
 		if changed {
-			total, failed, err = b.fetchChanged(ctx, req, maxBytes, resp, waits)
+			total, failed, err = b.fetchChanged(ctx, req, maxBytes, resp, waits, marks)
 		} else {
-			resp, waits, total, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true)
+			resp, waits, total, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, marks)
 		}
 		changed = false
 		if err != nil {
@@ -755,15 +767,22 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// (firstMoved), or a partition's high watermark came down.
 		grew := false // the partitions hold more than resp: appends woke it
 		for again := false; !again; {
-			switch waitAny(ctx, b.ctx.Done(), timer, waits) {
+			stop := byteWait(req, resp, total, want, pr, marks, waits)
+			woke := waitAny(ctx, b.ctx.Done(), timer, waits)
+			stop()
+			switch woke {
 			case waitCtx:
-				if grew {
+				if grew || marks != nil && total > 0 {
 					// The answer holds what the wakes found, as it did
 					// when each wake read: one last read (a partition
 					// that no call holds exclusively is read whatever
 					// ctx says; if one is, by a reopen, the first
-					// read's answer stands).
-					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false); err == nil {
+					// read's answer stands). A fetch of one partition
+					// reads so too: the appends that did not bring
+					// MinBytes did not wake it (byteWait), and the
+					// answer holds what they added, and the high
+					// watermark of now.
+					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false, marks); err == nil {
 						resp, total = r, n
 					}
 				}
@@ -779,7 +798,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				// the answer is due now, and a read that waited for the
 				// reopen would hold back the records held, until ctx
 				// ended them with it.
-				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true)
+				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, marks)
 				if err != nil {
 					return api.FetchResponse{}, err
 				}
@@ -801,7 +820,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				return api.FetchResponse{}, ErrClosed
 			}
 			var now api.FetchResponse
-			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true, false)
+			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true, false, marks)
 			if err != nil {
 				// ctx ended while the look waited for a partition held
 				// exclusively (a reopen): the answer holds records, and
@@ -920,11 +939,11 @@ var testHookFetchRead func()
 // the request names others: a read made while the answer holds no
 // records yet, which would otherwise wait for the reopen, the others'
 // records held back.
-func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check, skipBusy bool) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
+func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check, skipBusy bool, marks []log.Mark) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
 	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
 	waits = make([]<-chan struct{}, len(req.Partitions))
 	for i := range req.Partitions {
-		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], maxBytes, total, check, skipBusy)
+		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], markAt(marks, i), maxBytes, total, check, skipBusy)
 		if err != nil {
 			return resp, waits, total, failed, err
 		}
@@ -946,13 +965,13 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 // fetchOnce: those not read again hold none. It returns the bytes read,
 // whether a partition failed, and ctx's error as fetchOnce does (resp
 // then partly read).
-func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}) (total int, failed bool, err error) {
+func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}, marks []log.Mark) (total int, failed bool, err error) {
 	for i := range waits {
 		if b.fetchStands(req.Partitions[i], resp.Partitions[i], waits[i]) {
 			continue
 		}
 		resp.Partitions[i] = api.FetchedPartition{}
-		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], maxBytes, total, false, true)
+		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], markAt(marks, i), maxBytes, total, false, true)
 		if err != nil {
 			return total, failed, err
 		}
@@ -994,10 +1013,12 @@ func (b *Broker) fetchStands(fp api.FetchPartition, out api.FetchedPartition, wa
 
 // fetchAt reads req.Partitions[i] into out for fetchOnce (see there for
 // check and skipBusy), the fetch having read total bytes before it, after
-// it took the partition's change channel into wait. It returns the bytes
+// it took the partition's change channel into wait, or, where mark is
+// not nil (a fetch of one partition that wants more than a byte: see
+// byteWait), its log.Mark into mark, wait then nil. It returns the bytes
 // it read, whether the partition failed (out.Err), and ctx's error when
 // a read that waited for a reopen ended with it.
-func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out *api.FetchedPartition, wait *<-chan struct{}, maxBytes, total int, check, skipBusy bool) (n int, failed bool, err error) {
+func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out *api.FetchedPartition, wait *<-chan struct{}, mark *log.Mark, maxBytes, total int, check, skipBusy bool) (n int, failed bool, err error) {
 	fp := req.Partitions[i]
 	out.Topic, out.Partition = fp.Topic, fp.Partition
 	t, p, err := b.fetchPartition(fp)
@@ -1010,7 +1031,11 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 		return 0, true, nil
 	}
 	out.TopicID = t.ID
-	*wait = p.Changed() // before the read: see fetchOnce
+	if mark != nil {
+		*mark, *wait = p.Mark(), nil // before the read, as the channel
+	} else {
+		*wait = p.Changed() // before the read: see fetchOnce
+	}
 	o := p.Offsets()
 	out.HighWatermark, out.LogStartOffset = o.HighWatermark, o.LogStart
 	limit := fp.MaxBytes
@@ -1088,6 +1113,64 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 	return len(data), false, nil
 }
 
+// markAt is &marks[i], or nil when marks is.
+func markAt(marks []log.Mark, i int) *log.Mark {
+	if marks == nil {
+		return nil
+	}
+	return &marks[i]
+}
+
+// byteWait sets waits[0], for a fetch of one partition that wants more
+// than a byte (marks, which fetchOnce took before its reads), to a
+// channel closed once an append may have brought the partition to what
+// the fetch wants, or a change other than an append came (see
+// log.Mark.ChangedPast), so that a wait for MinBytes is not woken by
+// every append, each wake a look and a count of what it added, only to
+// wait again (1,000 such fetches of a partition cost about 7 ms of CPU
+// an append; Kafka's broker, too, looks at every fetch waiting on a
+// partition at each append). It returns the stop of that channel, for
+// the caller to call once it no longer waits; for other fetches it does
+// nothing.
+//
+// The fetch counts, at a wake, the bytes of whole batches from its
+// offset up to the high watermark then (each partition's up to its
+// room: see readable). The appends after the mark add what they add
+// past the high watermark the fetch looked at after it, and the mark's
+// count of bytes below the high watermark grows by as much: a fetch that
+// counted c bytes up to that high watermark, all it holds there, waits
+// for want-c more. That holds where the fetch counted every batch up to
+// it, and nothing but an append (which it counts) changes what it
+// counts: so a fetch that read nothing at the high watermark (total 0),
+// or whose count (pr) reached the high watermark it looked at last; one
+// whose room is spent counts nothing more, and no append answers it.
+// Any other fetch — the count stopped short (a read that failed), the
+// log compacted (a compaction may change the first batch counted whole:
+// see firstMoved), or the batches counted whole already make MinBytes
+// (each wake makes the fetch again) — is woken by every append, as
+// before.
+func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr *fetchProbe, marks []log.Mark, waits []<-chan struct{}) (stop func()) {
+	if marks == nil {
+		return func() {}
+	}
+	need := int64(1) // any append
+	switch m := marks[0]; {
+	case m.Compacted():
+	case total == 0:
+		if req.Partitions[0].Offset >= resp.Partitions[0].HighWatermark {
+			need = int64(want)
+		}
+	case total+pr.bound >= want:
+	case pr.rooms[0] <= 0:
+		need = math.MaxInt64 // none: no append adds to the count
+	case pr.hws[0] >= 0 && pr.ends[0] >= pr.hws[0]:
+		need = int64(want - total - pr.bound)
+	}
+	ch, stop := marks[0].ChangedPast(need)
+	waits[0] = ch
+	return stop
+}
+
 // fetchPartition looks up a fetch's partition, and its topic. A fetch that
 // names a topic ID names the topic by it, as Kafka's fetch v13+ does: an
 // ID that no topic of the name has — the topic was deleted, and maybe
@@ -1130,6 +1213,9 @@ func idGone(err error, fp api.FetchPartition) error {
 type fetchProbe struct {
 	ends  []int64
 	rooms []int
+	// hws holds each partition's high watermark that readable's last
+	// call counted up to (-1: it did not look at the partition).
+	hws   []int64
 	more  int
 	bound int
 	buf   []byte // reused by the reads (on the OS's FS; a view in memory)
@@ -1161,8 +1247,9 @@ func firstOf(data []byte) probeFirst {
 // fetch of req: each partition's from the offset after its batches.
 func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) *fetchProbe {
 	n := len(req.Partitions)
-	pr := &fetchProbe{ends: make([]int64, n), rooms: make([]int, n), firsts: make([]probeFirst, n), compact: make([]bool, n)}
+	pr := &fetchProbe{ends: make([]int64, n), rooms: make([]int, n), hws: make([]int64, n), firsts: make([]probeFirst, n), compact: make([]bool, n)}
 	for i, fp := range req.Partitions {
+		pr.hws[i] = -1
 		limit := fp.MaxBytes
 		if limit <= 0 {
 			limit = maxBytes
@@ -1252,6 +1339,7 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 			break
 		}
 		out := resp.Partitions[i]
+		pr.hws[i] = -1
 		if out.Err != nil {
 			continue
 		}
@@ -1263,6 +1351,7 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 		if fresh {
 			hw = p.Offsets().HighWatermark
 		}
+		pr.hws[i] = hw
 		for pr.ends[i] < hw && pr.rooms[i] > 0 && counted() < need {
 			data, err := p.ReadInto(ctx, pr.buf[:0], pr.ends[i], min(pr.rooms[i], need-counted()), hw)
 			if err != nil || len(data) == 0 {

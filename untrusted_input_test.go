@@ -121,11 +121,14 @@ func TestUntrustedWaitAnyManyChannels(t *testing.T) {
 // of reads and allocations, for as long as MaxWait, which has no bound,
 // lasted. Under the race detector (whose shadow of each byte copied made
 // the fetches' first reads most of its time) 5 MB: the ten wakes read
-// 100 MB so, still far above the 4 MiB bound.
+// 100 MB so, still far above the 4 MiB bound. The fetch names a second,
+// empty, partition: a fetch of one partition is not woken by the appends
+// that do not bring MinBytes (see byteWait), and every append wakes
+// one of several.
 func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	b := open(t, Config{Dir: t.TempDir()})
 	ctx := context.Background()
-	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{Sync: log.SyncNever}}))
 	big := strings.Repeat("x", 100<<10)
 	records := 200
 	if testkit.RaceEnabled {
@@ -138,10 +141,10 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	reads := make(chan struct{}, 1000)
 	testHookFetchRead = func() { reads <- struct{}{} }
 	defer func() { testHookFetchRead = nil }()
-	fetch := func(ctx context.Context, minBytes int) <-chan error {
+	fetch := func(ctx context.Context, minBytes int, parts ...api.FetchPartition) <-chan error {
 		done := make(chan error, 1)
 		go func() {
-			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Minute, MinBytes: minBytes, MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
+			resp, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Minute, MinBytes: minBytes, MaxBytes: math.MaxInt32, Partitions: parts})
 			if err == nil && len(resp.Partitions[0].Records) < minBytes && minBytes < math.MaxInt32 {
 				err = fmt.Errorf("answered with %d bytes, fewer than MinBytes %d", len(resp.Partitions[0].Records), minBytes)
 			}
@@ -150,21 +153,26 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 		return done
 	}
 
+	both := []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}}
+	lookedAtBoth := func() { <-reads; <-reads } // a read or a look of each
 	fctx, cancel := context.WithCancel(ctx)
-	done := fetch(fctx, math.MaxInt32)
-	<-reads // its first read
+	done := fetch(fctx, math.MaxInt32, both...)
+	lookedAtBoth() // its first read
 	produce(t, b, "t", 0, "v")
-	<-reads // woken: it waited, its first read and count done
+	lookedAtBoth() // woken: it waited, its first read and count done
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	const appends = 10
 	for range appends {
 		produce(t, b, "t", 0, "v")
-		<-reads // woken
+		lookedAtBoth() // woken
 	}
 	runtime.ReadMemStats(&m1)
 	cancel()
 	require.NoError(t, <-done) // it read records: ctx's end answers them
+	for len(reads) > 0 {
+		<-reads // its last read, at ctx's end
+	}
 	woke := int64(m1.TotalAlloc - m0.TotalAlloc)
 	t.Logf("%d appends woke a fetch waiting past %d records of 100 KB: %d KiB allocated", appends, held, woke>>10)
 	require.Less(t, woke, int64(4<<20), "allocated by %d wakes", appends)
@@ -177,7 +185,7 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	<-reads // its read
 	fctx, cancel = context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	done = fetch(fctx, have+3*1000)
+	done = fetch(fctx, have+3*1000, both[0])
 	<-reads
 	for range 4 {
 		produce(t, b, "t", 0, strings.Repeat("y", 1000))
