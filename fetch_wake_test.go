@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -661,6 +662,67 @@ func TestFetchOfOnePartitionWithNoRoomSleepsThroughAppends(t *testing.T) {
 				a := <-done
 				require.NoError(t, a.err)
 				require.ErrorIs(t, a.resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+			})
+		})
+	}
+}
+
+// TestFetchOfOnePartitionWokenAtMinBytesUnderConcurrentAppends: fetches
+// of one partition waiting for MinBytes, started while appends from
+// several goroutines run, each answer once the appends bring their
+// MinBytes, whatever the order of their marks, reads and the appends
+// (the bytes of an append count once the high watermark is past them:
+// a mark counts nothing its fetch's read does not see); those whose
+// MinBytes no append brings still wait. Run it with -race and -count.
+func TestFetchOfOnePartitionWokenAtMinBytesUnderConcurrentAppends(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  log.Config
+	}{{"SyncNever", log.Config{Sync: log.SyncNever}}, {"SyncAlways", log.Config{}}} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: c.cfg}))
+				size := len(batch(t, "v00"))
+				const appenders, each = 4, 6
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				type fetch struct {
+					want int // batches
+					done <-chan fetchAnswer
+				}
+				var fetches []fetch
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for a := range appenders {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						<-start
+						for i := range each {
+							produce(t, b, "t", 0, fmt.Sprintf("%d%02d", a, i))
+						}
+					}()
+				}
+				for want := 1; want <= appenders*each+2; want++ {
+					fetches = append(fetches, fetch{want, goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: want*size - size/2,
+						Partitions: []api.FetchPartition{{Topic: "t"}}})})
+					if want == 3 {
+						close(start) // the rest start under the appends
+					}
+				}
+				wg.Wait()
+				synctest.Wait()
+				for _, f := range fetches {
+					select {
+					case a := <-f.done:
+						require.NoError(t, a.err)
+						require.LessOrEqual(t, f.want, appenders*each, "a fetch of %d batches answered", f.want)
+						require.GreaterOrEqual(t, len(a.resp.Partitions[0].Records), f.want*size-size/2)
+					default:
+						require.Greater(t, f.want, appenders*each, "a fetch of %d batches waits, %d appended", f.want, appenders*each)
+					}
+				}
 			})
 		})
 	}
