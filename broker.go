@@ -561,7 +561,20 @@ func (b *Broker) Close() error {
 	defer func() { <-b.pids }()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	closed := false
+	defer func() {
+		if !closed {
+			// A partition's close panicked, or ended the goroutine
+			// (runtime.Goexit), and that goes on to the caller: the
+			// directory is unlocked all the same, and the storage let go
+			// of, as a second Close returns at once and would leave the
+			// directory locked for the rest of the process.
+			_ = b.lock.Close()
+			b.release()
+		}
+	}()
 	err := b.closeTopics(&holds)
+	closed = true
 	err = errors.Join(err, b.lock.Close())
 	b.release()
 	return err

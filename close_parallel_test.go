@@ -226,6 +226,65 @@ func TestCloseGoesOnPastAPanickingPartition(t *testing.T) {
 	}
 }
 
+// TestClosePanicOrGoexitUnlocksTheDirectory: a Close during which a
+// partition's close panics or ends the goroutine (runtime.Goexit: a
+// test's t.FailNow in an FS wrapper), one after another (a MemFS) or at
+// once (on disk), unlocks the directory all the same and lets go of the
+// topics: an Open of it succeeds, and finds every partition, those
+// closed after the one that ended too. A second Close, which returns at
+// once, could not unlock it: it was left locked for the rest of the
+// process.
+func TestClosePanicOrGoexitUnlocksTheDirectory(t *testing.T) {
+	for _, onDisk := range []bool{false, true} {
+		for _, end := range []string{"panic", "Goexit"} {
+			t.Run(fmt.Sprintf("disk=%v/%s", onDisk, end), func(t *testing.T) {
+				cfg := Config{Dir: "/d", FS: vfs.NewMem()}
+				if onDisk {
+					cfg = Config{Dir: t.TempDir()}
+				}
+				b, err := Open(cfg)
+				require.NoError(t, err)
+				require.NoError(t, b.CreateTopic(t.Context(), "a", log.TopicConfig{Partitions: 3}))
+				testHookClosePartition = func(p *log.Partition) {
+					if p.ID() != 1 {
+						return
+					}
+					if end == "panic" {
+						panic("the FS panics")
+					}
+					runtime.Goexit()
+				}
+				t.Cleanup(func() { testHookClosePartition = nil })
+				var panicked any
+				returned := false
+				ended := make(chan struct{})
+				go func() {
+					defer close(ended)
+					defer func() { panicked = recover() }()
+					_ = b.Close()
+					returned = true
+				}()
+				<-ended
+				testHookClosePartition = nil
+				require.False(t, returned, "the end goes on to Close's caller")
+				if end == "panic" {
+					require.NotNil(t, panicked)
+				} else {
+					require.Nil(t, panicked)
+				}
+				require.NoError(t, b.Close(), "a second Close")
+				require.Empty(t, b.topics, "the topics let go of")
+				b2, err := Open(cfg)
+				require.NoError(t, err, "the directory unlocked")
+				got, err := b2.Partitions(t.Context(), "a")
+				require.NoError(t, err)
+				require.Equal(t, 3, got)
+				require.NoError(t, b2.Close())
+			})
+		}
+	}
+}
+
 // TestEachAtOnce: eachAtOnce calls f once for each index, at most limit
 // at once, and returns once all have returned; a call that panics or
 // ends its goroutine leaves the others to run, and its end goes on on
