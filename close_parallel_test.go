@@ -432,6 +432,67 @@ func TestEachAtOnce(t *testing.T) {
 			})
 		})
 	}
+	// The first end goes on, at once too: call 0 ends; call 1, begun
+	// with it (limit 2), ends only once call 2 has begun, which it can
+	// only in call 0's place, once call 0's end is taken. Either kind of
+	// end first, the other after: a later one does not replace it (nor a
+	// Goexit a panic, nor a panic a Goexit).
+	t.Run("first end at once", func(t *testing.T) {
+		panics := func() { panic("the first") }
+		for _, c := range []struct {
+			name        string
+			first, then func()
+			want        any // the PanicError's Value; nil for a Goexit
+		}{
+			{"panic, then panic", panics, func() { panic("a later call") }, "the first"},
+			{"panic, then Goexit", panics, runtime.Goexit, "the first"},
+			{"Goexit, then panic", runtime.Goexit, func() { panic("a later call") }, nil},
+		} {
+			var panicked any
+			returned := false
+			begun := make(chan struct{})
+			finished := make(chan struct{})
+			go func() {
+				defer close(finished)
+				defer func() { panicked = recover() }()
+				eachAtOnce(3, 2, func(i int) {
+					switch i {
+					case 0:
+						c.first()
+					case 1:
+						<-begun
+						c.then()
+					case 2:
+						close(begun)
+					}
+				})
+				returned = true
+			}()
+			<-finished
+			require.False(t, returned, c.name)
+			if c.want == nil {
+				require.Nil(t, panicked, "%s: the Goexit goes on", c.name)
+				continue
+			}
+			var p *PanicError
+			require.IsType(t, p, panicked, c.name)
+			require.Equal(t, c.want, panicked.(*PanicError).Value, c.name)
+		}
+	})
+	// A single call runs on the caller's goroutine, whatever the limit:
+	// its panic goes on as it came, not as a *PanicError.
+	t.Run("one call", func(t *testing.T) {
+		require.PanicsWithValue(t, "the FS panics", func() { eachAtOnce(1, partitionsAtOnce, func(int) { eachAtOnceTestPanic() }) })
+	})
+	// One after another, a later call's Goexit as the first panic unwinds
+	// ends the goroutine at once: the panic goes with it, and the calls
+	// after it are not made (0, 1, 2 and 4 returned; 3 panicked, 5 ended).
+	t.Run("Goexit as a panic unwinds", func(t *testing.T) {
+		panicked, _, returned, done := ends(1, eachAtOnceTestPanic, runtime.Goexit)
+		require.Nil(t, panicked, "the Goexit goes on, not the panic")
+		require.False(t, returned)
+		require.Equal(t, int32(4), done)
+	})
 }
 
 // eachAtOnceTestPanic panics, for TestEachAtOnce to find it in the
@@ -439,6 +500,50 @@ func TestEachAtOnce(t *testing.T) {
 //
 //go:noinline
 func eachAtOnceTestPanic() { panic("the FS panics") }
+
+// TestPanicError: a *PanicError's Error gives the panic's value and the
+// stack it began in (a program that stops on it prints both); Unwrap
+// gives the value when it is an error (a panic(nil)'s
+// *runtime.PanicNilError too, a runtime.Error), nil otherwise.
+func TestPanicError(t *testing.T) {
+	// recovered runs two calls at once, the second panicking with v, and
+	// returns the *PanicError eachAtOnce goes on with.
+	recovered := func(t *testing.T, v any) *PanicError {
+		t.Helper()
+		var panicked any
+		func() {
+			defer func() { panicked = recover() }()
+			eachAtOnce(2, 2, func(i int) {
+				if i == 1 {
+					panic(v)
+				}
+			})
+		}()
+		var p *PanicError
+		require.IsType(t, p, panicked)
+		return panicked.(*PanicError)
+	}
+	t.Run("value", func(t *testing.T) {
+		p := recovered(t, "the FS panics")
+		require.Contains(t, p.Error(), "the FS panics")
+		require.Contains(t, p.Error(), "runnel.TestPanicError.", "the stack")
+		require.Contains(t, p.Error(), string(p.Stack))
+		require.NoError(t, p.Unwrap(), "a string is no error")
+	})
+	t.Run("error", func(t *testing.T) {
+		p := recovered(t, fs.ErrClosed)
+		require.ErrorIs(t, p, fs.ErrClosed)
+		require.Contains(t, p.Error(), fs.ErrClosed.Error())
+	})
+	t.Run("nil", func(t *testing.T) {
+		p := recovered(t, nil)
+		var pn *runtime.PanicNilError
+		require.ErrorAs(t, p, &pn)
+		var re runtime.Error
+		require.ErrorAs(t, p, &re)
+		require.Contains(t, p.Error(), pn.Error())
+	})
+}
 
 // watchDeletes is watchCloses for the partitions DeleteTopic discards.
 func watchDeletes(t *testing.T, hold int) *atOnceWatch {
