@@ -31,3 +31,23 @@ func testNewTopicsLookUpAnsweredEndsTheRun(t *testing.T) {
 	defer p.lookUpMu.Unlock()
 	require.Empty(t, p.lookUpFailures, "a look-up that answered ends the run")
 }
+
+// TestClosedProducerKeepsNoLookUpRun: Close, once it has waited for the
+// producer's goroutines, lets go of the runs of failed look-ups too (a
+// topic whose count never answered, whose run a look-up that answers
+// would have ended).
+func TestClosedProducerKeepsNoLookUpRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, c, _ := storageFullProducer(t)
+		c.full.Store(true)
+		_, err := p.topic(context.Background(), "t", true)
+		require.ErrorIs(t, err, ErrDeliveryTimeout)
+		p.lookUpMu.Lock()
+		require.Len(t, p.lookUpFailures, 1, "the run of t's failures")
+		p.lookUpMu.Unlock()
+		require.NoError(t, p.Close())
+		p.lookUpMu.Lock()
+		defer p.lookUpMu.Unlock()
+		require.Nil(t, p.lookUpFailures, "the closed producer keeps the runs")
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -268,6 +269,13 @@ func TestClosedProducerHoldsNoTopic(t *testing.T) {
 			t.Errorf("a record to %q after Close: %v, want ErrClosed", topic, err)
 		}
 	}
+	// A Produce under way as Close began goes on to look its topic up
+	// (past its own closed check): none is made either.
+	for _, topic := range []string{"t", "other"} {
+		if _, err := p.topic(ctx, topic, true); !errors.Is(err, ErrClosed) {
+			t.Errorf("a look-up of %q after Close: %v, want ErrClosed", topic, err)
+		}
+	}
 	if n := c.partitions.Load() - looks; n != 0 {
 		t.Errorf("records after Close asked the Client for partition counts %d times", n)
 	}
@@ -323,6 +331,71 @@ func (c *heldPartitionsClient) Partitions(ctx context.Context, topic string) (in
 	close(c.asked)
 	<-c.answer
 	return c.manyClient.Partitions(ctx, topic)
+}
+
+// A Close that comes while a Produce makes a new topic's state (its
+// partitioner's ForTopic runs, under the topic map's lock, after
+// newTopic found the producer open) lets go of that state too: it waits
+// for the lock before it clears the map, and the Produce's record fails
+// with ErrClosed. Clearing the map without the lock, Close returned
+// first, and the state stored after it stayed with the closed producer.
+func TestCloseDuringNewTopicLetsGoOfIt(t *testing.T) {
+	guard, cancel := context.WithTimeout(context.Background(), testkit.HangGuard)
+	defer cancel()
+	part := &heldForTopic{in: make(chan struct{}), release: make(chan struct{})}
+	p, err := New(&manyClient{n: 2}, RecordPartitioner(part))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		p.Produce(context.Background(), &record.Record{Topic: "t", Partition: 0}, func(_ *record.Record, err error) { got <- err })
+	}()
+	<-part.in
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		if err := p.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	// Until Close waits for the map's lock, or returns.
+	buf := make([]byte, 1<<20)
+wait:
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "[sync.Mutex.Lock") && strings.Contains(g, "producer.(*Producer).dropTopics(") {
+				break wait
+			}
+		}
+		select {
+		case <-closed:
+			break wait
+		case <-guard.Done():
+			t.Fatal("Close neither returns nor waits for the topic map's lock")
+		default:
+			runtime.Gosched()
+		}
+	}
+	close(part.release)
+	<-closed
+	if err := <-got; !errors.Is(err, ErrClosed) {
+		t.Errorf("the record: %v, want ErrClosed", err)
+	}
+	if p.knownTopic("t") != nil || p.lastTop.Load() != nil {
+		t.Error("a topic made as Close let go of the others is kept by the closed producer")
+	}
+}
+
+// heldForTopic is a ManualPartitioner whose ForTopic says it was called
+// (in), then returns once release is closed.
+type heldForTopic struct{ in, release chan struct{} }
+
+func (h *heldForTopic) ForTopic(topic string) TopicPartitioner {
+	close(h.in)
+	<-h.release
+	return ManualPartitioner().ForTopic(topic)
 }
 
 // With values that compress, a batch being sent holds its compressed
