@@ -245,10 +245,12 @@ func TestClosePanicOrGoexitUnlocksTheDirectory(t *testing.T) {
 				b, err := Open(cfg)
 				require.NoError(t, err)
 				require.NoError(t, b.CreateTopic(t.Context(), "a", log.TopicConfig{Partitions: 3}))
+				var left *log.Partition // the one whose close ended: the test's to close
 				testHookClosePartition = func(p *log.Partition) {
 					if p.ID() != 1 {
 						return
 					}
+					left = p
 					if end == "panic" {
 						panic("the FS panics")
 					}
@@ -274,6 +276,7 @@ func TestClosePanicOrGoexitUnlocksTheDirectory(t *testing.T) {
 				}
 				require.NoError(t, b.Close(), "a second Close")
 				require.Empty(t, b.topics, "the topics let go of")
+				require.NoError(t, left.Close())
 				b2, err := Open(cfg)
 				require.NoError(t, err, "the directory unlocked")
 				got, err := b2.Partitions(t.Context(), "a")
