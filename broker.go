@@ -507,7 +507,10 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 //
 // Errors: the errors.Join of the partitions' log.Log.Close errors (file
 // system errors of their closing fsyncs and checkpoints) and the lock's
-// release; nil for a second call. The broker is closed all the same.
+// release; nil for a second call. The broker is closed all the same:
+// should a partition's close panic or call runtime.Goexit (an FS's, a
+// Clock's), that goes on to the caller once the others are closed (see
+// PanicError), the directory unlocked.
 //
 // It is idempotent. A second call returns once the first has closed the
 // broker. Afterwards every method returns [ErrClosed], and the broker
