@@ -829,7 +829,7 @@ func testObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 		defer close(blocked)
 		q.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}()
-	obsWaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserve(")
+	obsWaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserveQueued(")
 	require.EqualValues(t, 20, q.BufferedRecords())
 	require.NoError(t, q.Close())
 	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
@@ -1088,11 +1088,16 @@ func obsCrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []o
 }
 
 // obsWaitForStack returns once a goroutine's stack holds every one
-// of parts, or fails t after testkit.HangGuard.
+// of parts, or fails t after testkit.HangGuard (or 100,000 looks).
 func obsWaitForStack(t *testing.T, parts ...string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(testkit.HangGuard); time.Now().Before(deadline); runtime.Gosched() {
+	// Bounded by looks as well as by the deadline: in a synctest bubble
+	// the clock stands still while this loop runs, and a goroutine that
+	// never comes (a function renamed) would keep it looking for ever.
+	deadline := time.Now().Add(testkit.HangGuard)
+	for look := 0; look < 100_000 && time.Now().Before(deadline); look++ {
+		runtime.Gosched()
 	next:
 		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
 			for _, p := range parts {
