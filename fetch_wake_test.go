@@ -727,3 +727,156 @@ func TestFetchOfOnePartitionWokenAtMinBytesUnderConcurrentAppends(t *testing.T) 
 		})
 	}
 }
+
+// TestFetchOfOnePartitionWokenAtMinBytesCountedPastASegment: a fetch of
+// one partition whose read stopped at the end of a segment, the batches
+// after it below the high watermark counted (readable), waits for what
+// it lacks past both, and is woken by the append that brings exactly
+// that, not by the one before (a MinBytes a byte more: not by that one
+// either). Mutants: the wait forgetting the bytes counted past the read
+// (woken an append late, at MaxWait here), a wait a byte short (woken an
+// append early, to look and wait again).
+func TestFetchOfOnePartitionWokenAtMinBytesCountedPastASegment(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		sync log.SyncPolicy
+		plus int // bytes past the batches the fetch waits for
+	}{
+		{"SyncNever", log.SyncNever, 0},
+		{"SyncNever/a_byte_more", log.SyncNever, 1},
+		{"SyncAlways", log.SyncAlways, 0},
+		{"SyncAlways/a_byte_more", log.SyncAlways, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				size := len(batch(t, "v00"))
+				// A segment a batch: the fetch's read ends at the
+				// end of its first.
+				cfg := log.Config{Sync: c.sync, SegmentBytes: int64(size)}
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: cfg}))
+				for _, v := range []string{"x00", "h00", "h01"} {
+					produce(t, b, "t", 0, v)
+				}
+				var reads atomic.Int32
+				testHookFetchRead = func() { reads.Add(1) }
+				defer func() { testHookFetchRead = nil }()
+				t0 := time.Now()
+				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 4*size + c.plus,
+					Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+				synctest.Wait()
+				first := reads.Load()
+				produce(t, b, "t", 0, "v00")
+				synctest.Wait()
+				require.Equal(t, first, reads.Load(), "woken by an append that does not bring MinBytes")
+				time.Sleep(time.Minute)
+				produce(t, b, "t", 0, "v01")
+				synctest.Wait()
+				if c.plus > 0 {
+					require.Equal(t, first, reads.Load(), "woken by the append a byte short of MinBytes")
+					time.Sleep(time.Minute)
+					produce(t, b, "t", 0, "v02")
+				}
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0.Add(time.Duration(1+c.plus)*time.Minute), a.at, "not woken by the append that brought MinBytes")
+				require.GreaterOrEqual(t, len(values(t, a.resp.Partitions[0].Records)), 1)
+			})
+		})
+	}
+}
+
+// TestFetchOfOnePartitionChangedBetweenMarkAndWait: what changes a
+// partition between a fetch's mark (taken before its read) and its wait
+// — appends that bring MinBytes made after the fetch looked at the high
+// watermark, a DeleteRecords past its offset, a reopen (a config
+// change: the new log counts its bytes from 0) followed by appends that
+// bring MinBytes — answers the fetch at once, not at MaxWait. Mutants:
+// ChangedPast not looking at the count reached since the mark, nor at
+// the changes (epoch) since it; the mark taken after the read.
+func TestFetchOfOnePartitionChangedBetweenMarkAndWait(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		sync log.SyncPolicy
+		do   func(t *testing.T, b *Broker)
+		gone bool // the offset is out of range then
+	}{
+		{"appends/SyncNever", log.SyncNever, func(t *testing.T, b *Broker) { produce(t, b, "t", 0, "a"); produce(t, b, "t", 0, "b") }, false},
+		{"appends/SyncAlways", log.SyncAlways, func(t *testing.T, b *Broker) { produce(t, b, "t", 0, "a"); produce(t, b, "t", 0, "b") }, false},
+		{"DeleteRecords", log.SyncNever, func(t *testing.T, b *Broker) {
+			produce(t, b, "t", 0, "a")
+			_, err := b.DeleteRecords(t.Context(), "t", 0, 5)
+			require.NoError(t, err)
+		}, true},
+		{"reopen, appends", log.SyncNever, func(t *testing.T, b *Broker) {
+			require.NoError(t, b.UpdateTopicConfig(t.Context(), "t", func(c *log.Config) { c.RetentionTime = 24 * time.Hour }))
+			produce(t, b, "t", 0, "a")
+			produce(t, b, "t", 0, "b")
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: c.sync}}))
+				// Bytes before the mark, which the reopen's new log
+				// does not count.
+				produce(t, b, "t", 0, "x00", "x01", "x02", "x03")
+				size := len(batch(t, "a"))
+				once := false
+				testHookFetchRead = func() {
+					if !once {
+						once = true
+						c.do(t, b) // after the mark and the look at the high watermark
+					}
+				}
+				defer func() { testHookFetchRead = nil }()
+				t0 := time.Now()
+				a := <-goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * size,
+					Partitions: []api.FetchPartition{{Topic: "t", Offset: 4}}})
+				require.NoError(t, a.err)
+				require.Equal(t, t0, a.at, "slept until MaxWait")
+				if c.gone {
+					require.ErrorIs(t, a.resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+					return
+				}
+				require.NoError(t, a.resp.Partitions[0].Err)
+				require.Equal(t, []string{"a", "b"}, values(t, a.resp.Partitions[0].Records))
+			})
+		})
+	}
+}
+
+// TestFetchOfOnePartitionHoldingRecordsWaitsAcrossAReopen: a fetch of one
+// partition that holds records, fewer than MinBytes, woken by a reopen
+// (a config change) looks, takes its mark again (of the new log, whose
+// count starts at 0), and waits for what it lacks: the next append that
+// does not bring MinBytes leaves it asleep, the one that does answers
+// it. Mutant: the wake's look keeping the mark of before the reopen (its
+// wait answered at once, again and again).
+func TestFetchOfOnePartitionHoldingRecordsWaitsAcrossAReopen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+		produce(t, b, "t", 0, "a")
+		size := len(batch(t, "a"))
+		var reads atomic.Int32
+		testHookFetchRead = func() { reads.Add(1) }
+		defer func() { testHookFetchRead = nil }()
+		t0 := time.Now()
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 3 * size,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
+		synctest.Wait()
+		require.NoError(t, b.UpdateTopicConfig(t.Context(), "t", func(c *log.Config) { c.RetentionTime = 24 * time.Hour }))
+		synctest.Wait()
+		looked := reads.Load()
+		produce(t, b, "t", 0, "b")
+		synctest.Wait()
+		require.Equal(t, looked, reads.Load(), "woken by an append that does not bring MinBytes, after the reopen")
+		time.Sleep(time.Minute)
+		produce(t, b, "t", 0, "c")
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, t0.Add(time.Minute), a.at, "not woken by the append that brought MinBytes")
+		require.Equal(t, []string{"a", "b", "c"}, values(t, a.resp.Partitions[0].Records))
+	})
+}
