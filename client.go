@@ -772,16 +772,19 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 			stop()
 			switch woke {
 			case waitCtx:
-				if grew || marks != nil && total > 0 {
+				if grew || marks != nil {
 					// The answer holds what the wakes found, as it did
 					// when each wake read: one last read (a partition
 					// that no call holds exclusively is read whatever
 					// ctx says; if one is, by a reopen, the first
 					// read's answer stands). A fetch of one partition
-					// reads so too: the appends that did not bring
-					// MinBytes did not wake it (byteWait), and the
-					// answer holds what they added, and the high
-					// watermark of now.
+					// reads so too, whether or not it holds records:
+					// the appends that did not bring MinBytes did not
+					// wake it (byteWait), where each woke it before, to
+					// read what they added, and the answer holds it,
+					// and the high watermark of now. One that read
+					// nothing and finds nothing still answers ctx's
+					// error.
 					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false, marks); err == nil {
 						resp, total = r, n
 					}

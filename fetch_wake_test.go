@@ -615,6 +615,55 @@ func TestFetchOfOnePartitionCtxEndReadsAgain(t *testing.T) {
 	})
 }
 
+// TestFetchOfOnePartitionAtTheEndCtxEndReadsAgain: a fetch of one
+// partition that read nothing, at the end of the partition, and waits
+// for MinBytes answers, when its ctx ends, what a read finds then, with
+// no error: records appended since its read that did not bring MinBytes
+// did not wake it, and before 2026-12-06 their append woke it to read
+// them, so that ctx's end answered them (a consumer's Poll whose ctx
+// ends returns what the fetch found: see consumer.Client.Poll). With
+// nothing appended, ctx's error as before.
+// Mutant: ctx's end reading again only a fetch that holds records (it
+// answered nothing and ctx's error, the records appended left to the
+// next fetch).
+func TestFetchOfOnePartitionAtTheEndCtxEndReadsAgain(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		sync   log.SyncPolicy
+		append bool
+	}{
+		{"SyncNever/appended", log.SyncNever, true},
+		{"SyncAlways/appended", log.SyncAlways, true},
+		{"nothing_appended", log.SyncNever, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: c.sync}}))
+				produce(t, b, "t", 0, "a")
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+					Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+				synctest.Wait()
+				if c.append {
+					produce(t, b, "t", 0, "b")
+					synctest.Wait()
+				}
+				cancel()
+				a := <-done
+				if !c.append {
+					require.ErrorIs(t, a.err, context.Canceled)
+					return
+				}
+				require.NoError(t, a.err, "records appended during the wait, not answered at ctx's end")
+				require.EqualValues(t, 2, a.resp.Partitions[0].HighWatermark)
+				require.Equal(t, []string{"b"}, values(t, a.resp.Partitions[0].Records))
+			})
+		})
+	}
+}
+
 // TestFetchOfOnePartitionWithNoRoomSleepsThroughAppends: a fetch of one
 // partition whose first batch took all its MaxBytes (KIP-74: the first
 // batch comes whatever its size) counts nothing more, and no append
