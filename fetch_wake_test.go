@@ -895,37 +895,47 @@ func TestFetchOfOnePartitionChangedBetweenMarkAndWait(t *testing.T) {
 	}
 }
 
-// TestFetchOfOnePartitionHoldingRecordsWaitsAcrossAReopen: a fetch of one
-// partition that holds records, fewer than MinBytes, woken by a reopen
-// (a config change) looks, takes its mark again (of the new log, whose
-// count starts at 0), and waits for what it lacks: the next append that
-// does not bring MinBytes leaves it asleep, the one that does answers
-// it. Mutant: the wake's look keeping the mark of before the reopen (its
-// wait answered at once, again and again).
-func TestFetchOfOnePartitionHoldingRecordsWaitsAcrossAReopen(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := open(t, Config{})
-		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
-		produce(t, b, "t", 0, "a")
-		size := len(batch(t, "a"))
-		var reads atomic.Int32
-		testHookFetchRead = func() { reads.Add(1) }
-		defer func() { testHookFetchRead = nil }()
-		t0 := time.Now()
-		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 3 * size,
-			Partitions: []api.FetchPartition{{Topic: "t"}}})
-		synctest.Wait()
-		require.NoError(t, b.UpdateTopicConfig(t.Context(), "t", func(c *log.Config) { c.RetentionTime = 24 * time.Hour }))
-		synctest.Wait()
-		looked := reads.Load()
-		produce(t, b, "t", 0, "b")
-		synctest.Wait()
-		require.Equal(t, looked, reads.Load(), "woken by an append that does not bring MinBytes, after the reopen")
-		time.Sleep(time.Minute)
-		produce(t, b, "t", 0, "c")
-		a := <-done
-		require.NoError(t, a.err)
-		require.Equal(t, t0.Add(time.Minute), a.at, "not woken by the append that brought MinBytes")
-		require.Equal(t, []string{"a", "b", "c"}, values(t, a.resp.Partitions[0].Records))
-	})
+// TestFetchOfOnePartitionWaitsAcrossAReopen: a fetch of one partition
+// that waits for MinBytes, holding records or at the end of the
+// partition, woken by a reopen (a config change) looks or reads again,
+// takes its mark again (of the new log, whose count starts at 0), and
+// waits for what it lacks: the next append that does not bring MinBytes
+// leaves it asleep, the one that does answers it. Mutants: the wake's
+// look, or the read of a fetch at the end, keeping the mark of before
+// the reopen (its wait answered at once, again and again: the test
+// hangs).
+func TestFetchOfOnePartitionWaitsAcrossAReopen(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		offset int64
+		want   []string
+	}{{"records_held", 0, []string{"a", "b", "c"}}, {"at_the_end", 1, []string{"b", "c"}}} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
+				produce(t, b, "t", 0, "a")
+				size := len(batch(t, "a"))
+				var reads atomic.Int32
+				testHookFetchRead = func() { reads.Add(1) }
+				defer func() { testHookFetchRead = nil }()
+				t0 := time.Now()
+				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: len(c.want) * size,
+					Partitions: []api.FetchPartition{{Topic: "t", Offset: c.offset}}})
+				synctest.Wait()
+				require.NoError(t, b.UpdateTopicConfig(t.Context(), "t", func(c *log.Config) { c.RetentionTime = 24 * time.Hour }))
+				synctest.Wait()
+				looked := reads.Load()
+				produce(t, b, "t", 0, "b")
+				synctest.Wait()
+				require.Equal(t, looked, reads.Load(), "woken by an append that does not bring MinBytes, after the reopen")
+				time.Sleep(time.Minute)
+				produce(t, b, "t", 0, "c")
+				a := <-done
+				require.NoError(t, a.err)
+				require.Equal(t, t0.Add(time.Minute), a.at, "not woken by the append that brought MinBytes")
+				require.Equal(t, c.want, values(t, a.resp.Partitions[0].Records))
+			})
+		})
+	}
 }
