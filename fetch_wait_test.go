@@ -19,21 +19,24 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestFetchCtxEndAnswersWhatTheWakesFound: a fetch that
-// answered with records, fewer than MinBytes, and waits, woken by an
-// append, answers when its ctx ends with what the partition holds then
+// TestFetchCtxEndAnswersWhatTheWakesFound: a fetch of several partitions
+// that answered with records, fewer than MinBytes, and waits, woken by an
+// append, answers when its ctx ends with what the partitions hold then
 // (one last read), not with its first read's records: as it did when each
 // wake read. Kills: the last read at ctx's end skipped (if grew made
-// false, or negated).
+// false, or negated). Of two partitions since 2026-12-07: a fetch of one
+// is not woken by an append that does not bring its MinBytes, and reads
+// again at ctx's end whatever grew says
+// (TestFetchOfOnePartitionCtxEndReadsAgain).
 func TestFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{})
-		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
 		produce(t, b, "t", 0, "a")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-			Partitions: []api.FetchPartition{{Topic: "t"}}})
+			Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}}})
 		synctest.Wait() // it read "a" and waits
 		produce(t, b, "t", 0, "b")
 		synctest.Wait() // woken: it counted "b" and waits again
