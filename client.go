@@ -705,22 +705,22 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		failed  bool
 		err     error
 		changed bool // resp read nothing, and a wake came: read only what changed
-		// marks, for a fetch of one partition that wants more than a
+		// mark, for a fetch of one partition that wants more than a
 		// byte, is where the partition stood before its last read,
 		// which its wait counts from (see byteWait); nil for others.
-		marks []log.Mark
+		mark *log.Mark
 	)
 	if len(req.Partitions) == 1 && want > 1 {
-		marks = make([]log.Mark, 1)
+		mark = new(log.Mark)
 	}
 	for {
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
 		if changed {
-			total, failed, err = b.fetchChanged(ctx, req, maxBytes, resp, waits, marks)
+			total, failed, err = b.fetchChanged(ctx, req, maxBytes, resp, waits, mark)
 		} else {
-			resp, waits, total, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, marks)
+			resp, waits, total, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, mark)
 		}
 		changed = false
 		if err != nil {
@@ -767,12 +767,12 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// (firstMoved), or a partition's high watermark came down.
 		grew := false // the partitions hold more than resp: appends woke it
 		for again := false; !again; {
-			stop := byteWait(req, resp, total, want, pr, marks, waits)
+			stop := byteWait(req, resp, total, want, pr, mark, waits)
 			woke := waitAny(ctx, b.ctx.Done(), timer, waits)
 			stop()
 			switch woke {
 			case waitCtx:
-				if grew || marks != nil {
+				if grew || mark != nil {
 					// The answer holds what the wakes found, as it did
 					// when each wake read: one last read (a partition
 					// that no call holds exclusively is read whatever
@@ -785,7 +785,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 					// and the high watermark of now. One that read
 					// nothing and finds nothing still answers ctx's
 					// error.
-					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false, marks); err == nil {
+					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false, mark); err == nil {
 						resp, total = r, n
 					}
 				}
@@ -801,7 +801,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				// the answer is due now, and a read that waited for the
 				// reopen would hold back the records held, until ctx
 				// ended them with it.
-				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, marks)
+				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, mark)
 				if err != nil {
 					return api.FetchResponse{}, err
 				}
@@ -823,7 +823,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				return api.FetchResponse{}, ErrClosed
 			}
 			var now api.FetchResponse
-			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true, false, marks)
+			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true, false, mark)
 			if err != nil {
 				// ctx ended while the look waited for a partition held
 				// exclusively (a reopen): the answer holds records, and
@@ -941,12 +941,13 @@ var testHookFetchRead func()
 // skipBusy, a partition held exclusively (a reopen) is not read, when
 // the request names others: a read made while the answer holds no
 // records yet, which would otherwise wait for the reopen, the others'
-// records held back.
-func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check, skipBusy bool, marks []log.Mark) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
+// records held back. mark, if not nil, is the one partition's, taken in
+// place of its channel (see fetchAt).
+func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check, skipBusy bool, mark *log.Mark) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
 	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
 	waits = make([]<-chan struct{}, len(req.Partitions))
 	for i := range req.Partitions {
-		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], markAt(marks, i), maxBytes, total, check, skipBusy)
+		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], mark, maxBytes, total, check, skipBusy)
 		if err != nil {
 			return resp, waits, total, failed, err
 		}
@@ -968,13 +969,13 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 // fetchOnce: those not read again hold none. It returns the bytes read,
 // whether a partition failed, and ctx's error as fetchOnce does (resp
 // then partly read).
-func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}, marks []log.Mark) (total int, failed bool, err error) {
+func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}, mark *log.Mark) (total int, failed bool, err error) {
 	for i := range waits {
 		if b.fetchStands(req.Partitions[i], resp.Partitions[i], waits[i]) {
 			continue
 		}
 		resp.Partitions[i] = api.FetchedPartition{}
-		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], markAt(marks, i), maxBytes, total, false, true)
+		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], mark, maxBytes, total, false, true)
 		if err != nil {
 			return total, failed, err
 		}
@@ -1116,16 +1117,8 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 	return len(data), false, nil
 }
 
-// markAt is &marks[i], or nil when marks is.
-func markAt(marks []log.Mark, i int) *log.Mark {
-	if marks == nil {
-		return nil
-	}
-	return &marks[i]
-}
-
 // byteWait sets waits[0], for a fetch of one partition that wants more
-// than a byte (marks, which fetchOnce took before its reads), to a
+// than a byte (mark, which fetchAt took before its read), to a
 // channel closed once an append may have brought the partition to what
 // the fetch wants, or a change other than an append came (see
 // log.Mark.ChangedPast), so that a wait for MinBytes is not woken by
@@ -1152,13 +1145,13 @@ func markAt(marks []log.Mark, i int) *log.Mark {
 // see firstMoved), or the batches counted whole already make MinBytes
 // (each wake makes the fetch again) — is woken by every append, as
 // before.
-func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr *fetchProbe, marks []log.Mark, waits []<-chan struct{}) (stop func()) {
-	if marks == nil {
+func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr *fetchProbe, mark *log.Mark, waits []<-chan struct{}) (stop func()) {
+	if mark == nil {
 		return func() {}
 	}
 	need := int64(1) // any append
-	switch m := marks[0]; {
-	case m.Compacted():
+	switch {
+	case mark.Compacted():
 	case total == 0:
 		if req.Partitions[0].Offset >= resp.Partitions[0].HighWatermark {
 			need = int64(want)
@@ -1169,7 +1162,7 @@ func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr
 	case pr.hws[0] >= 0 && pr.ends[0] >= pr.hws[0]:
 		need = int64(want - total - pr.bound)
 	}
-	ch, stop := marks[0].ChangedPast(need)
+	ch, stop := mark.ChangedPast(need)
 	waits[0] = ch
 	return stop
 }
