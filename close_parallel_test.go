@@ -595,7 +595,8 @@ func TestDeleteTopicOnDiskDeletesPartitionsAtOnce(t *testing.T) {
 }
 
 // TestDeleteTopicJoinsErrorsInOrder: DeleteTopic's error joins the
-// partitions' errors in their order, each one's Discard before its
+// partitions' errors in their order, in one flat join (an item for each
+// failed partition), each one's Discard before its
 // removal (here, one after another on a wrapper of a MemFS: t-0's and
 // t-2's directories not removed, t-1's files failing to close), and
 // the topic is gone all the same.
@@ -635,6 +636,14 @@ func TestDeleteTopicJoinsErrorsInOrder(t *testing.T) {
 	require.Equal(t, "remove /d/t-0", lines[0])
 	require.True(t, strings.HasPrefix(lines[1], "close /d/t-1/"), lines[1])
 	require.Equal(t, "remove /d/t-2", lines[2])
+	// One flat join, an item for each failed partition, in their order.
+	joined, ok := err.(interface{ Unwrap() []error })
+	require.True(t, ok, "%T", err)
+	items := joined.Unwrap()
+	require.Len(t, items, 3, "%v", err)
+	require.Contains(t, items[0].Error(), "remove /d/t-0")
+	require.Contains(t, items[1].Error(), "close /d/t-1/")
+	require.Contains(t, items[2].Error(), "remove /d/t-2")
 	require.Empty(t, b.Topics())
 }
 

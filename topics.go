@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1238,7 +1239,9 @@ func discardPartitions(ps []*log.Partition) {
 //   - ErrUnknownTopic;
 //   - [ErrClosed], also when Close overtakes it while it waits;
 //   - ctx's error, the topic left as it was;
-//   - file system errors.
+//   - file system errors, in one [errors.Join]: the topics directory's
+//     sync, then one error for each partition whose discard or removal
+//     failed, in the partitions' order, then the data directory's sync.
 //
 // Before it removes the topic's record it takes each partition's lock,
 // waiting for the appends, reads and look-ups in flight (and holding back
@@ -1295,7 +1298,10 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 		k.Unlock()
 		errs[i] = errors.Join(errs[i], b.fs.RemoveAll(b.partitionDir(name, i)))
 	})
-	return errors.Join(err, errors.Join(errs...), b.fs.SyncDir(b.root))
+	// One flat join: the topics directory's sync, then each failed
+	// partition's errors in the partitions' order, then the data
+	// directory's sync.
+	return errors.Join(slices.Concat([]error{err}, errs, []error{b.fs.SyncDir(b.root)})...)
 }
 
 // testHookDeletePartition, when set (by tests), runs as DeleteTopic
