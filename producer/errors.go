@@ -30,9 +30,9 @@ var (
 	// ErrNilRecord is given to the promise of a nil record.
 	ErrNilRecord = errors.New("runnel/producer: nil record")
 	// ErrInvalidPartition is given to the promise of a record whose
-	// partitioner chose a partition the topic does not have (negative, or
-	// not below the partition count, which the producer asks the broker
-	// for again first: see Produce).
+	// partitioner chose a partition the topic does not have: a negative
+	// one, or one not below the partition count. For the latter, the
+	// producer first asks the broker for the count again (see Produce).
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
 	// ErrDeliveryTimeout is given to the promise of a record:
 	//
@@ -159,12 +159,15 @@ func (e *RecordError) Error() string {
 // Unwrap returns Err.
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// RecordErrors returns the *RecordError of each failed record in err, an
-// error that ProduceSync returned (the errors.Join of them, maybe wrapped
-// since with fmt.Errorf's %w), in the order the records failed; nil when
-// err holds none (nil, or an error of another kind). A caller that
-// produces the failed records again, or reports each, ranges over it
-// rather than unwrapping the join itself.
+// RecordErrors returns the *RecordError of each failed record in err, in
+// the order the records failed.
+//
+// err is an error that ProduceSync returned: the errors.Join of them,
+// maybe wrapped since with fmt.Errorf's %w. RecordErrors returns nil when
+// err holds none (nil, or an error of another kind).
+//
+// A caller that produces the failed records again, or reports each,
+// ranges over it rather than unwrapping the join itself.
 func RecordErrors(err error) []*RecordError {
 	var out []*RecordError
 	var walk func(error)

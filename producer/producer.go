@@ -498,14 +498,18 @@ func (p *Producer) Produce(ctx context.Context, r *record.Record, promise func(*
 	p.produce(ctx, r, promise, true, nil, nil)
 }
 
-// TryProduce is Produce, except that when the buffer is full, or a
-// Produce waits for space (which TryProduce does not take before it),
-// the promise gets ErrMaxBuffered at once, before TryProduce returns. ctx
-// governs r as it does for Produce. A TryProduce that finds the buffer
-// full does not cut short the linger of the batches that fill it, as a
-// Produce waiting for space does (see Linger): with TryProduce alone and
-// a long Linger, records fail with ErrMaxBuffered until those batches
-// leave; call Flush to send them at once.
+// TryProduce is Produce, except that it never waits for space in the
+// buffer.
+//
+// When the buffer is full, or a Produce waits for space (which TryProduce
+// does not take before it), the promise gets [ErrMaxBuffered] at once,
+// before TryProduce returns. ctx governs r as it does for Produce.
+//
+// A TryProduce that finds the buffer full does not cut short the linger
+// of the batches that fill it, as a Produce waiting for space does (see
+// [Linger]). So with TryProduce alone and a long Linger, records fail with
+// ErrMaxBuffered until those batches leave. Call [Producer.Flush] to send
+// them at once.
 func (p *Producer) TryProduce(ctx context.Context, r *record.Record, promise func(*record.Record, error)) {
 	p.produce(ctx, r, promise, false, nil, nil)
 }
