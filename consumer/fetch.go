@@ -8,12 +8,18 @@ import (
 )
 
 // Fetches is what one Poll returned: a Fetch for each partition that had
-// batches or an error, and more than one for a partition with more to
-// report — the errors a Records loop kept for the next Poll (see
-// Records) besides what the Poll found, or the topic found replaced by
-// both the look-up of a reset position and the fetch from the position
-// found (see Poll) — its errors before its batches. A Fetch's batches may
-// hold no record to return (see Poll): NumRecords counts those there are.
+// batches or an error.
+//
+// A partition with more to report has more than one Fetch, its errors
+// before its batches. It has more to report with:
+//
+//   - the errors a Records loop kept for the next Poll (see Records),
+//     besides what the Poll found;
+//   - the topic found replaced by both the look-up of a reset position and
+//     the fetch from the position found (see Poll).
+//
+// A Fetch's batches may hold no record to return (see Poll):
+// [Fetch.NumRecords] counts those there are.
 type Fetches []Fetch
 
 // Fetch is one partition's part of a Poll.
@@ -22,20 +28,30 @@ type Fetch struct {
 	Topic     string
 	Partition int32
 	// HighWatermark and LogStartOffset are the partition's, as the broker
-	// answered the fetch: it holds records from LogStartOffset, and a
-	// consumer reads up to HighWatermark, so HighWatermark minus Position
-	// is the consumer's lag on the partition. With an Err that says the
-	// partition is not there (an unknown topic or partition), both are -1,
-	// as the broker answered (see api.FetchedPartition): no lag to read;
-	// so are they with the Err of a position's look-up (ListOffset, the
-	// PartitionError's Offset -1), which tells neither.
+	// answered the fetch.
+	//
+	// The partition holds records from LogStartOffset, and a consumer
+	// reads up to HighWatermark. So HighWatermark minus Position is the
+	// consumer's lag on the partition.
+	//
+	// Both are -1:
+	//
+	//   - with an Err that says the partition is not there (an unknown
+	//     topic or partition), as the broker answered (see
+	//     [api.FetchedPartition]): no lag to read;
+	//   - with the Err of a position's look-up (ListOffset, the
+	//     PartitionError's Offset -1), which tells neither.
 	HighWatermark, LogStartOffset int64
 	// Batches holds the whole record batches as fetched (Kafka's
-	// RecordBatch v2, see record.Batches), CRC-checked unless CheckCRCs is
-	// off. The first may begin before the position the fetch was made at,
-	// as Kafka returns whole batches; the iterators skip those records,
-	// and control batches. The bytes are never modified, by the consumer
-	// or the broker: do not modify them either.
+	// RecordBatch v2, see [record.Batches]). They are CRC-checked unless
+	// [CheckCRCs] is off.
+	//
+	// The first may begin before the position the fetch was made at, as
+	// Kafka returns whole batches. The iterators skip those records, and
+	// control batches.
+	//
+	// The bytes are never modified, by the consumer or the broker: do not
+	// modify them either.
 	Batches []byte
 	// Err is the partition's error, a *PartitionError; Batches is then
 	// empty.
@@ -185,14 +201,20 @@ func (f *Fetch) EachRecord(fn func(*record.Record)) {
 }
 
 // NumRecords is the number of records Records yields, as the batch
-// headers count them. It reads the headers, decoding only the batches
-// that hold records Records skips (the first, when the fetch began inside
-// it), so a batch whose header is sound but whose records do not decode
-// (which only a Client that does not check CRCs, or writes such
-// batches, returns) counts whole, where Records yields the records
-// before the one that fails and an error; it stops counting at bytes
-// that do not frame as a batch, and at a first batch that cannot be
-// decoded.
+// headers count them.
+//
+// It reads the headers. It decodes only the batches that hold records
+// Records skips: the first, when the fetch began inside it.
+//
+// So a batch whose header is sound but whose records do not decode
+// counts whole, where Records yields the records before the one that
+// fails and an error. Only a Client that does not check CRCs, or writes
+// such batches, returns one.
+//
+// It stops counting:
+//
+//   - at bytes that do not frame as a batch;
+//   - at a first batch that cannot be decoded.
 func (f *Fetch) NumRecords() int {
 	n := 0
 	var buf []byte

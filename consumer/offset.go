@@ -105,15 +105,17 @@ func (o Offset) listTimestamp() int64 {
 // ResetPolicy is where a partition goes when its position is out of
 // range (see ResetOffset).
 //
-// The default is ResetEarliest rather than Kafka's "latest": in an
-// embedded log a position usually falls out of range because retention
-// or DeleteRecords overtook a slow reader, and going to the earliest
-// record left skips only what was deleted, where "latest" would skip
-// everything still there. franz-go's kgo does the same below the log
-// start; past the end (records the broker lost) its default since v1.22,
-// RewindOffset(time.Minute), resumes a minute's records before the last
-// one consumed, where ResetEarliest goes back to the log start (before
-// v1.22 kgo's default was the start, as here).
+// The default is ResetEarliest rather than Kafka's "latest". In an
+// embedded log, a position usually falls out of range because retention
+// or DeleteRecords overtook a slow reader. Going to the earliest record
+// left then skips only what was deleted, where "latest" would skip
+// everything still there.
+//
+// franz-go's kgo does the same below the log start. Past the end (records
+// the broker lost), its default since v1.22, RewindOffset(time.Minute),
+// resumes a minute's records before the last one consumed, where
+// ResetEarliest goes back to the log start. Before v1.22, kgo's default
+// was the start, as here.
 type ResetPolicy int8
 
 const (

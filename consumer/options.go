@@ -55,13 +55,17 @@ func (c *config) validate() error {
 }
 
 // FetchMinBytes is how many bytes of records a fetch waits for, up to
-// FetchMaxWait, before it answers (Kafka's fetch.min.bytes). Default 1: a
-// fetch answers as soon as there is anything. 0, as in Kafka, makes a
-// fetch answer at once with what there is, maybe nothing: it is
-// FetchMaxWait(0), whatever FetchMaxWait says (see there). One above
-// FetchMaxBytes (or the broker's cap, see there) waits for that many, as
-// Kafka's broker waits for min(fetch.min.bytes, fetch.max.bytes). New
-// returns ErrInvalidOption for a negative n.
+// FetchMaxWait, before it answers (Kafka's fetch.min.bytes).
+//
+//   - Default 1: a fetch answers as soon as there is anything.
+//   - 0, as in Kafka, makes a fetch answer at once with what there is,
+//     maybe nothing: it is FetchMaxWait(0), whatever FetchMaxWait says
+//     (see there).
+//   - One above [FetchMaxBytes] (or the broker's cap, see there) waits for
+//     that many, as Kafka's broker waits for min(fetch.min.bytes,
+//     fetch.max.bytes).
+//
+// New returns [ErrInvalidOption] for a negative n.
 func FetchMinBytes(n int) Opt {
 	return func(c *config) { c.minBytes = n }
 }
@@ -165,11 +169,14 @@ func RetryBackoff(d time.Duration) Opt {
 }
 
 // CheckCRCs sets whether Poll verifies the CRC-32C of every fetched batch
-// (Kafka's check.crcs). Default true, unless the Client is a CRCChecker
-// that says it has checked them (as *runnel.Broker, in the same process,
-// does): then checking again would only repeat its work. Unchecked, a
-// batch whose last offset lies below its base is still refused
-// (record.ErrCorrupt), so that a position never moves back.
+// (Kafka's check.crcs).
+//
+// Default true, unless the Client is a [CRCChecker] that says it has
+// checked them (as *runnel.Broker, in the same process, does). Then
+// checking again would only repeat its work.
+//
+// Unchecked, a batch whose last offset lies below its base is still
+// refused ([record.ErrCorrupt]), so that a position never moves back.
 func CheckCRCs(on bool) Opt { return func(c *config) { c.checkCRCs, c.crcsSet = on, true } }
 
 // CRCChecker is an optional ability of a Client: ChecksCRCs reports
