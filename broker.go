@@ -73,14 +73,17 @@ type Config struct {
 	// MinCompactionLag above a topic's MaxCompactionLag) makes Open fail
 	// with a *TopicConfigError.
 	TopicDefaults log.Config
-	// AutoCreateTopics creates a topic the first time a client names it
-	// (a producer writing to it, a consumer's AssignTopic, any call of
-	// Partitions), with DefaultPartitions partitions, as Kafka's
-	// auto.create.topics.enable does. Default off (Kafka's is on): a
-	// misspelt topic name fails with ErrUnknownTopic rather than
-	// creating a topic. Each topic so made stays, with its memory (see
-	// CreateTopic), until DeleteTopic: with topic names from outside your
-	// code, their number is bounded by nothing else.
+	// AutoCreateTopics creates a topic the first time a client names it,
+	// with DefaultPartitions partitions, as Kafka's
+	// auto.create.topics.enable does. A client names it with a producer
+	// writing to it, a consumer's AssignTopic, or any call of Partitions.
+	//
+	// Default off (Kafka's is on): a misspelt topic name fails with
+	// ErrUnknownTopic rather than creating a topic.
+	//
+	// Each topic so made stays, with its memory (see CreateTopic), until
+	// DeleteTopic. With topic names from outside your code, their number
+	// is bounded by nothing else.
 	AutoCreateTopics bool
 	// DefaultPartitions is Kafka's num.partitions: the partition count of
 	// auto-created topics, and of a CreateTopic that asks for -1 (KIP-464).
@@ -119,13 +122,16 @@ type Config struct {
 	// say) hold that much for each for this long.
 	ProducerIDExpiration time.Duration
 	// CleanerMapBytes bounds the log cleaner's key map, as Kafka's
-	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes): the
-	// maintenance compacts one partition at a time (the broker's own and
-	// Maintain calls take turns), so this is the cleaner's memory for the
-	// whole broker. Default (0)
-	// log.DefaultCleanerMapBytes, 128 MiB; at least log.MinCleanerMapBytes
-	// (48: one key a pass); more than log.MaxCleanerMapBytes (2 GiB - 1,
-	// Kafka's cap) counts as that.
+	// log.cleaner.dedupe.buffer.size (log.Options.CleanerMapBytes).
+	//
+	// The maintenance compacts one partition at a time (the broker's own
+	// and Maintain calls take turns), so this is the cleaner's memory for
+	// the whole broker.
+	//
+	//   - Default (0): log.DefaultCleanerMapBytes, 128 MiB.
+	//   - At least log.MinCleanerMapBytes (48: one key a pass).
+	//   - More than log.MaxCleanerMapBytes (2 GiB - 1, Kafka's cap) counts
+	//     as that.
 	CleanerMapBytes int64
 	// FetchMaxBytes is Kafka's broker fetch.max.bytes: the most bytes of
 	// batches a fetch answers, whatever its MaxBytes. Default (0)

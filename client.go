@@ -131,19 +131,25 @@ func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 	return len(t.Partitions), nil
 }
 
-// InitProducerID assigns a new idempotent producer id (unique for the
-// broker's directory, across restarts) with epoch 0. It serves
+// InitProducerID assigns a new idempotent producer id with epoch 0. The
+// id is unique for the broker's directory, across restarts. It serves
 // producer.Client.
 //
-// Errors: ErrClosed; ctx's error (it waits for another call's write of
-// the counter, not for admin calls); ErrProducerIDsExhausted; ErrStorage
-// (KAFKA_STORAGE_ERROR, retriable: a producer asks again until its
-// delivery timeout) wrapping the file system's error (syscall.ENOSPC on
-// a full disk) from writing the id counter. No id is handed out then,
-// and the next call writes the same counter value again: the counter is
-// left as it was, or, when the directory's fsync failed after the new
-// value was put in place, already holds that value (durable or not), so
-// no id is handed out twice, even across a crash.
+// Errors:
+//
+//   - [ErrClosed];
+//   - ctx's error: it waits for another call's write of the counter, not
+//     for admin calls;
+//   - [ErrProducerIDsExhausted];
+//   - [ErrStorage] (KAFKA_STORAGE_ERROR, retriable: a producer asks again
+//     until its delivery timeout), wrapping the file system's error from
+//     writing the id counter (syscall.ENOSPC on a full disk).
+//
+// After ErrStorage, no id is handed out, and the next call writes the
+// same counter value again. The counter is left as it was or, when the
+// directory's fsync failed after the new value was put in place, already
+// holds that value (durable or not). So no id is handed out twice, even
+// across a crash.
 func (b *Broker) InitProducerID(ctx context.Context) (int64, int16, error) {
 	if b.isClosed() {
 		return 0, 0, ErrClosed

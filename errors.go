@@ -21,17 +21,26 @@ var (
 	// error matches ErrUnknownTopic too; its Kafka code is this one's.
 	ErrUnknownTopicID = api.ErrUnknownTopicID
 	// ErrInvalidTopic is returned for a topic name Kafka would refuse
-	// (see ValidateTopicName), and by CreateTopic for names Kafka
-	// accepts but runnel does not: one that differs from an existing
-	// topic's in case only (or in case and '.' against '_'), and one that
-	// would give the topic's files a Windows device name (CON, aux.orders).
+	// (see ValidateTopicName).
+	//
+	// CreateTopic returns it too for names Kafka accepts but runnel does
+	// not:
+	//
+	//   - one that differs from an existing topic's in case only (or in
+	//     case and '.' against '_');
+	//   - one that would give the topic's files a Windows device name
+	//     (CON, aux.orders).
 	ErrInvalidTopic = api.ErrInvalidTopic
 	// ErrTopicExists is returned by CreateTopic for an existing topic.
 	ErrTopicExists = api.ErrTopicAlreadyExists
-	// ErrInvalidPartitions is returned for a partition count below 1 (but
-	// CreateTopic's -1), above math.MaxInt32, or not above a topic's
-	// count in CreatePartitions (which only grows a topic), and by Open for
-	// a DefaultPartitions out of range.
+	// ErrInvalidPartitions is returned for a partition count that is:
+	//
+	//   - below 1 (but CreateTopic's -1);
+	//   - above math.MaxInt32;
+	//   - not above a topic's count, in CreatePartitions (which only grows
+	//     a topic).
+	//
+	// Open returns it for a DefaultPartitions out of range.
 	ErrInvalidPartitions = api.ErrInvalidPartitions
 	// ErrPolicyViolation is returned by DeleteRecords on a topic whose
 	// cleanup.policy is compact alone, as Kafka refuses it.
@@ -39,31 +48,40 @@ var (
 	// ErrClosed is returned by every method of a closed Broker that
 	// returns an error (Close itself returns nil, and Topics none).
 	ErrClosed = api.ErrBrokerClosed
-	// ErrStorage is returned by InitProducerID when it cannot write the
-	// producer id counter, and by Partitions and Produce when
-	// Config.AutoCreateTopics cannot create the topic's files (a full
-	// disk: the file system's error, such as syscall.ENOSPC, is wrapped
-	// beside it). It is Kafka's KAFKA_STORAGE_ERROR, retriable: a
-	// producer asks again until its delivery timeout.
+	// ErrStorage is returned:
+	//
+	//   - by InitProducerID when it cannot write the producer id counter;
+	//   - by Partitions and Produce when Config.AutoCreateTopics cannot
+	//     create the topic's files (a full disk).
+	//
+	// The file system's error, such as syscall.ENOSPC, is wrapped beside
+	// it. It is Kafka's KAFKA_STORAGE_ERROR, retriable: a producer asks
+	// again until its delivery timeout.
 	ErrStorage = api.ErrStorage
 )
 
 // ErrCorruptMetadata is returned by Open when a file the broker keeps of its
-// own cannot be read back: a topic's record in <Dir>/topics (bad JSON, a
-// name that is not the file's, no partitions, a config invalid on its
-// own) or the producer id counter. The broker does not open rather than
-// guess; the error names the file, and wraps the JSON decoder's error for
-// bad JSON (a *json.SyntaxError, say). It is local to a broker's
-// directory and has no Kafka error code.
+// own cannot be read back. That file is one of:
+//
+//   - a topic's record in <Dir>/topics: bad JSON, a name that is not the
+//     file's, no partitions, a config invalid on its own;
+//   - the producer id counter.
+//
+// The broker does not open rather than guess. The error names the file,
+// and wraps the JSON decoder's error for bad JSON (a *json.SyntaxError,
+// say). It is local to a broker's directory and has no Kafka error code.
 var ErrCorruptMetadata = errors.New("runnel: corrupt broker metadata")
 
 // ErrProducerIDsExhausted is returned by InitProducerID once the broker
-// has handed out every producer id: Kafka's producer ids are int64s, the
-// last one math.MaxInt64 - 1 here (the counter of the next id, in
-// <Dir>/producer-ids, stops at math.MaxInt64), and Kafka refuses to go
-// past its last one too ("exhausted all producerIds", as an
-// UNKNOWN_SERVER_ERROR, which Code gives this error). It is not
-// retriable: no id is ever reused.
+// has handed out every producer id.
+//
+// Kafka's producer ids are int64s. The last one is math.MaxInt64 - 1 here:
+// the counter of the next id, in <Dir>/producer-ids, stops at
+// math.MaxInt64. Kafka refuses to go past its last one too ("exhausted
+// all producerIds", as an UNKNOWN_SERVER_ERROR, which Code gives this
+// error).
+//
+// It is not retriable: no id is ever reused.
 var ErrProducerIDsExhausted = errors.New("runnel: producer ids exhausted")
 
 // ErrNewerMetadata is returned by Open for a topic's record in
@@ -74,15 +92,21 @@ var ErrProducerIDsExhausted = errors.New("runnel: producer ids exhausted")
 var ErrNewerMetadata = errors.New("runnel: broker metadata of a newer version")
 
 // TopicConfigError is returned by Open when a topic's stored config, valid
-// as it was set, is invalid with the broker's Config.TopicDefaults: they
-// changed since the topic was created or altered, and a field the topic
-// takes from them no longer goes with one it sets (a default
-// MinCompactionLag above the topic's MaxCompactionLag, say). It matches
-// log.ErrInvalidConfig (Kafka's INVALID_CONFIG), not ErrCorruptMetadata:
-// the record is sound. The broker does not open rather than run the topic
-// with a config it would refuse. To open it, give those fields their old
-// defaults back, or set them on the topic (UpdateTopicConfig, with the
-// old defaults) before changing the defaults.
+// as it was set, is invalid with the broker's Config.TopicDefaults.
+//
+// The defaults changed since the topic was created or altered, and a field
+// the topic takes from them no longer goes with one it sets (a default
+// MinCompactionLag above the topic's MaxCompactionLag, say).
+//
+// It matches log.ErrInvalidConfig (Kafka's INVALID_CONFIG), not
+// ErrCorruptMetadata: the record is sound. The broker does not open rather
+// than run the topic with a config it would refuse.
+//
+// To open it, either:
+//
+//   - give those fields their old defaults back;
+//   - or set them on the topic (UpdateTopicConfig, with the old defaults)
+//     before changing the defaults.
 type TopicConfigError struct {
 	Topic string // the topic's name
 	Path  string // its record
@@ -103,17 +127,22 @@ func (e *TopicConfigError) Error() string {
 func (e *TopicConfigError) Unwrap() error { return e.Err }
 
 // PanicError is the value Open, Close, CreateTopic, CreatePartitions and
-// DeleteTopic panic with when a call of theirs on one of the goroutines
-// that open, close or delete several partitions at once (on the
-// operating system's file system, see docs/details.md "Many
-// partitions") panicked: a Logger's handler on a line of a partition's
-// recovery, say, or a bug of runnel's. The call's panic goes on on the
-// caller's goroutine once the partitions handled with it are done, so
-// that a recover there (net/http's, the caller's own) sees it, but its
-// stack is that goroutine's, not the caller's: Stack keeps it. One after
-// another, on any other file system, these calls make every partition's
-// call on the caller's goroutine, and a panic goes on as it came: its
-// own value, and its stack in the trace.
+// DeleteTopic panic with when a call of theirs panicked on one of the
+// goroutines that open, close or delete several partitions at once. Such
+// a call is a Logger's handler on a line of a partition's recovery, say,
+// or a bug of runnel's. The broker handles partitions several at once on
+// the operating system's file system (see docs/details.md "Many
+// partitions").
+//
+// The call's panic goes on on the caller's goroutine once the partitions
+// handled with it are done, so that a recover there (net/http's, the
+// caller's own) sees it. But its stack is that goroutine's, not the
+// caller's: Stack keeps it.
+//
+// On any other file system, these calls handle the partitions one after
+// another, making every partition's call on the caller's goroutine. A
+// panic then goes on as it came: its own value, and its stack in the
+// trace.
 //
 // Error gives Value and Stack (a program that stops on the panic prints
 // both). Unwrap gives Value when it is an error (a runtime.Error, say),

@@ -1380,33 +1380,44 @@ type PartitionInfo struct {
 	// retention or DeleteRecords moves it.
 	LogStartOffset int64
 	// HighWatermark is the offset below which consumers read: the end of
-	// what is durable per the topic's fsync policy (the durable offset
-	// under log.SyncAlways, the default; the log end offset otherwise). A
-	// consumer whose Position has reached it has read everything there is
-	// to read: its lag is HighWatermark minus its Position.
+	// what is durable per the topic's fsync policy. That is the durable
+	// offset under log.SyncAlways, the default, and the log end offset
+	// otherwise.
+	//
+	// A consumer whose Position has reached it has read everything there
+	// is to read: its lag is HighWatermark minus its Position.
 	HighWatermark int64
 	// LogEndOffset is the offset the next record appended gets.
 	LogEndOffset int64
 	// Size is the bytes of its segments' .log files (in memory, of the
-	// records they hold): its record batches, those below the log start
-	// included until their whole segment goes (see DeleteRecords), not
-	// the index, producer-state snapshot and checkpoint files beside
+	// records they hold).
+	//
+	// It counts its record batches, those below the log start included
+	// until their whole segment goes (see DeleteRecords). It does not
+	// count the index, producer-state snapshot and checkpoint files beside
 	// them (0.04-0.2% more on disk with 64 KiB segments: see
-	// TestFilesBesideTheLogsOnDisk). It is read just
-	// after the offsets, not with them.
+	// TestFilesBesideTheLogsOnDisk).
+	//
+	// It is read just after the offsets, not with them.
 	Size int64
 	// Err is nil while the partition's log is open and not fenced.
-	// Otherwise it is the error every append fails with, which matches
+	//
+	// Otherwise it is the error every append fails with. It matches
 	// log.ErrLogFenced (Kafka's KAFKA_STORAGE_ERROR, code 56: api.Code)
-	// and wraps its cause: a failed write or fsync fenced the log, which
-	// refuses appends until the broker is opened again but still serves
-	// reads (but for those of the segments a failed compaction swap
-	// removed, which answer log.ErrLogFenced until then); or a config change closed the log and could not open it
-	// again, which the broker's maintenance retries (reads fail too
-	// meanwhile); or a config change could not close the log (its final
-	// fsync failed), which only opening the broker again mends (reads
-	// fail too). A refusal that passes with the append is not reported
+	// and wraps its cause, one of:
+	//
+	//   - a failed write or fsync fenced the log. The log refuses appends
+	//     until the broker is opened again, but still serves reads (but for
+	//     those of the segments a failed compaction swap removed, which
+	//     answer log.ErrLogFenced until then).
+	//   - a config change closed the log and could not open it again. The
+	//     broker's maintenance retries; reads fail too meanwhile.
+	//   - a config change could not close the log (its final fsync failed).
+	//     Only opening the broker again mends it; reads fail too.
+	//
+	// A refusal that passes with the append is not reported
 	// (log.ErrRollFailed: no file descriptor left for a new segment, say).
+	//
 	// The offsets do not always tell: under log.SyncNever a fenced log's
 	// high watermark is its log end, as a healthy one's.
 	Err error
@@ -1419,22 +1430,27 @@ type TopicInfo struct {
 	// ID is the topic's ID: a topic deleted and created again under the
 	// same name has a new one.
 	ID log.TopicID
-	// Config is the configuration the topic's logs run with: the
-	// topic's own fields (Overrides) over the broker's TopicDefaults,
-	// over Kafka's defaults, and the negative values that stand for zero
-	// made zero (see log.Config.WithDefaults). It is for reading: given
-	// back to AlterTopicConfig, a field that reads 0 here but stands for
-	// a default there (DeleteRetentionTime, MinCleanableDirtyRatio, or a
-	// field whose broker default is not 0) takes that default. Give
-	// AlterTopicConfig Overrides to keep the config as it is.
+	// Config is the configuration the topic's logs run with: the topic's
+	// own fields (Overrides) over the broker's TopicDefaults, over Kafka's
+	// defaults, and the negative values that stand for zero made zero (see
+	// log.Config.WithDefaults).
+	//
+	// It is for reading. Given back to AlterTopicConfig, a field that reads
+	// 0 here but stands for a default there takes that default:
+	// DeleteRetentionTime, MinCleanableDirtyRatio, or a field whose broker
+	// default is not 0. Give AlterTopicConfig Overrides to keep the config
+	// as it is.
 	Config log.TopicConfig
 	// Overrides is the topic's config as CreateTopic, AlterTopicConfig or
-	// UpdateTopicConfig set it, without the defaults: a non-zero field is
-	// the topic's own (what Kafka's DescribeConfigs reports with source
-	// DYNAMIC_TOPIC_CONFIG), a zero one takes the broker's TopicDefaults
-	// or, where those are zero too, Kafka's default (Kafka's
-	// STATIC_BROKER_CONFIG and DEFAULT_CONFIG). AlterTopicConfig(ctx,
-	// name, info.Overrides) changes nothing.
+	// UpdateTopicConfig set it, without the defaults.
+	//
+	//   - A non-zero field is the topic's own (what Kafka's DescribeConfigs
+	//     reports with source DYNAMIC_TOPIC_CONFIG).
+	//   - A zero one takes the broker's TopicDefaults or, where those are
+	//     zero too, Kafka's default (Kafka's STATIC_BROKER_CONFIG and
+	//     DEFAULT_CONFIG).
+	//
+	// AlterTopicConfig(ctx, name, info.Overrides) changes nothing.
 	Overrides log.Config
 	// Partitions are the topic's partitions, in order of their number.
 	Partitions []PartitionInfo
@@ -1489,15 +1505,17 @@ func (b *Broker) DescribeTopic(ctx context.Context, name string) (TopicInfo, err
 }
 
 // UnwritablePartitions returns the partitions of topic that refuse appends
-// now (those whose PartitionInfo.Err is not nil: see DescribeTopic), in
-// ascending order; nil when every one takes appends. It serves
-// producer.HealthClient: a producer sends the records that may go to any
-// partition (those without a key, with its default partitioner) to the
-// partitions that take appends, as Kafka's producers send them to the
-// partitions that have a leader. Unlike DescribeTopic it waits for no
-// partition: one being opened again (a config change), or whose lock an
-// admin call holds or waits for, is not listed (its appends wait for it;
-// they are not refused).
+// now, in ascending order: those whose PartitionInfo.Err is not nil (see
+// DescribeTopic). It returns nil when every one takes appends.
+//
+// It serves producer.HealthClient. A producer sends the records that may
+// go to any partition (those without a key, with its default partitioner)
+// to the partitions that take appends, as Kafka's producers send them to
+// the partitions that have a leader.
+//
+// Unlike DescribeTopic, it waits for no partition. One being opened again
+// (a config change), or whose lock an admin call holds or waits for, is
+// not listed: its appends wait for it, they are not refused.
 //
 // Errors: as DescribeTopic's.
 func (b *Broker) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
