@@ -1,12 +1,15 @@
 // Package api is what passes between runnel's clients (packages producer and
-// consumer) and a broker (the root package): the requests and responses of
-// Kafka's Produce, Fetch, ListOffsets and InitProducerID as Go structs,
-// the one table that maps runnel's errors to Kafka's error codes and back,
-// ready for the wire protocol, and Kafka's rules for topic names
-// (ValidateTopicName), which clients and broker apply alike.
+// consumer) and a broker (the root package):
+//
+//   - the requests and responses of Kafka's Produce, Fetch, ListOffsets and
+//     InitProducerID, as Go structs;
+//   - the one table that maps runnel's errors to Kafka's error codes and
+//     back, ready for the wire protocol ([Code], [ForCode]);
+//   - Kafka's rules for topic names ([ValidateTopicName]), which clients
+//     and broker apply alike.
 //
 // It sits above the storage layers (log, record) and below both the broker
-// and the clients, so that neither imports the other: each client declares
+// and the clients, so that neither imports the other. Each client declares
 // the small interface it needs in these terms, and *runnel.Broker
 // satisfies it.
 package api
@@ -25,10 +28,11 @@ type Acks int16
 
 const (
 	// AcksNone: the client asks for no acknowledgement (Kafka's broker
-	// sends no response at all). runnel's in-process broker still answers
-	// once it has appended, and fsynced under the default policy: a
-	// client that wants none does not wait for the answer (see
-	// producer.AcksNone).
+	// sends no response at all).
+	//
+	// runnel's in-process broker still answers once it has appended, and
+	// fsynced under the default policy. A client that wants none does not
+	// wait for the answer (see producer.AcksNone).
 	AcksNone Acks = 0
 	// AcksLeader: the broker answers once the leader appended the batch.
 	AcksLeader Acks = 1
@@ -54,12 +58,13 @@ func (a Acks) String() string {
 	return fmt.Sprintf("acks(%d)", int16(a))
 }
 
-// Special timestamps of ListOffsets. Kafka's -5 (LATEST_TIERED, KIP-1005)
-// is taken as a timestamp, since runnel has no tiered storage (Kafka
-// answers offset -1); any other negative timestamp, -6 (KIP-1023's
-// EARLIEST_PENDING_UPLOAD) among them, is refused with
-// ErrUnsupportedVersion, as Kafka's broker refuses the ones it does not
-// know.
+// Special timestamps of ListOffsets.
+//
+// Kafka's -5 (LATEST_TIERED, KIP-1005) is taken as a timestamp, since
+// runnel has no tiered storage (Kafka answers offset -1). Any other
+// negative timestamp, -6 (KIP-1023's EARLIEST_PENDING_UPLOAD) among them,
+// is refused with [ErrUnsupportedVersion], as Kafka's broker refuses the
+// ones it does not know.
 const (
 	// Latest asks for the high watermark: the offset the next record a
 	// consumer can read will get.
@@ -74,27 +79,37 @@ const (
 	EarliestLocal int64 = -4
 )
 
-// ListedOffset answers a ListOffsets look-up of one partition: the
-// offset a timestamp, Latest or Earliest resolved to, the timestamp of the
-// record there (as Kafka's ListOffsets answers it), and the ID of the
-// topic whose partition resolved it.
+// ListedOffset answers a ListOffsets look-up of one partition. It holds:
+//
+//   - the offset a timestamp, Latest or Earliest resolved to;
+//   - the timestamp of the record there (as Kafka's ListOffsets answers
+//     it);
+//   - the ID of the topic whose partition resolved it.
 //
 // Kafka's ListOffsets response names a topic only by its name, with no
-// topic ID; ours carries the ID, so that a client can name it in the Fetch
-// that reads from the offset (FetchPartition.TopicID). A topic deleted and
-// created again under its name between the look-up and that Fetch is then
-// answered with ErrUnknownTopicID, rather than taken to hold the offset,
-// which was the old topic's: without the ID, a consumer would read the new
-// topic from there (skipping its first records, or some of them).
+// topic ID. Ours carries the ID, so that a client can name it in the Fetch
+// that reads from the offset ([FetchPartition.TopicID]).
+//
+// A topic deleted and created again under its name between the look-up
+// and that Fetch is then answered with [ErrUnknownTopicID]. It is not
+// taken to hold the offset, which was the old topic's. Without the ID, a
+// consumer would read the new topic from there (skipping its first
+// records, or some of them).
 type ListedOffset struct {
 	// Offset is the offset the look-up resolved to.
 	Offset int64
 	// Timestamp is the timestamp (ms) of the record at Offset, when a
 	// timestamp or MaxTimestamp resolved to a record: with MaxTimestamp,
-	// the largest timestamp. It is -1 for Latest and Earliest, when no
-	// record matched (Offset is then the end), and when the record was
-	// removed (compacted) between the look-up and the read of its
-	// timestamp; as a Client reports it (zero from one that gives none).
+	// the largest timestamp.
+	//
+	// It is -1:
+	//
+	//   - for Latest and Earliest;
+	//   - when no record matched (Offset is then the end);
+	//   - when the record was removed (compacted) between the look-up and
+	//     the read of its timestamp.
+	//
+	// It is as a Client reports it: zero from one that gives none.
 	Timestamp int64
 	// TopicID is the ID of the topic the offset is in; zero from a Client
 	// that gives none.
@@ -130,22 +145,26 @@ type ProduceResponse struct {
 	LogAppendTime  int64 // ms, or -1 when the topic uses CreateTime (for a Duplicate: when the original batch was appended under CreateTime)
 	LogStartOffset int64 // the partition's log start offset when it answered; -1 when refused, as Kafka's
 	// Duplicate is true when the batch was a retry of one the broker had
-	// already appended (idempotence): BaseOffset is the original one, and
-	// LogAppendTime the original one, whatever the topic's timestamp type
-	// has become since (-1 for a batch appended under CreateTime, where
-	// Kafka's broker answers a duplicate with the batch's max timestamp:
-	// its records' largest create time is no log append time).
+	// already appended (idempotence).
+	//
+	// BaseOffset is then the original one, and so is LogAppendTime,
+	// whatever the topic's timestamp type has become since. LogAppendTime
+	// is -1 for a batch appended under CreateTime. Kafka's broker answers
+	// a duplicate with the batch's max timestamp there, but its records'
+	// largest create time is no log append time.
 	Duplicate bool
 }
 
 // Ack is the acknowledgement of a produce request that the broker has
-// appended but not yet acknowledged (see producer.AsyncClient): Wait
-// returns once the request is acknowledged per its Acks — on a single
-// node, once its batches are durable under the topic's fsync policy — or
-// with the error that the broker would have answered instead. Wait must
-// return when its ctx ends (with ctx's error, or nil if the request was
-// acknowledged meanwhile): a producer's Close and its delivery deadline
-// end a wait that way.
+// appended but not yet acknowledged (see producer.AsyncClient).
+//
+// Wait returns once the request is acknowledged per its Acks: on a single
+// node, once its batches are durable under the topic's fsync policy. Or it
+// returns the error that the broker would have answered instead.
+//
+// Wait must return when its ctx ends, with ctx's error, or nil if the
+// request was acknowledged meanwhile. A producer's Close and its delivery
+// deadline end a wait that way.
 type Ack interface {
 	Wait(ctx context.Context) error
 }
@@ -154,20 +173,27 @@ type Ack interface {
 // MaxWait for MinBytes of them.
 type FetchRequest struct {
 	// MaxWait is how long the broker may wait for MinBytes before it
-	// answers with what it has (Kafka's fetch.max.wait.ms); 0 answers at
+	// answers with what it has (Kafka's fetch.max.wait.ms). 0 answers at
 	// once.
 	MaxWait time.Duration
-	// MinBytes below 1 (the zero value) means 1: a fetch that must not
-	// wait, as Kafka's fetch.min.bytes=0 asks, has MaxWait 0. A
-	// *runnel.Broker takes one above MaxBytes (as it caps it) as that,
+	// MinBytes is how many bytes of records the broker waits for, up to
+	// MaxWait.
+	//
+	// MinBytes below 1 (the zero value) means 1. A fetch that must not
+	// wait, as Kafka's fetch.min.bytes=0 asks, has MaxWait 0.
+	//
+	// A *runnel.Broker takes one above MaxBytes (as it caps it) as that,
 	// as Kafka's broker does.
 	MinBytes int
-	// MaxBytes bounds the whole response; at least one batch is returned
-	// (KIP-74). Zero or below means 50 MiB, the Java consumer's default
-	// fetch.max.bytes, where Kafka's broker takes a max_bytes of 0 as
-	// it is: the first batch, and nothing more. A *runnel.Broker caps
-	// it at its Config.FetchMaxBytes (55 MiB by default), as Kafka's
-	// broker caps it at its fetch.max.bytes.
+	// MaxBytes bounds the whole response. At least one batch is returned
+	// (KIP-74).
+	//
+	// Zero or below means 50 MiB, the Java consumer's default
+	// fetch.max.bytes. Kafka's broker takes a max_bytes of 0 as it is
+	// instead: the first batch, and nothing more.
+	//
+	// A *runnel.Broker caps it at its Config.FetchMaxBytes (55 MiB by
+	// default), as Kafka's broker caps it at its fetch.max.bytes.
 	MaxBytes int
 	// Partitions are the partitions to fetch, each from its Offset.
 	Partitions []FetchPartition
@@ -177,19 +203,23 @@ type FetchRequest struct {
 type FetchPartition struct {
 	Topic string
 	// TopicID, unless zero, is the ID of the topic the fetch means (from
-	// an earlier FetchedPartition): if Topic now has another ID or none
-	// (it was deleted, and maybe created again), the partition is
-	// answered with ErrUnknownTopicID, not with the new topic's records.
+	// an earlier FetchedPartition).
+	//
+	// If Topic now has another ID or none (it was deleted, and maybe
+	// created again), the partition is answered with ErrUnknownTopicID,
+	// not with the new topic's records.
 	TopicID   log.TopicID
 	Partition int32
 	// Offset is the offset of the first record wanted: the batch that
 	// holds it comes first.
 	Offset int64
-	// MaxBytes bounds this partition's batches; the first batch of the
+	// MaxBytes bounds this partition's batches. The first batch of the
 	// response's first partition with data comes whole whatever its size
-	// (KIP-74). Zero or below means no limit of the partition's own (the
-	// request's applies), where Kafka's broker takes a partition_max_bytes
-	// of 0 as it is: the first batch, if this partition comes first.
+	// (KIP-74).
+	//
+	// Zero or below means no limit of the partition's own: the request's
+	// applies. Kafka's broker takes a partition_max_bytes of 0 as it is
+	// instead: the first batch, if this partition comes first.
 	MaxBytes int
 }
 
@@ -205,20 +235,24 @@ type FetchedPartition struct {
 	TopicID   log.TopicID // the topic's ID, when the Client knows it
 	Partition int32
 	// HighWatermark is the offset below which consumers read, and
-	// LogStartOffset the partition's first offset, as of the answer; both
-	// -1 (Kafka's INVALID_HIGH_WATERMARK and INVALID_LOG_START_OFFSET)
-	// when Err says there is no such partition (an unknown topic,
-	// partition or topic ID), the partition's own with any other Err.
+	// LogStartOffset the partition's first offset, as of the answer.
+	//
+	// Both are -1 (Kafka's INVALID_HIGH_WATERMARK and
+	// INVALID_LOG_START_OFFSET) when Err says there is no such partition
+	// (an unknown topic, partition or topic ID). With any other Err, they
+	// are the partition's own.
 	HighWatermark  int64
 	LogStartOffset int64
-	// Records holds whole batches (see record.Batches); the first may
-	// begin before the requested offset. The caller may keep the bytes:
-	// they never change. It must not modify them: a Client may hand out
-	// its storage itself (*runnel.Broker on the memory FS does), and a
-	// write to them is then a write to the log, served to every reader.
+	// Records holds whole batches (see record.Batches). The first may
+	// begin before the requested offset.
+	//
+	// The caller may keep the bytes: they never change. It must not modify
+	// them. A Client may hand out its storage itself (*runnel.Broker on the
+	// memory FS does), and a write to them is then a write to the log,
+	// served to every reader.
 	Records []byte
 	// Err is the partition's error, such as log.ErrOffsetOutOfRange,
-	// ErrUnknownTopicOrPartition or ErrUnknownTopicID; the other
+	// ErrUnknownTopicOrPartition or ErrUnknownTopicID. The other
 	// partitions may still have data.
 	Err error
 }

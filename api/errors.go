@@ -11,11 +11,15 @@ import (
 
 // Errors of a broker and its clients, beyond those of the storage layers
 // (log.*, record.*), which the table below maps too. The root package
-// re-exports the broker's (runnel.ErrUnknownTopic, ...). Some have no
-// sender yet and are here for their Kafka codes, which clients handle
-// (a fake Client may return them): those of replication (ErrNotLeader,
-// ErrNotEnoughReplicas), ErrRequestTimedOut, ErrDuplicateSequence and
-// ErrUnknownProducerID.
+// re-exports the broker's (runnel.ErrUnknownTopic, ...).
+//
+// Some have no sender yet and are here for their Kafka codes, which
+// clients handle (a fake Client may return them):
+//
+//   - those of replication ([ErrNotLeader], [ErrNotEnoughReplicas]);
+//   - [ErrRequestTimedOut];
+//   - [ErrDuplicateSequence];
+//   - [ErrUnknownProducerID].
 var (
 	// ErrUnknownTopicOrPartition answers a request for a topic, or a
 	// partition of it, that the broker does not have.
@@ -26,11 +30,13 @@ var (
 	// may match ErrUnknownTopicOrPartition too (its name is unknown as
 	// well); its code is still UNKNOWN_TOPIC_ID's.
 	ErrUnknownTopicID = errors.New("runnel: unknown topic id")
-	// ErrInvalidTopic refuses a topic name Kafka refuses (see
-	// ValidateTopicName), one that collides with an existing topic's
-	// (in '.' against '_', as Kafka refuses it, or in case), or one that
-	// would give a topic's files a Windows device name (see
-	// runnel.Broker.CreateTopic).
+	// ErrInvalidTopic refuses a topic name that:
+	//
+	//   - Kafka refuses (see ValidateTopicName);
+	//   - collides with an existing topic's (in '.' against '_', as Kafka
+	//     refuses it, or in case);
+	//   - would give a topic's files a Windows device name (see
+	//     runnel.Broker.CreateTopic).
 	ErrInvalidTopic = errors.New("runnel: invalid topic")
 	// ErrTopicAlreadyExists refuses to create a topic that exists.
 	ErrTopicAlreadyExists = errors.New("runnel: topic already exists")
@@ -73,27 +79,33 @@ var (
 	ErrUnknownProducerID = errors.New("runnel: unknown producer id")
 	// ErrStorage: the broker could not write a file of its own, outside
 	// a partition's log (the id counter of InitProducerID, an
-	// auto-created topic's files): a full disk
-	// (the file system's error, syscall.ENOSPC, wrapped beside it), an
-	// I/O error. Kafka's KAFKA_STORAGE_ERROR, retriable, as a log's
-	// failed write is (log.ErrLogFenced): room may be freed meanwhile.
+	// auto-created topic's files). The cause is a full disk (the file
+	// system's error, syscall.ENOSPC, wrapped beside it), or an I/O error.
+	//
+	// It is Kafka's KAFKA_STORAGE_ERROR, retriable, as a log's failed
+	// write is (log.ErrLogFenced): room may be freed meanwhile.
 	// ForCode(56) returns it, whichever of those the broker met.
 	ErrStorage = errors.New("runnel: storage error")
 	// ErrBrokerClosed answers every call to a closed broker.
 	ErrBrokerClosed = errors.New("runnel: broker is closed")
 	// ErrUnsupportedVersion refuses a ListOffsets timestamp that is
-	// negative and none of the special ones runnel knows (Latest,
-	// Earliest, MaxTimestamp, EarliestLocal, and -5, see ListOffset), as
-	// Kafka's broker refuses a negative timestamp it does not know
-	// (UNSUPPORTED_VERSION: the request version that would carry it).
+	// negative and none of the special ones runnel knows: Latest,
+	// Earliest, MaxTimestamp, EarliestLocal, and -5 (see ListOffset).
+	// It does so as Kafka's broker refuses a negative timestamp it does
+	// not know (UNSUPPORTED_VERSION: the request version that would carry
+	// it).
 	ErrUnsupportedVersion = errors.New("runnel: unsupported version")
 	// ErrInvalidTimestamp is a record timestamp a client refuses to send:
-	// one before the Unix epoch (Kafka's producers refuse negative
-	// timestamps; -1 and -2 mean "latest" and "earliest" in ListOffsets),
-	// or past math.MaxInt64 ms, which a time.Time can be and a Kafka
-	// timestamp cannot. ForCode gives it for Kafka's INVALID_TIMESTAMP,
-	// which a broker answers before an append (runnel's broker answers
-	// log.ErrInvalidTimestamp, of the same code).
+	//
+	//   - one before the Unix epoch (Kafka's producers refuse negative
+	//     timestamps; -1 and -2 mean "latest" and "earliest" in
+	//     ListOffsets);
+	//   - one past math.MaxInt64 ms, which a time.Time can be and a Kafka
+	//     timestamp cannot.
+	//
+	// ForCode gives it for Kafka's INVALID_TIMESTAMP, which a broker
+	// answers before an append. runnel's broker answers
+	// log.ErrInvalidTimestamp, of the same code.
 	ErrInvalidTimestamp = errors.New("runnel: invalid timestamp")
 )
 
@@ -154,26 +166,32 @@ var table = []entry{
 	{ErrUnknownProducerID, 59, "UNKNOWN_PRODUCER_ID", false},
 }
 
-// Code returns the Kafka error code of err: 0 for nil, the code of the
-// first sentinel in the table that err matches (errors.Is: the storage
-// errors come first, so that a fenced log is KAFKA_STORAGE_ERROR whatever
-// the error that fenced it, which it wraps), else the
-// code of an *UnknownCodeError it wraps (errors.As: what ForCode gives
-// for a code the table has no sentinel for), or -1
-// (UNKNOWN_SERVER_ERROR).
+// Code returns the Kafka error code of err, the first of:
+//
+//   - 0 for nil;
+//   - the code of the first sentinel in the table that err matches
+//     (errors.Is). The storage errors come first, so that a fenced log is
+//     KAFKA_STORAGE_ERROR whatever the error that fenced it, which it
+//     wraps;
+//   - the code of an *UnknownCodeError it wraps (errors.As: what ForCode
+//     gives for a code the table has no sentinel for);
+//   - -1 (UNKNOWN_SERVER_ERROR).
 //
 // The errors without a Kafka code, -1 here and not retriable, are local:
-// a client's own checks (producer.ErrClosed, ErrMaxBuffered, ErrNoTopic,
-// ErrNilRecord, ErrInvalidPartition, ErrDeliveryTimeout, ErrInvalidOption,
-// ErrMaybeWritten (which comes beside the error that failed a batch:
-// the code is that error's);
-// consumer.ErrClosed, ErrNotAssigned, ErrInvalidOffset, ErrInvalidOption),
-// and a broker's own directory and files, which Open and the admin calls
-// report (runnel.ErrCorruptMetadata, runnel.ErrNewerMetadata,
-// log.ErrNotLogDir, log.ErrBadCheckpoint, log.ErrBadTailCopy, vfs.ErrLocked,
-// vfs.ErrNameTooLong, index.ErrCorrupt) or that an encoder refuses
-// (record.ErrTooLarge). benchmarks/peers' TestParityErrorTable checks
-// the table against Kafka's codes, names and retriability.
+//
+//   - a client's own checks: producer.ErrClosed, ErrMaxBuffered,
+//     ErrNoTopic, ErrNilRecord, ErrInvalidPartition, ErrDeliveryTimeout,
+//     ErrInvalidOption, ErrMaybeWritten (which comes beside the error that
+//     failed a batch: the code is that error's); consumer.ErrClosed,
+//     ErrNotAssigned, ErrInvalidOffset, ErrInvalidOption;
+//   - a broker's own directory and files, which Open and the admin calls
+//     report: runnel.ErrCorruptMetadata, runnel.ErrNewerMetadata,
+//     log.ErrNotLogDir, log.ErrBadCheckpoint, log.ErrBadTailCopy,
+//     vfs.ErrLocked, vfs.ErrNameTooLong, index.ErrCorrupt;
+//   - what an encoder refuses: record.ErrTooLarge.
+//
+// benchmarks/peers' TestParityErrorTable checks the table against Kafka's
+// codes, names and retriability.
 func Code(err error) int16 {
 	if err == nil {
 		return 0
@@ -221,13 +239,16 @@ func Name(err error) string {
 }
 
 // IsRetriable reports whether Kafka considers err retriable: a client may
-// send the same request again and expect it to succeed in time. An error
-// that matches several of the table's errors (one wrapping two, say a
-// request timed out because the broker closed) is retriable only if every
-// one of them is: a closed broker does not come back for a retry. An
-// *UnknownCodeError (ForCode of a code the table has no sentinel for,
-// which a Client other than runnel's broker may answer) counts as one
-// more, retriable when Kafka's own error for its code is (a
+// send the same request again and expect it to succeed in time.
+//
+// An error that matches several of the table's errors is retriable only
+// if every one of them is. Such an error wraps two, say: a request timed
+// out because the broker closed. A closed broker does not come back for a
+// retry.
+//
+// An *UnknownCodeError counts as one more. It is ForCode of a code the
+// table has no sentinel for, which a Client other than runnel's broker
+// may answer. It is retriable when Kafka's own error for its code is (a
 // RetriableException in Kafka's Errors.java: LEADER_NOT_AVAILABLE,
 // NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...), as Kafka's
 // clients and franz-go's kgo retry it.
