@@ -37,64 +37,95 @@ type AppendResult struct {
 	Records       int
 	LogAppendTime int64 // ms; -1 when the topic uses CreateTime (for a Duplicate: when the original batch was appended under CreateTime)
 	// Duplicate is true when the batch repeated one of the same idempotent
-	// producer that the log already holds: nothing was written, and the
-	// offsets (and LogAppendTime) are the original ones — for the
-	// duplicate of a batch that the log, as it opened, knew of from a
-	// producer-state snapshot, which does not keep it, LogAppendTime is
-	// read from the batch in the log, and is -1 when the log no longer
-	// holds it (wholly below the log start offset, or compacted away: of
-	// the batches compaction empties it keeps a producer's last only).
+	// producer that the log already holds. Nothing was written, and the
+	// offsets (and LogAppendTime) are the original ones.
+	//
+	// The log, as it opened, may have known of the original batch from a
+	// producer-state snapshot, which does not keep its LogAppendTime. For
+	// the duplicate of such a batch, LogAppendTime is read from the batch
+	// in the log. It is -1 when the log no longer holds it: wholly below
+	// the log start offset, or compacted away (of the batches compaction
+	// empties, it keeps a producer's last only).
+	//
 	// The original offsets may lie below the log start offset: a
 	// producer's state outlives the deletion of its batches by retention
 	// or DeleteRecordsBefore (see the package doc).
 	Duplicate bool
 }
 
-// Append validates data — one or more whole RecordBatch v2 batches, as a
-// producer encoded them — assigns their offsets by rewriting each batch's
-// base offset (and leader epoch; for LogAppendTime topics the max timestamp
-// and CRC; on CreateTime topics, as Kafka's broker corrects them, a max
-// timestamp that is not the records' largest and a LogAppendTime mark, with
-// the CRC) in place, and writes them with one write call. Append
-// therefore modifies data; the log does not keep it after returning. It
-// modifies nothing until every batch has passed validation and the
-// producer's sequence check: an append that is refused, or answered as a
-// duplicate, leaves data as it was; only a write that fails (ErrLogFenced
+// Append validates data and appends it to the log. data is one or more
+// whole RecordBatch v2 batches, as a producer encoded them.
+//
+// Append assigns their offsets by rewriting in place each batch's base
+// offset, and with it:
+//
+//   - its leader epoch;
+//   - for LogAppendTime topics, the max timestamp and CRC;
+//   - on CreateTime topics, as Kafka's broker corrects them, a max
+//     timestamp that is not the records' largest and a LogAppendTime mark,
+//     with the CRC.
+//
+// It writes them with one write call. Append therefore modifies data; the
+// log does not keep it after returning.
+//
+// It modifies nothing until every batch has passed validation and the
+// producer's sequence check. An append that is refused, or answered as a
+// duplicate, leaves data as it was. Only a write that fails (ErrLogFenced
 // then) may leave it with offsets assigned.
 //
-// Under SyncAlways, Append returns once the batches are fsynced; concurrent
-// appends share fsyncs. If ctx ends while waiting for the fsync, Append
-// returns ctx's error: the batches are in the log and may become durable.
-// A ctx that has ended before Append starts writes nothing, and so does
-// one that ends while Append waits for the log's other writers (an append
-// stuck in its write to a disk that hangs, a retention's file removals):
-// Append returns ctx's error then. Under
-// SyncPeriodic, an append that makes a flush due (flush.messages,
-// flush.ms) waits for that flush the same way, and so does a retry
-// answered as a duplicate of a batch the flush covers. A duplicate under
-// SyncAlways waits for its batch's fsync.
+// Under SyncAlways, Append returns once the batches are fsynced;
+// concurrent appends share fsyncs. If ctx ends while waiting for the
+// fsync, Append returns ctx's error: the batches are in the log and may
+// become durable.
 //
-// Errors: ErrClosed (also when Discard closed the log before the fsync);
-// ErrLogFenced; ErrRollFailed (a roll that could not create the new
-// segment: nothing written, the log not fenced); ErrRecordTooLarge; ErrInvalidRecord (ErrInvalidTimestamp
-// among them; and an idempotent producer's batch that is not the only one
-// of data, as Kafka's produce requests carry one batch a partition; a
-// batch whose base offset is not 0, whatever its size and CRC; a batch
-// whose record count is not its offset range; and, matching
-// record.ErrCorrupt too, a record that does not decode in a
-// batch whose header and CRC are sound, a batch whose codec is unknown or
-// whose compressed records do not decompress (compression.ErrUnknownCodec,
-// compression.ErrCorrupt), a batch whose CRC holds but whose header
-// does not (a negative record count or last offset delta, more records
-// than its offset range or its bytes hold), data that holds no whole batch,
-// and a batch of magic 0 or 1); record.ErrCorrupt for other malformed
-// batches, a failed CRC among them (nothing is written);
-// ErrOutOfOrderSequence and ErrProducerFenced for an idempotent producer's
-// batch that does not follow its last sequence or comes from an older
-// epoch (nothing is written); ErrOffsetOutOfRange when a TruncateTo
-// removed the batches before their fsync (see Durability.Wait), and when
-// the batches would take the log end offset past MaxLogEndOffset
-// (nothing is written, the log not fenced); ctx's error.
+// Append writes nothing, and returns ctx's error, when ctx:
+//
+//   - has ended before Append starts;
+//   - ends while Append waits for the log's other writers (an append stuck
+//     in its write to a disk that hangs, a retention's file removals).
+//
+// Under SyncPeriodic, an append that makes a flush due (flush.messages,
+// flush.ms) waits for that flush the same way. So does a retry answered
+// as a duplicate of a batch the flush covers. A duplicate under SyncAlways
+// waits for its batch's fsync.
+//
+// Errors:
+//
+//   - [ErrClosed], also when Discard closed the log before the fsync;
+//   - [ErrLogFenced];
+//   - [ErrRollFailed]: a roll that could not create the new segment.
+//     Nothing is written, and the log is not fenced;
+//   - [ErrRecordTooLarge];
+//   - [ErrInvalidRecord], [ErrInvalidTimestamp] among them (see below);
+//   - record.ErrCorrupt for other malformed batches, a failed CRC among
+//     them (nothing is written);
+//   - [ErrOutOfOrderSequence] and [ErrProducerFenced] for an idempotent
+//     producer's batch that does not follow its last sequence or comes
+//     from an older epoch (nothing is written);
+//   - [ErrOffsetOutOfRange] when a TruncateTo removed the batches before
+//     their fsync (see Durability.Wait), and when the batches would take
+//     the log end offset past MaxLogEndOffset (nothing is written, the log
+//     not fenced);
+//   - ctx's error.
+//
+// ErrInvalidRecord is also returned for:
+//
+//   - an idempotent producer's batch that is not the only one of data, as
+//     Kafka's produce requests carry one batch a partition;
+//   - a batch whose base offset is not 0, whatever its size and CRC;
+//   - a batch whose record count is not its offset range.
+//
+// And, matching record.ErrCorrupt too, for:
+//
+//   - a record that does not decode in a batch whose header and CRC are
+//     sound;
+//   - a batch whose codec is unknown or whose compressed records do not
+//     decompress (compression.ErrUnknownCodec, compression.ErrCorrupt);
+//   - a batch whose CRC holds but whose header does not (a negative record
+//     count or last offset delta, more records than its offset range or
+//     its bytes hold);
+//   - data that holds no whole batch;
+//   - a batch of magic 0 or 1.
 func (l *Log) Append(ctx context.Context, data []byte, opts AppendOptions) (AppendResult, error) {
 	res, d, err := l.AppendAsync(ctx, data, opts)
 	if err != nil {

@@ -152,55 +152,72 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 
 // Compact runs the log cleaner over the log's sealed, durable segments
 // (under SyncNever, those synced since they rolled) below the high
-// watermark (under SyncAlways, the durable offset), for logs whose
-// cleanup policy includes compact: for each key only the latest
-// record stays; tombstones (null values) stay for delete.retention.ms
-// after the cleaner first saw them (their batch's delete horizon, KIP-534)
-// and then go; records younger than min.compaction.lag.ms are not touched.
-// Offsets never change and batches keep their offset ranges; batches from
+// watermark (under SyncAlways, the durable offset). It does so for logs
+// whose cleanup policy includes compact:
+//
+//   - for each key only the latest record stays;
+//   - tombstones (null values) stay for delete.retention.ms after the
+//     cleaner first saw them (their batch's delete horizon, KIP-534), and
+//     then go;
+//   - records younger than min.compaction.lag.ms are not touched.
+//
+// Offsets never change, and batches keep their offset ranges. Batches from
 // which nothing is removed are copied byte for byte, but for the empty
-// batches an earlier pass kept, which go once nothing needs them (as
-// Kafka's cleaner drops a batch left with no record). The last batch of
-// each idempotent producer stays, emptied of its removed records, so that
-// the producer's state can be rebuilt from the log (as Kafka's cleaner
-// keeps it), and so does the last batch of each group of segments
-// rewritten as one, so that the log end offset survives the loss of the
-// segments after it (Kafka's, since KAFKA-17076, keeps the last of the
-// whole pass only). A truncation while it runs makes it stop without swapping
-// in what it built (the next call starts over), as Kafka aborts cleaning;
-// retention or DeleteRecordsBefore removing part of a group under it
-// ends the pass at that group (the groups before it swapped in): what is
-// left of the group may hold older records of keys whose tombstones the
-// groups after it hold.
+// batches an earlier pass kept: those go once nothing needs them, as
+// Kafka's cleaner drops a batch left with no record.
+//
+//   - The last batch of each idempotent producer stays, emptied of its
+//     removed records, so that the producer's state can be rebuilt from
+//     the log (as Kafka's cleaner keeps it).
+//   - So does the last batch of each group of segments rewritten as one,
+//     so that the log end offset survives the loss of the segments after
+//     it. (Kafka's, since KAFKA-17076, keeps the last of the whole pass
+//     only.)
+//
 // Consecutive segments whose sizes add up to at most segment.bytes, with
 // indexes that then fit segment.index.bytes, are rewritten as one, as
-// Kafka's cleaner groups them, so that the small
-// segments cleaning leaves, or that segment.ms rolls, do not pile up.
-// The groups are made of the segments as they are before the pass: those
+// Kafka's cleaner groups them. So the small segments cleaning leaves, or
+// that segment.ms rolls, do not pile up.
+//
+// The groups are made of the segments as they are before the pass. Those
 // it leaves small (emptied, when every record of theirs was replaced) are
-// merged by a later pass, which Maintain runs once the dirty ratio calls
-// for it (min.cleanable.dirty.ratio) — as Kafka's cleaner merges them.
-// Until then each keeps its files (on disk a descriptor and the mappings
-// of its two indexes): after a burst of 500 segments rewriting the same
-// few keys, 500 nearly empty segments, until new records make the log
-// dirty enough.
+// merged by a later pass, as Kafka's cleaner merges them. Maintain runs it
+// once the dirty ratio calls for it (min.cleanable.dirty.ratio). Until
+// then each keeps its files (on disk a descriptor and the mappings of its
+// two indexes). So after a burst of 500 segments rewriting the same few
+// keys, there are 500 nearly empty segments, until new records make the
+// log dirty enough.
 //
 // As Kafka's cleaner, a pass reads into its key map only the dirty
 // section: from the cleaner checkpoint (where the last pass ended; what
 // lies before it was deduplicated then) to the first segment it may not
-// clean. The map holds at most Options.CleanerMapBytes; when it fills,
-// the pass cleans the log up to where it filled (CompactResult.CleanedTo)
-// and the next pass goes on from there.
+// clean. The map holds at most Options.CleanerMapBytes. When it fills, the
+// pass cleans the log up to where it filled (CompactResult.CleanedTo), and
+// the next pass goes on from there.
 //
-// Errors: ctx's error once it ends, checked at each megabyte read and
-// while the pass waits for the log's other writers to begin (the
-// groups swapped in before stay); ErrClosed, also when a Close begins
-// during the pass, which then stops at its next read as if ctx ended; ErrLogFenced, also when a
-// swap failed (reopen the log: Open completes or undoes the swap); an
-// error matching record.ErrCorrupt; file system errors (among them that
-// of a cleaner checkpoint that could not be written at all, on a full
-// disk: the segments swapped in stay, the log is not fenced, and the
-// next pass that moves the checkpoint writes it).
+// Other writers may overtake a pass:
+//
+//   - A truncation while it runs makes it stop without swapping in what it
+//     built (the next call starts over), as Kafka aborts cleaning.
+//   - Retention or DeleteRecordsBefore removing part of a group under it
+//     ends the pass at that group (the groups before it swapped in). What
+//     is left of the group may hold older records of keys whose tombstones
+//     the groups after it hold.
+//
+// Errors:
+//
+//   - ctx's error once it ends, checked at each megabyte read and while the
+//     pass waits for the log's other writers to begin (the groups swapped
+//     in before stay);
+//   - [ErrClosed], also when a Close begins during the pass, which then
+//     stops at its next read as if ctx ended;
+//   - [ErrLogFenced], also when a swap failed (reopen the log: Open
+//     completes or undoes the swap);
+//   - an error matching record.ErrCorrupt;
+//   - file system errors. Among them is that of a cleaner checkpoint that
+//     could not be written at all, on a full disk: the segments swapped in
+//     stay, the log is not fenced, and the next pass that moves the
+//     checkpoint writes it.
 func (l *Log) Compact(ctx context.Context) (CompactResult, error) {
 	var res CompactResult
 	l.cleanMu.Lock()

@@ -33,71 +33,100 @@ type Options struct {
 	FS    vfs.FS
 	Clock Clock // the time for retention, timestamps, segment.ms; nil: SystemClock
 	// Logger is where recovery, retention and compaction log; nil:
-	// nowhere. The Log logs holding the lock its writers take, but only
-	// asks the handler's Enabled under it: its handler gets the lines
-	// once the lock is released, in the order logged, on the goroutine
-	// of the call that logged (an append that rolled, a Maintain) or of
-	// a concurrent call that hands on the lines logged meanwhile (or,
-	// while a HoldLines is under way, of the last one's release). A
-	// Partition's call hands them on once it has released the
-	// partition's lock too, Compact and Close once they have released
-	// the compaction's lock, and an fsync once its group commit's round
-	// (which Close waits for) has ended. So the handler may append to the
-	// Log or Partition whose line it is, or close the Log. Open's lines
-	// are handed on as Open returns (a handler that panics, or ends the
-	// goroutine, on one leaves the log it opened closed, as Open does
-	// when it fails): a handler called from the Open of a
+	// nowhere.
+	//
+	// The Log logs holding the lock its writers take, but only asks the
+	// handler's Enabled under it. Its handler gets the lines once the
+	// lock is released, in the order logged, on the goroutine of:
+	//
+	//   - the call that logged (an append that rolled, a Maintain);
+	//   - or a concurrent call that hands on the lines logged meanwhile;
+	//   - or, while a HoldLines is under way, the last one's release.
+	//
+	// Some calls hand them on later:
+	//
+	//   - a Partition's call, once it has released the partition's lock
+	//     too;
+	//   - Compact and Close, once they have released the compaction's lock;
+	//   - an fsync, once its group commit's round (which Close waits for)
+	//     has ended.
+	//
+	// So the handler may append to the Log or Partition whose line it is,
+	// or close the Log.
+	//
+	// Open's lines are handed on as Open returns. A handler that panics,
+	// or ends the goroutine, on one leaves the log it opened closed, as
+	// Open does when it fails. A handler called from the Open of a
 	// Partition.Reopen or RetryReopen runs holding that partition's lock,
 	// and must not call the partition.
 	Logger *slog.Logger
-	// Go starts f on a goroutine of its own: the log's only goroutine, a
-	// group commit's fsync round run apart from its waiter (see
-	// Durability.Wait), which hands on, as it ends, the lines logged
-	// during the round. Close and Discard wait for the round's fsync,
-	// not for its goroutine (a handler on one of its lines may close the
-	// log): an owner that must know when the last line went out (a
-	// broker, whose Close returns once they have) counts the goroutines
-	// with its own Go, which the log calls before Close or Discard
-	// returns, never after. nil: a go statement.
+	// Go starts f on a goroutine of its own. nil: a go statement.
+	//
+	// The log's only goroutine is a group commit's fsync round run apart
+	// from its waiter (see Durability.Wait). It hands on, as it ends, the
+	// lines logged during the round.
+	//
+	// Close and Discard wait for the round's fsync, not for its goroutine
+	// (a handler on one of its lines may close the log). An owner that
+	// must know when the last line went out (a broker, whose Close returns
+	// once they have) counts the goroutines with its own Go. The log calls
+	// Go before Close or Discard returns, never after.
 	Go func(f func())
 	// ProducerExpiration is Kafka's producer.id.expiration.ms: Maintain
-	// forgets an idempotent producer id that has appended nothing for this
-	// long (its sequence numbers, for answering retried duplicates, and on
-	// compacted topics the last batch compaction keeps for it), and Open
-	// does not load one from a producer-state snapshot, as Kafka's
-	// ProducerStateManager skips it (the snapshot of a roll before the
-	// expiry, after a crash, say); until then it is kept even once
-	// retention or DeleteRecordsBefore deleted all its batches, as Kafka
-	// keeps it since KIP-360. A producer that comes back is taken as a new
-	// one, as Kafka does (KIP-360: any first sequence is accepted), so it
+	// forgets an idempotent producer id that has appended nothing for
+	// this long. Default (0) 1 day; negative means never (the state then
+	// holds every producer id the log has seen, whatever retention
+	// deleted).
+	//
+	// Maintain forgets the id's sequence numbers, for answering retried
+	// duplicates, and on compacted topics the last batch compaction keeps
+	// for it. Open does not load such an id from a producer-state
+	// snapshot, as Kafka's ProducerStateManager skips it (the snapshot of
+	// a roll before the expiry, after a crash, say).
+	//
+	// Until then, an id is kept even once retention or DeleteRecordsBefore
+	// deleted all its batches, as Kafka keeps it since KIP-360.
+	//
+	// A producer that comes back is taken as a new one, as Kafka does
+	// (KIP-360: any first sequence is accepted). So ProducerExpiration
 	// should be well above the producers' delivery timeout: a retry that
-	// comes later is appended again. The time counts from the last append,
-	// by the log's clock, which the producer state's snapshot keeps across
-	// a clean Close; after a crash, the producers of the batches replayed
-	// from the log count from Open (also one that Maintain forgot before
-	// the crash, its batches past the newest snapshot the crash kept: it
-	// is known again, its sequence numbers checked, for another
-	// ProducerExpiration), and so does an append that the clock has since
-	// stepped back past (an Open then reads the time as at most its own).
-	// Unlike Kafka, which counts from the last batch's max timestamp
-	// (ProducerStateEntry.lastTimestamp), a CreateTime a producer set:
-	// there, a producer whose records carry old timestamps (replayed
+	// comes later is appended again.
+	//
+	// The time counts from the last append, by the log's clock, which the
+	// producer state's snapshot keeps across a clean Close. These count
+	// from Open instead:
+	//
+	//   - after a crash, the producers of the batches replayed from the
+	//     log. That includes one that Maintain forgot before the crash,
+	//     its batches past the newest snapshot the crash kept: it is known
+	//     again, its sequence numbers checked, for another
+	//     ProducerExpiration;
+	//   - an append that the clock has since stepped back past (an Open
+	//     then reads the time as at most its own).
+	//
+	// Kafka counts from the last batch's max timestamp instead
+	// (ProducerStateEntry.lastTimestamp), a CreateTime a producer set.
+	// There, a producer whose records carry old timestamps (replayed
 	// history, say) expires at the next check, between its retries, and
-	// one stamped in the future never does. Default (0) 1 day; negative
-	// means never (the state then holds every producer id the log has
-	// seen, whatever retention deleted).
+	// one stamped in the future never does.
 	ProducerExpiration time.Duration
 	// CleanerMapBytes bounds the memory of the log cleaner's key map, as
 	// Kafka's log.cleaner.dedupe.buffer.size (per log here, for the one
-	// pass that runs at a time): 24 bytes a slot (a key's 128-bit hash
-	// and its offset, as Kafka's MD5 and offset), filled to 90%, so the
-	// default 128 MiB maps some 5 million distinct keys a pass. A pass
-	// maps only the dirty section (see Compact) and takes no more than
-	// that needs; a dirty section with more distinct keys is cleaned in
-	// several passes. Default (0) DefaultCleanerMapBytes; at least
-	// MinCleanerMapBytes (one key a pass), else Open returns
-	// ErrInvalidConfig; more than MaxCleanerMapBytes (2 GiB - 1, Kafka's
-	// cap) counts as that.
+	// pass that runs at a time).
+	//
+	//   - Default (0): DefaultCleanerMapBytes.
+	//   - At least MinCleanerMapBytes (one key a pass), else Open returns
+	//     ErrInvalidConfig.
+	//   - More than MaxCleanerMapBytes (2 GiB - 1, Kafka's cap) counts as
+	//     that.
+	//
+	// A slot takes 24 bytes (a key's 128-bit hash and its offset, as
+	// Kafka's MD5 and offset), and the map is filled to 90%. So the
+	// default 128 MiB maps some 5 million distinct keys a pass.
+	//
+	// A pass maps only the dirty section (see Compact) and takes no more
+	// than that needs. A dirty section with more distinct keys is cleaned
+	// in several passes.
 	CleanerMapBytes int64
 }
 
@@ -341,84 +370,115 @@ type RecoveryInfo struct {
 }
 
 // Open opens the log in dir, creating the directory if needed, and
-// recovers it (see the package doc). cfg is copied and defaulted. On the
-// OS file system (under any vfs.Wrapper) a relative dir is made absolute
-// against the working directory at Open, as Kafka makes its log dirs
-// absolute: a later change of the working directory does not move the
-// log (see Dir).
+// recovers it (see the package doc). cfg is copied and defaulted.
 //
-// A log whose recovered end lies below its log start offset checkpoint
-// (DeleteRecordsBefore or retention moved the start into records never
-// synced, under SyncNever, and a crash lost them; or segment files were
-// lost) is emptied, as Kafka's log loading does: every segment is
-// removed, with the leader epochs and the idempotent producers' state and
-// snapshots, and a new empty segment starts at the log start offset,
-// which stays; the log end offset and the recovery point are set to it.
+// On the OS file system (under any vfs.Wrapper), a relative dir is made
+// absolute against the working directory at Open, as Kafka makes its log
+// dirs absolute. A later change of the working directory does not move
+// the log (see Dir).
+//
+// Errors:
+//
+//   - [ErrInvalidConfig];
+//   - [ErrNotLogDir] for a directory with foreign files (other than an
+//     OS's, see [SystemFile]);
+//   - an error matching record.ErrCorrupt (see below);
+//   - [ErrBadCheckpoint];
+//   - file system errors.
+//
+// The error matching record.ErrCorrupt is a *record.CorruptError naming
+// file and position. Open returns it when:
+//
+//   - acknowledged data is corrupt;
+//   - a segment's file, or a compaction's swap file, names a base offset
+//     past the largest a segment can have (math.MaxInt64 -
+//     math.MaxInt32);
+//   - a compaction's swap file went bad (then before Open changed
+//     anything).
+//
+// It takes no ctx: see [OpenContext].
+//
+// A log whose recovered end lies below its log start offset checkpoint is
+// emptied, as Kafka's log loading does. Such an end comes from
+// DeleteRecordsBefore or retention moving the start into records never
+// synced, under SyncNever, and a crash losing them; or from segment files
+// lost. Then:
+//
+//   - every segment is removed, with the leader epochs and the idempotent
+//     producers' state and snapshots;
+//   - a new empty segment starts at the log start offset, which stays;
+//   - the log end offset and the recovery point are set to it.
+//
 // Offsets never go backwards: a consumer at the log start stays valid,
 // and no offset below it is given to another record. This is done, and
-// logged as a warning, whether the log was closed cleanly or not (a
-// clean Close never writes a start past its end: such a marker is
-// stale, and Recovery reports Clean false); RecoveryInfo.SegmentsDeleted
-// counts the segments removed.
+// logged as a warning, whether the log was closed cleanly or not. (A
+// clean Close never writes a start past its end: such a marker is stale,
+// and Recovery reports Clean false.) RecoveryInfo.SegmentsDeleted counts
+// the segments removed.
 //
-// A log that failed before — an fsync, or another write, fenced it
-// (ErrLogFenced), or its Close failed — left a sync-failed checkpoint
-// with its durable offset then. Linux may have marked the pages a failed
-// fsync could not write clean: the files read them back, but no later
-// fsync writes them, and a power loss would take them, with every record
-// appended after them, acknowledged ones too. Open recovers such a log as
-// after a crash, then writes its batches from that offset on anew
-// (truncated and written back at the same offsets and positions) and
-// syncs them before it serves them, and only then removes the checkpoint:
-// no record a consumer may have read goes, nor comes back different
-// (RecoveryInfo.RewrittenBytes). Should an fsync of Open's own recovery
-// fail, it writes the checkpoint at the recovery point and fails; the
-// next Open writes anew from there.
+// A log that failed before left a sync-failed checkpoint with its durable
+// offset then: an fsync, or another write, fenced it (ErrLogFenced), or
+// its Close failed. Linux may have marked the pages a failed fsync could
+// not write clean. The files read them back, but no later fsync writes
+// them, and a power loss would take them, with every record appended
+// after them, acknowledged ones too.
+//
+// Open recovers such a log as after a crash. Then it writes its batches
+// from that offset on anew (truncated and written back at the same
+// offsets and positions), and syncs them before it serves them. Only then
+// does it remove the checkpoint. So no record a consumer may have read
+// goes, nor comes back different (RecoveryInfo.RewrittenBytes).
+//
+// Should an fsync of Open's own recovery fail, it writes the checkpoint at
+// the recovery point and fails; the next Open writes anew from there.
 //
 // A log whose sync-failed checkpoint could not be written (the disk
 // failing still) is remembered by the process, with the offset the
-// checkpoint would have held: an Open in the same process, of the same
+// checkpoint would have held. An Open in the same process, of the same
 // directory on the same file system (under any vfs.Wrapper, such as
 // vfs.WithFaults; the OS file system's directories by their absolute
-// path or another path to them, by os.SameFile), takes it as the
-// checkpoint (the lower offset of the two, if it finds the file as
-// well), writes the checkpoint — failing if it cannot
-// — and writes the tail anew as above; the process forgets once that is
-// durable. An Open in another process in the same boot does not know,
-// and trusts the tail (see the package doc).
+// path or another path to them, by os.SameFile), then:
 //
-// Should Options.Logger's handler panic, or end the goroutine, on the
-// line Open logs once the log is open ("log opened", "log created"),
-// Open closes the log before the panic goes on: nothing is left open
-// that its caller cannot close.
+//  1. takes it as the checkpoint (the lower offset of the two, if it finds
+//     the file as well);
+//  2. writes the checkpoint, failing if it cannot;
+//  3. writes the tail anew as above.
 //
-// Errors: ErrInvalidConfig; ErrNotLogDir for a directory with foreign
-// files (other than an OS's, see SystemFile); an error matching record.ErrCorrupt (a *record.CorruptError naming
-// file and position) when acknowledged data is corrupt, or a segment's
-// file, or a compaction's swap file, names a base offset past the largest
-// a segment can have (math.MaxInt64 - math.MaxInt32), or a compaction's
-// swap file went bad (then before Open changed anything); ErrBadCheckpoint;
-// file system errors.
+// The process forgets once that is durable. An Open in another process in
+// the same boot does not know, and trusts the tail (see the package doc).
 //
-// It takes no ctx: see OpenContext.
+// Should Options.Logger's handler panic, or end the goroutine, on the line
+// Open logs once the log is open ("log opened", "log created"), Open
+// closes the log before the panic goes on. Nothing is left open that its
+// caller cannot close.
 func Open(dir string, cfg Config, opts Options) (*Log, error) {
 	return OpenContext(context.Background(), dir, cfg, opts)
 }
 
 // OpenContext is Open, cut short when ctx ends, as net.Dialer.DialContext
-// is net.Dial: recovery looks at ctx before each segment it opens, every
-// 4 MiB of a segment it reads (segment.OpenContext's scan of what its
-// index does not cover, segment.Segment.RecoverContext's rescan) and of
-// the batches it replays into the producer state. Cut short, it closes
-// what it opened and leaves the directory as a crash at that point would,
-// or better: nothing is cut from a segment before its scan has finished
-// (a torn tail is cut, and the segments after it removed, in one go), an
-// index rebuilt only in part is removed, so that the next Open rebuilds
-// it, and the recovery point, the clean-shutdown marker and the
-// producer-state snapshot, written only after that replay, are left as
-// they were: the next Open recovers the log fully. Past the replay, what
-// is left (fsyncs and checkpoints) is done whatever ctx says. ctx bounds
-// the opening only: the Log returned does not keep it.
+// is net.Dial.
+//
+// Recovery looks at ctx:
+//
+//   - before each segment it opens;
+//   - every 4 MiB of a segment it reads (segment.OpenContext's scan of what
+//     its index does not cover, segment.Segment.RecoverContext's rescan);
+//   - every 4 MiB of the batches it replays into the producer state.
+//
+// Cut short, it closes what it opened and leaves the directory as a crash
+// at that point would, or better:
+//
+//   - nothing is cut from a segment before its scan has finished (a torn
+//     tail is cut, and the segments after it removed, in one go);
+//   - an index rebuilt only in part is removed, so that the next Open
+//     rebuilds it;
+//   - the recovery point, the clean-shutdown marker and the producer-state
+//     snapshot, written only after that replay, are left as they were.
+//
+// So the next Open recovers the log fully. Past the replay, what is left
+// (fsyncs and checkpoints) is done whatever ctx says.
+//
+// ctx bounds the opening only: the Log returned does not keep it.
 //
 // Errors: Open's; an error matching ctx.Err() when ctx ended.
 func OpenContext(ctx context.Context, dir string, cfg Config, opts Options) (*Log, error) {
