@@ -119,27 +119,37 @@ func (t TimestampType) String() string {
 }
 
 // Config is a log's (topic's) configuration, named after Kafka's topic
-// configs. The zero value of each field means the default, noted on it: a
-// broker's TopicDefaults for a topic, else Kafka's, but for Sync, whose
-// default is SyncAlways (Kafka's flush.messages and flush.ms defaults are
-// SyncNever). Every value but one
-// can still be asked for explicitly: the enums' zero values are named
-// ...Default, where zero is a value of its own (no lag, no limit) a
-// negative value asks for it, and Kafka's index.interval.bytes=0 is
-// IndexIntervalBytes 1, which does the same. The one is Kafka's
-// retention.bytes=0, which has no value here (see RetentionBytes).
+// configs.
 //
-// Durations count in whole milliseconds, as Kafka's *.ms configs do: a
+// The zero value of each field means the default, noted on it: a broker's
+// TopicDefaults for a topic, else Kafka's. Sync is the exception: its
+// default is SyncAlways (Kafka's flush.messages and flush.ms defaults are
+// SyncNever).
+//
+// Every value but one can still be asked for explicitly:
+//
+//   - the enums' zero values are named ...Default;
+//   - where zero is a value of its own (no lag, no limit), a negative value
+//     asks for it;
+//   - Kafka's index.interval.bytes=0 is IndexIntervalBytes 1, which does
+//     the same.
+//
+// The one is Kafka's retention.bytes=0, which has no value here (see
+// RetentionBytes).
+//
+// Durations count in whole milliseconds, as Kafka's *.ms configs do. A
 // fraction of a millisecond is dropped, so a positive duration below 1 ms
-// is 0 ms (a RetentionTime of time.Nanosecond is Kafka's retention.ms=0;
-// a SegmentTime or MaxCompactionLag below 1 ms, which Kafka refuses as
-// below its minimum of 1, rolls the active segment at each append whose
-// records are newer than its first batch, as SegmentTime counts: records
-// of the first batch's millisecond stay in its segment; a FlushInterval
-// below 1 ms is flush.ms=0, due at every append, and one of 1.5 ms is due
-// 1 ms after the last flush; a TimestampBeforeMax or TimestampAfterMax
-// below 1 ms is Kafka's message.timestamp.before.max.ms or after.max.ms
-// of 0).
+// is 0 ms:
+//
+//   - a RetentionTime of time.Nanosecond is Kafka's retention.ms=0;
+//   - a SegmentTime or MaxCompactionLag below 1 ms, which Kafka refuses as
+//     below its minimum of 1, rolls the active segment at each append
+//     whose records are newer than its first batch, as SegmentTime counts:
+//     records of the first batch's millisecond stay in its segment;
+//   - a FlushInterval below 1 ms is flush.ms=0, due at every append, and
+//     one of 1.5 ms is due 1 ms after the last flush;
+//   - a TimestampBeforeMax or TimestampAfterMax below 1 ms is Kafka's
+//     message.timestamp.before.max.ms or after.max.ms of 0.
 //
 // The fields are Go values, not Kafka's name=value strings: there is no
 // unknown config name to refuse, nor a value that does not parse. Kafka's
@@ -149,12 +159,14 @@ func (t TimestampType) String() string {
 // Open copies the Config; it never changes the caller's.
 type Config struct {
 	// SegmentBytes is segment.bytes: the size at which a new segment is
-	// rolled. Default 1 GiB; at least 14 and at most 2 GiB - 1. The least
-	// is Kafka's before 4.0 (Kafka 4 refuses less than 1 MiB, and has
-	// tests set smaller segments through its internal.segment.bytes):
-	// runnel keeps it so that tests can roll small segments. A smaller
-	// value set on a log rolls its active segment at the next append that
-	// would pass it; the segments written stay as they are.
+	// rolled. Default 1 GiB; at least 14 and at most 2 GiB - 1.
+	//
+	// The least is Kafka's before 4.0. runnel keeps it so that tests can
+	// roll small segments. (Kafka 4 refuses less than 1 MiB, and has tests
+	// set smaller segments through its internal.segment.bytes.)
+	//
+	// A smaller value set on a log rolls its active segment at the next
+	// append that would pass it; the segments written stay as they are.
 	SegmentBytes int64
 	// SegmentTime is segment.ms: the active segment rolls before an append
 	// whose records are more than this newer than its first batch. Default 7
@@ -169,11 +181,14 @@ type Config struct {
 	// count, as Kafka's change in place does.
 	SegmentTime time.Duration
 	// SegmentIndexBytes is segment.index.bytes: the room of each of a
-	// segment's indexes; a full one rolls the segment, the time index one
-	// entry short of its room, as Kafka's (the last is for the segment's
-	// max timestamp, written as it rolls). Default 10 MiB; at least 12, one
-	// time-index entry: from 12 to 23 bytes each batch rolls a segment, as
-	// in Kafka (which takes 4 to 11 too, with the same effect).
+	// segment's indexes. Default 10 MiB; at least 12, one time-index entry.
+	//
+	// A full one rolls the segment, the time index one entry short of its
+	// room, as Kafka's (the last is for the segment's max timestamp,
+	// written as it rolls).
+	//
+	// From 12 to 23 bytes, each batch rolls a segment, as in Kafka (which
+	// takes 4 to 11 too, with the same effect).
 	SegmentIndexBytes int
 	// IndexIntervalBytes is index.interval.bytes. Default 4096; at most
 	// 2147483647, a negative one is ErrInvalidConfig. Kafka's 0 (an index
@@ -186,25 +201,30 @@ type Config struct {
 	// and then refuses every batch).
 	MaxMessageBytes int
 	// RetentionTime is retention.ms: segments whose newest record is older
-	// are deleted, oldest first, as in Kafka: the active one too, rolled
-	// first, once every record of the log is older (but for one whose
-	// records have no timestamp, which waits to roll), and none that holds
-	// records at or past the high watermark. Default 7 days; negative
+	// are deleted, oldest first, as in Kafka. Default 7 days; negative
 	// means unlimited.
 	//
-	// Age is told by the records' timestamps: under CreateTime, the
-	// default, those the producer gave (record.Record's Timestamp), so
-	// what of a history imported with its events' own times is older than
-	// RetentionTime goes at the next maintenance run; under LogAppendTime,
-	// the broker's at the append, as NATS JetStream ages its messages.
+	//   - The active segment goes too, rolled first, once every record of
+	//     the log is older (but for one whose records have no timestamp,
+	//     which waits to roll).
+	//   - No segment that holds records at or past the high watermark goes.
+	//
+	// Age is told by the records' timestamps:
+	//
+	//   - under CreateTime, the default, those the producer gave
+	//     (record.Record's Timestamp). So what of a history imported with
+	//     its events' own times is older than RetentionTime goes at the
+	//     next maintenance run.
+	//   - under LogAppendTime, the broker's at the append, as NATS
+	//     JetStream ages its messages.
 	//
 	// Records go a segment at a time, at a maintenance run, never one by
-	// one as JetStream's MaxAge removes messages: while records keep
+	// one as JetStream's MaxAge removes messages. While records keep
 	// coming, the active segment rolls only at SegmentBytes or SegmentTime
-	// (1 GiB, 7 days by default), so a record may be kept up to about
-	// SegmentTime past RetentionTime (a topic with a RetentionTime of an
-	// hour keeps up to 7 days of a steady trickle). A SegmentTime that is
-	// a fraction of RetentionTime bounds it closer, as Kafka advises.
+	// (1 GiB, 7 days by default). So a record may be kept up to about
+	// SegmentTime past RetentionTime: a topic with a RetentionTime of an
+	// hour keeps up to 7 days of a steady trickle. A SegmentTime that is a
+	// fraction of RetentionTime bounds it closer, as Kafka advises.
 	RetentionTime time.Duration
 	// RetentionBytes is retention.bytes: old segments are deleted while
 	// the log is larger. Default (0 or negative) unlimited (Kafka's default

@@ -220,17 +220,26 @@ type PartitionState struct {
 	PartitionOffsets
 	// Size is its log's Size.
 	Size int64
-	// Err is nil while the partition's log is open and not fenced;
-	// otherwise the error every append fails with until something
-	// changes that: an error matching ErrLogFenced and wrapping its
-	// cause (a failed write or fsync fenced the log, which still serves
-	// reads but for those of the segments a failed compaction swap
-	// removed, which answer ErrLogFenced until the next Open; or a
-	// Reopen could not open the log again, which RetryReopen or a later
-	// Reopen may; or a Reopen could not close it, its final
-	// fsync failing, say, which no Reopen mends: see Reopen), or
-	// ErrClosed once the partition is closed. A refusal that passes with
-	// the append, ErrRollFailed say, is not reported.
+	// Err is nil while the partition's log is open and not fenced.
+	//
+	// Otherwise it is the error every append fails with until something
+	// changes that:
+	//
+	//   - an error matching ErrLogFenced and wrapping its cause (below);
+	//   - or ErrClosed once the partition is closed.
+	//
+	// The cause of ErrLogFenced is one of:
+	//
+	//   - a failed write or fsync fenced the log. The log still serves
+	//     reads, but for those of the segments a failed compaction swap
+	//     removed, which answer ErrLogFenced until the next Open.
+	//   - a Reopen could not open the log again, which RetryReopen or a
+	//     later Reopen may.
+	//   - a Reopen could not close it, its final fsync failing, say, which
+	//     no Reopen mends (see Reopen).
+	//
+	// A refusal that passes with the append, ErrRollFailed say, is not
+	// reported.
 	Err error
 }
 
@@ -259,12 +268,15 @@ func (p *Partition) LogStartOffset() int64 { return p.current().LogStartOffset()
 // Changed returns a channel that is closed the next time the high
 // watermark may have moved (an append, a reopen, a close), or records were
 // cut from the log (see Log.OnCut: DeleteRecords, retention, a
-// truncation), which may leave a reader's offset out of range. Long-polling
-// readers take it before reading, then wait on it if they found not
-// enough. Two calls with no change between return the same channel; a
-// change that finds the channel not taken since the last closes nothing
-// (no one waits on it) and the channel stays, to be closed by the first
-// change after a reader takes it.
+// truncation), which may leave a reader's offset out of range.
+//
+// Long-polling readers take it before reading, then wait on it if they
+// found not enough.
+//
+// Two calls with no change between return the same channel. A change that
+// finds the channel not taken since the last closes nothing (no one waits
+// on it), and the channel stays, to be closed by the first change after a
+// reader takes it.
 func (p *Partition) Changed() <-chan struct{} {
 	if p.zero() {
 		return closedChan // closed: nothing to wait for
@@ -370,18 +382,24 @@ func (p *Partition) Mark() Mark {
 	return Mark{p: p, epoch: p.epoch, bytes: watermarkBytes(l), compact: l.Config().CleanupPolicy&Compact != 0}
 }
 
-// ChangedPast returns a channel that is closed once the appends to m's
-// partition since m was taken have moved its high watermark past n bytes
-// of batches or more, or the partition has changed otherwise than by an
-// append since m (a cut, a reopen, a close, a lock's release: what
-// closes Changed's channel but an append) — at once if that is so
-// already, or n is 0 or less. A reader that took m, then read the
-// partition from its offset up to a high watermark it looked at after
-// m, found b bytes there and wants w waits on ChangedPast(w-b): no
-// append that does not reach it can bring what a read would find to w.
+// ChangedPast returns a channel that is closed once:
+//
+//   - the appends to m's partition since m was taken have moved its high
+//     watermark past n bytes of batches or more;
+//   - or the partition has changed otherwise than by an append since m (a
+//     cut, a reopen, a close, a lock's release: what closes Changed's
+//     channel but an append).
+//
+// It is closed at once if that is so already, or n is 0 or less.
+//
+// Say a reader took m, then read the partition from its offset up to a
+// high watermark it looked at after m, found b bytes there and wants w.
+// It waits on ChangedPast(w-b): no append that does not reach it can bring
+// what a read would find to w.
+//
 // Unlike Changed's, the channel is the caller's own, which the appends
-// that do not reach n leave open. The caller calls stop once it no
-// longer waits on it, whether or not it was closed, which frees it.
+// that do not reach n leave open. The caller calls stop once it no longer
+// waits on it, whether or not it was closed, which frees it.
 func (m Mark) ChangedPast(n int64) (changed <-chan struct{}, stop func()) {
 	p := m.p
 	if p == nil || n <= 0 {
@@ -532,12 +550,18 @@ func (p *Partition) read(ctx context.Context, within bool, dst []byte, offset in
 }
 
 // OffsetForTime is Log.OffsetForTime, with the partition's log held open
-// for the call (a Reopen waits for it; a Reopen under way is waited for,
-// until ctx ends; so is the writer that overtook the search, when it must
-// wait for it to search again: a compaction's swap that closed a segment
-// it read before it listed the cleaned one, a truncation), and its
-// errors, with ErrLogFenced (wrapping open's error) in place of ErrClosed
-// once a Reopen's open failed (see Reopen), and ctx's error.
+// for the call.
+//
+// A Reopen waits for the call. These are waited for, until ctx ends:
+//
+//   - a Reopen under way;
+//   - the writer that overtook the search, when it must wait for it to
+//     search again: a compaction's swap that closed a segment it read
+//     before it listed the cleaned one, a truncation.
+//
+// Its errors are Log.OffsetForTime's, with ErrLogFenced (wrapping open's
+// error) in place of ErrClosed once a Reopen's open failed (see Reopen),
+// and ctx's error.
 func (p *Partition) OffsetForTime(ctx context.Context, ts int64) (offset int64, ok bool, err error) {
 	l, err := p.rlock(ctx)
 	if err != nil {
@@ -550,11 +574,14 @@ func (p *Partition) OffsetForTime(ctx context.Context, ts int64) (offset int64, 
 
 // OffsetOfMaxTimestamp is Log.OffsetOfMaxTimestampBelow over the records
 // a consumer can read: those below upTo or the high watermark, whichever
-// is lower (as ReadInto's), with the partition's log held open for the
-// call (a Reopen waits for it; a Reopen under way is waited for, until
-// ctx ends), and its errors, with
-// ErrLogFenced (wrapping open's error) in place of ErrClosed once a
-// Reopen's open failed (see Reopen).
+// is lower (as ReadInto's).
+//
+// The partition's log is held open for the call: a Reopen waits for it,
+// and a Reopen under way is waited for, until ctx ends.
+//
+// Its errors are Log.OffsetOfMaxTimestampBelow's, with ErrLogFenced
+// (wrapping open's error) in place of ErrClosed once a Reopen's open
+// failed (see Reopen).
 func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {
 	l, err := p.rlock(ctx)
 	if err != nil {
@@ -565,15 +592,19 @@ func (p *Partition) OffsetOfMaxTimestamp(ctx context.Context, upTo int64) (offse
 	return offset, ok, p.failed(err)
 }
 
-// DeleteRecordsBefore is Log.DeleteRecordsBefore, with the partition's log
-// held open for the call (a Reopen waits for it; a Reopen under way is
-// waited for, until ctx ends: ctx's error then), for an offset at most
-// the partition's high watermark: above it (records not yet
-// acknowledged, which a consumer cannot read yet) it is refused with
-// ErrOffsetOutOfRange, as Kafka's UnifiedLog.maybeIncrementLogStartOffset
-// refuses it. Its errors are the log's, with ErrLogFenced (wrapping
-// open's error) in place of ErrClosed once a Reopen's open failed (see
-// Reopen).
+// DeleteRecordsBefore is Log.DeleteRecordsBefore, for an offset at most
+// the partition's high watermark, with the partition's log held open for
+// the call.
+//
+// An offset above the high watermark (records not yet acknowledged, which
+// a consumer cannot read yet) is refused with ErrOffsetOutOfRange, as
+// Kafka's UnifiedLog.maybeIncrementLogStartOffset refuses it.
+//
+// A Reopen waits for the call. A Reopen under way is waited for, until ctx
+// ends: ctx's error then.
+//
+// Its errors are the log's, with ErrLogFenced (wrapping open's error) in
+// place of ErrClosed once a Reopen's open failed (see Reopen).
 func (p *Partition) DeleteRecordsBefore(ctx context.Context, offset int64) (int64, error) {
 	return p.DeleteRecordsChecked(ctx, func(Config, int64) (int64, error) { return offset, nil })
 }
@@ -800,13 +831,14 @@ func (k *PartitionLock) Reopen(open func() (*Log, error)) error {
 // so that a partition whose reopen met a passing error (no file
 // descriptors left, say) serves again without waiting for a restart.
 //
-// With nothing to retry it holds nothing up: it takes the partition's
-// lock shared to see so, as the partition's calls do, rather than wait
-// for their holds, and hold new ones back meanwhile, as a Reopen does
-// (an append stuck in its write to a disk that hangs would have held every
-// read of the partition back with it, for each maintenance round). With a
-// retry to make, it waits for the calls in flight, as Reopen does, until
-// ctx ends.
+// With nothing to retry, it holds nothing up. It takes the partition's
+// lock shared to see so, as the partition's calls do. It neither waits
+// for their holds nor holds new ones back meanwhile, as a Reopen does: an
+// append stuck in its write to a disk that hangs would have held every
+// read of the partition back with it, for each maintenance round.
+//
+// With a retry to make, it waits for the calls in flight, as Reopen does,
+// until ctx ends.
 //
 // Errors: open's error; ctx's error (nothing tried).
 func (p *Partition) RetryReopen(ctx context.Context) (tried bool, err error) {
