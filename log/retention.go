@@ -14,8 +14,9 @@ import (
 // DeleteRecordsBefore advances the log start offset to offset (Kafka's
 // DeleteRecords): records below it are no longer readable, and whole
 // segments below it are deleted. It returns the new log start offset.
-// The active segment is never deleted: when offset is the log end, it
-// stays below the start, and once an append has rolled it, the next
+//
+// The active segment is never deleted. When offset is the log end, it
+// stays below the start. Once an append has rolled it, the next
 // ApplyRetention deletes it, as Kafka's
 // deleteLogStartOffsetBreachedSegments does.
 //
@@ -24,27 +25,32 @@ import (
 // left at or past the new start, one as of the log end is written first,
 // so that the Open after a crash still has it.
 //
-// The log has no high watermark of its own (it is its Partition's):
+// The log has no high watermark of its own (it is its Partition's).
 // Partition.DeleteRecordsBefore refuses an offset above the high
 // watermark, as Kafka does; the log refuses only one past its end.
 //
 // On a full disk, where that snapshot or the log start offset checkpoint
-// cannot be written, the whole segments below offset are removed first,
-// which frees room for them (see deleteSegmentsLocked: the snapshot of an
-// earlier roll, at or past the first segment left, covers their removal);
-// if they still cannot be written, the call fails with the file system's
-// error (syscall.ENOSPC, say), the log not fenced, its start at the base
-// of its first segment left: a later call moves it on.
+// cannot be written, the whole segments below offset are removed first.
+// That frees room for them (see deleteSegmentsLocked: the snapshot of an
+// earlier roll, at or past the first segment left, covers their removal).
+// If they still cannot be written, the call fails with the file system's
+// error (syscall.ENOSPC, say). The log is not fenced, and its start is at
+// the base of its first segment left: a later call moves it on.
 //
-// Errors: ErrOffsetOutOfRange for a negative offset or one above
-// LogEndOffset or MaxLogEndOffset (which only a log whose segments on
-// disk end past it has); ErrClosed; ErrLogFenced (also when writing that snapshot
-// or the checkpoint failed once its temporary file was written, or
-// removing a segment failed, which fences the log); the file system's
-// error of a snapshot or checkpoint that could not be written at all (the
-// log not fenced); ctx's error when it ends while the call waits for the
-// log's other writers (an append stuck in its write to a disk that hangs,
-// say), nothing deleted.
+// Errors:
+//
+//   - [ErrOffsetOutOfRange] for a negative offset, or one above
+//     LogEndOffset or [MaxLogEndOffset] (which only a log whose segments
+//     on disk end past it has);
+//   - [ErrClosed];
+//   - [ErrLogFenced], also when writing that snapshot or the checkpoint
+//     failed once its temporary file was written, or removing a segment
+//     failed, which fences the log;
+//   - the file system's error of a snapshot or checkpoint that could not
+//     be written at all (the log not fenced);
+//   - ctx's error when it ends while the call waits for the log's other
+//     writers (an append stuck in its write to a disk that hangs, say),
+//     nothing deleted.
 func (l *Log) DeleteRecordsBefore(ctx context.Context, offset int64) (int64, error) {
 	if l.zero() {
 		return 0, ErrClosed
@@ -261,27 +267,36 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 	return nil
 }
 
-// ApplyRetention deletes the old segments that retention.ms and
-// retention.bytes allow to go, for logs whose cleanup policy includes
-// delete, and, whatever the policy, those wholly below the log start
-// offset (which a deletion cut short by a failed removal or a crash
-// left), and returns how many it deleted. As in Kafka, a segment goes
-// only whole and only below the high watermark (the durable offset under
-// SyncAlways, else the log end), so that the log start offset never
-// passes it; and when every record of the log is past retention.ms, the
+// ApplyRetention deletes the old segments that may go, and returns how
+// many it deleted. It deletes:
+//
+//   - for logs whose cleanup policy includes delete, the old segments that
+//     retention.ms and retention.bytes allow to go;
+//   - whatever the policy, those wholly below the log start offset (which
+//     a deletion cut short by a failed removal or a crash left).
+//
+// As in Kafka, a segment goes only whole and only below the high
+// watermark (the durable offset under SyncAlways, else the log end), so
+// that the log start offset never passes it.
+//
+// And as in Kafka, when every record of the log is past retention.ms, the
 // active segment rolls and goes too (the log is then empty, and starts at
-// its end), so that a log that went quiet keeps nothing past retention.ms.
+// its end). So a log that went quiet keeps nothing past retention.ms.
 //
 // On a full disk the segments go before the log start offset checkpoint
 // is written (see deleteSegmentsLocked), so that retention frees room.
 //
-// Errors: ErrClosed; ErrLogFenced (also when the roll, a checkpoint or a
-// segment's removal failed, which fences the log); the file system's
-// error of a log start offset checkpoint that could not be written at all
-// once the segments were removed (the log not fenced, and started at its
-// first segment, as an Open would start it: the checkpoint is written at
-// the start's next move, or by Close); ctx's error when it ends while
-// the call waits for the log's other writers, nothing deleted.
+// Errors:
+//
+//   - [ErrClosed];
+//   - [ErrLogFenced], also when the roll, a checkpoint or a segment's
+//     removal failed, which fences the log;
+//   - the file system's error of a log start offset checkpoint that could
+//     not be written at all once the segments were removed. The log is not
+//     fenced, and started at its first segment, as an Open would start it.
+//     The checkpoint is written at the start's next move, or by Close;
+//   - ctx's error when it ends while the call waits for the log's other
+//     writers, nothing deleted.
 func (l *Log) ApplyRetention(ctx context.Context) (int, error) {
 	if l.zero() {
 		return 0, ErrClosed
@@ -535,37 +550,50 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 	return next, nil
 }
 
-// Maintain runs the periodic work a broker schedules: retention, the
-// expiration of idle producer ids (Options.ProducerExpiration), compaction
-// when the dirty ratio or max.compaction.lag.ms calls for it, flush.ms for SyncPeriodic logs, and
-// for SyncNever logs the fsync of the segments rolled since the last call,
-// which moves the recovery point past them. Last, it checkpoints the
-// recovery point at the durable offset (see checkpointRecovery): after a
-// crash, what was fsynced before the last Maintain is never cut, and a
-// torn tail is looked for only past it.
+// Maintain runs the periodic work a broker schedules:
 //
-// The checkpoint is written whatever failed before it: a compaction that
-// fails at every pass must not keep the recovery point where it was. So
-// is the flush flush.ms makes due, unless the log is fenced or closed or
-// ctx ended: such a compaction must not keep an idle log's appends
-// unsynced either (Kafka's flush scheduler runs apart from its cleaner).
-// That flush, when ctx cuts it short with its records left unsynced, is
-// due again at the next Maintain, not a FlushInterval later.
-// Likewise a retention that fails without fencing the log (no room for
-// its checkpoint on a full disk) is followed by the expiration, the
-// SyncNever fsync and compaction all the same.
+//   - retention;
+//   - the expiration of idle producer ids (Options.ProducerExpiration);
+//   - compaction when the dirty ratio or max.compaction.lag.ms calls for
+//     it;
+//   - flush.ms for SyncPeriodic logs;
+//   - for SyncNever logs, the fsync of the segments rolled since the last
+//     call, which moves the recovery point past them.
+//
+// Last, it checkpoints the recovery point at the durable offset (see
+// checkpointRecovery). After a crash, what was fsynced before the last
+// Maintain is never cut, and a torn tail is looked for only past it.
+//
+// Some of the work runs whatever failed before it:
+//
+//   - The checkpoint is written whatever failed before it: a compaction
+//     that fails at every pass must not keep the recovery point where it
+//     was.
+//   - So is the flush flush.ms makes due, unless the log is fenced or
+//     closed or ctx ended: such a compaction must not keep an idle log's
+//     appends unsynced either (Kafka's flush scheduler runs apart from its
+//     cleaner). That flush, when ctx cuts it short with its records left
+//     unsynced, is due again at the next Maintain, not a FlushInterval
+//     later.
+//   - Likewise a retention that fails without fencing the log (no room for
+//     its checkpoint on a full disk) is followed by the expiration, the
+//     SyncNever fsync and compaction all the same.
+//
 // A ctx already ended when Maintain is called skips the work (retention,
-// expiration, compaction, flushes), as the broker's Maintain does, and
-// only checkpoints, unless the checkpoint would wait for the log's other
-// writers (an append stuck in its write to a disk that hangs, say). A ctx
-// that ends while the work waits for them ends the work.
+// expiration, compaction, flushes), as the broker's Maintain does. Maintain
+// then only checkpoints, unless the checkpoint would wait for the log's
+// other writers (an append stuck in its write to a disk that hangs, say).
+// A ctx that ends while the work waits for them ends the work.
 //
-// Errors: the errors.Join of the failures of the cleanup (ApplyRetention's
-// and the first of the steps after it, Flush and Compact: ErrClosed, ErrLogFenced,
-// ctx's error, also when it ended before the call, record.ErrCorrupt,
-// file system errors), that of the flush.ms flush, and the file system
-// error of the checkpoint's write, which does not fence the log (the next
-// Maintain writes the checkpoint again).
+// Errors: the errors.Join of:
+//
+//   - the failures of the cleanup: ApplyRetention's and the first of the
+//     steps after it, Flush and Compact (ErrClosed, ErrLogFenced, ctx's
+//     error, also when it ended before the call, record.ErrCorrupt, file
+//     system errors);
+//   - that of the flush.ms flush;
+//   - the file system error of the checkpoint's write, which does not
+//     fence the log (the next Maintain writes the checkpoint again).
 func (l *Log) Maintain(ctx context.Context) error {
 	if l.zero() {
 		return ErrClosed
