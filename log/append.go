@@ -303,25 +303,31 @@ func (l *Log) endEraLocked(above int64) {
 
 // Wait returns once the append is durable, fsyncing the log itself if no
 // other caller is (group commit: one fsync serves every append before it).
-// It returns at once if the append had nothing to wait for. ctx ends the
-// wait, also one for an fsync that this Wait started (a ctx that has
-// ended already starts it, and returns): the fsync, which runs on a
-// goroutine of its own then (a system call is not cut short), goes on,
-// and may make the append durable. (On the bare memory FS, whose fsync
-// returns at once, an fsync that this Wait starts runs on the caller's
-// goroutine, whatever ctx does, and may hand on the lines logged meanwhile
-// as it ends: see HoldLines.) A wait while
-// the log closes waits for Close, which fsyncs everything: it succeeds
-// then.
+// It returns at once if the append had nothing to wait for.
 //
-// Errors: ErrLogFenced (an fsync failed); ErrClosed (the log was closed
-// without fsyncing the append: Discard, or a Close that failed);
-// ErrOffsetOutOfRange (TruncateTo removed the append before it was
-// fsynced, even if later appends took its offsets); ctx's error (the
-// append stays in the log and may become durable; under SyncPeriodic,
-// when ctx ended while another caller's fsync was under way, the flush
-// the append made due is due again at the next append: see
-// Config.FlushMessages).
+// ctx ends the wait, also one for an fsync that this Wait started (a ctx
+// that has ended already starts it, and returns). The fsync, which runs
+// on a goroutine of its own then (a system call is not cut short), goes
+// on, and may make the append durable.
+//
+// On the bare memory FS, whose fsync returns at once, an fsync that this
+// Wait starts runs on the caller's goroutine, whatever ctx does. It may
+// hand on the lines logged meanwhile as it ends: see HoldLines.
+//
+// A wait while the log closes waits for Close, which fsyncs everything: it
+// succeeds then.
+//
+// Errors:
+//
+//   - [ErrLogFenced]: an fsync failed;
+//   - [ErrClosed]: the log was closed without fsyncing the append
+//     (Discard, or a Close that failed);
+//   - [ErrOffsetOutOfRange]: TruncateTo removed the append before it was
+//     fsynced, even if later appends took its offsets;
+//   - ctx's error. The append stays in the log and may become durable.
+//     Under SyncPeriodic, when ctx ended while another caller's fsync was
+//     under way, the flush the append made due is due again at the next
+//     append (see Config.FlushMessages).
 func (d Durability) Wait(ctx context.Context) error {
 	if d.l == nil {
 		return nil
@@ -352,12 +358,17 @@ func (l *Log) truncatedSince(era *truncationEra, target int64) error {
 func (d Durability) Pending() bool { return d.l != nil && d.l.durable.Load() < d.target }
 
 // Covers reports whether e has nothing left to wait for once d's Wait
-// has returned nil: e is a zero Durability, or an append to d's log that
-// d's fsync covers (in d's truncation era, ending at or before d's
-// append), or one made before a truncation that came before d's append
-// (which either removed e's records or left them below d's, synced by
-// d's fsync). Appends to two logs (a partition reopened between them)
-// cover none of each other's.
+// has returned nil. That is so when e is:
+//
+//   - a zero Durability;
+//   - an append to d's log that d's fsync covers (in d's truncation era,
+//     ending at or before d's append);
+//   - an append made before a truncation that came before d's append.
+//     That truncation either removed e's records or left them below d's,
+//     synced by d's fsync.
+//
+// Appends to two logs (a partition reopened between them) cover none of
+// each other's.
 func (d Durability) Covers(e Durability) bool {
 	if e.l == nil {
 		return true
@@ -365,14 +376,17 @@ func (d Durability) Covers(e Durability) bool {
 	return d.l == e.l && (d.truncations > e.truncations || d.truncations == e.truncations && d.target >= e.target)
 }
 
-// HoldLines is Log.HoldLines on the log the append was made to, for a
-// caller that waits for the append on a goroutine that must not hand the
-// log's lines on meanwhile: Wait may run the fsync on the caller's
-// goroutine (on the memory FS it does, unless another caller's is under
-// way), and then hands on, as the fsync ends, the lines logged during
-// it, its own and those other calls left to it. Held, they wait
-// for release. With nothing to wait for (a zero Durability), or a logger
-// that logs nowhere, it costs nothing.
+// HoldLines is Log.HoldLines on the log the append was made to. It is for
+// a caller that waits for the append on a goroutine that must not hand
+// the log's lines on meanwhile.
+//
+// Wait may run the fsync on the caller's goroutine (on the memory FS it
+// does, unless another caller's is under way). It then hands on, as the
+// fsync ends, the lines logged during it, its own and those other calls
+// left to it. Held, they wait for release.
+//
+// With nothing to wait for (a zero Durability), or a logger that logs
+// nowhere, it costs nothing.
 func (d Durability) HoldLines() (release func()) {
 	if d.l == nil {
 		return func() {}

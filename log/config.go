@@ -459,21 +459,25 @@ func (c Config) Validate() error {
 //
 // A Log reads only the wall time of what Now returns (Unix milliseconds
 // and nanoseconds), never a monotonic reading, as Kafka's brokers read
-// time.milliseconds: a step of the system clock (an NTP step, a VM
-// restored) acts on retention.ms, segment.ms, the compaction lags, the
+// time.milliseconds.
+//
+// So a step of the system clock (an NTP step, a VM restored) acts as it
+// does in Kafka on retention.ms, segment.ms, the compaction lags, the
 // tombstones' delete horizons, flush.ms, LogAppendTime and the producer
-// ids' expiration as it does in Kafka (but for a reopen after a step
-// back: see Options.ProducerExpiration). A step forward may delete
-// segments, expire producer ids and remove tombstones that long before
-// their time; a step back holds them, and flush.ms's fsyncs, off by the
-// step's length, and stamps LogAppendTime batches below those before it
-// (the segments' and the time index's largest timestamps stay).
+// ids' expiration (but for a reopen after a step back: see
+// Options.ProducerExpiration):
+//
+//   - a step forward may delete segments, expire producer ids and remove
+//     tombstones that long before their time;
+//   - a step back holds them, and flush.ms's fsyncs, off by the step's
+//     length, and stamps LogAppendTime batches below those before it (the
+//     segments' and the time index's largest timestamps stay).
 //
 // A Log calls Now holding its locks (an append's stamps and producer
-// state, a roll, retention, compaction): Now must return at once, and
-// must not call the Log or Partition it tells the time to, nor a broker
-// that holds it (a runnel.Broker's methods), which may wait for those
-// locks: for ever, for a call whose ctx never ends.
+// state, a roll, retention, compaction). Now must return at once. It must
+// not call the Log or Partition it tells the time to, nor a broker that
+// holds it (a runnel.Broker's methods), which may wait for those locks:
+// for ever, for a call whose ctx never ends.
 type Clock interface {
 	Now() time.Time
 }

@@ -29,28 +29,39 @@ var (
 	// holds (2 GiB - 1 bytes, or 2^31 - 1 records: its offsets).
 	ErrRecordTooLarge = errors.New("runnel/log: record batch too large")
 	// ErrInvalidRecord is returned by Append for a well-formed batch that
-	// breaks a rule of the log: no records, offsets deltas that disagree
-	// with the count, a base offset other than 0, a control or
-	// transactional batch, a delete horizon (the cleaner's mark), an
-	// idempotent batch without a sequence number, a null key on a
-	// compacted topic, a refused timestamp (ErrInvalidTimestamp), or a
-	// record that does not decode in a batch whose header and CRC are
-	// sound (the error then wraps the *record.CorruptError that says
-	// why, and matches record.ErrCorrupt too). Kafka's INVALID_RECORD.
+	// breaks a rule of the log. It is Kafka's INVALID_RECORD. The rules
+	// broken are:
+	//
+	//   - no records;
+	//   - offsets deltas that disagree with the count;
+	//   - a base offset other than 0;
+	//   - a control or transactional batch;
+	//   - a delete horizon (the cleaner's mark);
+	//   - an idempotent batch without a sequence number;
+	//   - a null key on a compacted topic;
+	//   - a refused timestamp ([ErrInvalidTimestamp]);
+	//   - a record that does not decode in a batch whose header and CRC
+	//     are sound. The error then wraps the *record.CorruptError that
+	//     says why, and matches record.ErrCorrupt too.
 	ErrInvalidRecord = errors.New("runnel/log: invalid record")
 	// ErrInvalidTimestamp is returned by Append for a batch whose
-	// timestamps Kafka's broker refuses (INVALID_TIMESTAMP): one a
-	// producer marked LogAppendTime, on a LogAppendTime topic or with max
-	// timestamp -1, and on a CreateTime topic one with a record stamped
-	// outside Config's TimestampBeforeMax and TimestampAfterMax around the
-	// log's clock. It matches ErrInvalidRecord too.
+	// timestamps Kafka's broker refuses (INVALID_TIMESTAMP):
+	//
+	//   - one a producer marked LogAppendTime, on a LogAppendTime topic or
+	//     with max timestamp -1;
+	//   - on a CreateTime topic, one with a record stamped outside Config's
+	//     TimestampBeforeMax and TimestampAfterMax around the log's clock.
+	//
+	// It matches ErrInvalidRecord too.
 	ErrInvalidTimestamp = fmt.Errorf("%w: invalid timestamp", ErrInvalidRecord)
 	// ErrInvalidConfig is returned by Open and Config.Validate for a
-	// Config out of range (the error names the field, its Kafka config
-	// and the range), and so by the broker's CreateTopic,
-	// AlterTopicConfig and UpdateTopicConfig for a topic's config, and
-	// runnel.Open for its TopicDefaults; Open and runnel.Open also return
-	// it for a CleanerMapBytes below MinCleanerMapBytes.
+	// Config out of range. The error names the field, its Kafka config
+	// and the range.
+	//
+	// So it is returned by the broker's CreateTopic, AlterTopicConfig and
+	// UpdateTopicConfig for a topic's config, and by runnel.Open for its
+	// TopicDefaults. Open and runnel.Open also return it for a
+	// CleanerMapBytes below MinCleanerMapBytes.
 	ErrInvalidConfig = errors.New("runnel/log: invalid config")
 	// ErrNotLogDir is returned by Open for a directory holding files that
 	// are not a log's.

@@ -34,14 +34,17 @@ const tailCopySuffix = ".rewrite"
 // tailCopyHeader is the size of a tail copy's header.
 const tailCopyHeader = 12
 
-// ErrBadTailCopy is matched by the error of an Open that finds a tail
-// copy it cannot put back: malformed (its checksum fails), or of a
-// segment whose .log is missing or shorter than where the copy starts;
-// and of an Open whose rewrite, or whose putting back of a copy, reads
-// back from the copy other bytes than the checksum says (the copy stays,
-// for the next Open). Such a file is not the log's doing (it writes and
-// syncs the copy whole before it cuts anything): the disk, or a hand,
-// changed the directory.
+// ErrBadTailCopy is matched by the error of an Open that:
+//
+//   - finds a tail copy it cannot put back: malformed (its checksum
+//     fails), or of a segment whose .log is missing or shorter than where
+//     the copy starts;
+//   - or whose rewrite, or whose putting back of a copy, reads back from
+//     the copy other bytes than the checksum says (the copy stays, for the
+//     next Open).
+//
+// Such a file is not the log's doing: it writes and syncs the copy whole
+// before it cuts anything. The disk, or a hand, changed the directory.
 var ErrBadTailCopy = errors.New("runnel/log: bad tail copy")
 
 // saveTail durably writes the tail copy of the segment at base: the
