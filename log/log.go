@@ -1198,12 +1198,15 @@ func (l *Log) trimEpochs(next int64) error {
 
 // SystemFile reports whether name is a file that an operating system's
 // file manager or a network file system leaves in the directories it
-// shows or serves: macOS's .DS_Store and AppleDouble "._" files, NFS's
-// ".nfs" files (of deleted files still open), Windows Explorer's
-// Thumbs.db and desktop.ini — any name that starts with a dot, and those
-// two. A log never writes such a name; Open ignores such files in a log's
+// shows or serves:
+//
+//   - any name that starts with a dot: macOS's .DS_Store and AppleDouble
+//     "._" files, NFS's ".nfs" files (of deleted files still open);
+//   - Windows Explorer's Thumbs.db and desktop.ini.
+//
+// A log never writes such a name. Open ignores such files in a log's
 // directory (as Kafka ignores the files it does not know there), where
-// any other file it does not know makes it fail with ErrNotLogDir.
+// any other file it does not know makes it fail with [ErrNotLogDir].
 func SystemFile(name string) bool {
 	return strings.HasPrefix(name, ".") || strings.EqualFold(name, "Thumbs.db") || strings.EqualFold(name, "desktop.ini")
 }
@@ -1265,14 +1268,17 @@ func classify(name string) (fileKind, int64) {
 	return foreignFile, 0
 }
 
-// IsLogFile reports whether name is a file a log writes in its directory
-// (a segment's .log, .index or .timeindex, a producer-state .snapshot, a
-// compaction's .cleaned or .swap copy, a rewrite's .log.rewrite tail copy,
-// a checkpoint, the clean-shutdown marker), or such a name with .tmp added
-// (one being written), or a file an OS leaves there (SystemFile), which
-// Open ignores. A directory that
-// holds only such files is a log's, or an empty one: the broker removes
-// no other directory of a partition's name.
+// IsLogFile reports whether name is one of:
+//
+//   - a file a log writes in its directory: a segment's .log, .index or
+//     .timeindex, a producer-state .snapshot, a compaction's .cleaned or
+//     .swap copy, a rewrite's .log.rewrite tail copy, a checkpoint, the
+//     clean-shutdown marker;
+//   - such a name with .tmp added (one being written);
+//   - a file an OS leaves there ([SystemFile]), which Open ignores.
+//
+// A directory that holds only such files is a log's, or an empty one: the
+// broker removes no other directory of a partition's name.
 func IsLogFile(name string) bool {
 	k, _ := classify(strings.TrimSuffix(name, tmpSuffix))
 	return k != foreignFile && k != tmpFile
@@ -1283,12 +1289,15 @@ func IsLogFile(name string) bool {
 const maxSegmentBase = math.MaxInt64 - math.MaxInt32
 
 // MaxLogEndOffset is the largest log end offset: Append refuses batches
-// that would take the log past it (ErrOffsetOutOfRange). It is the
-// largest base offset a segment can have (math.MaxInt64 - math.MaxInt32:
-// its indexes hold offsets relative to its base in 32 bits), so that a
-// segment can always start at the log end, as a roll, time retention's
-// removal of every segment and a log start offset moved to the end
-// (DeleteRecordsBefore) need.
+// that would take the log past it (ErrOffsetOutOfRange).
+//
+// It is the largest base offset a segment can have (math.MaxInt64 -
+// math.MaxInt32: its indexes hold offsets relative to its base in 32
+// bits). So a segment can always start at the log end, as these need:
+//
+//   - a roll;
+//   - time retention's removal of every segment;
+//   - a log start offset moved to the end (DeleteRecordsBefore).
 const MaxLogEndOffset = maxSegmentBase
 
 // sortFiles finishes or undoes interrupted compaction swaps and temporary
@@ -1414,19 +1423,23 @@ func closeAll(segs []*segment.Segment) {
 }
 
 // Close flushes and closes the log, marking it cleanly shut down so that
-// the next Open scans nothing. It writes the producer state's snapshot
-// and the marker, and the recovery-point and log-start checkpoints
-// unless they hold already the log end and start (an idle log's: its
-// last Maintain wrote the one, Open found both). Close is idempotent; afterwards every method
-// returns ErrClosed. A fenced log is closed without the flush (the next
-// Open recovers it, and writes anew what the failure may have left
-// undurable: see Open); Close writes its sync-failed checkpoint if the
-// fence could not. So does a Close whose flush or checkpoints fail. If it
-// cannot either, the process remembers, for the next Open of the log in
-// it (see Open). Close returns once the group commit's fsync under way,
-// if any, has ended, also one whose waiters' ctx ended (see
-// Durability.Wait): a disk that hangs in fsync holds it, as it would
-// hold Close's own flush.
+// the next Open scans nothing. Close is idempotent; afterwards every
+// method returns ErrClosed.
+//
+// It writes the producer state's snapshot and the marker. It writes the
+// recovery-point and log-start checkpoints unless they hold already the
+// log end and start (an idle log's: its last Maintain wrote the one, Open
+// found both).
+//
+// A fenced log is closed without the flush. The next Open recovers it,
+// and writes anew what the failure may have left undurable (see Open).
+// Close writes its sync-failed checkpoint if the fence could not. So does
+// a Close whose flush or checkpoints fail. If it cannot either, the
+// process remembers, for the next Open of the log in it (see Open).
+//
+// Close returns once the group commit's fsync under way, if any, has
+// ended, also one whose waiters' ctx ended (see Durability.Wait). A disk
+// that hangs in fsync holds it, as it would hold Close's own flush.
 //
 // Errors: file system errors of the flush, the checkpoints (the
 // sync-failed one too) and the closing of the segments' files (the log is
@@ -1615,11 +1628,14 @@ func (l *Log) Offsets() Offsets {
 }
 
 // OnDurable registers f to be called each time an fsync has advanced
-// DurableOffset, from the goroutine that ran the fsync — also when the
-// Append that waited for it had already returned (its ctx ended), so that
-// readers waiting for the durable offset to move are woken by the move
-// itself. f must not block, nor close the log (Close waits for the fsync
-// that calls f). A later call replaces f; nil removes it.
+// DurableOffset, from the goroutine that ran the fsync.
+//
+// It is called also when the Append that waited for the fsync had already
+// returned (its ctx ended). So readers waiting for the durable offset to
+// move are woken by the move itself.
+//
+// f must not block, nor close the log (Close waits for the fsync that
+// calls f). A later call replaces f; nil removes it.
 func (l *Log) OnDurable(f func()) {
 	if f == nil {
 		l.onDurable.Store(nil)
@@ -1691,16 +1707,19 @@ func (l *Log) enter() {
 
 // HoldLines keeps the lines the log logs from now on queued until the
 // returned release is called (once), which hands them on (see
-// Options.Logger): for a caller that calls the log, or the Partition
-// whose log it is, while it holds a lock of its own that the Logger's
-// handler may wait for (a broker's maintenance or admin token, say), and
-// calls release once it has let go of that lock. The caller's goroutine
-// then never hands lines on while it holds it: neither its own lines nor
-// those of concurrent calls, which would otherwise be left to it while
-// it hands on its own. Meanwhile the lines of every call, the
-// Partition's too, wait for the release (of the last HoldLines under
-// way, if there are several). With a logger that logs nowhere it costs
-// nothing.
+// Options.Logger).
+//
+// It is for a caller that calls the log, or the Partition whose log it
+// is, while it holds a lock of its own that the Logger's handler may wait
+// for (a broker's maintenance or admin token, say). The caller calls
+// release once it has let go of that lock. Its goroutine then never hands
+// lines on while it holds it: neither its own lines nor those of
+// concurrent calls, which would otherwise be left to it while it hands on
+// its own.
+//
+// Meanwhile the lines of every call, the Partition's too, wait for the
+// release (of the last HoldLines under way, if there are several). With a
+// logger that logs nowhere it costs nothing.
 //
 // A handler that ends the goroutine of release with runtime.Goexit
 // (t.FailNow in a test) ends it as it would anywhere else: release is

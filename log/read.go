@@ -14,36 +14,43 @@ import (
 	"github.com/runnel/runnel/segment"
 )
 
-// Read returns whole batches starting with the one that holds offset: as
-// many as fit in maxBytes but at least one, however large (Kafka's
-// KIP-74), and only batches that end before upTo (pass the high watermark;
-// math.MaxInt64 for everything). Like Kafka's, a read stops at the end of
-// a segment; on the in-memory FS it may also stop at the end of a chunk of
-// the segment's file (see segment.Segment.Read), so that it copies
-// nothing but a batch the file holds in two pieces (one the log did not
-// write whole with one Write): read on from the offset after the last
-// batch returned. The first batch
-// may begin before offset — a reader skips the records below it, as Kafka
-// clients do. At the log end (or upTo) Read returns nil.
+// Read returns whole batches starting with the one that holds offset. It
+// returns as many as fit in maxBytes but at least one, however large
+// (Kafka's KIP-74), and only batches that end before upTo (pass the high
+// watermark; math.MaxInt64 for everything). At the log end (or upTo) Read
+// returns nil.
+//
+// Like Kafka's, a read stops at the end of a segment. On the in-memory FS
+// it may also stop at the end of a chunk of the segment's file (see
+// segment.Segment.Read), so that it copies nothing but a batch the file
+// holds in two pieces (one the log did not write whole with one Write).
+// The caller reads on from the offset after the last batch returned.
+//
+// The first batch may begin before offset: a reader skips the records
+// below it, as Kafka clients do.
 //
 // The bytes are the caller's to keep: they never change afterwards. On the
 // in-memory FS they are a view of the log (but for such a copy), so the
 // caller must not modify them: a write to them is a write to the log.
 //
-// Every batch returned has passed its CRC check — when it is read, or on
-// the in-memory FS when it was appended (see segment.Read); corrupt bytes
+// Every batch returned has passed its CRC check: when it is read, or on
+// the in-memory FS when it was appended (see segment.Read). Corrupt bytes
 // are reported as a *record.CorruptError and never returned.
 //
 // A read overtaken by a removal of segments (retention, compaction,
-// DeleteRecords, TruncateTo) or by a truncation is read again, so that
-// its answer holds for the log as it was at some moment during the call;
-// after a few such, with the segments pinned against removals.
+// DeleteRecords, TruncateTo) or by a truncation is read again. So its
+// answer holds for the log as it was at some moment during the call.
+// After a few such, it is read with the segments pinned against removals.
 //
-// Errors: ErrOffsetOutOfRange when offset is below LogStartOffset or above
-// LogEndOffset, or when truncations kept cutting the log under the read;
-// ErrClosed (also when the log closes during the call); ErrLogFenced when
-// offset lies in segments a failed compaction swap left closed (the next
-// Open completes the swap); record.ErrCorrupt.
+// Errors:
+//
+//   - [ErrOffsetOutOfRange] when offset is below LogStartOffset or above
+//     LogEndOffset, or when truncations kept cutting the log under the
+//     read;
+//   - [ErrClosed], also when the log closes during the call;
+//   - [ErrLogFenced] when offset lies in segments a failed compaction swap
+//     left closed (the next Open completes the swap);
+//   - record.ErrCorrupt.
 func (l *Log) Read(offset int64, maxBytes int, upTo int64) ([]byte, error) {
 	return l.ReadInto(nil, offset, maxBytes, upTo)
 }
