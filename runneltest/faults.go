@@ -61,32 +61,40 @@ const (
 	FailRequest Action = iota
 	// FailPartitions (OpFetch only) answers each partition of the fetch
 	// that the Fault matches with Err in its api.FetchedPartition, as a
-	// broker reports a partition's error (its HighWatermark and
-	// LogStartOffset -1 when Err says the partition is not there, the
-	// partition's own otherwise), and fetches the others from the
-	// broker without waiting (a broker answers at once when a partition
-	// fails: see runnel.Broker.Fetch). When that fetch of the others
-	// fails (the broker closed, ctx ended), the call fails with its error
-	// and the rule has counted the fetch all the same (its Count taken,
-	// Hits and Wait told), unlike LoseResponse and FailAck, which give
-	// their Count back when the broker refuses. What a consumer does with a
-	// partition's error, and with a failed Fetch, is consumer.Poll's and
-	// consumer.Consumer.Records' to say.
+	// broker reports a partition's error. Its HighWatermark and
+	// LogStartOffset are -1 when Err says the partition is not there, the
+	// partition's own otherwise.
+	//
+	// It fetches the others from the broker without waiting (a broker
+	// answers at once when a partition fails: see runnel.Broker.Fetch).
+	// When that fetch of the others fails (the broker closed, ctx ended),
+	// the call fails with its error. The rule has counted the fetch all
+	// the same (its Count taken, Hits and Wait told), unlike LoseResponse
+	// and FailAck, which give their Count back when the broker refuses.
+	//
+	// What a consumer does with a partition's error, and with a failed
+	// Fetch, is consumer.Consumer.Poll's and consumer.Consumer.Records' to
+	// say.
 	FailPartitions
 	// LoseResponse (OpProduce only) lets the broker append the batches
 	// and acknowledge them (their fsync, under the topic's policy), then
-	// loses the answer: the call fails with Err. The records are in the
-	// log; a retry of an idempotent producer is answered as a duplicate,
-	// with their original offsets, where one without idempotence appends
-	// them again. Err is what the producer takes the answer for: one a
-	// broker may give after an append (api.ErrRequestTimedOut,
+	// loses the answer: the call fails with Err.
+	//
+	// The records are in the log. A retry of an idempotent producer is
+	// answered as a duplicate, with their original offsets, where one
+	// without idempotence appends them again.
+	//
+	// Err is what the producer takes the answer for. So it is one a broker
+	// may give after an append (api.ErrRequestTimedOut,
 	// api.ErrBrokerClosed, a network error of your own), not a refusal
-	// (api.ErrPolicyViolation, ...), which says that nothing was appended:
-	// an idempotent producer then gives the batch's sequence numbers to
-	// its next batch, which the broker, holding the first, answers as a
-	// duplicate without appending it. The broker's own error, when it refuses the request, is
-	// returned as it is, and the rule did not apply: the request is no
-	// hit, and does not count towards Count.
+	// (api.ErrPolicyViolation, ...), which says that nothing was appended.
+	// After a refusal, an idempotent producer gives the batch's sequence
+	// numbers to its next batch, which the broker, holding the first,
+	// answers as a duplicate without appending it.
+	//
+	// The broker's own error, when it refuses the request, is returned as
+	// it is, and the rule did not apply: the request is no hit, and does
+	// not count towards Count.
 	LoseResponse
 	// FailAck (OpProduce only) lets the broker append the batches and
 	// fails their acknowledgement with Err: ProduceAsync returns the
@@ -116,23 +124,25 @@ const (
 	// grows to have them.
 	//
 	// A producer sends its records that may go to any partition (see
-	// producer.ConsistentPartitioner) to the others from its next look-up
-	// (see producer.HealthClient: when it first writes to the topic, each
-	// MetadataMaxAge, and when a batch is refused with KAFKA_STORAGE_ERROR
-	// or api.ErrNotLeader, say), until a batch sent to such a partition is
-	// acknowledged (a keyed record's): the rule changes no append. Pair
-	// it with an OpProduce rule that fails those partitions' requests
-	// with api.ErrStorage, and the test has partitions that refuse
-	// appends as on a full disk (with api.ErrNotLeader, partitions
-	// without a leader), and that the producer learns of as a broker's.
+	// producer.ConsistentPartitioner) to the others from its next look-up,
+	// until a batch sent to such a partition is acknowledged (a keyed
+	// record's). It looks up (see producer.HealthClient) when it first
+	// writes to the topic, each MetadataMaxAge, and when a batch is
+	// refused with KAFKA_STORAGE_ERROR or api.ErrNotLeader, say. The rule
+	// changes no append.
 	//
-	// Like Observe, it counts the request and does not end the matching:
-	// the Partitions of every ReportUnwritable rule the request reaches
-	// are added, but those of a rule removed before the broker answered
-	// (while a later rule held the request, say), and a later rule may
-	// still fail or hold it. When the broker's own answer is an error (an
-	// unknown topic), the call fails with it, the rule counted all the
-	// same. Err must be nil.
+	// Pair it with an OpProduce rule that fails those partitions' requests
+	// with api.ErrStorage. The test then has partitions that refuse
+	// appends as on a full disk (with api.ErrNotLeader, partitions without
+	// a leader), and that the producer learns of as a broker's.
+	//
+	// Like Observe, it counts the request and does not end the matching.
+	// The Partitions of every ReportUnwritable rule the request reaches are
+	// added, but those of a rule removed before the broker answered (while
+	// a later rule held the request, say). A later rule may still fail or
+	// hold it. When the broker's own answer is an error (an unknown topic),
+	// the call fails with it, the rule counted all the same. Err must be
+	// nil.
 	ReportUnwritable
 )
 
@@ -161,12 +171,18 @@ func (a Action) String() string {
 	return fmt.Sprintf("Action(%d)", uint8(a))
 }
 
-// Fault says which requests a Rule matches and what it does to them. A
-// request matches when it is of Op, names Topic (any topic when Topic is
-// "") and one of Partitions (any when Partitions is empty, or the
-// Partitions a ReportUnwritable rule reports), and Match, if set,
-// accepts it; a Fetch is matched partition by partition, and matches
-// when one of the partitions it names does.
+// Fault says which requests a Rule matches and what it does to them.
+//
+// A request matches when:
+//
+//   - it is of Op;
+//   - it names Topic (any topic when Topic is "");
+//   - it names one of Partitions (any when Partitions is empty, or the
+//     Partitions a ReportUnwritable rule reports);
+//   - and Match, if set, accepts it.
+//
+// A Fetch is matched partition by partition, and matches when one of the
+// partitions it names does.
 type Fault struct {
 	// Op is the kind of request the rule matches; it must be set.
 	Op Op
@@ -174,11 +190,12 @@ type Fault struct {
 	// names none: Topic must be "".
 	Topic string
 	// Partitions, unless empty, are the partitions the rule matches: the
-	// request must name one of them. Empty matches any. OpPartitions,
-	// OpInitProducerID and OpUnwritablePartitions name none: Partitions
-	// must be nil, but for a ReportUnwritable rule, for which they are
-	// those it reports (see ReportUnwritable) and do not narrow what it
-	// matches.
+	// request must name one of them. Empty matches any.
+	//
+	// OpPartitions, OpInitProducerID and OpUnwritablePartitions name none:
+	// Partitions must be nil. A ReportUnwritable rule is the exception:
+	// for it they are those it reports (see ReportUnwritable), and do not
+	// narrow what it matches.
 	Partitions []int32
 	// Action is what the Fault does (FailRequest when not set).
 	Action Action
@@ -189,44 +206,57 @@ type Fault struct {
 	// for which it must be nil.
 	Err error
 	// Count is how many requests the Fault applies to, at least 1, or
-	// Unlimited. It must be set: kfake's Fault takes 0 for one request,
-	// and a test ported from it that kept its 0 would otherwise fail
-	// more requests than it meant to.
+	// Unlimited.
+	//
+	// It must be set. kfake's Fault takes 0 for one request, and a test
+	// ported from it that kept its 0 would otherwise fail more requests
+	// than it meant to.
 	Count int
 	// Skip is how many of the requests the Fault matches go on
 	// untouched, and uncounted, before it applies: kfake's When, or a
 	// ControlKey that fails only the Nth request (Skip: N-1, Count: 1).
 	Skip int
 	// Match, unless nil, looks at a request's content, as kfake's
-	// ControlKey function or When does, and reports whether the rule
-	// matches it: the produce request that carries a record with key
-	// "poison" (Request.Records), the fetch from offset 100 on, the
-	// offset look-up by a timestamp. It is called once a request has
-	// passed the checks of Op, Topic and Partitions, and before Skip and
-	// Count: a request Match refuses is neither skipped nor counted. For
-	// a Fetch it is called once for each partition Topic and Partitions
-	// take, in the request's order, and the rule matches the partitions
-	// it accepts (FailPartitions fails those; FailRequest names the
-	// first), but for no partition after the rule was removed or spent,
-	// by its Match of an earlier one (a Match that signals once, then
-	// removes its rule, as a kfake control calls DropControl) or by
-	// another request. It is called only when the request reaches the
-	// rule: not when an earlier rule applied to it. It runs on a
-	// goroutine of its own, for the producer or consumer that sent the
-	// request, which waits for it (so it must be safe for concurrent
-	// use), without the Faults' lock: it may call the Faults' and its
-	// rules' methods (Add, Hits, Remove; not Wait for a hit the request
-	// itself would make), and Close the producer or consumer that sent
-	// the request: Close then returns without waiting for the request,
-	// as one called from a Client's method does (see
-	// producer.Producer.Close and consumer.Consumer.Close), and the
-	// request ends after Match. A rule Match adds is matched against the
-	// request too, after it; one removed or spent while its Match runs
-	// does not apply. A Match that panics, or ends its goroutine (t.FailNow, require's
-	// assertions: use assert's, or return false, instead), fails the
-	// test (Errorf) and the request, with an error that matches
-	// ErrMatchPanicked and is not retriable (see api.IsRetriable): the
-	// request goes no further.
+	// ControlKey function or When does. It reports whether the rule
+	// matches the request: the produce request that carries a record with
+	// key "poison" (Request.Records), the fetch from offset 100 on, the
+	// offset look-up by a timestamp.
+	//
+	// It is called:
+	//
+	//   - once a request has passed the checks of Op, Topic and
+	//     Partitions, and before Skip and Count: a request Match refuses
+	//     is neither skipped nor counted;
+	//   - only when the request reaches the rule: not when an earlier rule
+	//     applied to it.
+	//
+	// For a Fetch it is called once for each partition Topic and
+	// Partitions take, in the request's order. The rule matches the
+	// partitions it accepts (FailPartitions fails those; FailRequest names
+	// the first). But it matches no partition after the rule was removed
+	// or spent, by its Match of an earlier one (a Match that signals once,
+	// then removes its rule, as a kfake control calls DropControl) or by
+	// another request.
+	//
+	// It runs on a goroutine of its own, for the producer or consumer that
+	// sent the request, which waits for it. So it must be safe for
+	// concurrent use. It runs without the Faults' lock, so it may:
+	//
+	//   - call the Faults' and its rules' methods (Add, Hits, Remove; not
+	//     Wait for a hit the request itself would make);
+	//   - Close the producer or consumer that sent the request. Close then
+	//     returns without waiting for the request, as one called from a
+	//     Client's method does (see producer.Producer.Close and
+	//     consumer.Consumer.Close), and the request ends after Match.
+	//
+	// A rule Match adds is matched against the request too, after it. One
+	// removed or spent while its Match runs does not apply.
+	//
+	// A Match that panics, or ends its goroutine (t.FailNow, require's
+	// assertions: use assert's, or return false, instead), fails the test
+	// (Errorf) and the request. The request fails with an error that
+	// matches ErrMatchPanicked and is not retriable (see api.IsRetriable):
+	// it goes no further.
 	Match func(Request) bool
 }
 
@@ -314,12 +344,13 @@ func (e *InjectedError) Error() string {
 func (e *InjectedError) Unwrap() error { return e.Err }
 
 // Faults is a producer.AsyncClient, producer.HealthClient and
-// consumer.Client over a *runnel.Broker that passes every request to the
-// broker, but for those its rules match, which it fails, holds or
-// answers otherwise, as the rule says: what
-// kfake's ControlKey and Fault are for, without a Client of the test's
-// own. Hand it to NewProducer and NewConsumer (or to the code under test
-// that takes a producer.Client or consumer.Client) in place of the broker:
+// consumer.Client over a *runnel.Broker. It passes every request to the
+// broker, but for those its rules match, which it fails, holds or answers
+// otherwise, as the rule says. That is what kfake's ControlKey and Fault
+// are for, without a Client of the test's own.
+//
+// Hand it to NewProducer and NewConsumer (or to the code under test that
+// takes a producer.Client or consumer.Client) in place of the broker:
 //
 //	b := runneltest.NewBroker(t, runneltest.Topic("orders", 3))
 //	f := runneltest.NewFaults(t, b)
@@ -328,18 +359,20 @@ func (e *InjectedError) Unwrap() error { return e.Err }
 //	// ... the producer retries twice; r.Hits() == 2
 //
 // Rules can be added and removed at any time, also while requests are in
-// flight; a request is matched when it arrives, against the rules in the
-// order they were added, and the first that matches applies (one rule per
-// request, but for Observe and ReportUnwritable rules, which let later
-// rules match it too). Its methods are safe for concurrent use. Faults
-// starts no goroutine that outlives a call: a held request waits on its
-// caller's, and a rule's Match runs on one of its own that the call waits
-// for (see Fault.Match). A Faults is made by NewFaults.
+// flight. A request is matched when it arrives, against the rules in the
+// order they were added, and the first that matches applies. That is one
+// rule per request, but for Observe and ReportUnwritable rules, which let
+// later rules match it too.
 //
-// It intercepts what goes through it, not what the test or the code
-// under test asks of the *runnel.Broker itself (admin calls; the helpers
-// of this package handed the broker rather than the Faults). Consume and
-// ConsumeAll handed the Faults read through it, as a consumer does;
+// Its methods are safe for concurrent use. Faults starts no goroutine that
+// outlives a call: a held request waits on its caller's, and a rule's
+// Match runs on one of its own that the call waits for (see Fault.Match).
+// A Faults is made by NewFaults.
+//
+// It intercepts what goes through it, not what the test or the code under
+// test asks of the *runnel.Broker itself: admin calls, and the helpers of
+// this package handed the broker rather than the Faults. Consume and
+// ConsumeAll handed the Faults read through it, as a consumer does.
 // Produce handed it sends each request once, and fails the test on an
 // injected error.
 type Faults struct {
@@ -369,15 +402,21 @@ func NewFaults(t testing.TB, b *runnel.Broker) *Faults {
 }
 
 // Add adds a rule that does what fault says to the requests it matches,
-// and returns it. It fails the test (the Fatalf of NewFaults' t, so call
-// it from that test's goroutine) on a Fault that makes no sense: an Op or Action that
-// is none of those above, an Action for another Op (FailPartitions for
-// OpFetch only; LoseResponse and FailAck for OpProduce only;
-// ReportUnwritable for OpUnwritablePartitions only), a nil Err (or one
-// with HoldRequest, Observe or ReportUnwritable), a Count of 0 or below
-// Unlimited, a negative Skip or partition, a Topic for OpInitProducerID,
-// Partitions for it, OpPartitions or OpUnwritablePartitions (but with
-// ReportUnwritable, which needs them).
+// and returns it.
+//
+// It fails the test (the Fatalf of NewFaults' t, so call it from that
+// test's goroutine) on a Fault that makes no sense:
+//
+//   - an Op or Action that is none of those above;
+//   - an Action for another Op: FailPartitions is for OpFetch only;
+//     LoseResponse and FailAck for OpProduce only; ReportUnwritable for
+//     OpUnwritablePartitions only;
+//   - a nil Err (or one with HoldRequest, Observe or ReportUnwritable);
+//   - a Count of 0 or below Unlimited;
+//   - a negative Skip or partition;
+//   - a Topic for OpInitProducerID;
+//   - Partitions for it, OpPartitions or OpUnwritablePartitions (but with
+//     ReportUnwritable, which needs them).
 func (f *Faults) Add(fault Fault) *Rule {
 	f.t.Helper()
 	if err := fault.check(); err != nil {
@@ -461,13 +500,17 @@ type Rule struct {
 	release chan struct{} // closed by Remove: the held requests go on
 }
 
-// Hits returns how many requests the rule has applied to so far: failed,
-// held (counted when the hold begins), whose answer it lost or whose
-// acknowledgement it failed (counted once the broker appended them),
-// observed, or reported to (ReportUnwritable: counted as the request
-// arrives, before the answer, which a later rule or the broker may still
-// fail, and before the producer takes it); not those it let through
-// under Skip.
+// Hits returns how many requests the rule has applied to so far, not
+// those it let through under Skip. It counts the requests:
+//
+//   - failed;
+//   - held (counted when the hold begins);
+//   - whose answer it lost or whose acknowledgement it failed (counted
+//     once the broker appended them);
+//   - observed;
+//   - reported to (ReportUnwritable: counted as the request arrives,
+//     before the answer, which a later rule or the broker may still fail,
+//     and before the producer takes it).
 func (r *Rule) Hits() int {
 	if r.f == nil {
 		return 0 // a zero Rule
