@@ -332,26 +332,32 @@ func TopicConfig(name string, cfg log.TopicConfig) Option {
 }
 
 // NewBroker opens an in-memory broker (unless Config says otherwise), with
-// the topics the options ask for, and closes it when the test ends. It
-// fails the test (t.Fatalf) if the broker does not open (runnel.Open's
-// errors) or a topic cannot be created (runnel.Broker.CreateTopic's: a
-// name given twice gives runnel.ErrTopicExists); an error of the Close at
-// cleanup is reported with t.Errorf. A nil Option is skipped. The other
+// the topics the options ask for, and closes it when the test ends. A nil
+// Option is skipped.
+//
+// It fails the test (t.Fatalf) if:
+//
+//   - the broker does not open (runnel.Open's errors);
+//   - or a topic cannot be created (runnel.Broker.CreateTopic's: a name
+//     given twice gives runnel.ErrTopicExists).
+//
+// An error of the Close at cleanup is reported with t.Errorf. The other
 // helpers fail the test (t.Fatalf) when given a nil *runnel.Broker (or,
 // for those that take a client, a nil client).
 //
 // Unlike a broker of runnel.Open, its topics keep their records whatever
 // their timestamps unless a retention time is configured (Config's
-// TopicDefaults.RetentionTime, or a topic's): Kafka's default of 7 days,
+// TopicDefaults.RetentionTime, or a topic's). Kafka's default of 7 days,
 // which runnel.Open applies, would delete the records a test stamps with
 // a fixed old time (time.Unix(0, 0), say) at the first maintenance run,
-// 30 s after the broker opens, as kfake never does on its own (it applies
+// 30 s after the broker opens. kfake never does so on its own: it applies
 // retention when asked to, with Cluster.ApplyRetention, or once a topic
-// has a retention of its own: b.Maintain is the first). Its topics do
-// refuse a record stamped more than an hour ahead of the clock, as Kafka
-// 4's broker and runnel.Open's do (log.Config's TimestampAfterMax), where
-// kfake takes it: a test that stamps records ahead sets
-// TopicDefaults.TimestampAfterMax (or its topic's) to -1.
+// has a retention of its own (b.Maintain is the first).
+//
+// Its topics do refuse a record stamped more than an hour ahead of the
+// clock, as Kafka 4's broker and runnel.Open's do (log.Config's
+// TimestampAfterMax), where kfake takes it. A test that stamps records
+// ahead sets TopicDefaults.TimestampAfterMax (or its topic's) to -1.
 func NewBroker(t testing.TB, opts ...Option) *runnel.Broker {
 	t.Helper()
 	var o options
@@ -394,25 +400,30 @@ func CreateTopic(t testing.TB, b *runnel.Broker, name string, cfg log.TopicConfi
 // NewProducer returns a producer.Producer on c, made with opts, or fails
 // the test (an option out of range, say). c is the *runnel.Broker of
 // NewBroker, a Faults over it to inject failures, or a producer.Client
-// of the test's own that wraps it. When the test ends, its cleanup
-// flushes the producer, so that records the test produced and did not
-// wait for are delivered (or fail) and their promises run while the test
-// can still report from them, then closes it. The flush waits for
-// DefaultWait at most, and never past the test's deadline (see Consume);
-// a flush that does not finish by then is reported with t.Errorf, and the
-// producer is closed all the same. Close waits for every promise to
-// return: a promise that blocks (on a channel the test no longer reads,
-// say) is reported with t.Errorf after DefaultWait (or before the test's
-// deadline), and the cleanup goes on, leaving the goroutine that waits in
-// Close behind. A producer the test closed itself is left as it is.
+// of the test's own that wraps it.
+//
+// When the test ends, its cleanup flushes the producer, then closes it.
+// So records the test produced and did not wait for are delivered (or
+// fail), and their promises run while the test can still report from
+// them.
+//
+//   - The flush waits for DefaultWait at most, and never past the test's
+//     deadline (see Consume). A flush that does not finish by then is
+//     reported with t.Errorf, and the producer is closed all the same.
+//   - Close waits for every promise to return. A promise that blocks (on
+//     a channel the test no longer reads, say) is reported with t.Errorf
+//     after DefaultWait (or before the test's deadline). The cleanup goes
+//     on, leaving the goroutine that waits in Close behind.
+//
+// A producer the test closed itself is left as it is.
 //
 // The flush does not deliver a record produced with t.Context() that is
-// still buffered (lingering, say) when the test function returns: testing
+// still buffered (lingering, say) when the test function returns. testing
 // cancels t.Context() before the cleanups run, and a record's ctx governs
-// it until its batch is sent (see producer.Producer.Produce), so it fails
+// it until its batch is sent (see producer.Producer.Produce). So it fails
 // with context.Canceled, unwritten. Produce what the cleanup is to deliver
-// with a ctx that outlives the test function (context.Background()), or wait
-// for it in the test (ProduceSync, Flush).
+// with a ctx that outlives the test function (context.Background()), or
+// wait for it in the test (ProduceSync, Flush).
 //
 // Call NewBroker before NewProducer: cleanups run last-registered first,
 // and the producer must close before its broker (see the package doc).
@@ -571,21 +582,26 @@ func ProduceValues(t testing.TB, c producer.Client, topic string, values ...stri
 	Produce(t, c, topic, recs...)
 }
 
-// DefaultWait is how long Consume waits for its records when no Timeout
-// is given, how long NewProducer's cleanup waits for its flush and
-// ConsumeAll for the records it knows are there, and how long Produce
-// waits for its requests (a Faults may hold them): long enough for records
-// produced in the background of a unit test, short enough that a test
-// whose records never come fails in seconds, not at go test's -timeout
-// (10 minutes by default). A test's deadline that comes sooner bounds it.
+// DefaultWait is how long the helpers wait:
 //
-// It is 10 s of the real clock outside a testing/synctest bubble: a
+//   - Consume for its records, when no Timeout is given;
+//   - NewProducer's cleanup for its flush;
+//   - ConsumeAll for the records it knows are there;
+//   - Produce for its requests (a Faults may hold them).
+//
+// That is long enough for records produced in the background of a unit
+// test, and short enough that a test whose records never come fails in
+// seconds, not at go test's -timeout (10 minutes by default). A test's
+// deadline that comes sooner bounds it.
+//
+// It is 10 s of the real clock outside a testing/synctest bubble. A
 // helper that waits for what never comes (Consume of more records than
 // will be produced, a cleanup's flush of a request a Faults holds) takes
-// those 10 s of the test's run before it fails it; give Consume a
-// shorter Timeout, or use ConsumeAll, which does not wait for records
-// to come. Inside a bubble it is on the bubble's fake clock, and costs
-// no real time.
+// those 10 s of the test's run before it fails it. Give Consume a shorter
+// Timeout, or use ConsumeAll, which does not wait for records to come.
+//
+// Inside a bubble it is on the bubble's fake clock, and costs no real
+// time.
 const DefaultWait = 10 * time.Second
 
 // deadlineGrace is how long before the test's deadline a helper gives up,
@@ -672,34 +688,44 @@ func consumeWait(t testing.TB, topic string, opts []ConsumeOpt) (context.Context
 }
 
 // Consume reads topic's partitions from their start until it has n
-// records and returns n records, ordered by partition then offset: of
-// each partition, the first records, from its log start. It waits for
-// records that are not there yet, for DefaultWait (10 s) or as long as
-// Timeout says, and never past shortly before t.Deadline() (go test
-// -timeout); it fails the test if n records do not come by then, saying
-// how many came of how many and from which partitions, or on any error.
+// records, and returns n records, ordered by partition then offset: of
+// each partition, the first records, from its log start.
+//
+// It waits for records that are not there yet, for DefaultWait (10 s) or
+// as long as Timeout says, and never past shortly before t.Deadline() (go
+// test -timeout). It fails the test if n records do not come by then,
+// saying how many came of how many and from which partitions, or on any
+// error.
+//
 // When more than n records are there, which partitions the n come from is
 // not specified: to assert that nothing else is there, use ConsumeAll.
-// Control batches (transaction markers) are not records. The records' Key,
-// Value and header values are the in-memory broker's log itself (see
-// package consumer, "Records and their bytes"): do not modify them, or
-// copy them first (bytes.Clone).
+// Control batches (transaction markers) are not records.
+//
+// The records' Key, Value and header values are the in-memory broker's
+// log itself (see package consumer, "Records and their bytes"): do not
+// modify them, or copy them first (bytes.Clone).
 //
 // cl is the *runnel.Broker of NewBroker, a Faults over it, or a
-// consumer.Client of the test's own: Consume reads through it with a
-// consumer.Consumer of its own, made for the call. An error that Kafka's
-// table calls retriable (api.IsRetriable: not the leader, a request timed
-// out), of a whole Fetch, of a partition's answer or of a look-up, is
-// retried every 10 ms without a word, as a consumer retries it, until the
-// wait ends; any other error fails the test at once, and so does a topic
-// that the look-up of its partition count does not know. So do the
-// errors of a partition's answer that the consumer reports, retriable in
-// the table though they are (see consumer.Consumer.Poll): a corrupt
-// batch, and an unknown topic or partition of a partition whose position
-// the broker gave (Consume looks each start up), which the consumer
-// takes for its topic deleted. (kgo strips an UNKNOWN_TOPIC_OR_PARTITION
-// of a fetch and fetches again: a kfake test that injects one into
-// fetches to be ridden out injects api.ErrNotLeader here.)
+// consumer.Client of the test's own. Consume reads through it with a
+// consumer.Consumer of its own, made for the call.
+//
+// An error that Kafka's table calls retriable (api.IsRetriable: not the
+// leader, a request timed out), of a whole Fetch, of a partition's answer
+// or of a look-up, is retried every 10 ms without a word, as a consumer
+// retries it, until the wait ends. These fail the test at once:
+//
+//   - any other error;
+//   - a topic that the look-up of its partition count does not know;
+//   - the errors of a partition's answer that the consumer reports,
+//     retriable in the table though they are (see
+//     consumer.Consumer.Poll): a corrupt batch, and an unknown topic or
+//     partition of a partition whose position the broker gave (Consume
+//     looks each start up), which the consumer takes for its topic
+//     deleted.
+//
+// kgo strips an UNKNOWN_TOPIC_OR_PARTITION of a fetch and fetches again.
+// A kfake test that injects one into fetches to be ridden out injects
+// api.ErrNotLeader here.
 func Consume(t testing.TB, cl consumer.Client, topic string, n int, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	if n < 0 {
@@ -725,23 +751,28 @@ func Consume(t testing.TB, cl consumer.Client, topic string, n int, opts ...Cons
 	return r.records()[:n]
 }
 
-// ConsumeAll returns every record of topic there is when it is called —
-// every partition, from its log start up to its high watermark at the
-// time of the call — ordered by partition then offset. It does not wait
-// for more: a test can assert that what it returns is exactly what was
-// produced. It fails the test on any error (an unknown topic, say), and
-// if the records it knows are there cannot be read within DefaultWait (or
-// Timeout's time, bounded by the test's deadline as Consume's wait).
+// ConsumeAll returns every record of topic there is when it is called,
+// ordered by partition then offset: every partition, from its log start
+// up to its high watermark at the time of the call.
+//
+// It does not wait for more: a test can assert that what it returns is
+// exactly what was produced. It fails the test:
+//
+//   - on any error (an unknown topic, say);
+//   - if the records it knows are there cannot be read within DefaultWait
+//     (or Timeout's time, bounded by the test's deadline as Consume's
+//     wait).
+//
 // Control batches (transaction markers) are not records.
 //
-// cl is as Consume's, and read through as Consume reads: the log start
+// cl is as Consume's, and read through as Consume reads. The log start
 // and high watermark of each partition are looked up with cl's
-// ListOffset, and a retriable error is retried until the wait ends, an
-// unknown topic or partition of these look-ups too, as Consume's
-// consumer retries its look-up of Start (but those Consume's doc names;
-// an unknown topic or partition fails the test once a fetch of the
-// partition has answered, its first fetch, from an offset ConsumeAll
-// looked up itself, being retried).
+// ListOffset. A retriable error is retried until the wait ends, an
+// unknown topic or partition of these look-ups too, as Consume's consumer
+// retries its look-up of Start. The errors Consume's doc names are the
+// exception. An unknown topic or partition fails the test once a fetch of
+// the partition has answered; its first fetch, from an offset ConsumeAll
+// looked up itself, is retried.
 func ConsumeAll(t testing.TB, cl consumer.Client, topic string, opts ...ConsumeOpt) []*record.Record {
 	t.Helper()
 	ctx, cancel, limit := consumeWait(t, topic, opts)
