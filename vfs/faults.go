@@ -82,15 +82,18 @@ var ErrInjected = errors.New("runnel/vfs: injected fault")
 type Injector interface {
 	// MaybeError is called before op runs on the named file (the old name,
 	// for a rename; the name the file was opened with, for File methods).
-	// A nil result lets op go ahead; an error fails op without running it,
+	//
+	// A nil result lets op go ahead. An error fails op without running it,
 	// and is returned wrapped in an *os.PathError (*os.LinkError for a
-	// rename). It may be called concurrently. It runs on the goroutine of
-	// the operation's caller, under whatever locks that caller holds (a
-	// runnel.Broker's partition lock or admin token, a log's writer
-	// lock): it must not wait for a call of that caller's code that
-	// needs them (a Produce to the partition whose file it is, the
-	// Broker's Close), which waits for the operation in turn; start such
-	// a call on a goroutine of its own to race the operation.
+	// rename).
+	//
+	// It may be called concurrently. It runs on the goroutine of the
+	// operation's caller, under whatever locks that caller holds (a
+	// runnel.Broker's partition lock or admin token, a log's writer lock).
+	// So it must not wait for a call of that caller's code that needs them
+	// (a Produce to the partition whose file it is, the Broker's Close),
+	// which waits for the operation in turn. Start such a call on a
+	// goroutine of its own to race the operation.
 	MaybeError(op Op, name string) error
 }
 
@@ -159,31 +162,39 @@ func (c *Counter) MaybeError(op Op, _ string) error {
 func (c *Counter) N() int { return int(c.seen.Load()) }
 
 // WithFaults returns an FS that asks inj before every operation of fs and
-// of the files it opens, and fails the operation without running it when
-// inj returns an error (File.Close excepted: it closes the file all the
-// same, as close(2) does). File.Name and File.Size are passed through
-// unasked, as is the Closer that Lock returns.
+// of the files it opens. It fails the operation without running it when
+// inj returns an error.
 //
-// A failed File.Sync of a MemFS file (fs a *MemFS, or a WithFaults of
-// one, however deep: whichever of the wrappers fails it) that is not
-// empty leaves that file unable to become durable again: every later Sync
-// of it, through any handle, succeeds but changes nothing a CrashClone
-// finds, until the file is
-// truncated to empty (Create of its name, say) or to its synced size or
-// below, if nothing since its last Sync changed its bytes below that size
-// (appends only, or truncations and overwrites at or past it: the
-// truncation cuts what they may have lost; also when that is its size
-// already, the failed Sync having had nothing to lose). Linux may do as
-// much (a failed fsync(2) can leave the pages it could not write marked
-// clean, and the next fsync then succeeds without writing them), so a
-// store must not go on trusting a file whose sync failed.
+//   - File.Close is the exception: it closes the file all the same, as
+//     close(2) does.
+//   - File.Name and File.Size are passed through unasked, as is the Closer
+//     that Lock returns.
+//
+// A failed File.Sync of a MemFS file that is not empty leaves that file
+// unable to become durable again. That holds with fs a *MemFS, or a
+// WithFaults of one, however deep: whichever of the wrappers fails it.
+// Every later Sync of the file, through any handle, succeeds but changes
+// nothing a CrashClone finds, until the file is truncated:
+//
+//   - to empty (Create of its name, say);
+//   - or to its synced size or below, if nothing since its last Sync
+//     changed its bytes below that size (appends only, or truncations and
+//     overwrites at or past it: the truncation cuts what they may have
+//     lost). That holds also when that is its size already, the failed
+//     Sync having had nothing to lose.
+//
+// Linux may do as much: a failed fsync(2) can leave the pages it could not
+// write marked clean, and the next fsync then succeeds without writing
+// them. So a store must not go on trusting a file whose sync failed.
 //
 // The files it returns implement each of Viewer, PrefixViewer and Mapper
 // exactly when fs's files do. The FS is a Wrapper of fs: Unwrap sees
 // through it, so that a new WithFaults of the same fs is taken for the
-// same file system. A nil inj (a nil InjectorFunc or *Counter too)
-// returns fs itself. A nil fs (a nil *MemFS too) panics, at once: there
-// is no file system to inject faults into (vfs.OS is the disk's).
+// same file system.
+//
+// A nil inj (a nil InjectorFunc or *Counter too) returns fs itself. A nil
+// fs (a nil *MemFS too) panics, at once: there is no file system to
+// inject faults into (vfs.OS is the disk's).
 func WithFaults(fs FS, inj Injector) FS {
 	if isnil.Value(fs) {
 		// Not at its first operation, deep in the Open of a store, after

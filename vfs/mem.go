@@ -88,18 +88,17 @@ type CrashOptions struct {
 	// of what was not synced yet, in an order of its own, may leave it,
 	// rather than where nothing unsynced reached it:
 	//
-	//   - The directory operations (Create of a new file, Remove,
-	//     RemoveAll, Rename, MkdirAll's directories, Lock's file) not yet
-	//     made durable by SyncDir persist up to a random point in the order
-	//     they were made, as a journaling file system commits them, each
-	//     operation whole (a rename lands in both of its directories or in
-	//     neither; RemoveAll of a directory is one operation per entry
-	//     below it, depth first, as on disk). An operation that persists
-	//     carries no data with it: a
-	//     file renamed, or created, before its data was synced is found
-	//     with its synced content only, as on a file system without ext4's
-	//     auto_da_alloc.
-	//   - A torn tail (TailTorn) may be torn by sectors: of the unsynced
+	//   - The directory operations not yet made durable by SyncDir persist
+	//     up to a random point in the order they were made, as a journaling
+	//     file system commits them. They are Create of a new file, Remove,
+	//     RemoveAll, Rename, MkdirAll's directories and Lock's file. Each
+	//     operation persists whole: a rename lands in both of its
+	//     directories or in neither; RemoveAll of a directory is one
+	//     operation per entry below it, depth first, as on disk. An
+	//     operation that persists carries no data with it: a file renamed,
+	//     or created, before its data was synced is found with its synced
+	//     content only, as on a file system without ext4's auto_da_alloc.
+	//   - A torn tail (TailTorn) may be torn by sectors. Of the unsynced
 	//     bytes up to the length that survives, each 512-byte sector holds
 	//     its new bytes or zeros, as a disk that wrote the file's new size
 	//     and only some of its new sectors leaves it (a file system without
@@ -110,14 +109,14 @@ type CrashOptions struct {
 	//   - A file truncated below its synced size since its last Sync keeps
 	//     either all of its synced size (the truncation lost, and with it
 	//     what was appended since) or the truncated size (the truncation
-	//     durable), and then Tail decides what stands for what was
-	//     appended after the truncation.
+	//     durable). Tail then decides what stands for what was appended
+	//     after the truncation.
 	//   - A file truncated since its last Sync may have lost that (first)
 	//     truncation, and what was appended after it, while the unsynced
-	//     bytes it cut off reached the disk: Tail then decides what stands
-	//     for those bytes, as they were just before the truncation (a
-	//     truncation at or past the synced size too: the bytes a file cut
-	//     off, never synced, may come back until its next Sync).
+	//     bytes it cut off reached the disk. Tail then decides what stands
+	//     for those bytes, as they were just before the truncation. That
+	//     holds for a truncation at or past the synced size too: the bytes
+	//     a file cut off, never synced, may come back until its next Sync.
 	//
 	// Without Reorder, every unsynced change is lost whole (but for what
 	// Tail makes of appended bytes): a strict crash, but only one of the
@@ -130,42 +129,53 @@ type CrashOptions struct {
 // zero MemFS is empty and ready to use, as NewMem's.
 //
 // Names are resolved as the kernel resolves them, one component at a
-// time: absolute ("/a/b") and relative ("a/b") names address the same
-// tree, relative ones being taken from its root, ".." never leads above
-// the root, and a component that a separator, "." or ".." follows must be
-// an existing directory, so that "f/" or "f/.." of a file fails (not a
-// directory) as on disk, and "missing/../x" too (it does not exist), even
-// though cleaning the name would make it good; a name ending in a
-// separator cannot be created as a file (is a directory). MkdirAll alone
-// cleans its name first (os.MkdirAll, given "a/missing/../b", also makes
-// "a/missing"; MemFS makes "a/b" only). A name with a component
-// longer than MaxNameLen bytes fails as it would on disk, with an error
-// matching ErrNameTooLong (and syscall.ENAMETOOLONG): Create, Open, Stat,
-// List, Remove, RemoveAll, Rename (either name), MkdirAll, SyncDir and Lock
-// all refuse it.
+// time:
 //
-// MemFS keeps, besides what a reader sees, what a machine crash would leave
-// (see CrashClone): a file's content is durable as of its last Sync, and a
-// directory's entries as of its last SyncDir; and, for a crash with
-// CrashOptions.Reorder, the directory operations not durable yet, in the
-// order they were made (up to a few thousand of them). So a removed
-// file's memory is freed once its removal is durable (SyncDir of its
-// directory): until then a crash may bring it back, and in a directory
-// never synced the files of the last few thousand operations stay.
+//   - absolute ("/a/b") and relative ("a/b") names address the same tree,
+//     relative ones being taken from its root;
+//   - ".." never leads above the root;
+//   - a component that a separator, "." or ".." follows must be an
+//     existing directory. So "f/" or "f/.." of a file fails (not a
+//     directory) as on disk, and "missing/../x" too (it does not exist),
+//     even though cleaning the name would make it good;
+//   - a name ending in a separator cannot be created as a file (is a
+//     directory).
+//
+// MkdirAll alone cleans its name first (os.MkdirAll, given
+// "a/missing/../b", also makes "a/missing"; MemFS makes "a/b" only).
+//
+// A name with a component longer than MaxNameLen bytes fails as it would
+// on disk, with an error matching ErrNameTooLong (and
+// syscall.ENAMETOOLONG). Create, Open, Stat, List, Remove, RemoveAll,
+// Rename (either name), MkdirAll, SyncDir and Lock all refuse it.
+//
+// MemFS keeps, besides what a reader sees, what a machine crash would
+// leave (see CrashClone):
+//
+//   - a file's content is durable as of its last Sync;
+//   - a directory's entries as of its last SyncDir;
+//   - for a crash with CrashOptions.Reorder, the directory operations not
+//     durable yet, in the order they were made (up to a few thousand of
+//     them).
+//
+// So a removed file's memory is freed once its removal is durable (SyncDir
+// of its directory). Until then a crash may bring it back, and in a
+// directory never synced the files of the last few thousand operations
+// stay.
 //
 // A file's content lives in chunks. A small file is one array that starts
-// at 256 B and doubles (copying itself) up to 64 KiB; a larger file is held
-// in separately allocated chunks that grow geometrically in size up to
-// 4 MiB (or as large as one write needs), so that appending never copies
+// at 256 B and doubles (copying itself) up to 64 KiB. A larger file is
+// held in separately allocated chunks that grow geometrically in size up
+// to 4 MiB (or as large as one write needs). So appending never copies
 // more than 64 KiB of what a file already holds. A single Write never
 // straddles two chunks: the bytes of one Write (a record batch, for the
 // segment layer) are contiguous in memory.
 //
 // Files implement Viewer and PrefixViewer: they hand out the file's own
-// bytes without copying — all of a range that one chunk holds, and a fresh
-// copy for a View that spans chunks — and the file never changes bytes it
-// has handed out (it copies that chunk instead, should it have to overwrite
-// them). Files do not implement Mapper.
+// bytes without copying. That is all of a range that one chunk holds, and
+// a fresh copy for a View that spans chunks. The file never changes bytes
+// it has handed out: it copies that chunk instead, should it have to
+// overwrite them. Files do not implement Mapper.
 //
 // Appending is O(len(p)) (amortized over the chunks it allocates, whose
 // memory the runtime zeroes) and Sync is O(1), so that a broker that syncs

@@ -44,17 +44,19 @@ var ErrLocked = errors.New("runnel/vfs: already locked (by another process, or a
 const MaxNameLen = 255
 
 // ErrNameTooLong is matched (errors.Is) by the error of an FS method given
-// a name with a component longer than the file system accepts. It is the
-// one portable test: the error is still the *os.PathError (*os.LinkError
-// for Rename) that package os returns, and its Err still reads as the
-// OS's own and matches the platform's code (syscall.ENAMETOOLONG on Linux,
-// macOS and other unix systems; on Windows ERROR_FILENAME_EXCED_RANGE, or
-// ERROR_INVALID_NAME when a component of the name is longer than 255
-// UTF-16 code units).
+// a name with a component longer than the file system accepts.
 //
-// MemFS returns it, wrapping syscall.ENAMETOOLONG on every platform
-// ("file name too long"), for a component longer than MaxNameLen bytes,
-// from every method that resolves a name, in the order Linux checks: a
+// It is the one portable test. The error is still the *os.PathError
+// (*os.LinkError for Rename) that package os returns. Its Err still reads
+// as the OS's own and matches the platform's code:
+//
+//   - syscall.ENAMETOOLONG on Linux, macOS and other unix systems;
+//   - on Windows, ERROR_FILENAME_EXCED_RANGE, or ERROR_INVALID_NAME when a
+//     component of the name is longer than 255 UTF-16 code units.
+//
+// MemFS returns it, wrapping syscall.ENAMETOOLONG on every platform ("file
+// name too long"), for a component longer than MaxNameLen bytes. It does
+// so from every method that resolves a name, in the order Linux checks: a
 // missing directory or a file on the way to the long component fails as
 // such first.
 var ErrNameTooLong = errors.New("runnel/vfs: file name too long")
@@ -114,12 +116,12 @@ type FS interface {
 // File is an open file. Its methods may be called concurrently, except that
 // Write, WriteAt and Truncate must not run concurrently with each other.
 //
-// A file is changed through one File at a time: both FSs keep the size
+// A file is changed through one File at a time. Both FSs keep the size
 // (Write's append position, and Size's answer) in the File, as learnt at
-// Open and moved by its own Write, WriteAt and Truncate, so that another
-// File's changes are not seen there — a Write then lands at the old end,
-// over or short of what the other wrote (leaving zeros between), in
-// memory as on disk.
+// Open and moved by its own Write, WriteAt and Truncate. So another File's
+// changes are not seen there: a Write then lands at the old end, over or
+// short of what the other wrote (leaving zeros between), in memory as on
+// disk.
 type File interface {
 	// Write appends p at the end of the file.
 	io.Writer
@@ -140,28 +142,34 @@ type File interface {
 }
 
 // Viewer is implemented by files that can hand out their bytes without
-// copying them (the in-memory FS). View returns bytes [off, off+n) of the
-// file; the caller must not modify them, and they stay valid and unchanged
-// for as long as the caller holds them, whatever happens to the file later
-// (appends, overwrites, truncation, removal). An implementation may copy
-// when it does not hold the range in one piece (the in-memory FS copies a
-// range that spans its chunks). View returns io.ErrUnexpectedEOF if the
-// file ends before off+n.
+// copying them (the in-memory FS).
+//
+// View returns bytes [off, off+n) of the file. The caller must not modify
+// them. They stay valid and unchanged for as long as the caller holds
+// them, whatever happens to the file later (appends, overwrites,
+// truncation, removal). View returns io.ErrUnexpectedEOF if the file ends
+// before off+n.
+//
+// An implementation may copy when it does not hold the range in one piece
+// (the in-memory FS copies a range that spans its chunks).
 type Viewer interface {
 	View(off int64, n int) ([]byte, error)
 }
 
 // Trimmer is implemented by files that keep room to spare for appends in
-// memory (the in-memory FS, whose files grow by chunks each about as large
-// as the file so far): Trim gives back the room the file's last chunk has
-// spare when that is a quarter of the chunk or more, and at least 4 KiB
-// (the room kept is then under about 14% of the file's bytes), for a
-// file that is not expected to grow any more (a sealed segment: with
-// small segments, up to about half of each segment's memory went
-// unused). It changes nothing of the file's content, views or
-// durability, and the file may still grow (into a new chunk). It does no
-// I/O and cannot fail; wrappers (WithFaults) forward it, and it is no
-// operation for their injectors.
+// memory: the in-memory FS, whose files grow by chunks each about as large
+// as the file so far.
+//
+// Trim gives back the room the file's last chunk has spare when that is a
+// quarter of the chunk or more, and at least 4 KiB. The room kept is then
+// under about 14% of the file's bytes. It is for a file that is not
+// expected to grow any more: a sealed segment. (With small segments, up to
+// about half of each segment's memory went unused.)
+//
+// It changes nothing of the file's content, views or durability, and the
+// file may still grow (into a new chunk). It does no I/O and cannot fail.
+// Wrappers (WithFaults) forward it, and it is no operation for their
+// injectors.
 type Trimmer interface {
 	Trim()
 }
