@@ -1,7 +1,8 @@
 // Package record holds runnel's Record and the codec of Kafka's RecordBatch
-// v2 (magic 2), byte for byte as Kafka writes it on disk and on the wire. It
-// is a leaf of the layer stack, above only package compression, which it
-// calls to encode and decode a batch's records; segment, log and the
+// v2 (magic 2), byte for byte as Kafka writes it on disk and on the wire.
+//
+// It is a leaf of the layer stack, above only package compression, which
+// it calls to encode and decode a batch's records. Segment, log and the
 // clients build on it.
 //
 // # The batch
@@ -34,11 +35,15 @@
 //
 // # The record
 //
-// Each record is varint-framed; varints are zigzag-encoded (as
+// Each record is varint-framed. Varints are zigzag-encoded (as
 // encoding/binary.PutVarint writes them) and read as Kafka's ByteUtils
-// reads them: the timestamp delta's in at most 10 bytes (a varlong), every
-// other's in at most 5 (a 32-bit varint; Kafka refuses a longer one, and
-// drops the bits of a 5th byte past the 32nd):
+// reads them:
+//
+//   - the timestamp delta's in at most 10 bytes (a varlong);
+//   - every other's in at most 5 (a 32-bit varint; Kafka refuses a longer
+//     one, and drops the bits of a 5th byte past the 32nd).
+//
+// A record is laid out as:
 //
 //	length          varint  bytes that follow
 //	attributes      int8    unused, 0
@@ -54,10 +59,12 @@
 //
 // # Reading without trust
 //
-// Parse checks the header of one batch against the bytes it has, Validate
-// its CRC, and a RecordIter decodes records lazily, checking every length
-// and varint against what is left and the record count against the records
-// found. Errors match ErrCorrupt (and ErrTruncated when the input simply ends
-// early, as a torn write does); nothing panics on any input, which the fuzz
-// targets check.
+// Parse checks the header of one batch against the bytes it has, and
+// Validate its CRC. A RecordIter decodes records lazily, checking every
+// length and varint against what is left and the record count against the
+// records found.
+//
+// Errors match ErrCorrupt (and ErrTruncated when the input simply ends
+// early, as a torn write does). Nothing panics on any input, which the
+// fuzz targets check.
 package record

@@ -392,19 +392,27 @@ func Batches(data []byte) iter.Seq2[Batch, error] {
 }
 
 // CheckFraming checks an uncompressed batch's records as a broker checks
-// a produced batch before it appends it: every record's length must be
-// positive and within the batch, its fields must fill it exactly (keys,
-// values and header values within it, header keys not null), its offset
-// delta must be above the previous record's and at most the last offset
-// delta, and the records must number exactly the record count and end
-// exactly at the batch's end: what Iter would refuse, it refuses, so that
-// what a broker takes its consumers can read (Kafka's broker reads every
-// record of a produced batch too). It materializes nothing and allocates
-// nothing. It returns the records' largest timestamp (the largest base
-// timestamp plus delta; NoTimestamp without records), for the broker to
-// hold against the header's MaxTimestamp. For a compressed batch it
-// checks nothing more than Validate does, and returns the header's
-// MaxTimestamp: CheckFramingBuffer decompresses it first.
+// a produced batch before it appends it:
+//
+//   - every record's length must be positive and within the batch;
+//   - its fields must fill it exactly (keys, values and header values
+//     within it, header keys not null);
+//   - its offset delta must be above the previous record's and at most the
+//     last offset delta;
+//   - the records must number exactly the record count and end exactly at
+//     the batch's end.
+//
+// What Iter would refuse, it refuses, so that what a broker takes its
+// consumers can read (Kafka's broker reads every record of a produced
+// batch too). It materializes nothing and allocates nothing.
+//
+// It returns the records' largest timestamp (the largest base timestamp
+// plus delta; NoTimestamp without records), for the broker to hold
+// against the header's MaxTimestamp.
+//
+// For a compressed batch it checks nothing more than Validate does, and
+// returns the header's MaxTimestamp: CheckFramingBuffer decompresses it
+// first.
 //
 // Errors: a *CorruptError (ErrCorrupt).
 func (b Batch) CheckFraming(pos int64) (maxTimestamp int64, err error) {
@@ -453,11 +461,12 @@ type Timestamps struct {
 	// what CheckFraming returns.
 	Max int64
 	// Earliest and Latest are the smallest and the largest timestamps
-	// of the records that carry one (all but those of NoTimestamp, -1),
-	// for a broker to hold against its clock (Kafka's
+	// of the records that carry one (all but those of NoTimestamp, -1).
+	// Both are NoTimestamp when no record carries one.
+	//
+	// They are for a broker to hold against its clock (Kafka's
 	// message.timestamp.before.max.ms and after.max.ms, which skip a
-	// record of timestamp -1); both NoTimestamp when no record carries
-	// one.
+	// record of timestamp -1).
 	Earliest, Latest int64
 }
 

@@ -37,23 +37,26 @@ type Record struct {
 	// when the topic says so (see TimestampType). Millisecond precision.
 	Timestamp time.Time
 	// Key is the record's key: the partitioners hash it, and compaction
-	// keeps the latest record per key. nil is a null key, which a
-	// compacted topic refuses (INVALID_RECORD) and the default
-	// partitioner spreads; an empty, non-nil Key is a key like any other,
-	// as in Kafka's clients.
+	// keeps the latest record per key.
+	//
+	// nil is a null key, which a compacted topic refuses (INVALID_RECORD)
+	// and the default partitioner spreads. An empty, non-nil Key is a key
+	// like any other, as in Kafka's clients.
 	Key []byte
 	// Value is the record's payload. nil is a null value: a tombstone on
 	// compacted topics. An empty, non-nil Value is a value, which
 	// compaction keeps as it keeps any other.
 	Value []byte
-	// Headers are the record's headers, in order; keys may repeat. A
-	// decoded record without headers has nil Headers, whether it was
-	// produced with nil or an empty slice: Kafka's batch format stores a
+	// Headers are the record's headers, in order; keys may repeat.
+	//
+	// A decoded record without headers has nil Headers, whether it was
+	// produced with nil or an empty slice. Kafka's batch format stores a
 	// count, which does not tell the two apart (kgo decodes an empty,
-	// non-nil slice, Kafka's Java consumer an empty Headers). A
-	// decoded header takes a Header (40 bytes on 64-bit platforms, and
-	// its key as a string) where an empty one takes 2 bytes of its
-	// batch: a record of 1 MiB of empty headers decodes into some 20 MiB
+	// non-nil slice, Kafka's Java consumer an empty Headers).
+	//
+	// A decoded header takes a Header (40 bytes on 64-bit platforms, and
+	// its key as a string) where an empty one takes 2 bytes of its batch.
+	// So a record of 1 MiB of empty headers decodes into some 20 MiB
 	// (500,000 headers: 19.5 MiB measured).
 	Headers []Header
 
