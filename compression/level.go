@@ -98,12 +98,12 @@ func (c Codec) CheckLevel(level int) error {
 //     JNI one, the reference library's LZ4_compress_HC, searches as many
 //     from 3 to 9, and parses optimally from 10 to 12, higher levels
 //     counting as 12). pierrec/lz4's HC levels search 2^(8+n) positions
-//     (Level1: 512), so each Kafka level L other than 9 runs pierrec's
-//     Level n with n = L-9, at least 1: levels 1 to 8 and 10 all run
-//     Level1, which searches deeper than Kafka's levels 1 to 9 would,
-//     and no level runs the optimal parser. As in Kafka, every level but
-//     the default runs an HC compressor, slower than the default's: none
-//     is faster.
+//     (Level1: 512). So each Kafka level L other than 9 runs pierrec's
+//     Level n with n = L-9, at least 1. Levels 1 to 8 and 10 all run
+//     Level1, which searches deeper than Kafka's levels 1 to 9 would, and
+//     no level runs the optimal parser. As in Kafka, every level but the
+//     default runs an HC compressor, slower than the default's: none is
+//     faster.
 //   - zstd: klauspost's encoder has four levels, and
 //     zstd.EncoderLevelFromZstd picks the one whose ratio is closest to a
 //     zstd level's; but zstd's level 0 means its default (3), not a fast
@@ -114,17 +114,25 @@ func (c Codec) CheckLevel(level int) error {
 // gzip; 1 to 8 and 10 with lz4; 0 and 3 to 5 with zstd, and so on.
 //
 // AppendEncode(dst, src) is AppendEncodeLevel(dst, src, c.DefaultLevel()),
-// and writes the same bytes. Coders are made on first use of a level,
-// then pooled or kept as AppendEncode's are (zstd: of each of klauspost's
-// four levels, as many encoders as have encoded at once, at most
-// min(GOMAXPROCS, 4); callers one at a time make one), so that
-// steady-state calls allocate nothing (but a zstd frame of a block or
-// more: its header, a few bytes). A zstd encoder is kept for the life of
-// the process, and its memory grows with its level: each held about 2.7
-// MiB at SpeedFastest, 3.8 at SpeedDefault, 6.6 at SpeedBetterCompression
-// and 37 at SpeedBestCompression, its blocks of input and output
-// included (the heap in use after each had encoded 1 MiB of record-like
-// bytes, 2026-12-06); gzip's and lz4's writers hold 1 MiB at most, and go
+// and writes the same bytes.
+//
+// Coders are made on first use of a level, then pooled or kept as
+// AppendEncode's are (zstd: of each of klauspost's four levels, as many
+// encoders as have encoded at once, at most min(GOMAXPROCS, 4); callers
+// one at a time make one). So steady-state calls allocate nothing (but a
+// zstd frame of a block or more: its header, a few bytes).
+//
+// A zstd encoder is kept for the life of the process, and its memory
+// grows with its level. Each held, its blocks of input and output
+// included:
+//
+//   - about 2.7 MiB at SpeedFastest;
+//   - 3.8 at SpeedDefault;
+//   - 6.6 at SpeedBetterCompression;
+//   - 37 at SpeedBestCompression.
+//
+// That is the heap in use after each had encoded 1 MiB of record-like
+// bytes, 2026-12-06. gzip's and lz4's writers hold 1 MiB at most, and go
 // with their pool.
 //
 // Errors: AppendEncode's, and a *Error matching ErrInvalidLevel for a

@@ -19,11 +19,15 @@ import (
 // codec's window or block, not the decompressed size.
 //
 // A Reader gives the same bytes and the same verdict as AppendDecode with
-// the same limit: whatever AppendDecode refuses, Read ends with an error
-// of the same kind (ErrCorrupt, ErrTooLarge: an *Error), after the bytes
-// that precede the fault, and what AppendDecode takes, Read delivers
-// whole, ending with io.EOF. Where a codec cannot stream, it decodes
-// whole as AppendDecode does, into a buffer the Reader keeps:
+// the same limit:
+//
+//   - whatever AppendDecode refuses, Read ends with an error of the same
+//     kind (ErrCorrupt, ErrTooLarge: an *Error), after the bytes that
+//     precede the fault;
+//   - what AppendDecode takes, Read delivers whole, ending with io.EOF.
+//
+// Where a codec cannot stream, it decodes whole as AppendDecode does, into
+// a buffer the Reader keeps. Codec by codec:
 //
 //   - gzip streams, holding the deflate window (32 KiB) and its buffers.
 //   - lz4 streams, holding one block buffer of the size the frame header
@@ -31,24 +35,29 @@ import (
 //     frames whose blocks can hold at most 1 MiB (a producer's batch),
 //     which it decodes whole, as that is faster.
 //   - snappy's xerial framing streams one chunk at a time (each at most
-//     32 times its compressed size, and within the limit); a raw snappy
+//     32 times its compressed size, and within the limit). A raw snappy
 //     block, as franz-go and runnel write snappy, has no streaming form
 //     and is decoded whole: at most 32 times the compressed size, and
 //     within the limit.
 //   - zstd streams a frame that declares a window of at most 8 MiB and
 //     is not a single segment, holding the window plus two blocks, when
 //     it holds more than 1 MiB and more than that window and blocks.
-//     Other frames are decoded whole, as before: a single-segment frame
-//     (whose window is its content size, as zstd writes a frame of known
-//     size no larger than its window) or one of a larger window, which a
-//     streaming decoder would have to hold anyway, and a frame that
-//     states a size within 1 MiB or within its window and two blocks. A
-//     frame that does not state its size is tried whole up to 1 MiB
-//     first, then streamed: a larger one is decoded that far twice. A
-//     frame that fails to decode while streaming is decoded again whole,
-//     so that its verdict is exactly AppendDecode's (whose own sometimes
-//     depends on how far the output got, see AppendDecode): a fault
-//     costs the decompressed size, up to the limit.
+//
+// Other zstd frames are decoded whole, as before:
+//
+//   - a single-segment frame (whose window is its content size, as zstd
+//     writes a frame of known size no larger than its window);
+//   - one of a larger window, which a streaming decoder would have to hold
+//     anyway;
+//   - a frame that states a size within 1 MiB or within its window and
+//     two blocks.
+//
+// A zstd frame that does not state its size is tried whole up to 1 MiB
+// first, then streamed: a larger one is decoded that far twice. A frame
+// that fails to decode while streaming is decoded again whole, so that
+// its verdict is exactly AppendDecode's (whose own sometimes depends on
+// how far the output got, see AppendDecode). A fault costs the
+// decompressed size, up to the limit.
 //
 // A Reader is not safe for concurrent use. Close releases its decoders.
 // A Reader is made by Codec.NewReader; a zero Reader (one not made by it)
@@ -347,11 +356,13 @@ func (r *Reader) startZstd() error {
 	return nil
 }
 
-// Whole returns the output when r decoded its input whole, and without
-// a fault (a raw snappy block, a small lz4 or zstd input, or a zstd frame
-// a streaming decoder would hold as much of: see Reader), and nothing has
-// been read yet, so that a caller can read it in place rather than copy
-// it; ok is false otherwise. The bytes are r's, valid until Close.
+// Whole returns the output when r decoded its input whole, and without a
+// fault, and nothing has been read yet; ok is false otherwise. So a caller
+// can read the output in place rather than copy it. The bytes are r's,
+// valid until Close.
+//
+// r decodes whole a raw snappy block, a small lz4 or zstd input, or a zstd
+// frame a streaming decoder would hold as much of (see Reader).
 func (r *Reader) Whole() (out []byte, ok bool) {
 	if r.useWhole && r.off == 0 && r.err == nil {
 		return r.whole, true
