@@ -1,7 +1,7 @@
 // Package index implements the two sparse indexes that sit beside each
-// segment of a runnel log: the offset index and the time index, in Kafka's
-// on-disk format, byte for byte, so that a segment directory written by
-// runnel can be read by Kafka's tools and the other way round.
+// segment of a runnel log: the offset index and the time index. They are
+// in Kafka's on-disk format, byte for byte, so that a segment directory
+// written by runnel can be read by Kafka's tools and the other way round.
 //
 // It is a leaf of the layer stack, above only vfs: package segment opens
 // and owns the two indexes of each segment (package log takes only the
@@ -36,42 +36,54 @@
 //
 // # Files
 //
-// While its segment is active an index is writable and holds at most
+// While its segment is active, an index is writable and holds at most
 // maxBytes of entries (rounded down to a whole number of entries; Kafka's
 // segment.index.bytes, DefaultMaxBytes by default). It keeps its entries
 // in a heap buffer and writes them to the file with WriteAt, 128 at a time
-// and the rest on Sync, Seal and Close. Kafka preallocates the file and
-// maps it read-write instead; runnel does not, because the first store to
-// each page of a writable shared mapping stalls while the file system
-// reserves a block and updates the file's times (about a millisecond on
-// ext4 here, on the append that adds the entry, and again after each
-// writeback of the page), where a WriteAt takes microseconds. When the
-// segment is sealed (rolled) or the index closed, the file is trimmed to
-// its entries and, once sealed, mapped read-only. A file that was
-// preallocated (by Kafka, or by an earlier runnel) and not trimmed because
-// the process stopped ends in all-zero entries: opening an index drops
-// trailing all-zero entries, so an entry that is itself all zero,
-// (base, 0) or (0, base), is dropped too if it is the last one; that loses
-// nothing a lookup needs, as it answers one exactly as no entry does (a
-// time index's (0, base) also says that the segment's largest timestamp
-// was 0 at its base: package segment reads that from the first batch when
-// the time index is empty). A file whose size is not a whole number of entries is corrupt
-// (a *CorruptError); so is one whose entries break the orders above, which
-// Check reports: opening does not scan the entries, so that opening the
-// sealed indexes of a big log stays cheap. Entries that keep the orders but
-// are wrong (bit rot, a bad copy) are beyond any check of the index alone:
-// package segment checks each entry against its log when a lookup uses it.
+// and the rest on Sync, Seal and Close.
+//
+// Kafka preallocates the file and maps it read-write instead. runnel does
+// not, because the first store to each page of a writable shared mapping
+// stalls while the file system reserves a block and updates the file's
+// times. That takes about a millisecond on ext4 here, on the append that
+// adds the entry, and again after each writeback of the page, where a
+// WriteAt takes microseconds.
+//
+// When the segment is sealed (rolled) or the index closed, the file is
+// trimmed to its entries and, once sealed, mapped read-only.
+//
+// A file that was preallocated (by Kafka, or by an earlier runnel) and not
+// trimmed because the process stopped ends in all-zero entries. Opening an
+// index drops trailing all-zero entries. So an entry that is itself all
+// zero, (base, 0) or (0, base), is dropped too if it is the last one. That
+// loses nothing a lookup needs, as it answers one exactly as no entry
+// does. (A time index's (0, base) also says that the segment's largest
+// timestamp was 0 at its base: package segment reads that from the first
+// batch when the time index is empty.)
+//
+// What is corrupt, and what is not caught:
+//
+//   - a file whose size is not a whole number of entries is corrupt (a
+//     *CorruptError);
+//   - so is one whose entries break the orders above, which Check reports.
+//     Opening does not scan the entries, so that opening the sealed
+//     indexes of a big log stays cheap;
+//   - entries that keep the orders but are wrong (bit rot, a bad copy) are
+//     beyond any check of the index alone: package segment checks each
+//     entry against its log when a lookup uses it.
 //
 // Files are read and written only through a vfs.FS. Sealed files that
-// implement vfs.Mapper are mapped (OS files on unix); for the others, or
+// implement vfs.Mapper are mapped (OS files on unix). For the others, or
 // when mapping fails, the index keeps its entries in a heap buffer read at
-// open, as an active index does. Either way a sealed index then closes its
-// file (a mapping outlives it), so that the sealed segments of a big log
-// do not hold two descriptors each for indexes that only answer lookups;
-// it opens the file again, by its path, for TruncateTo, Reset and Unseal
-// (and for a Sync that has something to make durable). Nothing may rename
-// or remove the files of an open sealed index, as nothing does: segments
-// are renamed only while closed.
+// open, as an active index does.
+//
+// Either way a sealed index then closes its file (a mapping outlives it),
+// so that the sealed segments of a big log do not hold two descriptors
+// each for indexes that only answer lookups. It opens the file again, by
+// its path, for TruncateTo, Reset and Unseal (and for a Sync that has
+// something to make durable). Nothing may rename or remove the files of an
+// open sealed index, as nothing does: segments are renamed only while
+// closed.
 //
 // Nothing is durable before Sync, Seal or Close.
 //

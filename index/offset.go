@@ -58,13 +58,19 @@ func (x *OffsetIndex) raw(i int) (rel, pos int64) {
 }
 
 // Append adds an entry: the batch holding offset starts at byte position of
-// the log. It returns ErrSealed on a sealed index, ErrIndexFull when the
-// index holds all the entries maxBytes allows, and an error matching
-// ErrInvalidEntry if offset is below the base or beyond it by more than
-// math.MaxInt32, if position is negative or above math.MaxInt32, or if
-// either is not greater than the last entry's; an error matching
-// fs.ErrClosed on a closed index, and a file system error when writing the
-// entries it holds to the file fails (see the package doc, Files).
+// the log.
+//
+// Errors:
+//
+//   - ErrSealed on a sealed index;
+//   - ErrIndexFull when the index holds all the entries maxBytes allows;
+//   - an error matching ErrInvalidEntry if offset is below the base or
+//     beyond it by more than math.MaxInt32, if position is negative or
+//     above math.MaxInt32, or if either is not greater than the last
+//     entry's;
+//   - an error matching fs.ErrClosed on a closed index;
+//   - a file system error when writing the entries it holds to the file
+//     fails (see the package doc, Files).
 func (x *OffsetIndex) Append(offset, position int64) error {
 	if err := x.f.writable(); err != nil {
 		return err
@@ -244,11 +250,15 @@ func checkOffsetEntries(b []byte, logSize int64, limit bool) *CorruptError {
 
 // DecodeOffsetEntries decodes the contents of an offset index file of the
 // segment with the given base offset, as OpenOffset and Check would see
-// them: trailing all-zero entries are dropped, and the rest must be whole
-// entries with offsets strictly increasing and not below base, and positions
-// not negative and strictly increasing. It returns a *CorruptError (with an
-// empty Path) otherwise, and ErrInvalidArgument if base is negative or too
-// large to add a relative offset to.
+// them. Trailing all-zero entries are dropped. The rest must be whole
+// entries, with:
+//
+//   - offsets strictly increasing and not below base;
+//   - positions not negative and strictly increasing.
+//
+// It returns a *CorruptError (with an empty Path) otherwise, and
+// ErrInvalidArgument if base is negative or too large to add a relative
+// offset to.
 func DecodeOffsetEntries(b []byte, base int64) ([]OffsetEntry, error) {
 	if err := checkBase(base); err != nil {
 		return nil, err

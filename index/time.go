@@ -235,12 +235,16 @@ func checkTimeEntries(b []byte, nextRel int64, limit bool) *CorruptError {
 }
 
 // DecodeTimeEntries decodes the contents of a time index file of the
-// segment with the given base offset, as OpenTime and Check would see them:
-// trailing all-zero entries are dropped, and the rest must be whole entries
-// with timestamps not negative and strictly increasing, and offsets
-// non-decreasing and not below base. It returns a *CorruptError (with an
-// empty Path) otherwise, and ErrInvalidArgument if base is negative or too
-// large to add a relative offset to.
+// segment with the given base offset, as OpenTime and Check would see
+// them. Trailing all-zero entries are dropped. The rest must be whole
+// entries, with:
+//
+//   - timestamps not negative and strictly increasing;
+//   - offsets non-decreasing and not below base.
+//
+// It returns a *CorruptError (with an empty Path) otherwise, and
+// ErrInvalidArgument if base is negative or too large to add a relative
+// offset to.
 func DecodeTimeEntries(b []byte, base int64) ([]TimeEntry, error) {
 	if err := checkBase(base); err != nil {
 		return nil, err
