@@ -41,12 +41,19 @@ func (x *TimeIndex) raw(i int) (ts, rel int64) {
 }
 
 // Append records that timestamp was reached at offset. Only a new maximum is
-// indexed: if timestamp is not above the last entry's (or, in an empty
-// index, is below 0) Append does nothing and returns nil. It returns
-// ErrSealed on a sealed index, an error matching ErrInvalidEntry if offset
-// is below the base, beyond it by more than math.MaxInt32, or below the last
-// entry's offset, and ErrIndexFull when a new maximum does not fit; an
-// error matching fs.ErrClosed on a closed index, and a file system error
+// indexed.
+//
+// It checks the index and offset first, whatever the timestamp:
+//
+//   - ErrSealed on a sealed index, and an error matching fs.ErrClosed on a
+//     closed one;
+//   - an error matching ErrInvalidEntry if offset is below the base,
+//     beyond it by more than math.MaxInt32, or below the last entry's
+//     offset.
+//
+// Then, if timestamp is not above the last entry's (or, in an empty index,
+// is below 0), Append does nothing and returns nil. Otherwise it returns
+// ErrIndexFull when the new maximum does not fit, and a file system error
 // when writing the entries it holds to the file fails.
 func (x *TimeIndex) Append(timestamp, offset int64) error {
 	if err := x.f.writable(); err != nil {

@@ -104,6 +104,7 @@ func TestTimeFullInvalidSealed(t *testing.T) {
 		for _, a := range [][2]int64{
 			{10, 99},                      // before base
 			{10, 100 + math.MaxInt32 + 1}, // relative offset overflows
+			{-1, 99},                      // before base, a timestamp never indexed: checked all the same
 		} {
 			if err := x.Append(a[0], a[1]); !errors.Is(err, ErrInvalidEntry) {
 				t.Errorf("Append(%d, %d) = %v, want ErrInvalidEntry", a[0], a[1], err)
@@ -128,6 +129,9 @@ func TestTimeFullInvalidSealed(t *testing.T) {
 		checkMapped(t, k, &x.f)
 		if err := x.Append(40, 100+math.MaxInt32); err != ErrSealed {
 			t.Errorf("Append after Seal: %v, want ErrSealed", err)
+		}
+		if err := x.Append(5, 100+math.MaxInt32); err != ErrSealed {
+			t.Errorf("Append after Seal, no new maximum: %v, want ErrSealed", err)
 		}
 		if got := fileSize(t, path); got != 2*TimeEntrySize {
 			t.Errorf("sealed file size %d", got)
