@@ -30,9 +30,13 @@ var (
 	// ErrNilRecord is given to the promise of a nil record.
 	ErrNilRecord = errors.New("runnel/producer: nil record")
 	// ErrInvalidPartition is given to the promise of a record whose
-	// partitioner chose a partition the topic does not have: a negative
-	// one, or one not below the partition count. For the latter, the
-	// producer first asks the broker for the count again (see Produce).
+	// partitioner chose a partition out of range: a negative one, or one
+	// not below the partition count. For the latter, the producer first
+	// asks the broker for the count again (see Produce).
+	//
+	// A choice among the partitions that take appends (see
+	// ConsistentPartitioner) is out of range at or past their number. It
+	// fails at once: no count is asked for.
 	ErrInvalidPartition = errors.New("runnel/producer: partitioner chose a partition out of range")
 	// ErrDeliveryTimeout is given to the promise of a record:
 	//
