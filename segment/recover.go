@@ -33,33 +33,43 @@ func (r RecoveryResult) String() string {
 	return fmt.Sprintf("%d batches, cut %d bytes of torn tail at position %d", r.Batches, r.Truncated, r.At)
 }
 
-// Recover reads every batch of the .log from the start, checking each
-// (length, magic, CRC, offsets increasing from the base, within 2^31-1 of
-// it and below the segment's limit: see OpenOptions), and rebuilds both
-// indexes. A whole batch with a valid CRC whose offsets fail the check is
-// corruption wherever it is; so are batches that do not end where
+// Recover reads every batch of the .log from the start, checking each,
+// and rebuilds both indexes. It checks each batch's length, magic, CRC and
+// offsets: increasing from the base, within 2^31-1 of it and below the
+// segment's limit (see OpenOptions).
+//
+// A whole batch with a valid CRC whose offsets fail the check is
+// corruption wherever it is. So are batches that do not end where
 // OpenOptions.End says.
 //
-// Where the valid batches end before the file does, what follows is either
-// a torn write or corruption. Below durable (the offset up to which the
-// caller knows data was made durable, its recovery point) it is
-// corruption: nothing is cut, and Recover returns an error matching
-// record.ErrCorrupt. Past it, it is a torn tail — cut, and reported in the
-// result — when no valid batch follows it, or when zeros show a sector the
-// disk never wrote before the next valid batch: a whole aligned sector of
-// zeros, zeros from the end of the valid batches to the end of their
-// sector (12 bytes at least), or a batch whose only fault is a base offset
-// zeroed up to a sector boundary (such a sector may end in the next valid
-// batch's base offset or length, whose bytes there then read zero) — as a
-// power loss leaves it on a file
-// system that commits a file's size before all its data and reads the
-// sectors never written as zeros (XFS). Otherwise nothing is cut and
-// Recover returns a *record.CorruptError naming the file and the
-// position: ext4 with data=writeback may leave a block's old content in
-// such a hole, which Recover cannot tell from corruption.
+// Where the valid batches end before the file does, what follows is
+// either a torn write or corruption:
+//
+//   - below durable (the offset up to which the caller knows data was made
+//     durable, its recovery point), it is corruption: nothing is cut, and
+//     Recover returns an error matching record.ErrCorrupt;
+//   - past it, it is a torn tail, cut and reported in the result, when no
+//     valid batch follows it, or when zeros show a sector the disk never
+//     wrote before the next valid batch (below);
+//   - otherwise nothing is cut, and Recover returns a *record.CorruptError
+//     naming the file and the position. ext4 with data=writeback may leave
+//     a block's old content in such a hole, which Recover cannot tell from
+//     corruption.
+//
+// Zeros show a sector the disk never wrote as:
+//
+//   - a whole aligned sector of zeros;
+//   - zeros from the end of the valid batches to the end of their sector
+//     (12 bytes at least);
+//   - a batch whose only fault is a base offset zeroed up to a sector
+//     boundary. Such a sector may end in the next valid batch's base
+//     offset or length, whose bytes there then read zero.
+//
+// A power loss leaves them so on a file system that commits a file's size
+// before all its data and reads the sectors never written as zeros (XFS).
 //
 // A batch gone bad past durable is cut as a torn write is, with what
-// follows it if zeros in its records look like a lost sector: durable
+// follows it if zeros in its records look like a lost sector. durable
 // must cover what the caller promised, or the caller accepts that loss
 // (Kafka cuts at the first bad batch past its recovery point).
 //
@@ -67,12 +77,18 @@ func (r RecoveryResult) String() string {
 // positions are int32s; Kafka refuses to open such a file), is corrupt
 // whatever durable says: nothing is cut.
 //
-// Errors: ErrClosed; a *record.CorruptError (record.ErrCorrupt) naming the
-// file and position; file system errors. A file system error may come
-// after the cut was made (a sealed segment's indexes, sealed again once
-// rebuilt): the next Open and Recover of the segment then find the .log
-// as cut, and end as this one would have. Of two errors, the first is
-// returned (a corruption found before the indexes failed to seal).
+// Errors:
+//
+//   - ErrClosed;
+//   - a *record.CorruptError (record.ErrCorrupt) naming the file and
+//     position;
+//   - file system errors. A file system error may come after the cut was
+//     made (a sealed segment's indexes, sealed again once rebuilt): the
+//     next Open and Recover of the segment then find the .log as cut, and
+//     end as this one would have.
+//
+// Of two errors, the first is returned (a corruption found before the
+// indexes failed to seal).
 func (s *Segment) Recover(durable int64) (RecoveryResult, error) {
 	return s.RecoverContext(context.Background(), durable)
 }
@@ -81,16 +97,17 @@ func (s *Segment) Recover(durable int64) (RecoveryResult, error) {
 // two looks at its ctx.
 const recoverCheckBytes = 4 << 20
 
-// RecoverContext is Recover, cut short when ctx ends: it looks at ctx
+// RecoverContext is Recover, cut short when ctx ends. It looks at ctx
 // before it starts and after every recoverCheckBytes (4 MiB) of batches
-// read, or of a bad tail searched for a valid batch. Cut short, it has cut nothing from the .log, and its indexes,
-// reset and rebuilt only up to where it stopped, are distrusted (see
-// IndexDistrusted): the segment's state is then that of no finished
-// recovery (offsets are still found, by a scan from the first batch, but
-// its maximum timestamp, and so FindTime, know only the batches read),
-// and the caller closes it — which removes the index files, so
-// that the next Open reports needsRecovery and the next Recover does it
-// all again.
+// read, or of a bad tail searched for a valid batch.
+//
+// Cut short, it has cut nothing from the .log. Its indexes, reset and
+// rebuilt only up to where it stopped, are distrusted (see
+// IndexDistrusted). The segment's state is then that of no finished
+// recovery: offsets are still found, by a scan from the first batch, but
+// its maximum timestamp, and so FindTime, know only the batches read. The
+// caller closes it, which removes the index files, so that the next Open
+// reports needsRecovery and the next Recover does it all again.
 //
 // Errors: Recover's; ctx.Err() when ctx ended.
 func (s *Segment) RecoverContext(ctx context.Context, durable int64) (RecoveryResult, error) {
@@ -98,13 +115,14 @@ func (s *Segment) RecoverContext(ctx context.Context, durable int64) (RecoveryRe
 }
 
 // RecoverFunc is RecoverContext calling each, unless it is nil, with
-// every batch it keeps, in offset order, as it reads them — what a log
-// learns from its batches as Kafka's LogSegment.recover does (their
-// leader epochs). b is valid only during the call, and each must not
-// call the segment's methods. The batches that follow the last one each
-// saw are those cut, if RecoverFunc returns no error. An error of each
-// stops the scan: nothing is cut, and the indexes are distrusted, as when
-// ctx ends.
+// every batch it keeps, in offset order, as it reads them. That is what a
+// log learns from its batches as Kafka's LogSegment.recover does (their
+// leader epochs). b is valid only during the call, and each must not call
+// the segment's methods.
+//
+// The batches that follow the last one each saw are those cut, if
+// RecoverFunc returns no error. An error of each stops the scan: nothing
+// is cut, and the indexes are distrusted, as when ctx ends.
 //
 // Errors: RecoverContext's; each's.
 func (s *Segment) RecoverFunc(ctx context.Context, durable int64, each func(b record.Batch) error) (res RecoveryResult, err error) {
@@ -613,49 +631,62 @@ func (s *Segment) distrustIndexes() {
 // heap it takes besides what save does.
 const RewriteBlock = 1 << 20
 
-// Rewrite writes the segment's batches from the one holding offset (or
-// the first later one; all of them when offset is at or below the base;
-// none when it is at or past NextOffset) to its end anew, at the same
-// positions, and syncs the .log: save copies them elsewhere, Rewrite
-// truncates the file before them (to its size, with none), writes them
-// back from that copy and fsyncs. It returns how many bytes it wrote. The
-// indexes are left as they are: the bytes and their positions do not
+// Rewrite writes the segment's batches from the one holding offset to its
+// end anew, at the same positions, and syncs the .log. It returns how many
+// bytes it wrote.
+//
+// It starts at the batch holding offset, or the first later one. It writes
+// all of them when offset is at or below the base, none when it is at or
+// past NextOffset. It works in three steps:
+//
+//  1. save copies them elsewhere;
+//  2. Rewrite truncates the file before them (to its size, with none);
+//  3. it writes them back from that copy and fsyncs.
+//
+// The indexes are left as they are: the bytes and their positions do not
 // change.
 //
-// It is for a log whose earlier fsync failed (see package log): the
-// kernel may have marked the pages it could not write clean, so that the
-// file reads them back but no later fsync writes them (vfs.WithFaults
-// models it). Truncated and written again, they are dirty pages that the
-// fsync writes, or fails.
+// It is for a log whose earlier fsync failed (see package log). The kernel
+// may have marked the pages it could not write clean, so that the file
+// reads them back but no later fsync writes them (vfs.WithFaults models
+// it). Truncated and written again, they are dirty pages that the fsync
+// writes, or fails.
 //
 // Before the file is cut, save (if there are any bytes to write anew) is
 // given their position and a reader of them, which reads the .log, with
-// the file system's errors (io.ErrUnexpectedEOF where the file ends
-// before them); it reads them all, keeps them, and returns a reader of
-// what it kept, which Rewrite reads them back from, a RewriteBlock at a
-// time, and closes. A caller that must not lose them should a write fail
-// or the power go before the fsync keeps them durably (package log does:
-// a tail copy on disk), and puts them back itself; an error of save, or a
-// save that returns before reading them all, is Rewrite's, before
-// anything is cut. The reader save is given is valid during the call
-// only, which holds the segment's lock: save calls none of the segment's
-// methods. Without save (nil), Rewrite holds the bytes on the heap
-// meanwhile, up to the segment's size.
+// the file system's errors (io.ErrUnexpectedEOF where the file ends before
+// them). save reads them all, keeps them, and returns a reader of what it
+// kept. Rewrite reads them back from it, a RewriteBlock at a time, and
+// closes it.
+//
+// A caller that must not lose them should a write fail or the power go
+// before the fsync keeps them durably (package log does: a tail copy on
+// disk), and puts them back itself. An error of save, or a save that
+// returns before reading them all, is Rewrite's, before anything is cut.
+//
+// The reader save is given is valid during the call only, which holds the
+// segment's lock: save calls none of the segment's methods. Without save
+// (nil), Rewrite holds the bytes on the heap meanwhile, up to the
+// segment's size.
 //
 // It truncates rather than writing the same bytes again in place, which
-// would need no copy and could not lose them should the write fail: on
+// would need no copy and could not lose them should the write fail. On
 // ext4 (dioread_nolock, its default), a kernel with "ext4: do not convert
-// the unwritten extents if data writeback fails" (e856f93e0fb2) leaves
-// the blocks that a failed writeback allocated flagged unwritten, and
-// pages written again in place go to those blocks without the flag being
-// cleared, so the fsync succeeds and the bytes read as zeros once the
-// page cache drops them or the power goes. Truncated, those blocks are
-// freed, and the appends allocate new ones.
+// the unwritten extents if data writeback fails" (e856f93e0fb2) leaves the
+// blocks that a failed writeback allocated flagged unwritten. Pages
+// written again in place go to those blocks without the flag being
+// cleared, so the fsync succeeds and the bytes read as zeros once the page
+// cache drops them or the power goes. Truncated, those blocks are freed,
+// and the appends allocate new ones.
 //
-// Errors: ErrClosed; PositionOf's *record.CorruptError; save's, and those
-// of the reader it returns (a short one: io.ErrUnexpectedEOF); file
-// system errors (the file may then be cut at the batch of offset, or hold
-// part of the bytes written back).
+// Errors:
+//
+//   - ErrClosed;
+//   - PositionOf's *record.CorruptError;
+//   - save's, and those of the reader it returns (a short one:
+//     io.ErrUnexpectedEOF);
+//   - file system errors. The file may then be cut at the batch of offset,
+//     or hold part of the bytes written back.
 func (s *Segment) Rewrite(offset int64, save func(pos int64, tail io.Reader) (io.ReadCloser, error)) (int64, error) {
 	if s.isClosed() {
 		return 0, ErrClosed
