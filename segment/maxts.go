@@ -7,29 +7,38 @@ import (
 )
 
 // MaxTimestampBelow returns the largest timestamp of the segment's
-// records below offset end, as their batches' max timestamps tell it: the
-// largest max timestamp of the batches that end below end and, for the
-// batch that holds end, the largest timestamp of its records below end.
+// records below offset end, as their batches' max timestamps tell it. That
+// is the largest of:
+//
+//   - the max timestamps of the batches that end below end;
+//   - for the batch that holds end, the largest timestamp of its records
+//     below end.
+//
 // Where a batch's max timestamp is above its records' largest (as
 // MaxTimestamp may be), the answer is an upper bound. As MaxTimestamp, it
-// is at least -1; it is math.MinInt64 when no batch lies below end, and
+// is at least -1. It is math.MinInt64 when no batch lies below end, and
 // MaxTimestamp when every batch does.
 //
-// It reads about index.interval.bytes of batch headers, not the segment:
-// the time index entry (T, o) with the greatest offset at or below the
-// offset index entry's at or below end-1 — both indexes get an entry at
-// the same batches, the time index only when the largest timestamp grew —
-// says that no batch up to the offset index entry's has a max timestamp
-// above T; the headers from that batch on are read, up to end. Both
-// entries are checked against the log first, as lookups check them (see
-// the package documentation, "Indexes"). When one fails, or an index of
-// the segment was found bad before (IndexDistrusted), every batch header
-// from the segment's start is read instead.
+// It reads about index.interval.bytes of batch headers, not the segment.
+// Take the offset index entry at or below end-1, and the time index entry
+// (T, o) with the greatest offset at or below that entry's. Both indexes
+// get an entry at the same batches, the time index only when the largest
+// timestamp grew. So no batch up to the offset index entry's has a max
+// timestamp above T, and the headers from that batch on are read, up to
+// end.
 //
-// Errors: ErrClosed (also when the segment closes during the call, or an
-// error of reading its closed file); a *record.CorruptError naming the
-// file for a batch on the way whose offsets are bad, or for the batch
-// holding end when its CRC is bad; file system errors.
+// Both entries are checked against the log first, as lookups check them
+// (see the package documentation, "Indexes"). When one fails, or an index
+// of the segment was found bad before (IndexDistrusted), every batch
+// header from the segment's start is read instead.
+//
+// Errors:
+//
+//   - ErrClosed, also when the segment closes during the call, or an error
+//     of reading its closed file;
+//   - a *record.CorruptError naming the file for a batch on the way whose
+//     offsets are bad, or for the batch holding end when its CRC is bad;
+//   - file system errors.
 func (s *Segment) MaxTimestampBelow(end int64) (int64, error) {
 	if s.isClosed() {
 		return 0, ErrClosed

@@ -174,23 +174,30 @@ type OpenOptions struct {
 	End int64
 }
 
-// Open opens an existing segment without reading all its batches. The
-// indexes are checked cheaply: whole entries, and their last entries
-// against the log — the batch at the last offset index entry's position
-// holds its offset, and the batch holding the last time index entry's
-// offset has its timestamp as max timestamp. If an index is missing
-// (beside a .log that holds bytes: for an empty one Open makes it
-// anew), corrupt or fails the check, Open reports needsRecovery and the
-// caller runs Recover, which rebuilds it. Otherwise the next offset and the
-// largest timestamp come from the indexes and a scan of the batches after
-// the last index entry, which is what a segment closed cleanly needs.
-// That scan checks the batches' offsets as a read does (see the package
-// documentation, "Offsets"), and the segment's end against opts' Limit
-// and End; a batch that fails makes Open report needsRecovery too, and
-// Recover, which checks every batch, reports the corruption.
+// Open opens an existing segment without reading all its batches.
+//
+// The indexes are checked cheaply: whole entries, and their last entries
+// against the log.
+//
+//   - The batch at the last offset index entry's position must hold its
+//     offset.
+//   - The batch holding the last time index entry's offset must have its
+//     timestamp as max timestamp.
+//
+// If an index is missing (beside a .log that holds bytes: for an empty one
+// Open makes it anew), corrupt or fails the check, Open reports
+// needsRecovery. The caller then runs Recover, which rebuilds it.
+//
+// Otherwise the next offset and the largest timestamp come from the
+// indexes and a scan of the batches after the last index entry, which is
+// what a segment closed cleanly needs. That scan checks the batches'
+// offsets as a read does (see the package documentation, "Offsets"), and
+// the segment's end against opts' Limit and End. A batch that fails makes
+// Open report needsRecovery too, and Recover, which checks every batch,
+// reports the corruption.
 //
 // The other entries are checked when a lookup uses them, and a bad one is
-// skipped, never trusted (see the package documentation, "Indexes"): a
+// skipped, never trusted (see the package documentation, "Indexes"). A
 // segment whose index proved bad reports it in IndexDistrusted, and Close
 // removes that index's file so that the next Open reports needsRecovery.
 //
@@ -546,10 +553,11 @@ func (s *Segment) NextOffset() int64 { return s.next.Load() }
 func (s *Segment) MaxTimestamp() int64 { return s.maxTs.Load() }
 
 // MaxTimestampOffset is the offset that the time index's entry for the
-// segment's max timestamp holds, or will hold (see Seal and Close): the
-// last offset of the first batch with that timestamp, or the offset of
-// the time index entry that says so; the base offset when the segment
-// has no timestamp.
+// segment's max timestamp holds, or will hold (see Seal and Close).
+//
+// It is the last offset of the first batch with that timestamp, or the
+// offset of the time index entry that says so. It is the base offset when
+// the segment has no timestamp.
 func (s *Segment) MaxTimestampOffset() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -586,16 +594,21 @@ func (s *Segment) Fits(n int, last int64) bool {
 	return s.size.Load()+int64(n) <= maxLogBytes && last-s.base <= math.MaxInt32
 }
 
-// Append writes data — one or more whole batches whose offsets the caller
-// has assigned, validated, contiguous from NextOffset (or increasing from
-// it, with the gaps of a compacted log) — with a single write call, and
-// indexes them. Batches that are not whole, or whose offsets do not
-// increase from NextOffset or reach math.MaxInt64 (no next offset
-// follows it), are refused with a *record.CorruptError (Position in
-// data), and batches past the segment's offset range or size
-// with ErrFull (the log rolls); nothing is written then. On a
-// write error the segment's file may hold part of data; the caller fences
-// the log (it is never retried).
+// Append writes data with a single write call, and indexes it. data is one
+// or more whole batches whose offsets the caller has assigned, validated,
+// contiguous from NextOffset (or increasing from it, with the gaps of a
+// compacted log).
+//
+// Append refuses, and writes nothing:
+//
+//   - batches that are not whole, or whose offsets do not increase from
+//     NextOffset or reach math.MaxInt64 (no next offset follows it), with
+//     a *record.CorruptError (Position in data);
+//   - batches past the segment's offset range or size, with ErrFull (the
+//     log rolls).
+//
+// On a write error the segment's file may hold part of data; the caller
+// fences the log (it is never retried).
 //
 // Errors: a *record.CorruptError; ErrFull; ErrClosed; index.ErrSealed on
 // a sealed segment; file system errors.
