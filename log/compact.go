@@ -40,20 +40,27 @@ type CompactResult struct {
 	// before and after.
 	BytesBefore int64
 	BytesAfter  int64
-	// FirstUncleanable is where the cleanable section ended: the active
-	// segment, the first segment with records at or above the high
-	// watermark, the first rolled without an fsync not yet synced
-	// (SyncNever: see Maintain), or the first dirty one with records
-	// younger than min.compaction.lag.ms.
+	// FirstUncleanable is where the cleanable section ended:
+	//
+	//   - the active segment;
+	//   - the first segment with records at or above the high watermark;
+	//   - the first rolled without an fsync not yet synced (SyncNever: see
+	//     Maintain);
+	//   - or the first dirty one with records younger than
+	//     min.compaction.lag.ms.
 	FirstUncleanable int64
-	// CleanedTo is the cleaner checkpoint after the pass, or the log start
-	// offset if that is past it: the offset the log is cleaned up to. It
-	// is FirstUncleanable when the pass cleaned the whole cleanable
-	// section; less when the key map filled (see Options.CleanerMapBytes:
-	// the next pass goes on from there) or the log moved under a group of
-	// the pass (it is then the checkpoint as it was, which stays); more
-	// when the checkpoint or the log start offset already lay in the
-	// segment that begins at FirstUncleanable, or past it.
+	// CleanedTo is the offset the log is cleaned up to: the cleaner
+	// checkpoint after the pass, or the log start offset if that is past
+	// it.
+	//
+	//   - It is FirstUncleanable when the pass cleaned the whole cleanable
+	//     section.
+	//   - It is less when the key map filled (see Options.CleanerMapBytes:
+	//     the next pass goes on from there), or when the log moved under a
+	//     group of the pass (it is then the checkpoint as it was, which
+	//     stays).
+	//   - It is more when the checkpoint or the log start offset already
+	//     lay in the segment that begins at FirstUncleanable, or past it.
 	CleanedTo int64
 	// RecordsMapped counts the records with a key that the pass read into
 	// its key map: those of the dirty section (from the checkpoint the

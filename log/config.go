@@ -50,10 +50,11 @@ const (
 	SyncAlways
 	// SyncPeriodic fsyncs once FlushMessages messages are not durable or
 	// FlushInterval has passed since the last flush, whichever comes
-	// first (Kafka's flush.messages and flush.ms: see their fields). Under
-	// it and SyncNever the high watermark is the log end: consumers read
-	// records that are not durable yet, which a power cut may take, their
-	// offsets then going to the records appended after it (only those
+	// first (Kafka's flush.messages and flush.ms: see their fields).
+	//
+	// Under it and SyncNever, the high watermark is the log end. Consumers
+	// read records that are not durable yet, which a power cut may take.
+	// Their offsets then go to the records appended after it (only those
 	// below the log start are never handed out again).
 	SyncPeriodic
 	// SyncNever leaves flushing to the operating system and durability to

@@ -50,9 +50,9 @@ const MinCleanerMapBytes = 2 * keySlotBytes
 
 // MaxCleanerMapBytes is the most memory a key map takes, whatever
 // Options.CleanerMapBytes says: math.MaxInt32 bytes, as Kafka caps its
-// cleaner's dedupe buffer at Int.MaxValue bytes, so that the map's slots
-// are counted in an int on 32-bit platforms too (where a larger map could
-// not be made at all).
+// cleaner's dedupe buffer at Int.MaxValue bytes. The cap lets the map's
+// slots be counted in an int on 32-bit platforms too (where a larger map
+// could not be made at all).
 const MaxCleanerMapBytes = math.MaxInt32
 
 // newKeyMap returns a map of at most maxBytes for a dirty section of want

@@ -1604,12 +1604,17 @@ type Offsets struct {
 }
 
 // Offsets returns the log start offset, the durable offset and the log
-// end offset as of one moment. Read one after another, the three may
-// belong to different moments: appends and fsyncs between the reads raise
-// the end and the durable offset (a durable offset read after the end may
-// be past it), and a truncation between them lowers all three (an end
-// read after the others may be below them). Offsets takes no lock unless a
-// truncation is under way, which it then waits for.
+// end offset as of one moment.
+//
+// Read one after another, the three may belong to different moments:
+//
+//   - appends and fsyncs between the reads raise the end and the durable
+//     offset (a durable offset read after the end may be past it);
+//   - a truncation between them lowers all three (an end read after the
+//     others may be below them).
+//
+// Offsets takes no lock unless a truncation is under way, which it then
+// waits for.
 func (l *Log) Offsets() Offsets {
 	// Only a truncation lowers the end. While none runs, the end read last
 	// is at least the others read before it; every store of the three is
@@ -1858,14 +1863,18 @@ func (l *Log) LargestProducerID() int64 {
 }
 
 // EndOffsetForEpoch answers KIP-101's OffsetForLeaderEpoch as Kafka's
-// LeaderEpochFileCache.endOffsetFor does: the largest epoch at most epoch
-// that the log has, and the first offset after it (the log end offset for
-// the latest epoch). An epoch below the earliest the log has (retention or
-// DeleteRecords removed its records) gets itself and the earliest one's
-// start offset, the log start; an epoch above the latest (one a TruncateTo
-// dropped, say), -1 (UNDEFINED_EPOCH) and a log without epochs get
-// (-1, -1). Whether an epoch is past the partition leader's own is the
-// caller's to check (Kafka's FENCED_LEADER_EPOCH).
+// LeaderEpochFileCache.endOffsetFor does. It returns the largest epoch at
+// most epoch that the log has, and the first offset after it (the log end
+// offset for the latest epoch).
+//
+//   - An epoch below the earliest the log has (retention or DeleteRecords
+//     removed its records) gets itself and the earliest one's start
+//     offset, the log start.
+//   - An epoch above the latest (one a TruncateTo dropped, say), -1
+//     (UNDEFINED_EPOCH) and a log without epochs get (-1, -1).
+//
+// Whether an epoch is past the partition leader's own is the caller's to
+// check (Kafka's FENCED_LEADER_EPOCH).
 func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	if l.zero() {
 		return -1, -1

@@ -18,13 +18,13 @@ import (
 var (
 	// ErrOutOfOrderSequence is returned by Append for a batch whose
 	// sequence number does not follow the producer's last one, or that
-	// starts a new epoch at a sequence other than 0 (a producer whose
-	// batches carry no epoch, -1, is taken at any sequence, as in Kafka).
+	// starts a new epoch at a sequence other than 0. A producer whose
+	// batches carry no epoch (-1) is taken at any sequence, as in Kafka.
 	ErrOutOfOrderSequence = errors.New("runnel/log: out of order sequence number")
 	// ErrProducerFenced is returned by Append for a batch from a producer
-	// epoch older than the latest the log has seen for that producer id,
-	// or, for a producer id it has not seen, an epoch below -1 (no epoch),
-	// as Kafka's broker answers INVALID_PRODUCER_EPOCH.
+	// epoch older than the latest the log has seen for that producer id.
+	// For a producer id it has not seen, it is returned for an epoch below
+	// -1 (no epoch). Kafka's broker answers INVALID_PRODUCER_EPOCH to both.
 	ErrProducerFenced = errors.New("runnel/log: producer fenced by a newer epoch")
 )
 

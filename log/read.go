@@ -293,16 +293,21 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64, hook, wit
 }
 
 // OffsetForTime returns the offset of the first record whose timestamp is
-// at least ts (ms since the epoch), as Kafka's ListOffsets does; ok is
+// at least ts (ms since the epoch), as Kafka's ListOffsets does. ok is
 // false when every record is older (the caller then uses the log end).
-// The answer holds for the log as it is when the search ends: a search
+//
+// The answer holds for the log as it is when the search ends. A search
 // that a removal or a compaction's swap overtook is run again, and after a
 // few such, with the segments pinned (see searchTime).
 //
-// Errors: ErrClosed (also when the log closes during the call);
-// ErrOffsetOutOfRange when truncations or DeleteRecords kept moving the
-// log under the search; ErrLogFenced when the search reads segments a
-// failed compaction swap left closed (see Read); record.ErrCorrupt.
+// Errors:
+//
+//   - [ErrClosed], also when the log closes during the call;
+//   - [ErrOffsetOutOfRange] when truncations or DeleteRecords kept moving
+//     the log under the search;
+//   - [ErrLogFenced] when the search reads segments a failed compaction
+//     swap left closed (see Read);
+//   - record.ErrCorrupt.
 func (l *Log) OffsetForTime(ts int64) (offset int64, ok bool, err error) {
 	return l.offsetForTimeContext(context.Background(), ts)
 }
@@ -320,14 +325,17 @@ func (l *Log) offsetForTimeContext(ctx context.Context, ts int64) (offset int64,
 
 // OffsetOfMaxTimestamp returns the offset of the first record with the
 // largest timestamp among the records from the log start offset on
-// (ListOffsets' MAX_TIMESTAMP, KIP-734); ok is false when there is none.
-// Timestamps below -1 count as any other: when every record has one, the
-// answer is the first with the largest (the batches' and segments' max
-// timestamps, -1 then, bound them from above; Kafka's broker, which
-// tracks no timestamp below -1 there, answers none). When the segments'
-// max timestamps do not lead to the record, it reads the records that may
-// hold it, which ctx can cut short. As OffsetForTime's, the answer holds
-// for the log as it is when the search ends.
+// (ListOffsets' MAX_TIMESTAMP, KIP-734). ok is false when there is none.
+//
+// Timestamps below -1 count as any other. When every record has one, the
+// answer is the first with the largest: the batches' and segments' max
+// timestamps, -1 then, bound them from above. (Kafka's broker, which
+// tracks no timestamp below -1 there, answers none.)
+//
+// When the segments' max timestamps do not lead to the record, it reads
+// the records that may hold it, which ctx can cut short. As
+// OffsetForTime's, the answer holds for the log as it is when the search
+// ends.
 //
 // Errors: as OffsetForTime's; ctx's error.
 func (l *Log) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, err error) {
@@ -335,14 +343,15 @@ func (l *Log) OffsetOfMaxTimestamp(ctx context.Context) (offset int64, ok bool, 
 }
 
 // OffsetOfMaxTimestampBelow is OffsetOfMaxTimestamp over the records below
-// upTo alone: the first record with the largest timestamp among those a
-// reader bounded by upTo (a high watermark) can read, whatever larger
-// timestamps the records from upTo on have; ok is false when no record
-// below upTo is left. The segment that holds upTo is not read whole for
-// it: its largest timestamp below upTo comes from its indexes and the
-// batch headers after the last index entry below upTo (about
-// index.interval.bytes of them; all of them when an index of the segment
-// proved bad).
+// upTo alone. Its answer is the first record with the largest timestamp
+// among those a reader bounded by upTo (a high watermark) can read,
+// whatever larger timestamps the records from upTo on have. ok is false
+// when no record below upTo is left.
+//
+// The segment that holds upTo is not read whole for it. Its largest
+// timestamp below upTo comes from its indexes and the batch headers after
+// the last index entry below upTo (about index.interval.bytes of them; all
+// of them when an index of the segment proved bad).
 //
 // Errors: as OffsetOfMaxTimestamp's.
 func (l *Log) OffsetOfMaxTimestampBelow(ctx context.Context, upTo int64) (offset int64, ok bool, err error) {

@@ -398,17 +398,23 @@ func (l *Log) ApplyRetention(ctx context.Context) (int, error) {
 }
 
 // TruncateTo removes every record at or past offset, for a follower whose
-// log diverged from its leader's. Whole batches go, and the log then ends
-// where the last batch it keeps ends, as a segment does: if offset falls
-// inside a batch, at that batch's base offset — unless compaction removed
-// the batches just before it (or offset falls in such a gap), when the
-// gap goes too and the next append takes its offsets. The idempotent
-// producers' state becomes that of the log as of the new end (see the
-// package doc). It returns the new log end offset.
+// log diverged from its leader's. It returns the new log end offset.
 //
-// Errors: ErrOffsetOutOfRange for an offset below LogStartOffset;
-// ErrClosed; ErrLogFenced (also when a file-system step of the truncation
-// failed, which fences the log).
+// Whole batches go, and the log then ends where the last batch it keeps
+// ends, as a segment does. If offset falls inside a batch, the log ends at
+// that batch's base offset. But when compaction removed the batches just
+// before it (or offset falls in such a gap), the gap goes too, and the
+// next append takes its offsets.
+//
+// The idempotent producers' state becomes that of the log as of the new
+// end (see the package doc).
+//
+// Errors:
+//
+//   - [ErrOffsetOutOfRange] for an offset below LogStartOffset;
+//   - [ErrClosed];
+//   - [ErrLogFenced], also when a file-system step of the truncation
+//     failed, which fences the log.
 func (l *Log) TruncateTo(offset int64) (int64, error) {
 	if l.zero() {
 		return 0, ErrClosed
