@@ -54,10 +54,11 @@ type Client interface {
 	Partitions(ctx context.Context, topic string) (int, error)
 	// ListOffset resolves a timestamp (ms), api.Earliest or api.Latest to
 	// an offset of a partition, with the ID of the topic whose partition
-	// resolved it (zero if the Client knows none). The consumer names
-	// that ID in the Fetches that read from the offset, so that a topic
-	// deleted and created again in between is answered with
-	// api.ErrUnknownTopicID, not read from the old topic's offset; an ID
+	// resolved it (zero if the Client knows none).
+	//
+	// The consumer names that ID in the Fetches that read from the offset.
+	// So a topic deleted and created again in between is answered with
+	// api.ErrUnknownTopicID, not read from the old topic's offset. An ID
 	// that does not belong with the offset defeats that.
 	ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (api.ListedOffset, error)
 	// Fetch long-polls several partitions for records. It must not

@@ -7,10 +7,11 @@ import (
 
 var (
 	// ErrClosed is returned by every method of a closed Consumer that
-	// returns an error but Close itself, which returns nil (the others do
-	// nothing, or, Position, Assigned and Lag, still answer, and a
-	// Records loop ends without it: see Close), and by a Poll that Close
-	// interrupted.
+	// returns an error, and by a Poll that Close interrupted.
+	//
+	// Close itself returns nil. The methods that return no error do
+	// nothing, or, Position, Assigned and Lag, still answer, and a Records
+	// loop ends without it (see Close).
 	ErrClosed = errors.New("runnel/consumer: consumer is closed")
 	// ErrNotAssigned is returned by Seek for a partition that is not
 	// assigned.

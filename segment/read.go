@@ -279,28 +279,36 @@ func (s *Segment) withPath(err error) error {
 }
 
 // Read returns the whole batches that start at pos, as many as fit in
-// maxBytes but at least one, however large, as Kafka's fetch does (KIP-74).
+// maxBytes but at least one, however large, as Kafka's fetch does
+// (KIP-74). Read returns nil at or past the end of the segment. To read
+// from an offset up to an offset (a fetch), use ReadOffset.
+//
 // On the in-memory FS it may return fewer: only the batches that one chunk
-// of the file holds (see vfs.PrefixViewer), so that it never copies them;
-// the next Read goes on from there. Every batch is checked (length, magic,
-// CRC, and its offsets: see the package documentation, "Offsets") before
-// it is returned, so a corrupt batch is never served — on the
-// in-memory FS, the batches this Segment appended or checked itself since
-// it opened the file were checked then, and their bytes cannot have
-// changed; if the first batch is corrupt Read returns a
-// *record.CorruptError, else the batches before it.
+// of the file holds (see vfs.PrefixViewer), so that it never copies them.
+// The next Read goes on from there.
+//
+// Every batch is checked (length, magic, CRC, and its offsets: see the
+// package documentation, "Offsets") before it is returned, so a corrupt
+// batch is never served. On the in-memory FS, the batches this Segment
+// appended or checked itself since it opened the file were checked then,
+// and their bytes cannot have changed. If the first batch is corrupt, Read
+// returns a *record.CorruptError, else the batches before it.
 //
 // The returned bytes are the caller's to keep: they never change, whatever
-// happens to the segment later (on the in-memory FS they are a view, on the
-// OS a fresh read). On the in-memory FS they are the file's own memory:
-// the caller must not modify them. Read returns nil at or past the end of the segment.
-// To read from an offset up to an offset (a fetch), use ReadOffset. Read
-// has not seen the batch before pos: a caller that walks the segment with
-// it checks that the first batch of each Read starts above the last one of
-// the Read before.
+// happens to the segment later (on the in-memory FS they are a view, on
+// the OS a fresh read). On the in-memory FS they are the file's own
+// memory: the caller must not modify them.
 //
-// Errors: ErrClosed; a *record.CorruptError (record.ErrCorrupt) naming
-// the file for a corrupt first batch; file system errors.
+// Read has not seen the batch before pos: a caller that walks the segment
+// with it checks that the first batch of each Read starts above the last
+// one of the Read before.
+//
+// Errors:
+//
+//   - ErrClosed;
+//   - a *record.CorruptError (record.ErrCorrupt) naming the file for a
+//     corrupt first batch;
+//   - file system errors.
 func (s *Segment) Read(pos int64, maxBytes int) ([]byte, error) {
 	return s.ReadInto(nil, pos, maxBytes)
 }
@@ -318,13 +326,15 @@ func (s *Segment) ReadInto(dst []byte, pos int64, maxBytes int) ([]byte, error) 
 	return s.read(nil, dst, pos, maxBytes, s.size.Load(), math.MaxInt64)
 }
 
-// ReadOffset is ReadInto from the batch holding offset, or the first
-// later one (PositionOf's), to the first batch that holds upTo (an offset)
-// or a later one, or the end: the batches it returns hold no offset at or
-// past upTo, and none below offset's batch. Where reading the OS's file
-// for the scan that finds offset also brought the batches (a reader of the
-// tail, the common case), they come from that one read: one read of the
-// file, where PositionOf and then ReadInto make two or more.
+// ReadOffset is ReadInto from the batch holding offset, or the first later
+// one (PositionOf's), to the first batch that holds upTo (an offset) or a
+// later one, or the end. The batches it returns hold no offset at or past
+// upTo, and none below offset's batch.
+//
+// Where reading the OS's file for the scan that finds offset also brought
+// the batches (a reader of the tail, the common case), they come from that
+// one read: one read of the file, where PositionOf and then ReadInto make
+// two or more.
 //
 // While appends go on the answer is consistent, as PositionOf's: it stops
 // at the segment's size when the scan began, and every batch below upTo

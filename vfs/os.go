@@ -13,16 +13,17 @@ import (
 // OS is the operating system's file system. Its errors are package os's,
 // except that those for a name too long also match ErrNameTooLong.
 //
-// On Windows, where a file open without FILE_SHARE_DELETE (as os.OpenFile
-// opens files) can be neither renamed nor removed, OS opens its files
-// sharing read, write and delete access, so that renaming or removing an
-// open file works as on unix systems. One difference stays: where Windows
-// does not delete with POSIX semantics (recent Windows 10 and 11 do on
-// NTFS; older versions, other file systems and Wine do not), a removed
-// file keeps its name until its last handle is closed, and creating a
-// file of that name, or renaming one to it, fails meanwhile (access
-// denied). runnel's storage closes a segment's files before it removes
-// them.
+// On Windows, a file open without FILE_SHARE_DELETE (as os.OpenFile opens
+// files) can be neither renamed nor removed. So OS opens its files sharing
+// read, write and delete access, and renaming or removing an open file
+// works as on unix systems.
+//
+// One difference stays where Windows does not delete with POSIX semantics
+// (recent Windows 10 and 11 do on NTFS; older versions, other file systems
+// and Wine do not). There a removed file keeps its name until its last
+// handle is closed, and creating a file of that name, or renaming one to
+// it, fails meanwhile (access denied). runnel's storage closes a segment's
+// files before it removes them.
 var OS FS = osFS{}
 
 type osFS struct{}

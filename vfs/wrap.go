@@ -2,12 +2,15 @@ package vfs
 
 // Wrapper is implemented by an FS that passes its operations on to
 // another FS, whose files it serves (adding faults, as WithFaults does, or
-// counting or logging them): Unwrap returns that FS. State that belongs
-// to the files themselves rather than to the FS value — what the page
-// cache holds, say, which outlives any wrapper — is keyed by the FS under
-// every wrapper (see Unwrap), so that a new wrapper of the same FS is
-// taken for the same file system. A wrapper that changes which files a
-// name means (one that prefixes or folds names) is not a Wrapper.
+// counting or logging them). Unwrap returns that FS.
+//
+// State that belongs to the files themselves rather than to the FS value
+// (what the page cache holds, say, which outlives any wrapper) is keyed by
+// the FS under every wrapper (see Unwrap). So a new wrapper of the same FS
+// is taken for the same file system.
+//
+// A wrapper that changes which files a name means (one that prefixes or
+// folds names) is not a Wrapper.
 type Wrapper interface {
 	FS
 	// Unwrap returns the FS this one passes its operations on to.
