@@ -173,6 +173,8 @@ func (l *Log) cleanableLocked(segs []*segment.Segment, now int64) int {
 // batches an earlier pass kept: those go once nothing needs them, as
 // Kafka's cleaner drops a batch left with no record.
 //
+// Two kinds of batch stay:
+//
 //   - The last batch of each idempotent producer stays, emptied of its
 //     removed records, so that the producer's state can be rebuilt from
 //     the log (as Kafka's cleaner keeps it).
