@@ -475,7 +475,8 @@ func TestFetchMinBytesCountsWhatLimitsHoldBack(t *testing.T) {
 }
 
 // TestFetchOfNoSuchPartitionAnswersNoOffsets: a fetch's partition that
-// is not there (an unknown topic, partition or topic ID) answers high
+// is not there (an unknown topic, partition or topic ID, or a topic name
+// Kafka refuses) answers high
 // watermark and log start -1, Kafka's INVALID_HIGH_WATERMARK and
 // INVALID_LOG_START_OFFSET (FetchResponse.partitionResponse), beside its
 // error; it answered 0 and 0, an empty partition's offsets. The other
@@ -491,9 +492,10 @@ func TestFetchOfNoSuchPartitionAnswersNoOffsets(t *testing.T) {
 		{Topic: "t", Partition: 5},
 		{Topic: "nope", Partition: 0},
 		{Topic: "t", TopicID: log.NewTopicID(), Partition: 0},
+		{Topic: "a/b", Partition: 0}, // a name Kafka refuses: ErrInvalidTopic
 	}})
 	require.NoError(t, err)
-	require.Len(t, resp.Partitions, 4)
+	require.Len(t, resp.Partitions, 5)
 	got := resp.Partitions[0]
 	require.NoError(t, got.Err)
 	require.Equal(t, info.ID, got.TopicID)
@@ -502,4 +504,5 @@ func TestFetchOfNoSuchPartitionAnswersNoOffsets(t *testing.T) {
 		require.Error(t, got.Err, "%s-%d", got.Topic, got.Partition)
 		require.Equal(t, [2]int64{-1, -1}, [2]int64{got.HighWatermark, got.LogStartOffset}, "%s-%d: %v", got.Topic, got.Partition, got.Err)
 	}
+	require.ErrorIs(t, resp.Partitions[4].Err, ErrInvalidTopic)
 }

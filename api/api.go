@@ -239,8 +239,9 @@ type FetchedPartition struct {
 	//
 	// Both are -1 (Kafka's INVALID_HIGH_WATERMARK and
 	// INVALID_LOG_START_OFFSET) when Err says there is no such partition
-	// (an unknown topic, partition or topic ID). With any other Err, they
-	// are the partition's own.
+	// (an unknown topic, partition or topic ID, or a topic name Kafka
+	// refuses, ErrInvalidTopic). With any other Err, they are the
+	// partition's own.
 	HighWatermark  int64
 	LogStartOffset int64
 	// Records holds whole batches (see record.Batches). The first may
