@@ -44,10 +44,12 @@ func End() Offset { return Offset{kind: kindEnd} }
 
 // AtTime is the first record whose timestamp is at or after t
 // (millisecond precision), as Kafka's ListOffsets finds it; the end when
-// every record is older. A t before 1970 means the Unix epoch, and one
-// past what an int64 of milliseconds holds (some 292 million years after
-// 1970) is past every timestamp, the largest (math.MaxInt64 ms, which a
-// record may have) too: it resolves as End does.
+// every record is older.
+//
+//   - A t before 1970 means the Unix epoch.
+//   - A t past what an int64 of milliseconds holds (some 292 million years
+//     after 1970) is past every timestamp, the largest (math.MaxInt64 ms,
+//     which a record may have) too: it resolves as End does.
 func AtTime(t time.Time) Offset {
 	var ms int64
 	switch {
@@ -123,12 +125,11 @@ const (
 	ResetEarliest ResetPolicy = iota
 	// ResetLatest moves the position to the high watermark.
 	ResetLatest
-	// ResetNone keeps the position and reports the error (a
-	// *PartitionError matching log.ErrOffsetOutOfRange, or
-	// api.ErrUnknownTopicOrPartition or api.ErrUnknownTopicID for a
-	// partition gone) in the
-	// partition's Fetch; the partition is not fetched again until Seek or
-	// Assign gives it a new position.
+	// ResetNone keeps the position and reports the error in the
+	// partition's Fetch: a *PartitionError matching
+	// log.ErrOffsetOutOfRange, or api.ErrUnknownTopicOrPartition or
+	// api.ErrUnknownTopicID for a partition gone. The partition is not
+	// fetched again until Seek or Assign gives it a new position.
 	ResetNone
 )
 

@@ -1013,12 +1013,15 @@ func (f *Faults) Partitions(ctx context.Context, topic string) (int, error) {
 }
 
 // UnwritablePartitions is b.UnwritablePartitions but for the requests a
-// rule of OpUnwritablePartitions matches: the partitions of the
-// ReportUnwritable rules are added to the broker's answer (sorted, each
-// once; see ReportUnwritable), a FailRequest or HoldRequest rule fails
-// or holds the call, and an Observe rule counts it. Errors:
-// b.UnwritablePartitions'; an *InjectedError; ctx's error for a held
-// request; one matching ErrMatchPanicked (see Fault.Match).
+// rule of OpUnwritablePartitions matches:
+//
+//   - the partitions of the ReportUnwritable rules are added to the
+//     broker's answer (sorted, each once; see ReportUnwritable);
+//   - a FailRequest or HoldRequest rule fails or holds the call;
+//   - an Observe rule counts it.
+//
+// Errors: b.UnwritablePartitions'; an *InjectedError; ctx's error for a
+// held request; one matching ErrMatchPanicked (see Fault.Match).
 func (f *Faults) UnwritablePartitions(ctx context.Context, topic string) ([]int32, error) {
 	r, _, reporters, err := f.take([]Request{{Op: OpUnwritablePartitions, Topic: topic, Partition: -1}})
 	if err != nil {

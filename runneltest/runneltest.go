@@ -493,26 +493,36 @@ func dropRef[T any](v **T) *T {
 }
 
 // Produce appends records to topic through c, each as its own batch and
-// its own request, and fails the test on any error. A record with a key
-// goes to the partition its key hashes to with producer.KeyPartition
-// (Kafka's murmur2), where a producer, a Java client or franz-go would
-// put it; one without, to its Partition field. Each record gets its Topic
-// (if empty), Partition, Offset and (if zero) Timestamp set, and its
-// TimestampType as stored: on a topic with LogAppendTime, its Timestamp
-// and TimestampType are the broker's, elsewhere the type is CreateTime.
+// its own request, and fails the test on any error.
+//
+// A record with a key goes to the partition its key hashes to with
+// producer.KeyPartition (Kafka's murmur2), where a producer, a Java client
+// or franz-go would put it. One without goes to its Partition field.
+//
+// Each record gets its Topic (if empty), Partition, Offset and (if zero)
+// Timestamp set, and its TimestampType as stored. On a topic with
+// LogAppendTime, its Timestamp and TimestampType are the broker's;
+// elsewhere the type is CreateTime.
 //
 // c is the *runnel.Broker of NewBroker, a Faults over it, or a
-// producer.Client of the test's own. Produce sends each request once: an
-// error a Faults injects fails the test, retriable or not (a producer of
-// NewProducer retries it), and a request it holds fails the test after
-// DefaultWait (or at the test's deadline, if sooner).
+// producer.Client of the test's own. Produce sends each request once:
 //
-// A nil record, one whose Topic names another topic, or one whose
-// Timestamp lies past what an int64 of Unix milliseconds holds (some 292
-// million years either side of 1970: its UnixMilli would wrap), fails the
-// test before anything is produced. Timestamps before 1970 within that
-// range are produced as they are (negative Kafka timestamps, which the
-// broker takes and a producer.Producer refuses).
+//   - an error a Faults injects fails the test, retriable or not (a
+//     producer of NewProducer retries it);
+//   - a request it holds fails the test after DefaultWait (or at the
+//     test's deadline, if sooner).
+//
+// These fail the test before anything is produced:
+//
+//   - a nil record;
+//   - one whose Topic names another topic;
+//   - one whose Timestamp lies past what an int64 of Unix milliseconds
+//     holds (some 292 million years either side of 1970: its UnixMilli
+//     would wrap).
+//
+// Timestamps before 1970 within that range are produced as they are
+// (negative Kafka timestamps, which the broker takes and a
+// producer.Producer refuses).
 func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Record) {
 	t.Helper()
 	for i, r := range recs {
