@@ -159,49 +159,54 @@ func (it *RecordIter) Next(r *Record) bool {
 }
 
 func (it *RecordIter) decode(body []byte, r *Record) error {
-	d := decoder{b: body[1:]} // attributes: unused
-	// The deltas, inlined for their one- and two-byte forms.
-	tsDelta, n := varintShort(d.b)
-	if n > 0 {
-		d.b = d.b[n:]
-	} else {
-		tsDelta = d.varlongLong()
+	// The fields are read into locals, not through a decoder, each varint
+	// inlined for its one- and two-byte forms (varintShort), the longer
+	// ones read by varint or varlong. A failure leaves b nil, so that the
+	// fields after it fail too.
+	b := body[1:] // attributes: unused
+	tsDelta, n := varintShort(b)
+	if n == 0 {
+		tsDelta, n = varlong(b)
 	}
-	offDelta, n := varintShort(d.b)
-	if n > 0 {
-		d.b = d.b[n:]
-	} else {
-		offDelta = d.varintLong()
+	b = cut(b, n)
+	offDelta, n := varintShort(b)
+	if n == 0 {
+		offDelta, n = varint(b)
 	}
-	key := d.nullable()
-	value := d.nullable()
-	nh := d.varint()
-	if d.bad {
+	b = cut(b, n)
+	l, n := varintShort(b)
+	if n == 0 {
+		l, n = varint(b)
+	}
+	key, b, okKey := field(b, n, l)
+	if l, n = varintShort(b); n == 0 {
+		l, n = varint(b)
+	}
+	value, b, okValue := field(b, n, l)
+	nh, n := varintShort(b)
+	if n == 0 {
+		nh, n = varint(b)
+	}
+	if n <= 0 || !okKey || !okValue {
 		return corrupt(it.pos, "bad record field")
 	}
+	b = b[n:]
 	h := &it.hdr
 	if offDelta <= it.prevOff || offDelta > h.lastDelta {
 		return corrupt(it.pos, "record offset delta out of order or past the last offset delta")
 	}
 	it.prevOff = offDelta
-	if nh < 0 || nh > int64(len(d.b)/2) {
+	if nh < 0 || nh > int64(len(b)/2) {
 		return corrupt(it.pos, "bad header count")
 	}
 	var headers []Header
-	if nh > 0 && !it.noHeader {
-		headers = make([]Header, nh)
-	}
-	for i := 0; i < int(nh); i++ {
-		hk := d.nullable()
-		hv := d.nullable()
-		if d.bad || hk == nil {
-			return corrupt(it.pos, "bad record header")
-		}
-		if headers != nil {
-			headers[i] = Header{Key: string(hk), Value: hv}
+	if nh > 0 {
+		var err error
+		if headers, b, err = it.headers(b, int(nh)); err != nil {
+			return err
 		}
 	}
-	if d.bad || len(d.b) != 0 {
+	if len(b) != 0 {
 		return corrupt(it.pos, "record length disagrees with its fields")
 	}
 	ts := h.ts
@@ -212,19 +217,81 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 	if h.baseSeq >= 0 {
 		seq = AddSequence(h.baseSeq, offDelta)
 	}
-	*r = Record{
-		Offset:        h.baseOffset + offDelta,
-		Timestamp:     time.UnixMilli(ts),
-		TimestampType: h.tsType,
-		Key:           key,
-		Value:         value,
-		Headers:       headers,
-		LeaderEpoch:   h.leaderEpoch,
-		ProducerID:    h.producerID,
-		ProducerEpoch: h.producerEpoch,
-		Sequence:      seq,
-	}
+	// Field by field, every one of them: *r = Record{...} would build
+	// the record on the stack, then copy it.
+	r.Topic = ""
+	r.Offset = h.baseOffset + offDelta
+	r.Timestamp = time.UnixMilli(ts)
+	r.Key = key
+	r.Value = value
+	r.Headers = headers
+	r.ProducerID = h.producerID
+	r.Partition = 0
+	r.LeaderEpoch = h.leaderEpoch
+	r.Sequence = seq
+	r.ProducerEpoch = h.producerEpoch
+	r.TimestampType = h.tsType
 	return nil
+}
+
+// headers reads a record's nh headers from b, which holds at least
+// 2*nh bytes, and returns them (nil under SkipHeaders) and b past them.
+func (it *RecordIter) headers(b []byte, nh int) ([]Header, []byte, error) {
+	var headers []Header
+	if !it.noHeader {
+		headers = make([]Header, nh)
+	}
+	for i := range nh {
+		hk, rest, ok := cutField(b)
+		hv, rest, okv := cutField(rest)
+		if !ok || !okv || hk == nil {
+			return nil, nil, corrupt(it.pos, "bad record header")
+		}
+		b = rest
+		if headers != nil {
+			headers[i] = Header{Key: string(hk), Value: hv}
+		}
+	}
+	return headers, b, nil
+}
+
+// cut returns b past the n bytes of a varint read from it, or nil (no
+// more fields) when the read failed (n <= 0). It inlines.
+func cut(b []byte, n int) []byte {
+	if n <= 0 {
+		return nil
+	}
+	return b[n:]
+}
+
+// field returns the field of length l that follows the n bytes of l
+// (a varint read from b), and b past it. ok is false, and rest nil, when
+// the varint could not be read (n <= 0) or the field overruns b. Any
+// negative length is null (nil), not only -1: Kafka's
+// DefaultRecord.readFrom reads a key, value or header value that way, and
+// so accepts them on produce. It inlines.
+func field(b []byte, n int, l int64) (f, rest []byte, ok bool) {
+	if n <= 0 {
+		return nil, nil, false
+	}
+	b = b[n:]
+	switch {
+	case l < 0:
+		return nil, b, true
+	case l > int64(len(b)):
+		return nil, nil, false
+	}
+	return b[:l:l], b[l:], true
+}
+
+// cutField reads a length-prefixed field from b: its length, then field
+// does.
+func cutField(b []byte) (f, rest []byte, ok bool) {
+	l, n := varintShort(b)
+	if n == 0 {
+		l, n = varint(b)
+	}
+	return field(b, n, l)
 }
 
 // ValidateRecords decodes every record (headers checked, not kept) and
@@ -269,22 +336,6 @@ func (b Batch) Records() iter.Seq2[*Record, error] {
 	}
 }
 
-// decoder reads varint-framed fields, remembering the first failure.
-type decoder struct {
-	b   []byte
-	bad bool
-}
-
-// varint reads a field Kafka reads with ByteUtils.readVarint (all but
-// the timestamp delta): see the function varint.
-func (d *decoder) varint() int64 {
-	if v, n := varintShort(d.b); n > 0 {
-		d.b = d.b[n:]
-		return v
-	}
-	return d.varintLong()
-}
-
 // varintShort decodes a zigzag varint of one or two bytes (values within
 // ±8 KiB: nearly every record length, delta and key or value length) as
 // varint and varlong do, and returns n = 0 for anything else, which the
@@ -299,23 +350,6 @@ func varintShort(b []byte) (v int64, n int) {
 		return int64(u>>1) ^ -int64(u&1), 2
 	}
 	return 0, 0
-}
-
-// varintLong is varint past varintShort's one- and two-byte forms.
-func (d *decoder) varintLong() int64 { return d.advance(varint(d.b)) }
-
-// varlongLong is varlong past varintShort's one- and two-byte forms.
-func (d *decoder) varlongLong() int64 { return d.advance(varlong(d.b)) }
-
-// advance consumes the n bytes of v, or marks d bad when n <= 0.
-func (d *decoder) advance(v int64, n int) int64 {
-	if n <= 0 {
-		d.bad = true
-		d.b = nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
 }
 
 // varint decodes a zigzag varint of a 32-bit field (a record's length,
@@ -355,25 +389,6 @@ func varlong(b []byte) (v int64, n int) {
 		}
 	}
 	return 0, -1
-}
-
-// nullable reads a length-prefixed field. Any negative length is null
-// (nil), not only -1: Kafka's DefaultRecord.readFrom reads a key, value
-// or header value that way, and so accepts them on produce.
-func (d *decoder) nullable() []byte {
-	n := d.varint()
-	switch {
-	case d.bad:
-		return nil
-	case n < 0:
-		return nil
-	case n > int64(len(d.b)):
-		d.bad = true
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
 }
 
 // Batches iterates over the whole batches laid end to end in data, as a

@@ -880,6 +880,243 @@ func TestVarint(t *testing.T) {
 	}
 }
 
+// decoder reads varint-framed fields, remembering the first failure: how
+// RecordIter.decode read a record's fields before it read them into
+// locals (see referenceDecode).
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+// varint reads a field Kafka reads with ByteUtils.readVarint (all but
+// the timestamp delta): see the function varint.
+func (d *decoder) varint() int64 {
+	if v, n := varintShort(d.b); n > 0 {
+		d.b = d.b[n:]
+		return v
+	}
+	return d.advance(varint(d.b))
+}
+
+// varlong reads the timestamp delta (see the function varlong).
+func (d *decoder) varlong() int64 { return d.advance(varlong(d.b)) }
+
+// advance consumes the n bytes of v, or marks d bad when n <= 0.
+func (d *decoder) advance(v int64, n int) int64 {
+	if n <= 0 {
+		d.bad = true
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// nullable reads a length-prefixed field; any negative length is null.
+func (d *decoder) nullable() []byte {
+	n := d.varint()
+	switch {
+	case d.bad:
+		return nil
+	case n < 0:
+		return nil
+	case n > int64(len(d.b)):
+		d.bad = true
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// referenceDecode is RecordIter.decode as it was before it read the
+// fields into locals (commit 0198bca9): the decoder above reads them one
+// by one, and reports a failure once all five fixed ones are read.
+func referenceDecode(it *RecordIter, body []byte, r *Record) error {
+	d := decoder{b: body[1:]}
+	tsDelta := d.varlong()
+	offDelta := d.varint()
+	key := d.nullable()
+	value := d.nullable()
+	nh := d.varint()
+	if d.bad {
+		return corrupt(it.pos, "bad record field")
+	}
+	h := &it.hdr
+	if offDelta <= it.prevOff || offDelta > h.lastDelta {
+		return corrupt(it.pos, "record offset delta out of order or past the last offset delta")
+	}
+	it.prevOff = offDelta
+	if nh < 0 || nh > int64(len(d.b)/2) {
+		return corrupt(it.pos, "bad header count")
+	}
+	var headers []Header
+	if nh > 0 && !it.noHeader {
+		headers = make([]Header, nh)
+	}
+	for i := 0; i < int(nh); i++ {
+		hk := d.nullable()
+		hv := d.nullable()
+		if d.bad || hk == nil {
+			return corrupt(it.pos, "bad record header")
+		}
+		if headers != nil {
+			headers[i] = Header{Key: string(hk), Value: hv}
+		}
+	}
+	if d.bad || len(d.b) != 0 {
+		return corrupt(it.pos, "record length disagrees with its fields")
+	}
+	ts := h.ts
+	if h.tsType == CreateTime {
+		ts += tsDelta
+	}
+	seq := int32(NoSequence)
+	if h.baseSeq >= 0 {
+		seq = AddSequence(h.baseSeq, offDelta)
+	}
+	*r = Record{
+		Offset:        h.baseOffset + offDelta,
+		Timestamp:     time.UnixMilli(ts),
+		TimestampType: h.tsType,
+		Key:           key,
+		Value:         value,
+		Headers:       headers,
+		LeaderEpoch:   h.leaderEpoch,
+		ProducerID:    h.producerID,
+		ProducerEpoch: h.producerEpoch,
+		Sequence:      seq,
+	}
+	return nil
+}
+
+// TestDecodeAsReference: RecordIter.decode, which reads a record's
+// fields into locals with inlined varints, decodes every record body
+// as referenceDecode (the decoder it replaced) does: the same fields,
+// down to the capacity of Key, Value and header values, or the same
+// error, for bodies whose varints take every form Kafka takes or refuses
+// (varintForms, varlongForms), whose lengths are null, empty, exact or
+// one past the end, with headers or not, cut short or with a byte added,
+// and with one byte changed at random; under SkipHeaders too, and into a
+// record whose every field was set before (decode must overwrite them
+// all).
+func TestDecodeAsReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(67, 3))
+	// varint returns a form of the zigzag u of at most width bytes: most
+	// often the shortest, else padded, with junk in a 5th (or 10th)
+	// byte's bits past 32 (64), or one longer than Kafka takes.
+	varint := func(u uint64, width int) []byte {
+		short := len(binary.AppendUvarint(nil, u))
+		switch r := rng.IntN(16); {
+		case r < 11:
+			return paddedVarint(u, short, 0)
+		case r < 14:
+			return paddedVarint(u, short+rng.IntN(width-short+1), 0)
+		case r == 14:
+			return paddedVarint(u, width, byte(0x70))
+		}
+		return paddedVarint(u, width+1+rng.IntN(11-width), 0)
+	}
+	varint32 := func(v int32) []byte { return varint(uint64(uint32(v<<1^v>>31)), 5) }
+	varlong := func(v int64) []byte { return varint(uint64(v<<1^v>>63), 10) }
+	// length returns a varint form of n, or now and then of n±1 or a
+	// negative length.
+	length := func(n int) []byte {
+		switch rng.IntN(30) {
+		case 0:
+			n++
+		case 1:
+			n--
+		case 2:
+			n = -1 - rng.IntN(3)
+		}
+		return varint32(int32(n))
+	}
+	field := func(body []byte, max int) []byte {
+		n := rng.IntN(max + 1)
+		if rng.IntN(8) == 0 {
+			n = 100 + rng.IntN(9000) // a two-byte length and more
+		}
+		body = append(body, length(n)...)
+		for i := range n {
+			body = append(body, byte('a'+i%26))
+		}
+		return body
+	}
+	garbage := Record{
+		Topic: "t", Offset: 99, Timestamp: time.Unix(1, 2), Key: []byte("k"), Value: []byte("v"),
+		Headers: []Header{{Key: "h"}}, ProducerID: 5, Partition: 6, LeaderEpoch: 7, Sequence: 8,
+		ProducerEpoch: 9, TimestampType: LogAppendTime,
+	}
+	deltas := []int64{0, 1, 63, 64, 8191, 8192, -1, -64, -65, -8192, -8193, math.MaxInt32, math.MinInt32, 1 << 40, -(1 << 50), math.MaxInt64, math.MinInt64}
+	decoded, reasons := 0, map[string]int{}
+	for i := range 20000 {
+		body := []byte{byte(rng.IntN(256))} // attributes: unused
+		body = append(body, varlong(deltas[rng.IntN(len(deltas))])...)
+		off := int32(rng.IntN(300))
+		if rng.IntN(20) == 0 {
+			off = int32(deltas[rng.IntN(len(deltas))])
+		}
+		body = append(body, varint32(off)...)
+		body = field(body, 12)
+		body = field(body, 200)
+		nh := 0
+		if rng.IntN(3) == 0 {
+			nh = 1 + rng.IntN(3)
+		}
+		body = append(body, length(nh)...)
+		for range nh {
+			body = field(body, 4)
+			body = field(body, 4)
+		}
+		switch rng.IntN(10) {
+		case 0:
+			body = body[:rng.IntN(len(body)+1)]
+		case 1:
+			body = append(body, byte(rng.IntN(256)))
+		case 2:
+			if len(body) > 0 {
+				body[rng.IntN(len(body))] = byte(rng.IntN(256))
+			}
+		}
+		if len(body) == 0 {
+			body = []byte{0} // Next never hands decode an empty body
+		}
+		body = body[:len(body):len(body)]
+		it := RecordIter{pos: int64(i), prevOff: int64(rng.IntN(3)) - 1, noHeader: rng.IntN(4) == 0, hdr: batchFields{
+			baseOffset: rng.Int64N(1 << 40), ts: 1_700_000_000_000 - rng.Int64N(1<<20), producerID: rng.Int64N(9) - 1,
+			lastDelta: []int64{299, math.MaxInt32, 5}[rng.IntN(3)], baseSeq: []int32{-1, 0, math.MaxInt32 - 3}[rng.IntN(3)],
+			leaderEpoch: rng.Int32N(9) - 1, producerEpoch: int16(rng.IntN(9) - 1), tsType: TimestampType(rng.IntN(2)),
+		}}
+		ref := it
+		var want Record
+		wantErr := referenceDecode(&ref, body, &want)
+		got := garbage
+		err := it.decode(body, &got)
+		if wantErr != nil {
+			reasons[wantErr.(*CorruptError).Reason]++
+			require.Error(t, err, "body % x", body)
+			require.Equal(t, wantErr.Error(), err.Error(), "body % x", body)
+			continue
+		}
+		decoded++
+		require.NoError(t, err, "body % x", body)
+		require.Equal(t, want, got, "body % x", body)
+		require.Equal(t, cap(want.Key), cap(got.Key), "body % x", body)
+		require.Equal(t, cap(want.Value), cap(got.Value), "body % x", body)
+		for j := range want.Headers {
+			require.Equal(t, cap(want.Headers[j].Value), cap(got.Headers[j].Value), "body % x", body)
+		}
+		require.Equal(t, ref.prevOff, it.prevOff)
+	}
+	// Every outcome was met often enough to mean something.
+	require.Greater(t, decoded, 2000)
+	require.Len(t, reasons, 5)
+	for reason, n := range reasons {
+		require.Greater(t, n, 200, reason)
+	}
+}
+
 // TestRecordSizeIsWhatBuilderEncodes: a batch's size is HeaderSize plus
 // RecordSize of each record with its deltas from the first record's
 // timestamp and offset (what a producer sizes batches by before it
