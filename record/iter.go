@@ -159,38 +159,51 @@ func (it *RecordIter) Next(r *Record) bool {
 }
 
 func (it *RecordIter) decode(body []byte, r *Record) error {
-	// The fields are read into locals, not through a decoder, each varint
-	// inlined for its one- and two-byte forms (varintShort), the longer
-	// ones read by varint or varlong. A failure leaves b nil, so that the
-	// fields after it fail too.
-	b := body[1:] // attributes: unused
-	tsDelta, n := varintShort(b)
+	// body is read by index, i, into locals: slicing it at each field
+	// would cost more than reading the field. Each varint is read inline
+	// in its one- and two-byte forms (varintAt), by varint or varlong past
+	// them.
+	const bad = "bad record field"
+	i := 1 // attributes: unused
+	tsDelta, n := varintAt(body, i)
 	if n == 0 {
-		tsDelta, n = varlong(b)
+		tsDelta, n = varlong(body[i:])
 	}
-	b = cut(b, n)
-	offDelta, n := varintShort(b)
+	if n <= 0 {
+		return corrupt(it.pos, bad)
+	}
+	i += n
+	offDelta, n := varintAt(body, i)
 	if n == 0 {
-		offDelta, n = varint(b)
+		offDelta, n = varint(body[i:])
 	}
-	b = cut(b, n)
-	l, n := varintShort(b)
+	if n <= 0 {
+		return corrupt(it.pos, bad)
+	}
+	i += n
+	l, n := varintAt(body, i)
 	if n == 0 {
-		l, n = varint(b)
+		l, n = varint(body[i:])
 	}
-	key, b, okKey := field(b, n, l)
-	if l, n = varintShort(b); n == 0 {
-		l, n = varint(b)
+	key, i, ok := fieldAt(body, i, n, l)
+	if !ok {
+		return corrupt(it.pos, bad)
 	}
-	value, b, okValue := field(b, n, l)
-	nh, n := varintShort(b)
+	if l, n = varintAt(body, i); n == 0 {
+		l, n = varint(body[i:])
+	}
+	value, i, ok := fieldAt(body, i, n, l)
+	if !ok {
+		return corrupt(it.pos, bad)
+	}
+	nh, n := varintAt(body, i)
 	if n == 0 {
-		nh, n = varint(b)
+		nh, n = varint(body[i:])
 	}
-	if n <= 0 || !okKey || !okValue {
-		return corrupt(it.pos, "bad record field")
+	if n <= 0 {
+		return corrupt(it.pos, bad)
 	}
-	b = b[n:]
+	b := body[i+n:] // the headers
 	h := &it.hdr
 	if offDelta <= it.prevOff || offDelta > h.lastDelta {
 		return corrupt(it.pos, "record offset delta out of order or past the last offset delta")
@@ -255,43 +268,51 @@ func (it *RecordIter) headers(b []byte, nh int) ([]Header, []byte, error) {
 	return headers, b, nil
 }
 
-// cut returns b past the n bytes of a varint read from it, or nil (no
-// more fields) when the read failed (n <= 0). It inlines.
-func cut(b []byte, n int) []byte {
-	if n <= 0 {
-		return nil
+// varintAt is varintShort of b[i:], without slicing b: n = 0 for a
+// varint of more than two bytes, or none (i at or past b's end). It
+// inlines.
+func varintAt(b []byte, i int) (v int64, n int) {
+	if i < len(b) && b[i] < 0x80 {
+		c := b[i]
+		return int64(c>>1) ^ -int64(c&1), 1
 	}
-	return b[n:]
+	if i+1 < len(b) && b[i+1] < 0x80 {
+		u := uint64(b[i]&0x7f) | uint64(b[i+1])<<7
+		return int64(u>>1) ^ -int64(u&1), 2
+	}
+	return 0, 0
 }
 
-// field returns the field of length l that follows the n bytes of l
-// (a varint read from b), and b past it. ok is false, and rest nil, when
-// the varint could not be read (n <= 0) or the field overruns b. Any
-// negative length is null (nil), not only -1: Kafka's
-// DefaultRecord.readFrom reads a key, value or header value that way, and
-// so accepts them on produce. It inlines.
-func field(b []byte, n int, l int64) (f, rest []byte, ok bool) {
+// fieldAt returns the field of length l that follows, at b[i+n:], the n
+// bytes of l (a varint read at b[i:]), and the index after it. ok is
+// false when the varint could not be read (n <= 0) or the field overruns
+// b. Any negative length is null (nil), not only -1: Kafka's
+// DefaultRecord.readFrom reads a key, value or header value that way,
+// and so accepts them on produce. It inlines.
+func fieldAt(b []byte, i, n int, l int64) (f []byte, next int, ok bool) {
 	if n <= 0 {
-		return nil, nil, false
+		return nil, i, false
 	}
-	b = b[n:]
+	i += n
 	switch {
 	case l < 0:
-		return nil, b, true
-	case l > int64(len(b)):
-		return nil, nil, false
+		return nil, i, true
+	case l > int64(len(b)-i):
+		return nil, i, false
 	}
-	return b[:l:l], b[l:], true
+	end := i + int(l)
+	return b[i:end:end], end, true
 }
 
-// cutField reads a length-prefixed field from b: its length, then field
-// does.
+// cutField reads a length-prefixed field from b (see fieldAt), and
+// returns it and b past it; ok is false when it cannot be read.
 func cutField(b []byte) (f, rest []byte, ok bool) {
-	l, n := varintShort(b)
+	l, n := varintAt(b, 0)
 	if n == 0 {
 		l, n = varint(b)
 	}
-	return field(b, n, l)
+	f, i, ok := fieldAt(b, 0, n, l)
+	return f, b[i:], ok
 }
 
 // ValidateRecords decodes every record (headers checked, not kept) and

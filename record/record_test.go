@@ -880,6 +880,35 @@ func TestVarint(t *testing.T) {
 	}
 }
 
+// TestVarintAt: varintAt(b, i), which Next reads a record's fields with,
+// is varintShort(b[i:]) for every one- and two-byte input, after 0 to 2
+// bytes (of either continuation bit) and followed by nothing or by a byte
+// of either; and n = 0 at and past b's end.
+func TestVarintAt(t *testing.T) {
+	for i := range 1 << 16 {
+		for _, data := range [][]byte{{byte(i)}, {byte(i), byte(i >> 8)}} {
+			for _, before := range [][]byte{nil, {0x80}, {0x01, 0xff}} {
+				for _, after := range [][]byte{nil, {0x00}, {0x80}} {
+					b := slices.Concat(before, data, after)
+					b = b[:len(b):len(b)]
+					v, n := varintAt(b, len(before))
+					wv, wn := varintShort(b[len(before):])
+					if v != wv || n != wn {
+						t.Fatalf("varintAt(% x, %d) = %d, %d; varintShort reads %d, %d", b, len(before), v, n, wv, wn)
+					}
+				}
+			}
+		}
+	}
+	for _, b := range [][]byte{nil, {0x02}, {0x82, 0x01}} {
+		for i := len(b); i <= len(b)+2; i++ {
+			if _, n := varintAt(b, i); n != 0 {
+				t.Fatalf("varintAt(% x, %d) read %d bytes", b, i, n)
+			}
+		}
+	}
+}
+
 // decoder reads varint-framed fields, remembering the first failure: how
 // RecordIter.decode read a record's fields before it read them into
 // locals (see referenceDecode).
