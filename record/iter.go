@@ -272,15 +272,17 @@ func (it *RecordIter) headers(b []byte, nh int) ([]Header, []byte, error) {
 // varint of more than two bytes, or none (i at or past b's end). It
 // inlines.
 func varintAt(b []byte, i int) (v int64, n int) {
-	if i < len(b) && b[i] < 0x80 {
-		c := b[i]
-		return int64(c>>1) ^ -int64(c&1), 1
+	if uint(i) >= uint(len(b)) {
+		return 0, 0
 	}
-	if i+1 < len(b) && b[i+1] < 0x80 {
-		u := uint64(b[i]&0x7f) | uint64(b[i+1])<<7
-		return int64(u>>1) ^ -int64(u&1), 2
+	u, n := uint64(b[i]), 1
+	if u >= 0x80 {
+		if j := i + 1; uint(j) >= uint(len(b)) || b[j] >= 0x80 {
+			return 0, 0
+		}
+		u, n = u&0x7f|uint64(b[i+1])<<7, 2
 	}
-	return 0, 0
+	return int64(u>>1) ^ -int64(u&1), n
 }
 
 // fieldAt returns the field of length l that follows, at b[i+n:], the n
