@@ -203,23 +203,23 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 	if n <= 0 {
 		return corrupt(it.pos, bad)
 	}
-	b := body[i+n:] // the headers
+	i += n // the headers
 	h := &it.hdr
 	if offDelta <= it.prevOff || offDelta > h.lastDelta {
 		return corrupt(it.pos, "record offset delta out of order or past the last offset delta")
 	}
 	it.prevOff = offDelta
-	if nh < 0 || nh > int64(len(b)/2) {
+	if nh < 0 || nh > int64((len(body)-i)/2) {
 		return corrupt(it.pos, "bad header count")
 	}
 	var headers []Header
 	if nh > 0 {
 		var err error
-		if headers, b, err = it.headers(b, int(nh)); err != nil {
+		if headers, i, err = it.headers(body, i, int(nh)); err != nil {
 			return err
 		}
 	}
-	if len(b) != 0 {
+	if i != len(body) {
 		return corrupt(it.pos, "record length disagrees with its fields")
 	}
 	ts := h.ts
@@ -247,25 +247,35 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 	return nil
 }
 
-// headers reads a record's nh headers from b, which holds at least
-// 2*nh bytes, and returns them (nil under SkipHeaders) and b past them.
-func (it *RecordIter) headers(b []byte, nh int) ([]Header, []byte, error) {
+// headers reads a record's nh headers from body[i:], which holds at
+// least 2*nh bytes, and returns them (nil under SkipHeaders) and the index
+// past them.
+func (it *RecordIter) headers(body []byte, i, nh int) ([]Header, int, error) {
 	var headers []Header
 	if !it.noHeader {
 		headers = make([]Header, nh)
 	}
-	for i := range nh {
-		hk, rest, ok := cutField(b)
-		hv, rest, okv := cutField(rest)
-		if !ok || !okv || hk == nil {
-			return nil, nil, corrupt(it.pos, "bad record header")
+	for j := range nh {
+		var hk, hv []byte
+		var ok bool
+		l, n := varintAt(body, i)
+		if n == 0 {
+			l, n = varint(body[i:])
 		}
-		b = rest
+		if hk, i, ok = fieldAt(body, i, n, l); !ok || hk == nil {
+			return nil, 0, corrupt(it.pos, "bad record header")
+		}
+		if l, n = varintAt(body, i); n == 0 {
+			l, n = varint(body[i:])
+		}
+		if hv, i, ok = fieldAt(body, i, n, l); !ok {
+			return nil, 0, corrupt(it.pos, "bad record header")
+		}
 		if headers != nil {
-			headers[i] = Header{Key: string(hk), Value: hv}
+			headers[j] = Header{Key: string(hk), Value: hv}
 		}
 	}
-	return headers, b, nil
+	return headers, i, nil
 }
 
 // varintAt is varintShort of b[i:], without slicing b: n = 0 for a
@@ -304,17 +314,6 @@ func fieldAt(b []byte, i, n int, l int64) (f []byte, next int, ok bool) {
 	}
 	end := i + int(l)
 	return b[i:end:end], end, true
-}
-
-// cutField reads a length-prefixed field from b (see fieldAt), and
-// returns it and b past it; ok is false when it cannot be read.
-func cutField(b []byte) (f, rest []byte, ok bool) {
-	l, n := varintAt(b, 0)
-	if n == 0 {
-		l, n = varint(b)
-	}
-	f, i, ok := fieldAt(b, 0, n, l)
-	return f, b[i:], ok
 }
 
 // ValidateRecords decodes every record (headers checked, not kept) and
