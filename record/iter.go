@@ -167,41 +167,42 @@ func (it *RecordIter) decode(body []byte, r *Record) error {
 	i := 1 // attributes: unused
 	tsDelta, n := varintAt(body, i)
 	if n == 0 {
-		tsDelta, n = varlong(body[i:])
-	}
-	if n <= 0 {
-		return corrupt(it.pos, bad)
+		if tsDelta, n = varlong(body[i:]); n <= 0 {
+			return corrupt(it.pos, bad)
+		}
 	}
 	i += n
 	offDelta, n := varintAt(body, i)
 	if n == 0 {
-		offDelta, n = varint(body[i:])
-	}
-	if n <= 0 {
-		return corrupt(it.pos, bad)
+		if offDelta, n = varint(body[i:]); n <= 0 {
+			return corrupt(it.pos, bad)
+		}
 	}
 	i += n
 	l, n := varintAt(body, i)
 	if n == 0 {
-		l, n = varint(body[i:])
+		if l, n = varint(body[i:]); n <= 0 {
+			return corrupt(it.pos, bad)
+		}
 	}
-	key, i, ok := fieldAt(body, i, n, l)
+	key, i, ok := fieldAt(body, i+n, l)
 	if !ok {
 		return corrupt(it.pos, bad)
 	}
 	if l, n = varintAt(body, i); n == 0 {
-		l, n = varint(body[i:])
+		if l, n = varint(body[i:]); n <= 0 {
+			return corrupt(it.pos, bad)
+		}
 	}
-	value, i, ok := fieldAt(body, i, n, l)
+	value, i, ok := fieldAt(body, i+n, l)
 	if !ok {
 		return corrupt(it.pos, bad)
 	}
 	nh, n := varintAt(body, i)
 	if n == 0 {
-		nh, n = varint(body[i:])
-	}
-	if n <= 0 {
-		return corrupt(it.pos, bad)
+		if nh, n = varint(body[i:]); n <= 0 {
+			return corrupt(it.pos, bad)
+		}
 	}
 	i += n // the headers
 	h := &it.hdr
@@ -260,15 +261,19 @@ func (it *RecordIter) headers(body []byte, i, nh int) ([]Header, int, error) {
 		var ok bool
 		l, n := varintAt(body, i)
 		if n == 0 {
-			l, n = varint(body[i:])
+			if l, n = varint(body[i:]); n <= 0 {
+				return nil, 0, corrupt(it.pos, "bad record header")
+			}
 		}
-		if hk, i, ok = fieldAt(body, i, n, l); !ok || hk == nil {
+		if hk, i, ok = fieldAt(body, i+n, l); !ok || hk == nil {
 			return nil, 0, corrupt(it.pos, "bad record header")
 		}
 		if l, n = varintAt(body, i); n == 0 {
-			l, n = varint(body[i:])
+			if l, n = varint(body[i:]); n <= 0 {
+				return nil, 0, corrupt(it.pos, "bad record header")
+			}
 		}
-		if hv, i, ok = fieldAt(body, i, n, l); !ok {
+		if hv, i, ok = fieldAt(body, i+n, l); !ok {
 			return nil, 0, corrupt(it.pos, "bad record header")
 		}
 		if headers != nil {
@@ -295,17 +300,11 @@ func varintAt(b []byte, i int) (v int64, n int) {
 	return int64(u>>1) ^ -int64(u&1), n
 }
 
-// fieldAt returns the field of length l that follows, at b[i+n:], the n
-// bytes of l (a varint read at b[i:]), and the index after it. ok is
-// false when the varint could not be read (n <= 0) or the field overruns
-// b. Any negative length is null (nil), not only -1: Kafka's
-// DefaultRecord.readFrom reads a key, value or header value that way,
-// and so accepts them on produce. It inlines.
-func fieldAt(b []byte, i, n int, l int64) (f []byte, next int, ok bool) {
-	if n <= 0 {
-		return nil, i, false
-	}
-	i += n
+// fieldAt returns the field of length l at b[i:], and the index after it;
+// ok is false when it overruns b. Any negative length is null (nil), not
+// only -1: Kafka's DefaultRecord.readFrom reads a key, value or header
+// value that way, and so accepts them on produce. It inlines.
+func fieldAt(b []byte, i int, l int64) (f []byte, next int, ok bool) {
 	switch {
 	case l < 0:
 		return nil, i, true
