@@ -73,17 +73,19 @@ type Fetch struct {
 const maxSlab = 1024
 
 // scan decodes f's records from f.from below f.upTo, outside control
-// batches, and calls fn with each until it returns false (stopped). Each
-// record is new, filled with f's Topic and Partition; the records of one
-// batch are allocated together, maxSlab at a time. A batch whose records do not decode is
-// reported to skip as a *PartitionError whose Offset is the first offset
-// not returned: if skip returns true, scan goes on with the next batch
-// (batches are framed and checked apart), else it returns the error.
-// Bytes that do not frame as a batch (record.Parse's error) are reported
-// to skip too, and end the scan, which returns their error whatever skip
-// returns: no batch after them can be found. (Poll cuts such bytes from
-// its fetches; a Fetch made otherwise may hold them.)
-func (f *Fetch) scan(fn func(*record.Record) bool, skip func(error) bool) (stopped bool, err error) {
+// batches, and calls fn with each, and a nil error, until it returns
+// false (stopped): fn has a Records loop's signature, so that Records
+// hands scan its yield as it is, without a closure around it. Each record
+// is new, filled with f's Topic and Partition; the records of one batch
+// are allocated together, maxSlab at a time. A batch whose records do not
+// decode is reported to skip as a *PartitionError whose Offset is the
+// first offset not returned: if skip returns true, scan goes on with the
+// next batch (batches are framed and checked apart), else it returns the
+// error. Bytes that do not frame as a batch (record.Parse's error) are
+// reported to skip too, and end the scan, which returns their error
+// whatever skip returns: no batch after them can be found. (Poll cuts
+// such bytes from its fetches; a Fetch made otherwise may hold them.)
+func (f *Fetch) scan(fn func(*record.Record, error) bool, skip func(error) bool) (stopped bool, err error) {
 	next := f.from
 	pos := int64(0) // of b in f.Batches, for errors
 	for b, err := range record.Batches(f.Batches) {
@@ -136,7 +138,7 @@ func (f *Fetch) scan(fn func(*record.Record) bool, skip func(error) bool) (stopp
 			slab = slab[1:]
 			r.Topic, r.Partition = f.Topic, f.Partition
 			next = r.Offset + 1
-			if !fn(r) {
+			if !fn(r, nil) {
 				return true, nil
 			}
 		}
@@ -179,8 +181,7 @@ func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
 	}
 	goOn := true
 	// scan's error was yielded, through skip.
-	stopped, _ := f.scan(func(r *record.Record) bool { return yield(r, nil) },
-		func(err error) bool { goOn = yield(nil, err); return goOn })
+	stopped, _ := f.scan(yield, func(err error) bool { goOn = yield(nil, err); return goOn })
 	return !stopped && goOn
 }
 
@@ -192,7 +193,7 @@ func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
 // each. As it writes to f, calls on one Fetch must not overlap.
 func (f *Fetch) EachRecord(fn func(*record.Record)) {
 	// scan's error was kept, through skip.
-	_, _ = f.scan(func(r *record.Record) bool { fn(r); return true }, func(err error) bool {
+	_, _ = f.scan(func(r *record.Record, _ error) bool { fn(r); return true }, func(err error) bool {
 		if f.skipped == nil {
 			f.skipped = err
 		}

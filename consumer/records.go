@@ -220,7 +220,7 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 	// Each record is taken once the next is decoded (or the fetch ends),
 	// so that the last one is known.
 	var held *record.Record
-	stopped, err := f.scan(func(r *record.Record) bool {
+	stopped, err := f.scan(func(r *record.Record, _ error) bool {
 		h := held
 		held = r
 		return h == nil || take(h, h.Offset+1)
