@@ -46,12 +46,13 @@ func benchBroker(b *testing.B, records, perBatch int, codec compression.Codec) *
 }
 
 // BenchmarkConsume reads every record of a partition, per op, with the
-// Records iterator or with Poll and EachRecord.
+// Records iterator, with Poll and EachRecord, or with Poll and
+// Fetches.Records (fetches: as benchmarks/internal/runnelsys reads).
 func BenchmarkConsume(b *testing.B) {
 	const records = 100_000
 	for _, codec := range []compression.Codec{compression.None, compression.LZ4} {
 		br := benchBroker(b, records, 1000, codec)
-		for _, mode := range []string{"records", "poll"} {
+		for _, mode := range []string{"records", "poll", "fetches"} {
 			b.Run(fmt.Sprintf("%s/%s", codec, mode), func(b *testing.B) {
 				b.ReportAllocs()
 				ctx := context.Background()
@@ -82,6 +83,19 @@ func BenchmarkConsume(b *testing.B) {
 								b.Fatal(err)
 							}
 							fs.EachRecord(func(*record.Record) { n++ })
+						}
+					case "fetches":
+						for n < records {
+							fs, err := c.Poll(ctx)
+							if err != nil {
+								b.Fatal(err)
+							}
+							for _, err := range fs.Records() {
+								if err != nil {
+									b.Fatal(err)
+								}
+								n++
+							}
 						}
 					}
 					c.Close()
