@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -1076,6 +1077,11 @@ func TestDecodeAsReference(t *testing.T) {
 		Topic: "t", Offset: 99, Timestamp: time.Unix(1, 2), Key: []byte("k"), Value: []byte("v"),
 		Headers: []Header{{Key: "h"}}, ProducerID: 5, Partition: 6, LeaderEpoch: 7, Sequence: 8,
 		ProducerEpoch: 9, TimestampType: LogAppendTime,
+	}
+	// Every field set, so that a field added to Record that decode does
+	// not write fails the test.
+	for i, v := 0, reflect.ValueOf(garbage); i < v.NumField(); i++ {
+		require.False(t, v.Field(i).IsZero(), "garbage leaves Record.%s zero", v.Type().Field(i).Name)
 	}
 	deltas := []int64{0, 1, 63, 64, 8191, 8192, -1, -64, -65, -8192, -8193, math.MaxInt32, math.MinInt32, 1 << 40, -(1 << 50), math.MaxInt64, math.MinInt64}
 	decoded, reasons := 0, map[string]int{}
