@@ -193,49 +193,20 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 		return yield(nil, f.Err)
 	}
 	a, cur := f.owner, f.cur
-	pos := f.from
-	halted := false // the partition moved, went or paused under us
-	ended := false  // ctx ended, or the consumer closed
-	// take yields r, advancing the position to to: past r, or, for the
-	// fetch's last record, to the end of the fetch, past the control
-	// batches and compacted gaps after it, so that Lag is 0 there once
-	// the fetch reached the high watermark (see Lag).
-	take := func(r *record.Record, to int64) bool {
-		if ctx.Err() != nil || c.closed.Load() {
-			ended = true
-			return false
-		}
-		if c.hooks != nil && c.hooks.beforeAdvance != nil {
-			c.hooks.beforeAdvance(r)
-		}
-		// The record is taken here, or the partition changed (Seek,
-		// Assign, a reset, Pause, Unassign, Close: see cursor).
-		if !cur.pos.CompareAndSwap(pos, to) {
-			halted = true
-			return false
-		}
-		pos = to
-		return yield(r, nil)
-	}
-	// Each record is taken once the next is decoded (or the fetch ends),
-	// so that the last one is known.
-	var held *record.Record
-	stopped, err := f.scan(func(r *record.Record, _ error) bool {
-		h := held
-		held = r
-		return h == nil || take(h, h.Offset+1)
-	}, func(error) bool { return false }) // stop there, retry after a backoff
-	if held != nil && !stopped && !ended && !halted {
-		to := held.Offset + 1
+	t := taker{c: c, ctx: ctx, cur: cur, yield: yield, pos: f.from}
+	stopped, err := f.scan(t.hold, func(error) bool { return false }) // stop there, retry after a backoff
+	if t.held != nil && !stopped && !t.ended && !t.halted {
+		to := t.held.Offset + 1
 		if err == nil && f.upTo > to {
 			to = f.upTo
 		}
-		stopped = !take(held, to)
+		stopped = !t.take(t.held, to)
 	}
+	pos := t.pos
 	switch {
-	case ended:
+	case t.ended:
 		return false
-	case halted:
+	case t.halted:
 		return true
 	case stopped:
 		return false
@@ -260,6 +231,52 @@ func (c *Consumer) yieldFetch(ctx context.Context, f *Fetch, yield func(*record.
 	// Past control batches and compacted gaps, to the end of the fetch.
 	cur.pos.CompareAndSwap(pos, f.upTo)
 	return true
+}
+
+// taker yields the records of a fetch for yieldFetch, advancing the
+// partition's position past each: a struct, not closures, as a closure
+// loads every variable it captures at each call, once per record.
+type taker struct {
+	c     *Consumer
+	ctx   context.Context
+	cur   *cursor // the partition's, when the fetch was made
+	yield func(*record.Record, error) bool
+	pos   int64 // where take last moved the position (from the fetch's start)
+	// held is the record decoded last and not yet taken: each record is
+	// taken once the next is decoded (or the fetch ends), so that the
+	// last one is known.
+	held   *record.Record
+	halted bool // the partition moved, went or paused under us
+	ended  bool // ctx ended, or the consumer closed
+}
+
+// hold is scan's fn: it takes the record held (past it), and holds r.
+func (t *taker) hold(r *record.Record, _ error) bool {
+	h := t.held
+	t.held = r
+	return h == nil || t.take(h, h.Offset+1)
+}
+
+// take yields r, advancing the position to to: past r, or, for the
+// fetch's last record, to the end of the fetch, past the control batches
+// and compacted gaps after it, so that Lag is 0 there once the fetch
+// reached the high watermark (see Lag).
+func (t *taker) take(r *record.Record, to int64) bool {
+	if t.ctx.Err() != nil || t.c.closed.Load() {
+		t.ended = true
+		return false
+	}
+	if h := t.c.hooks; h != nil && h.beforeAdvance != nil {
+		h.beforeAdvance(r)
+	}
+	// The record is taken here, or the partition changed (Seek, Assign,
+	// a reset, Pause, Unassign, Close: see cursor).
+	if !t.cur.pos.CompareAndSwap(t.pos, to) {
+		t.halted = true
+		return false
+	}
+	t.pos = to
+	return t.yield(r, nil)
 }
 
 // left reports whether the partition of f's error was unassigned, or
