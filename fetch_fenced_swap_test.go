@@ -2,6 +2,7 @@ package runnel
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,7 +29,7 @@ import (
 // partition whose log directory failed.
 func TestFetchAfterFailedCompactionSwapIsAStorageError(t *testing.T) {
 	ctx := context.Background()
-	failing := "t-0/" + segment.FileName(0, segment.LogSuffix)
+	failing := filepath.Join("t-0", segment.FileName(0, segment.LogSuffix))
 	var armed atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {

@@ -2,6 +2,7 @@ package runnel_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -42,7 +43,7 @@ func testKeylessRecordsAvoidAFencedPartition(t *testing.T) {
 	defer cancel()
 	var failing atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync && failing.Load() && strings.Contains(name, "/t-1/") {
+		if op == vfs.OpSync && failing.Load() && strings.Contains(filepath.ToSlash(name), "/t-1/") {
 			return vfs.ErrInjected
 		}
 		return nil

@@ -222,7 +222,7 @@ func TestCloseAfterAProcessCrashLeavesDurableCheckpoints(t *testing.T) {
 				switch {
 				case dead.Load():
 					return vfs.ErrInjected
-				case op == vfs.OpRename && armed.Load() && strings.HasSuffix(name, "/"+dying+tmpSuffix):
+				case op == vfs.OpRename && armed.Load() && filepath.Base(name) == dying+tmpSuffix:
 					renamed.Store(true)
 				case op == vfs.OpSyncDir && renamed.Load():
 					dead.Store(true) // the process dies before the fsync
@@ -233,7 +233,7 @@ func TestCloseAfterAProcessCrashLeavesDurableCheckpoints(t *testing.T) {
 			counting := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
 				if op == vfs.OpCreate && strings.HasSuffix(name, tmpSuffix) {
 					mu.Lock()
-					created = append(created, name[strings.LastIndex(name, "/")+1:])
+					created = append(created, filepath.Base(name))
 					mu.Unlock()
 				}
 				return nil
@@ -377,7 +377,7 @@ func closeWritesOn(t *testing.T, suffix string) (vfs.FS, func(*Log) []string) {
 		if op == vfs.OpCreate && strings.HasSuffix(name, suffix) {
 			mu.Lock()
 			defer mu.Unlock()
-			created = append(created, name[strings.LastIndex(name, "/")+1:])
+			created = append(created, filepath.Base(name))
 		}
 		return nil
 	}))

@@ -3,6 +3,7 @@ package runneltest_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,7 +208,7 @@ func keyOf(t *testing.T, p int32, n int) []byte {
 func TestFaultsReportUnwritableMergesAndMatches(t *testing.T) {
 	var failing atomic.Bool
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync && failing.Load() && strings.Contains(name, "/orders-2/") {
+		if op == vfs.OpSync && failing.Load() && strings.Contains(filepath.ToSlash(name), "/orders-2/") {
 			return vfs.ErrInjected
 		}
 		return nil
