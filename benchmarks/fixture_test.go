@@ -107,8 +107,11 @@ func buildFixture(kind fsKind, segments int, segBytes int64) (*fixture, error) {
 	return f, nil
 }
 
+// syncFile fsyncs the file at path. It opens it for writing: Windows'
+// FlushFileBuffers needs a handle with write access (GENERIC_WRITE), and
+// refuses a read-only one (access denied).
 func syncFile(path string) error {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
