@@ -17,3 +17,7 @@ func lockFile(f *os.File) error {
 	}
 	return err
 }
+
+// unlockFile does nothing: closing the descriptor releases flock's lock
+// (the open file's only one: Go opens files close-on-exec).
+func unlockFile(*os.File) error { return nil }

@@ -185,6 +185,11 @@ func (l *osLock) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	// Unlocked before the close, so that the lock is free when Close
+	// returns (see unlockFile: Windows; elsewhere the close frees it).
+	// Its error is not the caller's: the close releases the lock anyway,
+	// later; and a test's lockSys may have taken none.
+	_ = unlockFile(l.f)
 	err := l.f.Close()
 	held.Lock()
 	held.files = slices.DeleteFunc(held.files, func(h os.FileInfo) bool { return h == l.fi })

@@ -21,6 +21,8 @@ func syncDir(string) error { return nil }
 
 func lockFile(*os.File) error { return nil }
 
+func unlockFile(*os.File) error { return nil }
+
 func mapFile(f *os.File, _ int) (*Mapping, error) {
 	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: ErrNotSupported}
 }

@@ -141,6 +141,15 @@ func lockFile(f *os.File) error {
 	return err
 }
 
+// unlockFile releases lockFile's lock on f. Closing f's handle would
+// release it too, but only once the open file's last handle is gone (a
+// duplicate keeps it), and then when Windows gets to it: LockFileEx's
+// documentation says that time "depends upon available system resources"
+// and asks processes to unlock explicitly, as Go's cmd/go does.
+func unlockFile(f *os.File) error {
+	return windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, new(windows.Overlapped))
+}
+
 // mapFile is not offered on Windows; the index falls back to ReadAt/WriteAt.
 func mapFile(f *os.File, _ int) (*Mapping, error) {
 	return nil, &os.PathError{Op: "mmap", Path: f.Name(), Err: ErrNotSupported}
