@@ -166,7 +166,6 @@ func TestFlushIntervalCountsFromAnyFlush(t *testing.T) {
 // unsynced until FlushMessages more were appended (or flush.ms).
 func TestFlushDueAgainAfterItsWaitGaveUp(t *testing.T) {
 	_, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushMessages: 2, RetentionTime: -1})
-	defer l.Close()
 
 	require.False(t, periodicAppend(t, l, "a"))
 	hold.Store(true)
@@ -180,7 +179,7 @@ func TestFlushDueAgainAfterItsWaitGaveUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	require.ErrorIs(t, d.Wait(ctx), context.Canceled) // given up, the fsync under way still held
-	close(release)
+	release()
 	require.NoError(t, <-flushed)
 	require.EqualValues(t, 1, l.DurableOffset(), "b is not durable")
 
@@ -219,7 +218,6 @@ func TestFlushMessagesCountsPastATruncation(t *testing.T) {
 // more). Here the append that made the flush due does not wait for it.
 func TestFlushIntervalNotSetBackByAnOlderFsync(t *testing.T) {
 	e, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushMessages: 2, FlushInterval: time.Minute, RetentionTime: -1})
-	defer l.Close()
 	require.False(t, periodicAppend(t, l, "a"))
 	hold.Store(true)
 	flushed := make(chan error, 1)
@@ -230,7 +228,7 @@ func TestFlushIntervalNotSetBackByAnOlderFsync(t *testing.T) {
 	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
 	require.NoError(t, err)
 	require.True(t, d.Pending(), "flush.messages: a flush is due (made due now, not waited for)")
-	close(release)
+	release()
 	require.NoError(t, <-flushed)
 	require.EqualValues(t, 1, l.DurableOffset())
 
@@ -256,7 +254,6 @@ func TestFlushIntervalNotSetBackByAnOlderFsync(t *testing.T) {
 // records stayed unsynced for a whole FlushInterval more.
 func TestFlushIntervalDueAgainAfterItsWaitGaveUp(t *testing.T) {
 	e, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushInterval: time.Minute, RetentionTime: -1})
-	defer l.Close()
 
 	require.False(t, periodicAppend(t, l, "a"))
 	giveUpBehindAnOlderFsync(t, l, hold, inSync, release, func() {
@@ -294,7 +291,6 @@ func TestFlushIntervalCountsFromTheLastFlushAfterAGivenUpWait(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushMessages: 2, FlushInterval: time.Minute, RetentionTime: -1})
-				defer l.Close()
 				tc.before(t, e, l)
 				durable := l.DurableOffset()
 				e.clock.Advance(30 * time.Second)
@@ -326,7 +322,7 @@ func TestFlushIntervalCountsFromTheLastFlushAfterAGivenUpWait(t *testing.T) {
 				}
 				mcancel()
 				durableThen := l.DurableOffset()
-				close(release)
+				release()
 				require.NoError(t, <-flushed)
 				require.False(t, stuck, "Maintain, 30 s after the last flush, made a flush due: %v", merr)
 				require.NoError(t, merr)
@@ -344,7 +340,6 @@ func TestFlushIntervalCountsFromTheLastFlushAfterAGivenUpWait(t *testing.T) {
 // fsync has no flush due.
 func TestFlushIntervalCountsFromAnOlderFsyncAfterAGivenUpWait(t *testing.T) {
 	e, l, hold, inSync, release := heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushMessages: 2, FlushInterval: time.Minute, RetentionTime: -1})
-	defer l.Close()
 
 	e.clock.Advance(40 * time.Second)
 	require.False(t, periodicAppend(t, l, "a"))
@@ -365,7 +360,7 @@ func TestFlushIntervalCountsFromAnOlderFsyncAfterAGivenUpWait(t *testing.T) {
 // that flush up from OnDurable: once the older fsync has advanced the
 // durable offset, before its round is over. It returns with both over,
 // b not durable.
-func giveUpBehindAnOlderFsync(t *testing.T, l *Log, hold *atomic.Bool, inSync, release chan struct{}, between func(), why string) {
+func giveUpBehindAnOlderFsync(t *testing.T, l *Log, hold *atomic.Bool, inSync chan struct{}, release func(), between func(), why string) {
 	t.Helper()
 	hold.Store(true)
 	flushed := make(chan error, 1)
@@ -381,7 +376,7 @@ func giveUpBehindAnOlderFsync(t *testing.T, l *Log, hold *atomic.Bool, inSync, r
 	gaveUp := make(chan error, 1)
 	var once sync.Once
 	l.OnDurable(func() { once.Do(func() { gaveUp <- d.Wait(ctx) }) })
-	close(release)
+	release()
 	require.NoError(t, <-flushed)
 	require.ErrorIs(t, <-gaveUp, context.Canceled)
 	require.Equal(t, durable+1, l.DurableOffset(), "the older fsync's end; b is not durable")

@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -14,27 +15,39 @@ import (
 
 // heldSyncLog opens a SyncPeriodic log (flush.ms a second) on a MemFS
 // under an injector that, while hold is set, holds the next fsync
-// (closing inSync) until release is closed. Not a *vfs.MemFS: the log
+// (closing inSync) until release is called. Not a *vfs.MemFS: the log
 // runs a waiter's fsync on a goroutine of its own.
-func heldSyncLog(t *testing.T) (e *env, l *Log, hold *atomic.Bool, inSync, release chan struct{}) {
+//
+// release may be called more than once. The log is closed at the test's
+// cleanup, after a release: a test that fails while the fsync is held
+// (an assertion before its release) then ends at once, where a Close of
+// its own, deferred, waited for the held fsync for good (in a synctest
+// bubble too: Close waits on a lock, which the bubble does not count as
+// blocked). So the tests do not close l themselves.
+func heldSyncLog(t *testing.T) (e *env, l *Log, hold *atomic.Bool, inSync chan struct{}, release func()) {
 	t.Helper()
 	return heldSyncLogWith(t, Config{Sync: SyncPeriodic, FlushInterval: time.Second, RetentionTime: -1})
 }
 
 // heldSyncLogWith is heldSyncLog with the log's Config.
-func heldSyncLogWith(t *testing.T, cfg Config) (e *env, l *Log, hold *atomic.Bool, inSync, release chan struct{}) {
+func heldSyncLogWith(t *testing.T, cfg Config) (e *env, l *Log, hold *atomic.Bool, inSync chan struct{}, release func()) {
 	t.Helper()
 	e = newEnv(t)
 	hold = new(atomic.Bool)
-	inSync, release = make(chan struct{}), make(chan struct{})
+	inSync, held := make(chan struct{}), make(chan struct{})
+	release = sync.OnceFunc(func() { close(held) })
 	e.fs = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpSync && hold.CompareAndSwap(true, false) {
 			close(inSync)
-			<-release
+			<-held
 		}
 		return nil
 	}))
 	l = e.open(cfg)
+	t.Cleanup(func() {
+		release()
+		_ = l.Close()
+	})
 	return e, l, hold, inSync, release
 }
 
@@ -47,7 +60,6 @@ func heldSyncLogWith(t *testing.T, cfg Config) (e *env, l *Log, hold *atomic.Boo
 func TestMaintainFlushCutShortIsDueAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, l, hold, inSync, release := heldSyncLog(t)
-		defer l.Close()
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a")) // offset 0
 		hold.Store(true)
 		flushed := make(chan error, 1)
@@ -62,7 +74,7 @@ func TestMaintainFlushCutShortIsDueAgain(t *testing.T) {
 		synctest.Wait() // its flush waits for the fsync under way
 		cancel()
 		require.ErrorIs(t, <-maintained, context.Canceled)
-		close(release)
+		release()
 		require.NoError(t, <-flushed)
 		require.EqualValues(t, 1, l.DurableOffset(), "the held fsync covered offset 0 only")
 
@@ -78,7 +90,6 @@ func TestMaintainFlushCutShortIsDueAgain(t *testing.T) {
 func TestMaintainFlushCutShortOwnFsync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, l, hold, inSync, release := heldSyncLog(t)
-		defer l.Close()
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a", "b")) // offsets 0, 1
 		e.clock.Advance(time.Second)                               // flush.ms has passed
 
@@ -90,7 +101,7 @@ func TestMaintainFlushCutShortOwnFsync(t *testing.T) {
 		synctest.Wait() // Maintain waits for the fsync it started
 		cancel()
 		require.ErrorIs(t, <-maintained, context.Canceled)
-		close(release)
+		release()
 		synctest.Wait() // the fsync ends on its own goroutine
 		require.EqualValues(t, 2, l.DurableOffset())
 

@@ -46,7 +46,6 @@ func TestMaintainFlushDoneOwesNothing(t *testing.T) {
 func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, l, hold, inSync, release := heldSyncLog(t)
-		defer l.Close()
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a")) // offset 0
 		hold.Store(true)
 		flushed := make(chan error, 1)
@@ -61,7 +60,7 @@ func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
 		synctest.Wait() // its flush (flush.ms's clock set now) waits for the fsync under way
 		cancel()
 		require.ErrorIs(t, <-maintained, context.Canceled)
-		close(release)
+		release()
 		require.NoError(t, <-flushed)
 		require.EqualValues(t, 1, l.DurableOffset()) // offset 2 owed
 
@@ -91,7 +90,6 @@ func TestMaintainFlushOwedPastTheEnd(t *testing.T) {
 func TestMaintainFlushCutShortOwesItsTargetOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, l, hold, inSync, release := heldSyncLog(t)
-		defer l.Close()
 		appendOK(t, l, valueBatch(t, 1_700_000_000_000, "a"))
 		appendOK(t, l, valueBatch(t, 1_700_000_000_001, "b"))
 		e.clock.Advance(time.Second) // flush.ms due
@@ -107,7 +105,7 @@ func TestMaintainFlushCutShortOwesItsTargetOnly(t *testing.T) {
 		appendOK(t, l, valueBatch(t, 1_700_000_000_002, "c")) // offset 2
 		cancel()
 		require.ErrorIs(t, <-maintained, context.Canceled)
-		close(release)
+		release()
 		require.NoError(t, <-flushed)
 		require.EqualValues(t, 2, l.DurableOffset(), "the older fsync covered the flush's target")
 
