@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,14 +19,21 @@ import (
 )
 
 // blockSyncs returns an FS whose file syncs of names containing match block,
-// once armed, until release is closed; reached is closed at the first.
-func blockSyncs(match string) (fsys vfs.FS, arm func(), reached, release chan struct{}) {
+// once armed, until release is called; reached is closed at the first.
+// release may be called more than once, and is called at t's cleanup
+// (before the Close of a broker opened earlier with open): a test that
+// fails while the sync is held frees it. A test that defers its broker's
+// Close defers release after it, so that it runs first: that Close
+// waits for the call stuck in the sync.
+func blockSyncs(t testing.TB, match string) (fsys vfs.FS, arm func(), reached chan struct{}, release func()) {
 	var armed atomic.Bool
-	reached, release = make(chan struct{}), make(chan struct{})
+	reached, held := make(chan struct{}), make(chan struct{})
+	release = sync.OnceFunc(func() { close(held) })
+	t.Cleanup(release)
 	fsys = vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if (op == vfs.OpSync || op == vfs.OpSyncDir) && strings.Contains(name, match) && armed.CompareAndSwap(true, false) {
 			close(reached)
-			<-release
+			<-held
 		}
 		return nil
 	}))
@@ -53,10 +61,11 @@ func TestAdminCallsDoNotStallOtherTopics(t *testing.T) {
 		{"producer id", metaTmp, func(b *Broker) error { _, _, err := b.InitProducerID(ctx); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fsys, arm, reached, release := blockSyncs(tc.match)
+			fsys, arm, reached, release := blockSyncs(t, tc.match)
 			b, err := Open(Config{Dir: "/data", FS: fsys, TopicDefaults: log.Config{Sync: log.SyncNever}})
 			require.NoError(t, err)
 			defer b.Close()
+			defer release() // first: a failed assertion frees the stuck call, or Close waits for it
 			require.NoError(t, b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}))
 			require.NoError(t, b.CreateTopic(ctx, "other", log.TopicConfig{Partitions: 1}))
 
@@ -81,7 +90,7 @@ func TestAdminCallsDoNotStallOtherTopics(t *testing.T) {
 			case <-time.After(testkit.HangGuard): // a deadlock detector, not a speed limit
 				t.Fatal("produce to another topic waited for the admin call's fsync")
 			}
-			close(release)
+			release()
 			require.NoError(t, <-done)
 		})
 	}

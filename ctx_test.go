@@ -134,7 +134,7 @@ func waitForStack(t *testing.T, parts ...string) {
 // the call under way had given the token back: behind a hung disk, never.
 func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 	ctx := context.Background()
-	fsys, arm, reached, release := blockSyncs(metaTmp)
+	fsys, arm, reached, release := blockSyncs(t, metaTmp)
 	b, err := Open(Config{Dir: "/data", FS: fsys, AutoCreateTopics: true})
 	require.NoError(t, err)
 	arm()
@@ -181,9 +181,9 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
 	for range calls {
-		require.ErrorIs(t, within(t, done, func() { close(release) }, "a call waiting for the admin token as Close began"), ErrClosed)
+		require.ErrorIs(t, within(t, done, release, "a call waiting for the admin token as Close began"), ErrClosed)
 	}
-	close(release)
+	release()
 	require.NoError(t, <-slow)
 	require.NoError(t, <-closed)
 }
@@ -198,7 +198,7 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 // the write had given the token back: behind a hung disk, never.
 func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	ctx := context.Background()
-	fsys, arm, reached, release := blockSyncs(filepath.Join("/data", metaTmp))
+	fsys, arm, reached, release := blockSyncs(t, filepath.Join("/data", metaTmp))
 	b, err := Open(Config{Dir: "/data", FS: fsys})
 	require.NoError(t, err)
 	first, _, err := b.InitProducerID(ctx)
@@ -230,8 +230,8 @@ func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	waitForStack(t, "runnel.(*Broker).lockPIDs(")
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	require.ErrorIs(t, within(t, done, func() { close(release) }, "an InitProducerID waiting for the token as Close began"), ErrClosed)
-	close(release)
+	require.ErrorIs(t, within(t, done, release, "an InitProducerID waiting for the token as Close began"), ErrClosed)
+	release()
 	a := <-slow
 	require.NoError(t, a.err)
 	require.Equal(t, first+1, a.id, "the cancelled calls handed no id out")
@@ -345,16 +345,11 @@ func TestDescribeTopicHeedsItsCtx(t *testing.T) {
 // up when its ctx ends.
 func TestAdminCallsHeedTheirCtx(t *testing.T) {
 	ctx := context.Background()
-	fsys, arm, reached, release := blockSyncs(metaTmp)
+	fsys, arm, reached, release := blockSyncs(t, metaTmp)
 	b, err := Open(Config{Dir: "/data", FS: fsys})
 	require.NoError(t, err)
 	defer b.Close()
-	released := false
-	defer func() {
-		if !released { // a failed assertion: free the stuck CreateTopic, or Close waits for it
-			close(release)
-		}
-	}()
+	defer release() // first: a failed assertion frees the stuck CreateTopic, or Close waits for it
 	arm()
 	done := make(chan error, 1)
 	go func() { done <- b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}) }()
@@ -376,8 +371,7 @@ func TestAdminCallsHeedTheirCtx(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled, "an ended ctx, before any wait")
 	_, _, err = b.InitProducerID(ctx)
 	require.NoError(t, err, "InitProducerID waited for an admin call")
-	close(release)
-	released = true
+	release()
 	require.NoError(t, <-done)
 	require.Equal(t, []string{"slow"}, b.Topics())
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -298,21 +299,23 @@ func waitForWaiter(t *testing.T) {
 // fsyncs them itself.
 func TestAppendBecomesReadableAfterItsWaitEnds(t *testing.T) {
 	var armed atomic.Bool
-	entered, release := make(chan struct{}), make(chan struct{})
+	entered, held := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(held) })
 	fs := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpSync && strings.HasSuffix(name, ".log") && armed.CompareAndSwap(true, false) {
 			close(entered)
-			<-release
+			<-held
 		}
 		return nil
 	}))
 	b := open(t, Config{FS: fs})
+	t.Cleanup(release) // before open's Close: a failed assertion frees the held fsync, or Close waits for it
 	ctx := context.Background()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 
 	// A's fsync hangs ...
 	armed.Store(true)
-	aDone := make(chan error)
+	aDone := make(chan error, 1)
 	go func() {
 		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
 		aDone <- err
@@ -326,7 +329,7 @@ func TestAppendBecomesReadableAfterItsWaitEnds(t *testing.T) {
 	require.NotNil(t, ack)
 	cancel()
 	require.ErrorIs(t, ack.Wait(bctx), context.Canceled)
-	close(release)
+	release()
 	require.NoError(t, <-aDone)
 
 	// B was appended: it must become readable without another append.
