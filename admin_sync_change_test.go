@@ -37,7 +37,9 @@ func TestHighWatermarkAcrossSyncChanges(t *testing.T) {
 		wg, acks sync.WaitGroup
 		appended int64
 	)
+	produced := make(chan struct{}) // closed once the producer returns (on an error, before stop)
 	wg.Go(func() {
+		defer close(produced)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -101,7 +103,13 @@ func TestHighWatermarkAcrossSyncChanges(t *testing.T) {
 	})
 	policies := []log.SyncPolicy{log.SyncNever, log.SyncAlways, log.SyncPeriodic}
 	for i := range 150 {
-		<-appendedOne
+		select {
+		case <-appendedOne:
+		case <-produced: // it failed (t.Errorf): no append is to come
+			close(stop)
+			wg.Wait()
+			t.FailNow()
+		}
 		require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.Sync, c.FlushMessages = policies[i%3], 3 }))
 	}
 	close(stop)
