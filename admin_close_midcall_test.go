@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -165,9 +166,8 @@ func TestCloseInsideAnAdminCall(t *testing.T) {
 			<-g.reached
 			closeErr := make(chan error, 1)
 			go func() { closeErr <- b.Close() }()
-			for b.Topics() != nil { // Close has begun once the broker has no topics to tell
-				runtime.Gosched()
-			}
+			// Close has begun once the broker has no topics to tell.
+			testkit.SpinUntil(t, func() bool { return b.Topics() == nil }, "Close did not begin")
 			// Calls made meanwhile are refused, as closed.
 			_, err = b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: closeMidBatch(t, "late")})
 			require.ErrorIs(t, err, runnel.ErrClosed)

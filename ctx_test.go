@@ -265,7 +265,7 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 
 	second := make(chan error, 1)
 	go func() { second <- b.Close() }()
-	for waiting := false; !waiting; {
+	testkit.SpinUntil(t, func() bool {
 		select {
 		case <-second:
 			close(release)
@@ -273,12 +273,11 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 			t.Fatal("a second Close returned while the first was still closing the broker")
 		default:
 		}
-		waiting = stackMatches(func(g string) bool {
+		return stackMatches(func(g string) bool {
 			return strings.Contains(g, "[chan receive") && strings.Contains(g, "runnel.(*Broker).Close(") &&
 				!strings.Contains(g, "closeTopics")
 		})
-		runtime.Gosched()
-	}
+	}, "the second Close neither returned nor waited for the first")
 	close(release)
 	require.NoError(t, <-first)
 	require.NoError(t, <-second)

@@ -2,7 +2,6 @@ package runnel
 
 import (
 	"context"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -55,14 +55,11 @@ func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
 	<-h.reached
 	waiterCtx, cancelWaiter := context.WithCancel(ctx)
 	waiter := send(waiterCtx, "c") // appended, waits for the next fsync
-	for {
+	testkit.SpinUntil(t, func() bool {
 		d, err := b.DescribeTopic(ctx, "t")
 		require.NoError(t, err)
-		if d.Partitions[0].LogEndOffset == 3 {
-			break // "c" is appended
-		}
-		runtime.Gosched()
-	}
+		return d.Partitions[0].LogEndOffset == 3
+	}, "\"c\" was not appended")
 	cancelWaiter()
 	got := <-waiter
 	require.ErrorIs(t, got.err, context.Canceled)

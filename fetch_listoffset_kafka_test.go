@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
@@ -402,11 +403,11 @@ func answersWithoutWaiting(t *testing.T, b *Broker, req *api.FetchRequest) api.F
 		done <- answer{resp, err}
 	}()
 	buf := make([]byte, 1<<20)
-	for {
+	var a answer
+	testkit.SpinUntil(t, func() bool {
 		select {
-		case a := <-done:
-			require.NoError(t, a.err)
-			return a.resp
+		case a = <-done:
+			return true
 		default:
 		}
 		n := runtime.Stack(buf, true)
@@ -415,8 +416,10 @@ func answersWithoutWaiting(t *testing.T, b *Broker, req *api.FetchRequest) api.F
 			<-done
 			t.Fatal("the fetch waits for an append though the log holds MinBytes within the partitions' limits (Kafka's delayed fetch answers at once)")
 		}
-		runtime.Gosched()
-	}
+		return false
+	}, "the fetch neither answered nor waited in its long poll")
+	require.NoError(t, a.err)
+	return a.resp
 }
 
 // TestFetchMinBytesCountsWhatLimitsHoldBack: Kafka's delayed fetch counts,

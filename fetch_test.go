@@ -277,17 +277,14 @@ func TestFetchEndsWithClose(t *testing.T) {
 
 // waitForWaiter returns once a goroutine waits in a Fetch's long poll
 // (its stack is in waitAny): so that what the test does next happens
-// during the wait, not before it began.
+// during the wait, not before it began. It fails t after
+// testkit.HangGuard.
 func waitForWaiter(t *testing.T) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if strings.Contains(string(buf[:n]), "runnel.waitAny(") {
-			return
-		}
-		runtime.Gosched()
-	}
+	testkit.SpinUntil(t, func() bool {
+		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "runnel.waitAny(")
+	}, "no Fetch waits in its long poll")
 }
 
 // TestAppendBecomesReadableAfterItsWaitEnds: under the default fsync

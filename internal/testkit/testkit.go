@@ -2,9 +2,9 @@
 // runnel's packages share: NoPanic for the bad-input tables of the root
 // package, producer and consumer, seeded runs (Seeds), crash-point and
 // file-operation traces (FSOp, OpTrace), child processes (ChildMain,
-// RunMain, MainExit), log-line tallies and allocation counts. It is
-// internal: test support, imported only by tests; of runnel's packages
-// it imports only vfs.
+// RunMain, MainExit), log-line tallies, allocation counts and a bounded
+// spin (SpinUntil). It is internal: test support, imported only by
+// tests; of runnel's packages it imports only vfs.
 package testkit
 
 import (
@@ -35,6 +35,29 @@ import (
 // millisecond here may take seconds. In a synctest bubble it counts on
 // the bubble's fake clock, as every wait there does.
 const HangGuard = time.Minute
+
+// SpinUntil returns once cond holds, looking again after each
+// runtime.Gosched (another goroutine is to make it hold, with nothing to
+// wait on: a goroutine's stack, a flag), or fails t after HangGuard: a
+// state that never comes (a bug, a function renamed) fails the test at
+// its guard rather than spinning until go test's -timeout. cond runs on
+// the calling goroutine, so it may assert. On the real clock only: in a
+// synctest bubble the clock stands still while the loop runs (there,
+// synctest.Wait, or a bound on the looks).
+func SpinUntil(t testing.TB, cond func() bool, format string, args ...any) {
+	t.Helper()
+	spinUntil(t, HangGuard, cond, format, args...)
+}
+
+// spinUntil is SpinUntil with its guard.
+func spinUntil(t testing.TB, guard time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	for deadline := time.Now().Add(guard); !cond(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format+" (not within %v)", append(args, guard)...)
+		}
+	}
+}
 
 // NoPanic runs f and turns a panic into a test failure naming the case
 // (and an error returned), so that one bad case does not hide the others.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -31,6 +32,22 @@ func TestNoPanic(t *testing.T) {
 	r = Record(t, func(tb testing.TB) { err = NoPanic(tb, "the case", func() error { return want }) })
 	require.False(t, r.Failed())
 	require.Same(t, want, err)
+}
+
+// TestSpinUntil: it returns once cond holds, and fails the test, with
+// its message and guard, when cond never does (here a guard of 10 ms in
+// place of HangGuard), where a bare loop spun until go test's -timeout.
+func TestSpinUntil(t *testing.T) {
+	looks := 0
+	r := Record(t, func(tb testing.TB) { SpinUntil(tb, func() bool { looks++; return looks == 3 }, "never") })
+	require.False(t, r.Failed())
+	require.Equal(t, 3, looks)
+
+	r = Record(t, func(tb testing.TB) {
+		spinUntil(tb, 10*time.Millisecond, func() bool { return false }, "no %s", "goroutine")
+	})
+	require.True(t, r.Failed())
+	require.Equal(t, []string{"no goroutine (not within 10ms)"}, r.Msgs)
 }
 
 // TestPastInt32: math.MaxInt32+n where int has 64 bits; a negative
