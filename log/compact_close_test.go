@@ -3,11 +3,11 @@ package log
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -35,9 +35,7 @@ func TestCloseStopsCompaction(t *testing.T) {
 		}
 		hook = nil
 		go func() { closed <- l.Close() }()
-		for !l.closing.Load() {
-			runtime.Gosched()
-		}
+		testkit.SpinUntil(t, l.closing.Load, "Close did not begin")
 	}
 	res, err := l.Compact(context.Background())
 	require.ErrorIs(t, err, ErrClosed)

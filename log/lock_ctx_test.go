@@ -41,13 +41,13 @@ func TestHoldLockWaitsEndWithTheirCtx(t *testing.T) {
 	wdone := make(chan error, 1)
 	go func() { wdone <- m.LockContext(wctx) }()
 	// The writer waits once a shared hold can no longer be taken.
-	spinUntil(func() bool {
+	testkit.SpinUntil(t, func() bool {
 		if m.TryRLock() {
 			m.RUnlock()
 			return false
 		}
 		return true
-	})
+	}, "the writer did not wait")
 	require.False(t, m.TryRLock(), "a writer waits: new readers wait too")
 	require.ErrorIs(t, m.RLockContext(ended), context.Canceled)
 	rdone := make(chan error, 1)
@@ -99,13 +99,6 @@ func TestWriterLockWaitEndsWithItsCtx(t *testing.T) {
 	require.NoError(t, <-done)
 	m.Unlock()
 	require.Panics(t, func() { m.Unlock() })
-}
-
-// spinUntil returns once cond holds (another goroutine makes it hold).
-func spinUntil(cond func() bool) {
-	for !cond() {
-		runtime.Gosched()
-	}
 }
 
 // TestLogCallsHeedTheirCtxBehindAStuckWrite: while an append

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 )
 
@@ -40,12 +41,7 @@ func TestPartitionGoroutineIdles(t *testing.T) {
 	if err := p.ProduceSync(ctx, &record.Record{Value: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if d, i := running(); d && i {
-			break // waiting for records
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.SpinUntil(t, func() bool { d, i := running(); return d && i }, "the partition's goroutine does not wait for records")
 	if err := p.ProduceSync(ctx, &record.Record{Value: []byte("b")}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +51,7 @@ func TestPartitionGoroutineIdles(t *testing.T) {
 
 	p.idleKeep.Store(int64(time.Millisecond))
 	p.wakeAll() // it waits again, now for a millisecond
-	for {
-		if d, _ := running(); !d {
-			break // ended
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.SpinUntil(t, func() bool { d, _ := running(); return !d }, "the partition's goroutine did not end after idleKeep")
 	if err := p.ProduceSync(ctx, &record.Record{Value: []byte("c")}); err != nil {
 		t.Fatal(err)
 	}
