@@ -32,6 +32,10 @@ var _ consumer.Client = (*runnel.Broker)(nil)
 // a Poll whose ctx ends returns what it has, which a test would misread).
 const wait = 60 * time.Second
 
+// testCtx is a ctx that ends after wait: in a synctest bubble on the
+// bubble's clock, so that a loop of Polls (or Records) whose records
+// never come, with the fake clock moving at each wait, fails the test
+// instead of running for ever.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)

@@ -301,7 +301,7 @@ func TestLookUpBackoffEndsAnotherPartitionsLongPoll(t *testing.T) {
 				t.Error(err)
 			}
 		}()
-		for r, err := range c.Records(t.Context()) {
+		for r, err := range c.Records(testCtx(t)) {
 			require.NoError(t, err)
 			require.Equal(t, "late", r.Topic)
 			require.Equal(t, "x", string(r.Value))

@@ -184,7 +184,7 @@ func TestSynctestRecordsChangeEndsBackoff(t *testing.T) {
 				}()
 				var vals []string
 				var at []time.Duration
-				for r, err := range c.Records(t.Context()) {
+				for r, err := range c.Records(testCtx(t)) {
 					if err != nil {
 						require.ErrorIs(t, err, errNet)
 						vals = append(vals, "err")
@@ -293,7 +293,7 @@ func TestSynctestRecordsChangeBeforeBackoff(t *testing.T) {
 				t0 := time.Now()
 				var vals []string
 				var at []time.Duration
-				for r, err := range c.Records(t.Context()) {
+				for r, err := range c.Records(testCtx(t)) {
 					if err != nil {
 						require.ErrorIs(t, err, errNet)
 						vals = append(vals, "err")

@@ -216,8 +216,9 @@ func TestSynctestFetchRetryBackoff(t *testing.T) {
 		c.Assign("t", 0, consumer.Start())
 		t0 := time.Now()
 		var polls []time.Duration
+		ctx := testCtx(t) // on the bubble's clock: a retry that never ends fails the test
 		for {
-			fs, err := c.Poll(t.Context())
+			fs, err := c.Poll(ctx)
 			require.NoError(t, err)
 			polls = append(polls, time.Since(t0))
 			if fs.NumRecords() > 0 {
@@ -292,7 +293,7 @@ func TestSynctestRecordsIdleWait(t *testing.T) {
 			time.Sleep(1200 * time.Millisecond)
 			syncProduce(t, b, "a")
 		}()
-		for r, err := range c.Records(t.Context()) {
+		for r, err := range c.Records(testCtx(t)) {
 			require.NoError(t, err)
 			require.Equal(t, "a", string(r.Value))
 			break
@@ -317,7 +318,7 @@ func TestSynctestRecordsBackoffAfterPollError(t *testing.T) {
 		c.Assign("t", 0, consumer.Start())
 		t0 := time.Now()
 		var errs []time.Duration
-		for r, err := range c.Records(t.Context()) {
+		for r, err := range c.Records(testCtx(t)) {
 			if err != nil {
 				require.ErrorIs(t, err, errNet)
 				errs = append(errs, time.Since(t0))
@@ -374,7 +375,7 @@ func TestSynctestTopicCreatedLater(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 			syncProduce(t, b, "a")
 		}()
-		for r, err := range c.Records(t.Context()) {
+		for r, err := range c.Records(testCtx(t)) {
 			require.NoError(t, err)
 			require.Equal(t, "a", string(r.Value))
 			break
@@ -435,7 +436,7 @@ func TestSynctestChangesWakeTheWait(t *testing.T) {
 			assert.NoError(t, c.Assign("t", 0, consumer.At(1)))
 		}()
 		next := func() string {
-			for r, err := range c.Records(t.Context()) {
+			for r, err := range c.Records(testCtx(t)) {
 				require.NoError(t, err)
 				return string(r.Value)
 			}
@@ -546,7 +547,7 @@ func TestSynctestIdleWaitEndsAtRetry(t *testing.T) {
 		defer c.Close()
 		require.NoError(t, c.AssignTopic(t.Context(), "t", consumer.Start()))
 		t0 := time.Now()
-		for r, err := range c.Records(t.Context()) {
+		for r, err := range c.Records(testCtx(t)) {
 			require.NoError(t, err)
 			require.Equal(t, "x", string(r.Value))
 			break
