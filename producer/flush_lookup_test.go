@@ -11,6 +11,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -47,7 +48,7 @@ func TestFlushWaitsForPartitionCountLookup(t *testing.T) {
 	go func() {
 		defer close(produced)
 		p.Produce(ctx, &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) {
-			require.NoError(t, err)
+			assert.NoError(t, err) // on the producer's goroutine: no FailNow
 			delivered.Store(true)
 		})
 	}()
@@ -55,8 +56,9 @@ func TestFlushWaitsForPartitionCountLookup(t *testing.T) {
 
 	flushed := make(chan bool, 1)
 	go func() {
-		err := p.Flush(ctx)
-		require.NoError(t, err)
+		// assert, not require: a FailNow here would end the goroutine
+		// before its send, and the test would wait for it for good.
+		assert.NoError(t, p.Flush(ctx))
 		flushed <- delivered.Load()
 	}()
 	// Flush returns at once (too early) or waits: whichever comes first.
@@ -88,7 +90,7 @@ func TestFlushWaitsForThePromiseOfAFailedLookup(t *testing.T) {
 	<-c.looking
 	flushed := make(chan bool, 1)
 	go func() {
-		require.NoError(t, p.Flush(ctx))
+		assert.NoError(t, p.Flush(ctx)) // not require: see above
 		flushed <- promised.Load()
 	}()
 	waitFlushing(t, ctx, flushed)
