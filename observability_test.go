@@ -665,6 +665,7 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	p, err := producer.New(b)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
+	defer release() // first: a failed assertion frees the stuck append, or p.Close waits for it
 	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(ctx, "orders") }()
@@ -673,7 +674,7 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	go func() { _, err := b.DescribeTopic(ctx, "orders"); described <- err }()
 	obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
 
-	close(release)
+	release()
 	if err := <-produced; err != nil {
 		// Written, then the topic deleted before its fsync: its
 		// acknowledgement fails.
@@ -994,6 +995,7 @@ func TestObservabilityScrapeBesideAHungDisk(t *testing.T) {
 	p, err := producer.New(b)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
+	defer release() // first: a failed assertion frees the stuck append, or p.Close waits for it
 	obsProduce(t, p, "orders", 0, 10, nil)
 	c := runneltest.NewConsumer(t, b, consumer.FetchMaxWait(10*time.Millisecond))
 	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
@@ -1014,7 +1016,7 @@ func TestObservabilityScrapeBesideAHungDisk(t *testing.T) {
 	require.Zero(t, lag)
 	require.EqualValues(t, 1, p.BufferedRecords(), "the backlog shows it")
 	hang.Store(false)
-	close(release)
+	release()
 	require.NoError(t, <-done)
 }
 
@@ -1127,6 +1129,7 @@ func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	p, err := producer.New(b)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
+	defer release() // first: a failed assertion frees the stuck append, or p.Close waits for it
 	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
@@ -1155,7 +1158,7 @@ func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 
 	dcancel()
 	require.ErrorIs(t, <-deleted, context.Canceled)
-	close(release)
+	release()
 	require.NoError(t, <-produced)
 	ss, stuckTopics, err = e.Scrape(ctx)
 	require.NoError(t, err)
@@ -1183,24 +1186,31 @@ func obsStuckAppend(ctx context.Context, p *producer.Producer, topic string, han
 }
 
 // obsHangingDisk opens a broker on a memory FS whose writes to a
-// .log file hang, once hang is set, until release is closed: each
+// .log file hang, once hang is set, until release is called: each
 // sends on stuck (if it has room) as it starts to hang. The broker is
-// closed at the test's end; close release before then.
-func obsHangingDisk(t *testing.T) (b *runnel.Broker, hang *atomic.Bool, stuck chan struct{}, release chan struct{}) {
+// closed at the test's end, after a release (release may be called more
+// than once): a test that fails while a write hangs ends, where the
+// Close waited for the stuck append for good. A test that defers a
+// producer's Close (which waits for its request, stuck in the write)
+// defers release after it, so that it runs first.
+func obsHangingDisk(t *testing.T) (b *runnel.Broker, hang *atomic.Bool, stuck chan struct{}, release func()) {
 	hang = new(atomic.Bool)
-	stuck, release = make(chan struct{}, 1), make(chan struct{})
+	stuck = make(chan struct{}, 1)
+	held := make(chan struct{})
+	release = sync.OnceFunc(func() { close(held) })
 	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
 		if op == vfs.OpWrite && hang.Load() && strings.HasSuffix(name, ".log") {
 			select {
 			case stuck <- struct{}{}:
 			default:
 			}
-			<-release
+			<-held
 		}
 		return nil
 	}))
 	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	t.Cleanup(release) // run first
 	return b, hang, stuck, release
 }

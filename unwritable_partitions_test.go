@@ -141,6 +141,7 @@ func TestUnwritablePartitionsDoNotWait(t *testing.T) {
 	p, err := producer.New(b, producer.RecordPartitioner(producer.ManualPartitioner()))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
+	defer release() // first: a failed assertion frees the stuck append, or p.Close waits for it
 	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
 	altered := make(chan error, 1)
 	go func() {
@@ -159,6 +160,7 @@ func TestUnwritablePartitionsDoNotWait(t *testing.T) {
 	q, err := producer.New(b, producer.DefaultTopic("orders"))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, q.Close()) }()
+	defer release() // before q.Close too
 	queued, returned := make(chan error, 1), make(chan struct{})
 	go func() {
 		defer close(returned)
@@ -170,7 +172,7 @@ func TestUnwritablePartitionsDoNotWait(t *testing.T) {
 		t.Fatal("the first Produce to the topic waits for the partition held")
 	}
 
-	close(release)
+	release()
 	require.NoError(t, <-produced)
 	require.NoError(t, <-altered)
 	require.NoError(t, <-queued)
