@@ -113,6 +113,7 @@ func TestLogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	e.fs = fs
 	l := e.open(Config{CleanupPolicy: Compact | Delete, RetentionTime: time.Hour})
 	defer l.Close()
+	defer hang.unstick() // before the Close, which waits for the stuck write: a failed assertion frees it
 	appendOK(t, l, valueBatch(t, e.clock.Now().UnixMilli(), "a"))
 	hang.arm()
 	stuck := make(chan error, 1)
@@ -503,6 +504,9 @@ func newHangingWrite(t *testing.T, fs vfs.FS, suffix string) (*hangingWrite, vfs
 func (h *hangingWrite) arm() { h.armed.Store(true) }
 
 // unstick lets the hanging write go on (once; later calls do nothing).
+// It runs at the test's cleanup; a test that defers a Close of the log
+// defers unstick after it too, so that it runs first: the Close waits
+// for the stuck write.
 func (h *hangingWrite) unstick() { h.once.Do(func() { close(h.release) }) }
 
 // TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention: each of

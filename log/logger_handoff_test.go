@@ -36,6 +36,7 @@ func TestCallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 	require.NoError(t, err)
 	p := NewPartition("t", 0, l)
 	defer p.Close()
+	defer hang.unstick() // before the Close, which waits for the stuck write: a failed assertion frees it
 	_, err = p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
 	require.NoError(t, err)
 	hang.arm()
@@ -207,6 +208,7 @@ func TestHandingOnEndsBehindAStuckWrite(t *testing.T) {
 	require.NoError(t, err)
 	p.Store(NewPartition("t", 0, l))
 	defer p.Load().Close()
+	defer hang.unstick() // before the Close, which waits for the stuck write: a failed assertion frees it
 	_, err = p.Load().Append(context.Background(), valueBatch(t, 1_700_000_000_000, "a"), AppendOptions{})
 	require.NoError(t, err)
 	returned := make(chan error, 1)

@@ -23,6 +23,7 @@ func TestPartitionLockBehindAStuckAppend(t *testing.T) {
 	e.fs = fs
 	p := NewPartition("topic", 0, e.open(Config{}))
 	defer p.Close()
+	defer hang.unstick() // before the Close, which waits for the stuck write: a failed assertion frees it
 	ctx := context.Background()
 	_, err := p.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "a"), AppendOptions{})
 	require.NoError(t, err)
