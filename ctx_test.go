@@ -162,7 +162,7 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 		go func() { done <- c.call(cctx) }()
 		waitForStack(t, "runnel.(*Broker).lockAdmin(")
 		cancel()
-		require.ErrorIs(t, <-done, context.Canceled, c.name)
+		require.ErrorIs(t, within(t, done, release, c.name+", its ctx cancelled during the wait"), context.Canceled, c.name)
 		// A deadline that passes, during the wait or before it.
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 		require.ErrorIs(t, c.call(dctx), context.DeadlineExceeded, c.name)
@@ -217,7 +217,7 @@ func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	go func() { _, _, err := b.InitProducerID(cctx); done <- err }()
 	waitForStack(t, "runnel.(*Broker).lockPIDs(")
 	cancel()
-	require.ErrorIs(t, <-done, context.Canceled)
+	require.ErrorIs(t, within(t, done, release, "an InitProducerID, its ctx cancelled during the wait"), context.Canceled)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 	_, _, err = b.InitProducerID(dctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -360,7 +360,7 @@ func TestAdminCallsHeedTheirCtx(t *testing.T) {
 	errs := make(chan error, 1)
 	go func() { errs <- b.DeleteTopic(waiting, "slow") }()
 	stop()
-	require.ErrorIs(t, <-errs, context.Canceled)
+	require.ErrorIs(t, within(t, errs, release, "a DeleteTopic, its ctx cancelled during the wait"), context.Canceled)
 	// InitProducerID waits for no admin call (its own token only, since
 	// 47b27699): it answers while CreateTopic is stuck. It was one of the
 	// waiters here, cancelled as they are, which it matched only when its
