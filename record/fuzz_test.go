@@ -3,19 +3,34 @@ package record
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/runnel/runnel/compression"
 )
 
 func seedBatches(f *testing.F) {
+	for _, data := range seedBatchList(f) {
+		f.Add(data)
+	}
+}
+
+// seedBatchList is seedBatches' seeds: batches of every codec, as
+// brokers and the cleaner keep them, Apache Kafka's segments and their
+// batches, and nothing.
+func seedBatchList(t testing.TB) [][]byte {
+	var seeds [][]byte
 	rng := rand.New(rand.NewPCG(21, 22))
 	var b Builder
 	for _, codec := range codecs {
 		b.Reset()
-		batch := build(f, &b, sampleRecords(rng, 5), codec)
-		f.Add([]byte(batch))
+		batch := build(t, &b, sampleRecords(rng, 5), codec)
+		seeds = append(seeds, []byte(batch))
 	}
 	// Batches as a broker keeps them: an idempotent and transactional
 	// producer's, LogAppendTime, a base offset and leader epoch stamped;
@@ -27,11 +42,11 @@ func seedBatches(f *testing.F) {
 		if setup != nil {
 			setup(&b)
 		}
-		batch := build(f, &b, recs, codec)
+		batch := build(t, &b, recs, codec)
 		if edit != nil {
 			edit(batch)
 		}
-		f.Add([]byte(batch))
+		seeds = append(seeds, []byte(batch))
 	}
 	add(compression.Zstd, func(b *Builder) { b.SetProducer(7, 2, 40); b.SetTransactional(true) }, nil, recs...)
 	add(compression.None, nil, func(b Batch) { b.SetLogAppendTime(1_700_000_000_123) }, recs...)
@@ -43,24 +58,24 @@ func seedBatches(f *testing.F) {
 			b.AppendAt(int64(3*i), r.ts, r.key, r.value, r.headers)
 		}
 		b.SetLastOffsetDelta(20)
-		f.Add([]byte(mustFinish(f, &b, codec)))
+		seeds = append(seeds, []byte(mustFinish(t, &b, codec)))
 	}
 	b.Reset()
 	b.SetLastOffsetDelta(9)
 	b.SetEmptyMaxTimestamp(1_700_000_000_000)
-	f.Add([]byte(mustFinish(f, &b, compression.None)))
+	seeds = append(seeds, []byte(mustFinish(t, &b, compression.None)))
 	// Segments written by Apache Kafka, whole and batch by batch.
 	for _, dir := range kafkaSegments {
-		data := kafkaSegment(f, dir)
-		f.Add(data)
+		data := kafkaSegment(t, dir)
+		seeds = append(seeds, data)
 		for b, err := range Batches(data) {
 			if err == nil {
-				f.Add([]byte(b))
+				seeds = append(seeds, []byte(b))
 			}
 		}
 	}
-	f.Add([]byte{})
-	f.Add(make([]byte, HeaderSize))
+	seeds = append(seeds, []byte{}, make([]byte, HeaderSize))
+	return seeds
 }
 
 // mustFinish is b's batch of codec, copied.
@@ -278,4 +293,99 @@ func putHeader(b Batch, count int32) {
 	}
 	be(offLastDelta, uint32(delta))
 	b.UpdateCRC()
+}
+
+// FuzzDecodeMatchesReference: RecordIter.decode reads any record body
+// as referenceDecode (the decoder it replaced, record_test.go) reads
+// it: the same error, or the same record down to the capacity and the
+// bytes Key, Value and header values point at; the iterator's state
+// (prevOff) alike; the record untouched on an error and the body never
+// written. The body comes with spare capacity or none (Next hands decode
+// a body that reaches on into the next record), and the batch's fields
+// (the previous and last offset deltas, the base sequence, SkipHeaders
+// and the timestamp type) vary with the input. Seeded with every record
+// of seedBatches' batches.
+func FuzzDecodeMatchesReference(f *testing.F) {
+	for _, data := range seedBatchList(f) {
+		for b, err := range Batches(data) {
+			if err != nil {
+				break
+			}
+			it, err := b.Iter(0, 1<<20)
+			if err != nil {
+				continue
+			}
+			for rest := it.data; len(rest) > 0; {
+				l, n := varint(rest)
+				if n <= 0 || l <= 0 || l > int64(len(rest)-n) {
+					break
+				}
+				f.Add(bytes.Clone(rest[n:n+int(l)]), int64(-1), int64(b.LastOffsetDelta()), b.BaseSequence(), uint8(0))
+				rest = rest[n+int(l):]
+			}
+		}
+	}
+	// Varints of every form at the fields' places (see varintForms).
+	f.Add([]byte{0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x02, 0x01, 0x01, 0x00}, int64(-1), int64(5), int32(-1), uint8(2))
+	f.Add([]byte{0, 0x00, 0x80, 0x80, 0x80, 0x80, 0x0f, 0x00, 0x01, 0x02, 0x02, 'h', 0xff, 0xff, 0xff, 0xff, 0x0f}, int64(-1), int64(math.MaxInt32), int32(0), uint8(1))
+	f.Fuzz(func(t *testing.T, body []byte, prevOff, lastDelta int64, baseSeq int32, flags uint8) {
+		if len(body) == 0 {
+			return // Next never hands decode an empty body
+		}
+		if flags&4 != 0 {
+			// Spare capacity past the body, as the records after it.
+			body = append(body[:len(body):len(body)], 0x02, 0x04, 0x06)[:len(body)]
+		} else {
+			body = body[:len(body):len(body)]
+		}
+		before := bytes.Clone(body[:cap(body)])
+		it := RecordIter{pos: 3, prevOff: prevOff, noHeader: flags&1 != 0, hdr: batchFields{
+			baseOffset: 1 << 33, ts: 1_700_000_000_000, producerID: 42, lastDelta: lastDelta, baseSeq: baseSeq,
+			leaderEpoch: 4, producerEpoch: 2, tsType: TimestampType(flags >> 1 & 1),
+		}}
+		ref := it
+		garbage := Record{
+			Topic: "t", Offset: 99, Timestamp: time.Unix(1, 2), Key: []byte("k"), Value: []byte("v"),
+			Headers: []Header{{Key: "h"}}, ProducerID: 5, Partition: 6, LeaderEpoch: 7, Sequence: 8,
+			ProducerEpoch: 9, TimestampType: LogAppendTime,
+		}
+		want, got := garbage, garbage
+		wantErr := referenceDecode(&ref, body, &want)
+		err := it.decode(body, &got)
+		if !bytes.Equal(before, body[:cap(body)]) {
+			t.Fatalf("decode wrote into the body % x", before)
+		}
+		if ref.prevOff != it.prevOff {
+			t.Fatalf("prevOff %d, the reference's %d", it.prevOff, ref.prevOff)
+		}
+		if wantErr != nil {
+			if err == nil || err.Error() != wantErr.Error() {
+				t.Fatalf("decode: %v; the reference: %v", err, wantErr)
+			}
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.Position != 3 {
+				t.Fatalf("decode: %v, not a *CorruptError at 3", err)
+			}
+			if !reflect.DeepEqual(got, garbage) {
+				t.Fatalf("decode failed but wrote %+v", got)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("decode: %v; the reference decodes %+v", err, want)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded %+v; the reference %+v", got, want)
+		}
+		same := func(what string, g, w []byte) {
+			if cap(g) != cap(w) || (cap(w) > 0 && unsafe.SliceData(g) != unsafe.SliceData(w)) {
+				t.Fatalf("%s: cap %d at %p; the reference's cap %d at %p", what, cap(g), g, cap(w), w)
+			}
+		}
+		same("key", got.Key, want.Key)
+		same("value", got.Value, want.Value)
+		for j := range want.Headers {
+			same(fmt.Sprintf("header %d", j), got.Headers[j].Value, want.Headers[j].Value)
+		}
+	})
 }
