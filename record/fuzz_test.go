@@ -326,7 +326,10 @@ func FuzzDecodeMatchesReference(f *testing.F) {
 			}
 		}
 	}
-	// Varints of every form at the fields' places (see varintForms).
+	// Long varints: a timestamp delta of 10 bytes under LogAppendTime; an
+	// offset delta of 5 bytes with its 5th byte's top bits set, an empty
+	// key and a header value of 5 bytes whose length wraps to MinInt32
+	// (null), under SkipHeaders.
 	f.Add([]byte{0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x02, 0x01, 0x01, 0x00}, int64(-1), int64(5), int32(-1), uint8(2))
 	f.Add([]byte{0, 0x00, 0x80, 0x80, 0x80, 0x80, 0x0f, 0x00, 0x01, 0x02, 0x02, 'h', 0xff, 0xff, 0xff, 0xff, 0x0f}, int64(-1), int64(math.MaxInt32), int32(0), uint8(1))
 	f.Fuzz(func(t *testing.T, body []byte, prevOff, lastDelta int64, baseSeq int32, flags uint8) {
