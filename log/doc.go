@@ -3,14 +3,16 @@
 // by the broker) of segments (see package segment) plus small checkpoint
 // files:
 //
-//	00000000000000000000.log/.index/.timeindex   the segments, by base offset
-//	recovery-point-checkpoint     offsets below it are synced (see Maintain)
-//	log-start-offset-checkpoint   the first offset readers may see
-//	leader-epoch-checkpoint       leader epoch → its first offset (KIP-101)
-//	cleaner-checkpoint            where compaction's dirty section starts
-//	00000000000000000000.snapshot idempotent producers' last batches as of that offset
-//	clean-shutdown                present only while the log is cleanly closed
-//	sync-failed-checkpoint        present after a failed fsync, until Open rewrote the tail
+//	00000000000000000000.log        a segment's batches, named by its base offset
+//	00000000000000000000.index      its offset index
+//	00000000000000000000.timeindex  its time index
+//	recovery-point-checkpoint       offsets below it are synced (see Maintain)
+//	log-start-offset-checkpoint     the first offset readers may see
+//	leader-epoch-checkpoint         leader epoch → its first offset (KIP-101)
+//	cleaner-checkpoint              where compaction's dirty section starts
+//	00000000000000000000.snapshot   idempotent producers' last batches as of that offset
+//	clean-shutdown                  present only while the log is cleanly closed
+//	sync-failed-checkpoint          present after a failed fsync, until Open rewrote the tail
 //
 // It sits in the middle of the layer stack: above package segment (and
 // index, record and vfs below it), below the broker (package runnel). The
