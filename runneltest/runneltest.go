@@ -208,26 +208,26 @@
 //	  Keys: ListOffsets, InitProducerID            Op: OpListOffset, OpInitProducerID; OpPartitions
 //	                                                 for the clients' look-up of a partition count
 //	  h.Hits(), h.Wait(ctx, n), h.Remove()         r.Hits(), r.Wait(ctx, n), r.Remove()
-//	  Count counts requests, and kgo's produce   Count counts a partition's requests: the producer
-//	    request carries each partition it has      sends one per partition, so Count: 1 fails one
-//	    records for: Count 1 fails them all once   partition's batch (to fail N partitions once, Count: N)
-//	  Keys: Produce, Err: kerr.RequestTimedOut   Op: OpProduce, Action: LoseResponse, Err:
-//	    or NotEnoughReplicasAfterAppend (kfake     api.ErrRequestTimedOut or api.ForCode(20) (FailAck: the
-//	    appends the batch, then fails it, as       acknowledgement fails); FailRequest never appends,
-//	    Kafka's broker times out acks=all)         whatever its Err
-//	  When: func(kmsg.Request) bool,             Skip: N-1, Count: 1 (the first N-1 requests the rule
-//	    a ControlKey + KeepControl that            matches go on untouched and uncounted)
+//	  Count counts requests, and kgo's produce     Count counts a partition's requests: the producer
+//	    request carries each partition it has        sends one per partition, so Count: 1 fails one
+//	    records for: Count 1 fails them all once     partition's batch (to fail N partitions once, Count: N)
+//	  Keys: Produce, Err: kerr.RequestTimedOut     Op: OpProduce, Action: LoseResponse, Err:
+//	    or NotEnoughReplicasAfterAppend (kfake       api.ErrRequestTimedOut or api.ForCode(20) (FailAck: the
+//	    appends the batch, then fails it, as         acknowledgement fails); FailRequest never appends,
+//	    Kafka's broker times out acks=all)           whatever its Err
+//	  When: func(kmsg.Request) bool,               Skip: N-1, Count: 1 (the first N-1 requests the rule
+//	    a ControlKey + KeepControl that              matches go on untouched and uncounted)
 //	    counts (fail only the Nth request)
-//	  When, or c.ControlKey(key, fn) whose fn    Match: func(Request) bool (ExampleFault_Match): the
-//	    looks at the request: a record's key,      request as the rule sees it, after Topic and
-//	    a fetch's offset, a ListOffsets            Partitions and before Skip and Count: req.Records()
-//	    timestamp                                  decodes a produce request's records,
-//	                                                 req.FetchPartition.Offset (called once per partition
-//	                                                 of a fetch), req.Timestamp
-//	  DropControl in a kept control, the         r.Remove() in Match, which then returns false
-//	    request then handled as usual              (the request goes on; Match may call Remove)
-//	  Observe: true, a ControlKey that counts    Action: Observe (counted by Hits and Wait; the
-//	    and returns (nil, nil, false)              request goes on, and later rules may still apply)
+//	  When, or c.ControlKey(key, fn) whose fn      Match: func(Request) bool (ExampleFault_Match): the
+//	    looks at the request: a record's key,        request as the rule sees it, after Topic and
+//	    a fetch's offset, a ListOffsets              Partitions and before Skip and Count: req.Records()
+//	    timestamp                                    decodes a produce request's records,
+//	                                                   req.FetchPartition.Offset (called once per partition
+//	                                                   of a fetch), req.Timestamp
+//	  DropControl in a kept control, the           r.Remove() in Match, which then returns false
+//	    request then handled as usual                (the request goes on; Match may call Remove)
+//	  Observe: true, a ControlKey that counts      Action: Observe (counted by Hits and Wait; the
+//	    and returns (nil, nil, false)                request goes on, and later rules may still apply)
 //	c.SleepControl, a control that blocks        Fault{Op: ..., Action: HoldRequest, Count: Unlimited}: until r.Remove()
 //	                                               or the request's ctx ends
 //	a kgo consumer polled under c.Fault          Consume(t, f, topic, n), ConsumeAll(t, f, topic): read
