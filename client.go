@@ -118,8 +118,9 @@ func autoCreateError(topic string, err error) error {
 // Errors: ErrUnknownTopic; ErrInvalidTopic; ErrClosed; and when it creates
 // the topic (Config.AutoCreateTopics), CreateTopic's: ctx's error,
 // ErrInvalidTopic for a name CreateTopic refuses, log.ErrNotLogDir, and
-// file system errors wrapped in ErrStorage (retriable: a full disk, say;
-// see autoCreateError), but for vfs.ErrNameTooLong.
+// file system errors wrapped in ErrStorage (retriable: a full disk, say,
+// where a producer's records go once room is freed), but for
+// vfs.ErrNameTooLong, returned as it is.
 func (b *Broker) Partitions(ctx context.Context, topic string) (int, error) {
 	t, err := b.topic(topic)
 	if err != nil && b.cfg.AutoCreateTopics && !isClosedOrInvalid(err) {

@@ -54,8 +54,8 @@
 //   - one single segment when its content is empty, or more than 1 KiB
 //     and less than a block (128 KiB; 64 KiB at levels 2 and below);
 //   - otherwise, a window of the least power of two above its size, at
-//     least 1 KiB and at most 1 MiB (franz-go's is 64 KiB; see zstdWindow
-//     for why not here).
+//     least 1 KiB and at most 1 MiB (franz-go's is 64 KiB, which made a
+//     produce of 1 MiB batches through the broker slower).
 //
 // Decoding also accepts frames that do not state their size, as Java's
 // ZstdOutputStream writes them, and concatenated frames.
@@ -201,8 +201,9 @@ func (c Codec) AppendEncode(dst, src []byte) ([]byte, error) {
 // grows only as data is actually produced, and never past the limit.
 //
 // Growing it geometrically means a call can allocate up to about twice the
-// limit in total (a zstd frame that does not state its size, somewhat
-// more, see zstdDecode), plus the decoders' own working memory:
+// limit in total (somewhat more for a zstd frame that does not state its
+// size, decoded again into twice the room each time its output does not
+// fit, up to the limit), plus the decoders' own working memory:
 //
 //   - for lz4, one block buffer of the size the frame header declares, at
 //     most 4 MiB;

@@ -37,10 +37,11 @@ type batchFields struct {
 // decompressed at once into a new buffer of at most limit bytes (limit <= 0
 // means compression.DefaultDecodeLimit); records then point into it, or into
 // b itself when the batch is not compressed. The buffer is about the size
-// of the records (see keptSlack), since a record kept keeps it all. pos is
-// the batch's position,
-// used in errors. The batch should have been validated (Validate); Iter
-// and Next never panic on bad bytes either way.
+// of the records (they are copied into one of their size when its spare
+// room is more than their size and 4 KiB), since a record kept keeps it
+// all. pos is the batch's position, used in errors. The batch should have
+// been validated (Validate); Iter and Next never panic on bad bytes either
+// way.
 //
 // Errors: a *CorruptError (ErrCorrupt): for a b shorter than a header
 // (matching ErrTruncated too), a negative record count, or records that

@@ -98,8 +98,8 @@ func (s *Segment) Recover(durable int64) (RecoveryResult, error) {
 const recoverCheckBytes = 4 << 20
 
 // RecoverContext is Recover, cut short when ctx ends. It looks at ctx
-// before it starts and after every recoverCheckBytes (4 MiB) of batches
-// read, or of a bad tail searched for a valid batch.
+// before it starts and after every 4 MiB of batches read, or of a bad
+// tail searched for a valid batch.
 //
 // Cut short, it has cut nothing from the .log. Its indexes, reset and
 // rebuilt only up to where it stopped, are distrusted (see
