@@ -92,7 +92,9 @@
 //
 // Every codec may be used inside testing/synctest bubbles and outside
 // them, in any order: no coder holds a channel of the bubble it was first
-// used in (the zstd library's own shared coders would: see zstd.go).
+// used in (the zstd library's own shared coders would: its EncodeAll
+// takes coders from a channel made on first use, and a channel made in a
+// bubble may not be used outside it).
 //
 // # Bounded decoding
 //
