@@ -298,7 +298,8 @@ func (l *Log) read(dst []byte, offset int64, maxBytes int, upTo int64, hook, wit
 //
 // The answer holds for the log as it is when the search ends. A search
 // that a removal or a compaction's swap overtook is run again, and after a
-// few such, with the segments pinned (see searchTime).
+// few such, with the segments pinned: a removal of segments, and Close,
+// then wait for the search to end.
 //
 // Errors:
 //

@@ -31,8 +31,8 @@ import (
 //
 // On a full disk, where that snapshot or the log start offset checkpoint
 // cannot be written, the whole segments below offset are removed first.
-// That frees room for them (see deleteSegmentsLocked: the snapshot of an
-// earlier roll, at or past the first segment left, covers their removal).
+// That frees room for them (the snapshot of an earlier roll, at or past
+// the first segment left, covers their removal).
 // If they still cannot be written, the call fails with the file system's
 // error (syscall.ENOSPC, say). The log is not fenced, and its start is at
 // the base of its first segment left: a later call moves it on.
@@ -284,7 +284,9 @@ func (l *Log) deleteSegmentsLocked(n int, reason string) error {
 // its end). So a log that went quiet keeps nothing past retention.ms.
 //
 // On a full disk the segments go before the log start offset checkpoint
-// is written (see deleteSegmentsLocked), so that retention frees room.
+// is written, which is then written in the room they made (an Open
+// meanwhile starts the log at the first segment left), so that retention
+// frees room.
 //
 // Errors:
 //
@@ -566,9 +568,10 @@ func (l *Log) TruncateTo(offset int64) (int64, error) {
 //   - for SyncNever logs, the fsync of the segments rolled since the last
 //     call, which moves the recovery point past them.
 //
-// Last, it checkpoints the recovery point at the durable offset (see
-// checkpointRecovery). After a crash, what was fsynced before the last
-// Maintain is never cut, and a torn tail is looked for only past it.
+// Last, it checkpoints the recovery point at the durable offset, as Kafka
+// checkpoints its flushed offsets. After a crash, what was fsynced before
+// the last Maintain is never cut, and a torn tail is looked for only past
+// it.
 //
 // Some of the work runs whatever failed before it:
 //

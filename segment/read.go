@@ -190,7 +190,9 @@ func (s *Segment) PositionOf(offset int64) (int64, error) {
 // FindTime returns the offset of the first record at or after offset from
 // whose timestamp is at least ts (ms), found through the time index and a
 // scan; ok is false when there is none in the segment. The time index
-// entry it starts from is checked against the log (see timeStart).
+// entry it starts from is checked against the log: the batch it names
+// must have the entry's timestamp as its max timestamp, or the entry
+// before it is tried.
 //
 // Errors: ErrClosed; a *record.CorruptError naming the file for a batch
 // on the way whose CRC or offsets are bad; file system errors.

@@ -715,8 +715,10 @@ var testHookBetweenIndexes func(*Segment)
 
 // Sync makes the .log durable. Indexes are synced by Seal, Close and
 // SyncIndexes: they can always be rebuilt from the log. Once an fsync of
-// the .log failed, every later Sync and Seal fails with its error (see
-// syncLog).
+// the .log failed, every later Sync and Seal fails with its error, until
+// Rewrite writes the bytes past a durable position anew: a failed fsync
+// may leave the pages it could not write marked clean, so that a later
+// fsync would succeed without writing them.
 //
 // Errors: ErrClosed; file system errors.
 func (s *Segment) Sync() error {
