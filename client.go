@@ -592,8 +592,8 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 //   - ctx ends before anything was found (ctx's error);
 //   - req is nil (api.ErrInvalidRequest).
 //
-// Per-partition errors are in FetchedPartition.Err, and end the wait at
-// once: [ErrUnknownTopic], [ErrUnknownTopicID], [ErrInvalidTopic],
+// Per-partition errors are in each [api.FetchedPartition]'s Err, and end
+// the wait at once: [ErrUnknownTopic], [ErrUnknownTopicID], [ErrInvalidTopic],
 // log.ErrOffsetOutOfRange, record.ErrCorrupt, and log.ErrLogFenced for a
 // partition whose reopen after a config change failed (see
 // [Broker.AlterTopicConfig]).
