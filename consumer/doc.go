@@ -163,7 +163,7 @@
 //   - [ErrClosed] after Close.
 //   - [ErrNotAssigned] (Seek).
 //   - [ErrInvalidOffset], [api.ErrInvalidTopic] and [ErrInvalidOption] for
-//     bad arguments. ErrInvalidTopic is for a name Kafka refuses (see
+//     bad arguments. api.ErrInvalidTopic is for a name Kafka refuses (see
 //     [api.ValidateTopicName]): Assign, AssignTopic and Seek check names at
 //     once.
 //

@@ -492,5 +492,5 @@ func MetadataMaxAge(d time.Duration) Opt { return func(c *config) { c.metadataMa
 // again.
 //
 // A batch whose topic is deleted while it waits fails with the broker's
-// ErrUnknownTopicOrPartition: its records went with the topic.
+// api.ErrUnknownTopicOrPartition: its records went with the topic.
 func MaxInFlight(n int) Opt { return func(c *config) { c.maxInFlight = n } }

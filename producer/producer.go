@@ -169,8 +169,8 @@ type HealthClient interface {
 // on the caller's goroutine, before Produce returns. Those failures are
 // ErrNilRecord, ErrNoTopic, ErrInvalidTimestamp, ErrRecordTooLarge for
 // BatchMaxBytes, the broker's error for the topic's partition count
-// (ErrUnknownTopicOrPartition, ErrInvalidTopic, ...), ErrInvalidPartition,
-// ErrMaxBuffered, ctx's error and ErrClosed.
+// ([api.ErrUnknownTopicOrPartition], [api.ErrInvalidTopic], ...),
+// ErrInvalidPartition, ErrMaxBuffered, ctx's error and ErrClosed.
 //
 // A record's ctx governs it until its batch is first sent (see Produce).
 //
