@@ -62,7 +62,7 @@ func ExampleFaults() {
 // record it cannot take (INVALID_RECORD, not retriable). The producer's
 // promise for that record gets the error; the records around it are
 // written.
-func ExampleFault_Match() {
+func ExampleFault_match() {
 	runTest(func(t testing.TB) {
 		ctx := context.Background()
 		b := runneltest.NewBroker(t, runneltest.Topic("orders", 1))

@@ -55,7 +55,7 @@
 //
 // A rule's Match picks requests by their content, as kfake's ControlKey
 // function does. It can pick the produce request that carries a record
-// with key "poison" (ExampleFault_Match), or the fetch of a partition from
+// with key "poison" (ExampleFault_match), or the fetch of a partition from
 // an offset on:
 //
 //	f.Add(runneltest.Fault{Op: runneltest.OpFetch, Action: runneltest.FailPartitions, Err: api.ErrNotLeader, Count: 1,
@@ -218,7 +218,7 @@
 //	  When: func(kmsg.Request) bool,               Skip: N-1, Count: 1 (the first N-1 requests the rule
 //	    a ControlKey + KeepControl that              matches go on untouched and uncounted)
 //	    counts (fail only the Nth request)
-//	  When, or c.ControlKey(key, fn) whose fn      Match: func(Request) bool (ExampleFault_Match): the
+//	  When, or c.ControlKey(key, fn) whose fn      Match: func(Request) bool (ExampleFault_match): the
 //	    looks at the request: a record's key,        request as the rule sees it, after Topic and
 //	    a fetch's offset, a ListOffsets              Partitions and before Skip and Count: req.Records()
 //	    timestamp                                    decodes a produce request's records,
