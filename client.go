@@ -442,7 +442,8 @@ func (a *produceAck) Wait(ctx context.Context) error { return a.b.wait(ctx, a.d,
 // api's special timestamps) is refused with api.ErrUnsupportedVersion
 // (UNSUPPORTED_VERSION, 35), before the topic is looked up, as Kafka's
 // broker refuses a special timestamp it does not know
-// (ReplicaManager.isListOffsetsTimestampUnsupported).
+// (ReplicaManager.isListOffsetsTimestampUnsupported). A closed broker
+// answers [ErrClosed] first.
 //
 // Errors:
 //
