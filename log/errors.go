@@ -61,8 +61,8 @@ var (
 	// So it is returned by the broker's CreateTopic, AlterTopicConfig and
 	// UpdateTopicConfig for a topic's config, and by runnel.Open for its
 	// TopicDefaults. Open and runnel.Open also return it for a
-	// CleanerMapBytes below MinCleanerMapBytes, and Open for an
-	// Options.FS or Options.Clock that is a nil pointer.
+	// CleanerMapBytes below MinCleanerMapBytes, or an FS or Clock that is
+	// a nil pointer.
 	ErrInvalidConfig = errors.New("runnel/log: invalid config")
 	// ErrNotLogDir is returned by Open for a directory holding files that
 	// are not a log's.
