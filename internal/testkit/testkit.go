@@ -49,6 +49,50 @@ func SpinUntil(t testing.TB, cond func() bool, format string, args ...any) {
 	spinUntil(t, HangGuard, cond, format, args...)
 }
 
+// AwaitHold returns what hold gives (a send, or its close) once the
+// call under test has reached a hold that a hook or fault injector keeps
+// it in until the test lets it go. answer is the channel the call's
+// goroutine answers on: a call that returns without reaching the hold
+// (an error first, a path that no longer passes the hook) never will,
+// and AwaitHold fails t at once, naming the call (what) and its answer,
+// where a bare receive from hold waited until go test's -timeout; it
+// fails t after HangGuard too. Only for a hold that keeps the call: one
+// that lets it go on could see the call answer just after reaching it,
+// and fail a sound test. On the real clock, on t's goroutine (in a
+// synctest bubble a bare wait fails at once as a deadlock).
+func AwaitHold[H, A any](t testing.TB, hold <-chan H, answer <-chan A, what string) H {
+	t.Helper()
+	return awaitHold(t, HangGuard, hold, answer, what)
+}
+
+// awaitHold is AwaitHold with its guard.
+func awaitHold[H, A any](t testing.TB, guard time.Duration, hold <-chan H, answer <-chan A, what string) H {
+	t.Helper()
+	timer := time.NewTimer(guard)
+	defer timer.Stop()
+	select {
+	case h := <-hold:
+		return h
+	case a := <-answer:
+		t.Fatalf("%s returned (%v) before it reached its hold", what, a)
+	case <-timer.C:
+		t.Fatalf("%s did not reach its hold within %v", what, guard)
+	}
+	var zero H
+	return zero
+}
+
+// Await returns what c gives (a send, or its close), or fails t after
+// HangGuard, naming what it waited for: for a hold reached by a
+// goroutine the test has no answer of (a client's background sender),
+// where AwaitHold does not fit, so that a hold never reached fails the
+// test at its guard rather than at go test's -timeout. On the real
+// clock, on t's goroutine.
+func Await[H any](t testing.TB, c <-chan H, what string) H {
+	t.Helper()
+	return awaitHold(t, HangGuard, c, (<-chan struct{})(nil), what)
+}
+
 // spinUntil is SpinUntil with its guard.
 func spinUntil(t testing.TB, guard time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()

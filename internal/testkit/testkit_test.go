@@ -50,6 +50,33 @@ func TestSpinUntil(t *testing.T) {
 	require.Equal(t, []string{"no goroutine (not within 10ms)"}, r.Msgs)
 }
 
+// TestAwaitHold: it returns what the hold gives once it is reached;
+// it fails the test at once, naming the call and its answer, when the
+// call answers first; and at its guard (here 10 ms in place of
+// HangGuard) when neither comes. Await is the guard alone.
+func TestAwaitHold(t *testing.T) {
+	hold, answer := make(chan string, 1), make(chan error, 1)
+	hold <- "held"
+	var got string
+	r := Record(t, func(tb testing.TB) { got = AwaitHold(tb, hold, answer, "Produce") })
+	require.False(t, r.Failed())
+	require.Equal(t, "held", got)
+
+	answer <- errors.New("refused")
+	r = Record(t, func(tb testing.TB) { AwaitHold(tb, hold, answer, "Produce") })
+	require.True(t, r.Failed())
+	require.Equal(t, []string{"Produce returned (refused) before it reached its hold"}, r.Msgs)
+
+	r = Record(t, func(tb testing.TB) { awaitHold(tb, 10*time.Millisecond, hold, answer, "Produce") })
+	require.True(t, r.Failed())
+	require.Equal(t, []string{"Produce did not reach its hold within 10ms"}, r.Msgs)
+
+	closed := make(chan struct{})
+	close(closed)
+	r = Record(t, func(tb testing.TB) { Await(tb, closed, "the sender") })
+	require.False(t, r.Failed())
+}
+
 // TestPastInt32: math.MaxInt32+n where int has 64 bits; a negative
 // number where it has 32.
 func TestPastInt32(t *testing.T) {
