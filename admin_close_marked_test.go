@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -49,7 +50,7 @@ func TestAdminCallStopsOnceCloseBegins(t *testing.T) {
 
 	callErr := make(chan error, 1)
 	go func() { callErr <- b.CreatePartitions(ctx, "t", 3) }()
-	<-reached // in partition 1's file work
+	testkit.AwaitHold(t, reached, callErr, "CreatePartitions") // in partition 1's file work
 	var res error
 	testHookCloseMarked = func() {
 		// Closed, not yet cancelled: the call finishes now.

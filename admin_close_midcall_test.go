@@ -163,7 +163,7 @@ func TestCloseInsideAnAdminCall(t *testing.T) {
 			g.armed.Store(true)
 			callErr := make(chan error, 1)
 			go func() { callErr <- c.call(ctx, b) }()
-			<-g.reached
+			testkit.AwaitHold(t, g.reached, callErr, c.name)
 			closeErr := make(chan error, 1)
 			go func() { closeErr <- b.Close() }()
 			// Close has begun once the broker has no topics to tell.

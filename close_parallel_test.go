@@ -315,7 +315,7 @@ func TestEachAtOnce(t *testing.T) {
 			})
 		}()
 		for range limit {
-			<-entered
+			testkit.AwaitHold(t, entered, done, "eachAtOnce")
 		}
 		var sending bool
 		for waiting := false; !waiting; runtime.Gosched() {

@@ -96,7 +96,7 @@ func stickAppend(t *testing.T, b *Broker, fs *stuckFS, p int32, value string) (s
 		_, err := b.Produce(context.Background(), &api.ProduceRequest{Topic: "t", Partition: p, Acks: api.AcksAll, Batches: batch(t, value)})
 		done <- err
 	}()
-	<-entered
+	testkit.AwaitHold(t, entered, done, "the Produce to be stuck in its write")
 	return done, release
 }
 
@@ -110,7 +110,7 @@ func stickReopen(t *testing.T, b *Broker, fs *stuckFS, p int32) (altered <-chan 
 	entered, release := fs.arm(t, vfs.OpSync, fmt.Sprintf("/t-%d/", p))
 	done := make(chan error, 1)
 	go func() { done <- b.AlterTopicConfig(context.Background(), "t", log.Config{RetentionTime: time.Hour}) }()
-	<-entered
+	testkit.AwaitHold(t, entered, done, "the AlterTopicConfig to be stuck in its reopen's fsync")
 	return done, release
 }
 
@@ -847,7 +847,7 @@ func TestCallsBehindAWaitingAdminCall(t *testing.T) {
 				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
 				stuck <- err
 			}()
-			<-entered
+			testkit.AwaitHold(t, entered, stuck, "the Produce to be stuck in its write")
 			adminDone := make(chan error, 1)
 			go func() { adminDone <- a.call(b) }()
 			waitForStack(t, "runnel.(*Broker)."+a.name+"(", "semaphore.(*Weighted).Acquire(")
@@ -963,7 +963,7 @@ func TestAbandonedAppendsShareOneFsyncGoroutine(t *testing.T) {
 		require.NotNil(t, ack, "the append waits for no fsync")
 		require.ErrorIs(t, ack.Wait(ended), context.Canceled)
 	}
-	<-entered
+	testkit.Await(t, entered, "the abandoned appends' fsync")
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	waiting := 0

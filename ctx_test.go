@@ -97,7 +97,7 @@ func TestCloseStopsTheMaintenanceRound(t *testing.T) {
 	}
 	armed.Store(true)
 	clock.ns.Add(int64(2 * time.Hour)) // every partition's records are past retention now
-	<-entered
+	testkit.Await(t, entered, "the maintenance round's first partition")
 
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
@@ -261,7 +261,7 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 	armed.Store(true)
 	first := make(chan error, 1)
 	go func() { first <- b.Close() }()
-	<-reached // the first Close fsyncs the log, held there
+	testkit.AwaitHold(t, reached, first, "the first Close") // it fsyncs the log, held there
 
 	second := make(chan error, 1)
 	go func() { second <- b.Close() }()

@@ -52,7 +52,7 @@ func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
 	fsyncerCtx, cancelFsyncer := context.WithCancel(ctx)
 	defer cancelFsyncer()
 	fsyncer := send(fsyncerCtx, "b") // runs the fsync, held in it
-	<-h.reached
+	testkit.AwaitHold(t, h.reached, fsyncer, "the Produce of b")
 	waiterCtx, cancelWaiter := context.WithCancel(ctx)
 	waiter := send(waiterCtx, "c") // appended, waits for the next fsync
 	testkit.SpinUntil(t, func() bool {

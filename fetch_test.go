@@ -317,7 +317,7 @@ func TestAppendBecomesReadableAfterItsWaitEnds(t *testing.T) {
 		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "a")})
 		aDone <- err
 	}()
-	<-entered
+	testkit.AwaitHold(t, entered, aDone, "the Produce of a")
 	// ... while B is appended, and B's wait for an fsync ends with its ctx.
 	bctx, cancel := context.WithCancel(ctx)
 	resp, ack, err := b.ProduceAsync(bctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "b")})

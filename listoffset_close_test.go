@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -88,7 +89,7 @@ func TestCloseEndsAMaxTimestampScan(t *testing.T) {
 		_, err := b.ListOffset(ctx, "t", 0, api.MaxTimestamp)
 		listed <- err
 	}()
-	<-entered
+	testkit.AwaitHold(t, entered, listed, "the ListOffset's scan")
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
 	waitForStack(t, "runnel.closePartition(", "log.(*Partition).Lock(")

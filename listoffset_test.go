@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -225,7 +226,7 @@ func TestListOffsetDuringAlter(t *testing.T) {
 		}
 		got <- off.Offset
 	}()
-	<-reached
+	testkit.AwaitHold(t, reached, got, "the ListOffset")
 	altered := make(chan error, 1)
 	go func() { altered <- b.AlterTopicConfig(ctx, "t", log.Config{MaxMessageBytes: 1 << 20}) }()
 	// Give the reopen the chance to close the log under the search, as it

@@ -525,7 +525,7 @@ func TestAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 				_, err := b.Produce(pctx, &api.ProduceRequest{Topic: "t", Partition: 0, Acks: api.AcksAll, Batches: batch(t, "b0")})
 				produced <- err
 			}()
-			<-syncEntered
+			testkit.AwaitHold(t, syncEntered, produced, "the Produce to partition 0")
 			pcancel()
 			require.ErrorIs(t, within(t, produced, releaseAll, "the Produce whose fsync hangs"), context.Canceled)
 
@@ -536,7 +536,7 @@ func TestAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b1")})
 				stuck <- err
 			}()
-			<-writeEntered
+			testkit.AwaitHold(t, writeEntered, stuck, "the Produce to partition 1")
 
 			actx, acancel := context.WithCancel(ctx)
 			defer acancel()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,6 +49,8 @@ func TestMaintainCompactsOnePartitionAtATime(t *testing.T) {
 	})
 	b := open(t, Config{FS: vfs.WithFaults(vfs.NewMem(), inj), MaintenanceInterval: time.Hour, CleanerMapBytes: mapBytes,
 		TopicDefaults: log.Config{Sync: log.SyncNever}})
+	releaseAll := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseAll) // before open's Close: a failing test frees the held compaction, or Close waits for it
 	ctx := context.Background()
 	// 400,000 distinct keys a partition (batches of 1000), in sealed
 	// segments: a key map of CleanerMapBytes each.
@@ -80,7 +83,7 @@ func TestMaintainCompactsOnePartitionAtATime(t *testing.T) {
 	t.Cleanup(func() { testHookMaintainWaits = nil })
 	done := make(chan error, 2)
 	go func() { _, err := b.maintainPartition(ctx, parts[0], nil); done <- err }()
-	<-entered
+	testkit.AwaitHold(t, entered, done, "the first maintainPartition")
 	go func() { _, err := b.maintainPartition(ctx, parts[1], nil); done <- err }()
 	select {
 	case <-waits: // the fix: the second waits for the first
@@ -91,7 +94,7 @@ func TestMaintainCompactsOnePartitionAtATime(t *testing.T) {
 		t.Errorf("two compactions at once (the second about to write %s): the heap holds %.1f MiB more, with CleanerMapBytes %d MiB",
 			name, float64(int64(ms.HeapInuse)-before)/(1<<20), mapBytes>>20)
 	}
-	close(release)
+	releaseAll()
 	require.NoError(t, <-done)
 	require.NoError(t, <-done)
 }
@@ -112,7 +115,7 @@ func TestMaintainWaitingForItsTurnEnds(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- b.Maintain(cctx) }()
-	<-waits
+	testkit.AwaitHold(t, waits, done, "the Maintain to end with its ctx")
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 	<-b.maint // that maintenance ends: the turn is free, none taken
@@ -120,7 +123,7 @@ func TestMaintainWaitingForItsTurnEnds(t *testing.T) {
 
 	b.maint <- struct{}{}
 	go func() { done <- b.Maintain(ctx) }()
-	<-waits
+	testkit.AwaitHold(t, waits, done, "the Maintain to end with Close")
 	require.NoError(t, b.Close())
 	require.ErrorIs(t, <-done, ErrClosed)
 }

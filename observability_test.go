@@ -666,7 +666,7 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
 	defer release() // first: a failed assertion frees the stuck append, or p.Close waits for it
-	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
+	produced := obsStuckAppend(t, ctx, p, "orders", hang, stuck)
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(ctx, "orders") }()
 	obsWaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
@@ -836,7 +836,7 @@ func testObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
 	require.Zero(t, q.BufferedRecords(), "after Close")
 	require.Zero(t, q.BufferedBytes(), "after Close")
-	<-blocked
+	testkit.Await(t, blocked, "the Produce waiting for space to return after Close")
 	require.Zero(t, q.BufferedRecords(), "after the waiting Produce returned")
 	require.Zero(t, q.BufferedBytes(), "after the waiting Produce returned")
 	require.EqualValues(t, 21, failed.Load())
@@ -1004,7 +1004,7 @@ func TestObservabilityScrapeBesideAHungDisk(t *testing.T) {
 	hang.Store(true)
 	done := make(chan error, 1)
 	go func() { done <- p.ProduceSync(ctx, &record.Record{Topic: "orders", Value: []byte("x")}) }()
-	<-stuck
+	testkit.AwaitHold(t, stuck, done, "the ProduceSync")
 	sctx, cancel := context.WithTimeout(ctx, testkit.HangGuard)
 	defer cancel()
 	ss, err := obsScrape(sctx, b)
@@ -1130,7 +1130,7 @@ func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
 	defer release() // first: a failed assertion frees the stuck append, or p.Close waits for it
-	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
+	produced := obsStuckAppend(t, ctx, p, "orders", hang, stuck)
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
 	deleted := make(chan error, 1)
@@ -1176,11 +1176,11 @@ func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 // broker, and returns once its append hangs in its write (holding the
 // partition's lock shared), with the channel that the ProduceSync's error
 // comes on once release is closed. Writes after it do not hang.
-func obsStuckAppend(ctx context.Context, p *producer.Producer, topic string, hang *atomic.Bool, stuck <-chan struct{}) <-chan error {
+func obsStuckAppend(t *testing.T, ctx context.Context, p *producer.Producer, topic string, hang *atomic.Bool, stuck <-chan struct{}) <-chan error {
 	hang.Store(true)
 	produced := make(chan error, 1)
 	go func() { produced <- p.ProduceSync(ctx, &record.Record{Topic: topic, Value: []byte("x")}) }()
-	<-stuck
+	testkit.AwaitHold(t, stuck, produced, "the ProduceSync")
 	hang.Store(false)
 	return produced
 }

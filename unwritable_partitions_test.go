@@ -142,7 +142,7 @@ func TestUnwritablePartitionsDoNotWait(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, p.Close()) }()
 	defer release() // first: a failed assertion frees the stuck append, or p.Close waits for it
-	produced := obsStuckAppend(ctx, p, "orders", hang, stuck)
+	produced := obsStuckAppend(t, ctx, p, "orders", hang, stuck)
 	altered := make(chan error, 1)
 	go func() {
 		altered <- b.AlterTopicConfig(ctx, "orders", log.Config{RetentionTime: time.Hour})
