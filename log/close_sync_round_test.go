@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -58,7 +59,7 @@ func TestCloseWaitsForASyncRound(t *testing.T) {
 			cancelled, cancel := context.WithCancel(context.Background())
 			cancel()
 			require.ErrorIs(t, d.Wait(cancelled), context.Canceled)
-			<-listed // the round's goroutine is in syncOnce, before its fsyncs
+			testkit.Await(t, listed, "the sync round's listing") // the round's goroutine is in syncOnce, before its fsyncs
 			l.syncMu.Lock()
 			round = l.sync
 			l.syncMu.Unlock()

@@ -121,7 +121,7 @@ func TestLogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 		_, err := l.Append(context.Background(), valueBatch(t, e.clock.Now().UnixMilli(), "b"), AppendOptions{})
 		stuck <- err
 	}()
-	<-hang.entered
+	testkit.AwaitHold(t, hang.entered, stuck, "the Append of b")
 	e.clock.Advance(2 * time.Hour) // retention and compaction due
 
 	calls := map[string]func(ctx context.Context) error{
@@ -195,7 +195,7 @@ func TestOutOfRangeReadsAnswerBehindAStuckWrite(t *testing.T) {
 		_, _, err := p.AppendAsync(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "d"), AppendOptions{})
 		stuck <- err
 	}()
-	<-hang.entered
+	testkit.AwaitHold(t, hang.entered, stuck, "the AppendAsync of d")
 
 	reads := map[string]func(off int64) ([]byte, error){
 		"Log.ReadInto":   func(off int64) ([]byte, error) { return l.ReadInto(nil, off, 1<<20, math.MaxInt64) },

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -893,7 +894,7 @@ func TestAppendAsyncWaitDuringClose(t *testing.T) {
 	armed.Store(true)
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
-	<-reached // Close is in its shutdown fsync
+	testkit.AwaitHold(t, reached, closed, "Close") // Close is in its shutdown fsync
 
 	// A wait with a ctx that ends returns the ctx's error, not ErrClosed.
 	short, cancel := context.WithCancel(ctx)

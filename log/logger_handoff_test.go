@@ -45,7 +45,7 @@ func TestCallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 		_, err := p.Append(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
 		stuck <- err
 	}()
-	<-hang.entered
+	testkit.AwaitHold(t, hang.entered, stuck, "the Append of b")
 	require.True(t, l.queue.Pending(), "the roll's line is queued")
 
 	// bounded runs call, failing the test if it waits for the stuck

@@ -33,7 +33,7 @@ func TestPartitionLockBehindAStuckAppend(t *testing.T) {
 		_, err := p.Append(ctx, valueBatch(t, e.clock.Now().UnixMilli(), "b"), AppendOptions{})
 		stuck <- err
 	}()
-	<-hang.entered
+	testkit.AwaitHold(t, hang.entered, stuck, "the Append of b")
 
 	for _, deadline := range []bool{false, true} {
 		var cctx context.Context

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
@@ -108,7 +109,7 @@ func readOvertakenByTruncate(t *testing.T, cFirst int) {
 		data, err := l.Read(20, 1<<20, math.MaxInt64)
 		done <- result{data, err}
 	}()
-	<-blk.arrived
+	testkit.AwaitHold(t, blk.arrived, done, "the Read of offset 20")
 	truncateAndRefill(t, l, 10, b2, c2, d2)
 	close(blk.release)
 	res := <-done
@@ -151,7 +152,7 @@ func TestReadOvertakenByCloseIsErrClosed(t *testing.T) {
 		_, err := l.Read(5, 1<<20, math.MaxInt64)
 		done <- err
 	}()
-	<-arrived
+	testkit.AwaitHold(t, arrived, done, "the Read of offset 5")
 	require.NoError(t, l.Close())
 	close(release)
 	err := <-done
@@ -207,7 +208,7 @@ func TestTimeSearchOvertakenByTruncateAndAppends(t *testing.T) {
 		off, ok, err := l.OffsetForTime(late)
 		done <- result{off, ok, err}
 	}()
-	<-blk.arrived
+	testkit.AwaitHold(t, blk.arrived, done, "the OffsetForTime")
 	truncateAndRefill(t, l, 10, b2, c2, d2)
 	close(blk.release)
 	res := <-done
