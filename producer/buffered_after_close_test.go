@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
@@ -42,7 +43,7 @@ func TestBufferedCountsAProduceCloseEndedUntilItReturns(t *testing.T) {
 		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")},
 			func(_ *record.Record, err error) { got <- err })
 	}()
-	<-c.entered
+	testkit.AwaitHold(t, c.entered, got, "the Produce")
 	require.NoError(t, p.Close())
 	n, bytes := p.BufferedRecords(), p.BufferedBytes()
 	<-returned

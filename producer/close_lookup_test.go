@@ -48,7 +48,7 @@ func TestCloseEndsAProduceWaitingForItsTopic(t *testing.T) {
 	defer cancel() // ends the call if Close does not
 	got := make(chan error, 1)
 	go p.Produce(ctx, &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { got <- err })
-	<-c.entered
+	testkit.AwaitHold(t, c.entered, got, "the Produce")
 	require.NoError(t, p.Close())
 	select {
 	case err := <-got:
@@ -69,7 +69,7 @@ func TestCtxEndsAProduceWaitingForItsTopic(t *testing.T) {
 	got := make(chan error, 1)
 	r := &record.Record{Topic: "t", Value: []byte("v")}
 	go p.Produce(ctx, r, func(_ *record.Record, err error) { got <- err })
-	<-c.entered
+	testkit.AwaitHold(t, c.entered, got, "the Produce")
 	cancel()
 	select {
 	case err := <-got:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -36,7 +37,7 @@ func TestCtxEndingWhileWaitingForTheProducerID(t *testing.T) {
 			got := make(chan error, 1)
 			dropped := &record.Record{Value: []byte("cancelled")}
 			p.Produce(ctx, dropped, func(_ *record.Record, err error) { got <- err })
-			<-entered // its batch waits for the producer id
+			testkit.AwaitHold(t, entered, got, "the Produce") // its batch waits for the producer id
 
 			kept := &record.Record{Value: []byte("kept")}
 			done := make(chan error, 1)

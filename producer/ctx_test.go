@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -91,7 +92,7 @@ func TestCtxEndingBeforeTheBatchIsSentFailsOnlyThatRecord(t *testing.T) {
 	ctx := testCtx(t)
 	o := newOrder()
 	p.Produce(ctx, value("a"), o.promise())
-	<-g.entered // a is in flight, held
+	testkit.Await(t, g.entered, "a's request at the gate") // a is in flight, held
 	cctx, cancel := context.WithCancel(ctx)
 	p.Produce(ctx, value("b"), o.promise())
 	p.Produce(cctx, value("c"), o.promise())
@@ -124,7 +125,7 @@ func TestBatchOfEndedCtxsIsNotSent(t *testing.T) {
 	ctx := testCtx(t)
 	o := newOrder()
 	p.Produce(ctx, value("a"), o.promise())
-	<-g.entered
+	testkit.Await(t, g.entered, "a's request at the gate")
 	cctx, cancel := context.WithCancel(ctx)
 	p.Produce(cctx, value("b"), o.promise())
 	p.Produce(cctx, value("c"), o.promise())
@@ -154,7 +155,7 @@ func TestProduceSyncReportsTheOutcomeWhenCtxEndsInFlight(t *testing.T) {
 	sctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- p.ProduceSync(sctx, r) }()
-	<-g.entered
+	testkit.AwaitHold(t, g.entered, errc, "the ProduceSync")
 	cancel()
 	require.ErrorIs(t, p.Flush(sctx), context.Canceled)
 	require.EqualValues(t, 1, p.BufferedRecords(), "still in flight")
@@ -290,7 +291,7 @@ func TestSplitBatchKeepsItsDroppedRecords(t *testing.T) {
 	ctx := testCtx(t)
 	o := newOrder()
 	p.Produce(ctx, value("a"), o.promise())
-	<-g.entered
+	testkit.Await(t, g.entered, "a's request at the gate")
 	c.setHook(func(_ context.Context, call int, _ *api.ProduceRequest, next func() (api.ProduceResponse, error)) (api.ProduceResponse, error) {
 		if call == 1 {
 			return api.ProduceResponse{}, producer.ErrRecordTooLarge
@@ -380,7 +381,7 @@ func TestCloseStopsWatchingCtxs(t *testing.T) {
 		in[i] = &record.Record{Value: make([]byte, 60)}
 		p.Produce(ctx, in[i], out.promise())
 	}
-	<-g.entered
+	testkit.Await(t, g.entered, "the first request at the gate")
 	require.Positive(t, ctx.registered(), "the test's premise: the lingering batches watch the ctx")
 	require.NoError(t, p.Close())
 	out.wait()

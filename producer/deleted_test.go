@@ -206,7 +206,7 @@ func TestUnknownTopicConfirmedFailsTheBatchAndTheBuffered(t *testing.T) {
 	})
 	o := newOrder()
 	p.Produce(ctx, value("a"), o.promise())
-	<-g.entered
+	testkit.Await(t, g.entered, "a's request at the gate")
 	p.Produce(ctx, value("b"), o.promise())
 	p.Produce(ctx, value("c"), o.promise())
 	c.gone.Store(true)

@@ -29,7 +29,7 @@ func TestFullBufferBlocksProduceAndFailsTryProduce(t *testing.T) {
 	out := newOutcome()
 	r1, r2 := &record.Record{Value: []byte("1")}, &record.Record{Value: []byte("2")}
 	p.Produce(ctx, r1, out.promise())
-	<-g.entered // r1 in flight, held
+	testkit.Await(t, g.entered, "r1's request at the gate") // r1 in flight, held
 	p.Produce(ctx, r2, out.promise())
 	require.EqualValues(t, 2, p.BufferedRecords())
 
@@ -79,7 +79,7 @@ func TestMaxBufferedBytes(t *testing.T) {
 	}
 	first := &record.Record{Value: make([]byte, 100)}
 	p.Produce(ctx, first, out.promise())
-	<-g.entered
+	testkit.Await(t, g.entered, "the first record's request at the gate")
 	require.Equal(t, encoded(first), p.BufferedBytes(), "in flight")
 	var err error
 	p.TryProduce(ctx, &record.Record{Value: make([]byte, 100)}, func(_ *record.Record, e error) { err = e })
@@ -198,7 +198,7 @@ func TestSequenceGapRetriedUnderNewID(t *testing.T) {
 	out := newOutcome()
 	r2, r3, r4 := &record.Record{Value: []byte("2")}, &record.Record{Value: []byte("3")}, &record.Record{Value: []byte("4")}
 	p.Produce(ctx, r2, out.promise())
-	<-g.entered
+	testkit.Await(t, g.entered, "r2's request at the gate")
 	p.Produce(ctx, r3, out.promise())
 	p.Produce(ctx, r4, out.promise())
 	g.release()
@@ -566,10 +566,10 @@ func TestLargeProduceIsNotOvertakenBySmallerOnes(t *testing.T) {
 
 	out := newOutcome()
 	p.Produce(ctx, held, out.promise())
-	<-g.entered // held in flight: its space stays taken
+	testkit.Await(t, g.entered, "the held record's request at the gate") // held in flight: its space stays taken
 	largeErr := make(chan error, 1)
 	go func() { largeErr <- p.ProduceSync(ctx, large) }()
-	<-waiting
+	testkit.AwaitHold(t, waiting, largeErr, "the ProduceSync of large")
 	smallReturned := make(chan struct{})
 	go func() {
 		p.Produce(ctx, small, out.promise())

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/assert"
@@ -52,7 +53,7 @@ func TestFlushWaitsForPartitionCountLookup(t *testing.T) {
 			delivered.Store(true)
 		})
 	}()
-	<-c.looking // Produce waits for the partition count
+	testkit.AwaitHold(t, c.looking, produced, "the Produce") // it waits for the partition count
 
 	flushed := make(chan bool, 1)
 	go func() {
@@ -87,7 +88,7 @@ func TestFlushWaitsForThePromiseOfAFailedLookup(t *testing.T) {
 		<-gate
 		promised.Store(true)
 	})
-	<-c.looking
+	testkit.Await(t, c.looking, "the Produce's look-up")
 	flushed := make(chan bool, 1)
 	go func() {
 		assert.NoError(t, p.Flush(ctx)) // not require: see above
@@ -95,7 +96,7 @@ func TestFlushWaitsForThePromiseOfAFailedLookup(t *testing.T) {
 	}()
 	waitFlushing(t, ctx, flushed)
 	close(c.release) // the look-up fails: unknown topic
-	<-entered
+	testkit.Await(t, entered, "the failed look-up's promise")
 	require.ErrorIs(t, perr, runnel.ErrUnknownTopic)
 	// The promise runs: Flush must still be waiting (in its select, not
 	// woken), whichever comes first.

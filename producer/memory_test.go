@@ -307,7 +307,7 @@ func TestProduceRacingCloseStoresNoTopic(t *testing.T) {
 	go func() {
 		p.Produce(context.Background(), &record.Record{Topic: "t", Partition: 0}, func(_ *record.Record, err error) { got <- err })
 	}()
-	<-c.asked
+	testkit.AwaitHold(t, c.asked, got, "the Produce")
 	if err := p.Close(); err != nil { // the Produce's caller is no goroutine of the producer's: not waited for
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestCloseDuringNewTopicLetsGoOfIt(t *testing.T) {
 	go func() {
 		p.Produce(context.Background(), &record.Record{Topic: "t", Partition: 0}, func(_ *record.Record, err error) { got <- err })
 	}()
-	<-part.in
+	testkit.AwaitHold(t, part.in, got, "the Produce")
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)

@@ -14,6 +14,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -117,7 +118,7 @@ func TestRecordsProducedDuringARequestFormTheNextBatch(t *testing.T) {
 	out := newOutcome()
 	batch := recs("n", 10)
 	p.Produce(ctx, batch[0], out.promise())
-	<-g.entered // the first record's request is in flight
+	testkit.Await(t, g.entered, "the first record's request at the gate") // the first record's request is in flight
 	for _, r := range batch[1:] {
 		p.Produce(ctx, r, out.promise())
 	}
@@ -591,7 +592,7 @@ func TestCloseCancelsTheRequestInFlight(t *testing.T) {
 			out := newOutcome()
 			first, second := &record.Record{Value: []byte("1")}, &record.Record{Value: []byte("2")}
 			p.Produce(ctx, first, out.promise())
-			<-g.entered
+			testkit.Await(t, g.entered, "the first record's request at the gate")
 			p.Produce(ctx, second, out.promise())
 			require.NoError(t, p.Close())
 			out.wait()

@@ -67,7 +67,7 @@ func TestProduceWaitingForARefreshEndsWithCloseOrCtx(t *testing.T) {
 				defer close(returned)
 				p.Produce(ctx, r, func(_ *record.Record, err error) { got <- err })
 			}()
-			<-c.entered // Produce waits for the broker's answer
+			testkit.AwaitHold(t, c.entered, got, "the Produce") // it waits for the broker's answer
 			if end == "close" {
 				require.NoError(t, p.Close())
 			} else {
@@ -112,7 +112,7 @@ func TestHangingPartitionCountBoundedByDeliveryTimeout(t *testing.T) {
 			got := make(chan error, 1)
 			go p.Produce(context.Background(), &record.Record{Topic: "t", Partition: tc.partition, Value: []byte("x")},
 				func(_ *record.Record, err error) { got <- err })
-			<-c.entered
+			testkit.AwaitHold(t, c.entered, got, "the Produce")
 			select {
 			case err := <-got:
 				require.ErrorIs(t, err, producer.ErrDeliveryTimeout)

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // spaceProducer returns a producer whose buffer space the test takes and
@@ -46,7 +48,7 @@ func TestSpaceGoesToWaitersInOrder(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, p.reserve(ctx, 80, true))
 	large := reserveAsync(p, ctx, 60)
-	<-waiting
+	testkit.AwaitHold(t, waiting, large, "the reserve of 60")
 	small := reserveAsync(p, ctx, 10) // 80 + 10 fits
 	select {
 	case err := <-small:
@@ -65,9 +67,9 @@ func TestSpaceGoesToWaitersInOrder(t *testing.T) {
 	// 70 buffered: 40 waits, then 20 behind it. Freeing 10 makes room for
 	// the 40 only; the 20 waits on, although it would fit alone.
 	first := reserveAsync(p, ctx, 40)
-	<-waiting
+	testkit.AwaitHold(t, waiting, first, "the reserve of 40")
 	second := reserveAsync(p, ctx, 20)
-	<-waiting
+	testkit.AwaitHold(t, waiting, second, "the reserve of 20")
 	p.release(1, 10)
 	require.NoError(t, <-first)
 	requireSpace(t, p, 2, 100, 1)
@@ -86,7 +88,7 @@ func TestWaitingForSpaceDoesNotSpin(t *testing.T) {
 	require.NoError(t, p.reserve(ctx, 50, true))
 	require.NoError(t, p.reserve(ctx, 30, true))
 	res := reserveAsync(p, ctx, 60)
-	<-waiting
+	testkit.AwaitHold(t, waiting, res, "the reserve of 60")
 	p.space.mu.Lock()
 	w := p.space.q[0]
 	p.space.mu.Unlock()
@@ -116,9 +118,9 @@ func TestSpaceWaiterLeavingLetsTheNextIn(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	large := reserveAsync(p, cctx, 50)
-	<-waiting
+	testkit.AwaitHold(t, waiting, large, "the reserve of 50")
 	small := reserveAsync(p, ctx, 30)
-	<-waiting
+	testkit.AwaitHold(t, waiting, small, "the reserve of 30")
 	cancel()
 	require.ErrorIs(t, <-large, context.Canceled)
 	require.NoError(t, <-small)
@@ -152,9 +154,9 @@ func TestOversizedWaiterGetsTheEmptiedBuffer(t *testing.T) {
 	require.NoError(t, p.reserve(ctx, 30, true))
 	require.NoError(t, p.reserve(ctx, 20, true))
 	huge := reserveAsync(p, ctx, 500)
-	<-waiting
+	testkit.AwaitHold(t, waiting, huge, "the reserve of 500")
 	small := reserveAsync(p, ctx, 10)
-	<-waiting
+	testkit.AwaitHold(t, waiting, small, "the reserve of 10")
 	p.release(1, 30)
 	requireSpace(t, p, 1, 20, 2) // not empty yet: both wait
 	p.release(1, 20)
@@ -171,9 +173,9 @@ func TestCloseWakesSpaceWaiters(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, p.reserve(ctx, 10, true))
 	a := reserveAsync(p, ctx, 10)
-	<-waiting
+	testkit.AwaitHold(t, waiting, a, "the reserve of 10")
 	b := reserveAsync(p, ctx, 10)
-	<-waiting
+	testkit.AwaitHold(t, waiting, b, "the reserve of 10")
 	require.NoError(t, p.Close())
 	require.ErrorIs(t, <-a, ErrClosed)
 	require.ErrorIs(t, <-b, ErrClosed)

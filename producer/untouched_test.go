@@ -8,6 +8,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -25,7 +26,7 @@ func fullProducer(t *testing.T, b *runnel.Broker) (p *producer.Producer, g *gate
 	waiting = make(chan struct{}, 10)
 	producer.SetWaitHook(p, func() { waiting <- struct{}{} })
 	p.Produce(testCtx(t), value("held"), nil)
-	<-g.entered
+	testkit.Await(t, g.entered, "the held record's request at the gate")
 	return p, g, waiting
 }
 
@@ -73,7 +74,7 @@ func TestFailedProduceLeavesRecordAsItWas(t *testing.T) {
 	waited := unsent()
 	errc := make(chan error, 1)
 	go p.Produce(cctx, waited, func(_ *record.Record, err error) { errc <- err })
-	<-waiting
+	testkit.AwaitHold(t, waiting, errc, "the Produce waiting for space")
 	cancel()
 	require.ErrorIs(t, <-errc, context.Canceled)
 	requireUntouched(t, waited)
@@ -113,7 +114,7 @@ func TestProduceClosedWhileWaitingLeavesRecordAsItWas(t *testing.T) {
 	r := unsent()
 	errc := make(chan error, 1)
 	go p.Produce(ctx, r, func(_ *record.Record, err error) { errc <- err })
-	<-waiting
+	testkit.AwaitHold(t, waiting, errc, "the Produce waiting for space")
 	require.NoError(t, p.Close())
 	require.ErrorIs(t, <-errc, producer.ErrClosed)
 	requireUntouched(t, r)
@@ -158,7 +159,7 @@ func TestFlushWaitsForABlockedProduce(t *testing.T) {
 	r := unsent()
 	done := make(chan error, 1)
 	go p.Produce(ctx, r, func(_ *record.Record, err error) { done <- err })
-	<-waiting
+	testkit.AwaitHold(t, waiting, done, "the Produce waiting for space")
 	g.release()
 	require.NoError(t, p.Flush(ctx))
 	select {
