@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -116,7 +117,7 @@ func TestDeleteDuringWriteTo(t *testing.T) {
 		_, err := s.WriteTo(w, 0, size)
 		done <- err
 	}()
-	<-w.started
+	testkit.AwaitHold(t, w.started, done, "the WriteTo")
 	derr := s.Delete()
 	close(w.release)
 	if err := <-done; err != nil {
