@@ -12,6 +12,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -291,7 +292,7 @@ func TestFaultsRemovedDuringRefusalStaysOut(t *testing.T) {
 		_, err := f.Produce(t.Context(), produceRequest(t, "orders", 0, "k", "v"))
 		done <- err
 	}()
-	<-inWrite
+	testkit.AwaitHold(t, inWrite, done, "the Produce")
 	r.Remove()
 	close(release)
 	require.ErrorIs(t, <-done, vfs.ErrInjected)
