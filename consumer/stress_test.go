@@ -10,6 +10,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
@@ -219,7 +220,7 @@ func TestLateResolveDoesNotRewind(t *testing.T) {
 		}
 		return fs
 	})
-	<-g.waiting
+	testkit.AwaitHold(t, g.waiting, polled, "the Poll")
 	var got []string
 	for r, err := range c.Records(testCtx(t)) {
 		require.NoError(t, err)
