@@ -154,9 +154,13 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	}
 
 	both := []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}}
-	lookedAtBoth := func() { <-reads; <-reads } // a read or a look of each
 	fctx, cancel := context.WithCancel(ctx)
 	done := fetch(fctx, math.MaxInt32, both...)
+	lookedAtBoth := func() { // a read or a look of each
+		t.Helper()
+		testkit.AwaitHold(t, reads, done, "the Fetch")
+		testkit.AwaitHold(t, reads, done, "the Fetch")
+	}
 	lookedAtBoth() // its first read
 	produce(t, b, "t", 0, "v")
 	lookedAtBoth() // woken: it waited, its first read and count done
