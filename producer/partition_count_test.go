@@ -13,6 +13,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -113,7 +114,7 @@ func requireStaleCountNotFollowed(t *testing.T, parts int, before, during topicC
 	held, release := heldLookUp(c)
 	first := make(chan error, 1)
 	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
-	<-held // it read stale
+	testkit.AwaitHold(t, held, first, "the ProduceSync of 7") // it read stale
 
 	during(t, ctx, b)
 	// A look-up begun now, for a record past every count, reads now.
@@ -198,11 +199,11 @@ func TestLargerCountOfALaterLookUpAfterRecreate(t *testing.T) {
 	})
 	first, second := make(chan error, 1), make(chan error, 1)
 	go func() { first <- p.ProduceSync(ctx, &record.Record{Partition: 7, Value: []byte("7")}) }()
-	<-heldA // it read 2
+	testkit.AwaitHold(t, heldA, first, "the ProduceSync of 7") // it read 2
 	go func() { second <- p.ProduceSync(ctx, &record.Record{Partition: 5, Value: []byte("5")}) }()
 	require.NoError(t, b.CreatePartitions(ctx, "t", 6))
 	close(readB)
-	<-heldB // it read 6
+	testkit.Await(t, heldB, "the look-up that reads 6") // it read 6
 	close(releaseA)
 	require.ErrorIs(t, <-first, producer.ErrInvalidPartition) // 2 followed
 	close(releaseB)
@@ -354,7 +355,7 @@ func newLookUpRace(t *testing.T, readFirst bool) *lookUpRace {
 		return n, err
 	})
 	go func() { r.done <- r.p.ProduceSync(r.ctx, &record.Record{Partition: 2, Value: []byte("2")}) }()
-	<-held
+	testkit.AwaitHold(t, held, r.done, "the ProduceSync of 2")
 	return r
 }
 
