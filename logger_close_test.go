@@ -381,7 +381,7 @@ func pausedRoll(t *testing.T, cfg Config, arm func(*Broker)) (b *Broker, ack *pr
 	clock.armed.Store(true)
 	r := make(chan error, 1)
 	go func() { r <- p.Log().Roll() }()
-	<-clock.paused // the roll holds the log's mu
+	testkit.AwaitHold(t, clock.paused, r, "the Roll") // it holds the log's mu
 	return b, a.(*produceAck), clock, r
 }
 

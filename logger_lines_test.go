@@ -408,7 +408,7 @@ func TestLoggerLinesOfAnAdminCallThatGaveUp(t *testing.T) {
 					_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Partition: 1, Acks: api.AcksAll, Batches: batch(t, "b")})
 					produced <- err
 				}()
-				<-clock.paused // the Produce holds partition 1's lock shared, and its log's mu
+				testkit.AwaitHold(t, clock.paused, produced, "the Produce") // it holds partition 1's lock shared, and its log's mu
 				cctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				gaveUp := make(chan error, 1)
