@@ -40,3 +40,41 @@ func TestLagZeroAtLastRecordBeforeGap(t *testing.T) {
 	pos, _ := c.Position("t", 0)
 	require.EqualValues(t, 3, pos, "past the gap: the next fetch is from the end")
 }
+
+// TestPositionBeforeAGapIsPastTheRecordInHand: inside a Records loop the
+// position is the offset after the record in hand, not the next record's
+// offset, when a compacted gap (inside a batch) or a control batch lies
+// between them: only the fetch's last record takes the position past what
+// follows it, to the end of the fetch.
+func TestPositionBeforeAGapIsPastTheRecordInHand(t *testing.T) {
+	var bld record.Builder
+	bld.AppendAt(0, 1, nil, []byte("a"), nil)
+	bld.AppendAt(2, 1, nil, []byte("b"), nil) // offset 1 compacted away
+	data, err := bld.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	marker := batchAt(t, 3, "marker")
+	setControl(marker)
+	data = cat(data, marker, batchAt(t, 4, "c"))
+	var n atomic.Int32
+	c := newConsumer(t, serve(t, 5, data, &n))
+	require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+
+	var got []string
+	var pos, lags []int64
+	for r, err := range c.Records(testCtx(t)) {
+		require.NoError(t, err)
+		got = append(got, string(r.Value))
+		p, ok := c.Position("t", 0)
+		require.True(t, ok)
+		pos = append(pos, p)
+		l, ok := c.Lag("t", 0)
+		require.True(t, ok)
+		lags = append(lags, l)
+		if r.Offset == 4 {
+			break
+		}
+	}
+	require.Equal(t, []string{"a", "b", "c"}, got)
+	require.Equal(t, []int64{1, 3, 5}, pos)
+	require.Equal(t, []int64{4, 2, 0}, lags)
+}
