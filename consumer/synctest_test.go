@@ -332,6 +332,40 @@ func TestSynctestRecordsBackoffAfterPollError(t *testing.T) {
 	})
 }
 
+// Records waits RetryBackoff after a record that does not decode also
+// when the fetch yielded records before it: the partition's position
+// moved past them to the bad record, and the backoff is set from there.
+func TestSynctestRecordsBackoffAfterDecodingErrorPastRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The second record's header count (the batch's last byte)
+		// announces a header that is not there.
+		data := batchAt(t, 0, "a", "b")
+		data[len(data)-1] = 2 // zigzag 1
+		record.Batch(data).UpdateCRC()
+		client := &fakeClient{t: t, fetch: func(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
+			return api.FetchResponse{Partitions: []api.FetchedPartition{{Topic: "t", Partition: 0, HighWatermark: 2, Records: data}}}, nil
+		}}
+		c := newConsumer(t, client, consumer.RetryBackoff(300*time.Millisecond))
+		require.NoError(t, c.Assign("t", 0, consumer.At(0)))
+		t0 := time.Now()
+		var vals []string
+		var errs []time.Duration
+		for r, err := range c.Records(testCtx(t)) {
+			if err != nil {
+				require.ErrorIs(t, err, record.ErrCorrupt)
+				errs = append(errs, time.Since(t0))
+				if len(errs) == 2 {
+					break
+				}
+				continue
+			}
+			vals = append(vals, string(r.Value))
+		}
+		require.Equal(t, []string{"a"}, vals)
+		require.Equal(t, []time.Duration{0, 300 * time.Millisecond}, errs)
+	})
+}
+
 type failingPartitions struct {
 	*runnel.Broker
 	calls []time.Time
