@@ -924,3 +924,24 @@ func TestInvalidArguments(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, fs, "nothing was assigned to fail later")
 }
+
+// A break out of Fetches.Records at a record ends the loop there: the
+// Fetches after that record's Fetch are not gone on with (a yield after
+// the loop body's false would panic).
+func TestFetchesRecordsBreakBeforeTheLastFetch(t *testing.T) {
+	fs := consumer.Fetches{
+		{Topic: "t", Partition: 0, Batches: batchAt(t, 0, "a", "b")},
+		{Topic: "t", Partition: 1, Batches: batchAt(t, 0, "c")},
+	}
+	for _, stop := range []string{"a", "b"} {
+		var got []string
+		for r, err := range fs.Records() {
+			require.NoError(t, err)
+			got = append(got, string(r.Value))
+			if string(r.Value) == stop {
+				break
+			}
+		}
+		require.Equal(t, stop, got[len(got)-1])
+	}
+}
