@@ -420,9 +420,7 @@ func TestFetchMinBytesCountsAnOversizedBatchAsTheRoomItFills(t *testing.T) {
 	produce(t, b, "t", 0, "a")
 	produce(t, b, "t", 0, strings.Repeat("x", 1000))
 	small := len(batch(t, "a"))
-	var reads atomic.Int32
-	testHookFetchRead = func() { reads.Add(1) }
-	defer func() { testHookFetchRead = nil }()
+	reads := countFetchReads(t)
 	resp, err := b.Fetch(ctx, &api.FetchRequest{
 		MaxWait: time.Nanosecond, MinBytes: small + 500,
 		Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: small + 100}},

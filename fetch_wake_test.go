@@ -44,6 +44,15 @@ func goFetch(ctx context.Context, b *Broker, req *api.FetchRequest) <-chan fetch
 	return done
 }
 
+// countFetchReads counts the partition reads of every Fetch
+// (testHookFetchRead) until t ends.
+func countFetchReads(t testing.TB) *atomic.Int32 {
+	reads := new(atomic.Int32)
+	testHookFetchRead = func() { reads.Add(1) }
+	t.Cleanup(func() { testHookFetchRead = nil })
+	return reads
+}
+
 // A fetch waiting for MinBytes whose offset a DeleteRecords, or
 // retention, leaves below the log start answers at once, out of range,
 // rather than at MaxWait (an hour, or more: a consumer's FetchMaxWait has
@@ -126,9 +135,7 @@ func TestFetchWokenByCutInRange(t *testing.T) {
 						produce(t, b, "t", p, v) // a batch each
 					}
 				}
-				var reads atomic.Int32
-				testHookFetchRead = func() { reads.Add(1) }
-				defer func() { testHookFetchRead = nil }()
+				reads := countFetchReads(t)
 				t0 := time.Now()
 				req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20}
 				for p := range parts {
@@ -211,9 +218,7 @@ func TestFetchWakeOfALongPollReadsOnce(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				b := open(t, Config{})
 				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: int(parts)}))
-				var reads atomic.Int32
-				testHookFetchRead = func() { reads.Add(1) }
-				defer func() { testHookFetchRead = nil }()
+				reads := countFetchReads(t)
 				req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1}
 				for p := range parts {
 					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: p})
@@ -261,9 +266,7 @@ func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
 		}
 		_, err := b.DeleteRecords(t.Context(), "t", 6, 2)
 		require.NoError(t, err)
-		reads := new(atomic.Int32)
-		testHookFetchRead = func() { reads.Add(1) }
-		t.Cleanup(func() { testHookFetchRead = nil })
+		reads := countFetchReads(t)
 		return b, req, reads
 	}
 	// same checks that a is what a fetch of req made now answers, but
@@ -515,9 +518,7 @@ func TestFetchNotWokenByFlushTick(t *testing.T) {
 		p, err := b.partition(t.Context(), "t", 0, false)
 		require.NoError(t, err)
 		require.Zero(t, p.Log().DurableOffset(), "not flushed yet")
-		var reads atomic.Int32
-		testHookFetchRead = func() { reads.Add(1) }
-		defer func() { testHookFetchRead = nil }()
+		reads := countFetchReads(t)
 		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
 			Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
 		synctest.Wait()
@@ -565,9 +566,7 @@ func TestFetchOfOnePartitionWokenAtMinBytes(t *testing.T) {
 				for i := range c.held {
 					produce(t, b, "t", 0, fmt.Sprintf("h%02d", i))
 				}
-				var reads atomic.Int32
-				testHookFetchRead = func() { reads.Add(1) }
-				defer func() { testHookFetchRead = nil }()
+				reads := countFetchReads(t)
 				t0 := time.Now()
 				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: (c.held + 3) * size,
 					Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
@@ -690,9 +689,7 @@ func TestFetchOfOnePartitionWithNoRoomSleepsThroughAppends(t *testing.T) {
 					put = func(v string) { produce(t, b, "t", 0, v) }
 				}
 				put("a")
-				var reads atomic.Int32
-				testHookFetchRead = func() { reads.Add(1) }
-				defer func() { testHookFetchRead = nil }()
+				reads := countFetchReads(t)
 				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
 					Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}}})
 				synctest.Wait()
@@ -807,9 +804,7 @@ func TestFetchOfOnePartitionWokenAtMinBytesCountedPastASegment(t *testing.T) {
 				for _, v := range []string{"x00", "h00", "h01"} {
 					produce(t, b, "t", 0, v)
 				}
-				var reads atomic.Int32
-				testHookFetchRead = func() { reads.Add(1) }
-				defer func() { testHookFetchRead = nil }()
+				reads := countFetchReads(t)
 				t0 := time.Now()
 				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 4*size + c.plus,
 					Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
@@ -916,9 +911,7 @@ func TestFetchOfOnePartitionWaitsAcrossAReopen(t *testing.T) {
 				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever}}))
 				produce(t, b, "t", 0, "a")
 				size := len(batch(t, "a"))
-				var reads atomic.Int32
-				testHookFetchRead = func() { reads.Add(1) }
-				defer func() { testHookFetchRead = nil }()
+				reads := countFetchReads(t)
 				t0 := time.Now()
 				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: len(c.want) * size,
 					Partitions: []api.FetchPartition{{Topic: "t", Offset: c.offset}}})
