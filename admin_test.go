@@ -40,21 +40,6 @@ func blockSyncs(t testing.TB, match string) (fsys vfs.FS, arm func(), reached ch
 	return fsys, func() { armed.Store(true) }, reached, release
 }
 
-// awaitHeld returns once the call that done answers has reached the
-// sync that blockSyncs holds (reached closed). A call that returns
-// first never will: the test fails at once, where a bare wait for
-// reached hung until go test's -timeout; and after testkit.HangGuard.
-func awaitHeld[T any](t *testing.T, reached <-chan struct{}, done <-chan T, what string) {
-	t.Helper()
-	select {
-	case <-reached:
-	case v := <-done:
-		t.Fatalf("%s returned (%v) before its held sync", what, v)
-	case <-time.After(testkit.HangGuard):
-		t.Fatalf("%s did not reach its held sync", what)
-	}
-}
-
 // TestAdminCallsDoNotStallOtherTopics: while an admin call is in its file
 // I/O (here, each one held at its first fsync), produce, fetch and describe
 // on another topic go on. They used to wait for the broker-wide lock that
@@ -87,7 +72,7 @@ func TestAdminCallsDoNotStallOtherTopics(t *testing.T) {
 			arm()
 			done := make(chan error, 1)
 			go func() { done <- tc.call(b) }()
-			awaitHeld(t, reached, done, tc.name)
+			testkit.AwaitHold(t, reached, done, tc.name)
 			served := make(chan error, 1)
 			go func() {
 				_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "other", Acks: api.AcksAll, Batches: batch(t, "during")})

@@ -140,7 +140,7 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 	arm()
 	slow := make(chan error, 1)
 	go func() { slow <- b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}) }()
-	awaitHeld(t, reached, slow, "the CreateTopic")
+	testkit.AwaitHold(t, reached, slow, "the CreateTopic")
 
 	calls := []struct {
 		name, method string
@@ -210,7 +210,7 @@ func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	}
 	slow := make(chan answer, 1)
 	go func() { id, _, err := b.InitProducerID(ctx); slow <- answer{id, err} }()
-	awaitHeld(t, reached, slow, "the InitProducerID")
+	testkit.AwaitHold(t, reached, slow, "the InitProducerID")
 
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -352,7 +352,7 @@ func TestAdminCallsHeedTheirCtx(t *testing.T) {
 	arm()
 	done := make(chan error, 1)
 	go func() { done <- b.CreateTopic(ctx, "slow", log.TopicConfig{Partitions: 1}) }()
-	awaitHeld(t, reached, done, "the CreateTopic")
+	testkit.AwaitHold(t, reached, done, "the CreateTopic")
 	short, cancel := context.WithCancel(ctx)
 	cancel()
 	require.ErrorIs(t, b.CreateTopic(short, "other", log.TopicConfig{Partitions: 1}), context.Canceled)

@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -42,7 +43,7 @@ func TestFlushWhileClosingWaitsForClose(t *testing.T) {
 	hold.Store(true)
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
-	awaitInSync(t, inSync, closed, "Close") // Close is syncing the active segment
+	testkit.AwaitHold(t, inSync, closed, "Close") // Close is syncing the active segment
 	err = l.Flush(context.Background())
 	releaseOnce() // the old code's Flush returned without waiting
 	require.NoError(t, <-closed)
@@ -171,7 +172,7 @@ func TestFlushDueAgainAfterItsWaitGaveUp(t *testing.T) {
 	hold.Store(true)
 	flushed := make(chan error, 1)
 	go func() { flushed <- l.Flush(context.Background()) }()
-	awaitInSync(t, inSync, flushed, "Flush") // an fsync up to offset 1 is under way, held
+	testkit.AwaitHold(t, inSync, flushed, "Flush") // an fsync up to offset 1 is under way, held
 
 	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
 	require.NoError(t, err)
@@ -222,7 +223,7 @@ func TestFlushIntervalNotSetBackByAnOlderFsync(t *testing.T) {
 	hold.Store(true)
 	flushed := make(chan error, 1)
 	go func() { flushed <- l.Flush(context.Background()) }()
-	awaitInSync(t, inSync, flushed, "Flush") // an fsync up to offset 1, begun now, held
+	testkit.AwaitHold(t, inSync, flushed, "Flush") // an fsync up to offset 1, begun now, held
 
 	e.clock.Advance(30 * time.Second)
 	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})
@@ -365,7 +366,7 @@ func giveUpBehindAnOlderFsync(t *testing.T, l *Log, hold *atomic.Bool, inSync ch
 	hold.Store(true)
 	flushed := make(chan error, 1)
 	go func() { flushed <- l.Flush(context.Background()) }()
-	awaitInSync(t, inSync, flushed, "Flush") // the older fsync is under way, held
+	testkit.AwaitHold(t, inSync, flushed, "Flush") // the older fsync is under way, held
 	between()
 	durable := l.DurableOffset()
 	_, d, err := l.AppendAsync(context.Background(), valueBatch(t, 1_700_000_000_000, "b"), AppendOptions{})

@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 )
 
@@ -50,23 +49,6 @@ func heldSyncLogWith(t *testing.T, cfg Config) (e *env, l *Log, hold *atomic.Boo
 		_ = l.Close()
 	})
 	return e, l, hold, inSync, release
-}
-
-// awaitInSync returns once the fsync held by heldSyncLog's hold has
-// begun (inSync closed) for the call that done answers. A call that
-// returns first never began it: the test fails at once, where a bare
-// wait for inSync hung until go test's -timeout (in a synctest bubble
-// the bubble's deadlock tells; on the real clock nothing did); and after
-// testkit.HangGuard.
-func awaitInSync(t *testing.T, inSync <-chan struct{}, done <-chan error, what string) {
-	t.Helper()
-	select {
-	case <-inSync:
-	case err := <-done:
-		t.Fatalf("%s returned (%v) before its fsync was held", what, err)
-	case <-time.After(testkit.HangGuard):
-		t.Fatalf("%s did not begin its fsync", what)
-	}
 }
 
 // TestMaintainFlushCutShortIsDueAgain: a flush.ms flush of Maintain's
