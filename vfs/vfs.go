@@ -33,6 +33,13 @@ var ErrNotSupported = errors.New("runnel/vfs: not supported")
 
 // ErrLocked is returned (wrapped in an *os.PathError) by FS.Lock when another
 // process, or another Lock in this one, already holds the lock.
+//
+// On Windows a process that ends without releasing its lock (killed, or
+// crashed) has it released by the system some time after it is gone,
+// "depending on available system resources" in LockFileEx's words: a Lock
+// right after such an end may get ErrLocked, where on Linux and macOS the
+// lock goes with the process. A supervisor that restarts a killed process
+// at once should retry the Open on ErrLocked for a moment.
 var ErrLocked = errors.New("runnel/vfs: already locked (by another process, or another Open in this one)")
 
 // MaxNameLen is the longest path component, in bytes, that every file
