@@ -182,3 +182,102 @@ func ExampleBroker_CreateTopic() {
 	// start 2: orders exists
 	// start 2: 4 partitions, retention 720h0m0s
 }
+
+// With AutoCreateTopics, a topic is created the first time a client
+// names it, with DefaultPartitions partitions, as Kafka's
+// auto.create.topics.enable does. It is off by default, so that a
+// misspelt name fails with ErrUnknownTopic instead.
+func ExampleConfig_autoCreateTopics() {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{AutoCreateTopics: true, DefaultPartitions: 3}) // in memory
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	p, err := producer.New(b)
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close()
+	r := &record.Record{Topic: "signups", Key: []byte("ada"), Value: []byte("hello")}
+	if err := p.ProduceSync(ctx, r); err != nil {
+		panic(err)
+	}
+	info, err := b.DescribeTopic(ctx, "signups")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("topics %v; %s has %d partitions; ada went to %d\n", b.Topics(), info.Name, len(info.Partitions), r.Partition)
+	// Output:
+	// topics [signups]; signups has 3 partitions; ada went to 2
+}
+
+// TopicDefaults are the broker's own defaults for topic configs (Kafka's
+// log.retention.ms and the like in server.properties): a topic takes them
+// for the fields it does not set. DescribeTopic tells the two apart.
+func ExampleConfig_topicDefaults() {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{
+		TopicDefaults: log.Config{RetentionTime: 3 * 24 * time.Hour, MaxMessageBytes: 256 << 10},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic(ctx, "clicks", log.TopicConfig{Partitions: 1}); err != nil {
+		panic(err)
+	}
+	audit := log.TopicConfig{Partitions: 1, Config: log.Config{RetentionTime: -1}} // -1: unlimited
+	if err := b.CreateTopic(ctx, "audit", audit); err != nil {
+		panic(err)
+	}
+	for _, name := range b.Topics() {
+		info, err := b.DescribeTopic(ctx, name)
+		if err != nil {
+			panic(err)
+		}
+		retention := info.Config.RetentionTime.String()
+		if info.Config.RetentionTime < 0 {
+			retention = "unlimited"
+		}
+		fmt.Printf("%s: retention %s (its own: %v), max.message.bytes %d\n",
+			name, retention, info.Overrides.RetentionTime != 0, info.Config.MaxMessageBytes)
+	}
+	// Output:
+	// audit: retention unlimited (its own: true), max.message.bytes 262144
+	// clicks: retention 72h0m0s (its own: false), max.message.bytes 262144
+}
+
+// Topic names follow Kafka's rules, and a name that breaks them fails
+// with an error matching ErrInvalidTopic, from ValidateTopicName and from
+// every call that takes a name. CreateTopic also refuses a name that
+// differs from an existing topic's in case only, which would share its
+// directory on a case-insensitive file system.
+func ExampleValidateTopicName() {
+	for _, name := range []string{"orders", "orders.v2_eu-west", "orders/eu", "", ".."} {
+		err := runnel.ValidateTopicName(name)
+		fmt.Printf("%q: valid %v\n", name, err == nil)
+	}
+
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}); err != nil {
+		panic(err)
+	}
+	err = b.CreateTopic(ctx, "Orders", log.TopicConfig{Partitions: 1})
+	fmt.Println("Orders beside orders:", errors.Is(err, runnel.ErrInvalidTopic))
+	_, err = b.DescribeTopic(ctx, "orders/eu")
+	fmt.Println("DescribeTopic(\"orders/eu\"):", errors.Is(err, runnel.ErrInvalidTopic))
+	// Output:
+	// "orders": valid true
+	// "orders.v2_eu-west": valid true
+	// "orders/eu": valid false
+	// "": valid false
+	// "..": valid false
+	// Orders beside orders: true
+	// DescribeTopic("orders/eu"): true
+}
