@@ -206,7 +206,7 @@ func ExampleBroker_DeleteTopic() {
 // whenever anything is dirty. A tombstone stays DeleteRetentionTime (a
 // day by default) after the compaction that first reached it, so that a
 // consumer that rebuilds its state from the topic meanwhile sees the key
-// deleted; a later compaction removes it.
+// deleted; the first compaction after that time removes it.
 func ExampleBroker_Maintain() {
 	ctx := context.Background()
 	b, err := runnel.Open(runnel.Config{}) // in memory
