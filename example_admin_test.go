@@ -259,3 +259,48 @@ func ExampleBroker_Maintain() {
 	// @3 pear deleted
 	// @4 plum=7
 }
+
+// DeleteRecords makes a partition's records below an offset unreadable
+// (Kafka's kafka-delete-records), as retention does by time or size. A
+// consumer whose position falls below the new log start is out of range,
+// and resets per its ResetOffset policy: by default (ResetEarliest) to
+// the log start, so it reads on from there without an error.
+func ExampleBroker_DeleteRecords() {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{}) // in memory
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic(ctx, "jobs", log.TopicConfig{Partitions: 1}); err != nil {
+		panic(err)
+	}
+	exampleProduce(ctx, b, "jobs", "k", "a", "b", "c", "d") // at 0, 1, 2, 3
+
+	start, err := b.DeleteRecords(ctx, "jobs", 0, 3)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("log start offset:", start)
+
+	c, err := consumer.New(b)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	if err := c.Assign("jobs", 0, consumer.At(1)); err != nil { // a position saved before
+		panic(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // bounds the wait, should records be missing
+	defer cancel()
+	for rec, err := range c.Records(ctx) {
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("read @%d %s\n", rec.Offset, rec.Value)
+		break
+	}
+	// Output:
+	// log start offset: 3
+	// read @3 d
+}
