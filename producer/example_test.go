@@ -176,10 +176,11 @@ func ExampleManualPartitioner() {
 
 // TryProduce never waits for buffer space: when the buffer is full
 // (MaxBufferedRecords, MaxBufferedBytes), its promise gets ErrMaxBuffered
-// at once, before it returns. It suits a caller that must not block (an
-// HTTP handler that sheds load, a promise, a Logger's handler). Here the
-// records linger for a minute, so that the first two fill the buffer until
-// Flush sends them.
+// at once, before it returns. It suits a caller that must not wait for
+// space: an HTTP handler that sheds load, a promise, a Logger's handler.
+// (Like Produce, it still asks the broker for a topic's partition count
+// the first time it writes to the topic.) Here the records linger for a
+// minute, so that the first two fill the buffer until Flush sends them.
 func ExampleProducer_TryProduce() {
 	ctx := context.Background()
 	b, err := runnel.Open(runnel.Config{}) // in memory
