@@ -226,3 +226,39 @@ func ExampleProducer_TryProduce() {
 	// cpu=73: stored at 1
 	// buffered: 0
 }
+
+// Shut a producer down with Flush, then Close: Close fails with ErrClosed
+// the records it still buffers (here, lingering for a minute), where
+// Flush first delivers them.
+func ExampleProducer_Close() {
+	ctx := context.Background()
+	b, err := runnel.Open(runnel.Config{}) // in memory
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	if err := b.CreateTopic(ctx, "emails", log.TopicConfig{Partitions: 1}); err != nil {
+		panic(err)
+	}
+	promise := func(r *record.Record, err error) {
+		fmt.Printf("%s: closed %v, err %v\n", r.Value, errors.Is(err, producer.ErrClosed), err)
+	}
+	for _, flush := range []bool{false, true} {
+		p, err := producer.New(b, producer.DefaultTopic("emails"), producer.Linger(time.Minute))
+		if err != nil {
+			panic(err)
+		}
+		p.Produce(ctx, &record.Record{Value: fmt.Appendf(nil, "flush first %v", flush)}, promise)
+		if flush {
+			if err := p.Flush(ctx); err != nil {
+				panic(err)
+			}
+		}
+		if err := p.Close(); err != nil {
+			panic(err)
+		}
+	}
+	// Output:
+	// flush first false: closed true, err runnel/producer: producer is closed
+	// flush first true: closed false, err <nil>
+}
