@@ -23,9 +23,6 @@ func exampleProduce(ctx context.Context, b *runnel.Broker, topic, key string, va
 	defer p.Close()
 	for _, v := range values {
 		r := &record.Record{Key: []byte(key), Value: []byte(v)}
-		if v == "" {
-			r.Value = nil // a tombstone on a compacted topic
-		}
 		if err := p.ProduceSync(ctx, r); err != nil {
 			panic(err)
 		}
@@ -222,11 +219,22 @@ func ExampleBroker_Maintain() {
 	if err := b.CreateTopic(ctx, "prices", log.TopicConfig{Partitions: 1, Config: compacted}); err != nil {
 		panic(err)
 	}
-	exampleProduce(ctx, b, "prices", "apple", "3")
-	exampleProduce(ctx, b, "prices", "pear", "5")
-	exampleProduce(ctx, b, "prices", "apple", "4")
-	exampleProduce(ctx, b, "prices", "pear", "")  // a tombstone
-	exampleProduce(ctx, b, "prices", "plum", "7") // in the active segment
+	p, err := producer.New(b, producer.DefaultTopic("prices"))
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close()
+	for _, r := range []*record.Record{
+		{Key: []byte("apple"), Value: []byte("3")},
+		{Key: []byte("pear"), Value: []byte("5")},
+		{Key: []byte("apple"), Value: []byte("4")},
+		{Key: []byte("pear"), Value: nil},         // a tombstone
+		{Key: []byte("plum"), Value: []byte("7")}, // in the active segment
+	} {
+		if err := p.ProduceSync(ctx, r); err != nil { // a batch, and so a segment, each
+			panic(err)
+		}
+	}
 
 	if err := b.Maintain(ctx); err != nil {
 		panic(err)
