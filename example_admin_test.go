@@ -13,8 +13,8 @@ import (
 	"github.com/runnel/runnel/record"
 )
 
-// exampleProduce writes values to one partition of topic, keyed by key,
-// with a ProduceSync each.
+// exampleProduce writes values to topic, each under key (so all to the
+// key's partition), with a ProduceSync each.
 func exampleProduce(ctx context.Context, b *runnel.Broker, topic, key string, values ...string) {
 	p, err := producer.New(b, producer.DefaultTopic(topic))
 	if err != nil {
