@@ -98,8 +98,9 @@ func ExamplePartitionerFunc() {
 // Keyed records go where Kafka's Java client and franz-go put them:
 // murmur2 of the key, modulo the partition count. So a service that
 // moves from Kafka to runnel, or shares keys with one, keeps each key's
-// partition. The default partitioner (StickyKeyPartitioner) hashes every
-// non-nil key, an empty one too; a nil key is spread.
+// partition, at the same partition count. The default partitioner
+// (StickyKeyPartitioner) hashes every non-nil key, an empty one too; a
+// nil key is spread.
 func ExampleKeyPartition() {
 	for _, key := range []string{"key-0", "key-1", "order-17", "user:42", ""} {
 		fmt.Printf("%-10q of 3: %d, of 16: %2d\n", key,
