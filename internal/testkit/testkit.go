@@ -76,21 +76,38 @@ func awaitHold[H, A any](t testing.TB, guard time.Duration, hold <-chan H, answe
 	case a := <-answer:
 		t.Fatalf("%s returned (%v) before it reached its hold", what, a)
 	case <-timer.C:
-		t.Fatalf("%s did not reach its hold within %v", what, guard)
+		t.Fatalf("%s did not come within %v", what, guard)
 	}
 	var zero H
 	return zero
 }
 
 // Await returns what c gives (a send, or its close), or fails t after
-// HangGuard, naming what it waited for: for a hold reached by a
-// goroutine the test has no answer of (a client's background sender),
-// where AwaitHold does not fit, so that a hold never reached fails the
-// test at its guard rather than at go test's -timeout. On the real
-// clock, on t's goroutine.
+// HangGuard, naming what it waited for (what did not come): for a
+// goroutine's answer (a call's outcome, a promise, a goroutine's end),
+// and for a hold reached by a goroutine the test has no answer of (a
+// client's background sender), where AwaitHold does not fit; so that a
+// hang fails the test at its guard rather than at go test's -timeout.
+// On the real clock, on t's goroutine (in a synctest bubble a bare wait
+// fails at once as a deadlock).
 func Await[H any](t testing.TB, c <-chan H, what string) H {
 	t.Helper()
-	return awaitHold(t, HangGuard, c, (<-chan struct{})(nil), what)
+	return await(t, HangGuard, c, what)
+}
+
+// await is Await with its guard.
+func await[H any](t testing.TB, guard time.Duration, c <-chan H, what string) H {
+	t.Helper()
+	timer := time.NewTimer(guard)
+	defer timer.Stop()
+	select {
+	case h := <-c:
+		return h
+	case <-timer.C:
+		t.Fatalf("%s did not come within %v", what, guard)
+	}
+	var zero H
+	return zero
 }
 
 // spinUntil is SpinUntil with its guard.

@@ -53,7 +53,8 @@ func TestSpinUntil(t *testing.T) {
 // TestAwaitHold: it returns what the hold gives once it is reached;
 // it fails the test at once, naming the call and its answer, when the
 // call answers first; and at its guard (here 10 ms in place of
-// HangGuard) when neither comes. Await is the guard alone.
+// HangGuard) when neither comes. Await is the guard alone, with a
+// message of its own.
 func TestAwaitHold(t *testing.T) {
 	hold, answer := make(chan string, 1), make(chan error, 1)
 	hold <- "held"
@@ -75,6 +76,9 @@ func TestAwaitHold(t *testing.T) {
 	close(closed)
 	r = Record(t, func(tb testing.TB) { Await(tb, closed, "the sender") })
 	require.False(t, r.Failed())
+	r = Record(t, func(tb testing.TB) { await(tb, 10*time.Millisecond, make(chan error), "Produce's answer") })
+	require.True(t, r.Failed())
+	require.Equal(t, []string{"Produce's answer did not come within 10ms"}, r.Msgs)
 }
 
 // TestPastInt32: math.MaxInt32+n where int has 64 bits; a negative
