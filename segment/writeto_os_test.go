@@ -120,7 +120,7 @@ func TestDeleteDuringWriteTo(t *testing.T) {
 	testkit.AwaitHold(t, w.started, done, "the WriteTo")
 	derr := s.Delete()
 	close(w.release)
-	if err := <-done; err != nil {
+	if err := testkit.Await(t, done, "WriteTo's answer"); err != nil {
 		t.Errorf("WriteTo across the segment's Delete: %v", err)
 	}
 	if derr != nil {
