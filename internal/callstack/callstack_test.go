@@ -3,6 +3,8 @@ package callstack
 import (
 	"runtime"
 	"testing"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 const self = "github.com/runnel/runnel/internal/callstack.TestWithin"
@@ -33,7 +35,7 @@ func TestWithin(t *testing.T) {
 	}
 	done := make(chan bool)
 	go func() { done <- Within(self) }()
-	if <-done {
+	if testkit.Await(t, done, "Within's answer on another goroutine") {
 		t.Fatal("another goroutine's stack holds the test's function")
 	}
 }
@@ -73,7 +75,7 @@ func TestGoexitPanics(t *testing.T) {
 			body()
 			ended = "returned"
 		}()
-		return <-done
+		return testkit.Await(t, done, "the body's end")
 	}
 	yes := func() bool { return true }
 	no := func() bool { return false }

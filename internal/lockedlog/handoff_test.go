@@ -214,7 +214,11 @@ func TestNoWaitDelivererDoesNotWaitForTheMutex(t *testing.T) {
 		})
 	})), nil)
 	goLog(&mu, &q, log, "a", aDone)
-	defer func() { releaseOnce(); <-aDone; <-bDone }()
+	defer func() {
+		releaseOnce()
+		testkit.Await(t, aDone, "deliverer a's end")
+		testkit.Await(t, bDone, "deliverer b's end")
+	}()
 	awaitClosed(t, aDone, "the deliverer's Unlock, the mutex held by another goroutine")
 	releaseOnce()
 	awaitClosed(t, bDone, "the holder's Unlock")
@@ -259,7 +263,11 @@ func TestPlainDelivererWaitsForTheMutex(t *testing.T) {
 		})
 	})))
 	goLog(&mu, &q, log, "a", aDone)
-	defer func() { releaseOnce(); <-aDone; <-bDone }()
+	defer func() {
+		releaseOnce()
+		testkit.Await(t, aDone, "deliverer a's end")
+		testkit.Await(t, bDone, "deliverer b's end")
+	}()
 	select {
 	case <-locking: // waits for the holder: let it go
 	case <-aDone:
@@ -320,7 +328,7 @@ func TestUnlockLooksAgainOnceTheDelivererGaveUp(t *testing.T) {
 			go (*f)()
 		}
 		releaseOnce()
-		<-aDone
+		testkit.Await(t, aDone, "deliverer a's end")
 	}()
 	awaitClosed(t, aDone, "the deliverer's Unlock")
 	releaseOnce()
@@ -417,7 +425,12 @@ func TestDelivererThatGaveUpLeavesTheLinesToTheOneThatTookOver(t *testing.T) {
 				}
 				q.Unlock()
 			}()
-			defer func() { goB(); gateOnce(); <-aDone; <-bDone }()
+			defer func() {
+				goB()
+				gateOnce()
+				testkit.Await(t, aDone, "deliverer a's end")
+				testkit.Await(t, bDone, "deliverer b's end")
+			}()
 			awaitClosed(t, aDone, "the first deliverer's Unlock")
 			gateOnce()
 			awaitClosed(t, bDone, "b's Unlock")
