@@ -245,6 +245,9 @@ func startRun(ctx context.Context, t *testing.T, out io.Writer, args ...string) 
 	case err := <-errc:
 		cancel()
 		t.Fatal(err)
+	case <-time.After(testkit.HangGuard):
+		cancel()
+		t.Fatalf("run neither listened nor returned within %v", testkit.HangGuard)
 	}
 	var once sync.Once
 	var err error

@@ -136,7 +136,7 @@ func TestRetryRacingTheHandlersNamesTheHandledEvent(t *testing.T) {
 	require.NoError(t, held.Wait(ctx, 1))
 	handleAll(t, svc, b) // the first attempt's event: the order's
 	held.Remove()
-	got := <-answered
+	got := testkit.Await(t, answered, "the racing POST's answer")
 	_, handled := getStatus(t, svc, "order-k-1")
 	require.Equal(t, int64(0), handled.Offset)
 	require.Equal(t, http.StatusOK, got.code, "placed by the first request")
@@ -243,10 +243,10 @@ func postTwiceWhileHeld(ctx context.Context, t *testing.T, url string, p *produc
 	case second = <-secondCode:
 	case <-buffered(ctx, p, 2): // the second is being written too
 		held.Remove()
-		second = <-secondCode
+		second = testkit.Await(t, secondCode, "the second POST's status")
 	}
 	held.Remove()
-	return <-firstCode, second
+	return testkit.Await(t, firstCode, "the first POST's status"), second
 }
 
 // buffered is closed once p holds n records, or ctx ends.

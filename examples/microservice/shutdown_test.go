@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/runneltest"
 	"github.com/stretchr/testify/require"
@@ -64,8 +65,8 @@ func TestProducerClosedUnderAPlacingRequest(t *testing.T) {
 	}()
 	require.NoError(t, held.Wait(ctx, 1))
 	require.NoError(t, p.Close()) // what Service.Close does at the end of a shutdown
-	require.Equal(t, http.StatusServiceUnavailable, <-code)
-	require.Contains(t, <-body, "may or may not have been placed")
+	require.Equal(t, http.StatusServiceUnavailable, testkit.Await(t, code, "the POST's status"))
+	require.Contains(t, testkit.Await(t, body, "the POST's body"), "may or may not have been placed")
 }
 
 // A service's Close is a shutdown, not a failure: its handlers' Records
