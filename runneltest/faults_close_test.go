@@ -68,6 +68,6 @@ func TestFaultsMatchNamedForTheClients(t *testing.T) {
 	f.Add(runneltest.Fault{Op: runneltest.OpProduce, Action: runneltest.Observe, Count: 1,
 		Match: func(runneltest.Request) bool { within <- callstack.Within(callstack.FaultsMatch); return true }})
 	runneltest.Produce(t, f, "orders", &record.Record{Value: []byte("v")})
-	require.True(t, <-within, "callstack.FaultsMatch does not name the function a Match runs under")
+	require.True(t, testkit.Await(t, within, "the Match's call"), "callstack.FaultsMatch does not name the function a Match runs under")
 	require.False(t, callstack.Within(callstack.FaultsMatch), "nor the test's own goroutine")
 }

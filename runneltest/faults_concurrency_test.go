@@ -94,7 +94,7 @@ func TestFaultsHoldRemoveAndCancel(t *testing.T) {
 		cancels[i]()
 	}
 	for range n / 2 {
-		res := <-results
+		res := testkit.Await(t, results, "a cancelled Produce's answer")
 		require.Equal(t, 1, res.i%2, "request %d went on before Remove", res.i)
 		require.ErrorIs(t, res.err, context.Canceled)
 	}
@@ -102,7 +102,7 @@ func TestFaultsHoldRemoveAndCancel(t *testing.T) {
 	r.Remove()
 	r.Remove()
 	for range n / 2 {
-		res := <-results
+		res := testkit.Await(t, results, "a released Produce's answer")
 		require.Equal(t, 0, res.i%2)
 		require.NoError(t, res.err)
 	}

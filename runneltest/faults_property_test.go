@@ -307,7 +307,7 @@ func runFaultsProperty(t *testing.T, seed uint64, mixed bool) {
 	}
 	wg.Wait()
 	close(stop)
-	<-injDone // the held requests are released
+	testkit.Await(t, injDone, "the injector's return") // the held requests are released
 	t.Logf("rules added: %s", inj.summary())
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*propDeliveryTimeout)

@@ -295,7 +295,7 @@ func TestFaultsRemovedDuringRefusalStaysOut(t *testing.T) {
 	testkit.AwaitHold(t, inWrite, done, "the Produce")
 	r.Remove()
 	close(release)
-	require.ErrorIs(t, <-done, vfs.ErrInjected)
+	require.ErrorIs(t, testkit.Await(t, done, "the Produce's answer"), vfs.ErrInjected)
 	require.EqualValues(t, 1, calls.Load())
 	_, err := f.Produce(t.Context(), produceRequest(t, "other", 0, "k", "v"))
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -148,7 +149,7 @@ func TestFaultsNonRetriableProduceError(t *testing.T) {
 			promised := make(chan error, 1)
 			p.Produce(t.Context(), &record.Record{Topic: "orders", Partition: 1, Value: []byte("refused too")},
 				func(_ *record.Record, err error) { promised <- err })
-			require.ErrorIs(t, <-promised, api.ErrPolicyViolation)
+			require.ErrorIs(t, testkit.Await(t, promised, "the record's promise"), api.ErrPolicyViolation)
 			require.Equal(t, 2, r.Hits())
 
 			// Partition 0 was never matched; partition 1 works once the
@@ -225,7 +226,7 @@ func TestFaultsHoldProduce(t *testing.T) {
 			default:
 			}
 			r.Remove()
-			require.NoError(t, <-promised)
+			require.NoError(t, testkit.Await(t, promised, "the held record's promise"))
 			require.Equal(t, []string{"held"}, values(runneltest.ConsumeAll(t, b, "orders")))
 		})
 		t.Run(path.name+"/closed", func(t *testing.T) {
@@ -237,7 +238,7 @@ func TestFaultsHoldProduce(t *testing.T) {
 			p.Produce(t.Context(), &record.Record{Topic: "orders", Value: []byte("never")}, func(_ *record.Record, err error) { promised <- err })
 			require.NoError(t, r.Wait(waitCtx(t), 1))
 			require.NoError(t, p.Close()) // cancels the held call, and waits for it
-			require.ErrorIs(t, <-promised, producer.ErrClosed)
+			require.ErrorIs(t, testkit.Await(t, promised, "the record's promise"), producer.ErrClosed)
 			require.Empty(t, runneltest.ConsumeAll(t, b, "orders"))
 			require.Equal(t, 1, r.Hits())
 		})
@@ -265,7 +266,7 @@ func TestFaultsHoldFetch(t *testing.T) {
 		}()
 		require.NoError(t, r.Wait(waitCtx(t), 1))
 		cancel()
-		require.ErrorIs(t, <-polled, context.Canceled)
+		require.ErrorIs(t, testkit.Await(t, polled, "Poll's answer"), context.Canceled)
 		pos, _ := c.Position("orders", 0)
 		require.EqualValues(t, 0, pos, "nothing read")
 	})
@@ -281,7 +282,7 @@ func TestFaultsHoldFetch(t *testing.T) {
 		}()
 		require.NoError(t, r.Wait(waitCtx(t), 1))
 		require.NoError(t, c.Close())
-		require.ErrorIs(t, <-polled, consumer.ErrClosed)
+		require.ErrorIs(t, testkit.Await(t, polled, "Poll's answer"), consumer.ErrClosed)
 	})
 	t.Run("released", func(t *testing.T) {
 		c := runneltest.NewConsumer(t, f)
@@ -298,7 +299,7 @@ func TestFaultsHoldFetch(t *testing.T) {
 		}()
 		require.NoError(t, r.Wait(waitCtx(t), 1))
 		r.Remove()
-		res := <-polled
+		res := testkit.Await(t, polled, "Poll's answer")
 		require.NoError(t, res.err)
 		require.Equal(t, 1, res.fs.NumRecords())
 		require.Equal(t, 1, r.Hits())
@@ -461,7 +462,7 @@ func TestFaultsWait(t *testing.T) {
 		_, err := f.Partitions(t.Context(), "t")
 		require.ErrorIs(t, err, api.ErrRequestTimedOut)
 	}
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "Wait's answer"))
 	require.Equal(t, 3, r.Hits())
 }
 
@@ -511,7 +512,7 @@ func TestFaultsConcurrentRules(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	require.NoError(t, <-errc)
+	require.NoError(t, testkit.Await(t, errc, "ProduceSync's answer"))
 	require.Len(t, seen, len(recs))
 	require.Len(t, runneltest.ConsumeAll(t, b, "t"), len(recs))
 }

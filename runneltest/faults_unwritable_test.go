@@ -12,6 +12,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -92,7 +93,7 @@ func TestFaultsHoldUnwritablePartitions(t *testing.T) {
 	}()
 	require.NoError(t, hold.Wait(t.Context(), 1))
 	hold.Remove()
-	got := <-done
+	got := testkit.Await(t, done, "UnwritablePartitions' answer")
 	require.NoError(t, got.err)
 	require.Nil(t, got.down, "the hold applied, the later rule was not reached")
 
@@ -104,7 +105,7 @@ func TestFaultsHoldUnwritablePartitions(t *testing.T) {
 	}()
 	require.NoError(t, hold.Wait(t.Context(), 1))
 	cancel()
-	got = <-done
+	got = testkit.Await(t, done, "UnwritablePartitions' answer")
 	require.ErrorIs(t, got.err, context.Canceled, "the ctx ended during the hold")
 	require.Nil(t, got.down)
 	hold.Remove()
@@ -131,7 +132,7 @@ func TestFaultsReportRemovedDuringAHold(t *testing.T) {
 	require.NoError(t, hold.Wait(t.Context(), 1))
 	mended.Remove()
 	hold.Remove()
-	require.Equal(t, []int32{2}, <-done)
+	require.Equal(t, []int32{2}, testkit.Await(t, done, "UnwritablePartitions' answer"))
 	require.Equal(t, 1, mended.Hits(), "counted as the request arrived")
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -116,7 +117,7 @@ func TestMatchNotCalledAfterItRemovesItsRule(t *testing.T) {
 	_, err := f.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{
 		{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}, {Topic: "t", Partition: 2}}})
 	require.NoError(t, err)
-	<-fetched
+	testkit.Await(t, fetched, "the Match's call")
 	require.Equal(t, 1, calls)
 	require.Zero(t, r.Hits())
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -118,7 +119,7 @@ func TestHelperFailsOnAnotherGoroutineChild(t *testing.T) {
 		runneltest.Produce(t, b, "missing", &record.Record{Value: []byte("x")})
 		t.Log("after the helper")
 	}()
-	<-done
+	testkit.Await(t, done, "the goroutine's end")
 	t.Log("the test went on")
 	p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) { perr = err })
 }

@@ -154,7 +154,7 @@ func TestConsumeWaitsUntilTheDeadline(t *testing.T) {
 	go func() { done <- runneltest.Consume(t, b, "t", 2) }()
 	p.Produce(context.Background(), &record.Record{Topic: "t", Partition: 1, Value: []byte("x")}, nil)
 	p.Produce(context.Background(), &record.Record{Topic: "t", Partition: 0, Value: []byte("y")}, nil)
-	got := <-done
+	got := testkit.Await(t, done, "Consume's answer")
 	require.Equal(t, []string{"y", "x"}, values(got), "by partition, not by arrival")
 
 	// A test whose deadline has passed: Consume fails at once, saying so,
