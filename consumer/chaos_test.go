@@ -248,7 +248,7 @@ func runChaos(t *testing.T, seed uint64, poll bool) {
 		}
 	}
 	cancel()
-	require.NoError(t, <-errs)
+	require.NoError(t, testkit.Await(t, errs, "the chaos goroutine's answer"))
 	require.Empty(t, bad, "seed %d", seed)
 	require.NoError(t, deadline.Err(), "seed %d: the loop did not read every partition to its end in time", seed)
 	m.mu.Lock()

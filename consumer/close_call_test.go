@@ -240,7 +240,7 @@ func TestCloseRacingLoops(t *testing.T) {
 		}()
 		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond) // where Close lands; not a sync
 		require.NoError(t, c.Close())
-		out := <-done
+		out := testkit.Await(t, done, "the loops' goroutine's answer")
 		for i, r := range out {
 			require.EqualValues(t, i, r.Offset)
 		}
@@ -370,7 +370,7 @@ func TestNoClientCallAfterClose(t *testing.T) {
 			}()
 		}
 		for range 4 {
-			<-started
+			testkit.Await(t, started, "a calling goroutine's start")
 		}
 		for range round % 20 {
 			runtime.Gosched()

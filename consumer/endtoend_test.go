@@ -611,7 +611,7 @@ func TestCloseConcurrentWithPollAndRecords(t *testing.T) {
 			}()
 		}
 		for range 4 {
-			<-started
+			testkit.Await(t, started, "a polling goroutine's start")
 		}
 		if round%2 == 0 {
 			runtime.Gosched()

@@ -177,7 +177,7 @@ func TestLoggerInARecordsLoop(t *testing.T) {
 		t.Fatalf("%s from the handler blocked", name)
 	default:
 	}
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 	require.Positive(t, lines.Load())
 }
 

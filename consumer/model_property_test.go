@@ -1606,9 +1606,11 @@ func (r *mRun) whileWaiting(f func()) (consumer.Fetches, error) {
 	case <-fetching:
 	case res := <-done:
 		r.fatalf("Poll returned before it fetched: %d fetches, %v", len(res.fs), res.err)
+	case <-time.After(testkit.HangGuard):
+		r.fatalf("Poll neither fetched nor returned within %v", testkit.HangGuard)
 	}
 	f()
-	res := <-done // within wait: ctx's
+	res := testkit.Await(r.t, done, "Poll's answer") // within wait: ctx's
 	return res.fs, res.err
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
 
@@ -154,5 +155,5 @@ func TestAssignTopicRetriesTransientErrors(t *testing.T) {
 		f.mu.Unlock()
 	}
 	require.NoError(t, slow.Close())
-	require.ErrorIs(t, <-done, consumer.ErrClosed)
+	require.ErrorIs(t, testkit.Await(t, done, "AssignTopic's answer"), consumer.ErrClosed)
 }
