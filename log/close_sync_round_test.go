@@ -51,7 +51,7 @@ func TestCloseWaitsForASyncRound(t *testing.T) {
 				// hooks are reset.
 				releaseOnce()
 				if round != nil {
-					<-round.done
+					testkit.Await(t, round.done, "the sync round's end")
 				}
 				testHookSyncListed, testHookCloseWaitsSync = nil, nil
 			})

@@ -40,7 +40,7 @@ func TestCloseStopsCompaction(t *testing.T) {
 	res, err := l.Compact(context.Background())
 	require.ErrorIs(t, err, ErrClosed)
 	require.Zero(t, res.SegmentsRewritten, "the compaction went on after the Close began")
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 
 	l2, err := Open(l.Dir(), cfg, Options{FS: l.fs, Clock: clock})
 	require.NoError(t, err)

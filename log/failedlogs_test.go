@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -246,7 +247,7 @@ func TestFailedLogsConcurrent(t *testing.T) {
 		}()
 	}
 	for range logs {
-		k := <-done
+		k := testkit.Await(t, done, "a recording goroutine's key")
 		off, ok := failedLogs.lookup(k)
 		require.True(t, ok)
 		require.Equal(t, int64(1), off)

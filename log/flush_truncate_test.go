@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
@@ -47,7 +48,7 @@ func TestFlushOvertakenByTruncateTo(t *testing.T) {
 	defer func() { testHookTruncateStores = nil }()
 	_, err = l.TruncateTo(2)
 	require.NoError(t, err)
-	require.NoError(t, <-flushed)
+	require.NoError(t, testkit.Await(t, flushed, "Flush's answer"))
 	require.Equal(t, Offsets{Start: 0, Durable: 2, End: 2}, l.Offsets())
 }
 

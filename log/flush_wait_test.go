@@ -46,7 +46,7 @@ func TestFlushWhileClosingWaitsForClose(t *testing.T) {
 	testkit.AwaitHold(t, inSync, closed, "Close") // Close is syncing the active segment
 	err = l.Flush(context.Background())
 	releaseOnce() // the old code's Flush returned without waiting
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 	require.NoError(t, err, "a Flush while the log closes")
 	require.ErrorIs(t, l.Flush(context.Background()), ErrClosed, "a Flush after Close")
 }
@@ -181,7 +181,7 @@ func TestFlushDueAgainAfterItsWaitGaveUp(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, d.Wait(ctx), context.Canceled) // given up, the fsync under way still held
 	release()
-	require.NoError(t, <-flushed)
+	require.NoError(t, testkit.Await(t, flushed, "Flush's answer"))
 	require.EqualValues(t, 1, l.DurableOffset(), "b is not durable")
 
 	require.True(t, periodicAppend(t, l, "c"), "b and c not durable: the flush is due again")
@@ -230,7 +230,7 @@ func TestFlushIntervalNotSetBackByAnOlderFsync(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, d.Pending(), "flush.messages: a flush is due (made due now, not waited for)")
 	release()
-	require.NoError(t, <-flushed)
+	require.NoError(t, testkit.Await(t, flushed, "Flush's answer"))
 	require.EqualValues(t, 1, l.DurableOffset())
 
 	e.clock.Advance(40 * time.Second) // 70 s after the older fsync began, 40 s after the flush made due
@@ -378,8 +378,8 @@ func giveUpBehindAnOlderFsync(t *testing.T, l *Log, hold *atomic.Bool, inSync ch
 	var once sync.Once
 	l.OnDurable(func() { once.Do(func() { gaveUp <- d.Wait(ctx) }) })
 	release()
-	require.NoError(t, <-flushed)
-	require.ErrorIs(t, <-gaveUp, context.Canceled)
+	require.NoError(t, testkit.Await(t, flushed, "Flush's answer"))
+	require.ErrorIs(t, testkit.Await(t, gaveUp, "the OnDurable callback's Wait"), context.Canceled)
 	require.Equal(t, durable+1, l.DurableOffset(), "the older fsync's end; b is not durable")
 }
 

@@ -53,8 +53,8 @@ func TestHoldLockWaitsEndWithTheirCtx(t *testing.T) {
 	rdone := make(chan error, 1)
 	go func() { rdone <- m.RLockContext(context.Background()) }()
 	wcancel()
-	require.ErrorIs(t, <-wdone, context.Canceled)
-	require.NoError(t, <-rdone, "the writer gave up: the reader it held back goes on")
+	require.ErrorIs(t, testkit.Await(t, wdone, "LockContext's answer"), context.Canceled)
+	require.NoError(t, testkit.Await(t, rdone, "RLockContext's answer"), "the writer gave up: the reader it held back goes on")
 	m.RUnlock()
 	m.RUnlock()
 
@@ -71,13 +71,15 @@ func TestHoldLockWaitsEndWithTheirCtx(t *testing.T) {
 	case err := <-rdone:
 		require.NoError(t, err)
 		m.RUnlock()
-		require.NoError(t, <-wdone)
+		require.NoError(t, testkit.Await(t, wdone, "LockContext's answer"))
 		m.Unlock()
 	case err := <-wdone:
 		require.NoError(t, err)
 		m.Unlock()
-		require.NoError(t, <-rdone)
+		require.NoError(t, testkit.Await(t, rdone, "RLockContext's answer"))
 		m.RUnlock()
+	case <-time.After(testkit.HangGuard):
+		t.Fatalf("neither RLockContext nor LockContext answered within %v", testkit.HangGuard)
 	}
 	require.True(t, m.TryRLock(), "free again")
 	m.RUnlock()
@@ -96,7 +98,7 @@ func TestWriterLockWaitEndsWithItsCtx(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- m.LockContext(context.Background()) }()
 	m.Unlock()
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "LockContext's answer"))
 	m.Unlock()
 	require.Panics(t, func() { m.Unlock() })
 }
@@ -158,7 +160,7 @@ func TestLogCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	}
 	require.EqualValues(t, 0, l.LogStartOffset(), "nothing deleted")
 	hang.unstick()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "Append's answer"))
 	require.EqualValues(t, 2, l.LogEndOffset())
 }
 
@@ -236,7 +238,7 @@ func TestOutOfRangeReadsAnswerBehindAStuckWrite(t *testing.T) {
 		}
 	}
 	hang.unstick()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "AppendAsync's answer"))
 	require.EqualValues(t, 4, p.LogEndOffset())
 }
 
@@ -311,7 +313,7 @@ func TestReadsOvertakenByARemovalGoOnBehindItsStuckRemoval(t *testing.T) {
 				require.ErrorIs(t, a.err, ErrOffsetOutOfRange)
 			}
 			unstick()
-			require.NoError(t, <-removed)
+			require.NoError(t, testkit.Await(t, removed, "DeleteRecordsBefore's answer"))
 			require.EqualValues(t, 2, l.LogStartOffset())
 		})
 	}
@@ -389,7 +391,7 @@ func TestPartitionReadOvertakenByAStuckSwapEndsWithItsCtx(t *testing.T) {
 				t.Fatal("the overtaken call waited for the stuck swap, past its ctx")
 			}
 			unstick()
-			require.NoError(t, <-compacted)
+			require.NoError(t, testkit.Await(t, compacted, "Compact's answer"))
 			data, err := p.ReadInto(context.Background(), nil, 0, 1<<20, math.MaxInt64)
 			require.NoError(t, err)
 			require.NotEmpty(t, data, "the cleaned segment serves the offsets")
@@ -569,12 +571,12 @@ func TestMaintainHeedsItsCtxBehindAWriteStuckAfterRetention(t *testing.T) {
 				require.ErrorIs(t, err, context.Canceled)
 			case <-time.After(testkit.HangGuard):
 				hang.unstick()
-				<-done
+				testkit.Await(t, done, "Maintain's answer")
 				t.Fatal("Maintain waited for the stuck write past its ctx")
 			}
 			require.EqualValues(t, 1, l.LogStartOffset(), "retention ran")
 			hang.unstick()
-			require.NoError(t, <-stuck)
+			require.NoError(t, testkit.Await(t, stuck, "Append's answer"))
 			require.NoError(t, l.Close())
 		})
 	}

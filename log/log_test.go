@@ -904,8 +904,8 @@ func TestAppendAsyncWaitDuringClose(t *testing.T) {
 	waited := make(chan error, 1)
 	go func() { waited <- d.Wait(ctx) }()
 	close(release)
-	require.NoError(t, <-closed)
-	require.NoError(t, <-waited)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
+	require.NoError(t, testkit.Await(t, waited, "the durable's Wait"))
 
 	// After Close, a wait for an append it made durable succeeds at once.
 	require.NoError(t, d.Wait(ctx))
@@ -1084,7 +1084,7 @@ func TestCloseDuringSyncSyncsTheRolledSegments(t *testing.T) {
 	}
 	defer func() { testHookSyncListed = nil }()
 	require.NoError(t, l.Flush(context.Background()), "the Close made everything durable")
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 	e.fs = mem.CrashClone(vfs.CrashOptions{}) // power lost after the clean Close
 	l = e.open(cfg)
 	defer l.Close()

@@ -87,7 +87,7 @@ func TestCallsEndBehindAStuckWriteWithALinePending(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, rolls.Load(), "line handed on while the append that logged it holds the writer lock")
 	hang.unstick()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "Append's answer"))
 	require.EqualValues(t, 1, rolls.Load(), "roll lines handed on")
 	require.False(t, l.queue.Pending())
 	require.EqualValues(t, 2, l.LogEndOffset())
@@ -225,7 +225,7 @@ func TestHandingOnEndsBehindAStuckWrite(t *testing.T) {
 	}
 	require.True(t, rolled.Load())
 	hang.unstick()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "Append's answer"))
 	require.EqualValues(t, 3, l.LogEndOffset())
 }
 

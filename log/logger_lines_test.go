@@ -330,7 +330,7 @@ func TestHandlerMayAppendToThePartitionWhileAReopenWaits(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, rolled.Load())
 	require.True(t, returned.Load(), "the handler's Partition.Append blocked behind the waiting Reopen")
-	require.NoError(t, <-reopened)
+	require.NoError(t, testkit.Await(t, reopened, "Reopen's answer"))
 	require.Equal(t, int64(3), p.Load().LogEndOffset())
 }
 
@@ -564,7 +564,7 @@ func TestHandlerMayAppendOnALineOfAPartitionLock(t *testing.T) {
 	case <-time.After(testkit.HangGuard):
 		t.Fatal("the Roll under a PartitionLock, or its Unlock, did not return: its line was handed on under the partition's lock, to a handler that appends to the partition")
 	}
-	require.NoError(t, <-appended, "the handler's append")
+	require.NoError(t, testkit.Await(t, appended, "Append's answer"), "the handler's append")
 	require.EqualValues(t, 2, p.Load().LogEndOffset())
 	require.NoError(t, p.Load().Close())
 }

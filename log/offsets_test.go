@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // TestTruncateToLowersTheOffsetsCoherently: a reader that looks at the
@@ -53,7 +55,7 @@ func TestTruncateToLowersTheOffsetsCoherently(t *testing.T) {
 		}
 		require.Equal(t, end, l.DurableOffset())
 		after := Offsets{Start: l.LogStartOffset(), Durable: end, End: end}
-		require.Equal(t, after, <-during, "Offsets during the truncation")
+		require.Equal(t, after, testkit.Await(t, during, "Offsets' answer"), "Offsets during the truncation")
 		require.Equal(t, after, l.Offsets())
 		require.NoError(t, l.Flush(context.Background()))
 		require.NoError(t, l.Close())
@@ -84,7 +86,7 @@ func TestPartitionOffsets(t *testing.T) {
 		_, err := l.TruncateTo(2)
 		testHookTruncateStores = nil
 		require.NoError(t, err)
-		require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 2, LogEnd: 2}, <-during, "%v: during the truncation", sync)
+		require.Equal(t, PartitionOffsets{LogStart: 0, HighWatermark: 2, LogEnd: 2}, testkit.Await(t, during, "Offsets' answer"), "%v: during the truncation", sync)
 		require.NoError(t, l.Close())
 	}
 }
@@ -116,5 +118,5 @@ func TestOffsetsDuringATruncationWaitForIt(t *testing.T) {
 	testHookTruncateStores = nil
 	require.NoError(t, err)
 	require.EqualValues(t, 2, end)
-	require.Equal(t, Offsets{Start: 0, Durable: 2, End: 2}, <-during)
+	require.Equal(t, Offsets{Start: 0, Durable: 2, End: 2}, testkit.Await(t, during, "Offsets' answer"))
 }

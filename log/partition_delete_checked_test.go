@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // TestPartitionDeleteRecordsChecked: the check sees the configuration and
@@ -43,7 +45,7 @@ func TestPartitionDeleteRecordsChecked(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.EqualValues(t, 2, low)
-	require.NoError(t, <-reopened)
+	require.NoError(t, testkit.Await(t, reopened, "Reopen's answer"))
 	require.Equal(t, Compact, p.Log().Config().CleanupPolicy)
 	require.EqualValues(t, 2, p.LogStartOffset(), "deleted from the old log, kept by the new")
 }

@@ -68,7 +68,7 @@ func TestPartitionLockBehindAStuckAppend(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, offsets.LogEnd)
 	hang.unstick()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "Append's answer"))
 
 	k, err := p.Lock(ctx)
 	require.NoError(t, err)

@@ -112,7 +112,7 @@ func readOvertakenByTruncate(t *testing.T, cFirst int) {
 	testkit.AwaitHold(t, blk.arrived, done, "the Read of offset 20")
 	truncateAndRefill(t, l, 10, b2, c2, d2)
 	close(blk.release)
-	res := <-done
+	res := testkit.Await(t, done, "Read's answer")
 
 	// The read goes again over the log as it is now: B' holds offset 20.
 	require.NoError(t, res.err)
@@ -155,7 +155,7 @@ func TestReadOvertakenByCloseIsErrClosed(t *testing.T) {
 	testkit.AwaitHold(t, arrived, done, "the Read of offset 5")
 	require.NoError(t, l.Close())
 	close(release)
-	err := <-done
+	err := testkit.Await(t, done, "Read's answer")
 	require.ErrorIs(t, err, ErrClosed)
 	require.NotErrorIs(t, err, ErrOffsetOutOfRange, "the log's records did not go: it closed")
 }
@@ -211,7 +211,7 @@ func TestTimeSearchOvertakenByTruncateAndAppends(t *testing.T) {
 	testkit.AwaitHold(t, blk.arrived, done, "the OffsetForTime")
 	truncateAndRefill(t, l, 10, b2, c2, d2)
 	close(blk.release)
-	res := <-done
+	res := testkit.Await(t, done, "OffsetForTime's answer")
 	require.NoError(t, res.err)
 	require.True(t, res.ok, "OffsetForTime(%d) found no record: offset 29 has that timestamp", int64(late))
 	require.EqualValues(t, 29, res.off, "the first record at or after the timestamp, in the log as it is now")

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -140,8 +141,8 @@ func TestReadBegunDuringTruncation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int32(3), phase.Load())
 	close(release)
-	err = <-readErr
-	data := <-readData
+	err = testkit.Await(t, readErr, "Read's answer")
+	data := testkit.Await(t, readData, "Read's answer")
 	hook = nil
 	if err != nil {
 		require.ErrorIs(t, err, ErrOffsetOutOfRange)

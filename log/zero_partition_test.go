@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // A zero Partition (one not made by NewPartition) is closed, as a
@@ -82,7 +84,7 @@ func TestNewPartitionNilLogReopened(t *testing.T) {
 	p := NewPartition("t", 0, nil)
 	changed := p.Changed()
 	require.NoError(t, p.Reopen(func() (*Log, error) { return Open(e.dir, Config{}, Options{FS: e.fs, Clock: e.clock}) }))
-	<-changed // the reopen woke the readers
+	testkit.Await(t, changed, "the close of Changed's channel by the Reopen") // the reopen woke the readers
 	res, err := p.Append(context.Background(), valueBatch(t, 1, "a"), AppendOptions{})
 	require.NoError(t, err)
 	require.Zero(t, res.FirstOffset)
