@@ -74,7 +74,7 @@ func TestAddRecordCloseBeforeSpawnFailsRecord(t *testing.T) {
 	case <-time.After(testkit.HangGuard):
 		t.Fatal("the record's promise never ran")
 	}
-	<-produced
+	testkit.Await(t, produced, "Produce's return")
 	require.NoError(t, p.Close())
 	require.Zero(t, p.bufRecords.Load(), "records left counted as buffered")
 	require.Zero(t, p.bufBytes.Load(), "bytes left counted as buffered")

@@ -131,7 +131,7 @@ func TestProduceBadInput(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, p.Flush(ctx))
 		require.Len(t, got, 1, tc.name)
-		err = <-got
+		err = testkit.Await(t, got, "the record's promise")
 		require.ErrorIs(t, err, tc.want, "%s: Produce", tc.name)
 		// TryProduce with a nil promise, which is allowed.
 		require.NoError(t, testkit.NoPanic(t, tc.name, func() error { p.TryProduce(tc.ctx, tc.r, nil); return nil }))

@@ -46,8 +46,8 @@ func TestBufferedCountsAProduceCloseEndedUntilItReturns(t *testing.T) {
 	testkit.AwaitHold(t, c.entered, got, "the Produce")
 	require.NoError(t, p.Close())
 	n, bytes := p.BufferedRecords(), p.BufferedBytes()
-	<-returned
-	require.ErrorIs(t, <-got, producer.ErrClosed)
+	testkit.Await(t, returned, "Produce's return")
+	require.ErrorIs(t, testkit.Await(t, got, "the record's promise"), producer.ErrClosed)
 	require.Zero(t, p.BufferedRecords(), "once the Produce that Close ended has returned")
 	require.Zero(t, p.BufferedBytes(), "once the Produce that Close ended has returned")
 	// As BufferedRecords' doc now says: counted until the Produce

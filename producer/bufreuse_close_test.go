@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -90,7 +91,7 @@ func TestBuffersNotReusedInFlightClose(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			require.NoError(t, <-closer)
+			require.NoError(t, testkit.Await(t, closer, "Close's answer"))
 			require.Zero(t, c.changed.Load(), "requests whose bytes changed during the call, of %d", c.calls.Load())
 			require.Zero(t, p.BufferedRecords())
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -135,7 +136,7 @@ func TestWhatAPromiseMayDo(t *testing.T) {
 			defer cancel()
 			flushed <- p.Flush(fctx)
 		})
-		require.ErrorIs(t, <-flushed, context.DeadlineExceeded)
+		require.ErrorIs(t, testkit.Await(t, flushed, "the Flush in the promise"), context.DeadlineExceeded)
 		require.NoError(t, p.ProduceSync(ctx, &record.Record{Value: []byte("c")}), "the producer goes on")
 		require.NoError(t, p.Flush(ctx))
 		require.Equal(t, []string{"a", "b", "c"}, values(readRecords(t, b, "t", 0)))
@@ -149,7 +150,7 @@ func TestWhatAPromiseMayDo(t *testing.T) {
 			// a takes the buffer's one place until this promise returns.
 			p.TryProduce(ctx, &record.Record{Value: []byte("b")}, func(_ *record.Record, err error) { tried <- err })
 		})
-		require.ErrorIs(t, <-tried, producer.ErrMaxBuffered)
+		require.ErrorIs(t, testkit.Await(t, tried, "the TryProduce's promise"), producer.ErrMaxBuffered)
 		require.NoError(t, p.Flush(ctx))
 		require.Equal(t, []string{"a"}, values(readRecords(t, b, "t", 0)))
 	})

@@ -45,8 +45,8 @@ func TestCtxEndingWhileWaitingForTheProducerID(t *testing.T) {
 			cancel()
 			close(release)
 
-			require.ErrorIs(t, <-got, context.Canceled)
-			require.NoError(t, <-done)
+			require.ErrorIs(t, testkit.Await(t, got, "the dropped record's promise"), context.Canceled)
+			require.NoError(t, testkit.Await(t, done, "ProduceSync's answer"))
 			require.Equal(t, []string{"kept"}, values(readRecords(t, b, "t", 0)))
 			require.Zero(t, kept.Offset)
 			require.Zero(t, kept.Sequence)

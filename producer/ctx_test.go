@@ -160,7 +160,7 @@ func TestProduceSyncReportsTheOutcomeWhenCtxEndsInFlight(t *testing.T) {
 	require.ErrorIs(t, p.Flush(sctx), context.Canceled)
 	require.EqualValues(t, 1, p.BufferedRecords(), "still in flight")
 	g.release()
-	require.NoError(t, <-errc, "written, so ProduceSync says so")
+	require.NoError(t, testkit.Await(t, errc, "ProduceSync's answer"), "written, so ProduceSync says so")
 	require.EqualValues(t, 0, r.Offset)
 	require.Equal(t, []string{"v"}, values(readRecords(t, b, "t", 0)))
 }
@@ -229,7 +229,7 @@ func TestCtxEndingDuringLingerFailsTheRecordPromptly(t *testing.T) {
 	r := value("c")
 	err := ps.ProduceSync(sctx, r)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.NoError(t, <-held)
+	require.NoError(t, testkit.Await(t, held, "ProduceSync's answer"))
 	require.NoError(t, ps.Flush(ctx))
 	require.Equal(t, []string{"a", "x"}, values(readRecords(t, b, "t", 0)))
 }

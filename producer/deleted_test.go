@@ -269,7 +269,7 @@ func TestRecordAfterTopicIsBackIsNotAbandoned(t *testing.T) {
 		p.TryProduce(ctx, fresh, func(_ *record.Record, err error) { newErr = err; close(done) })
 	})
 	require.NoError(t, p.Flush(ctx))
-	<-done
+	testkit.Await(t, done, "the fresh record's promise")
 	require.ErrorIs(t, oldErr, runnel.ErrUnknownTopic)
 	require.NoError(t, createErr)
 	require.NoError(t, newErr, "produced after the producer found the topic back")

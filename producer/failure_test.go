@@ -57,7 +57,7 @@ func TestFullBufferBlocksProduceAndFailsTryProduce(t *testing.T) {
 	default:
 	}
 	g.release()
-	<-returned
+	testkit.Await(t, returned, "the Produce of r3's return")
 	require.NoError(t, p.Flush(ctx))
 	out.wait()
 	for _, r := range []*record.Record{r1, r2, r3} {
@@ -579,10 +579,12 @@ func TestLargeProduceIsNotOvertakenBySmallerOnes(t *testing.T) {
 	case <-smallReturned:
 		t.Fatal("a smaller record took buffer space before the large one waiting for it")
 	case <-waiting:
+	case <-time.After(testkit.HangGuard):
+		t.Fatalf("the Produce of small neither waited for space nor returned within %v", testkit.HangGuard)
 	}
 	g.release()
-	require.NoError(t, <-largeErr)
-	<-smallReturned
+	require.NoError(t, testkit.Await(t, largeErr, "ProduceSync's answer"))
+	testkit.Await(t, smallReturned, "the Produce of small's return")
 	require.NoError(t, p.Flush(ctx))
 	out.wait()
 	require.NoError(t, out.err(held))

@@ -65,8 +65,8 @@ func TestFlushWaitsForPartitionCountLookup(t *testing.T) {
 	// Flush returns at once (too early) or waits: whichever comes first.
 	waitFlushing(t, ctx, flushed)
 	close(c.release)
-	require.True(t, <-flushed, "Flush returned once the record was delivered")
-	<-produced
+	require.True(t, testkit.Await(t, flushed, "Flush's answer"), "Flush returned once the record was delivered")
+	testkit.Await(t, produced, "Produce's return")
 	require.Equal(t, []string{"v"}, values(append(readRecords(t, b, "t", 0), readRecords(t, b, "t", 1)...)))
 }
 
@@ -102,7 +102,7 @@ func TestFlushWaitsForThePromiseOfAFailedLookup(t *testing.T) {
 	// woken), whichever comes first.
 	waitFlushing(t, ctx, flushed)
 	close(gate)
-	require.True(t, <-flushed, "Flush returned after the promise")
+	require.True(t, testkit.Await(t, flushed, "Flush's answer"), "Flush returned after the promise")
 }
 
 // waitFlushing waits until a goroutine waits in Flush's select, failing

@@ -232,7 +232,7 @@ func TestHealthRefusalCallsForALook(t *testing.T) {
 	default:
 	}
 	c.heal() // takes appends again; the producer knows once the retry is appended
-	if err := <-done; err != nil || stuck.Partition != 0 {
+	if err := testkit.Await(t, done, "the stuck record's promise"); err != nil || stuck.Partition != 0 {
 		t.Fatalf("the refused record: partition %d, %v; want 0, nil", stuck.Partition, err)
 	}
 	if down := downOf(p, "t"); down != nil {
@@ -276,7 +276,7 @@ func TestHealthLeaderErrorCallsForALook(t *testing.T) {
 			if !tc.looks {
 				waitFor(t, func() bool { _, refused, _, _ := c.stats(); return refused[0] >= 3 })
 				c.heal()
-				if err := <-done; err != nil {
+				if err := testkit.Await(t, done, "the stuck record's promise"); err != nil {
 					t.Fatalf("the refused record: %v", err)
 				}
 				p.Close() // waits for any look it started
@@ -292,7 +292,7 @@ func TestHealthLeaderErrorCallsForALook(t *testing.T) {
 				}
 			}
 			c.heal()
-			if err := <-done; err != nil || stuck.Partition != 0 {
+			if err := testkit.Await(t, done, "the stuck record's promise"); err != nil || stuck.Partition != 0 {
 				t.Fatalf("the refused record: partition %d, %v; want 0, nil", stuck.Partition, err)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -138,7 +139,7 @@ func TestPipelineOutOfOrderWhileInFlight(t *testing.T) {
 		p.Produce(ctx, r, o.promise())
 	}
 	first := c.next(t, ctx) // in flight, held
-	<-refused
+	testkit.Await(t, refused, "the broker's refusal of attempt 1")
 	first.answer <- nil
 	stop := c.answerAll(nil)
 	defer stop()
@@ -391,8 +392,8 @@ func TestStaleProducerIDRefusalKeepsTheNewID(t *testing.T) {
 			errs <- p.ProduceSync(ctx, &record.Record{Topic: "t", Partition: part, Value: fmt.Appendf(nil, "p%d", part)})
 		}()
 	}
-	require.NoError(t, <-errs)
-	require.NoError(t, <-errs)
+	require.NoError(t, testkit.Await(t, errs, "ProduceSync's answer"))
+	require.NoError(t, testkit.Await(t, errs, "ProduceSync's answer"))
 	require.EqualValues(t, 2, c.inits.Load(), "InitProducerID calls")
 	for part := range int32(2) {
 		require.Equal(t, []string{fmt.Sprintf("p%d", part)}, values(readRecords(t, b, "t", part)))

@@ -95,7 +95,7 @@ func TestLoggerMayClose(t *testing.T) {
 		err = p.ProduceSync(ctx, value("a"))
 	}()
 	hangGuard(t, done, "a Close from the Logger's handler deadlocks the producer")
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 	require.ErrorIs(t, err, producer.ErrClosed)
 	require.NoError(t, p.Close())
 }

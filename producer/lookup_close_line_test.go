@@ -33,6 +33,6 @@ func TestLookUpEndedByCloseNoWarning(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	require.NoError(t, p.Close())
-	require.Error(t, <-done)
+	require.Error(t, testkit.Await(t, done, "ProduceSync's answer"))
 	require.Empty(t, warned.Messages(), "Close ended a look-up")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -82,7 +83,7 @@ func TestTopicLookUpRetriesRetriableErrors(t *testing.T) {
 	c.mu.Unlock()
 	errc := make(chan error, 1)
 	p.TryProduce(ctx, &record.Record{Topic: "u", Value: []byte("w")}, func(_ *record.Record, err error) { errc <- err })
-	require.ErrorIs(t, <-errc, api.ErrRequestTimedOut)
+	require.ErrorIs(t, testkit.Await(t, errc, "the record's promise"), api.ErrRequestTimedOut)
 
 	// Not retriable: at once.
 	c.mu.Lock()
@@ -113,7 +114,7 @@ func TestTopicLookUpRetriesEnd(t *testing.T) {
 	go func() { errc <- p2.ProduceSync(ctx, &record.Record{Topic: "t", Value: []byte("v")}) }()
 	c.waitCalls(c.callCount() + 3) // retrying
 	cancel()
-	require.ErrorIs(t, <-errc, context.Canceled)
+	require.ErrorIs(t, testkit.Await(t, errc, "ProduceSync's answer"), context.Canceled)
 
 	p3, err := producer.New(c, producer.RetryBackoff(time.Hour))
 	require.NoError(t, err)
@@ -121,7 +122,7 @@ func TestTopicLookUpRetriesEnd(t *testing.T) {
 	go func() { errc <- p3.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("v")}) }()
 	c.waitCalls(n + 1) // in its hour of backoff
 	require.NoError(t, p3.Close())
-	err = <-errc
+	err = testkit.Await(t, errc, "ProduceSync's answer")
 	require.ErrorIs(t, err, producer.ErrClosed)
 	require.False(t, errors.Is(err, context.Canceled))
 }

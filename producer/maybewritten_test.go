@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -66,13 +67,13 @@ func TestRefusedAfterMaybeAppended(t *testing.T) {
 				p.Produce(ctx, &record.Record{Value: []byte("second")}, func(_ *record.Record, err error) { secondErr <- err })
 				close(buffered)
 
-				err := <-firstErr
+				err := testkit.Await(t, firstErr, "the first record's promise")
 				require.ErrorIs(t, err, refusal)
 				require.ErrorIs(t, err, producer.ErrMaybeWritten, "the first attempt was appended: %v", err)
 				require.Equal(t, 1, lost.Hits())
 				require.Equal(t, 1, refused.Hits())
 
-				err = <-secondErr
+				err = testkit.Await(t, secondErr, "the second record's promise")
 				got := values(runneltest.ConsumeAll(t, b, "t"))
 				if errors.Is(refusal, producer.ErrProducerFenced) {
 					require.ErrorIs(t, err, producer.ErrProducerFenced, "failed with the partition's records")
@@ -315,7 +316,7 @@ func TestMayBeWrittenInvalidTimestamp(t *testing.T) {
 	got := make(chan error, 1)
 	p.Produce(t.Context(), &record.Record{Topic: "t", Timestamp: time.UnixMilli(-5), Value: []byte("v")},
 		func(_ *record.Record, err error) { got <- err })
-	err := <-got
+	err := testkit.Await(t, got, "the record's promise")
 	require.ErrorIs(t, err, producer.ErrInvalidTimestamp)
 	require.False(t, producer.MayBeWritten(err), "%v", err)
 	require.False(t, producer.MayBeWritten(producer.ErrInvalidTimestamp))

@@ -274,7 +274,7 @@ func produceAllHeld(ctx context.Context, p *Producer, recs []*record.Record) (fi
 		}
 	}()
 	return func(t *testing.T) {
-		<-produced
+		testkit.Await(t, produced, "the Produce calls' return")
 		if err := p.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}

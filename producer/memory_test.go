@@ -312,7 +312,7 @@ func TestProduceRacingCloseStoresNoTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(c.answer)
-	if err := <-got; !errors.Is(err, ErrClosed) {
+	if err := testkit.Await(t, got, "the record's promise"); !errors.Is(err, ErrClosed) {
 		t.Errorf("the record: %v, want ErrClosed", err)
 	}
 	if p.knownTopic("t") != nil || p.lastTop.Load() != nil {
@@ -379,8 +379,8 @@ wait:
 		}
 	}
 	close(part.release)
-	<-closed
-	if err := <-got; !errors.Is(err, ErrClosed) {
+	testkit.Await(t, closed, "Close's return")
+	if err := testkit.Await(t, got, "the record's promise"); !errors.Is(err, ErrClosed) {
 		t.Errorf("the record: %v, want ErrClosed", err)
 	}
 	if p.knownTopic("t") != nil || p.lastTop.Load() != nil {

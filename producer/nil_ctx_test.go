@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -23,7 +24,7 @@ func TestNilCtxIsBackground(t *testing.T) {
 	p.Produce(nilCtx, &record.Record{Topic: "t", Value: []byte("a")}, func(_ *record.Record, err error) { done <- err })
 	require.NoError(t, p.ProduceSync(nilCtx, &record.Record{Topic: "t", Value: []byte("b")}))
 	require.NoError(t, p.Flush(nilCtx))
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "the record's promise"))
 	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 2)
 }
 
@@ -41,7 +42,7 @@ func TestFlushNilCtxWaits(t *testing.T) {
 		done := make(chan error, 1)
 		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte{byte(i)}}, func(_ *record.Record, err error) { done <- err })
 		require.NoError(t, p.Flush(nilCtx))
-		require.NoError(t, <-done)
+		require.NoError(t, testkit.Await(t, done, "a record's promise"))
 	}
 	require.Len(t, runneltest.ConsumeAll(t, b, "t"), 20)
 }

@@ -121,7 +121,7 @@ func requireStaleCountNotFollowed(t *testing.T, parts int, before, during topicC
 	past := int32(max(parts, stale, now))
 	require.ErrorIs(t, p.ProduceSync(ctx, &record.Record{Partition: past, Value: []byte("later")}), producer.ErrInvalidPartition)
 	close(release) // the first look-up's answer, stale, comes last
-	require.ErrorIs(t, <-first, producer.ErrInvalidPartition)
+	require.ErrorIs(t, testkit.Await(t, first, "ProduceSync's answer"), producer.ErrInvalidPartition)
 
 	k := keyFor(t, max(stale, now), int32(max(stale, now)-1), min(stale, now))
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Key: k, Value: []byte("k")}),
@@ -205,9 +205,9 @@ func TestLargerCountOfALaterLookUpAfterRecreate(t *testing.T) {
 	close(readB)
 	testkit.Await(t, heldB, "the look-up that reads 6") // it read 6
 	close(releaseA)
-	require.ErrorIs(t, <-first, producer.ErrInvalidPartition) // 2 followed
+	require.ErrorIs(t, testkit.Await(t, first, "ProduceSync's answer"), producer.ErrInvalidPartition) // 2 followed
 	close(releaseB)
-	require.NoError(t, <-second, "the later look-up's 6 is the newer count")
+	require.NoError(t, testkit.Await(t, second, "ProduceSync's answer"), "the later look-up's 6 is the newer count")
 	require.Equal(t, []string{"5"}, values(readRecords(t, b, "t", 5)))
 }
 
@@ -279,7 +279,7 @@ func TestStaleCountAnswerDoesNotShrinkTopic(t *testing.T) {
 	r3 := &record.Record{Partition: 3, Value: []byte("3")}
 	require.NoError(t, r.p.ProduceSync(r.ctx, r3)) // its look-up answers 4 at once
 	close(r.release)                               // then the first one's answer, 2
-	require.NoError(t, <-r.done)
+	require.NoError(t, testkit.Await(t, r.done, "the ProduceSync of 2's answer"))
 	b, c, p, ctx := r.b, r.c, r.p, r.ctx
 
 	// The producer still knows partition 3: no further look-up.
@@ -306,7 +306,7 @@ func TestNewerCountAnswerOfAnOlderLookUpIsFollowed(t *testing.T) {
 	require.ErrorIs(t, err, producer.ErrInvalidPartition)
 	require.NoError(t, r.b.CreatePartitions(r.ctx, "t", 4))
 	close(r.release) // the first look-up reads 4 now
-	require.NoError(t, <-r.done, "the first look-up's answer (4) is the newer")
+	require.NoError(t, testkit.Await(t, r.done, "the ProduceSync of 2's answer"), "the first look-up's answer (4) is the newer")
 	require.Equal(t, []string{"2"}, values(readRecords(t, r.b, "t", 2)))
 }
 

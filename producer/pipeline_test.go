@@ -318,7 +318,7 @@ func TestPipelineSendsWhileWaiting(t *testing.T) {
 	for _, a := range []*heldAck{a0, a1, a2} {
 		a.answer <- nil
 	}
-	require.NoError(t, <-flushed)
+	require.NoError(t, testkit.Await(t, flushed, "Flush's answer"))
 	o.wg.Wait()
 	requireInOrder(t, b, o, recs)
 }

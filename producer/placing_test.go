@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 )
 
@@ -118,7 +119,7 @@ func TestPlacingEndsOnEveryPath(t *testing.T) {
 				if err := p.Flush(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				if err := <-warm; err != nil {
+				if err := testkit.Await(t, warm, "the warm-up record's promise"); err != nil {
 					t.Fatal(err)
 				}
 				top := p.knownTopic("t") // a Close lets go of it

@@ -46,7 +46,7 @@ func TestCloseEndsAFlushInAPromise(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Close waits for a promise that waits in Flush")
 	}
-	require.ErrorIs(t, <-flushed, producer.ErrClosed)
+	require.ErrorIs(t, testkit.Await(t, flushed, "the Flush in the promise"), producer.ErrClosed)
 }
 
 // A promise that calls Close itself: Close cannot wait for the goroutine
@@ -373,7 +373,7 @@ func TestBrokerLoggerShipsThroughTheProducer(t *testing.T) {
 				return
 			}
 			for range ship {
-				require.NoError(t, <-shipped)
+				require.NoError(t, testkit.Await(t, shipped, "the shipped line's promise"))
 			}
 			require.Len(t, got, 4+ship)
 			require.Equal(t, ship, strings.Count(strings.Join(got, ","), "line: rolled segment"))

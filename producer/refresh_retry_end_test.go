@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -88,10 +89,10 @@ func TestPastTheCountRetriesEnd(t *testing.T) {
 		got := make(chan error, 1)
 		go p.Produce(testCtx(t), &record.Record{Topic: "t", Partition: 1, Value: []byte("a")},
 			func(_ *record.Record, err error) { got <- err })
-		<-c.calls
-		<-c.calls // retrying
+		testkit.Await(t, c.calls, "a look-up of the partition count")
+		testkit.Await(t, c.calls, "a retried look-up of the partition count") // retrying
 		require.NoError(t, p.Close())
-		err := <-got
+		err := testkit.Await(t, got, "the record's promise")
 		require.ErrorIs(t, err, producer.ErrClosed)
 		require.False(t, errors.Is(err, producer.ErrInvalidPartition), "the partition count was never learnt: %v", err)
 	})
@@ -102,9 +103,9 @@ func TestPastTheCountRetriesEnd(t *testing.T) {
 		got := make(chan error, 1)
 		go p.Produce(ctx, &record.Record{Topic: "t", Partition: 1, Value: []byte("a")},
 			func(_ *record.Record, err error) { got <- err })
-		<-c.calls
-		<-c.calls // retrying
+		testkit.Await(t, c.calls, "a look-up of the partition count")
+		testkit.Await(t, c.calls, "a retried look-up of the partition count") // retrying
 		cancel()
-		require.ErrorIs(t, <-got, context.Canceled)
+		require.ErrorIs(t, testkit.Await(t, got, "the record's promise"), context.Canceled)
 	})
 }

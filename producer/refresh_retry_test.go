@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -66,7 +67,7 @@ func TestPastTheCountLookUpRetriesRetriableErrors(t *testing.T) {
 		got := make(chan error, 1)
 		p.TryProduce(testCtx(t), &record.Record{Topic: "t", Partition: 2, Value: []byte("2")},
 			func(_ *record.Record, err error) { got <- err })
-		require.ErrorIs(t, <-got, producer.ErrInvalidPartition)
+		require.ErrorIs(t, testkit.Await(t, got, "the record's promise"), producer.ErrInvalidPartition)
 		c.fail.Store(0)
 	})
 }

@@ -73,9 +73,9 @@ func TestProduceWaitingForARefreshEndsWithCloseOrCtx(t *testing.T) {
 			} else {
 				cancel()
 			}
-			<-returned
+			testkit.Await(t, returned, "Produce's return")
 			require.Len(t, got, 1, "promise runs once, before Produce returns")
-			err := <-got
+			err := testkit.Await(t, got, "the record's promise")
 			if end == "close" {
 				require.ErrorIs(t, err, producer.ErrClosed)
 			} else {

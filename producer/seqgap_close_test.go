@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -32,7 +33,7 @@ func TestSequenceGapRetryEndedByClose(t *testing.T) {
 		require.NoError(t, gap.Wait(ctx, 1))
 		require.NoError(t, hold.Wait(ctx, 1))
 		require.NoError(t, p.Close())
-		err = <-errc
+		err = testkit.Await(t, errc, "ProduceSync's answer")
 		require.ErrorIs(t, err, producer.ErrClosed)
 		var re *producer.RecordError
 		require.ErrorAs(t, err, &re)

@@ -3,6 +3,7 @@ package producer
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -54,6 +55,8 @@ func TestSpaceGoesToWaitersInOrder(t *testing.T) {
 	case err := <-small:
 		t.Fatalf("a smaller reservation took space before the one waiting for it (%v)", err)
 	case <-waiting:
+	case <-time.After(testkit.HangGuard):
+		t.Fatalf("the reserve of 10 neither waited nor answered within %v", testkit.HangGuard)
 	}
 	require.ErrorIs(t, p.reserve(ctx, 10, false), ErrMaxBuffered)
 	requireSpace(t, p, 1, 80, 2)
@@ -61,8 +64,8 @@ func TestSpaceGoesToWaitersInOrder(t *testing.T) {
 	// Freeing 80 makes room for both, in order, within release.
 	p.release(1, 80)
 	requireSpace(t, p, 2, 70, 0)
-	require.NoError(t, <-large)
-	require.NoError(t, <-small)
+	require.NoError(t, testkit.Await(t, large, "the reserve of 60"))
+	require.NoError(t, testkit.Await(t, small, "the reserve of 10"))
 
 	// 70 buffered: 40 waits, then 20 behind it. Freeing 10 makes room for
 	// the 40 only; the 20 waits on, although it would fit alone.
@@ -71,10 +74,10 @@ func TestSpaceGoesToWaitersInOrder(t *testing.T) {
 	second := reserveAsync(p, ctx, 20)
 	testkit.AwaitHold(t, waiting, second, "the reserve of 20")
 	p.release(1, 10)
-	require.NoError(t, <-first)
+	require.NoError(t, testkit.Await(t, first, "the reserve of 40"))
 	requireSpace(t, p, 2, 100, 1)
 	p.release(1, 60)
-	require.NoError(t, <-second)
+	require.NoError(t, testkit.Await(t, second, "the reserve of 20"))
 	requireSpace(t, p, 2, 60, 0)
 }
 
@@ -100,7 +103,7 @@ func TestWaitingForSpaceDoesNotSpin(t *testing.T) {
 	}
 	requireSpace(t, p, 1, 50, 1)
 	p.release(1, 50)
-	require.NoError(t, <-res)
+	require.NoError(t, testkit.Await(t, res, "the reserve's answer"))
 	select {
 	case <-waiting:
 		t.Fatal("the reservation began to wait twice")
@@ -122,8 +125,8 @@ func TestSpaceWaiterLeavingLetsTheNextIn(t *testing.T) {
 	small := reserveAsync(p, ctx, 30)
 	testkit.AwaitHold(t, waiting, small, "the reserve of 30")
 	cancel()
-	require.ErrorIs(t, <-large, context.Canceled)
-	require.NoError(t, <-small)
+	require.ErrorIs(t, testkit.Await(t, large, "the reserve of 50"), context.Canceled)
+	require.NoError(t, testkit.Await(t, small, "the reserve of 30"))
 	requireSpace(t, p, 2, 90, 0)
 }
 
@@ -137,10 +140,10 @@ func TestSpaceGrantedToALeavingWaiterIsPassedOn(t *testing.T) {
 	require.NotNil(t, w1)
 	require.NotNil(t, w2)
 	p.release(1, 100)
-	<-w1.granted
+	testkit.Await(t, w1.granted, "w1's grant")
 	requireSpace(t, p, 1, 60, 1)
 	p.space.leave(p, w1) // it stopped waiting as its space came
-	<-w2.granted
+	testkit.Await(t, w2.granted, "w2's grant")
 	requireSpace(t, p, 1, 60, 0)
 }
 
@@ -160,10 +163,10 @@ func TestOversizedWaiterGetsTheEmptiedBuffer(t *testing.T) {
 	p.release(1, 30)
 	requireSpace(t, p, 1, 20, 2) // not empty yet: both wait
 	p.release(1, 20)
-	require.NoError(t, <-huge)
+	require.NoError(t, testkit.Await(t, huge, "the reserve of 500"))
 	requireSpace(t, p, 1, 500, 1)
 	p.release(1, 500)
-	require.NoError(t, <-small)
+	require.NoError(t, testkit.Await(t, small, "the reserve of 10"))
 	requireSpace(t, p, 1, 10, 0)
 }
 
@@ -177,8 +180,8 @@ func TestCloseWakesSpaceWaiters(t *testing.T) {
 	b := reserveAsync(p, ctx, 10)
 	testkit.AwaitHold(t, waiting, b, "the reserve of 10")
 	require.NoError(t, p.Close())
-	require.ErrorIs(t, <-a, ErrClosed)
-	require.ErrorIs(t, <-b, ErrClosed)
+	require.ErrorIs(t, testkit.Await(t, a, "the first reserve of 10"), ErrClosed)
+	require.ErrorIs(t, testkit.Await(t, b, "the second reserve of 10"), ErrClosed)
 	requireSpace(t, p, 1, 10, 0)
 }
 
@@ -201,7 +204,7 @@ func TestFlushWaitsForProduceWaitingForSpace(t *testing.T) {
 	p.space.mu.Lock()
 	p.space.grantLocked(p) // what release does next
 	p.space.mu.Unlock()
-	<-w.granted
+	testkit.Await(t, w.granted, "w's grant")
 	require.ErrorIs(t, p.Flush(ended), context.Canceled, "the served waiter's record is buffered")
 	p.release(1, 10) // its batch is done
 	require.NoError(t, p.Flush(ended))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/runneltest"
@@ -49,7 +50,7 @@ func TestSplitHalfWaitingForAPlaceKeepsItsRecords(t *testing.T) {
 	held.answer <- nil
 	xAck.answer <- nil
 	stop := c.answerAll(nil) // {y}'s, if it is sent
-	require.NoError(t, <-flushed)
+	require.NoError(t, testkit.Await(t, flushed, "Flush's answer"))
 	stop()
 	o.wg.Wait()
 	require.NoError(t, o.errs["y"], "a record of a batch sent once is fixed")

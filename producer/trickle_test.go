@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 )
 
@@ -52,7 +53,7 @@ func TestTrickleYieldOutsideTopicLock(t *testing.T) {
 	for range n {
 		done := make(chan error, 1)
 		p.Produce(ctx, &record.Record{Value: []byte("x")}, func(_ *record.Record, err error) { done <- err })
-		if err := <-done; err != nil {
+		if err := testkit.Await(t, done, "the record's promise"); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(4 * trickleGap) // the goroutine parks: the next record starts a trickle

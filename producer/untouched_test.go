@@ -76,7 +76,7 @@ func TestFailedProduceLeavesRecordAsItWas(t *testing.T) {
 	go p.Produce(cctx, waited, func(_ *record.Record, err error) { errc <- err })
 	testkit.AwaitHold(t, waiting, errc, "the Produce waiting for space")
 	cancel()
-	require.ErrorIs(t, <-errc, context.Canceled)
+	require.ErrorIs(t, testkit.Await(t, errc, "the record's promise"), context.Canceled)
 	requireUntouched(t, waited)
 
 	// Produced again, it is stamped then.
@@ -116,7 +116,7 @@ func TestProduceClosedWhileWaitingLeavesRecordAsItWas(t *testing.T) {
 	go p.Produce(ctx, r, func(_ *record.Record, err error) { errc <- err })
 	testkit.AwaitHold(t, waiting, errc, "the Produce waiting for space")
 	require.NoError(t, p.Close())
-	require.ErrorIs(t, <-errc, producer.ErrClosed)
+	require.ErrorIs(t, testkit.Await(t, errc, "the record's promise"), producer.ErrClosed)
 	requireUntouched(t, r)
 
 	r = unsent()
