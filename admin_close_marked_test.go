@@ -99,7 +99,7 @@ func TestCloseBetweenTheLookAndTheTopicsAnswersClosed(t *testing.T) {
 			}
 			defer func() { testHookClosedLooked = nil }()
 			require.ErrorIs(t, tc.call(ctx, b), ErrClosed)
-			require.NoError(t, <-closed)
+			require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 		})
 	}
 }

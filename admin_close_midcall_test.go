@@ -176,8 +176,8 @@ func TestCloseInsideAnAdminCall(t *testing.T) {
 			require.ErrorIs(t, b.CreateTopic(ctx, "late", log.TopicConfig{Partitions: 1}), runnel.ErrClosed)
 			require.ErrorIs(t, b.AlterTopicConfig(ctx, "t", log.Config{}), runnel.ErrClosed)
 			close(g.release)
-			res := <-callErr
-			require.NoError(t, <-closeErr)
+			res := testkit.Await(t, callErr, "the admin call's answer")
+			require.NoError(t, testkit.Await(t, closeErr, "Close's answer"))
 			require.True(t, res == nil || errors.Is(res, runnel.ErrClosed), "%v", res)
 
 			g.armed.Store(false)
@@ -290,7 +290,7 @@ func TestCloseRacesAdmin(t *testing.T) {
 			runtime.Gosched()
 		}
 		cerr := b.Close()
-		err = <-done
+		err = testkit.Await(t, done, "the admin call's answer")
 		if cerr != nil {
 			t.Fatalf("close: %v", cerr)
 		}

@@ -159,6 +159,8 @@ func runConfigChurn(t *testing.T, seed uint64) {
 			case <-progress:
 			case <-producing:
 				return
+			case <-time.After(testkit.HangGuard):
+				t.Fatalf("no promise ran, nor did the producing end, within %v", testkit.HangGuard)
 			}
 		}
 	}
@@ -188,7 +190,7 @@ func runConfigChurn(t *testing.T, seed uint64) {
 		waitFor(int64(rng.IntN(40))) // some records go under this config
 	}
 	close(stop)
-	<-producing
+	testkit.Await(t, producing, "the producing goroutine's end")
 	for _, p := range producers {
 		if err := p.Flush(ctx); err != nil {
 			t.Fatalf("Flush: %v", err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -49,7 +50,7 @@ func TestRetryAcrossConfigChangeKeepsLogAppendTime(t *testing.T) {
 	clock.ms.Add(60_000)
 	require.NoError(t, b.AlterTopicConfig(ctx, "t", log.Config{TimestampType: log.LogAppendTime, RetentionBytes: 1 << 30}))
 	held.Remove()
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "the record's promise"))
 
 	recs := runneltest.ConsumeAll(t, b, "t")
 	require.Len(t, recs, 1, "the retry was a duplicate")

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -109,6 +111,8 @@ func TestHighWatermarkAcrossSyncChanges(t *testing.T) {
 			close(stop)
 			wg.Wait()
 			t.FailNow()
+		case <-time.After(testkit.HangGuard):
+			t.Fatalf("no append came, nor the producing goroutine's end, within %v", testkit.HangGuard)
 		}
 		require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(c *log.Config) { c.Sync, c.FlushMessages = policies[i%3], 3 }))
 	}

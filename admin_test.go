@@ -91,7 +91,7 @@ func TestAdminCallsDoNotStallOtherTopics(t *testing.T) {
 				t.Fatal("produce to another topic waited for the admin call's fsync")
 			}
 			release()
-			require.NoError(t, <-done)
+			require.NoError(t, testkit.Await(t, done, tc.name+"'s answer"))
 		})
 	}
 }

@@ -54,7 +54,7 @@ func TestAutoCreateFullDiskRetried(t *testing.T) {
 	require.ErrorIs(t, err, syscall.ENOSPC)
 	require.ErrorIs(t, err, ErrStorage)
 	require.Empty(t, b.Topics())
-	<-failed
+	testkit.Await(t, failed, "the full disk's refusal of the auto-create")
 
 	p, err := producer.New(b, producer.DefaultTopic("orders"), producer.RetryBackoff(time.Millisecond),
 		producer.DeliveryTimeout(time.Minute))
@@ -69,10 +69,12 @@ func TestAutoCreateFullDiskRetried(t *testing.T) {
 		case <-failed:
 		case err := <-done:
 			t.Fatalf("the record failed on the full disk without a retry: %v", err)
+		case <-time.After(testkit.HangGuard):
+			t.Fatalf("the auto-create's write did not fail on the full disk, nor the record's promise come, within %v", testkit.HangGuard)
 		}
 	}
 	full.Store(false) // room freed
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "the record's promise"))
 	require.Equal(t, []string{"orders"}, b.Topics())
 }
 
@@ -144,7 +146,7 @@ func TestAutoCreateLogsOnceForConcurrentCallers(t *testing.T) {
 	}
 	held()
 	for range 2 {
-		require.NoError(t, <-errs)
+		require.NoError(t, testkit.Await(t, errs, "Produce's answer"))
 	}
 	require.Equal(t, []string{"auto"}, b.Topics())
 	require.EqualValues(t, 1, lines.Load(), "auto-created topic lines for one topic")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -391,7 +392,7 @@ func TestFetchLongPoll(t *testing.T) {
 		got <- resp
 	}()
 	produce(t, b, "t", 1, "wake")
-	resp = <-got
+	resp = testkit.Await(t, got, "Fetch's answer")
 	require.Equal(t, []string{"wake"}, values(t, resp.Partitions[1].Records))
 	// ... and one waiting on a single partition (a plain select).
 	go func() {
@@ -402,7 +403,7 @@ func TestFetchLongPoll(t *testing.T) {
 		got <- resp
 	}()
 	produce(t, b, "t", 0, "wake0")
-	resp = <-got
+	resp = testkit.Await(t, got, "Fetch's answer")
 	require.Equal(t, []string{"wake0"}, values(t, resp.Partitions[0].Records))
 
 	// ctx ends a wait.
@@ -413,7 +414,7 @@ func TestFetchLongPoll(t *testing.T) {
 		done <- err
 	}()
 	cancel()
-	require.ErrorIs(t, <-done, context.Canceled)
+	require.ErrorIs(t, testkit.Await(t, done, "Fetch's answer"), context.Canceled)
 
 	// An offset past the end is out of range, at once.
 	resp, err = b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, Partitions: []api.FetchPartition{{Topic: "t", Partition: 1, Offset: 9}}})
@@ -452,7 +453,7 @@ func TestFetchStaysBelowItsHighWatermark(t *testing.T) {
 			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 			const n = 300
 			done := make(chan struct{})
-			t.Cleanup(func() { <-done })
+			t.Cleanup(func() { testkit.Await(t, done, "the producing goroutine's return") })
 			go func() {
 				defer close(done)
 				for i := range n {

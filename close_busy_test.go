@@ -160,6 +160,6 @@ func closeWhileBusy(t *testing.T, dir string, round int) {
 	case <-time.After(testkit.HangGuard):
 		t.Fatalf("round %d: calls still under way %v after Close", round, testkit.HangGuard)
 	}
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 	require.Empty(t, errs)
 }

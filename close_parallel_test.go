@@ -266,7 +266,7 @@ func TestClosePanicOrGoexitUnlocksTheDirectory(t *testing.T) {
 					_ = b.Close()
 					returned = true
 				}()
-				<-ended
+				testkit.Await(t, ended, "Close's end")
 				testHookClosePartition = nil
 				require.False(t, returned, "the end goes on to Close's caller")
 				if end == "panic" {
@@ -328,7 +328,7 @@ func TestEachAtOnce(t *testing.T) {
 			})
 		}
 		close(release)
-		<-done
+		testkit.Await(t, done, "eachAtOnce's return")
 		require.True(t, sending, "eachAtOnce started more than %d calls at once", limit)
 		require.Equal(t, int32(limit), peak.Load())
 	})
@@ -360,7 +360,7 @@ func TestEachAtOnce(t *testing.T) {
 	// ending the call of index 3 with end (and that of 5 with also, if
 	// not nil), and reports how that goroutine ended, the stack it had as
 	// it recovered the panic, and how many calls returned.
-	ends := func(limit int, end, also func()) (panicked any, stack string, returned bool, done int32) {
+	ends := func(t *testing.T, limit int, end, also func()) (panicked any, stack string, returned bool, done int32) {
 		var n atomic.Int32
 		finished := make(chan struct{})
 		go func() {
@@ -380,7 +380,7 @@ func TestEachAtOnce(t *testing.T) {
 			})
 			returned = true
 		}()
-		<-finished
+		testkit.Await(t, finished, "eachAtOnce's end")
 		return panicked, stack, returned, n.Load()
 	}
 	// value is the value the call panicked with, and the stack of its
@@ -398,7 +398,7 @@ func TestEachAtOnce(t *testing.T) {
 	for _, limit := range []int{1, 4} {
 		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
 			t.Run("panic", func(t *testing.T) {
-				panicked, stack, returned, done := ends(limit, eachAtOnceTestPanic, nil)
+				panicked, stack, returned, done := ends(t, limit, eachAtOnceTestPanic, nil)
 				v, stack := value(t, limit, panicked, stack)
 				require.Equal(t, "the FS panics", v)
 				require.Contains(t, stack, "runnel.eachAtOnceTestPanic(", "the stack where it began")
@@ -406,21 +406,21 @@ func TestEachAtOnce(t *testing.T) {
 				require.Equal(t, int32(19), done, "the other calls ran")
 			})
 			t.Run("panic error", func(t *testing.T) {
-				panicked, _, _, done := ends(limit, func() { panic(fs.ErrClosed) }, nil)
+				panicked, _, _, done := ends(t, limit, func() { panic(fs.ErrClosed) }, nil)
 				err, ok := panicked.(error)
 				require.True(t, ok, "%T", panicked)
 				require.ErrorIs(t, err, fs.ErrClosed)
 				require.Equal(t, int32(19), done)
 			})
 			t.Run("panic nil", func(t *testing.T) {
-				panicked, stack, returned, done := ends(limit, func() { panic(nil) }, nil)
+				panicked, stack, returned, done := ends(t, limit, func() { panic(nil) }, nil)
 				v, _ := value(t, limit, panicked, stack)
 				require.IsType(t, &runtime.PanicNilError{}, v)
 				require.False(t, returned)
 				require.Equal(t, int32(19), done)
 			})
 			t.Run("first panic", func(t *testing.T) {
-				panicked, _, returned, done := ends(limit, eachAtOnceTestPanic, func() { panic("a later call panics") })
+				panicked, _, returned, done := ends(t, limit, eachAtOnceTestPanic, func() { panic("a later call panics") })
 				if limit == 1 { // at once, either may be the first
 					require.Equal(t, "the FS panics", panicked)
 				}
@@ -428,7 +428,7 @@ func TestEachAtOnce(t *testing.T) {
 				require.Equal(t, int32(18), done, "the other calls ran")
 			})
 			t.Run("Goexit", func(t *testing.T) {
-				panicked, _, returned, done := ends(limit, runtime.Goexit, nil)
+				panicked, _, returned, done := ends(t, limit, runtime.Goexit, nil)
 				require.Nil(t, panicked, "a Goexit, not a panic")
 				require.False(t, returned, "the caller's goroutine ended")
 				require.Equal(t, int32(19), done, "the other calls ran")
@@ -471,7 +471,7 @@ func TestEachAtOnce(t *testing.T) {
 				})
 				returned = true
 			}()
-			<-finished
+			testkit.Await(t, finished, "eachAtOnce's end")
 			require.False(t, returned, c.name)
 			if c.want == nil {
 				require.Nil(t, panicked, "%s: the Goexit goes on", c.name)
@@ -491,7 +491,7 @@ func TestEachAtOnce(t *testing.T) {
 	// ends the goroutine at once: the panic goes with it, and the calls
 	// after it are not made (0, 1, 2 and 4 returned; 3 panicked, 5 ended).
 	t.Run("Goexit as a panic unwinds", func(t *testing.T) {
-		panicked, _, returned, done := ends(1, eachAtOnceTestPanic, runtime.Goexit)
+		panicked, _, returned, done := ends(t, 1, eachAtOnceTestPanic, runtime.Goexit)
 		require.Nil(t, panicked, "the Goexit goes on, not the panic")
 		require.False(t, returned)
 		require.Equal(t, int32(4), done)

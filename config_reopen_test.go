@@ -118,7 +118,7 @@ func TestConfigChangeGivesUpBeforeTheLocksWhenStopped(t *testing.T) {
 					break
 				}
 			}
-			return func() { require.NoError(t, <-closed) }
+			return func() { require.NoError(t, testkit.Await(t, closed, "Close's answer")) }
 		}, ErrClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,6 +170,6 @@ func TestReopenReleasesEachPartitionOnceReopened(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a", "b"}, values(t, resp.Partitions[0].Records))
 	release()
-	require.NoError(t, <-altered)
+	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 	require.Equal(t, time.Hour, b.topics["t"].Partitions[1].Log().Config().RetentionTime)
 }

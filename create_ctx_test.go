@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -84,7 +85,7 @@ func TestCreateTopicHeedsItsCtx(t *testing.T) {
 		})})
 		err := b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: parts})
 		require.ErrorIs(t, err, ErrClosed)
-		require.NoError(t, <-closed)
+		require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 		require.Less(t, made.Load(), int32(6), "partitions made after Close began")
 	})
 }

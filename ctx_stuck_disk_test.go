@@ -198,7 +198,7 @@ func TestProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
 	}, release, [][]string{{"runnel.(*Broker).Produce(", "log.(*Log).AppendAsync("}}, nil)
 
 	release()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "the stuck Produce's answer"))
 	produce(t, b, "t", 0, "c")
 	require.NoError(t, b.Close())
 
@@ -246,7 +246,7 @@ func TestCallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 	}
 
 	release()
-	require.NoError(t, <-altered)
+	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 	info, err := b.DescribeTopic(ctx, "t")
 	require.NoError(t, err)
 	require.Equal(t, time.Hour, info.Config.RetentionTime)
@@ -320,7 +320,7 @@ func TestCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 	require.Equal(t, []string{"a", "b"}, values(t, f.resp.Partitions[1].Records))
 
 	release()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "the stuck Produce's answer"))
 	lo, err = b.ListOffset(ctx, "t", 0, api.Earliest)
 	require.NoError(t, err)
 	require.Equal(t, int64(0), lo.Offset, "no DeleteRecords took effect")
@@ -368,8 +368,8 @@ func TestMaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
 	require.Equal(t, int64(1), lo.Offset)
 
 	release()
-	require.NoError(t, <-stuck)
-	require.NoError(t, <-maintained)
+	require.NoError(t, testkit.Await(t, stuck, "the stuck Produce's answer"))
+	require.NoError(t, testkit.Await(t, maintained, "Maintain's answer"))
 }
 
 // waitForAnyStack returns once a goroutine's stack holds every one of
@@ -440,9 +440,9 @@ func TestClientsEndBehindAStuckDisk(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- c.Close() }()
 	require.NoError(t, within(t, closed, release, "Consumer.Close"))
-	require.ErrorIs(t, <-polled, consumer.ErrClosed)
+	require.ErrorIs(t, testkit.Await(t, polled, "Poll's answer"), consumer.ErrClosed)
 	release()
-	require.NoError(t, <-altered)
+	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 
 	// An append stuck in its write: another producer's records wait for
 	// the writer lock.
@@ -459,9 +459,9 @@ func TestClientsEndBehindAStuckDisk(t *testing.T) {
 	require.ErrorIs(t, within(t, flushed, release, "Flush"), context.Canceled)
 	go func() { closed <- p.Close() }()
 	require.NoError(t, within(t, closed, release, "Producer.Close"))
-	require.ErrorIs(t, <-promised, producer.ErrClosed)
+	require.ErrorIs(t, testkit.Await(t, promised, "Produce's answer"), producer.ErrClosed)
 	release()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "the stuck Produce's answer"))
 
 	require.NoError(t, b.Close())
 	// The record whose ctx ended behind the stuck write was not written.
@@ -559,7 +559,7 @@ func TestAdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
 	require.NoError(t, within(t, same, release, "AlterTopicConfig (no change)"))
 
 	release()
-	require.NoError(t, <-stuck)
+	require.NoError(t, testkit.Await(t, stuck, "the stuck Produce's answer"))
 	require.NoError(t, b.AlterTopicConfig(ctx, "t", log.Config{RetentionTime: time.Hour}))
 	info, err := b.DescribeTopic(ctx, "t")
 	require.NoError(t, err)
@@ -610,8 +610,8 @@ func TestCloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
 			go func() { closed <- b.Close() }()
 			require.ErrorIs(t, within(t, done, release, call.name), ErrClosed)
 			release()
-			require.NoError(t, <-stuck)
-			require.NoError(t, <-closed)
+			require.NoError(t, testkit.Await(t, stuck, "the stuck Produce's answer"))
+			require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 
 			b, err := Open(Config{FS: mem, Dir: "/data"})
 			require.NoError(t, err)
@@ -644,7 +644,7 @@ func TestDescribeTopicHeedsItsCtxBehindAStuckReopen(t *testing.T) {
 	}, release, [][]string{{"runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire("}}, nil)
 
 	release()
-	require.NoError(t, <-altered)
+	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 	info, err := b.DescribeTopic(ctx, "t")
 	require.NoError(t, err)
 	require.Equal(t, time.Hour, info.Config.RetentionTime)
@@ -725,7 +725,7 @@ func TestFetchHeedsItsCtxBehindAReopenBegunDuringIt(t *testing.T) {
 				require.Equal(t, []string{"a"}, values(t, f.resp.Partitions[0].Records))
 			}
 			release()
-			require.NoError(t, <-altered)
+			require.NoError(t, testkit.Await(t, altered, "AlterTopicConfig's answer"))
 		})
 	}
 }
@@ -748,7 +748,7 @@ func TestMaintainHeedsItsCtxBehindAStuckReopen(t *testing.T) {
 	requireEndsWithCtx(t, "Maintain", b.Maintain, release,
 		[][]string{{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("}}, nil)
 	release()
-	require.NoError(t, <-altered)
+	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 	require.NoError(t, b.Maintain(ctx))
 }
 
@@ -802,7 +802,7 @@ func TestUnchangedConfigRetryHeedsItsCtx(t *testing.T) {
 	err := within(t, done, release, "the unchanged config's retry, its ctx ended")
 	require.ErrorIs(t, err, context.Canceled)
 	release()
-	require.NoError(t, <-maintained)
+	require.NoError(t, testkit.Await(t, maintained, "Maintain's answer"))
 	require.NoError(t, b.UpdateTopicConfig(ctx, "t", func(*log.Config) {}), "the partition reopened by the Maintain")
 	produce(t, b, "t", 0, "b")
 }
@@ -890,7 +890,7 @@ func TestCallsBehindAWaitingAdminCall(t *testing.T) {
 			go func() { closed <- b.Close() }()
 			require.ErrorIs(t, within(t, adminDone, release, a.name+" behind Close"), ErrClosed)
 			release()
-			require.NoError(t, <-stuck)
+			require.NoError(t, testkit.Await(t, stuck, "Produce's answer"))
 			require.NoError(t, within(t, closed, release, "Close"))
 
 			b, err = Open(Config{FS: mem, Dir: "/data"})
@@ -939,7 +939,7 @@ func TestInitProducerIDDoesNotWaitForAnAdminCall(t *testing.T) {
 		require.NoError(t, p.Close())
 	}
 	release()
-	require.NoError(t, <-altered)
+	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 }
 
 // TestAbandonedAppendsShareOneFsyncGoroutine: appends whose producer

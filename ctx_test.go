@@ -104,7 +104,7 @@ func TestCloseStopsTheMaintenanceRound(t *testing.T) {
 	waitForStack(t, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait(")
 	released.Store(true)
 	close(release)
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 	mu.Lock()
 	defer mu.Unlock()
 	require.Empty(t, after, "the maintenance round went on after Close")
@@ -184,8 +184,8 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 		require.ErrorIs(t, within(t, done, release, "a call waiting for the admin token as Close began"), ErrClosed)
 	}
 	release()
-	require.NoError(t, <-slow)
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, slow, "CreateTopic's answer"))
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 }
 
 // TestInitProducerIDHeedsItsCtxAndClose: an InitProducerID that waits
@@ -232,10 +232,10 @@ func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	go func() { closed <- b.Close() }()
 	require.ErrorIs(t, within(t, done, release, "an InitProducerID waiting for the token as Close began"), ErrClosed)
 	release()
-	a := <-slow
+	a := testkit.Await(t, slow, "the first InitProducerID's answer")
 	require.NoError(t, a.err)
 	require.Equal(t, first+1, a.id, "the cancelled calls handed no id out")
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 }
 
 // TestSecondCloseWaitsForTheFirst: Close is idempotent, and returns once
@@ -279,8 +279,8 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 		})
 	}, "the second Close neither returned nor waited for the first")
 	close(release)
-	require.NoError(t, <-first)
-	require.NoError(t, <-second)
+	require.NoError(t, testkit.Await(t, first, "Close's answer"))
+	require.NoError(t, testkit.Await(t, second, "Close's answer"))
 	// The lock is released: the directory opens again.
 	b, err = Open(Config{Dir: "/data", FS: fsys})
 	require.NoError(t, err)
@@ -371,7 +371,7 @@ func TestAdminCallsHeedTheirCtx(t *testing.T) {
 	_, _, err = b.InitProducerID(ctx)
 	require.NoError(t, err, "InitProducerID waited for an admin call")
 	release()
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "CreateTopic's answer"))
 	require.Equal(t, []string{"slow"}, b.Topics())
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -38,7 +39,7 @@ func TestDeleteRecordsPolicyCheckedWithTheDelete(t *testing.T) {
 	defer func() { testHookDeleteRecordsChecked = nil }()
 
 	low, err := b.DeleteRecords(ctx, "t", 0, 2)
-	require.NoError(t, <-altered)
+	require.NoError(t, testkit.Await(t, altered, "AlterTopicConfig's answer"))
 	testHookDeleteRecordsChecked = nil
 	if errors.Is(err, ErrPolicyViolation) {
 		listed, lerr := b.ListOffset(ctx, "t", 0, api.Earliest)

@@ -61,13 +61,13 @@ func TestProduceCtxEndsDuringAnFsync(t *testing.T) {
 		return d.Partitions[0].LogEndOffset == 3
 	}, "\"c\" was not appended")
 	cancelWaiter()
-	got := <-waiter
+	got := testkit.Await(t, waiter, "the waiting Produce's answer")
 	require.ErrorIs(t, got.err, context.Canceled)
 	require.EqualValues(t, 2, got.resp.BaseOffset, "the response is filled in")
 
 	// The one that started the fsync, held in it, returns at once too.
 	cancelFsyncer()
-	got = <-fsyncer
+	got = testkit.Await(t, fsyncer, "the fsyncing Produce's answer")
 	require.ErrorIs(t, got.err, context.Canceled)
 	require.EqualValues(t, 1, got.resp.BaseOffset, "the response is filled in")
 	h.release()

@@ -222,8 +222,8 @@ func TestFetchLongPollWokenByAnyPartition(t *testing.T) {
 	}()
 	waitForWaiter(t)
 	produce(t, b, "b", 0, "woke")
-	require.NoError(t, <-errc)
-	resp := <-done
+	require.NoError(t, testkit.Await(t, errc, "Fetch's answer"))
+	resp := testkit.Await(t, done, "Fetch's answer")
 	require.Empty(t, resp.Partitions[0].Records)
 	require.Empty(t, resp.Partitions[1].Records)
 	require.Equal(t, []string{"woke"}, values(t, resp.Partitions[2].Records))
@@ -258,8 +258,8 @@ func TestFetchMinBytesAcrossPartitions(t *testing.T) {
 	}()
 	waitForWaiter(t)
 	produce(t, b, "t", 2, "z")
-	require.NoError(t, <-errc)
-	resp = <-done
+	require.NoError(t, testkit.Await(t, errc, "Fetch's answer"))
+	resp = testkit.Await(t, done, "Fetch's answer")
 	for i, v := range []string{"x", "y", "z"} {
 		require.NoError(t, resp.Partitions[i].Err)
 		require.Equal(t, []string{v}, values(t, resp.Partitions[i].Records), "partition %d", i)
@@ -289,8 +289,8 @@ func TestFetchLongPollEndsWithDeletion(t *testing.T) {
 	}()
 	waitForWaiter(t)
 	require.NoError(t, b.DeleteTopic(ctx, "t"))
-	require.NoError(t, <-errc)
-	resp := <-done
+	require.NoError(t, testkit.Await(t, errc, "Fetch's answer"))
+	resp := testkit.Await(t, done, "Fetch's answer")
 	require.NoError(t, resp.Partitions[0].Err)
 	require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopicID)
 	require.ErrorIs(t, resp.Partitions[1].Err, ErrUnknownTopic)
@@ -472,7 +472,7 @@ func TestFetchMinBytesCountsWhatLimitsHoldBack(t *testing.T) {
 	}()
 	waitForWaiter(t)
 	produce(t, b, "t", 0, "c")
-	a := <-done
+	a := testkit.Await(t, done, "Fetch's answer")
 	require.NoError(t, a.err)
 	require.Equal(t, []string{"c"}, values(t, a.resp.Partitions[0].Records))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -32,7 +33,7 @@ func TestFairFetchNotHeldByAnotherPartitionsReopen(t *testing.T) {
 		resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: order})
 		cancel()
 		release()
-		require.NoError(t, <-altered)
+		require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 		require.NoError(t, err, "the fetch waited for t-0's reopen (order %v)", order)
 		for _, p := range resp.Partitions {
 			if p.Topic == "u" {
@@ -70,7 +71,7 @@ func TestFairPollNotHeldByAnotherPartitionsReopen(t *testing.T) {
 		}
 	}
 	release()
-	require.NoError(t, <-altered)
+	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 	require.Equal(t, 1, got, "u-0's record was held back by t-0's reopen")
 }
 

@@ -248,7 +248,7 @@ func testFetchMinBytesAcrossSegments(t *testing.T, cfg Config) {
 	}()
 	produce(t, b, "t", 0, "e")
 	produce(t, b, "t", 0, "f")
-	resp = <-got
+	resp = testkit.Await(t, got, "Fetch's answer")
 	require.NoError(t, cctx.Err(), "Fetch waited for more though the log had it")
 	require.Equal(t, []string{"e"}, values(t, resp.Partitions[0].Records))
 }
@@ -271,7 +271,7 @@ func TestFetchEndsWithClose(t *testing.T) {
 		}()
 		waitForWaiter(t)
 		require.NoError(t, b.Close())
-		require.ErrorIs(t, <-done, ErrClosed)
+		require.ErrorIs(t, testkit.Await(t, done, "Fetch's answer"), ErrClosed)
 	}
 }
 
@@ -327,7 +327,7 @@ func TestAppendBecomesReadableAfterItsWaitEnds(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, ack.Wait(bctx), context.Canceled)
 	release()
-	require.NoError(t, <-aDone)
+	require.NoError(t, testkit.Await(t, aDone, "Produce's answer"))
 
 	// B was appended: it must become readable without another append.
 	cctx, cancel2 := context.WithTimeout(ctx, testkit.HangGuard)

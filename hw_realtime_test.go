@@ -17,6 +17,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
@@ -352,7 +353,7 @@ func runHWRealTime(t *testing.T, mode log.SyncPolicy, seed uint64) {
 			}
 		}
 	})
-	<-producersDone
+	testkit.Await(t, producersDone, "the producers' end")
 	others.Wait()
 	require.Empty(t, errs)
 	t.Logf("%d produces acknowledged", acked.Load())

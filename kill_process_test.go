@@ -257,12 +257,14 @@ func killRound(t *testing.T, exe, dir string, seed uint64, round int, early bool
 		case <-ready:
 		case <-done:
 			t.Fatalf("the child ended before it was ready: %q", all)
+		case <-time.After(testkit.HangGuard):
+			t.Fatalf("the child was not ready, nor ended, within %v", testkit.HangGuard)
 		}
 	}
 	time.Sleep(after)
 	require.NoError(t, cmd.Process.Kill())
-	<-done           // every line it wrote
-	err = cmd.Wait() // "signal: killed", unless the child ended first
+	testkit.Await(t, done, "the end of the child's output") // every line it wrote
+	err = cmd.Wait()                                        // "signal: killed", unless the child ended first
 	waited = true
 	var ee *exec.ExitError
 	require.True(t, errors.As(err, &ee), "the child's end: %v", err)

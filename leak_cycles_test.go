@@ -14,6 +14,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -184,7 +185,7 @@ func TestLeakClientsClosedBusy(t *testing.T) {
 		require.NoError(t, p.Close())
 		cancel()
 		for range 20 {
-			<-promised // each record's promise is called, whatever its fate
+			testkit.Await(t, promised, "a record's promise") // each record's promise is called, whatever its fate
 		}
 
 		c, err := consumer.New(b, consumer.FetchMaxWait(time.Hour))
@@ -200,7 +201,7 @@ func TestLeakClientsClosedBusy(t *testing.T) {
 			pcancel()
 		}
 		require.NoError(t, c.Close())
-		require.Error(t, <-polled)
+		require.Error(t, testkit.Await(t, polled, "Poll's answer"))
 		pcancel()
 	})
 }
@@ -271,7 +272,7 @@ func TestLeakCutShortCalls(t *testing.T) {
 		if i%2 == 0 {
 			cancel()
 		}
-		require.ErrorIs(t, <-polled, pctx.Err())
+		require.ErrorIs(t, testkit.Await(t, polled, "Poll's answer"), pctx.Err())
 		cancel()
 		c.Pause(api.TopicPartition{Topic: "idle"})
 		c.Resume(api.TopicPartition{Topic: "idle"})
@@ -293,7 +294,7 @@ func TestLeakCutShortCalls(t *testing.T) {
 		sent := make(chan error, 1)
 		p.Produce(ctx, &record.Record{Topic: "busy", Value: val}, func(_ *record.Record, err error) { sent <- err })
 		require.NoError(t, p.Flush(ctx))
-		require.NoError(t, <-sent)
+		require.NoError(t, testkit.Await(t, sent, "the record's promise"))
 		for rec, err := range r.Records(ctx) {
 			require.NoError(t, err)
 			require.Equal(t, "busy", rec.Topic)

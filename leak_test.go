@@ -16,6 +16,7 @@ import (
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -163,7 +164,7 @@ func TestLeakWaitsAndAssignments(t *testing.T) {
 			done <- err
 		}()
 		cancel()
-		require.ErrorIs(t, <-done, context.Canceled)
+		require.ErrorIs(t, testkit.Await(t, done, "Fetch's answer"), context.Canceled)
 
 		name := fmt.Sprint("c", i)
 		require.NoError(t, b.CreateTopic(ctx, name, log.TopicConfig{Partitions: 2}))

@@ -95,8 +95,8 @@ func TestCloseEndsAMaxTimestampScan(t *testing.T) {
 	waitForStack(t, "runnel.closePartition(", "log.(*Partition).Lock(")
 	counting.Store(true)
 	close(release)
-	require.ErrorIs(t, <-listed, ErrClosed)
-	require.NoError(t, <-closed)
+	require.ErrorIs(t, testkit.Await(t, listed, "ListOffset's answer"), ErrClosed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 	require.Less(t, reads.Load(), whole/2, "the scan read on after Close began")
 }
 

@@ -238,6 +238,6 @@ func TestListOffsetDuringAlter(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	close(release)
-	require.EqualValues(t, 1, <-got, "ListOffset(2000) must find the record stamped 2000")
-	require.NoError(t, <-altered)
+	require.EqualValues(t, 1, testkit.Await(t, got, "ListOffset's answer"), "ListOffset(2000) must find the record stamped 2000")
+	require.NoError(t, testkit.Await(t, altered, "AlterTopicConfig's answer"))
 }

@@ -332,8 +332,8 @@ func requireCloseWaitsForHandler(t *testing.T, b *Broker, handlerDone *atomic.Bo
 		runtime.Gosched()
 	}
 	release()
-	require.True(t, <-closed, "the handler was done when Close returned")
-	require.NoError(t, <-closeErr)
+	require.True(t, testkit.Await(t, closed, "Close's answer"), "the handler was done when Close returned")
+	require.NoError(t, testkit.Await(t, closeErr, "Close's answer"))
 }
 
 // gateClock is the system clock, except that one Now while armed blocks
@@ -451,7 +451,7 @@ func TestLoggerMayCloseOnASyncLaterLine(t *testing.T) {
 			b.syncLater(ack.d, ack.p)
 			waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
 			close(clock.resume)
-			require.NoError(t, <-rolled)
+			require.NoError(t, testkit.Await(t, rolled, "the paused Roll's answer"))
 
 			select {
 			case <-h.done:
@@ -508,8 +508,8 @@ func logRoundLine(t *testing.T, logger *slog.Logger, armed *atomic.Bool, handled
 	go func() { waited <- ack.Wait(wctx) }()
 	waitForStack(t, "log.(*Log).runSync(", "log.(*Log).syncOnce(") // apart: the waiter is in syncTo
 	close(clock.resume)
-	require.NoError(t, <-rolled)
-	require.NoError(t, <-waited, "the round fsynced the append")
+	require.NoError(t, testkit.Await(t, rolled, "the paused Roll's answer"))
+	require.NoError(t, testkit.Await(t, waited, "the append's Wait"), "the round fsynced the append")
 	select {
 	case <-handled:
 	case <-time.After(testkit.HangGuard):
@@ -639,7 +639,7 @@ func TestHandOnRootsNameTheirFunctions(t *testing.T) {
 		}
 	}
 	close(clock.resume)
-	require.NoError(t, <-rolled)
+	require.NoError(t, testkit.Await(t, rolled, "the paused Roll's answer"))
 	require.Equal(t, handOnRoots[1], root[:strings.LastIndex(root, "(")])
 	require.NoError(t, ack.Wait(ctx))
 }
@@ -770,7 +770,7 @@ func TestSecondCloseWaitsForTheGoroutinesLines(t *testing.T) {
 	awaitInStackUnlessClosed(t, "runnel.(*Broker).waitLines(", 2, first, second)
 	m.release()
 	for _, c := range []chan closeResult{first, second} {
-		r := <-c
+		r := testkit.Await(t, c, "Close's answer")
 		require.NoError(t, r.err)
 		require.True(t, r.handlerDone, "a Close returned while the handler still ran")
 	}
@@ -813,5 +813,5 @@ func TestCloseCancelsUnderBgMu(t *testing.T) {
 	}
 	require.Error(t, b.ctx.Err(), "Close waits for wg with the ctx cancelled")
 	b.wg.Done()
-	require.NoError(t, <-closed)
+	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
 }

@@ -233,7 +233,7 @@ func TestLoggerLinesQueuedDuringACall(t *testing.T) {
 				if call.name != "Close" {
 					require.NoError(t, err)
 				}
-				rerr := <-rolled
+				rerr := testkit.Await(t, rolled, "the Roll's answer")
 				if rollFails {
 					require.ErrorIs(t, rerr, log.ErrRollFailed)
 				}
@@ -300,7 +300,7 @@ func TestCloseHandsOnAFencedRoundsLines(t *testing.T) {
 	lines := tally.RequireEach(t, "as Close returned")
 	require.Equal(t, 1, count(lines, "log fenced"), "%q", lines)
 	require.Equal(t, 1, count(lines, "rolled segment"), "%q", lines)
-	<-rolled
+	testkit.Await(t, rolled, "the Roll's answer")
 	select {
 	case err := <-waited:
 		require.Error(t, err, "the append's fsync failed")
@@ -564,7 +564,7 @@ func TestAdminGivingUpHandsNoLineOnUnderTheToken(t *testing.T) {
 			awaitHandled(t, h.done, "log fenced")
 			require.True(t, h.returned.Load(), "CreateTopic from the handler of \"log fenced\" blocked: the line was handed on as %s gave up, holding the admin token", a.name)
 			releaseWrite()
-			require.NoError(t, <-stuck)
+			require.NoError(t, testkit.Await(t, stuck, "Produce's answer"))
 		})
 	}
 }

@@ -224,7 +224,7 @@ func TestProduceLineNotHandedOnHoldingTheMaintenanceToken(t *testing.T) {
 	}
 	produce(t, b, "t", 0, "d") // rolls: its line comes while the Maintain's handler runs
 	close(release)
-	require.NoError(t, <-maintained)
+	require.NoError(t, testkit.Await(t, maintained, "Maintain's answer"))
 	require.True(t, rolled.Load(), "the Produce's roll was never handed on")
 	require.True(t, returned.Load(), "Maintain from the handler of a Produce's \"rolled segment\" blocked: the line was handed on holding the maintenance token")
 }

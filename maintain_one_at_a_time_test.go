@@ -93,10 +93,12 @@ func TestMaintainCompactsOnePartitionAtATime(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		t.Errorf("two compactions at once (the second about to write %s): the heap holds %.1f MiB more, with CleanerMapBytes %d MiB",
 			name, float64(int64(ms.HeapInuse)-before)/(1<<20), mapBytes>>20)
+	case <-time.After(testkit.HangGuard):
+		t.Fatalf("the second maintainPartition neither waited for its turn nor began its compaction within %v", testkit.HangGuard)
 	}
 	releaseAll()
-	require.NoError(t, <-done)
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "a maintainPartition's answer"))
+	require.NoError(t, testkit.Await(t, done, "a maintainPartition's answer"))
 }
 
 // A Maintain waiting for its turn (another partition's maintenance under
@@ -117,7 +119,7 @@ func TestMaintainWaitingForItsTurnEnds(t *testing.T) {
 	go func() { done <- b.Maintain(cctx) }()
 	testkit.AwaitHold(t, waits, done, "the Maintain to end with its ctx")
 	cancel()
-	require.ErrorIs(t, <-done, context.Canceled)
+	require.ErrorIs(t, testkit.Await(t, done, "Maintain's answer"), context.Canceled)
 	<-b.maint // that maintenance ends: the turn is free, none taken
 	require.NoError(t, b.Maintain(ctx), "the turn was given back")
 
@@ -125,5 +127,5 @@ func TestMaintainWaitingForItsTurnEnds(t *testing.T) {
 	go func() { done <- b.Maintain(ctx) }()
 	testkit.AwaitHold(t, waits, done, "the Maintain to end with Close")
 	require.NoError(t, b.Close())
-	require.ErrorIs(t, <-done, ErrClosed)
+	require.ErrorIs(t, testkit.Await(t, done, "Maintain's answer"), ErrClosed)
 }

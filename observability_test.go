@@ -675,13 +675,13 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
 
 	release()
-	if err := <-produced; err != nil {
+	if err := testkit.Await(t, produced, "the stuck ProduceSync's answer"); err != nil {
 		// Written, then the topic deleted before its fsync: its
 		// acknowledgement fails.
 		require.ErrorIs(t, err, runnel.ErrUnknownTopic)
 	}
-	require.NoError(t, <-deleted)
-	require.ErrorIs(t, <-described, runnel.ErrUnknownTopic)
+	require.NoError(t, testkit.Await(t, deleted, "DeleteTopic's answer"))
+	require.ErrorIs(t, testkit.Await(t, described, "DescribeTopic's answer"), runnel.ErrUnknownTopic)
 	ss, err := obsScrape(ctx, b)
 	require.NoError(t, err)
 	require.Empty(t, ss)
@@ -731,7 +731,7 @@ func TestObservabilityDescribeTopicRacingClose(t *testing.T) {
 		runtime.Gosched()
 		require.NoError(t, b.Close())
 		close(done)
-		if err := <-answers; err != nil {
+		if err := testkit.Await(t, answers, "the describing goroutine's answer"); err != nil {
 			require.ErrorIs(t, err, runnel.ErrClosed)
 			require.NotErrorIs(t, err, log.ErrClosed, "no partition read as closed")
 			closed++
@@ -1017,7 +1017,7 @@ func TestObservabilityScrapeBesideAHungDisk(t *testing.T) {
 	require.EqualValues(t, 1, p.BufferedRecords(), "the backlog shows it")
 	hang.Store(false)
 	release()
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "ProduceSync's answer"))
 }
 
 // TestObservabilityAcrossACrash: what a power cut does to the gauges, per
@@ -1145,7 +1145,7 @@ func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	go func() { _, err := b.DescribeTopic(dtctx, "orders"); described <- err }()
 	obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
 	dtcancel()
-	require.ErrorIs(t, <-described, context.Canceled, "waited behind the waiting DeleteTopic")
+	require.ErrorIs(t, testkit.Await(t, described, "DescribeTopic's answer"), context.Canceled, "waited behind the waiting DeleteTopic")
 
 	// "other" takes microseconds; "orders" waits out the deadline (was 2 s,
 	// all of the test's time).
@@ -1157,9 +1157,9 @@ func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	require.NoError(t, e.Healthz(ctx))
 
 	dcancel()
-	require.ErrorIs(t, <-deleted, context.Canceled)
+	require.ErrorIs(t, testkit.Await(t, deleted, "DeleteTopic's answer"), context.Canceled)
 	release()
-	require.NoError(t, <-produced)
+	require.NoError(t, testkit.Await(t, produced, "the stuck ProduceSync's answer"))
 	ss, stuckTopics, err = e.Scrape(ctx)
 	require.NoError(t, err)
 	require.Empty(t, stuckTopics)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
 )
@@ -176,7 +177,7 @@ func TestPartitionGone(t *testing.T) {
 		done <- resp
 	}()
 	require.NoError(t, b2.DeleteTopic(ctx, "gone"))
-	resp := <-done
+	resp := testkit.Await(t, done, "Fetch's answer")
 	require.ErrorIs(t, resp.Partitions[0].Err, ErrUnknownTopic)
 }
 

@@ -402,7 +402,7 @@ func (r *rcRun) step(step int) {
 			r.failf("Close: %v", err)
 		}
 		if maintained != nil {
-			if err := <-maintained; err != nil && !errors.Is(err, runnel.ErrClosed) {
+			if err := testkit.Await(r.t, maintained, "the Maintain's answer"); err != nil && !errors.Is(err, runnel.ErrClosed) {
 				r.failf("Maintain during Close: %v", err)
 			}
 		}
@@ -417,7 +417,7 @@ func (r *rcRun) step(step int) {
 		done := make(chan error, 1)
 		go func() { done <- r.b.Maintain(r.ctx) }()
 		r.produce()
-		if err := <-done; err != nil {
+		if err := testkit.Await(r.t, done, "Maintain's answer"); err != nil {
 			r.failf("Maintain: %v", err)
 		}
 	}
@@ -461,7 +461,7 @@ func (r *rcRun) burst(step int) {
 		}
 	}
 	close(stop)
-	<-done
+	testkit.Await(r.t, done, "the burst's producing goroutine's end")
 	// The records never sent are no one's.
 	r.mu.Lock()
 	for _, batch := range recs {
@@ -1362,7 +1362,7 @@ func (c *rcCons) start() {
 
 func (c *rcCons) stop() {
 	c.cancel()
-	<-c.done
+	testkit.Await(c.r.t, c.done, "the consumer goroutine's return")
 	for _, tp := range c.r.order {
 		if p, ok := c.c.Position(tp.topic, tp.part); ok {
 			c.pos[tp] = p

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
 )
@@ -62,7 +63,7 @@ func TestFetchByIDOfDeletedTopic(t *testing.T) {
 		done <- answer{resp, err}
 	}()
 	require.NoError(t, b.DeleteTopic(ctx, "w"))
-	a := <-done
+	a := testkit.Await(t, done, "Fetch's answer")
 	require.NoError(t, a.err)
 	require.ErrorIs(t, a.resp.Partitions[0].Err, ErrUnknownTopicID)
 }

@@ -173,7 +173,7 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	}
 	runtime.ReadMemStats(&m1)
 	cancel()
-	require.NoError(t, <-done) // it read records: ctx's end answers them
+	require.NoError(t, testkit.Await(t, done, "Fetch's answer")) // it read records: ctx's end answers them
 	for len(reads) > 0 {
 		<-reads // its last read, at ctx's end
 	}
@@ -186,13 +186,13 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: math.MaxInt32, Partitions: []api.FetchPartition{{Topic: "t"}}})
 	require.NoError(t, err)
 	have := len(resp.Partitions[0].Records)
-	<-reads // its read
+	testkit.Await(t, reads, "the Fetch's read") // its read
 	fctx, cancel = context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	done = fetch(fctx, have+3*1000, both[0])
-	<-reads
+	testkit.Await(t, reads, "the Fetch's read")
 	for range 4 {
 		produce(t, b, "t", 0, strings.Repeat("y", 1000))
 	}
-	require.NoError(t, <-done)
+	require.NoError(t, testkit.Await(t, done, "Fetch's answer"))
 }

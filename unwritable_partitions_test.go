@@ -173,7 +173,7 @@ func TestUnwritablePartitionsDoNotWait(t *testing.T) {
 	}
 
 	release()
-	require.NoError(t, <-produced)
-	require.NoError(t, <-altered)
-	require.NoError(t, <-queued)
+	require.NoError(t, testkit.Await(t, produced, "the stuck ProduceSync's answer"))
+	require.NoError(t, testkit.Await(t, altered, "AlterTopicConfig's answer"))
+	require.NoError(t, testkit.Await(t, queued, "Produce's answer"))
 }
