@@ -93,6 +93,9 @@ func TestSecondCloseWaitsForTheFirst(t *testing.T) {
 		require.NoError(t, recv(t, first))
 		require.NoError(t, recv(t, second))
 		require.Zero(t, inFlight.Load())
+	case <-time.After(testkit.HangGuard):
+		close(release)
+		t.Fatalf("neither Close returned, nor did both wait, within %v", testkit.HangGuard)
 	}
 	require.ErrorIs(t, recv(t, polled), consumer.ErrClosed)
 }
