@@ -76,7 +76,7 @@ func awaitHold[H, A any](t testing.TB, guard time.Duration, hold <-chan H, answe
 	case a := <-answer:
 		t.Fatalf("%s returned (%v) before it reached its hold", what, a)
 	case <-timer.C:
-		t.Fatalf("%s did not come within %v", what, guard)
+		t.Fatalf("%s did not reach its hold within %v", what, guard)
 	}
 	var zero H
 	return zero
