@@ -281,6 +281,7 @@ func (t *topicState) downList() []int32 {
 // to any, as Kafka's and franz-go's producers send them when no partition
 // is available, retried there). The caller holds mu.
 func (t *topicState) storeDownLocked(down []int32) {
+	t.unhotLocked()
 	parts := *t.parts.Load()
 	if len(down) > 0 && int(down[len(down)-1]) >= len(parts) {
 		i, _ := slices.BinarySearch(down, int32(len(parts)))

@@ -475,6 +475,27 @@ func TestHealthStickyAndKeyedBatches(t *testing.T) {
 	}
 }
 
+// Once the producer learns that the sticky partition refuses appends,
+// the next record without a key goes to one that takes them, though the
+// sticky partition's batch is open: that batch is no longer one that
+// records without a key join without the topic's lock (unhotLocked).
+func TestHealthStickyLeavesAPartitionMarkedDown(t *testing.T) {
+	c := newHealthClient(3)
+	p := newHealthProducer(t, c, Linger(time.Minute), DeliveryTimeout(time.Hour))
+	ctx := healthCtx(t)
+	r1, r2, r3 := &record.Record{Value: []byte("a")}, &record.Record{Value: []byte("b")}, &record.Record{Value: []byte("c")}
+	p.Produce(ctx, r1, nil)
+	p.Produce(ctx, r2, nil) // joins r1's batch
+	if r2.Partition != r1.Partition {
+		t.Fatalf("r2 went to %d, r1 to %d: the sticky partition moved", r2.Partition, r1.Partition)
+	}
+	p.knownTopic("t").markDown(r1.Partition)
+	p.Produce(ctx, r3, nil)
+	if r3.Partition == r1.Partition {
+		t.Fatalf("a record without a key went to partition %d, which refuses appends", r3.Partition)
+	}
+}
+
 // The first look at which partitions take appends ends by the deadline of
 // the look-up of the topic's partition count, DeliveryTimeout after it
 // began, rather than start one of its own after it.

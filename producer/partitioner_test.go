@@ -259,6 +259,44 @@ func TestKeyedNewBatchLeavesTheStickyPartition(t *testing.T) {
 	require.Equal(t, a.Partition, c.Partition)
 }
 
+// KIP-480 as Kafka does it, the other way round: a keyed record that
+// starts a batch on the sticky partition moves the sticky partition, and
+// the next record without a key goes to the other partition's open
+// batch, not into the keyed record's batch. (Records without a key join
+// the sticky partition's open batch without the topic's lock only while
+// it is the batch marked hot, which a keyed record's is not.) Both
+// partitions have a batch open, so that the record without a key is
+// drawn once: drawn to a partition without one, it would be drawn again,
+// and could come back.
+func TestKeyedNewBatchOnTheStickyPartitionMovesIt(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("mixed", 2))
+	// a (some 110 B) and k (some 265 B) do not fit in one batch; k and c
+	// (some 10 B) do.
+	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("mixed"),
+		producer.BatchMaxBytes(record.HeaderSize+300))
+	ctx := testCtx(t)
+	var keys [2][]byte // a key for each partition
+	for i := 0; keys[0] == nil || keys[1] == nil; i++ {
+		k := []byte(fmt.Sprint("key", i))
+		if keys[producer.KeyPartition(k, 2)] == nil {
+			keys[producer.KeyPartition(k, 2)] = k
+		}
+	}
+	a := &record.Record{Value: make([]byte, 100)}
+	p.Produce(ctx, a, nil)
+	other := 1 - a.Partition
+	o := &record.Record{Key: keys[other], Value: []byte("o")} // opens a batch on the other partition
+	p.Produce(ctx, o, nil)
+	k := &record.Record{Key: keys[a.Partition], Value: make([]byte, 250)}
+	p.Produce(ctx, k, nil)
+	c := &record.Record{Value: []byte("c")}
+	p.Produce(ctx, c, nil)
+	require.NoError(t, p.Flush(ctx))
+	require.Equal(t, a.Partition, k.Partition)
+	require.Equal(t, other, o.Partition)
+	require.Equal(t, other, c.Partition, "a record without a key joined the batch a keyed record started on the sticky partition")
+}
+
 // counting makes per-topic partitioners with state and no lock, and
 // remembers them.
 type counting struct {

@@ -3,6 +3,10 @@ package producer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,5 +199,124 @@ func TestPlacingEndsOnEveryPath(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Once the producer learns that the topic has fewer partitions, the next
+// record without a key goes to one of those it has, though the sticky
+// partition, past the count now, has a batch open: that batch is no
+// longer one that records without a key join without the topic's lock
+// (unhotLocked).
+func TestStickyLeavesAPartitionGone(t *testing.T) {
+	for {
+		c := &countClient{}
+		c.n.Store(4)
+		p, err := New(c, DefaultTopic("t"), Linger(time.Minute), MetadataMaxAge(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		ctx := context.Background()
+		r1, r2, r3 := &record.Record{Value: []byte("a")}, &record.Record{Value: []byte("b")}, &record.Record{Value: []byte("c")}
+		p.Produce(ctx, r1, nil)
+		if r1.Partition == 0 {
+			continue // no count leaves it out but 0: draw again
+		}
+		p.Produce(ctx, r2, nil) // joins r1's batch
+		if r2.Partition != r1.Partition {
+			t.Fatalf("r2 went to %d, r1 to %d: the sticky partition moved", r2.Partition, r1.Partition)
+		}
+		tp := p.knownTopic("t")
+		if n, ok := tp.follow(int(r1.Partition), tp.looks.Add(1)); !ok || n != int(r1.Partition) {
+			t.Fatalf("follow(%d): %d, %v", r1.Partition, n, ok)
+		}
+		p.Produce(ctx, r3, nil)
+		if r3.Partition >= r1.Partition {
+			t.Fatalf("a record without a key went to partition %d of a topic of %d", r3.Partition, r1.Partition)
+		}
+		return
+	}
+}
+
+// KIP-480 under concurrent Produce calls, records with and without keys
+// mixed, small batches: at every moment (the topic's lock and every
+// partition's held, as no record is added meanwhile) the only open batch
+// that holds a record without a key is the sticky partition's. Records
+// without a key join the sticky partition's batch without the topic's
+// lock (see markHotLocked): one that joined another partition's batch
+// (one a keyed record opened after the sticky partition moved) would
+// show here.
+func TestStickyBatchUnderConcurrentProduce(t *testing.T) {
+	const goroutines, each, n = 4, 1500, 3
+	c := &countClient{}
+	c.n.Store(n)
+	p, err := New(c, DefaultTopic("t"), Linger(time.Minute), BatchMaxBytes(record.HeaderSize+200),
+		MetadataMaxAge(time.Hour), MaxBufferedRecords(1<<20), MaxBufferedBytes(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	if err := p.ProduceSync(ctx, &record.Record{}); err != nil {
+		t.Fatal(err)
+	}
+	tp := p.knownTopic("t")
+	var bad atomic.Value // the first violation, a string
+	check := func() {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		parts := *tp.parts.Load()
+		for _, pp := range parts {
+			pp.mu.Lock()
+			defer pp.mu.Unlock()
+		}
+		for _, pp := range parts {
+			b := pp.cur
+			if b == nil || !slices.ContainsFunc(b.recs, func(pr pending) bool { return pr.r.Key == nil }) {
+				continue
+			}
+			if on := tp.sticky.on; on != pp.id {
+				bad.CompareAndSwap(nil, fmt.Sprintf("partition %d's open batch holds a record without a key; the sticky partition is %d", pp.id, on))
+			}
+		}
+	}
+	stop := make(chan struct{})
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			check()
+			runtime.Gosched()
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for range each {
+				r := &record.Record{Value: make([]byte, 10+rng.IntN(50))}
+				if rng.IntN(3) == 0 {
+					r.Key = []byte{byte(rng.IntN(16))}
+				}
+				p.Produce(ctx, r, nil)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-checked
+	check()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := bad.Load(); v != nil {
+		t.Fatal(v)
 	}
 }
