@@ -1224,9 +1224,11 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 	}
 	max := pp.p.cfg.batchMaxBytes
 	if b := pp.cur; how == addHot {
-		if b == nil || !b.hot || !b.add(pr, ctx, max) {
+		if b == nil || !b.hot || !pp.draining || !b.add(pr, ctx, max) {
 			// Placed under the topic's lock instead, as if this had not
-			// been tried: nothing changed.
+			// been tried: nothing changed. (Nor does addHot start the
+			// partition's goroutine, whose failure to start fails
+			// records, running their promises: see produce.)
 			pp.mu.Unlock()
 			return false, false, nil
 		}
