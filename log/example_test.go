@@ -1,10 +1,15 @@
 package log_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strings"
+	"syscall"
 
+	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/record"
@@ -52,4 +57,133 @@ func Example() {
 	// appended offsets 0..1; durable up to 2
 	// 0 order-1=created headers=0
 	// 1 order-1=paid headers=1
+}
+
+// A partition: its log and, on a single node, its high watermark, the end
+// of what is durable under the topic's fsync policy (each append fsynced,
+// by default). AppendAsync returns once the batch is written, before its
+// fsync: consumers, who read below the high watermark, see it only once
+// the Durability's Wait made it durable.
+func ExampleNewPartition() {
+	ctx := context.Background()
+	l, err := log.Open("/data/orders-0", log.Config{}, log.Options{FS: vfs.NewMem()})
+	if err != nil {
+		panic(err)
+	}
+	p := log.NewPartition("orders", 0, l)
+	defer p.Close()
+
+	var b record.Builder
+	for _, v := range []string{"created", "paid", "shipped"} {
+		b.Append(1_700_000_000_000, []byte("order-1"), []byte(v), nil)
+	}
+	batch, err := b.Finish(compression.None)
+	if err != nil {
+		panic(err)
+	}
+	res, durable, err := p.AppendAsync(ctx, batch, log.AppendOptions{})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("appended", res.FirstOffset, "to", res.LastOffset, p.Offsets())
+	if err := durable.Wait(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println("fsynced", p.Offsets())
+
+	data, err := p.ReadInto(ctx, nil, 1, 1<<20, p.HighWatermark())
+	if err != nil {
+		panic(err)
+	}
+	for batch, err := range record.Batches(data) {
+		if err != nil {
+			panic(err)
+		}
+		for r, err := range batch.Records() {
+			if err != nil {
+				panic(err)
+			}
+			if r.Offset >= 1 { // the read starts at the batch holding offset 1
+				fmt.Println(r.Offset, string(r.Value))
+			}
+		}
+	}
+	// Output:
+	// appended 0 to 2 {0 0 3}
+	// fsynced {0 3 3}
+	// 1 paid
+	// 2 shipped
+}
+
+// A Config out of range is refused, by Validate and by Open, with an
+// error matching ErrInvalidConfig that names the field, Kafka's config
+// and the range, as Kafka's INVALID_CONFIG says it. Zero fields mean
+// Kafka's defaults, which WithDefaults fills in.
+func ExampleConfig_Validate() {
+	for _, cfg := range []log.Config{
+		{SegmentBytes: 10},
+		{MaxMessageBytes: 10},
+		{RetentionTime: -1}, // unlimited
+	} {
+		err := cfg.Validate()
+		fmt.Println(errors.Is(err, log.ErrInvalidConfig), err)
+	}
+	_, err := log.Open("/data/orders-0", log.Config{SegmentBytes: 10}, log.Options{FS: vfs.NewMem()})
+	fmt.Println(errors.Is(err, log.ErrInvalidConfig))
+
+	defaults := log.Config{}.WithDefaults()
+	fmt.Println(defaults.SegmentBytes, defaults.RetentionTime, defaults.Sync, defaults.CleanupPolicy)
+	// Output:
+	// true runnel/log: invalid config: SegmentBytes = 10 (segment.bytes: from 14 to 2147483647)
+	// true runnel/log: invalid config: MaxMessageBytes = 10 (max.message.bytes: from 61, a batch header, to 2147483647)
+	// false <nil>
+	// true
+	// 1073741824 168h0m0s always delete
+}
+
+// A full disk fails an append's write: the log fences itself, and every
+// later append fails with ErrLogFenced, wrapping the cause, until the log
+// is opened again. That is KAFKA_STORAGE_ERROR (56), which clients retry.
+func ExampleLog_Append_diskFull() {
+	ctx := context.Background()
+	full := false
+	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if full && op == vfs.OpWrite && strings.HasSuffix(name, ".log") {
+			return syscall.ENOSPC
+		}
+		return nil
+	}))
+	var b record.Builder
+	b.Append(1_700_000_000_000, []byte("k"), []byte("v"), nil)
+	batch, err := b.AppendTo(nil, compression.None) // each Append takes a copy: it assigns offsets in place
+	if err != nil {
+		panic(err)
+	}
+
+	l, err := log.Open("/data/orders-0", log.Config{}, log.Options{FS: fsys})
+	if err != nil {
+		panic(err)
+	}
+	full = true
+	_, err = l.Append(ctx, bytes.Clone(batch), log.AppendOptions{})
+	fmt.Println(errors.Is(err, log.ErrLogFenced), errors.Is(err, syscall.ENOSPC), api.Code(err), api.IsRetriable(err))
+	fmt.Println(err)
+	full = false // room was freed: the log stays fenced
+	_, err = l.Append(ctx, bytes.Clone(batch), log.AppendOptions{})
+	fmt.Println(errors.Is(err, log.ErrLogFenced), l.LogEndOffset())
+
+	if err := l.Close(); err != nil {
+		panic(err)
+	}
+	if l, err = log.Open("/data/orders-0", log.Config{}, log.Options{FS: fsys}); err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	res, err := l.Append(ctx, bytes.Clone(batch), log.AppendOptions{})
+	fmt.Println("reopened: appended at", res.FirstOffset, err)
+	// Output:
+	// true true 56 true
+	// runnel/log: log fenced after a failed write or sync: write /data/orders-0/00000000000000000000.log: no space left on device
+	// true 0
+	// reopened: appended at 0 <nil>
 }
