@@ -25,9 +25,9 @@ func batch(base, ts int64) []byte {
 }
 
 // A segment in memory whose first offset is 42: its three files, a batch
-// found by offset and by time through the sparse indexes (an entry per
-// batch here, with IndexIntervalBytes 1), and a read of whole batches from
-// the position found.
+// found by offset and by time through the sparse indexes (with
+// IndexIntervalBytes 1, an entry for each batch after the first), and a
+// read of whole batches from the position found.
 func ExampleCreate() {
 	fsys := vfs.NewMem()
 	if err := fsys.MkdirAll("/orders-0", 0o755); err != nil {
