@@ -336,6 +336,14 @@ func (b Batch) ValidateRecords(pos int64, limit int) error {
 
 // Records returns the batch's records as an iterator, for range loops. It
 // stops after yielding the first error. Each record is a new *Record.
+//
+// It reads them as Iter(0, 0) does: at most compression.DefaultDecodeLimit
+// bytes of records decompressed, and errors at Position 0, the batch's own
+// start. A reader that knows where the batch lies in its file (the sum of
+// the sizes of the batches before it, in a walk with Batches) and wants it
+// in its errors, or another limit, calls Iter.
+//
+// Errors: as Iter's and RecordIter.Err's.
 func (b Batch) Records() iter.Seq2[*Record, error] {
 	return func(yield func(*Record, error) bool) {
 		it, err := b.Iter(0, 0)
