@@ -63,7 +63,8 @@ func Example() {
 // of what is durable under the topic's fsync policy (each append fsynced,
 // by default). AppendAsync returns once the batch is written, before its
 // fsync: consumers, who read below the high watermark, see it only once
-// the Durability's Wait made it durable.
+// the Durability's Wait made it durable. A read returns whole batches, from
+// the one that holds the offset asked for, up to the high watermark.
 func ExampleNewPartition() {
 	ctx := context.Background()
 	l, err := log.Open("/data/orders-0", log.Config{}, log.Options{FS: vfs.NewMem()})
@@ -85,34 +86,23 @@ func ExampleNewPartition() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println("appended", res.FirstOffset, "to", res.LastOffset, p.Offsets())
+	fmt.Printf("appended %d to %d: %+v\n", res.FirstOffset, res.LastOffset, p.Offsets())
 	if err := durable.Wait(ctx); err != nil {
 		panic(err)
 	}
-	fmt.Println("fsynced", p.Offsets())
+	fmt.Printf("fsynced: %+v\n", p.Offsets())
 
 	data, err := p.ReadInto(ctx, nil, 1, 1<<20, p.HighWatermark())
 	if err != nil {
 		panic(err)
 	}
-	for batch, err := range record.Batches(data) {
-		if err != nil {
-			panic(err)
-		}
-		for r, err := range batch.Records() {
-			if err != nil {
-				panic(err)
-			}
-			if r.Offset >= 1 { // the read starts at the batch holding offset 1
-				fmt.Println(r.Offset, string(r.Value))
-			}
-		}
+	for b, err := range record.Batches(data) { // whole batches: a reader skips the records below 1
+		fmt.Println("read at 1: the batch of offsets", b.BaseOffset(), "to", b.LastOffset(), err)
 	}
 	// Output:
-	// appended 0 to 2 {0 0 3}
-	// fsynced {0 3 3}
-	// 1 paid
-	// 2 shipped
+	// appended 0 to 2: {LogStart:0 HighWatermark:0 LogEnd:3}
+	// fsynced: {LogStart:0 HighWatermark:3 LogEnd:3}
+	// read at 1: the batch of offsets 0 to 2 <nil>
 }
 
 // A Config out of range is refused, by Validate and by Open, with an
