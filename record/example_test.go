@@ -3,6 +3,7 @@ package record_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -152,4 +153,36 @@ func ExampleBatch_Iter() {
 	fmt.Println("sum", sum, "of", batch.NumRecords(), "readings; last at offset", r.Offset)
 	// Output:
 	// sum 63 of 3 readings; last at offset 2
+}
+
+// A segment written by Apache Kafka (the KRaft metadata partition of a
+// broker, from the repository's testdata): its .log file is batches end to
+// end, read as runnel reads its own.
+func Example_kafkaSegment() {
+	data, err := os.ReadFile("../testdata/kafka-segments/a/__cluster_metadata-0/00000000000000000000.log")
+	if err != nil {
+		panic(err)
+	}
+	pos := int64(0)
+	for batch, err := range record.Batches(data) {
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("position %d: offsets %d to %d, leader epoch %d, CRC check %v\n",
+			pos, batch.BaseOffset(), batch.LastOffset(), batch.LeaderEpoch(), batch.Validate(pos))
+		for r, err := range batch.Records() {
+			if err != nil {
+				panic(err)
+			}
+			fmt.Printf("  %d %s null key %t, %d bytes of value\n", r.Offset, r.Timestamp.UTC().Format(time.RFC3339Nano), r.Key == nil, len(r.Value))
+		}
+		pos += int64(batch.Size())
+	}
+	// Output:
+	// position 0: offsets 0 to 0, leader epoch 1, CRC check <nil>
+	//   0 2024-09-11T09:12:23.832Z null key true, 23 bytes of value
+	// position 91: offsets 1 to 3, leader epoch 1, CRC check <nil>
+	//   1 2024-09-11T09:12:37.397Z null key true, 24 bytes of value
+	//   2 2024-09-11T09:12:37.397Z null key true, 65 bytes of value
+	//   3 2024-09-11T09:12:37.397Z null key true, 65 bytes of value
 }
