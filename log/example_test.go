@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -157,7 +159,10 @@ func ExampleLog_Append_diskFull() {
 	full = true
 	_, err = l.Append(ctx, bytes.Clone(batch), log.AppendOptions{})
 	fmt.Println(errors.Is(err, log.ErrLogFenced), errors.Is(err, syscall.ENOSPC), api.Code(err), api.IsRetriable(err))
-	fmt.Println(err)
+	var pathErr *os.PathError // the cause, as the file system gave it
+	if errors.As(err, &pathErr) {
+		fmt.Println(pathErr.Op, filepath.Base(pathErr.Path), pathErr.Err)
+	}
 	full = false // room was freed: the log stays fenced
 	_, err = l.Append(ctx, bytes.Clone(batch), log.AppendOptions{})
 	fmt.Println(errors.Is(err, log.ErrLogFenced), l.LogEndOffset())
@@ -173,7 +178,7 @@ func ExampleLog_Append_diskFull() {
 	fmt.Println("reopened: appended at", res.FirstOffset, err)
 	// Output:
 	// true true 56 true
-	// runnel/log: log fenced after a failed write or sync: write /data/orders-0/00000000000000000000.log: no space left on device
+	// write 00000000000000000000.log no space left on device
 	// true 0
 	// reopened: appended at 0 <nil>
 }
