@@ -27,7 +27,11 @@ type AppendOptions struct {
 	LeaderEpoch int32
 }
 
-// AppendResult describes an append.
+// AppendResult describes an append. Returned with an error of the wait for
+// the batches' fsync (ctx's, a failed fsync's, a truncation's: see
+// Durability.Wait), it describes batches that were written. With any other
+// error nothing was appended, and its offsets are none of the log's: those
+// the batches would have taken, or zero.
 type AppendResult struct {
 	// FirstOffset and LastOffset are the offsets of the first and last
 	// records appended (of a Duplicate: of the batch the log holds).
