@@ -713,22 +713,23 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		failed  bool
 		err     error
 		changed bool // resp read nothing, and a wake came: read only what changed
-		// mark, for a fetch of one partition that wants more than a
-		// byte, is where the partition stood before its last read,
-		// which its wait counts from (see byteWait); nil for others.
-		mark *log.Mark
+		// marks, for a fetch that wants more than a byte, hold where
+		// each partition stood before its last read, which its wait
+		// counts from (see byteWait): marks[i] that of
+		// req.Partitions[i]. nil for others.
+		marks []log.Mark
 	)
-	if len(req.Partitions) == 1 && want > 1 {
-		mark = new(log.Mark)
+	if len(req.Partitions) > 0 && want > 1 {
+		marks = make([]log.Mark, len(req.Partitions))
 	}
 	for {
 		if b.isClosed() {
 			return api.FetchResponse{}, ErrClosed
 		}
 		if changed {
-			total, failed, err = b.fetchChanged(ctx, req, maxBytes, resp, waits, mark)
+			total, failed, err = b.fetchChanged(ctx, req, maxBytes, resp, waits, marks)
 		} else {
-			resp, waits, total, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, mark)
+			resp, waits, total, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, marks)
 		}
 		changed = false
 		if err != nil {
@@ -775,25 +776,25 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// (firstMoved), or a partition's high watermark came down.
 		grew := false // the partitions hold more than resp: appends woke it
 		for again := false; !again; {
-			stop := byteWait(req, resp, total, want, pr, mark, waits)
+			stop := byteWait(req, resp, total, want, pr, marks, waits)
 			woke := waitAny(ctx, b.ctx.Done(), timer, waits)
 			stop()
 			switch woke {
 			case waitCtx:
-				if grew || mark != nil {
+				if grew || marks != nil {
 					// The answer holds what the wakes found, as it did
 					// when each wake read: one last read (a partition
 					// that no call holds exclusively is read whatever
 					// ctx says; if one is, by a reopen, the first
-					// read's answer stands). A fetch of one partition
-					// reads so too, whether or not it holds records:
-					// the appends that did not bring MinBytes did not
-					// wake it (byteWait), where each woke it before, to
+					// read's answer stands). A fetch that wants more
+					// than a byte reads so too, whether or not it holds
+					// records: the appends that did not bring MinBytes
+					// need not have woken it (byteWait), where each woke it before, to
 					// read what they added, and the answer holds it,
 					// and the high watermark of now. One that read
 					// nothing and finds nothing still answers ctx's
 					// error.
-					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false, mark); err == nil {
+					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false, marks); err == nil {
 						resp, total = r, n
 					}
 				}
@@ -809,7 +810,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				// the answer is due now, and a read that waited for the
 				// reopen would hold back the records held, until ctx
 				// ended them with it.
-				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, mark)
+				resp, _, _, failed, err = b.fetchOnce(ctx, req, maxBytes, false, true, marks)
 				if err != nil {
 					return api.FetchResponse{}, err
 				}
@@ -831,7 +832,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				return api.FetchResponse{}, ErrClosed
 			}
 			var now api.FetchResponse
-			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true, false, mark)
+			now, waits, _, failed, err = b.fetchOnce(ctx, req, maxBytes, true, false, marks)
 			if err != nil {
 				// ctx ended while the look waited for a partition held
 				// exclusively (a reopen): the answer holds records, and
@@ -949,13 +950,13 @@ var testHookFetchRead func()
 // skipBusy, a partition held exclusively (a reopen) is not read, when
 // the request names others: a read made while the answer holds no
 // records yet, which would otherwise wait for the reopen, the others'
-// records held back. mark, if not nil, is the one partition's, taken in
-// place of its channel (see fetchAt).
-func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check, skipBusy bool, mark *log.Mark) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
+// records held back. marks, if not nil, take each partition's
+// log.Mark in place of its channel (see fetchAt).
+func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes int, check, skipBusy bool, marks []log.Mark) (resp api.FetchResponse, waits []<-chan struct{}, total int, failed bool, err error) {
 	resp.Partitions = make([]api.FetchedPartition, len(req.Partitions))
 	waits = make([]<-chan struct{}, len(req.Partitions))
 	for i := range req.Partitions {
-		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], mark, maxBytes, total, check, skipBusy)
+		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], marks, maxBytes, total, check, skipBusy)
 		if err != nil {
 			return resp, waits, total, failed, err
 		}
@@ -976,14 +977,15 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 // first partition with data may take a batch past the limits, as in
 // fetchOnce: those not read again hold none. It returns the bytes read,
 // whether a partition failed, and ctx's error as fetchOnce does (resp
-// then partly read).
-func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}, mark *log.Mark) (total int, failed bool, err error) {
+// then partly read). With marks (see byteWait), waits are the channels
+// of their ChangedPast, and a partition read again takes its mark again.
+func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}, marks []log.Mark) (total int, failed bool, err error) {
 	for i := range waits {
-		if b.fetchStands(req.Partitions[i], resp.Partitions[i], waits[i]) {
+		if b.fetchStands(req.Partitions[i], resp.Partitions[i], waits[i], marks != nil) {
 			continue
 		}
 		resp.Partitions[i] = api.FetchedPartition{}
-		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], mark, maxBytes, total, false, true)
+		n, bad, err := b.fetchAt(ctx, req, i, &resp.Partitions[i], &waits[i], marks, maxBytes, total, false, true)
 		if err != nil {
 			return total, failed, err
 		}
@@ -1009,14 +1011,23 @@ func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxByt
 // its notify — are looked at here, without a read: a look-up and the
 // offsets. A change whose wake has not run yet, and that shows in
 // neither, is one a read made just before it would miss too.
-func (b *Broker) fetchStands(fp api.FetchPartition, out api.FetchedPartition, wait <-chan struct{}) bool {
+//
+// byMark says wait is the channel of the partition's Mark.ChangedPast
+// (see byteWait), which the appends that do not reach its count leave
+// open, and which is the fetch's own, not the partition's Changed: an
+// append shows in the high watermark, and a change other than an append
+// (which bumps the partition's epoch) that came after the wait stopped
+// (its channel then left open) and shows in neither is seen by the next
+// wait: its mark, of before the change, makes ChangedPast's channel
+// closed at once, and the partition is read again then.
+func (b *Broker) fetchStands(fp api.FetchPartition, out api.FetchedPartition, wait <-chan struct{}, byMark bool) bool {
 	select {
 	case <-wait:
 		return false
 	default:
 	}
 	t, p, err := b.fetchPartition(fp)
-	if err != nil || t.ID != out.TopicID || p.Changed() != wait {
+	if err != nil || t.ID != out.TopicID || !byMark && p.Changed() != wait {
 		return false
 	}
 	o := p.Offsets()
@@ -1025,12 +1036,12 @@ func (b *Broker) fetchStands(fp api.FetchPartition, out api.FetchedPartition, wa
 
 // fetchAt reads req.Partitions[i] into out for fetchOnce (see there for
 // check and skipBusy), the fetch having read total bytes before it, after
-// it took the partition's change channel into wait, or, where mark is
-// not nil (a fetch of one partition that wants more than a byte: see
-// byteWait), its log.Mark into mark, wait then nil. It returns the bytes
-// it read, whether the partition failed (out.Err), and ctx's error when
-// a read that waited for a reopen ended with it.
-func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out *api.FetchedPartition, wait *<-chan struct{}, mark *log.Mark, maxBytes, total int, check, skipBusy bool) (n int, failed bool, err error) {
+// it took the partition's change channel into wait, or, where marks is
+// not nil (a fetch that wants more than a byte: see byteWait), its
+// log.Mark into marks[i], wait then nil. It returns the bytes it read,
+// whether the partition failed (out.Err), and ctx's error when a read
+// that waited for a reopen ended with it.
+func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out *api.FetchedPartition, wait *<-chan struct{}, marks []log.Mark, maxBytes, total int, check, skipBusy bool) (n int, failed bool, err error) {
 	fp := req.Partitions[i]
 	out.Topic, out.Partition = fp.Topic, fp.Partition
 	t, p, err := b.fetchPartition(fp)
@@ -1040,11 +1051,14 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 		// where 0 would read as an empty partition's.
 		out.HighWatermark, out.LogStartOffset = -1, -1
 		out.Err = err
+		if marks != nil {
+			marks[i] = log.Mark{} // its ChangedPast answers at once
+		}
 		return 0, true, nil
 	}
 	out.TopicID = t.ID
-	if mark != nil {
-		*mark, *wait = p.Mark(), nil // before the read, as the channel
+	if marks != nil {
+		marks[i], *wait = p.Mark(), nil // before the read, as the channel
 	} else {
 		*wait = p.Changed() // before the read: see fetchOnce
 	}
@@ -1125,54 +1139,110 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 	return len(data), false, nil
 }
 
-// byteWait sets waits[0], for a fetch of one partition that wants more
-// than a byte (mark, which fetchAt took before its read), to a
-// channel closed once an append may have brought the partition to what
+// byteWait sets waits, for a fetch that wants more than a byte (marks,
+// which fetchAt took before each partition's read), to channels one of
+// which is closed once an append may have brought the partitions to what
 // the fetch wants, or a change other than an append came (see
 // log.Mark.ChangedPast), so that a wait for MinBytes is not woken by
 // every append, each wake a look and a count of what it added, only to
 // wait again (1,000 such fetches of a partition cost about 7 ms of CPU
 // an append; Kafka's broker, too, looks at every fetch waiting on a
-// partition at each append). It returns the stop of that channel, for
+// partition at each append). It returns the stop of those channels, for
 // the caller to call once it no longer waits; for other fetches it does
 // nothing.
 //
-// The fetch counts, at a wake, the bytes of whole batches from its
-// offset up to the high watermark then (each partition's up to its
-// room: see readable). The appends after the mark add what they add
-// past the high watermark the fetch looked at after it, and the mark's
-// count of bytes below the high watermark grows by as much: a fetch that
-// counted c bytes up to that high watermark, all it holds there, waits
-// for want-c more. That holds where the fetch counted every batch up to
+// The fetch counts, at a wake, the bytes of whole batches from each
+// partition's offset up to its high watermark then (each partition's up
+// to its room: see readable). The appends after a partition's mark add
+// what they add past the high watermark the fetch looked at after it,
+// and the mark's count of bytes below the high watermark grows by as
+// much, or more. That holds where the fetch counted every batch up to
 // it, and nothing but an append (which it counts) changes what it
-// counts: so a fetch that read nothing at the high watermark (total 0),
-// or whose count (pr) reached the high watermark it looked at last; one
-// whose room is spent counts nothing more, and no append answers it.
-// Any other fetch — the count stopped short (a read that failed), the
-// log compacted (a compaction may change the first batch counted whole:
-// see firstMoved), or the batches counted whole already make MinBytes
-// (each wake makes the fetch again) — is woken by every append, as
+// counts: so a partition that read nothing at the high watermark (total
+// 0), or whose count (pr) reached the high watermark it looked at last.
+// Those are the partitions that count (k of them). One whose room is
+// spent counts nothing more, and no append to it answers the fetch: it
+// waits for a change other than an append. Any other — the count
+// stopped short (a read that failed, a partition read past, Busy, below
+// its high watermark), the log compacted (a compaction may change the
+// first batch counted whole: see firstMoved), or the batches counted
+// whole already make MinBytes (each wake makes the fetch again, and
+// then every partition is such) — is woken by every append to it, as
 // before.
-func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr *fetchProbe, mark *log.Mark, waits []<-chan struct{}) (stop func()) {
-	if mark == nil {
+//
+// The fetch lacks d bytes: want less what it read and counted (total,
+// pr.bound). Say no partition of those woken by every append grew (else
+// it wakes): the count then reaches want only once the k partitions
+// that count grew by d in all since their marks, one of them by d/k or
+// more, ceil(d/k) in whole bytes (were each below it, they grew by
+// k*(ceil(d/k)-1) < d at most). So each waits for ceil(d/k) bytes,
+// and, at the wake, the fetch counts, and waits again for what it then
+// lacks. No wake that may answer it is lost; ceil(d/k) is the largest
+// wait the same for each that loses none. Of one partition, k is 1 and
+// the wait is for d. A partition whose room is spent is not one of the
+// k: it counts nothing, whatever it grows. Where k is 0, only the
+// partitions woken by every append, and the changes other than an
+// append, wake the fetch.
+func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr *fetchProbe, marks []log.Mark, waits []<-chan struct{}) (stop func()) {
+	if marks == nil {
 		return func() {}
 	}
-	need := int64(1) // any append
-	switch {
-	case mark.Compacted():
-	case total == 0:
-		if req.Partitions[0].Offset >= resp.Partitions[0].HighWatermark {
-			need = int64(want)
+	// need is what partition i waits for: 0 for one that counts, which
+	// waits for ceil(d/k).
+	need := func(i int) int64 {
+		switch {
+		case marks[i].Compacted():
+			return 1 // any append
+		case total == 0:
+			if req.Partitions[i].Offset >= resp.Partitions[i].HighWatermark {
+				return 0
+			}
+			return 1
+		case total+pr.bound >= want:
+			return 1
+		case pr.rooms[i] <= 0:
+			return math.MaxInt64 // none: no append adds to the count
+		case pr.hws[i] >= 0 && pr.ends[i] >= pr.hws[i]:
+			return 0
 		}
-	case total+pr.bound >= want:
-	case pr.rooms[0] <= 0:
-		need = math.MaxInt64 // none: no append adds to the count
-	case pr.hws[0] >= 0 && pr.ends[0] >= pr.hws[0]:
-		need = int64(want - total - pr.bound)
+		return 1
 	}
-	ch, stop := mark.ChangedPast(need)
-	waits[0] = ch
-	return stop
+	k := int64(0)
+	for i := range marks {
+		if need(i) == 0 {
+			k++
+		}
+	}
+	var each int64
+	if k > 0 {
+		d := int64(want - total)
+		if pr != nil {
+			d -= int64(pr.bound)
+		}
+		each = (d + k - 1) / k
+	}
+	if len(marks) == 1 {
+		n := need(0)
+		if n == 0 {
+			n = each
+		}
+		ch, stop := marks[0].ChangedPast(n)
+		waits[0] = ch
+		return stop
+	}
+	stops := make([]func(), len(marks))
+	for i := range marks {
+		n := need(i)
+		if n == 0 {
+			n = each
+		}
+		waits[i], stops[i] = marks[i].ChangedPast(n)
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
 }
 
 // fetchPartition looks up a fetch's partition, and its topic. A fetch that

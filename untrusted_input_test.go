@@ -122,13 +122,20 @@ func TestUntrustedWaitAnyManyChannels(t *testing.T) {
 // lasted. Under the race detector (whose shadow of each byte copied made
 // the fetches' first reads most of its time) 5 MB: the ten wakes read
 // 100 MB so, still far above the 4 MiB bound. The fetch names a second,
-// empty, partition: a fetch of one partition is not woken by the appends
-// that do not bring MinBytes (see byteWait), and every append wakes
-// one of several.
+// empty, partition of a compacted topic, and the appends go to it: an
+// append that does not bring MinBytes to a partition that is not
+// compacted wakes no fetch (see byteWait: since 2026-12-07 one of
+// several partitions neither), and every append to a compacted one
+// wakes the fetches that name it.
 func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	b := open(t, Config{Dir: t.TempDir()})
 	ctx := context.Background()
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 2, Config: log.Config{Sync: log.SyncNever}}))
+	require.NoError(t, b.CreateTopic(ctx, "c", log.TopicConfig{Partitions: 1, Config: log.Config{Sync: log.SyncNever, CleanupPolicy: log.Compact}}))
+	wake := func() { // an append that wakes the fetch
+		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "c", Acks: api.AcksAll, Batches: keyed(t, "k", "v")})
+		require.NoError(t, err)
+	}
 	big := strings.Repeat("x", 100<<10)
 	records := 200
 	if testkit.RaceEnabled {
@@ -153,7 +160,7 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 		return done
 	}
 
-	both := []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}}
+	both := []api.FetchPartition{{Topic: "t"}, {Topic: "c"}}
 	fctx, cancel := context.WithCancel(ctx)
 	done := fetch(fctx, math.MaxInt32, both...)
 	lookedAtBoth := func() { // a read or a look of each
@@ -162,13 +169,13 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 		testkit.AwaitHold(t, reads, done, "the Fetch")
 	}
 	lookedAtBoth() // its first read
-	produce(t, b, "t", 0, "v")
+	wake()
 	lookedAtBoth() // woken: it waited, its first read and count done
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	const appends = 10
 	for range appends {
-		produce(t, b, "t", 0, "v")
+		wake()
 		lookedAtBoth() // woken
 	}
 	runtime.ReadMemStats(&m1)
