@@ -932,3 +932,209 @@ func TestFetchOfOnePartitionWaitsAcrossAReopen(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchOfSeveralPartitionsWokenAtMinBytes: a fetch of several
+// partitions that waits for MinBytes, at the end of its partitions or
+// holding records, is not woken by appends that leave every partition
+// below its share of what the fetch lacks (ceil(d/k): d the bytes it
+// lacks, k its partitions), and answers at the append that brings
+// MinBytes, however the appends spread: all on one partition, evenly,
+// the last on a partition that had nothing. s is a batch's size; the
+// comments count at the end (holding records, MinBytes is s more, and
+// the fetch holds s: the same). Mutants: a share of floor(d/k) or
+// ceil(d/(k+1)) (woken by the first append, which cannot bring
+// MinBytes), ceil(d/(k-1)) (even and last_on_empty: not woken by the
+// append that brings MinBytes, answered at MaxWait), every append
+// waking it (before 2026-12-07).
+func TestFetchOfSeveralPartitionsWokenAtMinBytes(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		parts    int
+		minBytes func(s int) int
+		appends  []int32 // the partition of each append, one batch each
+		quiet    int     // the first appends that do not wake the fetch
+	}{
+		// 2s+1 over 2: s+1 each. 0 and 1 hold s each, below it; 0's
+		// second brings 3s.
+		{"even", 2, func(s int) int { return 2*s + 1 }, []int32{0, 1, 0}, 2},
+		// 3s over 2: ceil(3s/2) each, past s. 0's second (2s) wakes
+		// it: it lacks s, ceil(s/2) each; 0's third brings 3s.
+		{"one_gets_all", 2, func(s int) int { return 3 * s }, []int32{0, 0, 0}, 1},
+		// 4s+1 over 3: ceil((4s+1)/3) each, in (s, 2s]. 0's second
+		// wakes it (3s held): it lacks s+1, ceil((s+1)/3) each; 1's
+		// second (4s) wakes it, and 2's first brings 5s.
+		{"last_on_empty", 3, func(s int) int { return 4*s + 1 }, []int32{0, 1, 0, 1, 2}, 2},
+	} {
+		for _, held := range []bool{false, true} {
+			for _, sync := range []log.SyncPolicy{log.SyncNever, log.SyncAlways} {
+				t.Run(fmt.Sprintf("%s/held=%v/%v", c.name, held, sync), func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+						require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: c.parts, Config: log.Config{Sync: sync}}))
+						s := len(batch(t, "v00"))
+						minBytes := c.minBytes(s)
+						req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: minBytes}
+						for p := range c.parts {
+							produce(t, b, "t", int32(p), fmt.Sprintf("x%02d", p)) // below the offsets
+							req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: int32(p), Offset: 1})
+						}
+						if held {
+							produce(t, b, "t", 0, "h00")
+							req.MinBytes += s
+						}
+						reads := countFetchReads(t)
+						done := goFetch(t.Context(), b, req)
+						synctest.Wait()
+						first := reads.Load()
+						for i, p := range c.appends {
+							produce(t, b, "t", p, fmt.Sprintf("v%02d", i))
+							synctest.Wait()
+							if i < c.quiet {
+								require.Equal(t, first, reads.Load(), "append %d (to %d) woke the fetch, no partition past its share", i, p)
+							}
+							if i < len(c.appends)-1 {
+								select {
+								case a := <-done:
+									t.Fatalf("answered at append %d of %d, before MinBytes: %+v", i, len(c.appends), a)
+								default:
+								}
+							}
+						}
+						select {
+						case a := <-done:
+							require.NoError(t, a.err)
+							n := 0
+							for _, fp := range a.resp.Partitions {
+								require.NoError(t, fp.Err)
+								n += len(fp.Records)
+							}
+							require.GreaterOrEqual(t, n, req.MinBytes)
+						default:
+							t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+						}
+					})
+				})
+			}
+		}
+	}
+}
+
+// TestFetchOfSeveralPartitionsSharesAmongThoseThatCount: what a fetch
+// of several partitions lacks is shared among the partitions whose
+// appends it counts. One whose room is spent (its first batch took its
+// MaxBytes) counts no append and takes no share, and none of its
+// appends wakes the fetch; one of a compacted topic is woken by each
+// append to it, as before, and takes no share either. Here one other
+// partition counts, and waits for all the fetch lacks. Mutants: the
+// share counted over every partition the fetch names (woken by the
+// append that brings half), a compacted partition waiting for a share
+// (not woken by its append), a partition with no room woken by its
+// appends.
+func TestFetchOfSeveralPartitionsSharesAmongThoseThatCount(t *testing.T) {
+	t.Run("no_room", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+			s := len(batch(t, "v00"))
+			produce(t, b, "t", 0, "h00")
+			reads := countFetchReads(t)
+			// It holds h00 (s, past partition 0's MaxBytes) and lacks
+			// 2s, all partition 1's.
+			done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 3 * s,
+				Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}, {Topic: "t", Partition: 1}}})
+			synctest.Wait()
+			first := reads.Load()
+			for i, p := range []int32{0, 0, 1} {
+				produce(t, b, "t", p, fmt.Sprintf("v%02d", i))
+				synctest.Wait()
+				require.Equal(t, first, reads.Load(), "append %d (to %d) woke the fetch", i, p)
+			}
+			produce(t, b, "t", 1, "v03")
+			synctest.Wait()
+			select {
+			case a := <-done:
+				require.NoError(t, a.err)
+				require.Equal(t, []string{"h00"}, values(t, a.resp.Partitions[0].Records))
+				require.Equal(t, []string{"v02", "v03"}, values(t, a.resp.Partitions[1].Records))
+			default:
+				t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+			}
+		})
+	})
+	t.Run("compacted", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+			require.NoError(t, b.CreateTopic(t.Context(), "c", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact}}))
+			s := len(batch(t, "v00"))
+			reads := countFetchReads(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			// At the end of both: it lacks 4s, all t's (k is 1).
+			done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 4 * s,
+				Partitions: []api.FetchPartition{{Topic: "c"}, {Topic: "t"}}})
+			synctest.Wait()
+			first := reads.Load()
+			for i := range 2 {
+				produce(t, b, "t", 0, fmt.Sprintf("v%02d", i))
+				synctest.Wait()
+				require.Equal(t, first, reads.Load(), "append %d to t woke the fetch, 4s lacking", i)
+			}
+			for i := range 2 {
+				before := reads.Load()
+				produce(t, b, "c", 0, fmt.Sprintf("c%02d", i)) // keyed
+				synctest.Wait()
+				require.Greater(t, reads.Load(), before, "append %d to the compacted partition did not wake the fetch", i)
+			}
+			cancel()
+			a := <-done
+			require.NoError(t, a.err)
+			require.Equal(t, []string{"c00", "c01"}, values(t, a.resp.Partitions[0].Records))
+			require.Equal(t, []string{"v00", "v01"}, values(t, a.resp.Partitions[1].Records))
+		})
+	})
+}
+
+// TestFetchOfSeveralPartitionsAnswersAtCtxEndAndMaxWait: a fetch of
+// several partitions, at their end, waiting for more than the appends
+// bring (which do not wake it), answers at ctx's end, or at MaxWait,
+// what a read finds then, the records appended during its wait. Mutant:
+// ctx's end reading again only a fetch of one partition (it answered
+// ctx's error, the records left to the next fetch).
+func TestFetchOfSeveralPartitionsAnswersAtCtxEndAndMaxWait(t *testing.T) {
+	for _, byCtx := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ctx=%v", byCtx), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 3}))
+				reads := countFetchReads(t)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				t0 := time.Now()
+				done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+					Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}, {Topic: "t", Partition: 2}}})
+				synctest.Wait()
+				first := reads.Load()
+				produce(t, b, "t", 0, "a")
+				produce(t, b, "t", 2, "b")
+				synctest.Wait()
+				require.Equal(t, first, reads.Load(), "an append woke the fetch, MinBytes far")
+				if byCtx {
+					time.Sleep(time.Minute)
+					cancel()
+				}
+				a := <-done
+				require.NoError(t, a.err)
+				want := t0.Add(time.Hour)
+				if byCtx {
+					want = t0.Add(time.Minute)
+				}
+				require.Equal(t, want, a.at)
+				require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+				require.Empty(t, a.resp.Partitions[1].Records)
+				require.Equal(t, []string{"b"}, values(t, a.resp.Partitions[2].Records))
+				require.EqualValues(t, 1, a.resp.Partitions[2].HighWatermark)
+			})
+		})
+	}
+}
