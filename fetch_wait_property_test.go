@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -857,4 +858,180 @@ func compactedFetchTopic(t *testing.T) (*Broker, func(kv ...string)) {
 		_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: keyed(t, kv...)})
 		require.NoError(t, err)
 	}
+}
+
+// TestFetchWaitSpreadProperty: fetches of several partitions waiting for
+// MinBytes, each woken only once a partition grew by its share of what
+// the fetch lacks (see byteWait), are never left asleep with MinBytes
+// readable, and never answer before, whatever the appends' spread. Each
+// seed opens a broker in memory with a topic of 2-8 partitions
+// (SyncNever or SyncAlways), starts fetches of random subsets of them
+// (some named twice; at the end or holding records; some partitions
+// with a small MaxBytes; MinBytes up to about what the appends bring in
+// all), and appends batches of random sizes: all to one partition, round
+// the partitions, or at random, one or a few at once from goroutines of
+// their own (so marks, reads and appends interleave), more fetches
+// starting among them. After each step (synctest.Wait) every fetch still
+// waiting has fewer than MinBytes readable as the doc of Fetch counts
+// them (fetchPropCount), and every one that answered may have had them
+// at a moment of the step (fetchSpreadBound; its MaxWait, an hour, never
+// passes). Kills the shares that lose a wake:
+// ceil(d/(k-1)), and d not less the bytes counted past the answer
+// (pr.bound): the fetch sleeps with MinBytes readable. (Shares too
+// small, which only wake it early, are caught by
+// TestFetchOfSeveralPartitionsWokenAtMinBytes.)
+//
+// go test runs 40 seeds (10 under -short); RUNNEL_FETCH_SPREAD=N runs N
+// seeds, RUNNEL_FETCH_SPREAD_BASE=S from S (see testkit.Seeds).
+func TestFetchWaitSpreadProperty(t *testing.T) {
+	testkit.Seeds(t, "RUNNEL_FETCH_SPREAD", 40, 10, func(t *testing.T, seed uint64) {
+		synctest.Test(t, func(t *testing.T) { runFetchWaitSpread(t, seed) })
+	})
+}
+
+func runFetchWaitSpread(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d))
+	b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+	parts := 2 + rng.IntN(7)
+	cfg := log.Config{Sync: log.SyncNever}
+	if rng.IntN(2) == 0 {
+		cfg.Sync = log.SyncAlways
+	}
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: parts, Config: cfg}))
+	r := &fetchPropRun{t: t, b: b, rng: rng, topics: []string{"t"}}
+	batchOf := func() []byte {
+		var bl record.Builder
+		bl.Reset()
+		for range 1 + rng.IntN(3) {
+			bl.Append(time.Now().UnixMilli(), nil, bytes.Repeat([]byte{'v'}, 1+rng.IntN(300)), nil)
+		}
+		data, err := bl.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		return data
+	}
+	put := func(p int) {
+		_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: int32(p), Acks: api.AcksAll, Batches: batchOf()})
+		require.NoError(t, err)
+	}
+	for range rng.IntN(2 * parts) {
+		put(rng.IntN(parts))
+	}
+	appends := 20 + rng.IntN(60)
+	type fetch struct {
+		req  *api.FetchRequest
+		done chan fetchAnswer
+	}
+	var live []*fetch
+	start := func() {
+		s := r.snapshot()
+		req := &api.FetchRequest{MaxWait: time.Hour}
+		for range 1 + rng.IntN(parts) {
+			fp := api.FetchPartition{Topic: "t", Partition: int32(rng.IntN(parts))}
+			ps := s["t"].parts[fp.Partition]
+			fp.Offset = ps.hw
+			if rng.IntN(4) == 0 {
+				fp.Offset = ps.lso + rng.Int64N(ps.hw-ps.lso+1)
+			}
+			if rng.IntN(5) == 0 {
+				fp.MaxBytes = []int{1, 200, 600}[rng.IntN(3)]
+			}
+			req.Partitions = append(req.Partitions, fp)
+		}
+		if rng.IntN(5) == 0 {
+			req.Partitions = append(req.Partitions, req.Partitions[rng.IntN(len(req.Partitions))])
+		}
+		held, _ := fetchPropCount(s, req)
+		req.MinBytes = held + 2 + rng.IntN(appends*300)
+		if rng.IntN(4) == 0 {
+			req.MaxBytes = 1 << (10 + rng.IntN(6))
+		}
+		f := &fetch{req: req, done: make(chan fetchAnswer, 1)}
+		live = append(live, f)
+		go func() {
+			resp, err := b.Fetch(t.Context(), req)
+			f.done <- fetchAnswer{resp, err, time.Now()}
+		}()
+	}
+	for range 1 + rng.IntN(6) {
+		start()
+	}
+	started, answered := len(live), 0
+	mode := rng.IntN(3) // all to one, round the partitions, at random
+	one := rng.IntN(parts)
+	for i := 0; i < appends; {
+		n := 1 + rng.IntN(3)
+		var wg sync.WaitGroup
+		for range n {
+			p := one
+			switch mode {
+			case 1:
+				p = i % parts
+			case 2:
+				p = rng.IntN(parts)
+			}
+			i++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				put(p)
+			}()
+		}
+		if rng.IntN(8) == 0 {
+			start() // among the appends
+			started++
+		}
+		wg.Wait()
+		synctest.Wait()
+		s := r.snapshot()
+		still := live[:0]
+		for _, f := range live {
+			c, fails := fetchPropCount(s, f.req)
+			require.Empty(t, fails)
+			want := fetchPropWant(f.req)
+			select {
+			case a := <-f.done:
+				require.NoError(t, a.err)
+				u := fetchSpreadBound(s, f.req)
+				require.GreaterOrEqual(t, u, want, "answered before MinBytes: %+v", f.req)
+				answered++
+			default:
+				require.Less(t, c, want, "asleep with MinBytes readable (%d of %d): %+v, appends mode %d", c, want, f.req, mode)
+				still = append(still, f)
+			}
+		}
+		live = still
+	}
+	t.Logf("seed %d: %d partitions, appends mode %d: %d of %d fetches answered at MinBytes", seed, parts, mode, answered, started)
+}
+
+// fetchSpreadBound is the most fetchPropCount gave for req at any moment
+// of a step of appends that ended at s: the count of s, with the KIP-74
+// first batch of whichever partition it adds the most to. The count is
+// not monotone under appends: the first partition with data counts its
+// first batch whole, and an append to a partition named before it takes
+// that from it (a fetch answered between two appends of a step may have
+// counted more than s does).
+func fetchSpreadBound(s fetchPropSnap, req *api.FetchRequest) int {
+	m := req.MaxBytes
+	if m <= 0 {
+		m = 50 << 20
+	}
+	count, bonus := 0, 0
+	for _, fp := range req.Partitions {
+		_, _, batches := fetchPropPlain(s, fp)
+		l := fp.MaxBytes
+		if l <= 0 {
+			l = m
+		}
+		held := 0
+		for _, bt := range batches {
+			held += len(bt.data)
+		}
+		c := min(held, l)
+		count += c
+		if len(batches) > 0 {
+			bonus = max(bonus, len(batches[0].data)-c)
+		}
+	}
+	return count + bonus
 }
