@@ -580,11 +580,15 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // Fetch reads records of several partitions up to their high watermarks,
 // waiting up to req.MaxWait until req.MinBytes are there (woken by appends,
 // not by a timer tick), or until ctx ends. It serves consumer.Client. A
-// fetch of one partition that waits for more than a byte is woken only
-// by the append that may bring MinBytes (under SyncAlways the fsync that
-// makes it durable), or by a change other than an append (a cut, a
-// reopen, a deletion, a close); one of several partitions, by each
-// append to any of them, to look at what it added.
+// fetch that waits for more than a byte is woken only by an append that
+// may bring MinBytes (under SyncAlways the fsync that makes it durable),
+// or by a change other than an append (a cut, a reopen, a deletion, a
+// close): of one partition, the append that brings them; of k
+// partitions, one that takes a partition ceil(d/k) bytes past where the
+// fetch read it, d the bytes the fetch lacks (the bytes appended cannot
+// make d unless one partition took that share), after which it counts,
+// and waits again for what it then lacks. A partition of a compacted
+// topic wakes it at each append.
 //
 // Fetch itself fails only when:
 //
