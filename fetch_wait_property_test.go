@@ -909,12 +909,12 @@ func runFetchWaitSpread(t *testing.T, seed uint64) {
 		require.NoError(t, err)
 		return data
 	}
-	put := func(p int) {
-		_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: int32(p), Acks: api.AcksAll, Batches: batchOf()})
+	put := func(p int, data []byte) { // data from batchOf, on the test's goroutine (rng)
+		_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: int32(p), Acks: api.AcksAll, Batches: data})
 		require.NoError(t, err)
 	}
 	for range rng.IntN(2 * parts) {
-		put(rng.IntN(parts))
+		put(rng.IntN(parts), batchOf())
 	}
 	appends := 20 + rng.IntN(60)
 	type fetch struct {
@@ -970,10 +970,11 @@ func runFetchWaitSpread(t *testing.T, seed uint64) {
 				p = rng.IntN(parts)
 			}
 			i++
+			data := batchOf()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				put(p)
+				put(p, data)
 			}()
 		}
 		if rng.IntN(8) == 0 {
