@@ -793,9 +793,9 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 					// read's answer stands). A fetch that wants more
 					// than a byte reads so too, whether or not it holds
 					// records: the appends that did not bring MinBytes
-					// need not have woken it (byteWait), where each woke it before, to
-					// read what they added, and the answer holds it,
-					// and the high watermark of now. One that read
+					// need not have woken it (byteWait), where each
+					// woke it before, to read what they added, and the
+					// answer holds it, and the high watermark of now. One that read
 					// nothing and finds nothing still answers ctx's
 					// error.
 					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false, marks); err == nil {
