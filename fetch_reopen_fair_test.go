@@ -148,3 +148,37 @@ func TestFairWakeNotHeldByAReopenBegunBeforeIt(t *testing.T) {
 		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[1].Records))
 	})
 }
+
+// TestFairFetchAtCtxEndPastAPartitionHeld: a fetch of several partitions
+// waiting for MinBytes, at the end of u-0 and of t-0 (held exclusively,
+// as a reopen holds it), answers at ctx's end the records appended to u-0
+// during its wait, which did not bring MinBytes: the read at ctx's end
+// goes past the partition held, as the reads of a fetch whose answer
+// holds no records do (skipBusy), rather than wait in it for the lock,
+// fail with ctx's error, and drop what u-0 holds. Before 2026-12-07 the
+// append woke the fetch, which read it. Mutant: the read at ctx's end
+// waiting for the lock (it answered ctx's error).
+func TestFairFetchAtCtxEndPastAPartitionHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+		_, p, err := b.topicPartition(t.Context(), "t", 0, false)
+		require.NoError(t, err)
+		k, err := p.Lock(t.Context()) // as a config change holds it
+		require.NoError(t, err)
+		defer k.Unlock()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "u", Partition: 0}, {Topic: "t", Partition: 0}}})
+		synctest.Wait() // it went past t-0, and waits
+		produce(t, b, "u", 0, "x")
+		synctest.Wait()
+		cancel()
+		a := <-done
+		require.NoError(t, a.err)
+		require.Equal(t, []string{"x"}, values(t, a.resp.Partitions[0].Records))
+		require.Empty(t, a.resp.Partitions[1].Records)
+	})
+}
