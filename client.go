@@ -797,8 +797,12 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 					// woke it before, to read what they added, and the
 					// answer holds it, and the high watermark of now. One that read
 					// nothing and finds nothing still answers ctx's
-					// error.
-					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, false, marks); err == nil {
+					// error. One whose answer holds no records yet
+					// goes past a partition held exclusively
+					// (skipBusy), as its reads at the wakes did: a read
+					// that waited for it would fail with ctx's error,
+					// and drop what the others hold.
+					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, total == 0, marks); err == nil {
 						resp, total = r, n
 					}
 				}
