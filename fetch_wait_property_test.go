@@ -813,6 +813,55 @@ func TestFetchWaitCompactedFirstBatch(t *testing.T) {
 	})
 }
 
+// TestFetchWaitCompactedFirstBatchWokenByAnotherPartition is
+// TestFetchWaitCompactedFirstBatch in a fetch of two partitions, the wake
+// an append to the other, u-0, of fewer bytes than the fetch lacks: the
+// compaction, which wakes no one, is seen at that wake, and the fetch
+// answers there, as it did when every append to any of its partitions
+// woke it (before deac8233). Mutant (deac8233): u-0's append, below its
+// share of what the fetch lacks (u-0 is the one partition that counts),
+// did not wake the fetch, which answered at MaxWait.
+func TestFetchWaitCompactedFirstBatchWokenByAnotherPartition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, put := compactedFetchTopic(t)
+		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+		put("a", strings.Repeat("x", 100)) // 0: superseded by 2
+		put("b", strings.Repeat("y", 400)) // 1
+		put("a", "z")                      // 2
+		put("c", strings.Repeat("w", 300)) // 3: rolls, 0-2 are in a sealed segment
+		first := func() []byte {
+			resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
+			require.NoError(t, err)
+			require.NoError(t, resp.Partitions[0].Err)
+			return resp.Partitions[0].Records
+		}
+		small := len(first())
+		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+		require.NoError(t, err)
+		big := len(resp.Partitions[0].Records)
+		require.Less(t, small+len(batch(t, "v")), big, "u-0's append brings MinBytes by itself")
+
+		t0 := time.Now()
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}, {Topic: "u"}}})
+		synctest.Wait() // it waits: its first batch, counted whole, is small
+		require.NoError(t, b.Maintain(t.Context()))
+		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, first()), "offset 0 was not compacted away")
+		time.Sleep(time.Second)
+		produce(t, b, "u", 0, "v") // a wake: t-0 holds big bytes, counted as Fetch's doc says
+		synctest.Wait()
+		select {
+		case a := <-done:
+			require.NoError(t, a.err)
+			require.Equal(t, t0.Add(time.Second), a.at)
+			require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, a.resp.Partitions[0].Records))
+			require.Equal(t, []string{"v"}, values(t, a.resp.Partitions[1].Records))
+		default:
+			t.Fatal("the fetch holds MinBytes at a wake, and waits on (until MaxWait)")
+		}
+	})
+}
+
 // A fetch that waits, with records, on a partition whose log a
 // truncation cuts below them (a replica's log: Log.TruncateTo) and then
 // its ctx ends answers records below its high watermark: before, the
