@@ -588,7 +588,8 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // fetch read it, d the bytes the fetch lacks (the bytes appended cannot
 // make d unless one partition took that share), after which it counts,
 // and waits again for what it then lacks. A partition of a compacted
-// topic wakes it at each append.
+// topic wakes it at each append, and every partition does of a fetch
+// that found a compacted partition's first batch.
 //
 // Fetch itself fails only when:
 //
@@ -1176,7 +1177,10 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 // first batch counted whole: see firstMoved), or the batches counted
 // whole already make MinBytes (each wake makes the fetch again, and
 // then every partition is such) — is woken by every append to it, as
-// before.
+// before. So is every partition of a fetch that found a compacted
+// partition's first batch: a compaction wakes no one, and an append to
+// any of its partitions woke the fetch to look at that batch
+// (firstMoved) before the shares (TestFetchWaitCompactedFirstBatchWokenByAnotherPartition).
 //
 // The fetch lacks d bytes: want less what it read and counted (total,
 // pr.bound). Say no partition of those woken by every append grew (else
@@ -1195,6 +1199,18 @@ func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr
 	if marks == nil {
 		return func() {}
 	}
+	// A fetch that found a compacted partition's first batch (which
+	// firstMoved looks at) is woken by every append to any partition,
+	// as before: a compaction, which wakes no one, may have removed
+	// that batch, and a fetch made again count the next whole.
+	anyAppend := false
+	if pr != nil {
+		for i := range marks {
+			if pr.firsts[i].size > 0 && (marks[i].Compacted() || pr.compact[i]) {
+				anyAppend = true
+			}
+		}
+	}
 	// need is what partition i waits for: 0 for one that counts, which
 	// waits for ceil(d/k).
 	need := func(i int) int64 {
@@ -1206,7 +1222,7 @@ func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr
 				return 0
 			}
 			return 1
-		case total+pr.bound >= want:
+		case total+pr.bound >= want || anyAppend:
 			return 1
 		case pr.rooms[i] <= 0:
 			return math.MaxInt64 // none: no append adds to the count
