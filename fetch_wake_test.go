@@ -3,6 +3,7 @@ package runnel
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -1137,4 +1138,135 @@ func TestFetchOfSeveralPartitionsAnswersAtCtxEndAndMaxWait(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestFetchOfSeveralPartitionsWakeReadsOnlyTheOneThatChanged: a fetch
+// of several partitions at their end, waiting for MinBytes, woken by an
+// append that takes one partition past its share, reads again that
+// partition alone, not those whose wait is still open and whose offsets
+// stand (fetchStands): a consumer of P partitions read P of them at
+// each wake (review44dos's cost). Mutant: fetchStands ignoring that the
+// wait is the fetch's own ChangedPast channel, not the partition's
+// Changed (every partition read again at each wake).
+func TestFetchOfSeveralPartitionsWakeReadsOnlyTheOneThatChanged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 3}))
+		s := len(batch(t, "v00"))
+		reads := countFetchReads(t)
+		// 2s over 3: ceil(2s/3) each, below s.
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * s,
+			Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}, {Topic: "t", Partition: 2}}})
+		synctest.Wait()
+		first := reads.Load()
+		produce(t, b, "t", 1, "v00")
+		synctest.Wait()
+		require.Equal(t, first+1, reads.Load(), "the wake read again partitions that did not change")
+		produce(t, b, "t", 2, "v01")
+		synctest.Wait()
+		a := <-done
+		require.NoError(t, a.err)
+		require.Empty(t, a.resp.Partitions[0].Records)
+		require.Equal(t, []string{"v00"}, values(t, a.resp.Partitions[1].Records))
+		require.Equal(t, []string{"v01"}, values(t, a.resp.Partitions[2].Records))
+	})
+}
+
+// TestFetchOfSeveralPartitionsWokenByALockReleaseWaitsAgain: a fetch of
+// several partitions waiting for MinBytes, which went past t-0 held
+// exclusively (as a config change's reopen holds it), is woken when the
+// lock is released (a change other than an append), reads t-0 again and
+// waits again from a mark taken then: not woken again at once by the
+// mark of before the release (a wake storm, until ctx or MaxWait ends
+// it), whether its answer holds records (the wake's look retakes every
+// mark) or not (fetchChanged retakes the mark of the partition it reads
+// again). The hook ends the fetch's ctx should it read on. Mutants: a
+// wake that keeps the marks of before (fetchChanged's read of t-0, the
+// look of one holding records).
+func TestFetchOfSeveralPartitionsWokenByALockReleaseWaitsAgain(t *testing.T) {
+	for _, held := range []bool{false, true} {
+		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+				require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+				var offset int64
+				if held {
+					produce(t, b, "u", 0, "a")
+				} else {
+					produce(t, b, "u", 0, "x") // below the offset
+					offset = 1
+				}
+				_, p, err := b.topicPartition(t.Context(), "t", 0, false)
+				require.NoError(t, err)
+				k, err := p.Lock(t.Context())
+				require.NoError(t, err)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				var reads atomic.Int32
+				testHookFetchRead = func() {
+					if reads.Add(1) > 100 {
+						cancel() // a wake storm: end it
+					}
+				}
+				defer func() { testHookFetchRead = nil }()
+				done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+					Partitions: []api.FetchPartition{{Topic: "u", Offset: offset}, {Topic: "t"}}})
+				synctest.Wait() // it went past t-0, and waits
+				first := reads.Load()
+				k.Unlock()
+				synctest.Wait()
+				select {
+				case a := <-done:
+					t.Fatalf("answered at the lock's release, after %d reads: %+v", reads.Load()-first, a)
+				default:
+				}
+				require.LessOrEqual(t, reads.Load()-first, int32(2), "the wake read on")
+				cancel()
+				a := <-done
+				if held {
+					require.NoError(t, a.err)
+					require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
+				} else {
+					require.ErrorIs(t, a.err, context.Canceled)
+				}
+			})
+		})
+	}
+}
+
+// TestFetchOfSeveralPartitionsWakeReadsWhatGrewBelowItsShare: a fetch of
+// two partitions at their end, waiting for MinBytes, whose partition 0
+// grew below its share (no wake), woken by an append to partition 1
+// that brings MinBytes by itself, answers both: the wake reads again
+// every partition whose high watermark moved, not only those whose wait
+// was closed, as a read at the wake would (fetchStands). Mutant:
+// fetchStands taking an open ChangedPast channel for a partition that
+// stands, whatever its offsets (partition 0's records left out).
+func TestFetchOfSeveralPartitionsWakeReadsWhatGrewBelowItsShare(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+		s := len(batch(t, "v00"))
+		big := strings.Repeat("b", 3*s)
+		reads := countFetchReads(t)
+		// 2s+1 over 2: s+1 each, past partition 0's append.
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2*s + 1,
+			Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}}})
+		synctest.Wait()
+		first := reads.Load()
+		produce(t, b, "t", 0, "v00")
+		synctest.Wait()
+		require.Equal(t, first, reads.Load(), "partition 0's append, below its share, woke the fetch")
+		produce(t, b, "t", 1, big)
+		synctest.Wait()
+		select {
+		case a := <-done:
+			require.NoError(t, a.err)
+			require.Equal(t, []string{"v00"}, values(t, a.resp.Partitions[0].Records))
+			require.Equal(t, []string{big}, values(t, a.resp.Partitions[1].Records))
+		default:
+			t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+		}
+	})
 }
