@@ -85,6 +85,14 @@ func TestPanickingPartitionerLeavesTheProducerUsable(t *testing.T) {
 			case <-ctx.Done():
 				t.Fatal("a Produce after the partitioner's panic hangs")
 			}
+			// One with a topic of its own, and a zero Timestamp in a
+			// Location of its own: both are given back as they were.
+			zero := time.Time{}.In(time.FixedZone("UTC+1", 3600))
+			own := &record.Record{Topic: "t", Key: []byte("boom"), Value: []byte("own"), Timestamp: zero}
+			require.Panics(t, func() { p.Produce(ctx, own, nil) })
+			require.Equal(t, "t", own.Topic, "a record that was not buffered is left as it was")
+			require.Equal(t, "UTC+1", own.Timestamp.Location().String(), "a record that was not buffered is left as it was")
+			require.Equal(t, zero, own.Timestamp, "a record that was not buffered is left as it was")
 			require.NoError(t, p.Flush(ctx), "Flush waits for the record that was never buffered")
 			require.Zero(t, p.BufferedRecords(), "the record's buffer space was not freed")
 			require.Equal(t, []string{"first", "after"}, values(readRecords(t, b, "t", 0)))

@@ -234,6 +234,26 @@ func TestCtxEndingDuringLingerFailsTheRecordPromptly(t *testing.T) {
 	require.Equal(t, []string{"a", "x"}, values(readRecords(t, b, "t", 0)))
 }
 
+// The same for a record of a topic other than the producer's first: it
+// joins the lingering batch without the topic's lock in place (see
+// markHotLocked), not in produce, which does so only for the first
+// topic's records (see hotTopic). Its ctx is watched all the same.
+func TestCtxEndingDuringLingerFailsTheRecordPromptlyInASecondTopic(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("first", 1), runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.DefaultTopic("t"), producer.Linger(time.Minute))
+	ctx := testCtx(t)
+	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "first", Value: []byte("f")}))
+	o := newOrder()
+	p.Produce(ctx, value("a"), o.promise())
+	cctx, cancel := context.WithCancel(ctx)
+	p.Produce(cctx, value("b"), o.promise())
+	cancel()
+	waitOrFatal(t, ctx, o, "the lingering batch was not looked at when a record's ctx ended")
+	require.NoError(t, o.errs["a"])
+	require.ErrorIs(t, o.errs["b"], context.Canceled)
+	require.Equal(t, []string{"a"}, values(readRecords(t, b, "t", 0)))
+}
+
 // With several requests in flight, a batch waiting for a place among
 // them is looked at again once it has one: a record whose ctx ended
 // meanwhile is not sent, and the next records take its sequence number.

@@ -467,10 +467,19 @@ func TestHealthStickyAndKeyedBatches(t *testing.T) {
 			}
 			p.Produce(ctx, &record.Record{Key: key, Value: []byte("k")}, nil)
 		}
-		r2 := &record.Record{Value: []byte("b")}
+		// Two more without a key: the second may join r1's batch
+		// without the topic's lock (see markHotLocked), which is to find
+		// the sticky partition's batch as the first did, not the batch
+		// of the partition whose index among all is the sticky
+		// partition's among those that take appends.
+		r2, r3 := &record.Record{Value: []byte("b")}, &record.Record{Value: []byte("c")}
 		p.Produce(ctx, r2, nil)
 		if r2.Partition != r1.Partition {
 			t.Fatalf("round %d: the sticky partition moved from %d to %d under keyed records", round, r1.Partition, r2.Partition)
+		}
+		p.Produce(ctx, r3, nil)
+		if r3.Partition != r1.Partition {
+			t.Fatalf("round %d: a record without a key went to %d, the sticky partition being %d", round, r3.Partition, r1.Partition)
 		}
 	}
 }

@@ -54,6 +54,31 @@ func TestSynctestProduceSyncDoesNotLinger(t *testing.T) {
 	})
 }
 
+// The same for a topic other than the producer's first: the
+// ProduceSync's record joins the lingering batch without the topic's
+// lock in place (see markHotLocked), not in produce, which does so only
+// for the first topic's records (see hotTopic). Its partition is
+// un-lingered all the same.
+func TestSynctestProduceSyncDoesNotLingerInASecondTopic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := bubbleBroker(t)
+		require.NoError(t, c.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+		p, err := producer.New(c, producer.Linger(time.Minute))
+		require.NoError(t, err)
+		defer p.Close()
+		first := produceAt(t, p, "first") // to "t", the producer's first topic
+		a := make(chan error, 1)
+		p.Produce(t.Context(), &record.Record{Topic: "u", Value: []byte("a")}, func(_ *record.Record, err error) { a <- err })
+		time.Sleep(time.Millisecond)
+		t1 := time.Now()
+		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "u", Value: []byte("b")}))
+		require.Equal(t, t1, time.Now(), "ProduceSync waited for the linger")
+		require.NoError(t, <-a)
+		require.NoError(t, p.Flush(t.Context()))
+		require.NoError(t, (<-first).err)
+	})
+}
+
 // TestProduceSyncAmongLingeringProduces: goroutines call
 // ProduceSync while others Produce through the same producer, whose
 // Linger is a minute, to the same partitions: every ProduceSync returns

@@ -320,3 +320,88 @@ func TestStickyBatchUnderConcurrentProduce(t *testing.T) {
 		t.Fatal(v)
 	}
 }
+
+// A record without a key joins the sticky partition's open batch marked
+// hot without the topic's lock (see markHotLocked): it is buffered, on
+// the sticky partition, while something else holds that lock.
+func TestHotBatchTakesARecordWithoutTheTopicsLock(t *testing.T) {
+	c := &countClient{}
+	c.n.Store(3)
+	p, err := New(c, DefaultTopic("t"), Linger(time.Minute), MetadataMaxAge(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := healthCtx(t)
+	r1 := &record.Record{Value: []byte("a")}
+	p.Produce(ctx, r1, nil) // marks its batch hot, and starts the partition's goroutine
+	tp := p.knownTopic("t")
+	r2 := &record.Record{Value: []byte("b")}
+	produced := make(chan struct{})
+	func() {
+		tp.mu.Lock()
+		defer tp.mu.Unlock() // also should the wait fail: Produce then goes on
+		go func() {
+			defer close(produced)
+			p.Produce(ctx, r2, nil)
+		}()
+		testkit.Await(t, produced, "a Produce of a record without a key while the topic's lock is held")
+	}()
+	if r2.Partition != r1.Partition {
+		t.Fatalf("r2 went to %d, r1 to %d", r2.Partition, r1.Partition)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A record without a key that read the hot partition (topicState.hot)
+// before the sticky partition stopped being one its records may go to,
+// and takes that partition's lock only after: its batch is no longer
+// marked, and addHot declines it (the record is then placed under the
+// topic's lock). unhotLocked unmarks the batch, not only the topic's
+// hot partition, for such a record already past its read of it.
+func TestHotBatchUnmarkedForARecordUnderWay(t *testing.T) {
+	for _, change := range []string{"partition count", "partitions that take appends"} {
+		t.Run(change, func(t *testing.T) {
+			for {
+				c := &countClient{}
+				c.n.Store(2)
+				p, err := New(c, DefaultTopic("t"), Linger(time.Minute), MetadataMaxAge(time.Hour))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				ctx := healthCtx(t)
+				r1 := &record.Record{Value: []byte("a")}
+				p.Produce(ctx, r1, nil)
+				if change == "partition count" && r1.Partition == 0 {
+					continue // no count leaves it out but 0: draw again
+				}
+				tp := p.knownTopic("t")
+				pp := tp.hot.Load() // as a record on the hot path reads it
+				if pp == nil || pp.id != r1.Partition {
+					t.Fatalf("the hot partition is %v, the sticky one %d", pp, r1.Partition)
+				}
+				switch change {
+				case "partition count":
+					if n, ok := tp.follow(int(r1.Partition), tp.looks.Add(1)); !ok || n != int(r1.Partition) {
+						t.Fatalf("follow(%d): %d, %v", r1.Partition, n, ok)
+					}
+				case "partitions that take appends":
+					tp.markDown(r1.Partition)
+				}
+				r2 := &record.Record{Topic: "t", Value: []byte("b"), Timestamp: time.Now()}
+				body := record.BodySize(nil, r2.Value, nil)
+				pr := pending{r: r2, promise: noPromise, size: int32(record.SizeWithDeltas(body, 0, 0)), body: int32(body)}
+				if ok, _, err := pp.addRecord(pr, nil, addHot, nil); ok || err != nil {
+					t.Fatalf("a record that read the hot partition before the topic's %s changed joined its batch after: %v, %v", change, ok, err)
+				}
+				if err := p.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		})
+	}
+}

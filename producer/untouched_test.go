@@ -95,6 +95,15 @@ func TestFailedProduceLeavesRecordAsItWas(t *testing.T) {
 	r = unsent()
 	require.ErrorIs(t, produceErr(t, bad.Produce, ctx, r), producer.ErrInvalidPartition)
 	requireUntouched(t, r)
+	// A record with a topic of its own and a zero Timestamp in a Location
+	// of its own: Produce stamps the Timestamp (it is zero), and gives
+	// back both as they were, the Location too.
+	zero := time.Time{}.In(time.FixedZone("UTC+1", 3600))
+	r = &record.Record{Topic: "t", Value: []byte("v"), Timestamp: zero}
+	require.ErrorIs(t, produceErr(t, bad.Produce, ctx, r), producer.ErrInvalidPartition)
+	require.Equal(t, "t", r.Topic, "a failed Produce changed the record's own topic")
+	require.Equal(t, zero, r.Timestamp, "a failed Produce changed the record's zero timestamp")
+	require.Equal(t, "UTC+1", r.Timestamp.Location().String(), "a failed Produce changed the Location of the record's zero timestamp")
 	r = &record.Record{Value: make([]byte, 300)}
 	require.ErrorIs(t, produceErr(t, bad.Produce, ctx, r), producer.ErrRecordTooLarge)
 	requireUntouched(t, r)
