@@ -776,21 +776,7 @@ func (r *fetchPropRun) checkWaiting(f *fetchPropFetch) {
 // TestFetchWaitProperty (seed 2206, its model then waking too).
 func TestFetchWaitCompactedFirstBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, put := compactedFetchTopic(t)
-		put("a", strings.Repeat("x", 100)) // 0: superseded by 2
-		put("b", strings.Repeat("y", 400)) // 1
-		put("a", "z")                      // 2
-		put("c", strings.Repeat("w", 300)) // 3: rolls, 0-2 are in a sealed segment
-		first := func() []byte {
-			resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
-			require.NoError(t, err)
-			require.NoError(t, resp.Partitions[0].Err)
-			return resp.Partitions[0].Records
-		}
-		small := len(first())
-		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
-		require.NoError(t, err)
-		big := len(resp.Partitions[0].Records)
+		b, put, first, small, big := compactedFirstBatches(t)
 		require.Less(t, small, big)
 
 		t0 := time.Now()
@@ -823,22 +809,8 @@ func TestFetchWaitCompactedFirstBatch(t *testing.T) {
 // did not wake the fetch, which answered at MaxWait.
 func TestFetchWaitCompactedFirstBatchWokenByAnotherPartition(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, put := compactedFetchTopic(t)
+		b, _, first, small, big := compactedFirstBatches(t)
 		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
-		put("a", strings.Repeat("x", 100)) // 0: superseded by 2
-		put("b", strings.Repeat("y", 400)) // 1
-		put("a", "z")                      // 2
-		put("c", strings.Repeat("w", 300)) // 3: rolls, 0-2 are in a sealed segment
-		first := func() []byte {
-			resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
-			require.NoError(t, err)
-			require.NoError(t, resp.Partitions[0].Err)
-			return resp.Partitions[0].Records
-		}
-		small := len(first())
-		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
-		require.NoError(t, err)
-		big := len(resp.Partitions[0].Records)
 		require.Less(t, small+len(batch(t, "v")), big, "u-0's append brings MinBytes by itself")
 
 		t0 := time.Now()
@@ -899,6 +871,32 @@ func TestFetchWaitTruncatedUnderRecords(t *testing.T) {
 // bytes and are cleaned as soon as anything is dirty, maintained only
 // when the test calls Maintain; put produces one batch of keyed records
 // (key, value, ...) to it with acks=all.
+// compactedFirstBatches makes compactedFetchTopic's topic t with four
+// records, 0-2 in a sealed segment and key a's first record (0)
+// superseded by 2, for TestFetchWaitCompactedFirstBatch and its fetch of
+// two partitions. It returns first, t-0's first batch as a fetch reads it
+// (MaxBytes 1: the first batch whole), and the sizes of the first batch
+// from offset 0 (small) and from offset 1 (big): once a compaction
+// removes offset 0, the first batch a fetch of offset 0 counts whole is
+// the big one.
+func compactedFirstBatches(t *testing.T) (b *Broker, put func(kv ...string), first func() []byte, small, big int) {
+	b, put = compactedFetchTopic(t)
+	put("a", strings.Repeat("x", 100)) // 0: superseded by 2
+	put("b", strings.Repeat("y", 400)) // 1
+	put("a", "z")                      // 2
+	put("c", strings.Repeat("w", 300)) // 3: rolls, 0-2 are in a sealed segment
+	first = func() []byte {
+		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
+		require.NoError(t, err)
+		require.NoError(t, resp.Partitions[0].Err)
+		return resp.Partitions[0].Records
+	}
+	small = len(first())
+	resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
+	require.NoError(t, err)
+	return b, put, first, small, len(resp.Partitions[0].Records)
+}
+
 func compactedFetchTopic(t *testing.T) (*Broker, func(kv ...string)) {
 	b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
 	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{
