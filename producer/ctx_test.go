@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/producer"
@@ -194,13 +195,12 @@ func TestCtxEndingAfterTheFirstAttemptDoesNotFailTheRetry(t *testing.T) {
 	require.Equal(t, []string{"a", "b"}, values(readRecords(t, b, "t", 0)))
 }
 
-// A batch lingering for more records is sent as soon as a record's ctx
-// ends, not at the end of the linger: the record fails with ctx's error,
-// and the rest of the batch goes.
-func TestCtxEndingDuringLingerFailsTheRecordPromptly(t *testing.T) {
-	b := newBroker(t, runneltest.Topic("t", 1))
-	p := newProducer(t, b, producer.DefaultTopic("t"), producer.Linger(time.Minute))
-	ctx := testCtx(t)
+// requireCtxEndSendsTheLingeringBatch produces a and b to p's default
+// topic t (one partition, empty, p's batches lingering), b with a ctx
+// that then ends: the batch is sent at once, not at the end of the
+// linger; b fails with ctx's error, and a alone is written.
+func requireCtxEndSendsTheLingeringBatch(t *testing.T, ctx context.Context, b *runnel.Broker, p *producer.Producer) {
+	t.Helper()
 	o := newOrder()
 	p.Produce(ctx, value("a"), o.promise())
 	cctx, cancel := context.WithCancel(ctx)
@@ -210,6 +210,16 @@ func TestCtxEndingDuringLingerFailsTheRecordPromptly(t *testing.T) {
 	require.NoError(t, o.errs["a"])
 	require.ErrorIs(t, o.errs["b"], context.Canceled)
 	require.Equal(t, []string{"a"}, values(readRecords(t, b, "t", 0)))
+}
+
+// A batch lingering for more records is sent as soon as a record's ctx
+// ends, not at the end of the linger: the record fails with ctx's error,
+// and the rest of the batch goes.
+func TestCtxEndingDuringLingerFailsTheRecordPromptly(t *testing.T) {
+	b := newBroker(t, runneltest.Topic("t", 1))
+	p := newProducer(t, b, producer.DefaultTopic("t"), producer.Linger(time.Minute))
+	ctx := testCtx(t)
+	requireCtxEndSendsTheLingeringBatch(t, ctx, b, p)
 
 	// ProduceSync too: its error is ctx's, and the record is not written.
 	// (A ProduceSync's batch does not linger: its record waits here
@@ -243,15 +253,7 @@ func TestCtxEndingDuringLingerFailsTheRecordPromptlyInASecondTopic(t *testing.T)
 	p := newProducer(t, b, producer.DefaultTopic("t"), producer.Linger(time.Minute))
 	ctx := testCtx(t)
 	require.NoError(t, p.ProduceSync(ctx, &record.Record{Topic: "first", Value: []byte("f")}))
-	o := newOrder()
-	p.Produce(ctx, value("a"), o.promise())
-	cctx, cancel := context.WithCancel(ctx)
-	p.Produce(cctx, value("b"), o.promise())
-	cancel()
-	waitOrFatal(t, ctx, o, "the lingering batch was not looked at when a record's ctx ended")
-	require.NoError(t, o.errs["a"])
-	require.ErrorIs(t, o.errs["b"], context.Canceled)
-	require.Equal(t, []string{"a"}, values(readRecords(t, b, "t", 0)))
+	requireCtxEndSendsTheLingeringBatch(t, ctx, b, p)
 }
 
 // With several requests in flight, a batch waiting for a place among

@@ -30,6 +30,18 @@ var keyOrManual = producer.PartitionerFunc(func(r *record.Record, n int) int32 {
 	return r.Partition
 })
 
+// keyOn returns the first of key0, key1, ... that KeyPartition maps to
+// want among n partitions.
+func keyOn(t *testing.T, n int, want int32) []byte {
+	for i := range 10000 {
+		if k := []byte(fmt.Sprint("key", i)); producer.KeyPartition(k, n) == want {
+			return k
+		}
+	}
+	t.Fatal("no such key")
+	return nil
+}
+
 // keyFor returns a key that KeyPartition maps to want among n partitions
 // and to another than want among m.
 func keyFor(t *testing.T, n int, want int32, m int) []byte {

@@ -241,13 +241,7 @@ func TestKeyedNewBatchLeavesTheStickyPartition(t *testing.T) {
 	b := newBroker(t, runneltest.Topic("mixed", 2))
 	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("mixed"))
 	ctx := testCtx(t)
-	var keys [2][]byte // a key for each partition
-	for i := 0; keys[0] == nil || keys[1] == nil; i++ {
-		k := []byte(fmt.Sprint("key", i))
-		if keys[producer.KeyPartition(k, 2)] == nil {
-			keys[producer.KeyPartition(k, 2)] = k
-		}
-	}
+	keys := [2][]byte{keyOn(t, 2, 0), keyOn(t, 2, 1)} // a key for each partition
 	a := &record.Record{Value: []byte("a")}
 	p.Produce(ctx, a, nil)
 	// One of these opens a batch on the partition a is not on.
@@ -275,13 +269,7 @@ func TestKeyedNewBatchOnTheStickyPartitionMovesIt(t *testing.T) {
 	p := newProducer(t, b, producer.Linger(time.Minute), producer.DefaultTopic("mixed"),
 		producer.BatchMaxBytes(record.HeaderSize+300))
 	ctx := testCtx(t)
-	var keys [2][]byte // a key for each partition
-	for i := 0; keys[0] == nil || keys[1] == nil; i++ {
-		k := []byte(fmt.Sprint("key", i))
-		if keys[producer.KeyPartition(k, 2)] == nil {
-			keys[producer.KeyPartition(k, 2)] = k
-		}
-	}
+	keys := [2][]byte{keyOn(t, 2, 0), keyOn(t, 2, 1)} // a key for each partition
 	a := &record.Record{Value: make([]byte, 100)}
 	p.Produce(ctx, a, nil)
 	other := 1 - a.Partition

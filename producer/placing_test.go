@@ -21,6 +21,21 @@ import (
 // partitions (n may change between look-ups).
 type countClient struct{ n atomic.Int64 }
 
+// stickyProducer is a producer to topic t of n partitions (a countClient,
+// which only counts them) whose batches linger a minute and whose count
+// is not looked up again within the test, closed at the test's end.
+func stickyProducer(t *testing.T, n int64, opts ...Opt) *Producer {
+	t.Helper()
+	c := &countClient{}
+	c.n.Store(n)
+	p, err := New(c, append([]Opt{DefaultTopic("t"), Linger(time.Minute), MetadataMaxAge(time.Hour)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func (c *countClient) Partitions(context.Context, string) (int, error) {
 	return int(c.n.Load()), nil
 }
@@ -209,13 +224,7 @@ func TestPlacingEndsOnEveryPath(t *testing.T) {
 // (unhotLocked).
 func TestStickyLeavesAPartitionGone(t *testing.T) {
 	for {
-		c := &countClient{}
-		c.n.Store(4)
-		p, err := New(c, DefaultTopic("t"), Linger(time.Minute), MetadataMaxAge(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
+		p := stickyProducer(t, 4)
 		ctx := context.Background()
 		r1, r2, r3 := &record.Record{Value: []byte("a")}, &record.Record{Value: []byte("b")}, &record.Record{Value: []byte("c")}
 		p.Produce(ctx, r1, nil)
@@ -248,14 +257,7 @@ func TestStickyLeavesAPartitionGone(t *testing.T) {
 // show here.
 func TestStickyBatchUnderConcurrentProduce(t *testing.T) {
 	const goroutines, each, n = 4, 1500, 3
-	c := &countClient{}
-	c.n.Store(n)
-	p, err := New(c, DefaultTopic("t"), Linger(time.Minute), BatchMaxBytes(record.HeaderSize+200),
-		MetadataMaxAge(time.Hour), MaxBufferedRecords(1<<20), MaxBufferedBytes(1<<30))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := stickyProducer(t, n, BatchMaxBytes(record.HeaderSize+200), MaxBufferedRecords(1<<20), MaxBufferedBytes(1<<30))
 	ctx := context.Background()
 	if err := p.ProduceSync(ctx, &record.Record{}); err != nil {
 		t.Fatal(err)
@@ -325,13 +327,7 @@ func TestStickyBatchUnderConcurrentProduce(t *testing.T) {
 // hot without the topic's lock (see markHotLocked): it is buffered, on
 // the sticky partition, while something else holds that lock.
 func TestHotBatchTakesARecordWithoutTheTopicsLock(t *testing.T) {
-	c := &countClient{}
-	c.n.Store(3)
-	p, err := New(c, DefaultTopic("t"), Linger(time.Minute), MetadataMaxAge(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := stickyProducer(t, 3)
 	ctx := healthCtx(t)
 	r1 := &record.Record{Value: []byte("a")}
 	p.Produce(ctx, r1, nil) // marks its batch hot, and starts the partition's goroutine
@@ -365,13 +361,7 @@ func TestHotBatchUnmarkedForARecordUnderWay(t *testing.T) {
 	for _, change := range []string{"partition count", "partitions that take appends"} {
 		t.Run(change, func(t *testing.T) {
 			for {
-				c := &countClient{}
-				c.n.Store(2)
-				p, err := New(c, DefaultTopic("t"), Linger(time.Minute), MetadataMaxAge(time.Hour))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer p.Close()
+				p := stickyProducer(t, 2)
 				ctx := healthCtx(t)
 				r1 := &record.Record{Value: []byte("a")}
 				p.Produce(ctx, r1, nil)
