@@ -779,30 +779,29 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// of the partition, and waited until MaxWait): a wake makes the
 		// fetch again where a compacted partition's first batch changed
 		// (firstMoved), or a partition's high watermark came down.
-		grew := false // the partitions hold more than resp: appends woke it
 		for again := false; !again; {
 			stop := byteWait(req, resp, total, want, pr, marks, waits)
 			woke := waitAny(ctx, b.ctx.Done(), timer, waits)
 			stop()
 			switch woke {
 			case waitCtx:
-				if grew || marks != nil {
-					// The answer holds what the wakes found, as it did
-					// when each wake read: one last read (a partition
-					// that no call holds exclusively is read whatever
-					// ctx says; if one is, by a reopen, the first
-					// read's answer stands). A fetch that wants more
-					// than a byte reads so too, whether or not it holds
-					// records: the appends that did not bring MinBytes
-					// need not have woken it (byteWait), where each
-					// woke it before, to read what they added, and the
-					// answer holds it, and the high watermark of now. One that read
-					// nothing and finds nothing still answers ctx's
-					// error. One whose answer holds no records yet
-					// goes past a partition held exclusively
-					// (skipBusy), as its reads at the wakes did: a read
-					// that waited for it would fail with ctx's error,
-					// and drop what the others hold.
+				if marks != nil {
+					// A fetch that wants more than a byte reads once
+					// more, whether or not it holds records: the
+					// appends that did not bring MinBytes need not
+					// have woken it (byteWait), and the answer holds
+					// what they added, and the high watermark of now.
+					// A partition that no call holds exclusively is
+					// read whatever ctx says; if one is (a reopen), an
+					// answer that holds records stands as the first
+					// read made it, and one that holds none goes past
+					// that partition (skipBusy), as the reads at the
+					// wakes do: a read that waited for it would fail
+					// with ctx's error and drop what the others hold.
+					// One that read nothing and finds nothing still
+					// answers ctx's error. (A fetch of MinBytes 1 has
+					// nothing to read again: any append wakes it, and
+					// its answer is due then.)
 					if r, _, n, _, err := b.fetchOnce(ctx, req, maxBytes, false, total == 0, marks); err == nil {
 						resp, total = r, n
 					}
@@ -865,9 +864,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 					out.HighWatermark, out.LogStartOffset = p.HighWatermark, p.LogStartOffset
 				}
 			}
-			bound := pr.bound
 			b.readable(ctx, req, resp, pr, want-total, true)
-			grew = grew || pr.bound > bound
 			again = failed || total+pr.bound >= want || b.firstMoved(ctx, req, resp, pr)
 		}
 	}
