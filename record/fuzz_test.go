@@ -161,7 +161,9 @@ func FuzzBatch(f *testing.F) {
 
 // FuzzRecords builds a batch from arbitrary record bytes under a valid
 // header (so the CRC passes), then decodes the records; CheckFraming must
-// take exactly what decodes.
+// take exactly what decodes, both refuse with a *CorruptError (ErrCorrupt),
+// and what decodes has offsets within the batch's and the largest
+// timestamp CheckFraming finds.
 func FuzzRecords(f *testing.F) {
 	rng := rand.New(rand.NewPCG(23, 24))
 	var b Builder
@@ -186,19 +188,36 @@ func FuzzRecords(f *testing.F) {
 		full := append(append(Batch(nil), batch[:HeaderSize]...), records...)
 		putHeader(full, count)
 		verr := full.ValidateRecords(0, 1<<20)
-		if _, ferr := full.CheckFraming(0); (ferr == nil) != (verr == nil) {
+		framedTs, ferr := full.CheckFraming(0)
+		if (ferr == nil) != (verr == nil) {
 			t.Fatalf("the broker's check says %v, decoding says %v", ferr, verr)
+		}
+		var ce *CorruptError
+		for _, err := range []error{verr, ferr} {
+			if err != nil && (!errors.Is(err, ErrCorrupt) || !errors.As(err, &ce)) {
+				t.Fatalf("%v: not a *CorruptError matching ErrCorrupt", err)
+			}
 		}
 		if verr == nil {
 			n := 0
-			for _, err := range full.Records() {
+			maxTs := int64(NoTimestamp)
+			for r, err := range full.Records() {
 				if err != nil {
 					t.Fatalf("validated batch fails to decode: %v", err)
+				}
+				if r.Offset < full.BaseOffset() || r.Offset > full.LastOffset() {
+					t.Fatalf("offset %d outside [%d, %d]", r.Offset, full.BaseOffset(), full.LastOffset())
+				}
+				if ts := r.Timestamp.UnixMilli(); n == 0 || ts > maxTs {
+					maxTs = ts
 				}
 				n++
 			}
 			if n != int(count) {
 				t.Fatalf("decoded %d records of %d", n, count)
+			}
+			if framedTs != maxTs {
+				t.Fatalf("the broker's check found the largest timestamp %d, the records' is %d", framedTs, maxTs)
 			}
 		}
 	})
