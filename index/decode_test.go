@@ -142,10 +142,15 @@ func FuzzDecodeOffsetEntries(f *testing.F) {
 	f.Add(encodeOffsets(0, OffsetEntry{math.MaxInt32, math.MaxInt32}), int64(math.MaxInt64-math.MaxInt32))
 	f.Fuzz(func(t *testing.T, b []byte, base int64) {
 		es, err := DecodeOffsetEntries(b, base)
-		if err != nil {
-			if checkBase(base) != nil {
-				return // the caller's base, not the file, is wrong
+		if checkBase(base) != nil {
+			// The caller's base, not the file, is wrong: refused as such,
+			// whatever the bytes.
+			if !errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrCorrupt) || es != nil {
+				t.Fatalf("base %d: %d entries, %v; want ErrInvalidArgument", base, len(es), err)
 			}
+			return
+		}
+		if err != nil {
 			var ce *CorruptError
 			if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) || ce.Entry < 0 || ce.Entry > len(b)/OffsetEntrySize {
 				t.Fatalf("not a good CorruptError: %v", err)
@@ -178,10 +183,15 @@ func FuzzDecodeTimeEntries(f *testing.F) {
 	f.Add([]byte{1, 2, 3}, int64(-1))
 	f.Fuzz(func(t *testing.T, b []byte, base int64) {
 		es, err := DecodeTimeEntries(b, base)
-		if err != nil {
-			if checkBase(base) != nil {
-				return // the caller's base, not the file, is wrong
+		if checkBase(base) != nil {
+			// The caller's base, not the file, is wrong: refused as such,
+			// whatever the bytes.
+			if !errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrCorrupt) || es != nil {
+				t.Fatalf("base %d: %d entries, %v; want ErrInvalidArgument", base, len(es), err)
 			}
+			return
+		}
+		if err != nil {
 			var ce *CorruptError
 			if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) || ce.Entry < 0 || ce.Entry > len(b)/TimeEntrySize {
 				t.Fatalf("not a good CorruptError: %v", err)
