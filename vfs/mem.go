@@ -418,8 +418,11 @@ func splitPath(name string) []string {
 func (m *MemFS) resolve(name string) (dirOnly bool, err error) {
 	stack := []*memNode{m.root} // the directories on the way; a nil top is missing
 	comps := strings.Split(filepath.ToSlash(name), "/")
-	last := len(comps) - 1 // the last component that only "" and "." follow
-	for last > 0 && (comps[last] == "" || comps[last] == ".") {
+	// The last component: only separators follow it. A "." after a
+	// component makes it one the kernel looks up on the way, as ".."
+	// does: "long/." is ENAMETOOLONG, not ENOENT, where long is too long.
+	last := len(comps) - 1
+	for last > 0 && comps[last] == "" {
 		last--
 	}
 	for i, c := range comps {

@@ -230,6 +230,40 @@ func TestMemErrors(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrClosed)
 }
 
+// TestMemNameTooLongBeforeADot: a component too long that "." follows
+// ("long/.", "d/long/./") is looked up on the way, as Linux looks it up,
+// so every operation on the name fails with ErrNameTooLong; MemFS took it
+// for the last component, left to the caller, and failed with
+// fs.ErrNotExist at the ".". A directory missing or a file before it
+// still fails first, as on Linux. Found by FuzzMemNames.
+func TestMemNameTooLongBeforeADot(t *testing.T) {
+	m := NewMem()
+	memPut(t, m, "/f", "file")
+	require.NoError(t, m.MkdirAll("/d", 0o755))
+	before := memTree(t, m)
+	long := strings.Repeat("x", MaxNameLen+1)
+	for name, want := range map[string]error{
+		"/" + long + "/.":         ErrNameTooLong,
+		"/d/" + long + "/./":      ErrNameTooLong,
+		"/" + long + "/./.":       ErrNameTooLong,
+		"/missing/" + long + "/.": fs.ErrNotExist,
+		"/f/" + long + "/.":       errNotDir,
+		"/d/../" + long + "/./":   ErrNameTooLong,
+	} {
+		_, err := m.Open(name)
+		require.ErrorIs(t, err, want, "open %q", name)
+		_, err = m.Stat(name)
+		require.ErrorIs(t, err, want, "stat %q", name)
+		_, err = m.Create(name)
+		require.ErrorIs(t, err, want, "create %q", name)
+		_, err = m.List(name)
+		require.ErrorIs(t, err, want, "list %q", name)
+		require.ErrorIs(t, m.Rename("/f", name), want, "rename to %q", name)
+		require.ErrorIs(t, m.Rename(name, "/g"), want, "rename from %q", name)
+	}
+	require.Equal(t, before, memTree(t, m), "a failed operation changed the tree")
+}
+
 // The MemFS side of the name-length rule (the conformance suite checks
 // what both FSes share): bytes are counted, not characters, every error
 // reads as Linux's, and the order of the checks is Linux's.
