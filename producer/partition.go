@@ -561,17 +561,20 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok b
 // a ProduceSync's (nil for Produce), collects the record's partition.
 // yield reports that the record starts a trickle (see addRecord): the
 // caller yields, so that the partition's goroutine runs on its thread at
-// once (see produce). It works under t.mu, but for a record without a
-// key that joins the sticky partition's batch marked hot (see
-// markHotLocked), which no partitioner's code sees. The partitioner is the
+// once (see produce). It works under t.mu, but, with tryHot, for a record
+// without a key that joins the sticky partition's batch marked hot (see
+// markHotLocked), which no partitioner's code sees: produce tries that
+// itself for its topic's plain case (hotTopic), and passes tryHot false
+// then, so that a record the hot batch declined does not take the
+// partition's lock a second time for the same answer. The partitioner is the
 // application's code, and may panic: t.mu must be released all the same,
 // so that the topic's other records are not held up for ever. The
 // caller's deferred func does it (produce's, which runs in any case to
 // give the record back): place sets *locked while it holds t.mu.
 // A deferred unlock of place's own cost every record some 16
 // instructions more (callgrind, 412fc9cb).
-func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, locked *bool) (yield bool, err error) {
-	if pp := t.hot.Load(); pp != nil && pr.r.Key == nil {
+func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHot bool, locked *bool) (yield bool, err error) {
+	if pp := t.hot.Load(); tryHot && pp != nil && pr.r.Key == nil {
 		// The hot path: the record joins the sticky partition's open
 		// batch, if that batch is still the one marked hot, without mu.
 		var ok bool

@@ -598,6 +598,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if failed == nil || failed[topic] == nil {
 		t = p.hotTopic(topic) // topic's answer where it is plain, without its call
 	}
+	tryHot := t == nil // for place: produce has not tried the hot path
 	if t != nil {
 		g.t = t
 		g.stamp(topic, &p.clock)
@@ -614,7 +615,9 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 				return true
 			}
 			// Declined (or closed): placed under the topic's lock, which
-			// finds the same.
+			// finds the same. place does not try again (tryHot false):
+			// a batch is marked hot only under that lock, so a second
+			// try would find what place finds under it.
 		}
 	}
 	defer g.run()
@@ -636,7 +639,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		g.stamp(topic, &p.clock)
 	}
 	var yield bool
-	yield, err = t.place(pr, rctx, sp, &g.locked)
+	yield, err = t.place(pr, rctx, sp, tryHot, &g.locked)
 	if re, ok := err.(*rangeError); ok && re.chosen >= 0 && !re.writable {
 		// A partition past the count the producer knows: partitions may
 		// have been added since its last look (MetadataMaxAge). Ask the
@@ -654,7 +657,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			n, rerr := t.lookUpNow(ctx, block)
 			switch {
 			case rerr == nil && n > re.n:
-				yield, err = t.place(pr, rctx, sp, &g.locked)
+				yield, err = t.place(pr, rctx, sp, false, &g.locked) // the count changed: nothing is marked hot (followLocked)
 			case rerr == nil:
 			case errors.Is(rerr, ErrClosed), errors.Is(rerr, ErrDeliveryTimeout):
 				// Close, or DeliveryTimeout, ended the wait for the
