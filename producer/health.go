@@ -280,28 +280,42 @@ func (t *topicState) downList() []int32 {
 // take appends, or nil when all of them do, or none (the records then go
 // to any, as Kafka's and franz-go's producers send them when no partition
 // is available, retried there). The caller holds mu.
+//
+// It unmarks the hot batch (unhotLocked) first, unless writable stays
+// nil: a batch is marked hot only while writable is nil (markHotLocked),
+// and while it stays so a record without a key goes where it went, to
+// the sticky partition among parts. So an answer that changes nothing
+// (every refresh's, MetadataMaxAge, in a healthy cluster) leaves the hot
+// batch marked: unmarked at each, it sent the next record under the
+// topic's lock. Nor does an answer that every partition refuses appends
+// unmark it (writable nil: the records go to any, as before).
 func (t *topicState) storeDownLocked(down []int32) {
-	t.unhotLocked()
 	parts := *t.parts.Load()
 	if len(down) > 0 && int(down[len(down)-1]) >= len(parts) {
 		i, _ := slices.BinarySearch(down, int32(len(parts)))
 		down = slices.Clone(down[:i]) // not the slice stored, which isDown may be reading
 	}
-	t.writable = nil
+	var w []*partition
+	if len(down) > 0 {
+		w = make([]*partition, 0, len(parts)-len(down))
+		for _, pp := range parts {
+			if _, found := slices.BinarySearch(down, pp.id); !found {
+				w = append(w, pp)
+			}
+		}
+		if len(w) == 0 {
+			w = nil
+		}
+	}
+	if w != nil || t.writable != nil {
+		t.unhotLocked() // before the change (see markHotLocked)
+	}
+	t.writable = w
 	if len(down) == 0 {
 		t.down.Store(nil)
 		return
 	}
 	t.down.Store(&down)
-	w := make([]*partition, 0, len(parts)-len(down))
-	for _, pp := range parts {
-		if _, found := slices.BinarySearch(down, pp.id); !found {
-			w = append(w, pp)
-		}
-	}
-	if len(w) > 0 {
-		t.writable = w
-	}
 }
 
 func (t *topicState) logDown(down []int32) {

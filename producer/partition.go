@@ -622,18 +622,19 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 // the topic's records costs a lock less (and some 50 instructions).
 //
 // A batch marked hot (batch.hot) is its partition's open batch (cur)
-// while that partition is the sticky one among parts, every partition
-// takes appends (writable nil), and the topic's partitioner is the
-// default. markHotLocked marks it under mu, once a record without a key
-// was placed there. What would make that untrue unmarks it first, under
+// while that partition is the sticky one among parts, writable is nil
+// (every partition takes appends, or none does), and the topic's
+// partitioner is the default. markHotLocked marks it under mu, once a
+// record without a key was placed there. What would make that untrue unmarks it first, under
 // mu and the partition's lock:
 //
 //   - the sticky partition moves (OnNewBatch) only once its open batch
 //     took no more (addOrAbort found none, or queued it as full): a
 //     batch opened there since is not marked, and only a record placed
 //     under mu opens one;
-//   - a change of the topic's partitions (followLocked) or of those
-//     that take appends (storeDownLocked) unmarks it (unhotLocked).
+//   - a change of the topic's partitions (followLocked), or of those
+//     that take appends that leaves writable not nil (storeDownLocked),
+//     unmarks it (unhotLocked).
 //
 // So a record that finds the batch marked under the partition's lock
 // goes where place would have put it under mu at that moment; one that

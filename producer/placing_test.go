@@ -358,7 +358,7 @@ func TestHotBatchTakesARecordWithoutTheTopicsLock(t *testing.T) {
 // topic's lock). unhotLocked unmarks the batch, not only the topic's
 // hot partition, for such a record already past its read of it.
 func TestHotBatchUnmarkedForARecordUnderWay(t *testing.T) {
-	for _, change := range []string{"partition count", "partitions that take appends"} {
+	for _, change := range []string{"partition count", "partitions that take appends", "health answer"} {
 		t.Run(change, func(t *testing.T) {
 			for {
 				p := stickyProducer(t, 2)
@@ -380,6 +380,8 @@ func TestHotBatchUnmarkedForARecordUnderWay(t *testing.T) {
 					}
 				case "partitions that take appends":
 					tp.markDown(r1.Partition)
+				case "health answer":
+					tp.setDown([]int32{r1.Partition}, tp.healthLooks.Add(1))
 				}
 				r2 := &record.Record{Topic: "t", Value: []byte("b"), Timestamp: time.Now()}
 				body := record.BodySize(nil, r2.Value, nil)
@@ -393,5 +395,53 @@ func TestHotBatchUnmarkedForARecordUnderWay(t *testing.T) {
 				return
 			}
 		})
+	}
+}
+
+// A health answer that leaves writable nil (see storeDownLocked) leaves
+// the hot batch marked: one that says no partition refuses appends, as
+// every refresh's does in a healthy cluster (MetadataMaxAge), and one
+// that says they all do, when records go to any (the sticky partition
+// among all, as before). A record that read the hot partition before it
+// still joins its batch without the topic's lock, where the topic's lock
+// would put it too.
+func TestHotBatchKeptByAnAnswerThatLeavesWritableNil(t *testing.T) {
+	p := stickyProducer(t, 3)
+	ctx := healthCtx(t)
+	r1 := &record.Record{Value: []byte("a")}
+	p.Produce(ctx, r1, nil)
+	tp := p.knownTopic("t")
+	pp := tp.hot.Load()
+	if pp == nil || pp.id != r1.Partition {
+		t.Fatalf("the hot partition is %v, the sticky one %d", pp, r1.Partition)
+	}
+	for _, answer := range [][]int32{nil, {0, 1, 2}, nil} {
+		tp.setDown(answer, tp.healthLooks.Add(1))
+		if got := downOf(p, "t"); !slices.Equal(got, answer) {
+			t.Fatalf("answer %v: down is %v", answer, got)
+		}
+		if tp.hot.Load() != pp {
+			t.Fatalf("answer %v: the hot partition is %v, was %d", answer, tp.hot.Load(), pp.id)
+		}
+		r := &record.Record{Topic: "t", Value: []byte("b"), Timestamp: time.Now()}
+		body := record.BodySize(nil, r.Value, nil)
+		pr := pending{r: r, promise: noPromise, size: int32(record.SizeWithDeltas(body, 0, 0)), body: int32(body)}
+		if !p.tryReserve(int64(pr.size)) { // its space, as produce takes it
+			t.Fatal("no buffer space")
+		}
+		if ok, _, err := pp.addRecord(pr, nil, addHot, nil); !ok || err != nil {
+			t.Fatalf("answer %v: a record on the hot path was declined by the sticky partition's batch: %v, %v", answer, ok, err)
+		}
+		if r.Partition != r1.Partition {
+			t.Fatalf("answer %v: the record went to %d, the sticky partition being %d", answer, r.Partition, r1.Partition)
+		}
+		r3 := &record.Record{Value: []byte("c")}
+		p.Produce(ctx, r3, nil) // under the topic's lock, or not: where the lock puts it
+		if r3.Partition != r1.Partition {
+			t.Fatalf("answer %v: a record without a key went to %d, the sticky partition being %d", answer, r3.Partition, r1.Partition)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
