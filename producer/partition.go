@@ -578,8 +578,8 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 		// The hot path: the record joins the sticky partition's open
 		// batch, if that batch is still the one marked hot, without mu.
 		var ok bool
-		if ok, yield, err = pp.addRecord(pr, ctx, addHot, sp); ok || err != nil {
-			return yield, err
+		if ok, yield = pp.addHot(pr, ctx, sp); ok {
+			return yield, nil
 		}
 	}
 	t.mu.Lock()
@@ -617,7 +617,7 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 // takes it, and the sticky partition moves (OnNewBatch) only when it has
 // none: all of that under mu, the topic's lock, for every record until
 // 2026-12-07. place now first tries that batch under the partition's
-// lock alone (addRecord's addHot), if it is marked hot: as mu would find
+// lock alone (addHot), if it is marked hot: as mu would find
 // it, so that the record goes where it would have gone under mu. Each of
 // the topic's records costs a lock less (and some 50 instructions).
 //
@@ -1211,8 +1211,53 @@ const (
 	addNew        = iota // opening a new batch if need be
 	abortNew             // not if it would open one (addOrAbort)
 	addTurnedBack        // addNew, for a record abortNew turned back (addPlaced)
-	addHot               // only to an open batch marked hot, without the topic's lock (see markHotLocked)
 )
+
+// addHot appends a record without a key to the open batch if that batch
+// is marked hot (see markHotLocked), under pp.mu alone, without the
+// topic's lock; ok reports whether it did, and yield what addRecord's
+// does. Declined (no batch open, none marked, the record does not fit,
+// the goroutine not running, or closed), the record is placed under the
+// topic's lock instead, as if this had not been tried: nothing changed.
+// Nor does addHot start the partition's goroutine, whose failure to
+// start fails records, running their promises (see produce).
+//
+// It is addRecord's work for that case alone, where the goroutine runs
+// (draining) and the batch stays open: no batch to open, no goroutine to
+// start. It was addRecord's addHot, which checked for the cases that
+// cannot arise here and kept more state across its calls: some 10
+// instructions a record more (callgrind).
+func (pp *partition) addHot(pr pending, ctx context.Context, sp *syncParts) (ok, yield bool) {
+	pp.mu.Lock()
+	b := pp.cur
+	cfg := &pp.p.cfg
+	if b == nil || !b.hot || !pp.draining || pp.p.closed.Load() || !b.add(pr, ctx, cfg.batchMaxBytes) {
+		pp.mu.Unlock()
+		return false, false
+	}
+	linger := cfg.linger > 0
+	if ctx != nil && linger {
+		b.watch(ctx, pp.onCtxDone) // see addRecord
+	}
+	pr.r.Partition = pp.id
+	if sp != nil && linger {
+		sp.add(pp)
+	}
+	idle := pp.idle
+	trickle := !linger && idle && b.created.Sub(pp.idleAt) >= trickleGap // see addRecord
+	full := b.full(cfg.batchMaxBytes)
+	if full {
+		b.filled = true // see addRecord
+		pp.queue = append(pp.queue, b)
+		pp.cur = nil
+	}
+	pp.idle = false
+	pp.mu.Unlock()
+	if idle || full {
+		pp.wakeUp()
+	}
+	return true, trickle
+}
 
 // addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself. A
 // ProduceSync's record (sp not nil) adds pp to sp when batches linger,
@@ -1227,16 +1272,7 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 		return false, false, ErrClosed
 	}
 	max := pp.p.cfg.batchMaxBytes
-	if b := pp.cur; how == addHot {
-		if b == nil || !b.hot || !pp.draining || !b.add(pr, ctx, max) {
-			// Placed under the topic's lock instead, as if this had not
-			// been tried: nothing changed. (Nor does addHot start the
-			// partition's goroutine, whose failure to start fails
-			// records, running their promises: see produce.)
-			pp.mu.Unlock()
-			return false, false, nil
-		}
-	} else if b == nil || !b.add(pr, ctx, max) {
+	if b := pp.cur; b == nil || !b.add(pr, ctx, max) {
 		if b != nil { // full
 			pp.queue = append(pp.queue, b)
 			pp.cur = nil

@@ -608,7 +608,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			// partition's goroutine, which could fail records, nor
 			// calls a partitioner), and needs no undo. Some 50
 			// instructions a record less (callgrind).
-			if ok, yield, _ := pp.addRecord(pr, rctx, addHot, sp); ok {
+			if ok, yield := pp.addHot(pr, rctx, sp); ok {
 				if yield {
 					runtime.Gosched() // see below
 				}
