@@ -539,6 +539,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	// before is left as it was (see Produce).
 	topic := r.Topic
 	done := ctx.Done() // nil if ctx can never end
+	zeroTs := r.Timestamp.IsZero()
 	switch {
 	case p.closed.Load() || p.client == nil: // closed, or not made by New
 		promise(r, errClosedNotSent) // never sent (see MayBeWritten)
@@ -546,7 +547,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	case done != nil && ctx.Err() != nil:
 		promise(r, ctx.Err())
 		return false
-	case !r.Timestamp.IsZero() && (!record.MillisFit(r.Timestamp) || r.Timestamp.UnixMilli() < 0):
+	case !zeroTs && (!record.MillisFit(r.Timestamp) || r.Timestamp.UnixMilli() < 0):
 		// The zero Timestamp is stamped (below); another must be a Kafka
 		// timestamp that is not negative (checked before UnixMilli,
 		// which would wrap past an int64, to any value).
@@ -575,6 +576,62 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			return false
 		}
 	}
+	rctx := ctx
+	if done == nil {
+		rctx = nil // it can never end: nothing to check
+	}
+	pr := pending{r: r, promise: promise, size: int32(size), body: int32(body)}
+	if failed == nil || failed[topic] == nil {
+		if t := p.hotTopic(topic); t != nil { // topic's answer where it is plain, without its call
+			if pp := t.hot.Load(); pp != nil && r.Key == nil {
+				// The hot path (see markHotLocked): it runs none of the
+				// application's code (addHot neither starts the
+				// partition's goroutine, which could fail records, nor
+				// calls a partitioner), and needs no deferred undo. r is
+				// stamped as placeRecord stamps it (see giveBack.stamp),
+				// before it is shared.
+				noTopic := r.Topic == ""
+				if noTopic {
+					r.Topic = topic
+				}
+				var oldTs time.Time // zero, but maybe with a Location
+				if zeroTs {
+					oldTs, r.Timestamp = r.Timestamp, p.clock.now()
+				}
+				if ok, yield := pp.addHot(pr, rctx, sp); ok {
+					if yield {
+						runtime.Gosched() // see placeRecord
+					}
+					return true
+				}
+				// Declined: placed under the topic's lock, which finds
+				// the same, and stamped there anew. placeRecord does not
+				// try again (tryHot false): a batch is marked hot only
+				// under that lock, so a second try would find what place
+				// finds under it.
+				if noTopic {
+					r.Topic = ""
+				}
+				if zeroTs {
+					r.Timestamp = oldTs
+				}
+			}
+			return p.placeRecord(ctx, rctx, pr, t, topic, int64(size), block, failed, sp)
+		}
+	}
+	return p.placeRecord(ctx, rctx, pr, nil, topic, int64(size), block, failed, sp)
+}
+
+// placeRecord is produce for a record that holds its buffer space (size
+// bytes), past the hot path: it finds the record's topic (unless t is
+// that topic's state, from hotTopic: then produce tried the hot path
+// already) and places it there (see topicState.place). It reports whether
+// the record was buffered; if not, its promise has run.
+//
+// It has a frame of its own, so that produce's hot path sets up neither
+// its deferred undo nor its state: some 25 instructions a record less
+// (callgrind), with the stamp inlined there.
+func (p *Producer) placeRecord(ctx, rctx context.Context, pr pending, t *topicState, topic string, size int64, block bool, failed map[string]error, sp *syncParts) bool {
 	// From here r holds buffer space until it is buffered (its batch's
 	// then) or fails. Should the application's code that runs on this
 	// goroutine panic meanwhile — a Partitioner's ForTopic, Partition or
@@ -587,39 +644,10 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	// where a closure over the same variables was built for every record,
 	// and loaded them all again to run. The struct keeps what it gives
 	// back only once it was changed.
+	r, promise := pr.r, pr.promise
 	var g giveBack
-	g.p, g.r, g.size, g.held = p, r, int64(size), true
-	rctx := ctx
-	if done == nil {
-		rctx = nil // it can never end: nothing to check
-	}
-	pr := pending{r: r, promise: promise, size: int32(size), body: int32(body)}
-	var t *topicState
-	if failed == nil || failed[topic] == nil {
-		t = p.hotTopic(topic) // topic's answer where it is plain, without its call
-	}
+	g.p, g.r, g.size, g.held = p, r, size, true
 	tryHot := t == nil // for place: produce has not tried the hot path
-	if t != nil {
-		g.t = t
-		g.stamp(topic, &p.clock)
-		if pp := t.hot.Load(); pp != nil && r.Key == nil {
-			// The hot path (see markHotLocked), before the defer: it runs
-			// none of the application's code (addHot neither starts the
-			// partition's goroutine, which could fail records, nor
-			// calls a partitioner), and needs no undo. Some 50
-			// instructions a record less (callgrind).
-			if ok, yield := pp.addHot(pr, rctx, sp); ok {
-				if yield {
-					runtime.Gosched() // see below
-				}
-				return true
-			}
-			// Declined (or closed): placed under the topic's lock, which
-			// finds the same. place does not try again (tryHot false):
-			// a batch is marked hot only under that lock, so a second
-			// try would find what place finds under it.
-		}
-	}
 	defer g.run()
 	var err error
 	if t == nil {
@@ -635,9 +663,9 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 			promise(r, notSent(err))
 			return false
 		}
-		g.t = t
-		g.stamp(topic, &p.clock)
 	}
+	g.t = t
+	g.stamp(topic, &p.clock)
 	var yield bool
 	yield, err = t.place(pr, rctx, sp, tryHot, &g.locked)
 	if re, ok := err.(*rangeError); ok && re.chosen >= 0 && !re.writable {
