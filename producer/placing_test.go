@@ -445,3 +445,42 @@ func TestHotBatchKeptByAnAnswerThatLeavesWritableNil(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// closingCtx is a ctx that may end and that, asked for its error (as
+// produce asks once it found the producer open), closes the producer
+// without Close: as a Close that came right after produce's own look.
+type closingCtx struct {
+	context.Context
+	p *Producer
+}
+
+func (c closingCtx) Err() error {
+	c.p.closed.Store(true)
+	return c.Context.Err()
+}
+
+// A record that the hot path stamped and addHot then declined (here the
+// producer closed as it came) is given back as it was once it fails
+// under the topic's lock: no topic set from DefaultTopic, its zero
+// Timestamp with its Location.
+func TestHotPathDeclinedRecordGivenBack(t *testing.T) {
+	p := stickyProducer(t, 3)
+	ctx := healthCtx(t)
+	p.Produce(ctx, &record.Record{Value: []byte("a")}, nil) // marks its batch hot, and starts the partition's goroutine
+	if p.knownTopic("t").hot.Load() == nil {
+		t.Fatal("no hot partition")
+	}
+	zero := time.Time{}.In(time.FixedZone("UTC+1", 3600))
+	r := &record.Record{Value: []byte("b"), Timestamp: zero}
+	var got error
+	p.Produce(closingCtx{ctx, p}, r, func(_ *record.Record, err error) { got = err })
+	if !errors.Is(got, ErrClosed) {
+		t.Fatalf("the record's promise got %v, not ErrClosed", got)
+	}
+	if r.Topic != "" || r.Timestamp != zero || r.Timestamp.Location().String() != "UTC+1" {
+		t.Fatalf("the failed record was not given back as it was: topic %q, timestamp %v", r.Topic, r.Timestamp)
+	}
+	if n := p.BufferedRecords(); n != 1 {
+		t.Fatalf("%d records buffered, want the first alone", n)
+	}
+}
