@@ -70,18 +70,14 @@ func (p *Producer) reserveQueued(ctx context.Context, size int64, block bool) er
 func (p *Producer) tryReserve(size int64) bool {
 	for {
 		n := p.bufRecords.Load()
-		if n >= p.cfg.maxRecords {
-			return false
-		}
-		if b := p.bufBytes.Load(); p.cfg.maxBytes > 0 && b > 0 && b+size > p.cfg.maxBytes {
+		if b := p.bufBytes.Load(); n >= p.cfg.maxRecords || p.cfg.maxBytes > 0 && b > 0 && b+size > p.cfg.maxBytes {
 			return false
 		}
 		if p.bufRecords.CompareAndSwap(n, n+1) {
-			break
+			p.bufBytes.Add(size)
+			return true
 		}
 	}
-	p.bufBytes.Add(size)
-	return true
 }
 
 // release frees the buffer space of n records of size bytes in all, and
