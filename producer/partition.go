@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/isnil"
@@ -114,10 +115,20 @@ func (p *Producer) topic(ctx context.Context, name string, block bool) (*topicSt
 // the producer's first topic, known there, whose goroutines run (so its
 // count needs no look here). Inlined in produce, for every record.
 func (p *Producer) hotTopic(name string) *topicState {
-	if t := p.lastTop.Load(); t != nil && t.name == name && !t.gone.Load() && t.sending.Load() != 0 {
+	if t := p.lastTop.Load(); t != nil && sameString(t.name, name) && !t.gone.Load() && t.sending.Load() != 0 {
 		return t
 	}
 	return nil
+}
+
+// sameString is a == b, without a call when a and b are the same bytes:
+// a topic's name as the producer keeps it and a record's Topic are most
+// often one string, the caller's constant, which the name was taken from.
+// == calls runtime.memequal for strings of the same length, and produce
+// then loads again what it holds: some 15 instructions a record
+// (callgrind).
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // logLookUpFailure logs a record failed because its topic's partition
