@@ -589,7 +589,7 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 		// The hot path: the record joins the sticky partition's open
 		// batch, if that batch is still the one marked hot, without mu.
 		var ok bool
-		if ok, yield = pp.addHot(pr, ctx, sp); ok {
+		if ok, yield = pp.addHot(&pr, ctx, sp); ok {
 			return yield, nil
 		}
 	}
@@ -893,7 +893,7 @@ func (b *batch) live() int { return len(b.recs) - b.dropped }
 // record as record.Builder will encode it in encode. A dropped record
 // (from a batch being split) is taken as it is, and not sized: it is not
 // encoded.
-func (b *batch) add(pr pending, ctx context.Context, max int) bool {
+func (b *batch) add(pr *pending, ctx context.Context, max int) bool {
 	if pr.dropped() {
 		b.dropped++
 	} else {
@@ -911,7 +911,7 @@ func (b *batch) add(pr pending, ctx context.Context, max int) bool {
 	if ctx != nil {
 		b.ctxs = append(b.ctxs, recCtx{i: len(b.recs), ctx: ctx})
 	}
-	b.recs = append(b.recs, pr)
+	b.recs = append(b.recs, *pr)
 	b.bytes += int64(pr.size)
 	return true
 }
@@ -1238,7 +1238,7 @@ const (
 // start. It was addRecord's addHot, which checked for the cases that
 // cannot arise here and kept more state across its calls: some 10
 // instructions a record more (callgrind).
-func (pp *partition) addHot(pr pending, ctx context.Context, sp *syncParts) (ok, yield bool) {
+func (pp *partition) addHot(pr *pending, ctx context.Context, sp *syncParts) (ok, yield bool) {
 	pp.mu.Lock()
 	b := pp.cur
 	cfg := &pp.p.cfg
@@ -1283,7 +1283,7 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 		return false, false, ErrClosed
 	}
 	max := pp.p.cfg.batchMaxBytes
-	if b := pp.cur; b == nil || !b.add(pr, ctx, max) {
+	if b := pp.cur; b == nil || !b.add(&pr, ctx, max) {
 		if b != nil { // full
 			pp.queue = append(pp.queue, b)
 			pp.cur = nil
@@ -1297,7 +1297,7 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 			return false, false, nil
 		}
 		pp.cur = pp.newBatchLocked(time.Now())
-		pp.cur.add(pr, ctx, max) // a new batch takes any record
+		pp.cur.add(&pr, ctx, max) // a new batch takes any record
 	}
 	if ctx != nil && pp.p.cfg.linger > 0 {
 		// A batch waits for records only while it lingers: otherwise it

@@ -598,7 +598,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 				if zeroTs {
 					oldTs, r.Timestamp = r.Timestamp, p.clock.now()
 				}
-				if ok, yield := pp.addHot(pr, rctx, sp); ok {
+				if ok, yield := pp.addHot(&pr, rctx, sp); ok {
 					if yield {
 						runtime.Gosched() // see placeRecord
 					}

@@ -652,9 +652,9 @@ func (pp *partition) split(b *batch, err error) {
 			j++
 		}
 		if i < half {
-			first.add(b.recs[i], ctx, math.MaxInt)
+			first.add(&b.recs[i], ctx, math.MaxInt)
 		} else {
-			second.add(b.recs[i], ctx, math.MaxInt)
+			second.add(&b.recs[i], ctx, math.MaxInt)
 		}
 	}
 	pp.mu.Lock()
