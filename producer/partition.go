@@ -572,16 +572,17 @@ func (t *topicState) followLocked(n int, ticket uint64) (from int, changed, ok b
 // a ProduceSync's (nil for Produce), collects the record's partition.
 // yield reports that the record starts a trickle (see addRecord): the
 // caller yields, so that the partition's goroutine runs on its thread at
-// once (see produce). It works under t.mu, but, with tryHot, for a record
-// without a key that joins the sticky partition's batch marked hot (see
-// markHotLocked), which no partitioner's code sees: produce tries that
-// itself for its topic's plain case (hotTopic), and passes tryHot false
-// then, so that a record the hot batch declined does not take the
-// partition's lock a second time for the same answer. The partitioner is the
-// application's code, and may panic: t.mu must be released all the same,
-// so that the topic's other records are not held up for ever. The
-// caller's deferred func does it (produce's, which runs in any case to
-// give the record back): place sets *locked while it holds t.mu.
+// once (see produce). It works under t.mu, but, with tryHot, for a
+// record without a key that joins the sticky partition's batch marked
+// hot (see markHotLocked), which no partitioner's code sees: produce
+// tries that itself for its topic's plain case (hotTopic), and passes
+// tryHot false then, so that a record the hot batch declined does not
+// take the partition's lock a second time for the same answer. The
+// partitioner is the application's code, and may panic: t.mu must be
+// released all the same, so that the topic's other records are not held
+// up for ever. The caller's deferred func does it (placeRecord's, which
+// runs in any case to give the record back): place sets *locked while it
+// holds t.mu.
 // A deferred unlock of place's own cost every record some 16
 // instructions more (callgrind, 412fc9cb).
 func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHot bool, locked *bool) (yield bool, err error) {
@@ -628,16 +629,16 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 // takes it, and the sticky partition moves (OnNewBatch) only when it has
 // none: all of that under mu, the topic's lock, for every record until
 // 2026-12-07. place now first tries that batch under the partition's
-// lock alone (addHot), if it is marked hot: as mu would find
-// it, so that the record goes where it would have gone under mu. Each of
-// the topic's records costs a lock less (and some 50 instructions).
+// lock alone (addHot), if it is marked hot: as mu would find it, so
+// that the record goes where it would have gone under mu. Each of the
+// topic's records costs a lock less (and some 50 instructions).
 //
 // A batch marked hot (batch.hot) is its partition's open batch (cur)
 // while that partition is the sticky one among parts, writable is nil
 // (every partition takes appends, or none does), and the topic's
 // partitioner is the default. markHotLocked marks it under mu, once a
-// record without a key was placed there. What would make that untrue unmarks it first, under
-// mu and the partition's lock:
+// record without a key was placed there. What would make that untrue
+// unmarks it first, under mu and the partition's lock:
 //
 //   - the sticky partition moves (OnNewBatch) only once its open batch
 //     took no more (addOrAbort found none, or queued it as full): a

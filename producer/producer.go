@@ -685,7 +685,7 @@ func (p *Producer) placeRecord(ctx, rctx context.Context, pr pending, t *topicSt
 			n, rerr := t.lookUpNow(ctx, block)
 			switch {
 			case rerr == nil && n > re.n:
-				yield, err = t.place(pr, rctx, sp, false, &g.locked) // the count changed: nothing is marked hot (followLocked)
+				yield, err = t.place(pr, rctx, sp, false, &g.locked) // not the hot path's: only a partitioner of the application's chooses past the count
 			case rerr == nil:
 			case errors.Is(rerr, ErrClosed), errors.Is(rerr, ErrDeliveryTimeout):
 				// Close, or DeliveryTimeout, ended the wait for the
@@ -718,7 +718,7 @@ func (p *Producer) placeRecord(ctx, rctx context.Context, pr pending, t *topicSt
 	return true
 }
 
-// giveBack is produce's deferred undo: while held, the record still
+// giveBack is placeRecord's deferred undo: while held, the record still
 // holds its buffer space, which run releases, having given the record
 // back as it was (see giveBack), should the application's code panic on
 // the caller's goroutine (see produce). While locked, place holds t.mu,
