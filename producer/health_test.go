@@ -169,8 +169,14 @@ func TestHealthRoundRobinSkipsUnwritable(t *testing.T) {
 
 // The default partitioner: records without a key stick to partitions that
 // take appends; a keyed record goes to its key's partition all the same,
-// and waits there (retried) — here until its DeliveryTimeout.
+// and waits there (retried) — here until its DeliveryTimeout. In a
+// synctest bubble: on the real clock, a loaded machine could miss the
+// 300 ms DeliveryTimeout with a record that must be written.
 func TestHealthStickyKeepsKeysInPlace(t *testing.T) {
+	synctest.Test(t, testHealthStickyKeepsKeysInPlace)
+}
+
+func testHealthStickyKeepsKeysInPlace(t *testing.T) {
 	const n = 3
 	c := newHealthClient(n)
 	// A key of each partition.
@@ -301,8 +307,15 @@ func TestHealthLeaderErrorCallsForALook(t *testing.T) {
 
 // When every partition refuses appends, the records go to all of them,
 // as Kafka's and franz-go's producers send them when none is available
-// (retried there until one takes them or their DeliveryTimeout).
+// (retried there until one takes them or their DeliveryTimeout). In a
+// synctest bubble: on the real clock, a loaded machine could reach the
+// 200 ms DeliveryTimeout before a partition's first attempt, whose
+// refusal the test counts.
 func TestHealthAllDownUsesEvery(t *testing.T) {
+	synctest.Test(t, testHealthAllDownUsesEvery)
+}
+
+func testHealthAllDownUsesEvery(t *testing.T) {
 	c := newHealthClient(3, 0, 1, 2)
 	p := newHealthProducer(t, c, RecordPartitioner(RoundRobinPartitioner()), DeliveryTimeout(200*time.Millisecond))
 	var wg sync.WaitGroup
@@ -551,8 +564,14 @@ func (c *deadlineHealth) UnwritablePartitions(ctx context.Context, topic string)
 
 // A partitioner that cannot use the answer (no RequiresConsistency) is not
 // asked for one: not at the first record, at the refresh, nor on a
-// refusal.
+// refusal. In a synctest bubble: on the real clock, a loaded machine
+// could miss the 100 ms DeliveryTimeout with the first record, which
+// must be written, or reach it before the second's first attempt.
 func TestHealthNotAskedForAPartitionerWithoutUse(t *testing.T) {
+	synctest.Test(t, testHealthNotAskedForAPartitionerWithoutUse)
+}
+
+func testHealthNotAskedForAPartitionerWithoutUse(t *testing.T) {
 	c := newHealthClient(3, 2)
 	p := newHealthProducer(t, c, RecordPartitioner(ManualPartitioner()), MetadataMaxAge(time.Hour),
 		DeliveryTimeout(100*time.Millisecond), RetryBackoff(time.Millisecond))
@@ -655,8 +674,14 @@ func waitFor(t *testing.T, cond func() bool) {
 // every record ends (appended, or refused once its DeliveryTimeout
 // ended), and once the churn stops, one look-up later the producer takes
 // exactly the partitions that refuse for refusing, and sends no record
-// without a key to them.
+// without a key to them. In a synctest bubble: on the real clock, a
+// loaded machine could miss the 50 ms DeliveryTimeout with the records
+// that must be written once the churn stops.
 func TestHealthChurn(t *testing.T) {
+	synctest.Test(t, testHealthChurn)
+}
+
+func testHealthChurn(t *testing.T) {
 	rounds := 30
 	if testing.Short() {
 		rounds = 8
@@ -940,8 +965,13 @@ func TestHealthTopicCreatedAgain(t *testing.T) {
 // An empty key is a key, as in Kafka's clients and franz-go (only a nil
 // one is none): its record stays on the empty key's partition, and waits
 // there, when that partition refuses appends, where a record without a
-// key goes to one that takes them.
+// key goes to one that takes them. In a synctest bubble, as
+// TestHealthStickyKeepsKeysInPlace.
 func TestHealthStickyKeepsEmptyKeyInPlace(t *testing.T) {
+	synctest.Test(t, testHealthStickyKeepsEmptyKeyInPlace)
+}
+
+func testHealthStickyKeepsEmptyKeyInPlace(t *testing.T) {
 	const n = 3
 	home := KeyPartition([]byte{}, n)
 	c := newHealthClient(n)

@@ -100,31 +100,36 @@ func TestHangingPartitionCountBoundedByDeliveryTimeout(t *testing.T) {
 		name      string
 		partition int32
 	}{{"new topic", 0}, {"past the count", 3}} {
+		// In a synctest bubble: on the real clock, a loaded machine could
+		// miss the 50 ms DeliveryTimeout with the first record, which
+		// must be written.
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBroker(t, runneltest.Topic("t", 1))
-			c := &holdingPartitions{Broker: b, entered: make(chan struct{}, 1)}
-			p := newProducer(t, c, producer.RecordPartitioner(producer.ManualPartitioner()),
-				producer.DeliveryTimeout(50*time.Millisecond))
-			if tc.partition > 0 {
-				require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("0")}))
-			}
-			c.hold.Store(true)
-			got := make(chan error, 1)
-			go p.Produce(context.Background(), &record.Record{Topic: "t", Partition: tc.partition, Value: []byte("x")},
-				func(_ *record.Record, err error) { got <- err })
-			testkit.AwaitHold(t, c.entered, got, "the Produce")
-			select {
-			case err := <-got:
-				require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
-				require.NotErrorIs(t, err, context.DeadlineExceeded, "the record's ctx did not end")
-			case <-time.After(testkit.HangGuard): // a hang guard, not a timing check
-				t.Fatal("Produce still waits for the partition count, past its DeliveryTimeout")
-			}
-			require.NoError(t, p.Flush(testCtx(t)))
-			recs := runneltest.ConsumeAll(t, b, "t")
-			for _, r := range recs {
-				require.NotEqual(t, "x", string(r.Value), "a record failed before it was partitioned was written")
-			}
+			synctest.Test(t, func(t *testing.T) {
+				b := newBroker(t, runneltest.Topic("t", 1))
+				c := &holdingPartitions{Broker: b, entered: make(chan struct{}, 1)}
+				p := newProducer(t, c, producer.RecordPartitioner(producer.ManualPartitioner()),
+					producer.DeliveryTimeout(50*time.Millisecond))
+				if tc.partition > 0 {
+					require.NoError(t, p.ProduceSync(testCtx(t), &record.Record{Topic: "t", Value: []byte("0")}))
+				}
+				c.hold.Store(true)
+				got := make(chan error, 1)
+				go p.Produce(context.Background(), &record.Record{Topic: "t", Partition: tc.partition, Value: []byte("x")},
+					func(_ *record.Record, err error) { got <- err })
+				testkit.AwaitHold(t, c.entered, got, "the Produce")
+				select {
+				case err := <-got:
+					require.ErrorIs(t, err, producer.ErrDeliveryTimeout)
+					require.NotErrorIs(t, err, context.DeadlineExceeded, "the record's ctx did not end")
+				case <-time.After(testkit.HangGuard): // a hang guard, not a timing check
+					t.Fatal("Produce still waits for the partition count, past its DeliveryTimeout")
+				}
+				require.NoError(t, p.Flush(testCtx(t)))
+				recs := runneltest.ConsumeAll(t, b, "t")
+				for _, r := range recs {
+					require.NotEqual(t, "x", string(r.Value), "a record failed before it was partitioned was written")
+				}
+			})
 		})
 	}
 }
