@@ -589,9 +589,8 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 	if pp := t.hot.Load(); tryHot && pp != nil && pr.r.Key == nil {
 		// The hot path: the record joins the sticky partition's open
 		// batch, if that batch is still the one marked hot, without mu.
-		var ok bool
-		if ok, yield = pp.addHot(&pr, ctx, sp); ok {
-			return yield, nil
+		if pp.addHot(&pr, ctx, sp) {
+			return false, nil // no trickle starts there (see addHot)
 		}
 	}
 	t.mu.Lock()
@@ -1227,25 +1226,30 @@ const (
 
 // addHot appends a record without a key to the open batch if that batch
 // is marked hot (see markHotLocked), under pp.mu alone, without the
-// topic's lock; ok reports whether it did, and yield what addRecord's
-// does. Declined (no batch open, none marked, the record does not fit,
-// the goroutine not running, or closed), the record is placed under the
-// topic's lock instead, as if this had not been tried: nothing changed.
-// Nor does addHot start the partition's goroutine, whose failure to
-// start fails records, running their promises (see produce).
+// topic's lock, and reports whether it did. Declined (no batch open,
+// none marked, the record does not fit, the goroutine not running, or
+// closed), the record is placed under the topic's lock instead, as if
+// this had not been tried: nothing changed. Nor does addHot start the
+// partition's goroutine, whose failure to start fails records, running
+// their promises (see produce).
 //
 // It is addRecord's work for that case alone, where the goroutine runs
 // (draining) and the batch stays open: no batch to open, no goroutine to
 // start. It was addRecord's addHot, which checked for the cases that
 // cannot arise here and kept more state across its calls: some 10
-// instructions a record more (callgrind).
-func (pp *partition) addHot(pr *pending, ctx context.Context, sp *syncParts) (ok, yield bool) {
+// instructions a record more (callgrind). Nor does the goroutine wait
+// for records (idle) while a batch is open: it is idle only once it
+// found neither an open batch nor a full one, and only addRecord opens
+// one, which ends its wait (cur set, idle cleared, under pp.mu). So the
+// record wakes it only if it fills the batch, and never starts a
+// trickle (see addRecord): the caller need not yield.
+func (pp *partition) addHot(pr *pending, ctx context.Context, sp *syncParts) bool {
 	pp.mu.Lock()
 	b := pp.cur
 	cfg := &pp.p.cfg
 	if b == nil || !b.hot || !pp.draining || pp.p.closed.Load() || !b.add(pr, ctx, cfg.batchMaxBytes) {
 		pp.mu.Unlock()
-		return false, false
+		return false
 	}
 	linger := cfg.linger > 0
 	if ctx != nil && linger {
@@ -1255,20 +1259,17 @@ func (pp *partition) addHot(pr *pending, ctx context.Context, sp *syncParts) (ok
 	if sp != nil && linger {
 		sp.add(pp)
 	}
-	idle := pp.idle
-	trickle := !linger && idle && b.created.Sub(pp.idleAt) >= trickleGap // see addRecord
 	full := b.full(cfg.batchMaxBytes)
 	if full {
 		b.filled = true // see addRecord
 		pp.queue = append(pp.queue, b)
 		pp.cur = nil
 	}
-	pp.idle = false
 	pp.mu.Unlock()
-	if idle || full {
+	if full {
 		pp.wakeUp()
 	}
-	return true, trickle
+	return true
 }
 
 // addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself. A

@@ -598,11 +598,8 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 				if zeroTs {
 					oldTs, r.Timestamp = r.Timestamp, p.clock.now()
 				}
-				if ok, yield := pp.addHot(&pr, rctx, sp); ok {
-					if yield {
-						runtime.Gosched() // see placeRecord
-					}
-					return true
+				if pp.addHot(&pr, rctx, sp) {
+					return true // no trickle starts there (see addHot)
 				}
 				// Declined: placed under the topic's lock, which finds
 				// the same, and stamped there anew. placeRecord does not
