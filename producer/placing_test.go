@@ -484,3 +484,56 @@ func TestHotPathDeclinedRecordGivenBack(t *testing.T) {
 		t.Fatalf("%d records buffered, want the first alone", n)
 	}
 }
+
+// sameString is ==: the same bytes of another length are another string
+// (a topic's name and a record's Topic sliced from it), and other bytes
+// of the same content the same string.
+func TestSameString(t *testing.T) {
+	name := "topic"
+	other := string([]byte(name)) // other bytes
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{name, name, true},
+		{name, other, true},
+		{name, name[:3], false},
+		{name[:3], name, false},
+		{name, "tapic", false},
+		{"", "", true},
+		{"", name[:0], true},
+	} {
+		if got := sameString(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameString(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// A ProduceSync's record of a topic whose partition count one of its
+// records before could not learn by DeliveryTimeout (failed) fails at
+// once with that error (see produce), also when the topic is known and
+// has a hot batch by then (another goroutine's look-up answered): it
+// does not take the hot path.
+func TestFailedTopicSkipsTheHotPath(t *testing.T) {
+	p := stickyProducer(t, 3)
+	ctx := healthCtx(t)
+	p.Produce(ctx, &record.Record{Value: []byte("a")}, nil) // marks its batch hot
+	if p.knownTopic("t").hot.Load() == nil {
+		t.Fatal("no hot partition")
+	}
+	lookUp := fmt.Errorf("%w: the partition count of t not known", ErrDeliveryTimeout)
+	r := &record.Record{Value: []byte("b")}
+	var got error
+	if p.produce(ctx, r, func(_ *record.Record, err error) { got = err }, true, map[string]error{"t": lookUp}, nil) {
+		t.Fatal("a record of a topic whose look-up failed was buffered")
+	}
+	if !errors.Is(got, lookUp) {
+		t.Fatalf("the record's promise got %v, not its topic's look-up error", got)
+	}
+	if r.Topic != "" || !r.Timestamp.IsZero() {
+		t.Fatalf("the failed record was not given back as it was: topic %q, timestamp %v", r.Topic, r.Timestamp)
+	}
+	if n := p.BufferedRecords(); n != 1 {
+		t.Fatalf("%d records buffered, want the first alone", n)
+	}
+}
