@@ -459,6 +459,24 @@ func (c closingCtx) Err() error {
 	return c.Context.Err()
 }
 
+// awaitHotLinger waits until the goroutine of topic t's hot partition
+// waits for its open batch's linger (parked), after which it stays so
+// (Linger a minute) until woken: a producer closed without Close
+// (closingCtx) leaves the batch open. Its first pass, under load later
+// than the producer closed so, failed the batch.
+func awaitHotLinger(t *testing.T, p *Producer) {
+	t.Helper()
+	pp := p.knownTopic("t").hot.Load()
+	if pp == nil {
+		t.Fatal("no hot partition")
+	}
+	waitFor(t, func() bool {
+		pp.mu.Lock()
+		defer pp.mu.Unlock()
+		return pp.parked && pp.cur != nil
+	})
+}
+
 // A record that the hot path stamped and addHot then declined (here the
 // producer closed as it came) is given back as it was once it fails
 // under the topic's lock: no topic set from DefaultTopic, its zero
@@ -467,9 +485,7 @@ func TestHotPathDeclinedRecordGivenBack(t *testing.T) {
 	p := stickyProducer(t, 3)
 	ctx := healthCtx(t)
 	p.Produce(ctx, &record.Record{Value: []byte("a")}, nil) // marks its batch hot, and starts the partition's goroutine
-	if p.knownTopic("t").hot.Load() == nil {
-		t.Fatal("no hot partition")
-	}
+	awaitHotLinger(t, p)
 	zero := time.Time{}.In(time.FixedZone("UTC+1", 3600))
 	r := &record.Record{Value: []byte("b"), Timestamp: zero}
 	var got error
@@ -483,9 +499,20 @@ func TestHotPathDeclinedRecordGivenBack(t *testing.T) {
 	if n := p.BufferedRecords(); n != 1 {
 		t.Fatalf("%d records buffered, want the first alone", n)
 	}
+	// Nor did the declined record join the batch: Close fails the batch,
+	// the first record's alone, and the second's promise ran once.
+	calls := 0
+	p2 := stickyProducer(t, 3)
+	p2.Produce(ctx, &record.Record{Value: []byte("a")}, nil)
+	awaitHotLinger(t, p2)
+	p2.Produce(closingCtx{ctx, p2}, &record.Record{Value: []byte("b")}, func(*record.Record, error) { calls++ })
+	p2.Close()
+	if calls != 1 {
+		t.Fatalf("the declined record's promise ran %d times, want once: it joined the batch all the same", calls)
+	}
 }
 
-// sameString is ==: the same bytes of another length are another string
+// sameString is == of another length are another string
 // (a topic's name and a record's Topic sliced from it), and other bytes
 // of the same content the same string.
 func TestSameString(t *testing.T) {
@@ -535,5 +562,35 @@ func TestFailedTopicSkipsTheHotPath(t *testing.T) {
 	}
 	if n := p.BufferedRecords(); n != 1 {
 		t.Fatalf("%d records buffered, want the first alone", n)
+	}
+}
+
+// A keyed record goes to its key's partition, not to the batch marked
+// hot on the sticky partition, also in a topic other than the
+// producer's first, whose records place tries that batch for itself
+// (tryHot): only a record without a key may join it.
+func TestKeyedRecordSkipsTheHotBatchInASecondTopic(t *testing.T) {
+	const n = 3
+	p := stickyProducer(t, n)
+	ctx := healthCtx(t)
+	p.Produce(ctx, &record.Record{Topic: "t", Value: []byte("a")}, nil) // the producer's first topic
+	first := &record.Record{Topic: "u", Value: []byte("a")}
+	p.Produce(ctx, first, nil)
+	if pp := p.knownTopic("u").hot.Load(); pp == nil || pp.id != first.Partition {
+		t.Fatalf("the hot partition of u is %v, the sticky one %d", pp, first.Partition)
+	}
+	if p.hotTopic("u") != nil {
+		t.Fatal("the test's premise: produce's hot path does not take u")
+	}
+	for i := 0; i < 64; i++ {
+		k := []byte{byte(i)}
+		r := &record.Record{Topic: "u", Key: k, Value: []byte("k")}
+		p.Produce(ctx, r, nil)
+		if want := KeyPartition(k, n); r.Partition != want {
+			t.Fatalf("a record of key %v went to partition %d, its key's being %d (the sticky one %d)", k, r.Partition, want, first.Partition)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
