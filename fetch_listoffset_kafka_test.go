@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -387,7 +386,7 @@ func TestListOffsetMaxTimestampFromLogStartMidBatch(t *testing.T) {
 }
 
 // answersWithoutWaiting runs fetch and fails the test if it waits in a
-// long poll (its stack in waitAny) instead of answering: its data are
+// long poll (see inLongPoll) instead of answering: its data are
 // there already. The wait is ended (ctx) before the test fails.
 func answersWithoutWaiting(t *testing.T, b *Broker, req *api.FetchRequest) api.FetchResponse {
 	t.Helper()
@@ -411,7 +410,7 @@ func answersWithoutWaiting(t *testing.T, b *Broker, req *api.FetchRequest) api.F
 		default:
 		}
 		n := runtime.Stack(buf, true)
-		if strings.Contains(string(buf[:n]), "runnel.waitAny(") {
+		if inLongPoll(string(buf[:n])) {
 			cancel()
 			<-done
 			t.Fatal("the fetch waits for an append though the log holds MinBytes within the partitions' limits (Kafka's delayed fetch answers at once)")

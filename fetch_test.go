@@ -276,15 +276,21 @@ func TestFetchEndsWithClose(t *testing.T) {
 }
 
 // waitForWaiter returns once a goroutine waits in a Fetch's long poll
-// (its stack is in waitAny): so that what the test does next happens
-// during the wait, not before it began. It fails t after
-// testkit.HangGuard.
+// (see inLongPoll): so that what the test does next happens during the
+// wait, not before it began. It fails t after testkit.HangGuard.
 func waitForWaiter(t *testing.T) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	testkit.SpinUntil(t, func() bool {
-		return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "runnel.waitAny(")
+		return inLongPoll(string(buf[:runtime.Stack(buf, true)]))
 	}, "no Fetch waits in its long poll")
+}
+
+// inLongPoll reports whether stacks (runtime.Stack's of all goroutines)
+// show a Fetch waiting in its long poll: in waitAny, or waitOne (that of
+// a fetch that wants more than a byte, and of one partition).
+func inLongPoll(stacks string) bool {
+	return strings.Contains(stacks, "runnel.waitAny(") || strings.Contains(stacks, "runnel.waitOne(")
 }
 
 // TestAppendBecomesReadableAfterItsWaitEnds: under the default fsync

@@ -58,6 +58,39 @@ func TestUntrustedFetchManyPartitionsWaits(t *testing.T) {
 	require.Equal(t, []string{"v"}, values(t, resp.Partitions[manyPartitions].Records))
 }
 
+// TestUntrustedFetchManyPartitionsWaitsForMinBytes: a Fetch that names
+// more than 65533 partitions and wants more than a byte (MinBytes) waits
+// on them all through one channel (log.Wake), and is woken by appends to
+// the last of them until they bring MinBytes (the first wakes it: each
+// partition's share of what it lacks is a byte).
+func TestUntrustedFetchManyPartitionsWaitsForMinBytes(t *testing.T) {
+	b := open(t, Config{})
+	ctx := context.Background()
+	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.CreateTopic(ctx, "u", log.TopicConfig{Partitions: 1}))
+	req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * len(batch(t, "v0"))}
+	for range manyPartitions {
+		req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t"})
+	}
+	req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "u"})
+	type answer struct {
+		resp api.FetchResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := fetchNoPanic(ctx, b, req)
+		done <- answer{resp, err}
+	}()
+	waitForWaiter(t)
+	produce(t, b, "u", 0, "v0")
+	produce(t, b, "u", 0, "v1")
+	a := testkit.Await(t, done, "the fetch's answer at MinBytes")
+	require.NoError(t, a.err)
+	require.Len(t, a.resp.Partitions, manyPartitions+1)
+	require.Equal(t, []string{"v0", "v1"}, values(t, a.resp.Partitions[manyPartitions].Records))
+}
+
 // fetchNoPanic is b.Fetch, with a panic turned into an error.
 func fetchNoPanic(ctx context.Context, b *Broker, req *api.FetchRequest) (resp api.FetchResponse, err error) {
 	defer func() {

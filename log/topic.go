@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -74,9 +73,9 @@ type Partition struct {
 	// took, so that an append with no reader waiting costs no channel.
 	taken bool
 	// epoch counts the changes but growth (notify: a cut, a reopen, a
-	// close, a lock's release), and waiters are the readers waiting for
-	// the partition to grow by some bytes (see ChangedPast), by the
-	// count they wait for (notifyMu).
+	// close, a lock's release), and waiters are the readers' waits for
+	// the partition to grow by some bytes (a Wake's, or ChangedPast's),
+	// by the count they wait for (notifyMu).
 	epoch   uint64
 	waiters byteWaiters
 
@@ -295,8 +294,9 @@ var closedChan = func() chan struct{} {
 }()
 
 // notify wakes the readers that took the partition's change channel
-// (Changed): it closes it, and makes the next. A channel no reader took
-// is left as it is, open: no one waits on it, and whoever takes it next
+// (Changed): it closes it, and makes the next; and every wait of a Wake
+// (or ChangedPast) on the partition, whatever its count. A channel no
+// reader took is left as it is, open: no one waits on it, and whoever takes it next
 // does so after this change, and reads what it made (an append under
 // SyncNever or SyncPeriodic, with no long poll waiting, made and closed
 // a channel for nothing, one allocation an append).
@@ -305,8 +305,8 @@ func (p *Partition) notify() {
 	defer p.notifyMu.Unlock()
 	p.epoch++
 	for _, w := range p.waiters {
-		close(w.ch)
 		w.i = -1
+		w.fire()
 	}
 	clear(p.waiters)
 	p.waiters = p.waiters[:0]
@@ -315,15 +315,14 @@ func (p *Partition) notify() {
 
 // grew is notify for a change that only moved the high watermark up (an
 // append, under SyncAlways the fsync that made it durable): it wakes the
-// readers of Changed, and those of ChangedPast whose count the bytes
-// below the high watermark now reach.
+// readers of Changed, and the waits of a Wake (or ChangedPast) whose
+// count the bytes below the high watermark now reach.
 func (p *Partition) grew() {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
 	n := watermarkBytes(p.current())
 	for len(p.waiters) > 0 && p.waiters[0].at <= n {
-		w := heap.Pop(&p.waiters).(*byteWaiter)
-		close(w.ch)
+		heap.Pop(&p.waiters).(*byteWaiter).fire()
 	}
 	p.wakeTakenLocked()
 }
@@ -399,38 +398,16 @@ func (p *Partition) Mark() Mark {
 //
 // Unlike Changed's, the channel is the caller's own, which the appends
 // that do not reach n leave open. The caller calls stop once it no longer
-// waits on it, whether or not it was closed, which frees it.
+// waits on it, whether or not it was closed, which frees it. It is a
+// Wake of one mark: a reader of several partitions waits on one Wake of
+// all of them.
 func (m Mark) ChangedPast(n int64) (changed <-chan struct{}, stop func()) {
-	p := m.p
-	if p == nil || n <= 0 {
+	if m.p == nil || n <= 0 {
 		return closedChan, func() {}
 	}
-	p.notifyMu.Lock()
-	defer p.notifyMu.Unlock()
-	at := m.bytes + n
-	if at < m.bytes {
-		at = math.MaxInt64 // past any count: an overflow
-	}
-	if p.epoch != m.epoch || watermarkBytes(p.current()) >= at {
-		return closedChan, func() {}
-	}
-	w := &byteWaiter{at: at, ch: make(chan struct{})}
-	heap.Push(&p.waiters, w)
-	return w.ch, func() {
-		p.notifyMu.Lock()
-		defer p.notifyMu.Unlock()
-		if w.i >= 0 {
-			heap.Remove(&p.waiters, w.i)
-		}
-	}
-}
-
-// byteWaiter is a reader of ChangedPast: the count of watermarkBytes it
-// waits for, its channel, and its index in the heap (-1 once out of it).
-type byteWaiter struct {
-	at int64
-	ch chan struct{}
-	i  int
+	w := new(Wake)
+	w.Add(m, n)
+	return w.Done(), w.Stop
 }
 
 // byteWaiters is a min-heap of byteWaiter by at (container/heap).
