@@ -1,7 +1,6 @@
 package log
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -322,7 +321,7 @@ func (p *Partition) grew() {
 	defer p.notifyMu.Unlock()
 	n := watermarkBytes(p.current())
 	for len(p.waiters) > 0 && p.waiters[0].at <= n {
-		heap.Pop(&p.waiters).(*byteWaiter).fire()
+		p.waiters.remove(0).fire()
 	}
 	p.wakeTakenLocked()
 }
@@ -408,29 +407,6 @@ func (m Mark) ChangedPast(n int64) (changed <-chan struct{}, stop func()) {
 	w := new(Wake)
 	w.Add(m, n)
 	return w.Done(), w.Stop
-}
-
-// byteWaiters is a min-heap of byteWaiter by at (container/heap).
-type byteWaiters []*byteWaiter
-
-func (h byteWaiters) Len() int           { return len(h) }
-func (h byteWaiters) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h byteWaiters) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].i, h[j].i = i, j
-}
-func (h *byteWaiters) Push(x any) {
-	w := x.(*byteWaiter)
-	w.i = len(*h)
-	*h = append(*h, w)
-}
-func (h *byteWaiters) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	w.i = -1
-	return w
 }
 
 // Append appends data to the partition's log (see Log.Append) and wakes

@@ -1,7 +1,6 @@
 package log
 
 import (
-	"container/heap"
 	"math"
 	"sync/atomic"
 )
@@ -56,13 +55,13 @@ func (w *Wake) Add(m Mark, n int64) {
 		at = math.MaxInt64 // past any count: an overflow
 	}
 	p.notifyMu.Lock()
-	defer p.notifyMu.Unlock()
 	if p.epoch != m.epoch || watermarkBytes(p.current()) >= at {
 		bw.fire()
-		return
+	} else {
+		bw.p, bw.at = p, at
+		p.waiters.push(bw)
 	}
-	bw.p, bw.at = p, at
-	heap.Push(&p.waiters, bw)
+	p.notifyMu.Unlock()
 }
 
 // Done returns the channel that the first wait met of those added since
@@ -90,7 +89,7 @@ func (w *Wake) Stop() {
 		}
 		p.notifyMu.Lock()
 		if bw.i >= 0 {
-			heap.Remove(&p.waiters, bw.i)
+			p.waiters.remove(bw.i)
 		}
 		p.notifyMu.Unlock()
 	}
@@ -156,4 +155,69 @@ func (bw *byteWaiter) fire() {
 	if bw.w.closed.CompareAndSwap(false, true) {
 		close(bw.w.ch)
 	}
+}
+
+// byteWaiters is a min-heap of byteWaiter by at, each at its index i
+// (container/heap's algorithm, written out for the one type: its
+// interface calls were a third of a wait's adds and stops).
+type byteWaiters []*byteWaiter
+
+// push adds w.
+func (h *byteWaiters) push(w *byteWaiter) {
+	*h = append(*h, w)
+	h.up(len(*h)-1, w)
+}
+
+// remove takes out and returns the waiter at i (0, the least), its
+// index then -1.
+func (h *byteWaiters) remove(i int) *byteWaiter {
+	s := *h
+	w, n := s[i], len(s)-1
+	last := s[n]
+	s[n] = nil
+	*h = s[:n]
+	if i != n {
+		if !h.down(i, last) {
+			h.up(i, last)
+		}
+	}
+	w.i = -1
+	return w
+}
+
+// up places w, whose slot is j, at or above j.
+func (h byteWaiters) up(j int, w *byteWaiter) {
+	for j > 0 {
+		parent := (j - 1) / 2
+		if h[parent].at <= w.at {
+			break
+		}
+		h[j] = h[parent]
+		h[j].i = j
+		j = parent
+	}
+	h[j], w.i = w, j
+}
+
+// down places w, whose slot is i, at or below i, and reports whether it
+// went below.
+func (h byteWaiters) down(i int, w *byteWaiter) bool {
+	i0, n := i, len(h)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && h[r].at < h[c].at {
+			c = r
+		}
+		if h[c].at >= w.at {
+			break
+		}
+		h[i] = h[c]
+		h[i].i = i
+		i = c
+	}
+	h[i], w.i = w, i
+	return i > i0
 }

@@ -3,6 +3,7 @@ package log
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -276,5 +277,44 @@ func TestWakeUnderConcurrentAppends(t *testing.T) {
 		n := len(p.waiters)
 		p.notifyMu.Unlock()
 		require.Zero(t, n, "partition %d holds waits of stopped Wakes", i)
+	}
+}
+
+// TestByteWaitersHeap: pushes, removals at any index and removals of the
+// least, at random, against a naive model: the least comes first, and
+// each waiter's index is its slot. Mutants: up or down comparing the
+// wrong way, remove leaving the last waiter's index stale.
+func TestByteWaitersHeap(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var h byteWaiters
+	in := map[*byteWaiter]bool{}
+	for step := range 20_000 {
+		switch op := r.IntN(3); {
+		case op == 0 || len(h) == 0:
+			w := &byteWaiter{at: r.Int64N(50)}
+			h.push(w)
+			in[w] = true
+		case op == 1:
+			w := h[r.IntN(len(h))]
+			require.Same(t, w, h.remove(w.i), "step %d", step)
+			require.Equal(t, -1, w.i)
+			delete(in, w)
+		default:
+			least := int64(math.MaxInt64)
+			for w := range in {
+				least = min(least, w.at)
+			}
+			w := h.remove(0)
+			require.Equal(t, least, w.at, "step %d: not the least", step)
+			delete(in, w)
+		}
+		require.Len(t, h, len(in))
+		for i, w := range h {
+			require.Equal(t, i, w.i, "step %d: index", step)
+			require.True(t, in[w])
+			if i > 0 {
+				require.LessOrEqual(t, h[(i-1)/2].at, w.at, "step %d: heap order", step)
+			}
+		}
 	}
 }
