@@ -1068,11 +1068,13 @@ func TestFetchOfSeveralPartitionsSharesAmongThoseThatCount(t *testing.T) {
 			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
 			require.NoError(t, b.CreateTopic(t.Context(), "c", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact}}))
 			s := len(batch(t, "v00"))
+			produce(t, b, "t", 0, "h00")
 			reads := countFetchReads(t)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			// At the end of both: it lacks 4s, all t's (k is 1).
-			done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 4 * s,
+			// It holds h00 (s) at the end of both: it lacks 4s, all
+			// t's (k is 1).
+			done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 5 * s,
 				Partitions: []api.FetchPartition{{Topic: "c"}, {Topic: "t"}}})
 			synctest.Wait()
 			first := reads.Load()
@@ -1091,7 +1093,41 @@ func TestFetchOfSeveralPartitionsSharesAmongThoseThatCount(t *testing.T) {
 			a := <-done
 			require.NoError(t, a.err)
 			require.Equal(t, []string{"c00", "c01"}, values(t, a.resp.Partitions[0].Records))
-			require.Equal(t, []string{"v00", "v01"}, values(t, a.resp.Partitions[1].Records))
+			require.Equal(t, []string{"h00", "v00", "v01"}, values(t, a.resp.Partitions[1].Records))
+		})
+	})
+	// A fetch that holds nothing counts no batch a compaction may
+	// change: a compacted partition at its end takes its share as any
+	// other, and its appends below it wake no one (each woke the fetch
+	// until 2026-12-07).
+	t.Run("compacted_holding_nothing", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+			require.NoError(t, b.CreateTopic(t.Context(), "c", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact}}))
+			s := len(batch(t, "c00"))
+			reads := countFetchReads(t)
+			// At the end of both: it lacks 4s, 2s each.
+			done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 4 * s,
+				Partitions: []api.FetchPartition{{Topic: "c"}, {Topic: "t"}}})
+			synctest.Wait()
+			first := reads.Load()
+			produce(t, b, "c", 0, "c00")
+			produce(t, b, "t", 0, "v00")
+			synctest.Wait()
+			require.Equal(t, first, reads.Load(), "an append below its partition's share woke the fetch")
+			for i, p := range []string{"c", "c"} {
+				produce(t, b, p, 0, fmt.Sprintf("c%02d", i+1))
+				synctest.Wait()
+			}
+			select {
+			case a := <-done:
+				require.NoError(t, a.err)
+				require.Equal(t, []string{"c00", "c01", "c02"}, values(t, a.resp.Partitions[0].Records))
+				require.Equal(t, []string{"v00"}, values(t, a.resp.Partitions[1].Records))
+			default:
+				t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+			}
 		})
 	})
 }
