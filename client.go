@@ -1008,8 +1008,13 @@ func (b *Broker) fetchOnce(ctx context.Context, req *api.FetchRequest, maxBytes 
 // closed), and a partition read again takes its mark again.
 func (b *Broker) fetchChanged(ctx context.Context, req *api.FetchRequest, maxBytes int, resp api.FetchResponse, waits []<-chan struct{}, marks []log.Mark, wake *log.Wake) (total int, failed bool, err error) {
 	for i := range waits {
-		if marks != nil && !wake.Fired(i) && b.fetchStands(req.Partitions[i], resp.Partitions[i], nil, true) ||
-			marks == nil && b.fetchStands(req.Partitions[i], resp.Partitions[i], waits[i], false) {
+		var stands bool
+		if marks != nil {
+			stands = !wake.Fired(i) && b.fetchStands(req.Partitions[i], resp.Partitions[i], nil, true)
+		} else {
+			stands = b.fetchStands(req.Partitions[i], resp.Partitions[i], waits[i], false)
+		}
+		if stands {
 			continue
 		}
 		resp.Partitions[i] = api.FetchedPartition{}
