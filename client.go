@@ -1196,17 +1196,18 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 // much, or more. That holds where the fetch counted every batch up to
 // it, and nothing but an append (which it counts) changes what it
 // counts: so a partition that read nothing at the high watermark (total
-// 0: compacted or not, as a compaction only takes away from what was
-// appended, and the fetch counted no batch a compaction may change;
-// until 2026-12-07 a compacted one was woken by every append, as
-// below), or whose count (pr) reached the high watermark it looked at
-// last. Those are the partitions that count (k of them). One whose room is
-// spent counts nothing more, and no append to it answers the fetch: it
-// waits for a change other than an append. Any other — the count
-// stopped short (a read that failed, a partition read past, Busy, below
-// its high watermark), the log compacted where the fetch holds records
-// (a compaction may change the first batch counted whole: see
-// firstMoved), or the batches counted
+// 0), or whose count (pr) reached the high watermark it looked at last,
+// and whose log is not compacted. Those are the partitions that count
+// (k of them). One whose room is spent counts nothing more, and no
+// append to it answers the fetch: it waits for a change other than an
+// append. Any other — the count stopped short (a read that failed, a
+// partition read past, Busy, below its high watermark), the log
+// compacted (a compaction may change the first batch counted whole:
+// see firstMoved; and, where the fetch holds nothing, may make what a
+// read finds larger than the appends made it: a batch of tombstones
+// cleaned the first time takes a delete horizon, and its records'
+// timestamp deltas from it grow, TestFetchWaitCompactedHoldingNothingBatchGrown,
+// so that no count of appended bytes bounds it), or the batches counted
 // whole already make MinBytes (each wake makes the fetch again, and
 // then every partition is such) — is woken by every append to it, as
 // before. So is every partition of a fetch that found a compacted
@@ -1244,16 +1245,17 @@ func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr
 	// waits for ceil(d/k).
 	need := func(i int) int64 {
 		switch {
+		case marks[i].Compacted():
+			// Any append: a compaction, which wakes no one, may make
+			// what a read finds larger than the appends made it (a
+			// batch of tombstones rebuilt with its delete horizon),
+			// also where the fetch holds nothing.
+			return 1
 		case total == 0:
-			// Nothing counted: what a read of a partition at its high
-			// watermark finds is what was appended since its mark, or
-			// less, compacted or not (a compaction only takes away).
 			if req.Partitions[i].Offset >= resp.Partitions[i].HighWatermark {
 				return 0
 			}
 			return 1
-		case marks[i].Compacted():
-			return 1 // any append
 		case total+pr.bound >= want || anyAppend:
 			return 1
 		case pr.rooms[i] <= 0:

@@ -1083,3 +1083,53 @@ func fetchSpreadBound(s fetchPropSnap, req *api.FetchRequest) int {
 	}
 	return count + bonus
 }
+
+// TestFetchWaitCompactedHoldingNothingBatchGrown: a compaction may make a
+// batch larger than its append made it (a batch of tombstones cleaned
+// the first time takes a delete horizon, its base timestamp, and each
+// record's timestamp delta from it grows by some bytes), so the bytes
+// a read at the high watermark finds after appends of n bytes may be
+// more than n. A fetch that holds nothing, at the end of a compacted
+// partition, is woken by every append to it, and answers at the first
+// append after such a compaction that brings the partition, counted as
+// Fetch's doc says, to MinBytes. Mutant (e0939fb9): it took its share,
+// the appends since its mark fewer than MinBytes, and slept with MinBytes
+// readable (until MaxWait).
+func TestFetchWaitCompactedHoldingNothingBatchGrown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, put := compactedFetchTopic(t)
+		var bl record.Builder
+		bl.Reset()
+		for i := range 90 {
+			bl.Append(time.Now().UnixMilli(), fmt.Appendf(nil, "k%02d", i), nil, nil)
+		}
+		tombstones, err := bl.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		first := func() int { // a read of the first segment
+			resp, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
+			require.NoError(t, err)
+			require.NoError(t, resp.Partitions[0].Err)
+			return len(resp.Partitions[0].Records)
+		}
+		want := len(tombstones) + 3*len(keyed(t, "z", "v"))
+
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: want,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
+		synctest.Wait()
+		_, err = b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: tombstones})
+		require.NoError(t, err)
+		put("z", "v") // rolls: the tombstones are in a sealed segment
+		require.Equal(t, len(tombstones), first())
+		require.NoError(t, b.Maintain(t.Context()))
+		require.GreaterOrEqual(t, first(), want, "the compaction did not make the tombstones' batch larger by 3 batches")
+		put("z", "w") // the partition holds MinBytes; the appends since the fetch's mark do not
+		synctest.Wait()
+		select {
+		case a := <-done:
+			require.NoError(t, a.err)
+			require.Len(t, values(t, a.resp.Partitions[0].Records), 90)
+		default:
+			t.Fatal("the partition holds MinBytes at an append, and the fetch waits on (until MaxWait)")
+		}
+	})
+}
