@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
@@ -712,6 +713,37 @@ func TestFetchOfOnePartitionWithNoRoomSleepsThroughAppends(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestFetchOfOnePartitionWithItsRoomSpentExactlySleepsThroughAppends is
+// TestFetchOfOnePartitionWithNoRoomSleepsThroughAppends with the
+// partition's MaxBytes filled exactly by its first batch (its room 0,
+// not below): no append answers the fetch, and none wakes it. Mutant
+// (the mutation pass of log.Wake, 2026-12-07): a room of 0 taken as
+// one left, the partition taking a share of what the fetch lacks, each
+// append of it a wake for nothing.
+func TestFetchOfOnePartitionWithItsRoomSpentExactlySleepsThroughAppends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		s := len(batch(t, "a"))
+		produce(t, b, "t", 0, "a")
+		reads := countFetchReads(t)
+		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * s,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: s}}})
+		synctest.Wait()
+		first := reads.Load()
+		produce(t, b, "t", 0, "b")
+		synctest.Wait()
+		produce(t, b, "t", 0, "c")
+		synctest.Wait()
+		require.Equal(t, first, reads.Load(), "an append woke a fetch no append answers")
+		_, err := b.DeleteRecords(t.Context(), "t", 0, 2)
+		require.NoError(t, err)
+		a := testkit.Await(t, done, "the fetch's answer at the cut")
+		require.NoError(t, a.err)
+		require.ErrorIs(t, a.resp.Partitions[0].Err, log.ErrOffsetOutOfRange)
+	})
 }
 
 // TestFetchOfOnePartitionWokenAtMinBytesUnderConcurrentAppends: fetches
