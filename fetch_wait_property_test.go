@@ -779,23 +779,9 @@ func TestFetchWaitCompactedFirstBatch(t *testing.T) {
 		b, put, first, small, big := compactedFirstBatches(t)
 		require.Less(t, small, big)
 
-		t0 := time.Now()
-		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1 << 20,
-			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}}})
-		synctest.Wait() // it waits: its first batch, counted whole, is small
-		require.NoError(t, b.Maintain(t.Context()))
-		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, first()), "offset 0 was not compacted away")
-		time.Sleep(time.Second)
-		put("d", "v") // a wake: the partition holds big bytes, counted as Fetch's doc says
-		synctest.Wait()
-		select {
-		case a := <-done:
-			require.NoError(t, a.err)
-			require.Equal(t, t0.Add(time.Second), a.at)
-			require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, a.resp.Partitions[0].Records))
-		default:
-			t.Fatal("the fetch holds MinBytes at a wake, and waits on (until MaxWait)")
-		}
+		a := compactThenWake(t, b, first, big, []api.FetchPartition{{Topic: "t", MaxBytes: 1}},
+			func() { put("d", "v") }) // the partition holds big bytes, counted as Fetch's doc says
+		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, a.resp.Partitions[0].Records))
 	})
 }
 
@@ -813,24 +799,10 @@ func TestFetchWaitCompactedFirstBatchWokenByAnotherPartition(t *testing.T) {
 		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
 		require.Less(t, small+len(batch(t, "v")), big, "u-0's append brings MinBytes by itself")
 
-		t0 := time.Now()
-		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1 << 20,
-			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}, {Topic: "u"}}})
-		synctest.Wait() // it waits: its first batch, counted whole, is small
-		require.NoError(t, b.Maintain(t.Context()))
-		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, first()), "offset 0 was not compacted away")
-		time.Sleep(time.Second)
-		produce(t, b, "u", 0, "v") // a wake: t-0 holds big bytes, counted as Fetch's doc says
-		synctest.Wait()
-		select {
-		case a := <-done:
-			require.NoError(t, a.err)
-			require.Equal(t, t0.Add(time.Second), a.at)
-			require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, a.resp.Partitions[0].Records))
-			require.Equal(t, []string{"v"}, values(t, a.resp.Partitions[1].Records))
-		default:
-			t.Fatal("the fetch holds MinBytes at a wake, and waits on (until MaxWait)")
-		}
+		a := compactThenWake(t, b, first, big, []api.FetchPartition{{Topic: "t", MaxBytes: 1}, {Topic: "u"}},
+			func() { produce(t, b, "u", 0, "v") }) // t-0 holds big bytes, counted as Fetch's doc says
+		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, a.resp.Partitions[0].Records))
+		require.Equal(t, []string{"v"}, values(t, a.resp.Partitions[1].Records))
 	})
 }
 
@@ -871,6 +843,28 @@ func TestFetchWaitTruncatedUnderRecords(t *testing.T) {
 // bytes and are cleaned as soon as anything is dirty, maintained only
 // when the test calls Maintain; put produces one batch of keyed records
 // (key, value, ...) to it with acks=all.
+// compactThenWake starts a fetch of parts waiting for want bytes (t-0 at
+// offset 0 with MaxBytes 1: its first batch, counted whole, is small),
+// compacts t-0's first batch away while it waits (first, as in
+// compactedFirstBatches), and a second later makes an append by wake. It
+// returns the fetch's answer, which must have come at that wake, without
+// an error.
+func compactThenWake(t *testing.T, b *Broker, first func() []byte, want int, parts []api.FetchPartition, wake func()) fetchAnswer {
+	t.Helper()
+	t0 := time.Now()
+	done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: want, MaxBytes: 1 << 20, Partitions: parts})
+	synctest.Wait() // it waits: its first batch, counted whole, is small
+	require.NoError(t, b.Maintain(t.Context()))
+	require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, first()), "offset 0 was not compacted away")
+	time.Sleep(time.Second)
+	wake()
+	synctest.Wait()
+	a := answeredNow(t, done, "the fetch holds MinBytes at a wake, and waits on (until MaxWait)")
+	require.NoError(t, a.err)
+	require.Equal(t, t0.Add(time.Second), a.at, "answered at the wake")
+	return a
+}
+
 // compactedFirstBatches makes compactedFetchTopic's topic t with four
 // records, 0-2 in a sealed segment and key a's first record (0)
 // superseded by 2, for TestFetchWaitCompactedFirstBatch and its fetch of
@@ -1124,12 +1118,8 @@ func TestFetchWaitCompactedHoldingNothingBatchGrown(t *testing.T) {
 		require.GreaterOrEqual(t, first(), want, "the compaction did not make the tombstones' batch larger by 3 batches")
 		put("z", "w") // the partition holds MinBytes; the appends since the fetch's mark do not
 		synctest.Wait()
-		select {
-		case a := <-done:
-			require.NoError(t, a.err)
-			require.Len(t, values(t, a.resp.Partitions[0].Records), 90)
-		default:
-			t.Fatal("the partition holds MinBytes at an append, and the fetch waits on (until MaxWait)")
-		}
+		a := answeredNow(t, done, "the partition holds MinBytes at an append, and the fetch waits on (until MaxWait)")
+		require.NoError(t, a.err)
+		require.Len(t, values(t, a.resp.Partitions[0].Records), 90)
 	})
 }

@@ -258,15 +258,11 @@ func TestFetchWaitCountsAFirstBatchWhole(t *testing.T) {
 		t0 := time.Now()
 		produce(t, b, "t", 1, big)
 		synctest.Wait()
-		select {
-		case a := <-done:
-			require.NoError(t, a.err)
-			require.Equal(t, t0, a.at, "answered at the append")
-			require.Equal(t, []string{big}, values(t, a.resp.Partitions[0].Records))
-			require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[1].Records))
-		default:
-			t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
-		}
+		a := answeredNow(t, done, "the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+		require.NoError(t, a.err)
+		require.Equal(t, t0, a.at, "answered at the append")
+		require.Equal(t, []string{big}, values(t, a.resp.Partitions[0].Records))
+		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[1].Records))
 	})
 }
 

@@ -46,6 +46,20 @@ func goFetch(ctx context.Context, b *Broker, req *api.FetchRequest) <-chan fetch
 	return done
 }
 
+// answeredNow returns the answer on done, which must have come by now (a
+// bubble's test looks after synctest.Wait): else it fails t with what,
+// the fetch asleep past what should have answered it (until MaxWait).
+func answeredNow(t *testing.T, done <-chan fetchAnswer, what string) fetchAnswer {
+	t.Helper()
+	select {
+	case a := <-done:
+		return a
+	default:
+		t.Fatal(what)
+		return fetchAnswer{}
+	}
+}
+
 // countFetchReads counts the partition reads of every Fetch
 // (testHookFetchRead) until t ends.
 func countFetchReads(t testing.TB) *atomic.Int32 {
@@ -1033,18 +1047,14 @@ func TestFetchOfSeveralPartitionsWokenAtMinBytes(t *testing.T) {
 								}
 							}
 						}
-						select {
-						case a := <-done:
-							require.NoError(t, a.err)
-							n := 0
-							for _, fp := range a.resp.Partitions {
-								require.NoError(t, fp.Err)
-								n += len(fp.Records)
-							}
-							require.GreaterOrEqual(t, n, req.MinBytes)
-						default:
-							t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+						a := answeredNow(t, done, "the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+						require.NoError(t, a.err)
+						n := 0
+						for _, fp := range a.resp.Partitions {
+							require.NoError(t, fp.Err)
+							n += len(fp.Records)
 						}
+						require.GreaterOrEqual(t, n, req.MinBytes)
 					})
 				})
 			}
@@ -1084,21 +1094,15 @@ func TestFetchOfSeveralPartitionsSharesAmongThoseThatCount(t *testing.T) {
 			}
 			produce(t, b, "t", 1, "v03")
 			synctest.Wait()
-			select {
-			case a := <-done:
-				require.NoError(t, a.err)
-				require.Equal(t, []string{"h00"}, values(t, a.resp.Partitions[0].Records))
-				require.Equal(t, []string{"v02", "v03"}, values(t, a.resp.Partitions[1].Records))
-			default:
-				t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
-			}
+			a := answeredNow(t, done, "the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+			require.NoError(t, a.err)
+			require.Equal(t, []string{"h00"}, values(t, a.resp.Partitions[0].Records))
+			require.Equal(t, []string{"v02", "v03"}, values(t, a.resp.Partitions[1].Records))
 		})
 	})
 	t.Run("compacted", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
-			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
-			require.NoError(t, b.CreateTopic(t.Context(), "c", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact}}))
+			b := plainAndCompacted(t)
 			s := len(batch(t, "v00"))
 			produce(t, b, "t", 0, "h00")
 			reads := countFetchReads(t)
@@ -1135,9 +1139,7 @@ func TestFetchOfSeveralPartitionsSharesAmongThoseThatCount(t *testing.T) {
 	// partition, the one that counts (k is 1), takes its share.
 	t.Run("compacted_holding_nothing", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
-			require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
-			require.NoError(t, b.CreateTopic(t.Context(), "c", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact}}))
+			b := plainAndCompacted(t)
 			s := len(batch(t, "c00"))
 			reads := countFetchReads(t)
 			// At the end of both: it lacks 4s, all t's.
@@ -1151,20 +1153,26 @@ func TestFetchOfSeveralPartitionsSharesAmongThoseThatCount(t *testing.T) {
 			produce(t, b, "c", 0, "c00")
 			synctest.Wait()
 			require.Greater(t, reads.Load(), first, "an append to the compacted partition did not wake the fetch")
-			for i, p := range []string{"c", "c"} {
-				produce(t, b, p, 0, fmt.Sprintf("c%02d", i+1))
+			for i := range 2 {
+				produce(t, b, "c", 0, fmt.Sprintf("c%02d", i+1))
 				synctest.Wait()
 			}
-			select {
-			case a := <-done:
-				require.NoError(t, a.err)
-				require.Equal(t, []string{"c00", "c01", "c02"}, values(t, a.resp.Partitions[0].Records))
-				require.Equal(t, []string{"v00"}, values(t, a.resp.Partitions[1].Records))
-			default:
-				t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
-			}
+			a := answeredNow(t, done, "the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+			require.NoError(t, a.err)
+			require.Equal(t, []string{"c00", "c01", "c02"}, values(t, a.resp.Partitions[0].Records))
+			require.Equal(t, []string{"v00"}, values(t, a.resp.Partitions[1].Records))
 		})
 	})
+}
+
+// plainAndCompacted opens a broker in memory, its maintenance left to
+// the test, with topics t and c of a partition each, c compacted.
+func plainAndCompacted(t *testing.T) *Broker {
+	t.Helper()
+	b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+	require.NoError(t, b.CreateTopic(t.Context(), "c", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact}}))
+	return b
 }
 
 // TestFetchOfSeveralPartitionsAnswersAtCtxEndAndMaxWait: a fetch of
@@ -1331,13 +1339,9 @@ func TestFetchOfSeveralPartitionsWakeReadsWhatGrewBelowItsShare(t *testing.T) {
 		require.Equal(t, first, reads.Load(), "partition 0's append, below its share, woke the fetch")
 		produce(t, b, "t", 1, big)
 		synctest.Wait()
-		select {
-		case a := <-done:
-			require.NoError(t, a.err)
-			require.Equal(t, []string{"v00"}, values(t, a.resp.Partitions[0].Records))
-			require.Equal(t, []string{big}, values(t, a.resp.Partitions[1].Records))
-		default:
-			t.Fatal("the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
-		}
+		a := answeredNow(t, done, "the partitions hold MinBytes, and the fetch waits on (until MaxWait)")
+		require.NoError(t, a.err)
+		require.Equal(t, []string{"v00"}, values(t, a.resp.Partitions[0].Records))
+		require.Equal(t, []string{big}, values(t, a.resp.Partitions[1].Records))
 	})
 }
