@@ -98,7 +98,12 @@ func ExampleBatches() {
 	pos := int64(0)
 	for batch, err := range record.Batches(file) {
 		if err != nil {
-			fmt.Println("stop:", errors.Is(err, record.ErrTruncated), err)
+			// The error's position is where the torn batch starts (pos,
+			// whatever size the compressed batches before it came to).
+			var corrupt *record.CorruptError
+			if errors.As(err, &corrupt) {
+				fmt.Println("stop:", errors.Is(err, record.ErrTruncated), corrupt.Position == pos, corrupt.Reason)
+			}
 			break
 		}
 		if err := batch.Validate(pos); err != nil {
@@ -117,7 +122,7 @@ func ExampleBatches() {
 	// position 0 offset 1: k0=second
 	// position 90 offset 2: k1=first
 	// position 90 offset 3: k1=second
-	// stop: true runnel/record: corrupt batch at position 195: batch extends past the end of the data: runnel/record: truncated batch
+	// stop: true true batch extends past the end of the data
 }
 
 // RecordIter decodes into one Record the caller reuses, for scans that
