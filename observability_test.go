@@ -1120,8 +1120,16 @@ func obsWaitForStack(t *testing.T, parts ...string) {
 // up the scrape of that topic as long as the disk hangs (or its ctx
 // lasts). DescribeTopic's doc said "holds" only. With a deadline per
 // topic the exporter reports that topic stuck and the others as usual,
-// and its health check answers.
+// and its health check answers. In a synctest bubble: on the real clock
+// each DescribeTopic of a topic not held ("other", and "orders" once
+// released) had to answer within the exporter's 500 ms, which a loaded
+// machine could miss and report it stuck; on the bubble's clock the
+// deadline passes only once every goroutine waits.
 func TestObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
+	synctest.Test(t, testObservabilityScrapeBehindAWaitingAdminCall)
+}
+
+func testObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	ctx := context.Background()
 	b, hang, stuck, release := obsHangingDisk(t)
 	require.NoError(t, b.CreateTopic(ctx, "orders", log.TopicConfig{Partitions: 1}))
