@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -328,7 +329,15 @@ func TestJavaAcksZero(t *testing.T) {
 // ctx that ends returns ctx's error; there is no max.poll.records (500):
 // one Poll returns what one fetch brought (up to FetchMaxBytes and
 // FetchMaxPartitionBytes), and a Records loop takes records one by one.
+// In a synctest bubble: the last Poll's ctx (20 ms) must end before the
+// broker's wait (FetchMaxWait, 500 ms by default) does; on the real
+// clock a fetch descheduled past both found the two ready at once, and
+// its select took the timer half the time (an empty answer, no error).
 func TestJavaConsumerCalls(t *testing.T) {
+	synctest.Test(t, testJavaConsumerCalls)
+}
+
+func testJavaConsumerCalls(t *testing.T) {
 	ctx := context.Background()
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 2))
 	vals := make([]string, 1000)
