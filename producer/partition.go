@@ -1333,15 +1333,14 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 		pp.wakeUp()
 	}
 	if start && !pp.p.spawn(pp.drain) {
-		// Close came first: nobody will send these.
+		// Close came first: nobody will send these. The partition held no
+		// batch (its goroutine ends only with none), so pr opened bs[0].
 		pp.mu.Lock()
 		bs := pp.takeAllLocked()
 		pp.draining = false
 		pp.t.sending.Add(-1)
 		pp.mu.Unlock()
-		for _, b := range bs {
-			pp.fail(b, ErrClosed)
-		}
+		pp.failTaken(bs, ErrClosed, int64(pr.size))
 		return true, false, nil
 	}
 	// With trickle the caller yields (once it holds no lock), so that the

@@ -556,6 +556,62 @@ func (pp *partition) fail(b *batch, err error) {
 	pp.reuse(b)
 }
 
+// failTaken fails bs as fail does, on the goroutine of the Produce whose
+// record would have started the partition's goroutine, had Close not
+// come first (see addRecord): that record opened bs[0], and own is its
+// buffer space. The other records are those of Produce calls that joined
+// its batches meanwhile, and returned: nobody else would run their
+// promises or free their space. A promise is the application's code, and
+// may panic on this goroutine: the panic then goes on to that Produce's
+// caller, as placeRecord's do (see produce), but only once the promises
+// after it have run (a ProduceSync waiting for one of them would wait for
+// ever) and the space of every record but its own is free. Its own, which
+// placeRecord's deferred undo frees should a panic come, is freed last,
+// here once every promise has run.
+func (pp *partition) failTaken(bs []*batch, err error, own int64) {
+	f := failing{pp: pp, bs: bs, err: err, own: own}
+	f.run()
+	pp.p.release(1, own)
+}
+
+// failing is failTaken's work: the records whose promises have run are
+// those before record i of batch b.
+type failing struct {
+	pp   *partition
+	bs   []*batch
+	err  error
+	own  int64
+	b, i int
+}
+
+// run runs the promises from record i of batch b on, and frees each
+// batch's space (but own) once its promises have run. Should a promise
+// panic, the deferred resume runs the rest, and the panic goes on.
+func (f *failing) run() {
+	defer f.resume()
+	for ; f.b < len(f.bs); f.b, f.i = f.b+1, 0 {
+		b := f.bs[f.b]
+		for f.i < len(b.recs) {
+			i := f.i
+			f.i++ // past it before its promise runs, for resume
+			b.recs[i].promise(b.recs[i].r, b.outcome(i, f.err))
+		}
+		n, size := int64(len(b.recs)), b.bytes
+		if f.b == 0 {
+			n, size = n-1, size-f.own
+		}
+		f.pp.p.release(n, size)
+		f.pp.reuse(b)
+	}
+}
+
+// resume goes on with run after a promise panicked.
+func (f *failing) resume() {
+	if f.b < len(f.bs) {
+		f.run()
+	}
+}
+
 // settle waits, before the partition's goroutine completes a batch
 // itself, for the batches in flight before it (see pipeline).
 func (pp *partition) settle() { pp.pipe.idle() }
