@@ -589,7 +589,11 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 	if pp := t.hot.Load(); tryHot && pp != nil && pr.r.Key == nil {
 		// The hot path: the record joins the sticky partition's open
 		// batch, if that batch is still the one marked hot, without mu.
-		if pp.addHot(&pr, ctx, sp) {
+		var done <-chan struct{}
+		if ctx != nil {
+			done = ctx.Done()
+		}
+		if pp.addHot(&pr, ctx, done, sp) {
 			return false, nil // no trickle starts there (see addHot)
 		}
 	}
@@ -1011,14 +1015,17 @@ func (b *batch) resize() {
 // watch makes f run when ctx ends, while the batch lingers (see
 // partition.ctxEnded), unless the last record added had a ctx with the
 // same Done channel (the records of one ProduceSync, say): one AfterFunc
-// per run of records, not a goroutine per record.
+// per run of records, not a goroutine per record. ctx's Done and
+// AfterFunc methods are the application's code when ctx is its own type,
+// and may panic: watched is set once the AfterFunc is, so that a record
+// after such a panic is watched all the same (see watchLocked).
 func (b *batch) watch(ctx context.Context, f func()) {
 	done := ctx.Done()
 	if done == b.watched {
 		return
 	}
-	b.watched = done
 	b.stops = append(b.stops, context.AfterFunc(ctx, f))
+	b.watched = done
 }
 
 // unwatch stops watching the batch's ctxs (its records are about to be
@@ -1243,17 +1250,24 @@ const (
 // one, which ends its wait (cur set, idle cleared, under pp.mu). So the
 // record wakes it only if it fills the batch, and never starts a
 // trickle (see addRecord): the caller need not yield.
-func (pp *partition) addHot(pr *pending, ctx context.Context, sp *syncParts) bool {
+//
+// Nor does it run ctx's methods, which are the application's code when
+// ctx is its own type (done is ctx's Done, taken before): a record whose
+// ctx the batch would have to watch anew while it lingers (a Done channel
+// other than the last record's: see batch.watch) is declined, and
+// watched under the topic's lock, where a panic of ctx's AfterFunc
+// method is undone (see watchLocked). The records of a run with the same
+// ctx (one ProduceSync's, a server's ctx shared) after its first still
+// take the hot path.
+func (pp *partition) addHot(pr *pending, ctx context.Context, done <-chan struct{}, sp *syncParts) bool {
 	pp.mu.Lock()
 	b := pp.cur
 	cfg := &pp.p.cfg
-	if b == nil || !b.hot || !pp.draining || pp.p.closed.Load() || !b.add(pr, ctx, cfg.batchMaxBytes) {
+	linger := cfg.linger > 0
+	if b == nil || !b.hot || !pp.draining || pp.p.closed.Load() || done != nil && linger && done != b.watched ||
+		!b.add(pr, ctx, cfg.batchMaxBytes) {
 		pp.mu.Unlock()
 		return false
-	}
-	linger := cfg.linger > 0
-	if ctx != nil && linger {
-		b.watch(ctx, pp.onCtxDone) // see addRecord
 	}
 	pr.r.Partition = pp.id
 	if sp != nil && linger {
@@ -1305,7 +1319,7 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 		// A batch waits for records only while it lingers: otherwise it
 		// waits for the records before it, which a record's ctx cannot
 		// overtake (promises run in order).
-		pp.cur.watch(ctx, pp.onCtxDone)
+		pp.watchLocked(ctx)
 	}
 	pr.r.Partition = pp.id
 	if sp != nil && pp.p.cfg.linger > 0 {
@@ -1352,6 +1366,50 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 	// parked, and in a burst it parked only just now: nobody yields, and
 	// the records that follow join the batch while it wakes.
 	return true, trickle, nil
+}
+
+// watchLocked watches ctx, the ctx of the record addRecord has just added
+// to the open batch, its last, under pp.mu (see batch.watch). ctx's Done
+// and AfterFunc methods are the application's code when ctx is its own
+// type, and may panic: as for a partitioner's panic (see placeRecord),
+// the panic goes on to the Produce's caller, whose deferred undo gives
+// the record back, with its buffer space, but only once the record is
+// out of the batch again (a batch it opened, empty, with it) and pp.mu is
+// released. Left locked, it held up the partition's records, its
+// goroutine and Close for ever. addRecord runs before anything else of
+// the record changes (its Partition, the goroutine started), so that
+// nothing more needs undoing. The defer costs only records with a ctx
+// that may end, while batches linger; AfterFunc costs them far more.
+func (pp *partition) watchLocked(ctx context.Context) {
+	ok := false
+	defer func() {
+		if !ok {
+			pp.unaddLocked()
+			pp.mu.Unlock()
+		}
+	}()
+	pp.cur.watch(ctx, pp.onCtxDone)
+	ok = true
+}
+
+// unaddLocked takes the last record added out of the open batch, and
+// drops the batch if that leaves it empty (the record opened it). The
+// record has a ctx (it is the last of ctxs), and is not dropped.
+func (pp *partition) unaddLocked() {
+	b := pp.cur
+	n := len(b.recs) - 1
+	b.bytes -= int64(b.recs[n].size)
+	b.recs[n] = pending{}
+	b.recs = b.recs[:len(b.recs)-1]
+	b.ctxs[len(b.ctxs)-1] = recCtx{}
+	b.ctxs = b.ctxs[:len(b.ctxs)-1]
+	if n > 0 {
+		b.resize()
+		return
+	}
+	pp.cur = nil
+	b.reset()
+	pp.p.batches.Put(b)
 }
 
 // newBatchLocked returns an empty batch: the spare, or one from the pool.

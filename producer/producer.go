@@ -598,7 +598,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 				if zeroTs {
 					oldTs, r.Timestamp = r.Timestamp, p.clock.now()
 				}
-				if pp.addHot(&pr, rctx, sp) {
+				if pp.addHot(&pr, rctx, done, sp) {
 					return true // no trickle starts there (see addHot)
 				}
 				// Declined: placed under the topic's lock, which finds
