@@ -593,7 +593,7 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 		if ctx != nil {
 			done = ctx.Done()
 		}
-		if pp.addHot(&pr, ctx, done, sp) {
+		if pp.addHot(&pr, ctx, done, true, sp) {
 			return false, nil // no trickle starts there (see addHot)
 		}
 	}
@@ -1251,23 +1251,28 @@ const (
 // record wakes it only if it fills the batch, and never starts a
 // trickle (see addRecord): the caller need not yield.
 //
-// Nor does it run ctx's methods, which are the application's code when
-// ctx is its own type (done is ctx's Done, taken before): a record whose
-// ctx the batch would have to watch anew while it lingers (a Done channel
-// other than the last record's: see batch.watch) is declined, and
-// watched under the topic's lock, where a panic of ctx's AfterFunc
-// method is undone (see watchLocked). The records of a run with the same
-// ctx (one ProduceSync's, a server's ctx shared) after its first still
-// take the hot path.
-func (pp *partition) addHot(pr *pending, ctx context.Context, done <-chan struct{}, sp *syncParts) bool {
+// Without watch (produce's own try, which has no deferred undo), nor does
+// it run ctx's methods, which are the application's code when ctx is its
+// own type (done is ctx's Done, taken before): a record whose ctx the
+// batch would have to watch anew while it lingers (a Done channel other
+// than the last record's: see batch.watch) is declined. produce then
+// tries again through placeRecord, whose deferred undo gives the record
+// back should ctx's AfterFunc method panic: with watch, addHot watches
+// ctx as addRecord does (see watchLocked). The records of a run with the
+// same ctx (one ProduceSync's, a server's ctx shared) after its first
+// take the hot path at once.
+func (pp *partition) addHot(pr *pending, ctx context.Context, done <-chan struct{}, watch bool, sp *syncParts) bool {
 	pp.mu.Lock()
 	b := pp.cur
 	cfg := &pp.p.cfg
 	linger := cfg.linger > 0
-	if b == nil || !b.hot || !pp.draining || pp.p.closed.Load() || done != nil && linger && done != b.watched ||
+	if b == nil || !b.hot || !pp.draining || pp.p.closed.Load() || done != nil && linger && done != b.watched && !watch ||
 		!b.add(pr, ctx, cfg.batchMaxBytes) {
 		pp.mu.Unlock()
 		return false
+	}
+	if watch && ctx != nil && linger {
+		pp.watchLocked(ctx) // see addRecord
 	}
 	pr.r.Partition = pp.id
 	if sp != nil && linger {
@@ -1368,17 +1373,18 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 	return true, trickle, nil
 }
 
-// watchLocked watches ctx, the ctx of the record addRecord has just added
-// to the open batch, its last, under pp.mu (see batch.watch). ctx's Done
+// watchLocked watches ctx, the ctx of the record addRecord (or addHot)
+// has just added to the open batch, its last, under pp.mu (see
+// batch.watch). ctx's Done
 // and AfterFunc methods are the application's code when ctx is its own
 // type, and may panic: as for a partitioner's panic (see placeRecord),
 // the panic goes on to the Produce's caller, whose deferred undo gives
 // the record back, with its buffer space, but only once the record is
 // out of the batch again (a batch it opened, empty, with it) and pp.mu is
 // released. Left locked, it held up the partition's records, its
-// goroutine and Close for ever. addRecord runs before anything else of
-// the record changes (its Partition, the goroutine started), so that
-// nothing more needs undoing. The defer costs only records with a ctx
+// goroutine and Close for ever. addRecord and addHot run it before
+// anything else of the record changes (its Partition, the goroutine
+// started), so that nothing more needs undoing. The defer costs only records with a ctx
 // that may end, while batches linger; AfterFunc costs them far more.
 func (pp *partition) watchLocked(ctx context.Context) {
 	ok := false

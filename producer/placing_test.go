@@ -386,7 +386,7 @@ func TestHotBatchUnmarkedForARecordUnderWay(t *testing.T) {
 				r2 := &record.Record{Topic: "t", Value: []byte("b"), Timestamp: time.Now()}
 				body := record.BodySize(nil, r2.Value, nil)
 				pr := pending{r: r2, promise: noPromise, size: int32(record.SizeWithDeltas(body, 0, 0)), body: int32(body)}
-				if pp.addHot(&pr, nil, nil, nil) {
+				if pp.addHot(&pr, nil, nil, false, nil) {
 					t.Fatalf("a record that read the hot partition before the topic's %s changed joined its batch after", change)
 				}
 				if err := p.Flush(ctx); err != nil {
@@ -429,7 +429,7 @@ func TestHotBatchKeptByAnAnswerThatLeavesWritableNil(t *testing.T) {
 		if !p.tryReserve(int64(pr.size)) { // its space, as produce takes it
 			t.Fatal("no buffer space")
 		}
-		if !pp.addHot(&pr, nil, nil, nil) {
+		if !pp.addHot(&pr, nil, nil, false, nil) {
 			t.Fatalf("answer %v: a record on the hot path was declined by the sticky partition's batch", answer)
 		}
 		if r.Partition != r1.Partition {

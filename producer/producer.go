@@ -598,8 +598,17 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 				if zeroTs {
 					oldTs, r.Timestamp = r.Timestamp, p.clock.now()
 				}
-				if pp.addHot(&pr, rctx, done, sp) {
+				if pp.addHot(&pr, rctx, done, false, sp) {
 					return true // no trickle starts there (see addHot)
+				}
+				if rctx != nil && p.cfg.linger > 0 {
+					// Maybe declined for its ctx, which the batch would
+					// have to watch anew (see addHot): placeRecord tries
+					// again, watching it, with its deferred undo should
+					// the ctx's AfterFunc method panic. r stays stamped:
+					// placeRecord's undo sets back what was stamped here.
+					return p.placeRecord(ctx, rctx, pr, t, topic, int64(size), block, failed, sp,
+						&stamped{oldTs: oldTs, topic: noTopic, ts: zeroTs})
 				}
 				// Declined: placed under the topic's lock, which finds
 				// the same, and stamped there anew. placeRecord does not
@@ -613,22 +622,32 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 					r.Timestamp = oldTs
 				}
 			}
-			return p.placeRecord(ctx, rctx, pr, t, topic, int64(size), block, failed, sp)
+			return p.placeRecord(ctx, rctx, pr, t, topic, int64(size), block, failed, sp, nil)
 		}
 	}
-	return p.placeRecord(ctx, rctx, pr, nil, topic, int64(size), block, failed, sp)
+	return p.placeRecord(ctx, rctx, pr, nil, topic, int64(size), block, failed, sp, nil)
+}
+
+// stamped is what produce's hot path stamped on a record (see
+// giveBack.stamp) that addHot declined, maybe for its ctx, and that
+// placeRecord tries again on the hot path, watching its ctx.
+type stamped struct {
+	oldTs     time.Time // r.Timestamp before, if ts
+	topic, ts bool      // r.Topic, r.Timestamp were stamped
 }
 
 // placeRecord is produce for a record that holds its buffer space (size
 // bytes), past the hot path: it finds the record's topic (unless t is
 // that topic's state, from hotTopic: then produce tried the hot path
-// already) and places it there (see topicState.place). It reports whether
-// the record was buffered; if not, its promise has run.
+// already, and place tries it again only for a record produce stamped
+// there, st not nil, whose ctx addHot may have declined to watch) and
+// places it there (see topicState.place). It reports whether the record
+// was buffered; if not, its promise has run.
 //
 // It has a frame of its own, so that produce's hot path sets up neither
 // its deferred undo nor its state: some 25 instructions a record less
 // (callgrind), with the stamp inlined there.
-func (p *Producer) placeRecord(ctx, rctx context.Context, pr pending, t *topicState, topic string, size int64, block bool, failed map[string]error, sp *syncParts) bool {
+func (p *Producer) placeRecord(ctx, rctx context.Context, pr pending, t *topicState, topic string, size int64, block bool, failed map[string]error, sp *syncParts, st *stamped) bool {
 	// From here r holds buffer space until it is buffered (its batch's
 	// then) or fails. Should the application's code that runs on this
 	// goroutine panic meanwhile — a Partitioner's ForTopic, Partition or
@@ -645,6 +664,10 @@ func (p *Producer) placeRecord(ctx, rctx context.Context, pr pending, t *topicSt
 	var g giveBack
 	g.p, g.r, g.size, g.held = p, r, size, true
 	tryHot := t == nil // for place: produce has not tried the hot path
+	if st != nil {
+		g.oldTs, g.topicSet, g.tsSet = st.oldTs, st.topic, st.ts
+		tryHot = true // watching the ctx this time
+	}
 	defer g.run()
 	var err error
 	if t == nil {
