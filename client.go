@@ -754,7 +754,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		}
 		var pr *fetchProbe // what readable counted past resp, once resp holds records
 		if total > 0 {
-			pr = newFetchProbe(req, resp, maxBytes)
+			pr = newFetchProbe(req, resp, maxBytes, marks)
 			if total+b.readable(ctx, req, resp, pr, want-total, false) >= want {
 				// The log holds MinBytes already: no append need come.
 				return resp, nil
@@ -784,7 +784,13 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// whose first batch was past its MaxBytes counted nothing more
 		// of the partition, and waited until MaxWait): a wake makes the
 		// fetch again where a compacted partition's first batch changed
-		// (firstMoved), or a partition's high watermark came down.
+		// (firstMoved), or a partition's high watermark came down. And
+		// it holds while the batches counted keep their sizes: a
+		// compaction may make one larger (a batch of tombstones cleaned
+		// the first time takes a delete horizon), which the fetch, made
+		// again, would count so: a wake counts a compacted partition
+		// again from its offset where a compaction came since its count
+		// (readable, recount).
 		for again := false; !again; {
 			var woke int
 			if wake != nil {
@@ -1203,11 +1209,14 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 // append. Any other — the count stopped short (a read that failed, a
 // partition read past, Busy, below its high watermark), the log
 // compacted (a compaction may change the first batch counted whole:
-// see firstMoved; and, where the fetch holds nothing, may make what a
-// read finds larger than the appends made it: a batch of tombstones
-// cleaned the first time takes a delete horizon, and its records'
-// timestamp deltas from it grow, TestFetchWaitCompactedHoldingNothingBatchGrown,
-// so that no count of appended bytes bounds it), or the batches counted
+// see firstMoved; and may make what a read finds larger than the
+// appends made it: a batch of tombstones cleaned the first time takes a
+// delete horizon, and its records' timestamp deltas from it grow, so
+// that no count of appended bytes bounds it, where the fetch holds
+// nothing, TestFetchWaitCompactedHoldingNothingBatchGrown, and where it
+// holds records, whose wake counts the partition again from its offset
+// after a compaction: see readable, TestFetchWaitCompactedBatchGrown),
+// or the batches counted
 // whole already make MinBytes (each wake makes the fetch again, and
 // then every partition is such) — is woken by every append to it, as
 // before. So is every partition of a fetch that found a compacted
@@ -1325,8 +1334,10 @@ func idGone(err error, fp api.FetchPartition) error {
 // fetchProbe is what readable has counted of a fetch that waits: for
 // each partition, the offset after the bytes counted and the room left
 // (its MaxBytes, or the request's, less what the fetch read and what was
-// counted since); the bytes counted in all, each batch up to the room
-// left (more), and whole (bound).
+// counted since; after a recount, less the bytes found from its
+// offset); the bytes counted in all, each batch up to the room left
+// (more, readable's first count), and whole (bound, which a recount
+// corrects by what it found).
 type fetchProbe struct {
 	ends  []int64
 	rooms []int
@@ -1341,6 +1352,17 @@ type fetchProbe struct {
 	// whether its log was seen with the compact policy (see firstMoved).
 	firsts  []probeFirst
 	compact []bool
+	// marks are the fetch's, which each look at a wake takes again
+	// before readable counts (fetchAt); gens[i], the mark that
+	// partition i's count stands on (taken before every read it
+	// counted, and after the last compaction it recounted for: see
+	// recount); wholes[i], the bytes of the whole batches from its
+	// offset up to ends[i], those resp holds and those counted (in
+	// bound); limits[i], its limit (its MaxBytes, or the request's).
+	marks  []log.Mark
+	gens   []log.Mark
+	wholes []int
+	limits []int
 }
 
 // probeFirst is a batch a fetchProbe found first at a partition's offset.
@@ -1362,9 +1384,12 @@ func firstOf(data []byte) probeFirst {
 
 // newFetchProbe starts the count of the bytes past resp, the answer of a
 // fetch of req: each partition's from the offset after its batches.
-func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) *fetchProbe {
+// marks are the fetch's (see byteWait), taken before the reads that made
+// resp, and again by each look at a wake.
+func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int, marks []log.Mark) *fetchProbe {
 	n := len(req.Partitions)
-	pr := &fetchProbe{ends: make([]int64, n), rooms: make([]int, n), hws: make([]int64, n), firsts: make([]probeFirst, n), compact: make([]bool, n)}
+	pr := &fetchProbe{ends: make([]int64, n), rooms: make([]int, n), hws: make([]int64, n), firsts: make([]probeFirst, n), compact: make([]bool, n),
+		marks: marks, gens: slices.Clone(marks), wholes: make([]int, n), limits: make([]int, n)}
 	for i, fp := range req.Partitions {
 		pr.hws[i] = -1
 		limit := fp.MaxBytes
@@ -1374,8 +1399,49 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int) 
 		pr.ends[i] = nextAfter(resp.Partitions[i].Records, fp.Offset)
 		pr.rooms[i] = limit - len(resp.Partitions[i].Records)
 		pr.firsts[i] = firstOf(resp.Partitions[i].Records)
+		pr.wholes[i] = len(resp.Partitions[i].Records)
+		pr.limits[i] = limit
 	}
 	return pr
+}
+
+// recount counts again, at a wake, the bytes of the whole batches of
+// req.Partitions[i], a partition of a compacted log, from its offset up
+// to pr.ends[i], where a compaction (or a change other than an append:
+// see log.Mark.Rewritten) came since its count stood (pr.gens[i]) and
+// before the look of the wake took its mark (pr.marks[i]): the batches
+// resp holds and those counted past it may have another size now, or
+// be gone (a batch of tombstones cleaned the first time takes a delete
+// horizon, and grows: TestFetchWaitCompactedBatchGrown), and a fetch
+// made now counts them as they are. pr.bound takes the difference, and
+// pr.rooms[i] what is left of the limit after the bytes found; pr.more
+// (the first call's count) and pr.firsts[i] (see firstMoved) stay as
+// they were. A read that fails leaves the count as it stood, recounted
+// at the next wake: the look of the wake sees the partition's error. It
+// reads what the count had read (a view, in memory), once a compaction.
+func (b *Broker) recount(ctx context.Context, req *api.FetchRequest, pr *fetchProbe, i int, p *log.Partition, hw int64) {
+	if !pr.gens[i].Rewritten(pr.marks[i]) {
+		return
+	}
+	fp := req.Partitions[i]
+	whole, end := 0, min(pr.ends[i], hw)
+	for at := fp.Offset; at < end; {
+		data, err := p.ReadInto(ctx, pr.buf[:0], at, math.MaxInt32, end)
+		if err != nil {
+			return
+		}
+		pr.buf = data
+		next := nextAfter(data, at)
+		if len(data) == 0 || next <= at {
+			break
+		}
+		whole += len(data)
+		at = next
+	}
+	pr.bound += whole - pr.wholes[i]
+	pr.wholes[i] = whole
+	pr.rooms[i] = pr.limits[i] - whole
+	pr.gens[i] = pr.marks[i]
 }
 
 // firstMoved reports whether a partition of a fetch that waits, whose
@@ -1441,9 +1507,18 @@ func (b *Broker) firstMoved(ctx context.Context, req *api.FetchRequest, resp api
 // only what was appended since. The first call counts up to the high
 // watermarks resp has, so that an answer of resp holds what was counted;
 // at a wake (fresh), up to those of now, and until the bound reaches
-// need. A partition whose log was cut below what was counted
-// (compaction, a truncation) keeps its count: the fetch may be made
-// again early, and waits again.
+// need. A partition whose log was cut below what was counted (a
+// truncation, DeleteRecords) keeps its count: the fetch may be made
+// again early, and waits again. One whose log is compacted (by its
+// marks: pr.gens[i] or pr.marks[i]) and was compacted, or changed
+// otherwise than by an append, since its count stood is counted again
+// at a wake, from its offset up to where its count had reached (see
+// recount), and on from there: a compaction may make a batch larger,
+// the answer's or one counted past it, and a count of it at its size
+// before would stay below what a fetch made again finds, the fetch
+// asleep with MinBytes readable (until MaxWait, where no other change
+// made it again). A partition whose log is not compacted is counted
+// from where its last count stopped, as before.
 func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, pr *fetchProbe, need int, fresh bool) int {
 	counted := func() int {
 		if fresh {
@@ -1467,6 +1542,9 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 		hw := out.HighWatermark
 		if fresh {
 			hw = p.Offsets().HighWatermark
+			if pr.marks[i].Compacted() || pr.gens[i].Compacted() {
+				b.recount(ctx, req, pr, i, p, hw)
+			}
 		}
 		pr.hws[i] = hw
 		for pr.ends[i] < hw && pr.rooms[i] > 0 && counted() < need {
@@ -1481,6 +1559,7 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 			n := min(len(data), pr.rooms[i])
 			pr.more += n
 			pr.bound += len(data)
+			pr.wholes[i] += len(data)
 			pr.rooms[i] -= n
 			next := nextAfter(data, pr.ends[i])
 			if next <= pr.ends[i] {

@@ -1123,3 +1123,86 @@ func TestFetchWaitCompactedHoldingNothingBatchGrown(t *testing.T) {
 		require.Len(t, values(t, a.resp.Partitions[0].Records), 90)
 	})
 }
+
+// tombstonesOf returns a batch of n tombstones (keys k00, k01, ...),
+// which the first compaction that cleans it makes larger (a delete
+// horizon, and each record's timestamp delta from it: see
+// TestFetchWaitCompactedHoldingNothingBatchGrown).
+func tombstonesOf(t *testing.T, n int) []byte {
+	t.Helper()
+	var bl record.Builder
+	bl.Reset()
+	for i := range n {
+		bl.Append(time.Now().UnixMilli(), fmt.Appendf(nil, "k%02d", i), nil, nil)
+	}
+	data, err := bl.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	return data
+}
+
+// TestFetchWaitCompactedBatchGrown: a fetch that waits for MinBytes
+// holding records of a compacted partition counts, at each wake, the
+// bytes from its offset as a fetch made then would find them, after a
+// compaction made a batch it counted larger (a batch of tombstones
+// cleaned the first time: see TestFetchWaitCompactedHoldingNothingBatchGrown),
+// and answers at the first append after it that brings the partition to
+// MinBytes so counted, as Kafka's delayed fetch, which counts from the
+// fetch offset to the high watermark by the log's positions of now,
+// answers. The batch grown is one the wait counted past the answer
+// (counted), or one the answer holds (held), never the first (which
+// firstMoved looks at). Mutant (before the fix): a wake counted only the
+// bytes appended since, each batch at the size it was first found: the
+// fetch slept with MinBytes readable until MaxWait.
+func TestFetchWaitCompactedBatchGrown(t *testing.T) {
+	for _, held := range []bool{false, true} {
+		name := "counted"
+		if held {
+			name = "held"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, put := compactedFetchTopic(t)
+				tombstones := tombstonesOf(t, 80) // in one segment with offset 0's batch
+				putTombstones := func() {
+					_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: tombstones})
+					require.NoError(t, err)
+				}
+				read := func() []byte { // what a fetch from 0 holds
+					resp, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
+					require.NoError(t, err)
+					require.NoError(t, resp.Partitions[0].Err)
+					return resp.Partitions[0].Records
+				}
+				put("a", "x") // 0: the fetch's first batch
+				first := len(read())
+				if held {
+					putTombstones() // 1-80: in the answer
+				}
+				want := first + len(tombstones) + 3*len(keyed(t, "z", "v"))
+				t0 := time.Now()
+				done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: want,
+					Partitions: []api.FetchPartition{{Topic: "t"}}})
+				synctest.Wait()
+				if !held {
+					putTombstones() // 1-80: counted at a wake
+					synctest.Wait()
+				}
+				put("z", "v") // rolls: 0-80 are in a sealed segment
+				synctest.Wait()
+				before := read()
+				require.Len(t, before, first+len(tombstones))
+				require.NoError(t, b.Maintain(t.Context()))
+				after := read()
+				require.Equal(t, before[:first], after[:first], "the compaction changed the first batch (firstMoved's case)")
+				require.GreaterOrEqual(t, len(after), want, "the compaction did not make the tombstones' batch larger by 3 batches")
+				time.Sleep(time.Second)
+				put("z", "w") // the partition holds MinBytes; the batches as first counted do not
+				synctest.Wait()
+				a := answeredNow(t, done, "the partition holds MinBytes at an append, and the fetch waits on (until MaxWait)")
+				require.NoError(t, a.err)
+				require.Equal(t, t0.Add(time.Second), a.at, "answered at the wake")
+				require.Len(t, values(t, a.resp.Partitions[0].Records), 81)
+			})
+		})
+	}
+}

@@ -764,6 +764,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 	next := make([]*segment.Segment, 0, len(segs)-len(group)+1)
 	next = append(append(append(next, segs[:at]...), s), segs[at+len(group):]...)
 	l.setSegments(next)
+	l.compactions.Add(1) // after: a Mark that holds the count of before may see the cleaned segment, never the reverse
 	// A segment of its own, created now, as Kafka's cleaner creates its
 	// cleaned segment: segment.ms's wall clock counts from the cleaning
 	// should a truncation make it active (see createdAt).

@@ -237,6 +237,11 @@ type Log struct {
 	// (written under mu, at the end of TruncateTo): a reader that failed
 	// sees from it whether a truncation cut a segment under its read.
 	truncationsDone atomic.Int64
+	// compactions counts the compactions that swapped a cleaned segment
+	// in (each after its segments are set): a reader's Mark takes it,
+	// so that a reader that counted bytes of the log sees that a batch
+	// it counted may have another size now (see Mark.Rewritten).
+	compactions atomic.Int64
 	// era is the current truncation era, which the next truncation ends
 	// (mu; see truncationEra): a Durability holds the era of its append,
 	// and with it the record of every truncation since; the log holds

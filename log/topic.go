@@ -356,16 +356,31 @@ func watermarkBytes(l *Log) int64 {
 // it (ChangedPast). The zero Mark is one whose ChangedPast answers at
 // once.
 type Mark struct {
-	p       *Partition
-	epoch   uint64
-	bytes   int64
-	compact bool
+	p           *Partition
+	epoch       uint64
+	bytes       int64
+	compactions int64
+	compact     bool
 }
 
 // Compacted reports whether the partition's log had the compact cleanup
 // policy when m was taken: a compaction may then change what a reader
 // found (the first batch at its offset), and wakes no one.
 func (m Mark) Compacted() bool { return m.compact }
+
+// Rewritten reports whether the batches below the high watermark of
+// m's partition may have changed, otherwise than by appends past them,
+// between m and now (a Mark taken later): a compaction swapped cleaned
+// segments in (it may remove records and batches, and make a batch
+// larger: a batch of tombstones cleaned the first time takes a delete
+// horizon), or the partition changed otherwise than by an append (see
+// ChangedPast: a cut; a reopen, whose open may complete a compaction's
+// swap), or now is of another partition. A swap shows in the Marks
+// taken after it: one taken as it runs may not show it, and a read
+// after that Mark find the cleaned segments (the next Mark shows it).
+func (m Mark) Rewritten(now Mark) bool {
+	return m.p != now.p || m.epoch != now.epoch || m.compactions != now.compactions
+}
 
 // Mark returns where the partition stands now, for a reader to take
 // before it reads, and to wait from (Mark.ChangedPast). A zero
@@ -377,7 +392,7 @@ func (p *Partition) Mark() Mark {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
 	l := p.current()
-	return Mark{p: p, epoch: p.epoch, bytes: watermarkBytes(l), compact: l.Config().CleanupPolicy&Compact != 0}
+	return Mark{p: p, epoch: p.epoch, bytes: watermarkBytes(l), compactions: l.compactions.Load(), compact: l.Config().CleanupPolicy&Compact != 0}
 }
 
 // ChangedPast returns a channel that is closed once:

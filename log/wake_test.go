@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
@@ -317,4 +319,46 @@ func TestByteWaitersHeap(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMarkRewritten: Mark.Rewritten tells a reader that counted a
+// partition's batches after a Mark that they may have changed since:
+// after a compaction's swap (it made the tombstone's batch larger: a
+// delete horizon), after a change other than an append, and for a Mark
+// of another partition; not after appends alone, nor after a compaction
+// that cleaned nothing. Mutant: Mark not taking the compactions' count
+// (a fetch that held records of a compacted partition counted a batch
+// at its size before the compaction, and slept with MinBytes readable:
+// the root package's TestFetchWaitCompactedBatchGrown).
+func TestMarkRewritten(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(Config{CleanupPolicy: Compact, DeleteRetentionTime: time.Hour})
+	p := NewPartition("t", 0, l)
+	t.Cleanup(func() { p.Close() })
+	other := wakePartitions(t, 1)[0]
+	appendOK(t, l, keyedBatch(t, "a"))
+	appendOK(t, l, batchOf(t, compression.None, kv{key: []byte("b"), ts: e.clock.Now().UnixMilli()})) // a tombstone
+	before, err := l.Read(1, math.MaxInt32, math.MaxInt64)
+	require.NoError(t, err)
+	m := p.Mark()
+	require.False(t, m.Rewritten(p.Mark()), "nothing happened")
+	appendOK(t, l, keyedBatch(t, "c"))
+	require.False(t, m.Rewritten(p.Mark()), "an append rewrote nothing")
+	require.True(t, m.Rewritten(other.Mark()), "a Mark of another partition")
+	require.NoError(t, l.Roll())
+	res, err := l.Compact(t.Context())
+	require.NoError(t, err)
+	require.Positive(t, res.SegmentsRewritten)
+	after, err := l.Read(1, math.MaxInt32, 2)
+	require.NoError(t, err)
+	require.Greater(t, len(after), len(before), "the tombstone's batch did not grow")
+	m2 := p.Mark()
+	require.True(t, m.Rewritten(m2), "a compaction's swap")
+	res, err = l.Compact(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, res.SegmentsRewritten)
+	require.False(t, m2.Rewritten(p.Mark()), "a compaction that cleaned nothing")
+	_, err = p.DeleteRecordsBefore(t.Context(), 1)
+	require.NoError(t, err)
+	require.True(t, m2.Rewritten(p.Mark()), "a cut")
 }
