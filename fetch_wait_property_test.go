@@ -1150,24 +1150,27 @@ func tombstonesOf(t *testing.T, n int) []byte {
 // fetch offset to the high watermark by the log's positions of now,
 // answers. The batch grown is one the wait counted past the answer
 // (counted), or one the answer holds (held), never the first (which
-// firstMoved looks at). Mutant (before the fix): a wake counted only the
-// bytes appended since, each batch at the size it was first found: the
-// fetch slept with MinBytes readable until MaxWait.
+// firstMoved looks at); the append after the compaction is to the
+// compacted partition, or (other) to another partition of the fetch, u-0,
+// of fewer bytes than the fetch lacks by the count before the
+// compaction. Mutant (before the fix): a wake counted only the bytes
+// appended since, each batch at the size it was first found: the fetch
+// slept with MinBytes readable until MaxWait.
 func TestFetchWaitCompactedBatchGrown(t *testing.T) {
-	for _, held := range []bool{false, true} {
-		name := "counted"
-		if held {
-			name = "held"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		held, other bool
+	}{{"counted", false, false}, {"held", true, false}, {"counted/other", false, true}, {"held/other", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				b, put := compactedFetchTopic(t)
+				require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
 				tombstones := tombstonesOf(t, 80) // in one segment with offset 0's batch
 				putTombstones := func() {
 					_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: tombstones})
 					require.NoError(t, err)
 				}
-				read := func() []byte { // what a fetch from 0 holds
+				read := func() []byte { // what a fetch of t-0 from 0 holds
 					resp, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
 					require.NoError(t, err)
 					require.NoError(t, resp.Partitions[0].Err)
@@ -1175,15 +1178,20 @@ func TestFetchWaitCompactedBatchGrown(t *testing.T) {
 				}
 				put("a", "x") // 0: the fetch's first batch
 				first := len(read())
-				if held {
+				if c.held {
 					putTombstones() // 1-80: in the answer
 				}
-				want := first + len(tombstones) + 3*len(keyed(t, "z", "v"))
+				one := len(keyed(t, "z", "v"))
+				want := first + len(tombstones) + 3*one
+				require.Less(t, len(batch(t, "v")), 2*one, "u-0's append brings MinBytes by itself")
+				parts := []api.FetchPartition{{Topic: "t"}}
+				if c.other {
+					parts = append(parts, api.FetchPartition{Topic: "u"})
+				}
 				t0 := time.Now()
-				done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: want,
-					Partitions: []api.FetchPartition{{Topic: "t"}}})
+				done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: want, Partitions: parts})
 				synctest.Wait()
-				if !held {
+				if !c.held {
 					putTombstones() // 1-80: counted at a wake
 					synctest.Wait()
 				}
@@ -1196,12 +1204,21 @@ func TestFetchWaitCompactedBatchGrown(t *testing.T) {
 				require.Equal(t, before[:first], after[:first], "the compaction changed the first batch (firstMoved's case)")
 				require.GreaterOrEqual(t, len(after), want, "the compaction did not make the tombstones' batch larger by 3 batches")
 				time.Sleep(time.Second)
-				put("z", "w") // the partition holds MinBytes; the batches as first counted do not
+				// The partitions hold MinBytes; the batches as first
+				// counted, and the append, do not.
+				if c.other {
+					produce(t, b, "u", 0, "v")
+				} else {
+					put("z", "w")
+				}
 				synctest.Wait()
-				a := answeredNow(t, done, "the partition holds MinBytes at an append, and the fetch waits on (until MaxWait)")
+				a := answeredNow(t, done, "the partitions hold MinBytes at an append, and the fetch waits on (until MaxWait)")
 				require.NoError(t, a.err)
 				require.Equal(t, t0.Add(time.Second), a.at, "answered at the wake")
 				require.Len(t, values(t, a.resp.Partitions[0].Records), 81)
+				if c.other {
+					require.Equal(t, []string{"v"}, values(t, a.resp.Partitions[1].Records))
+				}
 			})
 		})
 	}
