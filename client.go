@@ -787,10 +787,10 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// (firstMoved), or a partition's high watermark came down. And
 		// it holds while the batches counted keep their sizes: a
 		// compaction may make one larger (a batch of tombstones cleaned
-		// the first time takes a delete horizon), which the fetch, made
-		// again, would count so: a wake counts a compacted partition
-		// again from its offset where a compaction came since its count
-		// (readable, recount).
+		// the first time takes a delete horizon), which a fetch made
+		// then counts so: a wake makes the fetch again where a
+		// compaction came to a compacted partition it counted since the
+		// fetch read it (firstMoved too, by the partition's marks).
 		for again := false; !again; {
 			var woke int
 			if wake != nil {
@@ -1214,9 +1214,9 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 // delete horizon, and its records' timestamp deltas from it grow, so
 // that no count of appended bytes bounds it, where the fetch holds
 // nothing, TestFetchWaitCompactedHoldingNothingBatchGrown, and where it
-// holds records, whose wake counts the partition again from its offset
-// after a compaction: see readable, TestFetchWaitCompactedBatchGrown),
-// or the batches counted
+// holds records, whose wake makes the fetch again after a compaction:
+// see firstMoved, TestFetchWaitCompactedBatchGrown), or the batches
+// counted
 // whole already make MinBytes (each wake makes the fetch again, and
 // then every partition is such) — is woken by every append to it, as
 // before. So is every partition of a fetch that found a compacted
@@ -1334,10 +1334,8 @@ func idGone(err error, fp api.FetchPartition) error {
 // fetchProbe is what readable has counted of a fetch that waits: for
 // each partition, the offset after the bytes counted and the room left
 // (its MaxBytes, or the request's, less what the fetch read and what was
-// counted since; after a recount, less the bytes found from its
-// offset); the bytes counted in all, each batch up to the room left
-// (more, readable's first count), and whole (bound, which a recount
-// corrects by what it found).
+// counted since); the bytes counted in all, each batch up to the room
+// left (more), and whole (bound).
 type fetchProbe struct {
 	ends  []int64
 	rooms []int
@@ -1349,20 +1347,15 @@ type fetchProbe struct {
 	buf   []byte // reused by the reads (on the OS's FS; a view in memory)
 	// firsts holds each partition's first batch from its offset, as
 	// the fetch or a probe read found it (size 0: none yet); compact,
-	// whether its log was seen with the compact policy (see firstMoved).
+	// whether its log was seen with the compact policy since pr began,
+	// by its marks (see firstMoved).
 	firsts  []probeFirst
 	compact []bool
 	// marks are the fetch's, which each look at a wake takes again
-	// before readable counts (fetchAt); gens[i], the mark that
-	// partition i's count stands on (taken before every read it
-	// counted, and after the last compaction it recounted for: see
-	// recount); wholes[i], the bytes of the whole batches from its
-	// offset up to ends[i], those resp holds and those counted (in
-	// bound); limits[i], its limit (its MaxBytes, or the request's).
-	marks  []log.Mark
-	gens   []log.Mark
-	wholes []int
-	limits []int
+	// (fetchAt); gens, a copy of them as the reads that made resp took
+	// them, before any batch pr counts (see firstMoved).
+	marks []log.Mark
+	gens  []log.Mark
 }
 
 // probeFirst is a batch a fetchProbe found first at a partition's offset.
@@ -1389,7 +1382,7 @@ func firstOf(data []byte) probeFirst {
 func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int, marks []log.Mark) *fetchProbe {
 	n := len(req.Partitions)
 	pr := &fetchProbe{ends: make([]int64, n), rooms: make([]int, n), hws: make([]int64, n), firsts: make([]probeFirst, n), compact: make([]bool, n),
-		marks: marks, gens: slices.Clone(marks), wholes: make([]int, n), limits: make([]int, n)}
+		marks: marks, gens: slices.Clone(marks)}
 	for i, fp := range req.Partitions {
 		pr.hws[i] = -1
 		limit := fp.MaxBytes
@@ -1399,78 +1392,51 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int, 
 		pr.ends[i] = nextAfter(resp.Partitions[i].Records, fp.Offset)
 		pr.rooms[i] = limit - len(resp.Partitions[i].Records)
 		pr.firsts[i] = firstOf(resp.Partitions[i].Records)
-		pr.wholes[i] = len(resp.Partitions[i].Records)
-		pr.limits[i] = limit
+		pr.compact[i] = marks[i].Compacted()
 	}
 	return pr
 }
 
-// recount counts again, at a wake, the bytes of the whole batches of
-// req.Partitions[i], a partition of a compacted log, from its offset up
-// to pr.ends[i], where a compaction (or a change other than an append:
-// see log.Mark.Rewritten) came since its count stood (pr.gens[i]) and
-// before the look of the wake took its mark (pr.marks[i]): the batches
-// resp holds and those counted past it may have another size now, or
-// be gone (a batch of tombstones cleaned the first time takes a delete
-// horizon, and grows: TestFetchWaitCompactedBatchGrown), and a fetch
-// made now counts them as they are. pr.bound takes the difference, and
-// pr.rooms[i] what is left of the limit after the bytes found; pr.more
-// (the first call's count) and pr.firsts[i] (see firstMoved) stay as
-// they were. A read that fails leaves the count as it stood, recounted
-// at the next wake: the look of the wake sees the partition's error. It
-// reads what the count had read (a view, in memory), once a compaction.
-func (b *Broker) recount(ctx context.Context, req *api.FetchRequest, pr *fetchProbe, i int, p *log.Partition, hw int64) {
-	if !pr.gens[i].Rewritten(pr.marks[i]) {
-		return
-	}
-	fp := req.Partitions[i]
-	whole, end := 0, min(pr.ends[i], hw)
-	for at := fp.Offset; at < end; {
-		data, err := p.ReadInto(ctx, pr.buf[:0], at, math.MaxInt32, end)
-		if err != nil {
-			return
-		}
-		pr.buf = data
-		next := nextAfter(data, at)
-		if len(data) == 0 || next <= at {
-			break
-		}
-		whole += len(data)
-		at = next
-	}
-	pr.bound += whole - pr.wholes[i]
-	pr.wholes[i] = whole
-	pr.rooms[i] = pr.limits[i] - whole
-	pr.gens[i] = pr.marks[i]
-}
-
 // firstMoved reports whether a partition of a fetch that waits, whose
-// log is compacted (or was, since pr began), no longer has at its offset
-// the first batch pr found there (a compaction removed it: the next,
-// which a fetch made now counts whole if its partition comes first with
-// data, may be larger than all pr counted), or may not: its topic, or
-// its log, could not be looked at. It reads one batch of each such
-// partition (a view, in memory), none of a partition of a topic that is
-// not compacted.
+// log is compacted (or was, since pr began), and of which the fetch
+// holds or pr counted batches, may hold others now than those counted,
+// so that the fetch is made again: a compaction, or a change other than
+// an append, came since the reads that made resp (log.Mark.Rewritten,
+// between pr.gens and the marks the look of the wake took: a compaction
+// may make a batch larger, resp's or one counted past it — a batch of
+// tombstones cleaned the first time takes a delete horizon — and a
+// fetch made now counts it so, where pr counted it at its size before:
+// TestFetchWaitCompactedBatchGrown); or the partition no longer has at
+// its offset the first batch pr found there (a compaction removed it:
+// the next, which a fetch made now counts whole if its partition comes
+// first with data, may be larger than all pr counted); or may not: its
+// topic, or its log, could not be looked at. A compaction whose swap the
+// look's marks do not show yet (it ran as they were taken) shows in the
+// next wake's. Whether a log is compacted it takes from the partition's
+// marks (pr.compact once one of them said so). It looks up and reads
+// one batch of each such partition whose marks show no compaction since
+// (a view, in memory), and passes a partition of a log not compacted
+// without a look-up (each cost, at each wake of a fetch of 64
+// partitions, a look-up of the topic and of the partition's log, until
+// 2026-12-07). The fetch made again reads its partitions from their
+// offsets, as at its start, and counts from there (readable): a
+// compaction costs each fetch that waits holding records of its log one
+// such read.
 func (b *Broker) firstMoved(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, pr *fetchProbe) bool {
 	for i, fp := range req.Partitions {
 		out := resp.Partitions[i]
-		if out.Err != nil || pr.firsts[i].size == 0 {
+		if pr.marks[i].Compacted() {
+			pr.compact[i] = true
+		}
+		if out.Err != nil || pr.firsts[i].size == 0 || !pr.compact[i] {
 			continue
+		}
+		if pr.gens[i].Rewritten(pr.marks[i]) {
+			return true
 		}
 		t, p, err := b.topicPartition(context.Background(), fp.Topic, fp.Partition, false)
 		if err != nil || t.ID != out.TopicID {
 			return true
-		}
-		l, err := p.LogContext(ctx)
-		if err != nil {
-			return true
-		}
-		if l.Config().CleanupPolicy&log.Compact != 0 {
-			pr.compact[i] = true
-		}
-		if !pr.compact[i] {
-			continue
 		}
 		data, err := p.ReadInto(ctx, pr.buf[:0], fp.Offset, 1, out.HighWatermark)
 		if err != nil {
@@ -1509,16 +1475,9 @@ func (b *Broker) firstMoved(ctx context.Context, req *api.FetchRequest, resp api
 // at a wake (fresh), up to those of now, and until the bound reaches
 // need. A partition whose log was cut below what was counted (a
 // truncation, DeleteRecords) keeps its count: the fetch may be made
-// again early, and waits again. One whose log is compacted (by its
-// marks: pr.gens[i] or pr.marks[i]) and was compacted, or changed
-// otherwise than by an append, since its count stood is counted again
-// at a wake, from its offset up to where its count had reached (see
-// recount), and on from there: a compaction may make a batch larger,
-// the answer's or one counted past it, and a count of it at its size
-// before would stay below what a fetch made again finds, the fetch
-// asleep with MinBytes readable (until MaxWait, where no other change
-// made it again). A partition whose log is not compacted is counted
-// from where its last count stopped, as before.
+// again early, and waits again. A compaction may make a batch counted
+// larger: a wake at which a compacted partition's marks show one since
+// the fetch read makes the fetch again (firstMoved), and pr begins anew.
 func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.FetchResponse, pr *fetchProbe, need int, fresh bool) int {
 	counted := func() int {
 		if fresh {
@@ -1542,9 +1501,6 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 		hw := out.HighWatermark
 		if fresh {
 			hw = p.Offsets().HighWatermark
-			if pr.marks[i].Compacted() || pr.gens[i].Compacted() {
-				b.recount(ctx, req, pr, i, p, hw)
-			}
 		}
 		pr.hws[i] = hw
 		for pr.ends[i] < hw && pr.rooms[i] > 0 && counted() < need {
@@ -1559,7 +1515,6 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 			n := min(len(data), pr.rooms[i])
 			pr.more += n
 			pr.bound += len(data)
-			pr.wholes[i] += len(data)
 			pr.rooms[i] -= n
 			next := nextAfter(data, pr.ends[i])
 			if next <= pr.ends[i] {

@@ -1141,14 +1141,14 @@ func tombstonesOf(t *testing.T, n int) []byte {
 }
 
 // TestFetchWaitCompactedBatchGrown: a fetch that waits for MinBytes
-// holding records of a compacted partition counts, at each wake, the
-// bytes from its offset as a fetch made then would find them, after a
-// compaction made a batch it counted larger (a batch of tombstones
-// cleaned the first time: see TestFetchWaitCompactedHoldingNothingBatchGrown),
-// and answers at the first append after it that brings the partition to
-// MinBytes so counted, as Kafka's delayed fetch, which counts from the
-// fetch offset to the high watermark by the log's positions of now,
-// answers. The batch grown is one the wait counted past the answer
+// holding records of a compacted partition, after a compaction made a
+// batch it counted larger (a batch of tombstones cleaned the first time:
+// see TestFetchWaitCompactedHoldingNothingBatchGrown), counts the bytes
+// from its offset as a fetch made then finds them (its wake makes it
+// again: firstMoved), and answers at the first append after the
+// compaction, where the partitions so counted hold MinBytes, as Kafka's
+// delayed fetch, which counts from the fetch offset to the high
+// watermark by the log's positions of now, answers. The batch grown is one the wait counted past the answer
 // (counted), or one the answer holds (held), never the first (which
 // firstMoved looks at); the append after the compaction is to the
 // compacted partition, or (other) to another partition of the fetch, u-0,

@@ -356,17 +356,22 @@ func watermarkBytes(l *Log) int64 {
 // it (ChangedPast). The zero Mark is one whose ChangedPast answers at
 // once.
 type Mark struct {
-	p           *Partition
-	epoch       uint64
-	bytes       int64
-	compactions int64
-	compact     bool
+	p     *Partition
+	epoch uint64
+	bytes int64
+	// gen is the log's count of compactions (see Rewritten), shifted
+	// left by one, its lowest bit whether the log had the compact
+	// policy (Compacted): a Mark is taken and copied for each partition
+	// at each look of a fetch that waits, and a field more (40 bytes
+	// where 32) made the wakes of 100 fetches of 64 partitions 0.36 M
+	// instructions an append dearer (of 13.4 M).
+	gen int64
 }
 
 // Compacted reports whether the partition's log had the compact cleanup
 // policy when m was taken: a compaction may then change what a reader
 // found (the first batch at its offset), and wakes no one.
-func (m Mark) Compacted() bool { return m.compact }
+func (m Mark) Compacted() bool { return m.gen&1 != 0 }
 
 // Rewritten reports whether the batches below the high watermark of
 // m's partition may have changed, otherwise than by appends past them,
@@ -379,7 +384,7 @@ func (m Mark) Compacted() bool { return m.compact }
 // taken after it: one taken as it runs may not show it, and a read
 // after that Mark find the cleaned segments (the next Mark shows it).
 func (m Mark) Rewritten(now Mark) bool {
-	return m.p != now.p || m.epoch != now.epoch || m.compactions != now.compactions
+	return m.p != now.p || m.epoch != now.epoch || m.gen>>1 != now.gen>>1
 }
 
 // Mark returns where the partition stands now, for a reader to take
@@ -392,7 +397,11 @@ func (p *Partition) Mark() Mark {
 	p.notifyMu.Lock()
 	defer p.notifyMu.Unlock()
 	l := p.current()
-	return Mark{p: p, epoch: p.epoch, bytes: watermarkBytes(l), compactions: l.compactions.Load(), compact: l.Config().CleanupPolicy&Compact != 0}
+	gen := l.compactions.Load() << 1
+	if l.Config().CleanupPolicy&Compact != 0 {
+		gen |= 1
+	}
+	return Mark{p: p, epoch: p.epoch, bytes: watermarkBytes(l), gen: gen}
 }
 
 // ChangedPast returns a channel that is closed once:
