@@ -2,6 +2,7 @@ package runneltest_test
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -28,40 +29,47 @@ func (c cleanupDeadlineT) Deadline() (time.Time, bool) { return c.deadline, true
 // ended before they began, and the race between Close's answer and the
 // wait's end reported "a promise that does not return?" of a producer
 // with none; now they end half way to the deadline when less than two
-// seconds are left.
+// seconds are left. In a synctest bubble: on the real clock the
+// produce and the Close had to be done within those 250 ms, which a
+// loaded machine (-race, the CPU shared) need not do; on the bubble's
+// clock they take no time.
 func TestNewProducerCleanupNearTheDeadline(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
-	for i := range 20 {
-		nt := cleanupDeadlineT{cleanupT: &cleanupT{fakeT: &fakeT{TB: t}}, deadline: time.Now().Add(500 * time.Millisecond)}
-		p := runneltest.NewProducer(nt, b)
-		require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}))
-		require.Len(t, nt.cleanups, 1)
-		nt.cleanups[0]()
-		require.False(t, nt.failed, "run %d: %s", i, nt.msg)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		for i := range 20 {
+			nt := cleanupDeadlineT{cleanupT: &cleanupT{fakeT: &fakeT{TB: t}}, deadline: time.Now().Add(500 * time.Millisecond)}
+			p := runneltest.NewProducer(nt, b)
+			require.NoError(t, p.ProduceSync(t.Context(), &record.Record{Topic: "t", Value: []byte("v")}))
+			require.Len(t, nt.cleanups, 1)
+			nt.cleanups[0]()
+			require.False(t, nt.failed, "run %d: %s", i, nt.msg)
+		}
+	})
 }
 
 // TestHelpersNearTheDeadline: the helpers called in the test's last
 // second still do what takes no time: Consume finds the record there,
 // and ConsumeAll and Produce work (each failed the test, its wait over
-// before it began).
+// before it began). In a synctest bubble, as the test above.
 func TestHelpersNearTheDeadline(t *testing.T) {
-	b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
-	runneltest.ProduceValues(t, b, "t", "a")
-	near := func(ft *fakeT) deadlineT {
-		return deadlineT{fakeT: ft, deadline: time.Now().Add(500 * time.Millisecond)}
-	}
-	for _, tc := range []struct {
-		name string
-		call func(ft *fakeT)
-	}{
-		{"Consume", func(ft *fakeT) { runneltest.Consume(near(ft), b, "t", 1) }},
-		{"ConsumeAll", func(ft *fakeT) { runneltest.ConsumeAll(near(ft), b, "t") }},
-		{"Produce", func(ft *fakeT) { runneltest.ProduceValues(near(ft), b, "t", "b") }},
-	} {
-		ft := fails(t, tc.call)
-		require.False(t, ft.failed, "%s: %s", tc.name, ft.msg)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b := runneltest.NewBroker(t, runneltest.Topic("t", 1))
+		runneltest.ProduceValues(t, b, "t", "a")
+		near := func(ft *fakeT) deadlineT {
+			return deadlineT{fakeT: ft, deadline: time.Now().Add(500 * time.Millisecond)}
+		}
+		for _, tc := range []struct {
+			name string
+			call func(ft *fakeT)
+		}{
+			{"Consume", func(ft *fakeT) { runneltest.Consume(near(ft), b, "t", 1) }},
+			{"ConsumeAll", func(ft *fakeT) { runneltest.ConsumeAll(near(ft), b, "t") }},
+			{"Produce", func(ft *fakeT) { runneltest.ProduceValues(near(ft), b, "t", "b") }},
+		} {
+			ft := fails(t, tc.call)
+			require.False(t, ft.failed, "%s: %s", tc.name, ft.msg)
+		}
+	})
 }
 
 // TestTopicOptionsSkipTopicsFoundInDir: a NewBroker opened again on the
