@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
@@ -21,77 +22,81 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// getHealth GETs url's /healthz: its status and text.
-func getHealth(t *testing.T, url string) (int, string) {
+// getHealth serves a GET /healthz with h: its status and text.
+func getHealth(t *testing.T, h http.Handler) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url + "/healthz")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	return w.Code, w.Body.String()
 }
 
 // TestHealthzTellsAFencedPartition: /healthz answers 200 while every
 // partition of the orders topic takes events. Once a failed fsync fenced
 // one, it answers 503 naming that partition and its Kafka error, without
 // the cause's text (a file's path); a broker that is closed fails it
-// too.
+// too. In a synctest bubble, each probe served by the handler itself:
+// on the real clock a probe had to be answered within healthTimeout
+// (1 s, DescribeTopic failing at once on a ctx that has ended), which a
+// loaded machine need not do.
 func TestHealthzTellsAFencedPartition(t *testing.T) {
-	ctx := context.Background()
-	var failing atomic.Bool
-	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if failing.Load() && op == vfs.OpSync && filepath.ToSlash(filepath.Dir(name)) == "/d/orders-1" {
-			return vfs.ErrInjected
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var failing atomic.Bool
+		fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+			if failing.Load() && op == vfs.OpSync && filepath.ToSlash(filepath.Dir(name)) == "/d/orders-1" {
+				return vfs.ErrInjected
+			}
+			return nil
+		}))
+		b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
+		require.NoError(t, err)
+		var logged syncBuffer
+		svc, err := NewService(ctx, b, slog.New(slog.NewTextHandler(&logged, nil)))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, svc.Close()) })
+		code, text := getHealth(t, svc.Handler())
+		require.Equal(t, http.StatusOK, code, text)
+		require.Equal(t, "ok\n", text)
+		require.Empty(t, logged.String())
+
+		// An event written to partition 1 whose fsync fails: the partition's
+		// log is fenced. Written through the broker itself: a producer
+		// retries the storage error until its delivery timeout, and its error
+		// matched the broker's only if an attempt was answered within that
+		// timeout (1 s, which a loaded machine could miss).
+		var events record.Builder
+		events.Append(time.Now().UnixMilli(), nil, []byte("{}"), nil)
+		batch, err := events.AppendTo(nil, compression.None)
+		require.NoError(t, err)
+		failing.Store(true)
+		_, err = b.Produce(ctx, &api.ProduceRequest{Topic: OrdersTopic, Partition: 1, Acks: api.AcksAll, Batches: batch})
+		require.ErrorIs(t, err, log.ErrLogFenced)
+		failing.Store(false)
+
+		for range 3 {
+			code, text = getHealth(t, svc.Handler())
+			require.Equal(t, http.StatusServiceUnavailable, code, text)
+			require.Equal(t, "partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)\n", text)
+			require.False(t, strings.Contains(text, filepath.FromSlash("/d/")), "no internal text")
 		}
-		return nil
-	}))
-	b, err := runnel.Open(runnel.Config{FS: fsys, Dir: "/d"})
-	require.NoError(t, err)
-	var logged syncBuffer
-	_, srv := newLoggedService(t, b, slog.New(slog.NewTextHandler(&logged, nil)))
-	code, text := getHealth(t, srv.URL)
-	require.Equal(t, http.StatusOK, code, text)
-	require.Equal(t, "ok\n", text)
-	require.Empty(t, logged.String())
+		// The cause is logged, once while it lasts, not at every probe.
+		lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+		require.Len(t, lines, 1, logged.String())
+		require.Contains(t, lines[0], "level=ERROR")
+		require.Contains(t, lines[0], "unhealthy: partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)")
+		require.Contains(t, lines[0], "orders-1=")
+		// The file's path, as the text handler quotes it (\d\orders-1\ on
+		// Windows, each backslash doubled).
+		file := strings.Trim(strconv.Quote(filepath.FromSlash("/d/orders-1/")), `"`)
+		require.Contains(t, lines[0], file, "with the cause: the file")
 
-	// An event written to partition 1 whose fsync fails: the partition's
-	// log is fenced. Written through the broker itself: a producer
-	// retries the storage error until its delivery timeout, and its error
-	// matched the broker's only if an attempt was answered within that
-	// timeout (1 s, which a loaded machine could miss).
-	var events record.Builder
-	events.Append(time.Now().UnixMilli(), nil, []byte("{}"), nil)
-	batch, err := events.AppendTo(nil, compression.None)
-	require.NoError(t, err)
-	failing.Store(true)
-	_, err = b.Produce(ctx, &api.ProduceRequest{Topic: OrdersTopic, Partition: 1, Acks: api.AcksAll, Batches: batch})
-	require.ErrorIs(t, err, log.ErrLogFenced)
-	failing.Store(false)
-
-	for range 3 {
-		code, text = getHealth(t, srv.URL)
+		require.NoError(t, b.Close())
+		code, text = getHealth(t, svc.Handler())
 		require.Equal(t, http.StatusServiceUnavailable, code, text)
-		require.Equal(t, "partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)\n", text)
-		require.False(t, strings.Contains(text, filepath.FromSlash("/d/")), "no internal text")
-	}
-	// The cause is logged, once while it lasts, not at every probe.
-	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
-	require.Len(t, lines, 1, logged.String())
-	require.Contains(t, lines[0], "level=ERROR")
-	require.Contains(t, lines[0], "unhealthy: partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)")
-	require.Contains(t, lines[0], "orders-1=")
-	// The file's path, as the text handler quotes it (\d\orders-1\ on
-	// Windows, each backslash doubled).
-	file := strings.Trim(strconv.Quote(filepath.FromSlash("/d/orders-1/")), `"`)
-	require.Contains(t, lines[0], file, "with the cause: the file")
-
-	require.NoError(t, b.Close())
-	code, text = getHealth(t, srv.URL)
-	require.Equal(t, http.StatusServiceUnavailable, code, text)
-	require.Equal(t, "the event log does not answer\n", text)
-	require.Contains(t, logged.String(), "unhealthy: the event log does not answer")
-	require.Contains(t, logged.String(), "broker is closed")
+		require.Equal(t, "the event log does not answer\n", text)
+		require.Contains(t, logged.String(), "unhealthy: the event log does not answer")
+		require.Contains(t, logged.String(), "broker is closed")
+	})
 }
 
 // TestHealthzLogsOnlyChanges: /healthz logs what it finds wrong when it
