@@ -1,12 +1,11 @@
 package runnel
 
-// How Broker.Fetch waits for MinBytes (readable, fetchProbe, firstMoved,
-// waitAny). Each test names the change to the code (the mutant) that it
+// How Broker.Fetch waits for MinBytes (readable, fetchProbe, firstMoved).
+// Each test names the change to the code (the mutant) that it
 // fails with.
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/log"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // TestFetchCtxEndAnswersWhatTheWakesFound: a fetch of several partitions
@@ -162,49 +160,6 @@ func TestFetchCtxEndAfterAWakeWithoutGrowth(t *testing.T) {
 		require.NoError(t, a.resp.Partitions[0].Err)
 		require.Equal(t, []string{"a", "b"}, values(t, a.resp.Partitions[0].Records), "the answer at ctx's end")
 	})
-}
-
-// TestWaitAnyAtReflectSelectsBounds: waitAny over as many
-// channels as fit one reflect.Select with its three others (65533), one
-// more (65534: the first that does not fit), and as many as fill the
-// select it keeps and one goroutine's select exactly and one more
-// (65532+65535+1), woken by its ctx, and by the last channel and the one
-// after those it keeps. Kills: the split starting one channel late (c26),
-// a goroutine's share one channel too many (c28), and the channels kept
-// aliasing the caller's slice (c31: a second wait lost a channel).
-func TestWaitAnyAtReflectSelectsBounds(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	for _, n := range []int{maxSelectCases - 3, maxSelectCases - 2, maxSelectCases - 4 + maxSelectCases - 1 + 1} {
-		chans := make([]chan struct{}, n)
-		waits := make([]<-chan struct{}, n)
-		for i := range chans {
-			chans[i] = make(chan struct{})
-			waits[i] = chans[i]
-		}
-		wait := func(ctx context.Context) (got int, err error) {
-			defer func() {
-				if r := recover(); r != nil {
-					err = fmt.Errorf("waitAny panicked: %v", r)
-				}
-			}()
-			timer := time.NewTimer(time.Minute) // bounds a wait no channel ends
-			defer timer.Stop()
-			return waitAny(ctx, make(chan struct{}), timer.C, waits), nil
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		got, err := wait(ctx)
-		require.NoError(t, err, "%d channels", n)
-		require.Equal(t, waitCtx, got, "%d channels", n)
-		for _, i := range []int{n - 1, maxSelectCases - 4} {
-			close(chans[i])
-			got, err = wait(context.Background())
-			require.NoError(t, err, "%d channels, channel %d", n, i)
-			require.Equal(t, waitMoved, got, "%d channels, channel %d", n, i)
-			chans[i] = make(chan struct{})
-			waits[i] = chans[i]
-		}
-	}
 }
 
 // TestFetchWaitSeesItsFirstBatchCompactedAway: a fetch that

@@ -136,7 +136,7 @@ func TestFetchWokenByLogStartMove(t *testing.T) {
 // same (the log does not know the readers' offsets): the fetch reads
 // again, finds less than MinBytes still, and goes back to waiting until
 // MaxWait, the records it found then in the answer; with one partition
-// (a plain select) and with two (reflect.Select). A truncation below a
+// and with two (a log.Wake of two waits). A truncation below a
 // waiting fetch's offset answers it at once, out of range; and so does a
 // DeleteRecords after a config change reopened the log (the new log wakes
 // the partition's readers too).
@@ -220,8 +220,8 @@ func TestFetchWokenByCutInRange(t *testing.T) {
 // fetch of MinBytes 1 that found nothing and waits, reads once more at
 // the wake an append makes the partition appended to, and answers with
 // it: the wake of a fetch that read nothing makes the fetch again, which
-// reads only what was appended since, of the partitions whose channel
-// closed (each of the others answers as its first read did; it read
+// reads only what was appended since, of the partitions whose wait
+// fired (each of the others answers as its first read did; it read
 // every partition again before: four reads of two partitions, where
 // three do). (The look at each wake that
 // TestUntrustedFetchWakeReadsOnlyNewBytes pins, a read of no bytes and a
@@ -256,15 +256,17 @@ func TestFetchWakeOfALongPollReadsOnce(t *testing.T) {
 
 // TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged: a long poll of
 // many partitions that read nothing reads again, at a wake, only the
-// partitions whose change channel closed; the others answer as their
+// partitions whose wait fired (their change channels closed, before
+// 2026-12-07); the others answer as their
 // first read did. The answer is that of
 // a fetch made then, each partition's high watermark and log start
 // those of now (a cut in range, which wakes the poll and leaves it
 // waiting, shows in the answer). Before, each wake read every partition
 // again: a consumer of P partitions read 2P of them at each append. An
 // append made between a partition's look-up and its read (after the
-// fetch took its channel) wakes the fetch too (mutant: the channel taken
-// after the read waits for MaxWait, and answers without the record).
+// fetch took its mark) wakes the fetch too (mutant: the mark, as the
+// channel before 2026-12-07, taken after the read waits for MaxWait, and
+// answers without the record).
 func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
 	const parts = 40
 	setup := func(t *testing.T) (*Broker, *api.FetchRequest, *atomic.Int32) {

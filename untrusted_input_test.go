@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/internal/testkit"
@@ -31,7 +30,10 @@ const manyPartitions = 70_000
 // from a tenant's list may), and finds nothing to return, waits for them
 // up to MaxWait and answers with nothing. It panicked in reflect.Select
 // ("too many cases (max 65536)"), taking the process down: one channel
-// a partition plus three, in one select.
+// a partition plus three, in one select. It is woken by an append to the
+// last partition it names, and to the first (one channel, a log.Wake,
+// since 2026-12-07; goroutines of the call waited on those past 65,532
+// before, TestUntrustedWaitAnyManyChannels).
 func TestUntrustedFetchManyPartitionsWaits(t *testing.T) {
 	b := open(t, Config{})
 	ctx := context.Background()
@@ -56,6 +58,26 @@ func TestUntrustedFetchManyPartitionsWaits(t *testing.T) {
 	resp, err = fetchNoPanic(ctx, b, req)
 	require.NoError(t, err)
 	require.Equal(t, []string{"v"}, values(t, resp.Partitions[manyPartitions].Records))
+
+	// A fetch that waits is woken by an append to the last partition it
+	// names, and by one to the first (all 70,000 entries but the last).
+	req.Partitions[manyPartitions].Offset = 1
+	for i, topic := range []string{"u", "t"} {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := fetchNoPanic(ctx, b, req)
+			if err == nil && len(resp.Partitions[0].Records)+len(resp.Partitions[manyPartitions].Records) == 0 {
+				err = fmt.Errorf("answered with no records: %+v", resp.Partitions[manyPartitions])
+			}
+			done <- err
+		}()
+		waitForWaiter(t)
+		produce(t, b, topic, 0, fmt.Sprint("w", i))
+		require.NoError(t, testkit.Await(t, done, "the fetch's answer at the append to "+topic))
+		if topic == "u" {
+			req.Partitions[manyPartitions].Offset = 2
+		}
+	}
 }
 
 // TestUntrustedFetchManyPartitionsWaitsForMinBytes: a Fetch that names
@@ -99,49 +121,6 @@ func fetchNoPanic(ctx context.Context, b *Broker, req *api.FetchRequest) (resp a
 		}
 	}()
 	return b.Fetch(ctx, req)
-}
-
-// TestUntrustedWaitAnyManyChannels: the long poll's wait (waitAny)
-// over more channels than reflect.Select takes (distinct partitions, as
-// a consumer assigned that many sends) is woken by any of them, the last
-// too, by its ctx and by its timer, and leaves no goroutine behind.
-func TestUntrustedWaitAnyManyChannels(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	chans := make([]chan struct{}, manyPartitions)
-	waits := make([]<-chan struct{}, manyPartitions)
-	for i := range chans {
-		chans[i] = make(chan struct{})
-		waits[i] = chans[i]
-	}
-	wait := func(ctx context.Context, timer <-chan time.Time) (got int, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("waitAny panicked: %v", r)
-			}
-		}()
-		return waitAny(ctx, make(chan struct{}), timer, waits), nil
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	got, err := wait(ctx, nil)
-	require.NoError(t, err)
-	require.Equal(t, waitCtx, got)
-
-	fired := make(chan time.Time, 1)
-	fired <- time.Now()
-	got, err = wait(context.Background(), fired)
-	require.NoError(t, err)
-	require.Equal(t, waitTimer, got)
-
-	for _, i := range []int{manyPartitions - 1, 65_533, 0} {
-		close(chans[i])
-		got, err = wait(context.Background(), nil)
-		require.NoError(t, err, "channel %d", i)
-		require.Equal(t, waitMoved, got, "channel %d", i)
-		chans[i] = make(chan struct{})
-		waits[i] = chans[i]
-	}
 }
 
 // TestUntrustedFetchWakeReadsOnlyNewBytes: a Fetch that waits for more
