@@ -33,7 +33,8 @@ const manyPartitions = 70_000
 // a partition plus three, in one select. It is woken by an append to the
 // last partition it names, and to the first (one channel, a log.Wake,
 // since 2026-12-07; goroutines of the call waited on those past 65,532
-// before, TestUntrustedWaitAnyManyChannels).
+// before, and TestUntrustedWaitAnyManyChannels, their test, went with
+// them).
 func TestUntrustedFetchManyPartitionsWaits(t *testing.T) {
 	b := open(t, Config{})
 	ctx := context.Background()
