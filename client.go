@@ -1209,16 +1209,18 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 // TestFetchOfSeveralPartitionsForAByteWokenByEveryChange). Callgrind,
 // 100 such fetches and appends of one record round the partitions in
 // fake time, each fetch answering and made again at each (a throwaway
-// test, 60 appends less 20): 13.9 M instructions an append where 18.1 M
-// with 64 partitions, 2.88 M where 3.30 M with 8 (the select's locks of
-// every channel and its wait queues, and an append's close and make of a
-// Changed channel taken). One partition keeps its Changed channel, as
-// cheap: 1.97 M an append, where a build that gave it a Wake cost 2.16 M.
+// test, 60 appends less 20, two runs): 13.9–14.0 M instructions an
+// append where 18.1 M with 64 partitions, 2.88–2.90 M where 3.29–3.30 M
+// with 8 (the select's locks of every channel and its wait queues, and
+// an append's close and make of a Changed channel taken). One partition
+// keeps its Changed channel, as cheap: 1.96–1.98 M an append, where a
+// build that gave it a Wake cost 2.16 M.
 func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr *fetchProbe, marks []log.Mark, wake *log.Wake) {
 	if want == 1 {
 		// A fetch of several partitions that wants a byte (it read
 		// nothing, total 0): each partition waits for a byte, as the
-		// count below makes it (need 0 or 1, and ceil(1/k) is 1).
+		// needs below make it (needShare or needAny, and ceil(1/k) is
+		// 1).
 		for i := range marks {
 			wake.Add(marks[i], 1)
 		}
