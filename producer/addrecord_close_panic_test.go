@@ -26,28 +26,31 @@ import (
 // waits in spawn.
 func TestAddRecordCloseBeforeSpawnPanickingPromise(t *testing.T) {
 	for _, tc := range []struct {
-		name          string
-		first, second bool // whose promise panics
+		name   string
+		panics []bool // whose promise panics, by record
+		split  bool   // a batch a record (BatchMaxBytes)
 	}{
-		{"first", true, false},
-		{"second", false, true},
-		{"both", true, true},
+		{"first", []bool{true, false}, false},
+		{"second", []bool{false, true}, false},
+		{"both", []bool{true, true}, false},
+		{"split/first", []bool{true, false, false}, true},
+		{"split/second", []bool{false, true, false}, true},
+		{"split/first_and_third", []bool{true, false, true}, true},
+		{"split/none", []bool{false, false, false}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := New(&manyClient{n: 1}, RecordPartitioner(RoundRobinPartitioner()))
+			opts := []Opt{RecordPartitioner(RoundRobinPartitioner())}
+			if tc.split {
+				// Each record fills a batch: the first record's batch is
+				// bs[0] of three.
+				opts = append(opts, BatchMaxBytes(record.HeaderSize+record.SizeWithDeltas(record.BodySize(nil, []byte("v"), nil), 0, 0)))
+			}
+			p, err := New(&manyClient{n: 1}, opts...)
 			require.NoError(t, err)
 			defer p.Close()
 			_, err = p.topic(context.Background(), "t", true)
 			require.NoError(t, err)
 
-			promise := func(panics bool, got chan<- error) func(*record.Record, error) {
-				return func(_ *record.Record, err error) {
-					got <- err
-					if panics {
-						panic("promise")
-					}
-				}
-			}
 			p.goMu.Lock()
 			locked := true
 			defer func() {
@@ -55,33 +58,60 @@ func TestAddRecordCloseBeforeSpawnPanickingPromise(t *testing.T) {
 					p.goMu.Unlock()
 				}
 			}()
-			got1, got2 := make(chan error, 1), make(chan error, 1)
+			// Each promise notes its record's index and error (on the
+			// first Produce's goroutine, read once it returned).
+			var ran []int
+			var errs []error
+			anyPanics := false
+			promise := func(i int) func(*record.Record, error) {
+				anyPanics = anyPanics || tc.panics[i]
+				return func(_ *record.Record, err error) {
+					ran, errs = append(ran, i), append(errs, err)
+					if tc.panics[i] {
+						panic("promise")
+					}
+				}
+			}
 			panicked := make(chan any, 1)
 			produced := make(chan struct{})
+			first := promise(0)
 			go func() {
 				defer close(produced)
 				defer func() { panicked <- recover() }()
-				p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, promise(tc.first, got1))
+				p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, first)
 			}()
 			waitGoroutine(t, "producer.(*Producer).spawn(", "producer.(*partition).addRecord(")
-			// Joins the batch the first record opened: the partition's
-			// goroutine counts as running (draining).
-			p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("w")}, promise(tc.second, got2))
-			require.Equal(t, int64(2), p.bufRecords.Load())
+			// The others join the batch the first record opened (or open
+			// the next): the partition's goroutine counts as running
+			// (draining).
+			for i := 1; i < len(tc.panics); i++ {
+				p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("w")}, promise(i))
+			}
+			require.Equal(t, int64(len(tc.panics)), p.bufRecords.Load())
+			if tc.split {
+				pp := (*p.knownTopic("t").parts.Load())[0]
+				pp.mu.Lock()
+				require.Len(t, pp.queue, len(tc.panics), "a batch a record")
+				pp.mu.Unlock()
+			}
 			p.closed.Store(true) // as Close does, under goMu
 			locked = false
 			p.goMu.Unlock()
 			testkit.Await(t, produced, "the first Produce's return")
-			require.Equal(t, "promise", <-panicked, "the promise's panic goes on to the Produce that ran it")
-			// Both promises ran on the first Produce's goroutine, before
-			// it returned.
-			for i, got := range []chan error{got1, got2} {
-				select {
-				case err := <-got:
-					require.ErrorIs(t, err, ErrClosed, "record %d", i+1)
-				default:
-					t.Fatalf("the promise of record %d never ran", i+1)
-				}
+			if anyPanics {
+				require.Equal(t, "promise", <-panicked, "the promise's panic goes on to the Produce that ran it")
+			} else {
+				require.Nil(t, <-panicked)
+			}
+			// Every promise ran once, in order, on the first Produce's
+			// goroutine, before it returned.
+			want := make([]int, len(tc.panics))
+			for i := range want {
+				want[i] = i
+			}
+			require.Equal(t, want, ran, "the records whose promises ran")
+			for i, err := range errs {
+				require.ErrorIs(t, err, ErrClosed, "record %d", i+1)
 			}
 			require.Zero(t, p.bufRecords.Load(), "records left counted as buffered")
 			require.Zero(t, p.bufBytes.Load(), "bytes left counted as buffered")

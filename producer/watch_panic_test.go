@@ -95,3 +95,156 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// batchState is what of a partition's open batch a record added and
+// taken out again (unaddLocked) could have changed.
+type batchState struct {
+	cur               *batch
+	recs, ctxs, stops int
+	bytes             int64
+	size              int
+	firstTs           int64
+	created           time.Time
+	watched           <-chan struct{}
+	hot, filled       bool
+	draining, idle    bool
+	queued            int
+	spare             *batch
+	bufRecs, bufBytes int64
+	slotRec, slotCtx  bool // the slots past recs and ctxs hold nothing
+}
+
+func batchStateOf(p *Producer, pp *partition) batchState {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	s := batchState{cur: pp.cur, draining: pp.draining, idle: pp.idle, queued: len(pp.queue), spare: pp.spare,
+		bufRecs: p.BufferedRecords(), bufBytes: p.BufferedBytes(), slotRec: true, slotCtx: true}
+	if b := pp.cur; b != nil {
+		s.recs, s.ctxs, s.stops = len(b.recs), len(b.ctxs), len(b.stops)
+		s.bytes, s.size, s.firstTs, s.created = b.bytes, b.size, b.firstTs, b.created
+		s.watched, s.hot, s.filled = b.watched, b.hot, b.filled
+		if len(b.recs) < cap(b.recs) {
+			slot := b.recs[:len(b.recs)+1][len(b.recs)]
+			s.slotRec = slot.r == nil && slot.promise == nil
+		}
+		if len(b.ctxs) < cap(b.ctxs) {
+			s.slotCtx = b.ctxs[:len(b.ctxs)+1][len(b.ctxs)] == recCtx{}
+		}
+	}
+	return s
+}
+
+// TestWatchPanickingCtxLeavesNoTrace: a record whose ctx's AfterFunc
+// method panicked (see TestWatchPanickingCtx) leaves its partition as it
+// found it: the open batch's records, ctxs, bytes and size (by which the
+// next records fit or not), its first timestamp and the ctx it watches
+// last, no batch opened for it, the buffer counted as before; nor does
+// the batch keep the record referenced. The record is given back as it
+// was, its topic (the default) and zero timestamp with its Location
+// unset again, on the hot path too, where produce stamped them. A second
+// record of the same ctx is watched (and panics) as the first was: the
+// batch does not count that ctx as watched. The batch holds a record of
+// a ctx that may end before (hot, keyed), so that its ctxs and the ctx
+// it watches are not empty, and that ctx, ended, still ends the linger.
+func TestWatchPanickingCtxLeavesNoTrace(t *testing.T) {
+	zero := time.Time{}.In(time.FixedZone("UTC+1", 3600))
+	for _, tc := range []struct {
+		name   string
+		before bool   // records of context.Background and of a ctx that may end open the batch first
+		key    []byte // the records'
+	}{
+		{"first", false, nil},
+		{"hot", true, nil},
+		{"keyed", true, []byte("k")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := New(&manyClient{n: 1}, Linger(time.Hour), DeliveryTimeout(2*time.Hour), DefaultTopic("t"))
+			require.NoError(t, err)
+			defer p.Close()
+			ctx := context.Background()
+			_, err = p.topic(ctx, "t", true)
+			require.NoError(t, err)
+			pp := (*p.knownTopic("t").parts.Load())[0]
+			outcomes := make(chan error, 4)
+			promise := func(_ *record.Record, err error) { outcomes <- err }
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			if tc.before {
+				p.Produce(ctx, &record.Record{Key: tc.key, Value: []byte("a")}, promise)
+				p.Produce(cctx, &record.Record{Key: tc.key, Value: []byte("bb")}, promise)
+			}
+			before := batchStateOf(p, pp)
+			require.Equal(t, tc.before && tc.key == nil, before.hot, "the batch marked hot")
+
+			panicking := afterFuncPanicCtx{done: make(chan struct{})}
+			for i := range 2 {
+				r := &record.Record{Key: tc.key, Value: []byte("ccc"), Timestamp: zero}
+				func() {
+					defer func() { require.Equal(t, "AfterFunc", recover(), "Produce %d of the ctx: its panic goes on", i+1) }()
+					p.Produce(panicking, r, func(*record.Record, error) {
+						t.Error("the promise of a record whose Produce panicked ran")
+					})
+				}()
+				require.Empty(t, r.Topic, "the record's topic not given back")
+				require.Equal(t, zero, r.Timestamp, "the record's timestamp not given back")
+				require.Equal(t, "UTC+1", r.Timestamp.Location().String(), "the Location of the record's zero timestamp not given back")
+				require.Equal(t, before, batchStateOf(p, pp), "Produce %d of the ctx", i+1)
+			}
+
+			if tc.before {
+				// The watched ctx ends the linger still: a's batch goes
+				// now (the linger is an hour), bb fails with its error.
+				cancel()
+				require.NoError(t, testkit.Await(t, outcomes, "record a's outcome"))
+				require.ErrorIs(t, testkit.Await(t, outcomes, "record bb's outcome"), context.Canceled)
+			}
+			p.Produce(ctx, &record.Record{Key: tc.key, Value: []byte("d")}, promise)
+			require.NoError(t, p.Flush(ctx))
+			require.NoError(t, testkit.Await(t, outcomes, "record d's outcome"))
+			require.Zero(t, p.BufferedRecords())
+			require.Zero(t, p.BufferedBytes())
+		})
+	}
+}
+
+// TestHotPathWatchesANewCtxWithoutTheTopicsLock: a record without a key
+// whose ctx the sticky partition's lingering batch does not watch yet
+// joins that batch on the hot path all the same, as before produce's own
+// try declined it (see addHot): placeRecord tries the hot path again,
+// watching the ctx, and does not wait for the topic's lock. Its ctx is
+// watched: ended, it ends the linger.
+func TestHotPathWatchesANewCtxWithoutTheTopicsLock(t *testing.T) {
+	p, err := New(&manyClient{n: 1}, Linger(time.Hour), DeliveryTimeout(2*time.Hour))
+	require.NoError(t, err)
+	defer p.Close()
+	ctx := context.Background()
+	outcomes := make(chan error, 2)
+	promise := func(_ *record.Record, err error) { outcomes <- err }
+	p.Produce(ctx, &record.Record{Topic: "t", Value: []byte("a")}, promise) // opens the batch, marked hot
+	ts := p.knownTopic("t")
+	require.NotNil(t, ts.hot.Load(), "no batch marked hot")
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ts.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			ts.mu.Unlock()
+		}
+	}()
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		p.Produce(cctx, &record.Record{Topic: "t", Value: []byte("b")}, promise)
+	}()
+	testkit.Await(t, produced, "the Produce of a record of a new ctx, the topic's lock held")
+	locked = false
+	ts.mu.Unlock()
+	require.Equal(t, int64(2), p.BufferedRecords())
+
+	cancel()
+	require.NoError(t, testkit.Await(t, outcomes, "record a's outcome"))
+	require.ErrorIs(t, testkit.Await(t, outcomes, "record b's outcome"), context.Canceled)
+	require.Zero(t, p.BufferedRecords())
+}
