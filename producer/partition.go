@@ -589,11 +589,10 @@ func (t *topicState) place(pr pending, ctx context.Context, sp *syncParts, tryHo
 	if pp := t.hot.Load(); tryHot && pp != nil && pr.r.Key == nil {
 		// The hot path: the record joins the sticky partition's open
 		// batch, if that batch is still the one marked hot, without mu.
-		var done <-chan struct{}
-		if ctx != nil {
-			done = ctx.Done()
-		}
-		if pp.addHot(&pr, ctx, done, true, sp) {
+		// With watch, addHot watches ctx as addRecord does, and needs no
+		// done (produce's own try's, which declines a ctx to watch anew):
+		// no call of ctx's Done here, the application's code.
+		if pp.addHot(&pr, ctx, nil, true, sp) {
 			return false, nil // no trickle starts there (see addHot)
 		}
 	}
@@ -1253,9 +1252,10 @@ const (
 //
 // Without watch (produce's own try, which has no deferred undo), nor does
 // it run ctx's methods, which are the application's code when ctx is its
-// own type (done is ctx's Done, taken before): a record whose ctx the
-// batch would have to watch anew while it lingers (a Done channel other
-// than the last record's: see batch.watch) is declined. produce then
+// own type (done is ctx's Done, taken before; nil with watch, which
+// does not look at it): a record whose ctx the batch would have to
+// watch anew while it lingers (a Done channel other than the last
+// record's: see batch.watch) is declined. produce then
 // tries again through placeRecord, whose deferred undo gives the record
 // back should ctx's AfterFunc method panic: with watch, addHot watches
 // ctx as addRecord does (see watchLocked). The records of a run with the
