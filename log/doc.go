@@ -16,8 +16,10 @@
 //
 // It sits in the middle of the layer stack: above package segment (and
 // index, record and vfs below it), below the broker (package runnel). The
-// broker opens one Log per partition and serves producers and consumers
-// from them.
+// broker opens one Log per partition, in a [Partition] (its high watermark,
+// its lock, and its readers' waits: [Partition.Changed], [Partition.Mark]
+// with [Mark.ChangedPast], and a [Wake] for several partitions at once),
+// and serves producers and consumers from them.
 //
 // An application embeds the broker rather than this package. What it
 // takes from here are:

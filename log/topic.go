@@ -351,9 +351,12 @@ func watermarkBytes(l *Log) int64 {
 
 // A Mark is where a partition stood for a reader that took it (see
 // Partition.Mark) before it read: the bytes below its high watermark
-// then, by a count that only appends move, and its changes but growth.
-// A reader that found fewer bytes than it wants waits for the rest from
-// it (ChangedPast). The zero Mark is one whose ChangedPast answers at
+// then, by a count that only appends move, and how far it had changed
+// otherwise (a cut, a reopen, a close, a compaction: see ChangedPast and
+// Rewritten). A reader that found fewer bytes than it wants waits for
+// the rest from it (ChangedPast; a reader of several partitions, Wake),
+// and tells from two Marks whether what it read may have been rewritten
+// since (Rewritten). The zero Mark is one whose ChangedPast answers at
 // once.
 type Mark struct {
 	p     *Partition
@@ -381,8 +384,9 @@ func (m Mark) Compacted() bool { return m.gen&1 != 0 }
 // horizon), or the partition changed otherwise than by an append (see
 // ChangedPast: a cut; a reopen, whose open may complete a compaction's
 // swap), or now is of another partition. A swap shows in the Marks
-// taken after it: one taken as it runs may not show it, and a read
-// after that Mark find the cleaned segments (the next Mark shows it).
+// taken after it: one taken as it runs may not show it, though a read
+// after that Mark may find the cleaned segments (the next Mark shows
+// it).
 func (m Mark) Rewritten(now Mark) bool {
 	return m.p != now.p || m.epoch != now.epoch || m.gen>>1 != now.gen>>1
 }

@@ -11,12 +11,19 @@ import (
 // on Done, and calls Stop once it no longer waits. The first partition
 // whose wait is met (see Mark.ChangedPast, whose rules each wait
 // follows) closes Done; the others' that are met after it close
-// nothing. A fetch of P partitions waits so on one channel, in a plain
-// select: where it wants some bytes of them, P channels of ChangedPast
-// took a channel, a closure and a heap entry each, and a reflect.Select
-// of them all; where it wants a byte (a long poll, each partition's wait
-// for a byte, which every change of Partition.Changed's meets), a
-// reflect.Select of the partitions' Changed channels (until 2026-12-07).
+// nothing. However many partitions it waits on, the reader waits on one
+// channel, in a plain select (a fetch of several partitions that found
+// less than its MinBytes waits so: for a long poll, a byte each, which
+// every change that closes Partition.Changed's channel meets):
+//
+//	var w log.Wake
+//	mark := p.Mark() // for each partition p, before its read
+//	// ... read each partition; w.Add(mark, n) for each short of n bytes ...
+//	select {
+//	case <-w.Done():
+//	case <-ctx.Done():
+//	}
+//	w.Stop() // then w.Fired(i) says whether the i-th Add's wait was met
 //
 // A Wake is used again after Stop: the next Add begins a new wait, on
 // the same channel if the last wait closed none, on a new one if it did,
