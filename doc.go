@@ -55,6 +55,7 @@
 // [api], and *Broker satisfies them.
 //
 // The broker starts one goroutine for retention, compaction and flush.ms,
-// and one to fsync an append whose producer stopped waiting for its fsync
-// (see [Broker.Produce]). [Broker.Close] stops them and waits for them.
+// and, while a partition has appends whose producer stopped waiting for
+// their fsync, one for that partition that fsyncs them in turn (see
+// [Broker.Produce]). [Broker.Close] stops them and waits for them.
 package runnel
