@@ -392,8 +392,8 @@ func (m Mark) Rewritten(now Mark) bool {
 }
 
 // Mark returns where the partition stands now, for a reader to take
-// before it reads, and to wait from (Mark.ChangedPast). A zero
-// Partition's is the zero Mark.
+// before it reads, and to wait from (Mark.ChangedPast; Wake for several
+// partitions). A zero Partition's is the zero Mark.
 func (p *Partition) Mark() Mark {
 	if p.zero() {
 		return Mark{}
