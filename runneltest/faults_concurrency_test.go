@@ -263,18 +263,35 @@ func TestFaultsLoseResponseRacingRefusals(t *testing.T) {
 // ConsumeAll while a producer keeps appending: each call returns, of
 // every partition, the records from offset 0 on without a gap or a
 // duplicate, each call at least as many as the one before, and never
-// more than the high watermark right after it.
+// more than the high watermark right after it. The producer appends up to
+// 500 records more for each call (a budget the loop refills before each),
+// so that it is under way during the calls, and the log, which every
+// call reads from its start, stays small: unbounded, it had grown past
+// 200,000 records by the last calls on a loaded machine under -race, and
+// a call did not read them within ConsumeAll's 10 s.
 func TestConsumeAllWhileProducing(t *testing.T) {
 	b := runneltest.NewBroker(t, runneltest.Topic("t", 3))
 	p := runneltest.NewProducer(t, b)
 	stop := make(chan struct{})
+	const each = 500
+	budget := make(chan struct{}, 2*each)
+	refill := func() {
+		for range each {
+			select {
+			case budget <- struct{}{}:
+			default:
+				return // full: the producer is behind
+			}
+		}
+	}
+	refill()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-budget:
 			}
 			if err := p.ProduceSync(t.Context(), &record.Record{Topic: "t", Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}); err != nil {
 				t.Errorf("produce: %v", err)
@@ -287,6 +304,7 @@ func TestConsumeAllWhileProducing(t *testing.T) {
 	runneltest.Consume(t, b, "t", 1) // the producer is under way
 	prev := make([]int64, 3)
 	for range 20 {
+		refill()
 		got := runneltest.ConsumeAll(t, b, "t")
 		per := make([]int64, 3)
 		last := int32(-1)
