@@ -486,6 +486,14 @@ func noPromise(*record.Record, error) {}
 // is taken for context.Background (as by ProduceSync and Flush), though
 // package context asks for none.
 //
+// A ctx of the application's own type runs its methods (Done, Err, Value,
+// AfterFunc) where context.AfterFunc and the producer call them. If one
+// panics on Produce's goroutine, the panic reaches Produce's caller as a
+// partitioner's does (see [TopicPartitioner]): r is not buffered, left
+// as it was, its promise not run; the producer goes on. On the producer's
+// goroutines (a lingering batch looks at its records' ctxs), it crashes
+// the program, as a promise's panic there does.
+//
 // Errors given to promise:
 //
 //   - those listed on Producer;
