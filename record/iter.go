@@ -575,9 +575,13 @@ func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
 			return noTimestamps, corrupt(pos, "bad record length")
 		}
-		tsDelta, offDelta, reason := checkRecord(data[m+1:m+int(length)], prevOff, lastDelta)
-		if reason != "" {
-			return noTimestamps, corrupt(pos, reason)
+		rec := data[m+1 : m+int(length)]
+		tsDelta, offDelta, ok := quickRecord(rec, prevOff, lastDelta)
+		if !ok {
+			var reason string
+			if tsDelta, offDelta, reason = checkRecord(rec, prevOff, lastDelta); reason != "" {
+				return noTimestamps, corrupt(pos, reason)
+			}
 		}
 		prevOff = offDelta
 		tw.Add(base + tsDelta)
@@ -587,6 +591,65 @@ func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 		return noTimestamps, corrupt(pos, "record count disagrees with the records")
 	}
 	return tw.Timestamps(), nil
+}
+
+// quickRecord is checkRecord for the common record, read by index
+// rather than by slicing: a timestamp delta, a key length and a value
+// length of one or two bytes each, an offset delta, and no header (a
+// header count of 0, its last byte). It reports ok only for a record that
+// checkRecord accepts, with the same deltas; for any other (another
+// shape, or a corrupt one) it reports !ok, and checkRecord reads the
+// record again.
+func quickRecord(rec []byte, prevOff, lastDelta int64) (tsDelta, offDelta int64, ok bool) {
+	last := len(rec) - 1
+	if last < 4 || rec[last] != 0 {
+		return 0, 0, false
+	}
+	tsDelta, p := quickVarint(rec, 0, last)
+	if p < 0 {
+		return 0, 0, false
+	}
+	q := p
+	if offDelta, p = quickVarint(rec, q, last); p < 0 {
+		// Past 8,191 (a batch of more records): three bytes or more.
+		var k int
+		if offDelta, k = varint(rec[q:last]); k <= 0 {
+			return 0, 0, false
+		}
+		p = q + k
+	}
+	if offDelta <= prevOff || offDelta > lastDelta {
+		return 0, 0, false
+	}
+	for range 2 { // the key, then the value
+		var n int64
+		if n, p = quickVarint(rec, p, last); p < 0 || n > int64(last-p) {
+			return 0, 0, false
+		}
+		if n > 0 {
+			p += int(n)
+		}
+	}
+	return tsDelta, offDelta, p == last
+}
+
+// quickVarint reads for quickRecord a zigzag varint at rec[p], of one or
+// two bytes that end before rec[last], and returns it and the index past
+// it, or p = -1 for any other (of more bytes, or reaching last). A varint
+// of up to two bytes reads the same as a 32-bit and a 64-bit field.
+func quickVarint(rec []byte, p, last int) (int64, int) {
+	if p >= last {
+		return 0, -1
+	}
+	u := uint64(rec[p])
+	if u >= 0x80 {
+		if p+1 >= last || rec[p+1] >= 0x80 {
+			return 0, -1
+		}
+		u = u&0x7f | uint64(rec[p+1])<<7
+		p++
+	}
+	return int64(u>>1) ^ -int64(u&1), p + 1
 }
 
 // checkRecord checks the fields of one record, rec (its body after the
