@@ -568,6 +568,10 @@ func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 	base, tw := b.BaseTimestamp(), TimestampWalk{}
 	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
 	for i := int32(0); i < n; i++ {
+		k, used := quickRecords(data, n-i, base, lastDelta, &prevOff, &tw)
+		if data, i = data[used:], i+k; i == n {
+			break
+		}
 		length, m := varintShort(data)
 		if m == 0 {
 			length, m = varint(data)
@@ -575,13 +579,9 @@ func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
 			return noTimestamps, corrupt(pos, "bad record length")
 		}
-		rec := data[m+1 : m+int(length)]
-		tsDelta, offDelta, ok := quickRecord(rec, prevOff, lastDelta)
-		if !ok {
-			var reason string
-			if tsDelta, offDelta, reason = checkRecord(rec, prevOff, lastDelta); reason != "" {
-				return noTimestamps, corrupt(pos, reason)
-			}
+		tsDelta, offDelta, reason := checkRecord(data[m+1:m+int(length)], prevOff, lastDelta)
+		if reason != "" {
+			return noTimestamps, corrupt(pos, reason)
 		}
 		prevOff = offDelta
 		tw.Add(base + tsDelta)
@@ -593,60 +593,86 @@ func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 	return tw.Timestamps(), nil
 }
 
-// quickRecord is checkRecord for the common record, read by index
-// rather than by slicing: a timestamp delta, a key length and a value
-// length of one or two bytes each, an offset delta, and no header (a
-// header count of 0, its last byte). It reports ok only for a record that
-// checkRecord accepts, with the same deltas; for any other (another
-// shape, or a corrupt one) it reports !ok, and checkRecord reads the
-// record again.
-func quickRecord(rec []byte, prevOff, lastDelta int64) (tsDelta, offDelta int64, ok bool) {
-	last := len(rec) - 1
-	if last < 4 || rec[last] != 0 {
-		return 0, 0, false
-	}
-	tsDelta, p := quickVarint(rec, 0, last)
-	if p < 0 {
-		return 0, 0, false
-	}
-	q := p
-	if offDelta, p = quickVarint(rec, q, last); p < 0 {
-		// Past 8,191 (a batch of more records): three bytes or more.
-		var k int
-		if offDelta, k = varint(rec[q:last]); k <= 0 {
-			return 0, 0, false
+// quickRecords is checkFraming's loop for the common record, read by
+// index rather than by slicing, without a call a record: a length,
+// timestamp delta, key length and value length of one or two bytes each,
+// an offset delta, and no header (a header count of 0, its last byte). It
+// walks up to n records from the start of data while each is one, and
+// returns how many it took and their bytes, with *prevOff and tw as
+// checkFraming's loop leaves them after those records. It stops at the
+// first other record (another shape, or a corrupt one), which
+// checkFraming's loop reads, with checkRecord; it takes only records that
+// checkRecord accepts, with the same deltas.
+func quickRecords(data []byte, n int32, base, lastDelta int64, prevOff *int64, tw *TimestampWalk) (k int32, used int) {
+	w, prev := *tw, *prevOff
+	at := 0
+	for ; k < n; k++ {
+		length, p := quickVarint(data, at, len(data))
+		if p < 0 || length <= 0 || length > int64(len(data)-p) {
+			break
 		}
-		p = q + k
-	}
-	if offDelta <= prevOff || offDelta > lastDelta {
-		return 0, 0, false
-	}
-	for range 2 { // the key, then the value
-		var n int64
-		if n, p = quickVarint(rec, p, last); p < 0 || n > int64(last-p) {
-			return 0, 0, false
+		end := p + int(length)
+		// The record's body, after its attributes byte, is data[p+1:end],
+		// last its last byte.
+		last := end - 1
+		if last-(p+1) < 4 || data[last] != 0 {
+			break
 		}
-		if n > 0 {
-			p += int(n)
+		tsDelta, q := quickVarint(data, p+1, last)
+		if q < 0 {
+			break
 		}
+		offDelta, r := quickVarint(data, q, last)
+		if r < 0 {
+			// Past 8,191 (a batch of more records): three bytes or more.
+			var m int
+			if offDelta, m = varint(data[q:last]); m <= 0 {
+				break
+			}
+			r = q + m
+		}
+		if offDelta <= prev || offDelta > lastDelta {
+			break
+		}
+		keyLen, r := quickVarint(data, r, last)
+		if r < 0 || keyLen > int64(last-r) {
+			break
+		}
+		if keyLen > 0 {
+			r += int(keyLen)
+		}
+		valueLen, r := quickVarint(data, r, last)
+		if r < 0 || valueLen > int64(last-r) {
+			break
+		}
+		if valueLen > 0 {
+			r += int(valueLen)
+		}
+		if r != last {
+			break
+		}
+		prev = offDelta
+		w.Add(base + tsDelta)
+		at = end
 	}
-	return tsDelta, offDelta, p == last
+	*tw, *prevOff = w, prev
+	return k, at
 }
 
-// quickVarint reads for quickRecord a zigzag varint at rec[p], of one or
-// two bytes that end before rec[last], and returns it and the index past
+// quickVarint reads for quickRecords a zigzag varint at b[p], of one or
+// two bytes that end before b[last], and returns it and the index past
 // it, or p = -1 for any other (of more bytes, or reaching last). A varint
 // of up to two bytes reads the same as a 32-bit and a 64-bit field.
-func quickVarint(rec []byte, p, last int) (int64, int) {
+func quickVarint(b []byte, p, last int) (int64, int) {
 	if p >= last {
 		return 0, -1
 	}
-	u := uint64(rec[p])
+	u := uint64(b[p])
 	if u >= 0x80 {
-		if p+1 >= last || rec[p+1] >= 0x80 {
+		if p+1 >= last || b[p+1] >= 0x80 {
 			return 0, -1
 		}
-		u = u&0x7f | uint64(rec[p+1])<<7
+		u = u&0x7f | uint64(b[p+1])<<7
 		p++
 	}
 	return int64(u>>1) ^ -int64(u&1), p + 1

@@ -7,31 +7,65 @@ import (
 	"github.com/runnel/runnel/compression"
 )
 
-// recordBodies returns the bodies of b's records (each after its length
-// and attributes byte), as checkFraming hands them to checkRecord.
-func recordBodies(t testing.TB, b Batch) [][]byte {
-	t.Helper()
-	var out [][]byte
-	data := []byte(b[HeaderSize:])
-	for len(data) > 0 {
-		l, n := varint(data)
-		if n <= 0 || l <= 0 || l > int64(len(data)-n) {
-			t.Fatalf("bad record length at %d", len(b)-len(data))
-		}
-		out = append(out, data[n+1:n+int(l)])
-		data = data[n+int(l):]
-	}
-	return out
+// walkState is checkFraming's loop's state after some records: the bytes
+// they took, the last offset delta and the timestamps gathered.
+type walkState struct {
+	used    int
+	prevOff int64
+	tw      TimestampWalk
 }
 
-// TestQuickRecordTakesTheCommonRecord: records without headers whose
+// slowWalk walks up to n records of data as checkFraming did before
+// quickRecords, with checkRecord alone, and returns the state after each
+// record it accepts (states[0] before any).
+func slowWalk(data []byte, n int32, base, lastDelta, prevOff int64) []walkState {
+	st := walkState{prevOff: prevOff}
+	states := []walkState{st}
+	for range n {
+		rest := data[st.used:]
+		length, m := varint(rest)
+		if m <= 0 || length <= 0 || length > int64(len(rest)-m) {
+			break
+		}
+		tsDelta, offDelta, reason := checkRecord(rest[m+1:m+int(length)], st.prevOff, lastDelta)
+		if reason != "" {
+			break
+		}
+		st.prevOff = offDelta
+		st.tw.Add(base + tsDelta)
+		st.used += m + int(length)
+		states = append(states, st)
+	}
+	return states
+}
+
+// checkQuick runs quickRecords on data and fails t unless the records it
+// took are ones slowWalk accepts, with the same state after them; it
+// returns how many it took.
+func checkQuick(t *testing.T, data []byte, n int32, base, lastDelta, prevOff int64) int32 {
+	t.Helper()
+	prev, tw := prevOff, TimestampWalk{}
+	k, used := quickRecords(data, n, base, lastDelta, &prev, &tw)
+	states := slowWalk(data, n, base, lastDelta, prevOff)
+	if k < 0 || int(k) >= len(states) {
+		t.Fatalf("quickRecords took %d records, checkRecord accepts %d", k, len(states)-1)
+	}
+	if want := states[k]; used != want.used || prev != want.prevOff || tw != want.tw {
+		t.Fatalf("after %d records quickRecords has (%d bytes, offset delta %d, %+v), checkRecord's walk (%d, %d, %+v)",
+			k, used, prev, tw, want.used, want.prevOff, want.tw)
+	}
+	return k
+}
+
+// TestQuickRecordsTakesTheCommonRecord: records without headers whose
 // timestamp delta and key and value lengths fit in two bytes each (null,
 // empty and 100-byte keys and values, timestamp deltas past 63 and
-// negative), whatever their offset delta (past 8,191 too), are read by
-// quickRecord, with checkRecord's deltas; a record with a header, with a
-// key or value of 8 KiB (a length of three bytes), or with a timestamp
-// delta of 100 s (three bytes), is left to checkRecord.
-func TestQuickRecordTakesTheCommonRecord(t *testing.T) {
+// negative), whatever their offset delta (past 8,191 too), are all taken
+// by quickRecords, with checkRecord's state after them; it stops at a
+// record with a header, with a key or value of 8 KiB (a length of three
+// bytes), or with a timestamp delta of 100 s (three bytes), which
+// checkRecord accepts.
+func TestQuickRecordsTakesTheCommonRecord(t *testing.T) {
 	var b Builder
 	value := bytes.Repeat([]byte{'v'}, 100)
 	const base = int64(1_700_000_000_000)
@@ -56,68 +90,57 @@ func TestQuickRecordTakesTheCommonRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prev := int64(-1)
-	for i, rec := range recordBodies(t, batch) {
-		ts, off, ok := quickRecord(rec, prev, int64(batch.LastOffsetDelta()))
-		if !ok {
-			t.Fatalf("record %d: quickRecord declined it", i)
-		}
-		wantTs, wantOff, reason := checkRecord(rec, prev, int64(batch.LastOffsetDelta()))
-		if reason != "" || ts != wantTs || off != wantOff {
-			t.Fatalf("record %d: quickRecord read (%d, %d), checkRecord (%d, %d, %q)", i, ts, off, wantTs, wantOff, reason)
-		}
-		prev = off
+	data := []byte(batch[HeaderSize:])
+	if k := checkQuick(t, data, batch.NumRecords(), batch.BaseTimestamp(), int64(batch.LastOffsetDelta()), -1); k != batch.NumRecords() {
+		t.Fatalf("quickRecords took %d records of %d", k, batch.NumRecords())
 	}
 
-	b.Reset()
-	b.Append(base, nil, value, []Header{{Key: "h", Value: []byte("v")}})
-	b.Append(base, bytes.Repeat([]byte{'k'}, 8192), value, nil)
-	b.Append(base, nil, bytes.Repeat([]byte{'v'}, 8192), nil)
-	b.Append(base+100_000, nil, value, nil)
-	batch, err = b.Finish(compression.None)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, rec := range recordBodies(t, batch) {
-		if _, _, ok := quickRecord(rec, int64(i)-1, 3); ok {
-			t.Fatalf("record %d: quickRecord took a record it does not read", i)
+	for _, other := range []func(b *Builder){
+		func(b *Builder) { b.Append(base, nil, value, []Header{{Key: "h", Value: []byte("v")}}) },
+		func(b *Builder) { b.Append(base, bytes.Repeat([]byte{'k'}, 8192), value, nil) },
+		func(b *Builder) { b.Append(base, nil, bytes.Repeat([]byte{'v'}, 8192), nil) },
+		func(b *Builder) { b.Append(base+100_000, nil, value, nil) },
+	} {
+		b.Reset()
+		b.Append(base, nil, value, nil)
+		other(&b)
+		b.Append(base, nil, value, nil)
+		batch, err := b.Finish(compression.None)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if _, _, reason := checkRecord(rec, int64(i)-1, 3); reason != "" {
-			t.Fatalf("record %d: %s", i, reason)
+		data := []byte(batch[HeaderSize:])
+		if k := checkQuick(t, data, 3, batch.BaseTimestamp(), 2, -1); k != 1 {
+			t.Fatalf("quickRecords took %d records, want the first only", k)
+		}
+		if states := slowWalk(data, 3, batch.BaseTimestamp(), 2, -1); len(states) != 4 {
+			t.Fatalf("checkRecord accepts %d records of 3", len(states)-1)
 		}
 	}
 }
 
-// FuzzQuickRecord: whatever the bytes and deltas, a record quickRecord
-// takes is one checkRecord accepts, with the same timestamp and offset
-// deltas. (FuzzRecords checks checkFraming, which tries quickRecord first,
-// against the decoder.)
-func FuzzQuickRecord(f *testing.F) {
+// FuzzQuickRecords: whatever the bytes, count and deltas, the records
+// quickRecords takes are ones checkRecord accepts, with the same state
+// after them. (FuzzRecords checks checkFraming, which tries quickRecords
+// first, against the decoder.)
+func FuzzQuickRecords(f *testing.F) {
 	value := bytes.Repeat([]byte{'v'}, 100)
 	var b Builder
 	b.Append(1_700_000_000_000, nil, value, nil)
 	b.Append(1_700_000_000_100, []byte("k"), nil, nil)
 	b.Append(1_700_000_000_000, []byte{}, value, []Header{{Key: "h"}})
+	b.Append(1_700_000_000_000, nil, value, nil)
 	batch, err := b.Finish(compression.None)
 	if err != nil {
 		f.Fatal(err)
 	}
-	for i, rec := range recordBodies(f, batch) {
-		f.Add(bytes.Clone(rec), int64(i)-1, int64(2))
-	}
-	f.Add([]byte{0, 0, 1, 1, 0}, int64(-1), int64(0))
-	f.Add([]byte{0, 0, 1, 0xc8, 0x01, 0}, int64(-1), int64(0))
-	f.Fuzz(func(t *testing.T, rec []byte, prevOff, lastDelta int64) {
-		ts, off, ok := quickRecord(rec, prevOff, lastDelta)
-		if !ok {
-			return
+	f.Add([]byte(batch[HeaderSize:]), int32(4), batch.BaseTimestamp(), int64(3), int64(-1))
+	f.Add([]byte{0x0c, 0, 0, 0, 1, 1, 0}, int32(1), int64(0), int64(0), int64(-1))
+	f.Add([]byte{0x0e, 0, 0, 0, 1, 0xc8, 0x01, 0}, int32(1), int64(0), int64(0), int64(-1))
+	f.Fuzz(func(t *testing.T, data []byte, n int32, base, lastDelta, prevOff int64) {
+		if n < 0 {
+			n = -n
 		}
-		wantTs, wantOff, reason := checkRecord(rec, prevOff, lastDelta)
-		if reason != "" {
-			t.Fatalf("quickRecord took a record checkRecord refuses: %s", reason)
-		}
-		if ts != wantTs || off != wantOff {
-			t.Fatalf("quickRecord read (%d, %d), checkRecord (%d, %d)", ts, off, wantTs, wantOff)
-		}
+		checkQuick(t, data, n%1000, base, lastDelta, prevOff)
 	})
 }
