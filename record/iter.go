@@ -615,7 +615,7 @@ func quickRecords(data []byte, n int32, base, lastDelta int64, prevOff *int64, t
 		// The record's body, after its attributes byte, is data[p+1:end],
 		// last its last byte.
 		last := end - 1
-		if last-(p+1) < 4 || data[last] != 0 {
+		if data[last] != 0 {
 			break
 		}
 		tsDelta, q := quickVarint(data, p+1, last)
@@ -634,12 +634,19 @@ func quickRecords(data []byte, n int32, base, lastDelta int64, prevOff *int64, t
 		if offDelta <= prev || offDelta > lastDelta {
 			break
 		}
-		keyLen, r := quickVarint(data, r, last)
-		if r < 0 || keyLen > int64(last-r) {
+		if r >= last {
 			break
 		}
-		if keyLen > 0 {
-			r += int(keyLen)
+		if data[r] == 1 { // a null key, the common case
+			r++
+		} else {
+			keyLen, s := quickVarint(data, r, last)
+			if s < 0 || keyLen > int64(last-s) {
+				break
+			}
+			if r = s; keyLen > 0 {
+				r += int(keyLen)
+			}
 		}
 		valueLen, r := quickVarint(data, r, last)
 		if r < 0 || valueLen > int64(last-r) {
