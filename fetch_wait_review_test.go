@@ -237,3 +237,91 @@ func TestFetchWaitReviewCompactedBatchGrownPast256(t *testing.T) {
 		require.Len(t, values(t, a.resp.Partitions[256].Records), 81)
 	})
 }
+
+// TestFetchWaitReviewHeldThenNotCompacted is
+// TestFetchWaitReviewCompactedThenNotCompacted where the fetch holds the
+// tombstones (appended, and rolled into a sealed segment, before it
+// began), so that no wake comes between its read and the config change:
+// only the marks of its read say the log was compacted. Mutant:
+// newFetchProbe not taking the compact policy from them (firstMoved took
+// it from the look's marks, which say not compacted: the fetch counted
+// the batch held at its size before, and slept on).
+func TestFetchWaitReviewHeldThenNotCompacted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, put := compactedFetchTopic(t)
+		tombstones := tombstonesOf(t, 80)
+		put("a", "x") // 0
+		_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: tombstones})
+		require.NoError(t, err)
+		put("z", "v") // rolls: 0-80 are in a sealed segment
+		read := func() []byte {
+			resp, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}})
+			require.NoError(t, err)
+			require.NoError(t, resp.Partitions[0].Err)
+			return resp.Partitions[0].Records
+		}
+		held := len(read())
+		require.Greater(t, held, len(tombstones))
+		want := held + 3*len(keyed(t, "z", "v"))
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: want,
+			Partitions: []api.FetchPartition{{Topic: "t"}}})
+		synctest.Wait()
+		require.NoError(t, b.Maintain(t.Context()))
+		require.GreaterOrEqual(t, len(read()), want, "the compaction did not make the tombstones' batch larger by 3 batches")
+		require.NoError(t, b.UpdateTopicConfig(t.Context(), "t", func(c *log.Config) { c.CleanupPolicy = log.Delete }))
+		synctest.Wait()
+		a := answeredNow(t, done, "the partition holds MinBytes at the reopen's wake, and the fetch waits on (until MaxWait)")
+		require.NoError(t, a.err)
+		require.Len(t, values(t, a.resp.Partitions[0].Records), 81)
+	})
+}
+
+// TestFetchWaitReviewCountedOnlyBatchGrown is
+// TestFetchWaitCompactedBatchGrown where the fetch holds records of
+// another partition only (u-0, first), and none of the compacted t-0,
+// whose tombstones it counted at a wake: the batch grown is one the fetch
+// counted of a partition it holds nothing of, after the first batch it
+// counted there (b, at its offset, which the compaction keeps as it
+// was). Mutant: firstMoved making the fetch again after a compaction
+// only for a partition it holds records of (it slept on, until
+// MaxWait).
+func TestFetchWaitReviewCountedOnlyBatchGrown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, put := compactedFetchTopic(t)
+		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "u", 0, "v")
+		tombstones := tombstonesOf(t, 80)
+		one := len(keyed(t, "z", "v"))
+		want := len(batch(t, "v")) + len(keyed(t, "b", "y")) + len(tombstones) + 3*one
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: want,
+			Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "u"}}})
+		synctest.Wait()
+		put("b", "y") // 0: t-0's first batch from the fetch's offset, counted at a wake
+		synctest.Wait()
+		_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: tombstones})
+		require.NoError(t, err)
+		synctest.Wait()
+		put("z", "v") // rolls: 0-80 are in a sealed segment
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("answered below MinBytes")
+		default:
+		}
+		require.NoError(t, b.Maintain(t.Context()))
+		from := func(offset int64) []byte { // t-0's first segment from offset
+			resp, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: offset}}})
+			require.NoError(t, err)
+			require.NoError(t, resp.Partitions[0].Err)
+			return resp.Partitions[0].Records
+		}
+		require.Equal(t, "y", values(t, from(0))[0], "the compaction changed the first batch (firstMoved's case)")
+		require.GreaterOrEqual(t, len(from(1)), len(tombstones)+3*one, "the compaction did not make the tombstones' batch larger by 3 batches")
+		put("z", "w") // fewer bytes than the fetch lacks by the count before
+		synctest.Wait()
+		a := answeredNow(t, done, "the partitions hold MinBytes at an append, and the fetch waits on (until MaxWait)")
+		require.NoError(t, a.err)
+		require.Equal(t, "y", values(t, a.resp.Partitions[0].Records)[0])
+		require.Equal(t, []string{"v"}, values(t, a.resp.Partitions[1].Records))
+	})
+}
