@@ -649,8 +649,8 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 // when that batch is larger. Kafka's broker, instead, sends the bytes from
 // the page cache.
 //
-// (Before fetch47, which added the cap, a MaxBytes of math.MaxInt32
-// over a partition of 40 MB allocated 40 MB. Before review45mem a later
+// (Before 2026-12-05, which added the cap, a MaxBytes of math.MaxInt32
+// over a partition of 40 MB allocated 40 MB. Before 2026-12-04 a later
 // partition's first batch that did not fit was read whole and dropped: 64
 // partitions of a 256 KiB batch in a fetch of 600 KiB allocated 22.9 MB.)
 //
@@ -679,13 +679,10 @@ func timestampAt(ctx context.Context, p *log.Partition, off, upTo int64) (int64,
 //
 // req.Partitions may name any number of partitions, and one more than once:
 // each entry is read and answered on its own, and a fetch that waits waits
-// on each, those of several entries on one channel they all close (see
-// byteWait), whatever their number (a fetch of 70,000 entries panicked
-// before review44dos, in a reflect.Select of a channel each, which takes
-// 65536 cases; from then until 2026-12-07 goroutines of the call waited on
-// those past the first 65,532). Nothing bounds their
-// number, as nothing but a request's size bounds it in Kafka: the cost of a
-// fetch grows with it, so bound a list that comes from outside your code.
+// on each, those of several entries on one channel they all close (a
+// log.Wake), whatever their number. Nothing bounds their number, as
+// nothing but a request's size bounds it in Kafka: the cost of a fetch
+// grows with it, so bound a list that comes from outside your code.
 func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchResponse, error) {
 	if b.isClosed() {
 		return api.FetchResponse{}, ErrClosed
