@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -16,7 +18,9 @@ import (
 	"unsafe"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/record"
 	"github.com/stretchr/testify/require"
 )
 
@@ -185,6 +189,120 @@ func TestFetchOfNoPartitionWaitsMaxWaitOrCtx(t *testing.T) {
 				a = answeredNow(t, done, "no answer at ctx's end")
 				require.ErrorIs(t, a.err, context.Canceled)
 			})
+		})
+	}
+}
+
+// TestFetchLongPollStressLosesNoWake: on the real clock, consumers
+// long-poll several partitions (MinBytes 1, one partition named twice,
+// MaxWait an hour) while producers append to them and a locker takes and
+// releases their locks (a long poll goes past a partition held, Busy,
+// and its release wakes it): every consumer gets every record, each poll
+// answered by the appends and not by its MaxWait. A wake lost in the
+// races of the Wake's waits with the appends (a mark taken, the read,
+// the wait added, fired, stopped, the partitions read again only where
+// their wait fired or their offsets moved) leaves a consumer waiting an
+// hour: the test fails at its guard. Under SyncNever and SyncAlways
+// (the fsync's wake).
+func TestFetchLongPollStressLosesNoWake(t *testing.T) {
+	const parts, producers, perProducer, consumers = 5, 3, 400, 3
+	for _, sync := range []log.SyncPolicy{log.SyncNever, log.SyncAlways} {
+		t.Run(fmt.Sprint("sync=", sync), func(t *testing.T) {
+			b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+			require.NoError(t, b.CreateTopic(t.Context(), "s", log.TopicConfig{Partitions: parts, Config: log.Config{Sync: sync}}))
+			ps := make([]*log.Partition, parts)
+			for i := range ps {
+				_, p, err := b.topicPartition(t.Context(), "s", int32(i), false)
+				require.NoError(t, err)
+				ps[i] = p
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), testkit.HangGuard)
+			defer cancel()
+			// Each producer appends perProducer records round the
+			// partitions, so that partition i gets perPart[i] of them.
+			var perPart [parts]int
+			for pr := range producers {
+				for j := range perProducer {
+					perPart[(pr+j)%parts]++
+				}
+			}
+			produced := make(chan error, producers)
+			for pr := range producers {
+				go func() {
+					for j := range perProducer {
+						_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "s", Partition: int32((pr + j) % parts), Acks: api.AcksAll, Batches: batch(t, fmt.Sprint(pr, "-", j))})
+						if err != nil {
+							produced <- err
+							return
+						}
+					}
+					produced <- nil
+				}()
+			}
+			loops := testkit.NewLoops(t)
+			loops.Go(func(i int) {
+				k, err := ps[i%parts].Lock(ctx)
+				if err != nil {
+					return
+				}
+				runtime.Gosched()
+				k.Unlock()
+			})
+			consumed := make(chan error, consumers)
+			for range consumers {
+				go func() {
+					req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1}
+					for i := range int32(parts) {
+						req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "s", Partition: i})
+					}
+					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "s", Partition: 2})
+					want := make([]int, len(req.Partitions))
+					for i, fp := range req.Partitions {
+						want[i] = perPart[fp.Partition]
+					}
+					got := make([]int, len(req.Partitions))
+					for !slices.Equal(got, want) {
+						resp, err := b.Fetch(ctx, req)
+						if err != nil {
+							consumed <- fmt.Errorf("got %v of %v: %w", got, want, err)
+							return
+						}
+						n := 0
+						for i, fp := range resp.Partitions {
+							if fp.Err != nil {
+								consumed <- fmt.Errorf("entry %d: %w", i, fp.Err)
+								return
+							}
+							for bt, err := range record.Batches(fp.Records) {
+								if err != nil {
+									consumed <- fmt.Errorf("entry %d: %w", i, err)
+									return
+								}
+								got[i] += int(bt.NumRecords())
+								n += int(bt.NumRecords())
+							}
+							req.Partitions[i].Offset = nextAfter(fp.Records, req.Partitions[i].Offset)
+						}
+						if n == 0 {
+							consumed <- fmt.Errorf("a poll answered with nothing (got %v of %v)", got, want)
+							return
+						}
+					}
+					consumed <- nil
+				}()
+			}
+			for range producers {
+				require.NoError(t, testkit.Await(t, produced, "a producer's end"))
+			}
+			// No change after the last append and lock release wakes a
+			// consumer whose wake those lost.
+			loops.Stop()
+			for range consumers {
+				require.NoError(t, testkit.Await(t, consumed, "a consumer's last record (a lost wake leaves it waiting its MaxWait)"))
+			}
+			for i, p := range ps {
+				require.Zero(t, waitsHeld(t, p), "partition %d holds waits of fetches that answered", i)
+			}
 		})
 	}
 }
