@@ -792,9 +792,15 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 		// fetch read it (firstMoved too, by the partition's marks).
 		for again := false; !again; {
 			var woke int
+			// ctx's Done is taken before wake's waits are added: a ctx
+			// of the application's own type may panic in it, which
+			// left the waits in their partitions' heaps, each holding
+			// wake, until an append or another change met it
+			// (TestFetchLongPollCtxDonePanicLeavesNoWaits).
+			done := ctx.Done()
 			if wake != nil {
 				byteWait(req, resp, total, want, pr, marks, wake)
-				woke = waitOne(ctx, b.ctx.Done(), timer, wake.Done())
+				woke = waitOne(done, b.ctx.Done(), timer, wake.Done())
 				wake.Stop()
 			} else {
 				// A fetch of one partition that wants a byte (the
@@ -805,7 +811,7 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				if len(waits) > 0 {
 					wait = waits[0]
 				}
-				woke = waitOne(ctx, b.ctx.Done(), timer, wait)
+				woke = waitOne(done, b.ctx.Done(), timer, wait)
 			}
 			switch woke {
 			case waitCtx:
@@ -902,18 +908,19 @@ const (
 	waitMoved // a partition
 )
 
-// waitOne waits, in a plain select, for ctx to end, the broker to close
-// (closing, which Close closes before it closes the partitions, and which
-// alone ends the wait of a request that names no partition, whose wait is
-// nil), the timer to fire or wait to close: the partition's Changed
-// channel of a long poll of one partition that wants a byte, and the
-// channel of every other fetch's log.Wake, which its partitions close
-// (see byteWait). Until 2026-12-07 a fetch of several partitions that
-// wanted a byte waited on their Changed channels in a reflect.Select
-// (waitAny), with goroutines of the call for those past 65,532.
-func waitOne(ctx context.Context, closing <-chan struct{}, timer <-chan time.Time, wait <-chan struct{}) int {
+// waitOne waits, in a plain select, for ctx to end (done, its Done), the
+// broker to close (closing, which Close closes before it closes the
+// partitions, and which alone ends the wait of a request that names no
+// partition, whose wait is nil), the timer to fire or wait to close: the
+// partition's Changed channel of a long poll of one partition that wants
+// a byte, and the channel of every other fetch's log.Wake, which its
+// partitions close (see byteWait). Until 2026-12-07 a fetch of several
+// partitions that wanted a byte waited on their Changed channels in a
+// reflect.Select (waitAny), with goroutines of the call for those past
+// 65,532.
+func waitOne(done, closing <-chan struct{}, timer <-chan time.Time, wait <-chan struct{}) int {
 	select {
-	case <-ctx.Done():
+	case <-done:
 		return waitCtx
 	case <-closing:
 		return waitClosed

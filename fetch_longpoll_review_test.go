@@ -306,3 +306,54 @@ func TestFetchLongPollStressLosesNoWake(t *testing.T) {
 		})
 	}
 }
+
+// doneCtx is a ctx of the application's own type whose Done panics.
+type doneCtx struct{ context.Context }
+
+func (doneCtx) Done() <-chan struct{} { panic("runnel test: ctx.Done") }
+
+// TestFetchLongPollCtxDonePanicLeavesNoWaits: a fetch of several
+// partitions that waits, whose ctx is of the application's own type and
+// panics in Done, panics with it (as a select on ctx.Done() would), and
+// leaves no wait in the partitions' heaps: it took the ctx's Done
+// channel before it added its partitions' waits to its log.Wake. Its
+// waits stayed there before (since 2026-12-07 those of a long poll of
+// MinBytes 1 too, until the next append to each partition; those of one
+// that wants more, until a change other than an append where a wait was
+// for no append at all), each holding the fetch's Wake. Fails without
+// the fix (ctx.Done() called in waitOne, after byteWait's adds).
+func TestFetchLongPollCtxDonePanicLeavesNoWaits(t *testing.T) {
+	const parts = 3
+	for _, minBytes := range []int{1, 1 << 20} {
+		t.Run(fmt.Sprint("MinBytes=", minBytes), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+				require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: parts}))
+				ps := make([]*log.Partition, parts)
+				req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: minBytes}
+				for i := range int32(parts) {
+					produce(t, b, "t", i, fmt.Sprint("x", i))
+					_, p, err := b.topicPartition(t.Context(), "t", i, false)
+					require.NoError(t, err)
+					ps[i] = p
+					req.Partitions = append(req.Partitions, api.FetchPartition{Topic: "t", Partition: i, Offset: 1})
+				}
+				panicked := make(chan any, 1)
+				go func() {
+					defer func() { panicked <- recover() }()
+					_, _ = b.Fetch(doneCtx{t.Context()}, req)
+				}()
+				synctest.Wait()
+				select {
+				case r := <-panicked:
+					require.Equal(t, "runnel test: ctx.Done", r, "the fetch's panic")
+				default:
+					t.Fatal("the fetch did not panic with its ctx's Done")
+				}
+				for i, p := range ps {
+					require.Zero(t, waitsHeld(t, p), "partition %d holds waits of a fetch that panicked", i)
+				}
+			})
+		})
+	}
+}
