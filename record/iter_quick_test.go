@@ -2,6 +2,8 @@ package record
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/runnel/runnel/compression"
@@ -121,8 +123,10 @@ func TestQuickRecordsTakesTheCommonRecord(t *testing.T) {
 
 // FuzzQuickRecords: whatever the bytes, count and deltas, the records
 // quickRecords takes are ones checkRecord accepts, with the same state
-// after them. (FuzzRecords checks checkFraming, which tries quickRecords
-// first, against the decoder.)
+// after them, and checkFraming's verdict on them (the count, base
+// timestamp and last offset delta in a header) is checkRecord's loop's
+// alone: the same Timestamps, or the same error. (FuzzRecords checks
+// checkFraming, which tries quickRecords first, against the decoder.)
 func FuzzQuickRecords(f *testing.F) {
 	value := bytes.Repeat([]byte{'v'}, 100)
 	var b Builder
@@ -142,5 +146,151 @@ func FuzzQuickRecords(f *testing.F) {
 			n = -n
 		}
 		checkQuick(t, data, n%1000, base, lastDelta, prevOff)
+		checkFramingSame(t, framingHeader(n%1000, base, int32(lastDelta)), data)
 	})
+}
+
+// slowCheckFraming is checkFraming as it was before quickRecords
+// (4cefe88d): checkRecord's loop alone, for every record.
+func slowCheckFraming(b Batch, data []byte, pos int64) (Timestamps, error) {
+	n := b.NumRecords()
+	if n < 0 {
+		return noTimestamps, corrupt(pos, "negative record count")
+	}
+	base, tw := b.BaseTimestamp(), TimestampWalk{}
+	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
+	for i := int32(0); i < n; i++ {
+		length, m := varint(data)
+		if m <= 0 || length <= 0 || length > int64(len(data)-m) {
+			return noTimestamps, corrupt(pos, "bad record length")
+		}
+		tsDelta, offDelta, reason := checkRecord(data[m+1:m+int(length)], prevOff, lastDelta)
+		if reason != "" {
+			return noTimestamps, corrupt(pos, reason)
+		}
+		prevOff = offDelta
+		tw.Add(base + tsDelta)
+		data = data[m+int(length):]
+	}
+	if len(data) != 0 {
+		return noTimestamps, corrupt(pos, "record count disagrees with the records")
+	}
+	return tw.Timestamps(), nil
+}
+
+// framingHeader is a batch header (no records) with the fields
+// checkFraming reads: the record count, base timestamp and last offset
+// delta.
+func framingHeader(n int32, base int64, lastDelta int32) Batch {
+	h := make(Batch, HeaderSize)
+	binary.BigEndian.PutUint32(h[offCount:], uint32(n))
+	binary.BigEndian.PutUint64(h[offBaseTime:], uint64(base))
+	binary.BigEndian.PutUint32(h[offLastDelta:], uint32(lastDelta))
+	return h
+}
+
+// checkFramingSame fails t unless checkFraming gives for h's records,
+// data, what slowCheckFraming gives: the same Timestamps, or a
+// *CorruptError with the same Position, Reason and cause.
+func checkFramingSame(t *testing.T, h Batch, data []byte) {
+	t.Helper()
+	const pos = 4242
+	ts, err := h.checkFraming(data, pos)
+	wantTs, wantErr := slowCheckFraming(h, data, pos)
+	if ts != wantTs || (err == nil) != (wantErr == nil) {
+		t.Fatalf("checkFraming gives (%+v, %v), checkRecord's loop alone (%+v, %v)", ts, err, wantTs, wantErr)
+	}
+	if err == nil {
+		return
+	}
+	var ce, want *CorruptError
+	if !errors.As(err, &ce) || !errors.As(wantErr, &want) || *ce != *want {
+		t.Fatalf("checkFraming fails with %#v, checkRecord's loop alone with %#v", err, wantErr)
+	}
+}
+
+// TestCheckFramingMatchesCheckRecordsLoop: for a batch of common records
+// (taken by quickRecords) among others (a header, a key of 8 KiB, a
+// timestamp delta of 100 s, an offset delta past 8,191), and for every
+// copy of it with one byte changed (to 0x00, 0x01, 0x02, 0x7f, 0x80,
+// 0xff, or by ±1) or cut short, and for each of its records cut short
+// inside its fields, checkFraming gives what it gave before quickRecords:
+// the same Timestamps, or the same error (Reason and Position).
+func TestCheckFramingMatchesCheckRecordsLoop(t *testing.T) {
+	var b Builder
+	const base = int64(1_700_000_000_000)
+	value := bytes.Repeat([]byte{'v'}, 20)
+	b.Append(base, nil, value, nil)
+	b.Append(base+70, []byte("k"), nil, nil)
+	b.Append(base-70, []byte{}, value, []Header{{Key: "h", Value: []byte{0}}})
+	b.Append(base, nil, []byte{0}, nil)
+	b.Append(base+100_000, nil, value, nil)
+	b.Append(base, bytes.Repeat([]byte{'k'}, 8192), nil, nil)
+	b.AppendAt(9000, base+1, nil, value, nil)
+	b.AppendAt(9001, base+2, value, []byte{0, 0}, nil)
+	batch, err := b.Finish(compression.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := []byte(batch[HeaderSize:])
+	n, lastDelta := batch.NumRecords(), batch.LastOffsetDelta()
+	h := framingHeader(n, batch.BaseTimestamp(), lastDelta)
+	if _, err := h.checkFraming(records, 0); err != nil {
+		t.Fatalf("the batch itself: %v", err)
+	}
+	for _, hh := range []Batch{h, framingHeader(n-1, base, lastDelta), framingHeader(n+1, base, lastDelta), framingHeader(n, base, 9000)} {
+		checkFramingSame(t, hh, records)
+	}
+	data := bytes.Clone(records)
+	for i, orig := range records {
+		for _, c := range []byte{0x00, 0x01, 0x02, 0x7f, 0x80, 0xff, orig + 1, orig - 1} {
+			data[i] = c
+			checkFramingSame(t, h, data)
+		}
+		data[i] = orig
+		checkFramingSame(t, h, records[:i])
+	}
+	// Each record cut short after each of its bytes, with a length that
+	// says so and its last byte made 0 (a header count of 0), alone in a
+	// batch: a field then reaches or crosses the record's last byte.
+	h1 := framingHeader(1, base, lastDelta)
+	for rest := records; len(rest) > 0; {
+		length, m := varint(rest)
+		rec := rest[m : m+int(length)]
+		for j := 1; j <= len(rec); j++ {
+			cut := binary.AppendVarint(nil, int64(j))
+			cut = append(cut, rec[:j]...)
+			cut[len(cut)-1] = 0
+			checkFramingSame(t, h1, cut)
+		}
+		rest = rest[m+int(length):]
+	}
+}
+
+// TestQuickRecordsOffsetDeltaIsA32BitField: an offset delta of three to
+// five bytes is read as checkRecord reads it, as Kafka's readVarint does
+// (a 32-bit field): the bits of a 5th byte past the 32nd dropped (taken,
+// with that delta), and one of six bytes refused ("Varint is too long"),
+// so not taken, though its 64-bit reading (0) would be in order.
+func TestQuickRecordsOffsetDeltaIsA32BitField(t *testing.T) {
+	for _, c := range []struct {
+		offDelta  []byte
+		lastDelta int64
+		taken     bool
+	}{
+		{[]byte{0x80, 0x80, 0x01}, 8192, true},                  // 8,192, three bytes
+		{[]byte{0xfe, 0xff, 0xff, 0xff, 0x0f}, 1<<31 - 1, true}, // MaxInt32
+		{[]byte{0x82, 0x80, 0x80, 0x80, 0x10}, 1, true},         // 1, with bit 32 set
+		{[]byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x00}, 0, false},  // 0 in six bytes
+	} {
+		// attributes, timestamp delta 0, the offset delta, a null key and
+		// value, no header
+		body := append(append([]byte{0, 0}, c.offDelta...), 1, 1, 0)
+		data := append([]byte{byte(2 * len(body))}, body...)
+		k := checkQuick(t, data, 1, 0, c.lastDelta, -1)
+		if taken := k == 1; taken != c.taken {
+			t.Errorf("offset delta % x: quickRecords took it: %v, want %v", c.offDelta, taken, c.taken)
+		}
+		checkFramingSame(t, framingHeader(1, 0, int32(c.lastDelta)), data)
+	}
 }
