@@ -1099,7 +1099,8 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 		// waits for. It is answered as one with nothing to read, as
 		// Kafka's broker answers each partition of a fetch on its own;
 		// a wait wakes when the lock is released (see
-		// log.PartitionLock.Unlock), and reads it then.
+		// log.PartitionLock.Unlock), or when a Lock that waited for
+		// it gives up (see log.Partition.Lock), and reads it then.
 		return 0, false, nil
 	}
 	read := p.ReadInto

@@ -72,9 +72,10 @@ type Partition struct {
 	// took, so that an append with no reader waiting costs no channel.
 	taken bool
 	// epoch counts the changes but growth (notify: a cut, a reopen, a
-	// close, a lock's release), and waiters are the readers' waits for
-	// the partition to grow by some bytes (a Wake's, or ChangedPast's),
-	// by the count they wait for (notifyMu).
+	// close, a lock's release or a waiter for it giving up), and
+	// waiters are the readers' waits for the partition to grow by some
+	// bytes (a Wake's, or ChangedPast's), by the count they wait for
+	// (notifyMu).
 	epoch   uint64
 	waiters byteWaiters
 
@@ -413,8 +414,8 @@ func (p *Partition) Mark() Mark {
 //   - the appends to m's partition since m was taken have moved its high
 //     watermark past n bytes of batches or more;
 //   - or the partition has changed otherwise than by an append since m (a
-//     cut, a reopen, a close, a lock's release: what closes Changed's
-//     channel but an append).
+//     cut, a reopen, a close, a lock's release or a waiter for it giving
+//     up: what closes Changed's channel but an append).
 //
 // It is closed at once if that is so already, or n is 0 or less.
 //
@@ -653,12 +654,17 @@ func (p *Partition) runlock(l *Log) {
 
 // lock is rlock with mu held exclusively (Reopen, RetryReopen, close):
 // the lines of closing the log (l) are handed on once mu is released; a
-// new log's Open hands on its own as it returns, holding mu.
+// new log's Open hands on its own as it returns, holding mu. One that
+// gives up (ctx ended before mu came free) wakes the partition's readers
+// (notify, with nothing held): while it waited on mu the partition was
+// Busy, and a long poll that went past it waits for a change, which the
+// lock's release would have been (TestFetchWokenWhenAQueuedLockGivesUp).
 func (p *Partition) lock(ctx context.Context) (*Log, error) {
 	if p.zero() {
 		return nil, ErrClosed // no lock to hold, nor log to reopen
 	}
 	if err := p.mu.LockContext(ctx); err != nil {
+		p.notify()
 		return nil, err
 	}
 	l := p.log.Load()
@@ -728,10 +734,13 @@ type PartitionLock struct {
 
 // Lock holds the partition's lock exclusively, waiting for the appends,
 // reads and look-ups in flight (and holding new ones back) until ctx
-// ends: ctx's error then, nothing held. An append stuck in a write to a
-// disk that hangs holds the lock until the disk answers; so does a
-// Reopen in its closing fsync. A lock that is free is taken whatever the
-// ctx. The caller releases it with the PartitionLock's Unlock.
+// ends: ctx's error then, nothing held, and the readers waiting for the
+// partition to change woken, as by Unlock (a long poll that went past
+// the partition while Lock waited, see Busy, reads it now). An append
+// stuck in a write to a disk that hangs holds the lock until the disk
+// answers; so does a Reopen in its closing fsync. A lock that is free is
+// taken whatever the ctx. The caller releases it with the
+// PartitionLock's Unlock.
 //
 // Errors: ctx's error; ErrClosed for a zero Partition.
 func (p *Partition) Lock(ctx context.Context) (*PartitionLock, error) {
@@ -760,7 +769,8 @@ func (k *PartitionLock) Unlock() {
 // wait for it. It is a look, stale once it returns. A reader of several
 // partitions, which would otherwise hold back the others behind this one
 // (a config change's reopen, with its closing fsync), may go past it and
-// wait on Changed, which the lock's release closes.
+// wait on Changed, which the lock's release closes, and so does the
+// giving up of a waiter for it (a Lock whose ctx ended).
 func (p *Partition) Busy() bool {
 	if p.zero() {
 		return false
