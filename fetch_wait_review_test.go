@@ -179,12 +179,21 @@ func TestFetchWaitReviewCompactedByConfigChange(t *testing.T) {
 // not compacted, and the fetch counted the batch at its size before and
 // slept on.
 func TestFetchWaitReviewCompactedThenNotCompacted(t *testing.T) {
+	answeredAtReopenAfterGrowth(t, func(c *log.Config) { c.CleanupPolicy = log.Delete })
+}
+
+// answeredAtReopenAfterGrowth runs a fetch that waits for MinBytes
+// holding records of a compacted partition, grows a batch it counted by
+// a compaction, then reopens the partition with change, and requires the
+// fetch to have answered, all of the partition's records, at the
+// reopen's wake.
+func answeredAtReopenAfterGrowth(t *testing.T, change func(c *log.Config)) {
 	synctest.Test(t, func(t *testing.T) {
 		b, put := compactedFetchTopic(t)
 		done, grow := grownFetch(t, b, put, []api.FetchPartition{{Topic: "t"}})
 		grow()
 		synctest.Wait()
-		require.NoError(t, b.UpdateTopicConfig(t.Context(), "t", func(c *log.Config) { c.CleanupPolicy = log.Delete }))
+		require.NoError(t, b.UpdateTopicConfig(t.Context(), "t", change))
 		synctest.Wait()
 		a := answeredNow(t, done, "the partition holds MinBytes at the reopen's wake, and the fetch waits on (until MaxWait)")
 		require.NoError(t, a.err)
@@ -199,17 +208,7 @@ func TestFetchWaitReviewCompactedThenNotCompacted(t *testing.T) {
 // partition's epoch alone tells the marks apart. Mutant: Mark.Rewritten
 // not comparing the epochs (the fetch slept on).
 func TestFetchWaitReviewReopenAfterCompaction(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b, put := compactedFetchTopic(t)
-		done, grow := grownFetch(t, b, put, []api.FetchPartition{{Topic: "t"}})
-		grow()
-		synctest.Wait()
-		require.NoError(t, b.UpdateTopicConfig(t.Context(), "t", func(c *log.Config) { c.SegmentBytes = 2000 }))
-		synctest.Wait()
-		a := answeredNow(t, done, "the partition holds MinBytes at the reopen's wake, and the fetch waits on (until MaxWait)")
-		require.NoError(t, a.err)
-		require.Len(t, values(t, a.resp.Partitions[0].Records), 81)
-	})
+	answeredAtReopenAfterGrowth(t, func(c *log.Config) { c.SegmentBytes = 2000 })
 }
 
 // TestFetchWaitReviewCompactedBatchGrownPast256: TestFetchWaitCompactedBatchGrown
