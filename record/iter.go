@@ -567,10 +567,20 @@ func (b Batch) checkFraming(data []byte, pos int64) (Timestamps, error) {
 	// record's timestamp.
 	base, tw := b.BaseTimestamp(), TimestampWalk{}
 	lastDelta, prevOff := int64(b.LastOffsetDelta()), int64(-1)
+	// quick: quickRecords is tried at each record that follows one it did
+	// not take, until it takes none there, which leaves the batch's rest
+	// to checkRecord alone: a batch of records of another shape (with
+	// headers, say) tries it once, where a try at each record cost 128
+	// instructions a record more than checkRecord alone (390 to 518, 100 B
+	// values with a header of 21 B, callgrind).
+	quick := true
 	for i := int32(0); i < n; i++ {
-		k, used := quickRecords(data, n-i, base, lastDelta, &prevOff, &tw)
-		if data, i = data[used:], i+k; i == n {
-			break
+		if quick {
+			k, used := quickRecords(data, n-i, base, lastDelta, &prevOff, &tw)
+			if data, i = data[used:], i+k; i == n {
+				break
+			}
+			quick = k > 0
 		}
 		length, m := varintShort(data)
 		if m == 0 {
