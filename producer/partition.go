@@ -1375,17 +1375,17 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 
 // watchLocked watches ctx, the ctx of the record addRecord (or addHot)
 // has just added to the open batch, its last, under pp.mu (see
-// batch.watch). ctx's Done
-// and AfterFunc methods are the application's code when ctx is its own
-// type, and may panic: as for a partitioner's panic (see placeRecord),
-// the panic goes on to the Produce's caller, whose deferred undo gives
-// the record back, with its buffer space, but only once the record is
-// out of the batch again (a batch it opened, empty, with it) and pp.mu is
-// released. Left locked, it held up the partition's records, its
-// goroutine and Close for ever. addRecord and addHot run it before
-// anything else of the record changes (its Partition, the goroutine
-// started), so that nothing more needs undoing. The defer costs only records with a ctx
-// that may end, while batches linger; AfterFunc costs them far more.
+// batch.watch). ctx's Done and AfterFunc methods are the application's
+// code when ctx is its own type, and may panic: as for a partitioner's
+// panic (see placeRecord), the panic goes on to the Produce's caller,
+// whose deferred undo gives the record back, with its buffer space, but
+// only once the record is out of the batch again (a batch it opened,
+// empty, with it) and pp.mu is released. Left locked, it held up the
+// partition's records, its goroutine and Close for ever. addRecord and
+// addHot run it before anything else of the record changes (its
+// Partition, the goroutine started), so that nothing more needs undoing.
+// The defer costs only records with a ctx that may end, while batches
+// linger; AfterFunc costs them far more.
 func (pp *partition) watchLocked(ctx context.Context) {
 	ok := false
 	defer func() {
@@ -1403,12 +1403,12 @@ func (pp *partition) watchLocked(ctx context.Context) {
 // record has a ctx (it is the last of ctxs), and is not dropped.
 func (pp *partition) unaddLocked() {
 	b := pp.cur
-	n := len(b.recs) - 1
+	n, c := len(b.recs)-1, len(b.ctxs)-1
 	b.bytes -= int64(b.recs[n].size)
 	b.recs[n] = pending{}
-	b.recs = b.recs[:len(b.recs)-1]
-	b.ctxs[len(b.ctxs)-1] = recCtx{}
-	b.ctxs = b.ctxs[:len(b.ctxs)-1]
+	b.recs = b.recs[:n]
+	b.ctxs[c] = recCtx{}
+	b.ctxs = b.ctxs[:c]
 	if n > 0 {
 		b.resize()
 		return
