@@ -1183,6 +1183,42 @@ func TestRecordSizeIsWhatBuilderEncodes(t *testing.T) {
 	require.Equal(t, want, len(got))
 }
 
+// TestAddIsAppend: Add, written out for the producer, encodes the batch
+// byte for byte as Append of the record's timestamp, key, value and
+// headers does: the first record's timestamp the base, later ones below
+// and above it, the max timestamp, with and without a delete horizon,
+// and in a reused builder.
+func TestAddIsAppend(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	recs := []*Record{
+		{Timestamp: t0, Key: []byte("k1"), Value: []byte("first")},
+		{Timestamp: t0.Add(time.Second), Value: []byte("second"), Headers: []Header{{Key: "h", Value: []byte("v")}, {Key: "n"}}},
+		{Timestamp: t0.Add(-time.Second), Key: []byte("k3"), Value: nil},
+		{Timestamp: t0.Add(1000 * time.Hour), Key: []byte{}, Value: make([]byte, 300)},
+		{Timestamp: time.UnixMilli(-5), Value: []byte("before 1970")},
+	}
+	var add, app Builder
+	for _, horizon := range []int64{-1, t0.UnixMilli() - 10} {
+		for n := 1; n <= len(recs); n++ {
+			add.Reset()
+			app.Reset()
+			if horizon >= 0 {
+				add.SetDeleteHorizon(horizon)
+				app.SetDeleteHorizon(horizon)
+			}
+			for _, r := range recs[:n] {
+				add.Add(r)
+				app.Append(r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+			}
+			want, err := app.AppendTo(nil, compression.None)
+			require.NoError(t, err)
+			got, err := add.AppendTo(nil, compression.None)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "horizon %d, %d records", horizon, n)
+		}
+	}
+}
+
 // TestSizeWithDeltas: a record's size from its BodySize and deltas is the
 // size of the body encoded with those deltas plus its length prefix, also
 // where the deltas push the length prefix to another byte count.
