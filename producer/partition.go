@@ -1233,22 +1233,27 @@ const (
 // addHot appends a record without a key to the open batch if that batch
 // is marked hot (see markHotLocked), under pp.mu alone, without the
 // topic's lock, and reports whether it did. Declined (no batch open,
-// none marked, the record does not fit, the goroutine not running, or
-// closed), the record is placed under the topic's lock instead, as if
-// this had not been tried: nothing changed. Nor does addHot start the
-// partition's goroutine, whose failure to start fails records, running
-// their promises (see produce).
+// none marked, the record does not fit, or closed), the record is placed
+// under the topic's lock instead, as if this had not been tried: nothing
+// changed. Nor does addHot start the partition's goroutine, whose
+// failure to start fails records, running their promises (see produce):
+// while a batch is open it runs (draining), since addRecord sets
+// draining as it opens one, under pp.mu, and draining is cleared only
+// with no batch open (the goroutine's end, or its failed start).
 //
 // It is addRecord's work for that case alone, where the goroutine runs
-// (draining) and the batch stays open: no batch to open, no goroutine to
-// start. It was addRecord's addHot, which checked for the cases that
-// cannot arise here and kept more state across its calls: some 10
-// instructions a record more (callgrind). Nor does the goroutine wait
-// for records (idle) while a batch is open: it is idle only once it
-// found neither an open batch nor a full one, and only addRecord opens
-// one, which ends its wait (cur set, idle cleared, under pp.mu). So the
-// record wakes it only if it fills the batch, and never starts a
-// trickle (see addRecord): the caller need not yield.
+// and the batch stays open: no batch to open, no goroutine to start. It
+// was addRecord's addHot, which checked for the cases that cannot arise
+// here and kept more state across its calls: some 10 instructions a
+// record more (callgrind). The lines it shares with addRecord, from the
+// watch to the full batch queued, are written out in both: a function of
+// their own, too large to be inlined, cost some 12 instructions a record
+// more (callgrind, BenchmarkProduce, 2026-12-07). Nor does the
+// goroutine wait for records (idle) while a batch is open: it is idle
+// only once it found neither an open batch nor a full one, and only
+// addRecord opens one, which ends its wait (cur set, idle cleared, under
+// pp.mu). So the record wakes it only if it fills the batch, and never
+// starts a trickle (see addRecord): the caller need not yield.
 //
 // Without watch (produce's own try, which has no deferred undo), nor does
 // it run ctx's methods, which are the application's code when ctx is its
@@ -1266,7 +1271,7 @@ func (pp *partition) addHot(pr *pending, ctx context.Context, done <-chan struct
 	b := pp.cur
 	cfg := &pp.p.cfg
 	linger := cfg.linger > 0
-	if b == nil || !b.hot || !pp.draining || pp.p.closed.Load() || done != nil && linger && done != b.watched && !watch ||
+	if b == nil || !b.hot || pp.p.closed.Load() || done != nil && linger && done != b.watched && !watch ||
 		!b.add(pr, ctx, cfg.batchMaxBytes) {
 		pp.mu.Unlock()
 		return false
@@ -1280,15 +1285,23 @@ func (pp *partition) addHot(pr *pending, ctx context.Context, done <-chan struct
 	}
 	full := b.full(cfg.batchMaxBytes)
 	if full {
-		b.filled = true // see addRecord
-		pp.queue = append(pp.queue, b)
-		pp.cur = nil
+		pp.queueFullLocked(b)
 	}
 	pp.mu.Unlock()
 	if full {
 		pp.wakeUp()
 	}
 	return true
+}
+
+// queueFullLocked queues b, the open batch, which no record can join
+// (batch.full): it goes without lingering, as Kafka's producer sends a
+// batch once batch.isFull(). The caller holds pp.mu, and wakes the
+// partition's goroutine once it released it.
+func (pp *partition) queueFullLocked(b *batch) {
+	b.filled = true
+	pp.queue = append(pp.queue, b)
+	pp.cur = nil
 }
 
 // addRecord is add, addOrAbort and addPlaced; it takes pp.mu itself. A
@@ -1337,11 +1350,7 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 	trickle := pp.p.cfg.linger == 0 && (start || idle && pp.cur.created.Sub(pp.idleAt) >= trickleGap)
 	full := pp.cur.full(max)
 	if full {
-		// No record can join it: it is full, and goes without lingering,
-		// as Kafka's producer sends a batch once batch.isFull().
-		pp.cur.filled = true
-		pp.queue = append(pp.queue, pp.cur)
-		pp.cur = nil
+		pp.queueFullLocked(pp.cur)
 	}
 	if start {
 		pp.t.sending.Add(1)
