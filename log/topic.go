@@ -656,26 +656,41 @@ func (p *Partition) runlock(l *Log) {
 // lock is rlock with mu held exclusively (Reopen, RetryReopen, close):
 // the lines of closing the log (l) are handed on once mu is released; a
 // new log's Open hands on its own as it returns, holding mu. One that
-// gives up (ctx ended before mu came free) wakes the partition's readers
-// (notify, with nothing held): while it waited on mu the partition was
-// Busy, and a long poll that went past it waits for a change, which the
-// lock's release would have been (TestFetchWokenWhenAQueuedLockGivesUp).
+// gives up (ctx ended before mu came free, or ctx panicked in its Done
+// or Err) wakes the partition's readers (notify, with nothing held):
+// while it waited on mu the partition was Busy, and a long poll that
+// went past it waits for a change, which the lock's release would have
+// been (TestFetchWokenWhenAQueuedLockGivesUp,
+// TestPartitionLockGivenUpWakesReadersWhateverEndsIt).
 func (p *Partition) lock(ctx context.Context) (*Log, error) {
 	if p.zero() {
 		return nil, ErrClosed // no lock to hold, nor log to reopen
 	}
+	locked := false
+	defer func() {
+		if !locked {
+			p.notify() // also as a panic of ctx's goes on
+		}
+	}()
 	if err := p.mu.LockContext(ctx); err != nil {
-		p.notify()
 		return nil, err
 	}
+	locked = true
 	l := p.log.Load()
 	l.enter()
 	return l, nil
 }
 
-// unlock releases lock's mu, then hands on the lines of l (lock's).
+// unlock releases lock's mu, wakes the partition's readers (notify),
+// then hands on the lines of l (lock's). Every release wakes them, once
+// mu is free: a reader that went past the partition while it was Busy
+// waits for it, and one woken before the release could look at Busy,
+// find it still held, and wait again for a wake that never came
+// (TestRetryReopenFindingNothingToRetryWakesReaders: a RetryReopen that
+// found nothing to retry released mu without one).
 func (p *Partition) unlock(l *Log) {
 	p.mu.Unlock()
+	p.notify()
 	l.leave()
 }
 
@@ -761,8 +776,7 @@ func (k *PartitionLock) Unlock() {
 		return
 	}
 	k.held = false
-	k.p.unlock(k.l)
-	k.p.notify()
+	k.p.unlock(k.l) // and wakes the readers
 }
 
 // Busy reports whether the partition is held exclusively (a Reopen, a
@@ -853,8 +867,7 @@ func (p *Partition) RetryReopen(ctx context.Context) (tried bool, err error) {
 	if p.retry == nil {
 		return false, nil // retried, replaced or closed meanwhile
 	}
-	defer p.notify()
-	return true, p.openLocked(p.retry)
+	return true, p.openLocked(p.retry) // unlock wakes the readers
 }
 
 // openLocked opens the partition's log with open, after its old log was
