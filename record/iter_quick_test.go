@@ -139,6 +139,9 @@ func FuzzQuickRecords(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add([]byte(batch[HeaderSize:]), int32(4), batch.BaseTimestamp(), int64(3), int64(-1))
+	for _, batch := range mixedBatches(f) {
+		f.Add([]byte(batch[HeaderSize:]), batch.NumRecords(), batch.BaseTimestamp(), int64(batch.LastOffsetDelta()), int64(-1))
+	}
 	f.Add([]byte{0x0c, 0, 0, 0, 1, 1, 0}, int32(1), int64(0), int64(0), int64(-1))
 	f.Add([]byte{0x0e, 0, 0, 0, 1, 0xc8, 0x01, 0}, int32(1), int64(0), int64(0), int64(-1))
 	f.Fuzz(func(t *testing.T, data []byte, n int32, base, lastDelta, prevOff int64) {
@@ -148,6 +151,43 @@ func FuzzQuickRecords(f *testing.F) {
 		checkQuick(t, data, n%1000, base, lastDelta, prevOff)
 		checkFramingSame(t, framingHeader(n%1000, base, int32(lastDelta)), data)
 	})
+}
+
+// mixedBatches are uncompressed batches of records that quickRecords
+// takes (no header, short fields) and records that only checkRecord
+// reads (a header, a timestamp delta or a value length of three bytes),
+// in the orders that make checkFraming try quickRecords or stop trying
+// it (2eff171c): the others first, then the common ones; common, others,
+// common; others, common, others, common. Fuzz seeds, and batches that
+// TestCheckFramingMatchesCheckRecordsLoop changes byte by byte.
+func mixedBatches(tb testing.TB) []Batch {
+	tb.Helper()
+	const base = int64(1_700_000_000_000)
+	value := bytes.Repeat([]byte{'v'}, 20)
+	header := func(b *Builder, ts int64) {
+		b.Append(ts, []byte("k"), value, []Header{{Key: "h", Value: []byte("hv")}})
+	}
+	plain := func(b *Builder, ts int64) { b.Append(ts, nil, value, nil) }
+	long := func(b *Builder, ts int64) { b.Append(ts+100_000, nil, value, nil) } // a timestamp delta of 3 bytes
+	big := func(b *Builder, ts int64) { b.Append(ts, nil, bytes.Repeat([]byte{'b'}, 8192), nil) }
+	var out []Batch
+	for _, shapes := range [][]func(*Builder, int64){
+		{header, header, plain, plain, plain},
+		{big, long, plain, plain},
+		{plain, header, header, plain, plain},
+		{header, plain, long, plain, header, plain},
+	} {
+		var b Builder
+		for i, add := range shapes {
+			add(&b, base+int64(i%3)*70-70)
+		}
+		batch, err := b.Finish(compression.None)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, append(Batch(nil), batch...))
+	}
+	return out
 }
 
 // slowCheckFraming is checkFraming as it was before quickRecords
@@ -215,7 +255,9 @@ func checkFramingSame(t *testing.T, h Batch, data []byte) {
 // copy of it with one byte changed (to 0x00, 0x01, 0x02, 0x7f, 0x80,
 // 0xff, or by ±1) or cut short, and for each of its records cut short
 // inside its fields, checkFraming gives what it gave before quickRecords:
-// the same Timestamps, or the same error (Reason and Position).
+// the same Timestamps, or the same error (Reason and Position). So for
+// mixedBatches, among them batches whose first records only checkRecord
+// reads, after which checkFraming tries quickRecords no more.
 func TestCheckFramingMatchesCheckRecordsLoop(t *testing.T) {
 	var b Builder
 	const base = int64(1_700_000_000_000)
@@ -232,6 +274,23 @@ func TestCheckFramingMatchesCheckRecordsLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkFramingEveryChange(t, batch, base)
+	// quickRecords takes at the start of each mixed batch its common
+	// records before the first other one: none but in the third.
+	firsts := []int32{0, 0, 1, 0}
+	for i, batch := range mixedBatches(t) {
+		data := []byte(batch[HeaderSize:])
+		if k := checkQuick(t, data, batch.NumRecords(), batch.BaseTimestamp(), int64(batch.LastOffsetDelta()), -1); k != firsts[i] {
+			t.Fatalf("mixed batch %d: quickRecords took %d records first, want %d", i, k, firsts[i])
+		}
+		checkFramingEveryChange(t, batch, batch.BaseTimestamp())
+	}
+}
+
+// checkFramingEveryChange is TestCheckFramingMatchesCheckRecordsLoop's
+// check of one batch, base the base timestamp of the headers it tries.
+func checkFramingEveryChange(t *testing.T, batch Batch, base int64) {
+	t.Helper()
 	records := []byte(batch[HeaderSize:])
 	n, lastDelta := batch.NumRecords(), batch.LastOffsetDelta()
 	h := framingHeader(n, batch.BaseTimestamp(), lastDelta)
