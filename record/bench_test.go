@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -64,6 +65,38 @@ func BenchmarkCheckFraming(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkCheckFramingMixed is BenchmarkCheckFraming (1000 records of
+// 100 B values) for batches of records that quickRecords does not take,
+// a header of 21 B each (shape=headers), or the first alone
+// (shape=headerFirst): checkFraming tries quickRecords less often after
+// a try that took none, but still takes the common records after a first
+// one of another shape.
+func BenchmarkCheckFramingMixed(b *testing.B) {
+	v := make([]byte, 100)
+	h := []Header{{Key: "trace", Value: bytes.Repeat([]byte{'t'}, 14)}}
+	for _, shape := range []string{"headers", "headerFirst"} {
+		b.Run("shape="+shape, func(b *testing.B) {
+			var bld Builder
+			for i := range 1000 {
+				if i == 0 || shape == "headers" {
+					bld.Append(1_700_000_000_000, nil, v, h)
+				} else {
+					bld.Append(1_700_000_000_000, nil, v, nil)
+				}
+			}
+			batch, err := bld.AppendTo(nil, compression.None)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := Batch(batch).CheckFraming(0); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
