@@ -194,6 +194,73 @@ func TestFetchWaitSeesItsFirstBatchCompactedAway(t *testing.T) {
 	})
 }
 
+// TestFetchWaitCompactedChangedAfterItsLookMarked: a fetch that holds
+// records of a compacted partition (t-0, from offset 1) and of another
+// (u-0), woken by an append to u-0, whose look at the wake took t-0's
+// mark and read it before a change to t-0 (made as the look reads u-0),
+// answers at that wake all the same: the change fires its next wait at
+// once (the mark's epoch is behind the partition's; see log.Wake.Add),
+// and the look then made finds t-0 failed. Until 2026-12-07 firstMoved
+// read t-0's first batch again at each wake, which found the change in
+// the same look; its marks find it now. Kills: Wake.Add's epoch check
+// dropped (each subtest then sleeps until an append or MaxWait, checked).
+func TestFetchWaitCompactedChangedAfterItsLookMarked(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(t *testing.T, b *Broker)
+		err    error
+	}{
+		{"DeleteTopic", func(t *testing.T, b *Broker) { require.NoError(t, b.DeleteTopic(t.Context(), "t")) }, ErrUnknownTopic},
+		// A cut of the log start past the offset, as retention makes
+		// one of a topic both compacted and deleted (the broker's
+		// DeleteRecords refuses a compacted topic).
+		{"cut", func(t *testing.T, b *Broker) {
+			_, p, err := b.topicPartition(t.Context(), "t", 0, false)
+			require.NoError(t, err)
+			_, err = p.Log().DeleteRecordsBefore(t.Context(), 2)
+			require.NoError(t, err)
+		}, log.ErrOffsetOutOfRange},
+		{"TruncateTo", func(t *testing.T, b *Broker) {
+			_, p, err := b.topicPartition(t.Context(), "t", 0, false)
+			require.NoError(t, err)
+			_, err = p.Log().TruncateTo(0)
+			require.NoError(t, err)
+		}, log.ErrOffsetOutOfRange},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, put := compactedFetchTopic(t)
+				require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+				put("a", "x")
+				put("b", "y")
+				produce(t, b, "u", 0, "v")
+				var (
+					armed atomic.Bool
+					reads atomic.Int32
+				)
+				testHookFetchRead = func() {
+					// The wake's look reads t-0 (1), then u-0 (2).
+					if armed.Load() && reads.Add(1) == 2 {
+						c.change(t, b)
+					}
+				}
+				defer func() { testHookFetchRead = nil }()
+				t0 := time.Now()
+				done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+					Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}, {Topic: "u"}}})
+				synctest.Wait() // it holds t-0's "y" and u-0's "v", and waits
+				armed.Store(true)
+				produce(t, b, "u", 0, "w") // a wake
+				synctest.Wait()
+				a := answeredNow(t, done, "t-0 changed at the wake, and the fetch waits on (until MaxWait)")
+				require.NoError(t, a.err)
+				require.Equal(t, t0, a.at, "answered at the wake")
+				require.ErrorIs(t, a.resp.Partitions[0].Err, c.err)
+			})
+		})
+	}
+}
+
 // TestFetchWaitCountsAFirstBatchWhole: a fetch that holds
 // records and waits, woken by a batch larger than its partition's
 // MaxBytes on a partition it names before the one with records, answers
