@@ -1255,7 +1255,7 @@ func byteWait(req *api.FetchRequest, resp api.FetchResponse, total, want int, pr
 	anyAppend := false
 	if pr != nil {
 		for i := range marks {
-			if pr.firsts[i].size > 0 && (marks[i].Compacted() || pr.compact[i]) {
+			if pr.firsts[i] > 0 && (marks[i].Compacted() || pr.compact[i]) {
 				anyAppend = true
 			}
 		}
@@ -1370,11 +1370,11 @@ type fetchProbe struct {
 	more  int
 	bound int
 	buf   []byte // reused by the reads (on the OS's FS; a view in memory)
-	// firsts holds each partition's first batch from its offset, as
-	// the fetch or a probe read found it (size 0: none yet); compact,
+	// firsts holds the size of each partition's first batch from its
+	// offset, as the fetch or a probe read found it (0: none yet); compact,
 	// whether its log was seen with the compact policy since pr began,
 	// by its marks (see firstMoved).
-	firsts  []probeFirst
+	firsts  []int
 	compact []bool
 	// marks are the fetch's, which each look at a wake takes again
 	// (fetchAt); gens, a copy of them as the reads that made resp took
@@ -1383,21 +1383,15 @@ type fetchProbe struct {
 	gens  []log.Mark
 }
 
-// probeFirst is a batch a fetchProbe found first at a partition's offset.
-type probeFirst struct {
-	base int64
-	size int
-}
-
-// firstOf returns the first batch of data, size 0 when it holds none.
-func firstOf(data []byte) probeFirst {
+// firstSize returns the size of data's first batch, 0 when it holds none.
+func firstSize(data []byte) int {
 	for bt, err := range record.Batches(data) {
 		if err != nil {
 			break
 		}
-		return probeFirst{bt.BaseOffset(), len(bt)}
+		return len(bt)
 	}
-	return probeFirst{}
+	return 0
 }
 
 // newFetchProbe starts the count of the bytes past resp, the answer of a
@@ -1406,7 +1400,7 @@ func firstOf(data []byte) probeFirst {
 // resp, and again by each look at a wake.
 func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int, marks []log.Mark) *fetchProbe {
 	n := len(req.Partitions)
-	pr := &fetchProbe{ends: make([]int64, n), rooms: make([]int, n), hws: make([]int64, n), firsts: make([]probeFirst, n), compact: make([]bool, n),
+	pr := &fetchProbe{ends: make([]int64, n), rooms: make([]int, n), hws: make([]int64, n), firsts: make([]int, n), compact: make([]bool, n),
 		marks: marks, gens: slices.Clone(marks)}
 	for i, fp := range req.Partitions {
 		pr.hws[i] = -1
@@ -1416,7 +1410,7 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int, 
 		}
 		pr.ends[i] = nextAfter(resp.Partitions[i].Records, fp.Offset)
 		pr.rooms[i] = limit - len(resp.Partitions[i].Records)
-		pr.firsts[i] = firstOf(resp.Partitions[i].Records)
+		pr.firsts[i] = firstSize(resp.Partitions[i].Records)
 		pr.compact[i] = marks[i].Compacted()
 	}
 	return pr
@@ -1463,7 +1457,7 @@ func firstMoved(resp api.FetchResponse, pr *fetchProbe) bool {
 		if pr.marks[i].Compacted() {
 			pr.compact[i] = true
 		}
-		if out.Err != nil || pr.firsts[i].size == 0 || !pr.compact[i] {
+		if out.Err != nil || pr.firsts[i] == 0 || !pr.compact[i] {
 			continue
 		}
 		if pr.gens[i].Rewritten(pr.marks[i]) {
@@ -1532,8 +1526,8 @@ func (b *Broker) readable(ctx context.Context, req *api.FetchRequest, resp api.F
 				break
 			}
 			pr.buf = data
-			if pr.ends[i] == fp.Offset && pr.firsts[i].size == 0 {
-				pr.firsts[i] = firstOf(data)
+			if pr.ends[i] == fp.Offset && pr.firsts[i] == 0 {
+				pr.firsts[i] = firstSize(data)
 			}
 			n := min(len(data), pr.rooms[i])
 			pr.more += n
