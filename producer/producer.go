@@ -568,7 +568,10 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 		}
 		topic = p.cfg.defaultTopic
 	}
-	body := record.BodySize(r.Key, r.Value, r.Headers)
+	body := record.BodySizeNoHeaders(r.Key, r.Value) // inlined: no call for a record without headers
+	if len(r.Headers) != 0 {
+		body = record.BodySize(r.Key, r.Value, r.Headers)
+	}
 	size := record.SizeWithDeltas(body, 0, 0)
 	if record.HeaderSize+size > p.cfg.batchMaxBytes {
 		promise(r, fmt.Errorf("%w: a record of %d bytes does not fit in a batch of BatchMaxBytes %d",

@@ -349,12 +349,20 @@ func RecordSize(tsDelta, offsetDelta int64, key, value []byte, headers []Header)
 // when it is produced and again when it is placed in a batch walks its
 // key, value and headers once.
 func BodySize(key, value []byte, headers []Header) int {
-	// The attributes, and the deltas of 0: a byte each.
-	n := 3 + nullableSize(key) + nullableSize(value)
 	if len(headers) == 0 {
-		return n + 1 // the header count, 0: inlined, with no loop
+		return BodySizeNoHeaders(key, value)
 	}
-	return n + headersSize(headers)
+	// The attributes, and the deltas of 0: a byte each.
+	return 3 + nullableSize(key) + nullableSize(value) + headersSize(headers)
+}
+
+// BodySizeNoHeaders is BodySize of a record without headers (nil or
+// empty): BodySize(key, value, nil). Unlike BodySize it is inlined where
+// it is called, so that a producer sizes the common record, without
+// headers, without a call.
+func BodySizeNoHeaders(key, value []byte) int {
+	// The attributes, the deltas of 0 and the header count 0: a byte each.
+	return 4 + nullableSize(key) + nullableSize(value)
 }
 
 // headersSize is the size of headers encoded, their count included.
@@ -401,10 +409,10 @@ func appendVarint(dst []byte, x int64) []byte {
 	return binary.AppendUvarint(dst, ux)
 }
 
+// nullableSize is the size of b as a nullable length-prefixed field. A nil
+// b, encoded as the length -1, takes one byte, as an empty one does (the
+// length 0): varintSize(0) + 0, with no branch.
 func nullableSize(b []byte) int {
-	if b == nil {
-		return 1
-	}
 	return varintSize(int64(len(b))) + len(b)
 }
 

@@ -1237,6 +1237,28 @@ func TestSizeWithDeltas(t *testing.T) {
 	}
 }
 
+// TestBodySizeNoHeaders: BodySizeNoHeaders is BodySize without headers
+// (nil or empty), and the size of such a body encoded at deltas of 0, for
+// nil and empty keys and values and lengths at each side of where their
+// length prefix takes another byte; nullableSize is the length
+// appendNullable appends.
+func TestBodySizeNoHeaders(t *testing.T) {
+	var fields [][]byte
+	fields = append(fields, nil, []byte{})
+	for _, n := range []int{1, 63, 64, 65, 8191, 8192, 8193} {
+		fields = append(fields, make([]byte, n))
+	}
+	for _, key := range fields {
+		require.Equal(t, len(appendNullable(nil, key)), nullableSize(key), "%d bytes, nil %v", len(key), key == nil)
+		for _, value := range fields {
+			want := BodySize(key, value, nil)
+			require.Equal(t, want, BodySizeNoHeaders(key, value), "key %d, value %d", len(key), len(value))
+			require.Equal(t, want, BodySize(key, value, []Header{}), "key %d, value %d", len(key), len(value))
+			require.Equal(t, recordBodySize(0, 0, key, value, nil), want, "key %d, value %d", len(key), len(value))
+		}
+	}
+}
+
 // TestVarintSize: varintSize is the length of binary.AppendVarint's
 // encoding, and appendVarint appends the same bytes, for every bit count,
 // at each side of where the encoding takes another byte, and at the ends
