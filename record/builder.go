@@ -367,9 +367,9 @@ func BodySizeNoHeaders(key, value []byte) int {
 
 // headersSize is the size of headers encoded, their count included.
 func headersSize(headers []Header) int {
-	n := varintSize(int64(len(headers)))
+	n := lengthSize(len(headers))
 	for i := range headers {
-		n += varintSize(int64(len(headers[i].Key))) + len(headers[i].Key) + nullableSize(headers[i].Value)
+		n += lengthSize(len(headers[i].Key)) + len(headers[i].Key) + nullableSize(headers[i].Value)
 	}
 	return n
 }
@@ -377,7 +377,7 @@ func headersSize(headers []Header) int {
 // SizeWithDeltas is RecordSize of a record whose BodySize is body.
 func SizeWithDeltas(body int, tsDelta, offsetDelta int64) int {
 	n := body - 2 + varintSize(tsDelta) + varintSize(offsetDelta)
-	return varintSize(int64(n)) + n
+	return lengthSize(n) + n // n, the body at these deltas, is at least body (a BodySize): never negative
 }
 
 func recordBodySize(tsDelta, offsetDelta int64, key, value []byte, headers []Header) int {
@@ -411,9 +411,9 @@ func appendVarint(dst []byte, x int64) []byte {
 
 // nullableSize is the size of b as a nullable length-prefixed field. A nil
 // b, encoded as the length -1, takes one byte, as an empty one does (the
-// length 0): varintSize(0) + 0, with no branch.
+// length 0): lengthSize(0) + 0, with no branch.
 func nullableSize(b []byte) int {
-	return varintSize(int64(len(b))) + len(b)
+	return lengthSize(len(b)) + len(b)
 }
 
 // varintSize is the size of x as a zigzag varint: its zigzag encoding's
@@ -425,4 +425,13 @@ func nullableSize(b []byte) int {
 // producer sizes each record.
 func varintSize(x int64) int {
 	return (9*bits.Len64(uint64(x^(x>>63))) + 73) >> 6
+}
+
+// lengthSize is varintSize of n, a length or a size, which is never
+// negative: n^(n>>63) is n, and the fold of the sign, three instructions
+// the compiler keeps for a length, is left out. A record's size is sized
+// with it twice a record on the producer's caller's goroutine, its key
+// and value lengths once each.
+func lengthSize(n int) int {
+	return (9*bits.Len64(uint64(n)) + 73) >> 6
 }

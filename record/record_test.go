@@ -1260,9 +1260,9 @@ func TestBodySizeNoHeaders(t *testing.T) {
 }
 
 // TestVarintSize: varintSize is the length of binary.AppendVarint's
-// encoding, and appendVarint appends the same bytes, for every bit count,
-// at each side of where the encoding takes another byte, and at the ends
-// of int64.
+// encoding (lengthSize too, of x not negative), and appendVarint appends
+// the same bytes, for every bit count, at each side of where the encoding
+// takes another byte, and at the ends of int64.
 func TestVarintSize(t *testing.T) {
 	xs := []int64{0, math.MaxInt64, math.MinInt64, math.MaxInt64 - 1, math.MinInt64 + 1}
 	for k := range 63 {
@@ -1272,6 +1272,9 @@ func TestVarintSize(t *testing.T) {
 	for _, x := range xs {
 		want := binary.AppendVarint([]byte{7}, x)
 		require.Equal(t, len(want)-1, varintSize(x), "x %d", x)
+		if x >= 0 {
+			require.Equal(t, len(want)-1, lengthSize(int(x)), "x %d", x)
+		}
 		require.Equal(t, want, appendVarint([]byte{7}, x), "x %d", x)
 	}
 }
