@@ -895,7 +895,8 @@ func (b *batch) live() int { return len(b.recs) - b.dropped }
 // empty batch takes any record), and reports whether it did. It sizes the
 // record as record.Builder will encode it in encode. A dropped record
 // (from a batch being split) is taken as it is, and not sized: it is not
-// encoded.
+// encoded. addHot writes out its work for a record not dropped: a change
+// here is one there too (TestAddHotIsAdd).
 func (b *batch) add(pr *pending, ctx context.Context, max int) bool {
 	if pr.dropped() {
 		b.dropped++
@@ -1248,12 +1249,16 @@ const (
 // record more (callgrind). The lines it shares with addRecord, from the
 // watch to the full batch queued, are written out in both: a function of
 // their own, too large to be inlined, cost some 12 instructions a record
-// more (callgrind, BenchmarkProduce, 2026-12-07). Nor does the
-// goroutine wait for records (idle) while a batch is open: it is idle
-// only once it found neither an open batch nor a full one, and only
-// addRecord opens one, which ends its wait (cur set, idle cleared, under
-// pp.mu). So the record wakes it only if it fills the batch, and never
-// starts a trickle (see addRecord): the caller need not yield.
+// more (callgrind, BenchmarkProduce, 2026-12-07). So is batch.add's work
+// for a record not dropped (what produce and place hand it): the call,
+// with what addHot keeps across it, cost some 24 instructions a record
+// (callgrind, BenchmarkProduce, 2026-12-07); TestAddHotIsAdd holds the
+// two alike. Nor does the goroutine wait for records (idle) while a
+// batch is open: it is idle only once it found neither an open batch nor
+// a full one, and only addRecord opens one, which ends its wait (cur
+// set, idle cleared, under pp.mu). So the record wakes it only if it
+// fills the batch, and never starts a trickle (see addRecord): the
+// caller need not yield.
 //
 // Without watch (produce's own try, which has no deferred undo), nor does
 // it run ctx's methods, which are the application's code when ctx is its
@@ -1271,11 +1276,28 @@ func (pp *partition) addHot(pr *pending, ctx context.Context, done <-chan struct
 	b := pp.cur
 	cfg := &pp.p.cfg
 	linger := cfg.linger > 0
-	if b == nil || !b.hot || pp.p.closed.Load() || done != nil && linger && done != b.watched && !watch ||
-		!b.add(pr, ctx, cfg.batchMaxBytes) {
+	if b == nil || !b.hot || pp.p.closed.Load() || done != nil && linger && done != b.watched && !watch {
 		pp.mu.Unlock()
 		return false
 	}
+	// b.add(pr, ctx, cfg.batchMaxBytes), written out (see above): pr,
+	// a record being produced, is not dropped.
+	ts := pr.r.Timestamp.UnixMilli()
+	i := b.live()
+	if i == 0 {
+		b.firstTs, b.size = ts, record.HeaderSize
+	}
+	n := record.SizeWithDeltas(int(pr.body), ts-b.firstTs, int64(i))
+	if i > 0 && b.size+n > cfg.batchMaxBytes {
+		pp.mu.Unlock()
+		return false
+	}
+	b.size += n
+	if ctx != nil {
+		b.ctxs = append(b.ctxs, recCtx{i: len(b.recs), ctx: ctx})
+	}
+	b.recs = append(b.recs, *pr)
+	b.bytes += int64(pr.size)
 	if watch && ctx != nil && linger {
 		pp.watchLocked(ctx) // see addRecord
 	}
