@@ -48,9 +48,11 @@
 //   - truncates for replication.
 //
 // Time comes from an injected [Clock] so that retention and compaction are
-// tested without sleeping. Log starts no goroutines: its owner (the
-// broker) calls [Log.Maintain] periodically for retention, compaction and
-// flush.ms.
+// tested without sleeping. Log runs no goroutine of its own for them: its
+// owner (the broker) calls [Log.Maintain] periodically for retention,
+// compaction and flush.ms. Its only goroutine is a group commit's fsync
+// round, run apart from a waiter whose ctx may end, which Close waits for
+// (see [Options.Go]).
 //
 // # Checkpoint files
 //
