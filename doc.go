@@ -57,5 +57,10 @@
 // The broker starts one goroutine for retention, compaction and flush.ms,
 // and, while a partition has appends whose producer stopped waiting for
 // their fsync, one for that partition that fsyncs them in turn (see
-// [Broker.Produce]). [Broker.Close] stops them and waits for them.
+// [Broker.Produce]). A group commit's fsync that a Produce whose ctx may
+// end waits for runs on a goroutine of its own but on a *vfs.MemFS (see
+// package log, Options.Go). On the operating system's file system, Open,
+// Close, CreateTopic, CreatePartitions and DeleteTopic handle up to eight
+// partitions at once, each on a goroutine that ends before the call
+// returns. [Broker.Close] stops them and waits for them.
 package runnel
