@@ -146,10 +146,12 @@ func TestMemoryDoesNotGrowWithPartitionsSentTo(t *testing.T) {
 	}
 }
 
-// What the Producer's Memory doc says a topic costs: about 400 bytes for
+// What the Producer's Memory doc says a topic costs: about 500 bytes for
 // each of its partitions, written to or not, once a record was produced
-// to it (372 B measured with a topic of 100,000 partitions; 472 B through
-// the broker's AsyncClient, whose partitions have a pipeline each).
+// to it (510 B measured with a topic of 100,000 partitions; 627 B through
+// an AsyncClient, whose partitions have a pipeline each; 372 B and 488 B
+// before b26f2d9a, 2026-12-04, which gave each partition its run of
+// failed batches for the log).
 func TestMemoryPerPartitionOfATopic(t *testing.T) {
 	const parts = 50_000
 	p, err := New(&manyClient{n: parts}, RecordPartitioner(ManualPartitioner()))

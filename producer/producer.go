@@ -289,15 +289,16 @@ type HealthClient interface {
 // goroutine that completes them takes about 5 KiB more.
 //
 // What stays, for the producer's lifetime, is its state of each partition
-// of every topic it has written to, written to or not. That is about 400
-// bytes a partition (its sequence numbers, which idempotence needs, and
-// its queue), up to about 1 KiB once written to. So one record to a topic
-// of 100,000 partitions costs 37 MB. The state stays also once the topic
-// is deleted, as franz-go keeps its topics' state (until
-// PurgeTopicsFromClient) rather than guess that a partition will not be
-// written again. A long-lived producer that writes to ever new topics (a
-// topic per tenant or per day, say) should be closed and replaced now and
-// then.
+// of every topic it has written to, written to or not. That is about 500
+// bytes a partition, 600 with an AsyncClient such as the broker (its
+// sequence numbers, which idempotence needs, its queue, and its run of
+// failed batches for the log), up to about 1 KiB once written to. So one
+// record to a topic of 100,000 partitions costs 51 MB (63 MB through an
+// AsyncClient). The state stays also once the topic is deleted, as
+// franz-go keeps its topics' state (until PurgeTopicsFromClient) rather
+// than guess that a partition will not be written again. A long-lived
+// producer that writes to ever new topics (a topic per tenant or per day,
+// say) should be closed and replaced now and then.
 //
 // A Producer is made by [New]. A zero Producer (one not made by New) is
 // closed: Produce, TryProduce and ProduceSync give ErrClosed, Flush
