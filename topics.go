@@ -962,8 +962,8 @@ func decodeCounter(data []byte) (int64, bool) {
 // allowed). A topic of such a name that an older runnel created still
 // opens where its files can be.
 //
-// Each partition holds memory for as long as the topic exists: about 2.6
-// KiB of heap idle on disk, 5 KiB in memory (docs/details.md, "Many
+// Each partition holds memory for as long as the topic exists: about 3.3
+// KiB of heap idle on disk, 6 KiB in memory (docs/details.md, "Many
 // partitions"), and more as it is written to. CreateTopic and
 // CreatePartitions take up to math.MaxInt32 partitions in one call, where
 // Kafka 4's controller refuses more than 10,000 new partitions a request
