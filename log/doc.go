@@ -51,8 +51,8 @@
 // tested without sleeping. Log runs no goroutine of its own for them: its
 // owner (the broker) calls [Log.Maintain] periodically for retention,
 // compaction and flush.ms. Its only goroutine is a group commit's fsync
-// round, run apart from a waiter whose ctx may end, which Close waits for
-// (see [Options.Go]).
+// round, run apart from a waiter whose ctx may end (but on a vfs.MemFS),
+// which Close waits for (see [Options.Go]).
 //
 // # Checkpoint files
 //
