@@ -99,28 +99,31 @@ func TestReportedErrorLogRunsByOffsetAndText(t *testing.T) {
 // TestResolvedEndsTheErrorLogRun: a partition whose start offset's
 // look-up failed (a retriable error, logged at Info) and then resolved
 // has answered: its next retriable error, a fetch's, is the first of a
-// run again, at Info. Kills: the run not ended by the resolution (k03).
+// run again, at Info. On the bubble's clock, which the nanosecond
+// backoffs move far less than logrun.Every: a run that went on would log
+// it at Debug. Kills: the run not ended by the resolution (k03).
 func TestResolvedEndsTheErrorLogRun(t *testing.T) {
-	b := openBroker(t, map[string]int{"t": 1})
-	values(t, b, "t", 0, "a", "b")
-	f := &flakyClient{Broker: b}
-	f.listErrs = []error{api.ErrNotLeader}
-	f.partErrs = []error{api.ErrNotLeader}
-	logs := &logRecorder{}
-	consumer.SetStillFailingEvery(t, time.Hour)
-	c := newConsumer(t, f, consumer.RetryBackoff(time.Nanosecond), consumer.Logger(logs.logger()))
-	require.NoError(t, c.Assign("t", 0, consumer.Start()))
-	for got := 0; got < 2; {
-		fs, err := c.Poll(testCtx(t))
-		require.NoError(t, err)
-		require.NoError(t, fs.Err())
-		got += fs.NumRecords()
-	}
-	f.mu.Lock()
-	require.Equal(t, 2, f.listOffset, "a look-up that failed, then one that resolved")
-	f.mu.Unlock()
-	require.Equal(t, []slog.Level{slog.LevelInfo, slog.LevelInfo}, logs.levels("partition error: retrying"),
-		"the look-up's error, then the fetch's after the resolution")
+	synctest.Test(t, func(t *testing.T) {
+		b := openBroker(t, map[string]int{"t": 1})
+		values(t, b, "t", 0, "a", "b")
+		f := &flakyClient{Broker: b}
+		f.listErrs = []error{api.ErrNotLeader}
+		f.partErrs = []error{api.ErrNotLeader}
+		logs := &logRecorder{}
+		c := newConsumer(t, f, consumer.RetryBackoff(time.Nanosecond), consumer.Logger(logs.logger()))
+		require.NoError(t, c.Assign("t", 0, consumer.Start()))
+		for got := 0; got < 2; {
+			fs, err := c.Poll(testCtx(t))
+			require.NoError(t, err)
+			require.NoError(t, fs.Err())
+			got += fs.NumRecords()
+		}
+		f.mu.Lock()
+		require.Equal(t, 2, f.listOffset, "a look-up that failed, then one that resolved")
+		f.mu.Unlock()
+		require.Equal(t, []slog.Level{slog.LevelInfo, slog.LevelInfo}, logs.levels("partition error: retrying"),
+			"the look-up's error, then the fetch's after the resolution")
+	})
 }
 
 // TestCorruptBatchLoggedOnChange: a consumer stuck on a

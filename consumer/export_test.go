@@ -3,7 +3,6 @@ package consumer
 import (
 	"time"
 
-	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/record"
 )
 
@@ -25,13 +24,4 @@ func SetIdle(c *Consumer, f func(d time.Duration)) {
 		c.hooks = &hooks{}
 	}
 	c.hooks.idle = f
-}
-
-// SetStillFailingEvery sets how often a retriable error that keeps
-// coming back is logged at Warn (see logrun.Every), until the test
-// ends.
-func SetStillFailingEvery(t interface{ Cleanup(func()) }, d time.Duration) {
-	old := logrun.Every
-	logrun.Every = d
-	t.Cleanup(func() { logrun.Every = old })
 }

@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/logrun"
 	"github.com/runnel/runnel/internal/testkit"
 	"github.com/stretchr/testify/require"
 )
@@ -31,9 +33,11 @@ func (l *logRecorder) levels(msg string) []slog.Level {
 // without being reported (TestTransientErrorsRetriedQuietly), so the log
 // is where a condition that does not go away shows: its first retry is
 // logged at Info, the next ones at Debug but for one at Warn each
-// stillFailingEvery (30 s) while it goes on, saying for how long; once
-// the partition answers again, the next error is a first again. The
-// same for a Fetch that fails as a whole.
+// logrun.Every (30 s) while it goes on, saying for how long; once the
+// partition answers again, the next error is a first again. The same for
+// a Fetch that fails as a whole. On the bubble's clock: the nanosecond
+// backoffs keep the first run within Every, and the second run's Polls
+// are Every apart, so that each of its retries is past it.
 func TestTransientErrorsLoggedOnceThenWarned(t *testing.T) {
 	for _, tc := range []struct {
 		name, msg string
@@ -43,47 +47,52 @@ func TestTransientErrorsLoggedOnceThenWarned(t *testing.T) {
 		{"fetch", "fetch failed: retrying", func(f *flakyClient, errs []error) { f.fetchErrs = errs }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := openBroker(t, map[string]int{"t": 1})
-			values(t, b, "t", 0, "a", "b")
-			f := &flakyClient{Broker: b}
-			errs := func(n int) []error {
-				out := make([]error, n)
-				for i := range out {
-					out[i] = api.ErrNotLeader
+			synctest.Test(t, func(t *testing.T) {
+				b := openBroker(t, map[string]int{"t": 1})
+				values(t, b, "t", 0, "a", "b")
+				f := &flakyClient{Broker: b}
+				errs := func(n int) []error {
+					out := make([]error, n)
+					for i := range out {
+						out[i] = api.ErrNotLeader
+					}
+					return out
 				}
-				return out
-			}
-			logs := &logRecorder{}
-			c := newConsumer(t, f, consumer.RetryBackoff(time.Nanosecond), consumer.Logger(logs.logger()))
-			require.NoError(t, c.Assign("t", 0, consumer.Start()))
+				logs := &logRecorder{}
+				c := newConsumer(t, f, consumer.RetryBackoff(time.Nanosecond), consumer.Logger(logs.logger()))
+				require.NoError(t, c.Assign("t", 0, consumer.Start()))
 
-			pollUntil := func(want int) {
-				t.Helper()
-				got := 0
-				for got < want {
-					fs, err := c.Poll(testCtx(t))
-					require.NoError(t, err)
-					require.NoError(t, fs.Err())
-					got += fs.NumRecords()
+				// pollUntil polls until want records came, waiting apart
+				// after each Poll that got none (a Poll fetches once).
+				pollUntil := func(want int, apart time.Duration) {
+					t.Helper()
+					got := 0
+					for got < want {
+						fs, err := c.Poll(testCtx(t))
+						require.NoError(t, err)
+						require.NoError(t, fs.Err())
+						got += fs.NumRecords()
+						if fs.NumRecords() == 0 {
+							time.Sleep(apart)
+						}
+					}
 				}
-			}
-			consumer.SetStillFailingEvery(t, time.Hour)
-			f.mu.Lock()
-			tc.queue(f, errs(4))
-			f.mu.Unlock()
-			pollUntil(2)
-			require.Equal(t, []slog.Level{slog.LevelInfo, slog.LevelDebug, slog.LevelDebug, slog.LevelDebug}, logs.levels(tc.msg),
-				"the first at Info, then quietly")
+				f.mu.Lock()
+				tc.queue(f, errs(4))
+				f.mu.Unlock()
+				pollUntil(2, 0)
+				require.Equal(t, []slog.Level{slog.LevelInfo, slog.LevelDebug, slog.LevelDebug, slog.LevelDebug}, logs.levels(tc.msg),
+					"the first at Info, then quietly")
 
-			consumer.SetStillFailingEvery(t, 0) // every retry is past it
-			values(t, b, "t", 0, "c")
-			f.mu.Lock()
-			tc.queue(f, errs(3))
-			f.mu.Unlock()
-			pollUntil(1)
-			require.Equal(t, []slog.Level{slog.LevelInfo, slog.LevelDebug, slog.LevelDebug, slog.LevelDebug,
-				slog.LevelInfo, slog.LevelWarn, slog.LevelWarn}, logs.levels(tc.msg),
-				"after a good answer a first again, then warned while it goes on")
+				values(t, b, "t", 0, "c")
+				f.mu.Lock()
+				tc.queue(f, errs(3))
+				f.mu.Unlock()
+				pollUntil(1, logrun.Every) // every retry is past it
+				require.Equal(t, []slog.Level{slog.LevelInfo, slog.LevelDebug, slog.LevelDebug, slog.LevelDebug,
+					slog.LevelInfo, slog.LevelWarn, slog.LevelWarn}, logs.levels(tc.msg),
+					"after a good answer a first again, then warned while it goes on")
+			})
 		})
 	}
 }

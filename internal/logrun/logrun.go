@@ -17,9 +17,9 @@ import (
 	"time"
 )
 
-// Every is how often a failure that keeps coming back is logged at Warn
-// (a var: tests shorten it).
-var Every = 30 * time.Second
+// Every is how often a failure that keeps coming back is logged at Warn.
+// (Tests of its callers pass it on a testing/synctest bubble's clock.)
+const Every = 30 * time.Second
 
 // Run is a run of failures of one kind, of one thing (a partition): its
 // zero value is no failure yet.
