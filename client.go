@@ -1432,8 +1432,10 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int, 
 // marks do not show yet (it ran as they were taken) shows in the next
 // wake's: such a fetch is woken by every append to any of its
 // partitions (see byteWait), as after a compaction once it waits. A
-// change other than an append (a cut, a reopen, a close, a deletion)
-// that the look's marks do not show fires the fetch's next wait at once
+// change other than an append (a cut, a reopen, a close, a deletion, a
+// compaction's swap that failed once it had closed the segments it
+// replaces: see log.Log.OnCut) that the look's marks do not show fires
+// the fetch's next wait at once
 // (its marks' epoch is behind, see log.Wake.Add), or, made after the
 // wait began, wakes it. Whether a log is compacted it takes from the
 // partition's marks (pr.compact once one of them said so). The fetch
@@ -1444,7 +1446,10 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int, 
 // Until 2026-12-07 it also looked up, at each wake, each such partition
 // whose marks showed no compaction since, and read its first batch again
 // to compare it with pr's. That found no change the marks do not show,
-// at this wake or at the next: sooner only a compaction's swap that ran
+// at this wake or at the next, once a failed swap bumped the epoch too
+// (until then the read alone, failing, saw the offsets a failed swap
+// left closed: TestFetchWaitHoldingRecordsSeesAFailedSwap): sooner only
+// a compaction's swap that ran
 // as the look took the marks, which the next wake sees, as it sees one
 // that runs just after the look (a change other than an append fires
 // the next wait at once:

@@ -710,9 +710,24 @@ var errGroupSkipped = errors.New("runnel/log: compaction group skipped")
 // suffix constants for the crash-safe order), unless the log was truncated
 // since the compaction read truncations: a truncated segment may have been
 // appended to again, below offsets the key map holds (errTruncatedUnderUs).
-func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, removed int, truncations int64, res *CompactResult) error {
+//
+// A swap that fails once it has closed the group's segments (their
+// removal, or what comes after it, failed) fences the log and leaves them
+// closed in the listing, the cleaned segment not in their place until the
+// next Open completes the swap: their offsets answer ErrLogFenced (see
+// closedByFence). It calls OnCut's f then, once mu is released, as a cut
+// does: a reader waiting on the partition (a fetch holding records of
+// those offsets, whose wait counts appends that no longer come) learns
+// at once that a read of them fails now.
+func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, removed int, truncations int64, res *CompactResult) (err error) {
 	l.mu.Lock()
-	defer l.unlock()
+	closedGroup := false // the group's segments closed (deleted, or being)
+	defer func() {
+		l.unlock()
+		if f := l.onCut.Load(); closedGroup && err != nil && f != nil {
+			(*f)()
+		}
+	}()
 	drop := func(err error) error {
 		return errors.Join(err, segment.RemoveFiles(l.fs, l.dir, base,
 			segment.LogSuffix+cleanedSuffix, segment.IndexSuffix+cleanedSuffix, segment.TimeIndexSuffix+cleanedSuffix))
@@ -736,7 +751,7 @@ func (l *Log) swapIn(group []*segment.Segment, base, after, before int64, remove
 		return l.fence(err)
 	}
 	l.lifeMu.Lock()
-	var err error
+	closedGroup = true
 	for _, s := range group {
 		err = errors.Join(err, s.Delete())
 	}

@@ -27,7 +27,9 @@ import (
 // those offsets are there, and so does a look-up by time that reads them:
 // before, both failed with ErrOffsetOutOfRange, on which a consumer at
 // the log start resets its position to the log start again, for ever, or
-// past the records to the end.
+// past the records to the end. The failed swap calls OnCut's f (once),
+// so that a partition's readers waiting on it are woken to find so
+// (TestFetchWaitHoldingRecordsSeesAFailedSwap in the root package).
 func TestSwapFailedReadsAreNotOutOfRange(t *testing.T) {
 	for _, step := range []struct {
 		op   vfs.Op
@@ -62,10 +64,13 @@ func TestSwapFailedReadsAreNotOutOfRange(t *testing.T) {
 					require.NoError(t, l.Roll())
 				}
 			}
+			var cuts atomic.Int32
+			l.OnCut(func() { cuts.Add(1) })
 			armed.Store(true)
 			_, err := l.Compact(context.Background())
 			require.ErrorIs(t, err, ErrLogFenced)
 			require.ErrorIs(t, err, vfs.ErrInjected)
+			require.EqualValues(t, 1, cuts.Load(), "OnCut not called: a reader waiting on the partition is not told its offsets fail now")
 
 			_, err = l.Read(l.LogStartOffset(), 1<<20, math.MaxInt64)
 			require.NotErrorIs(t, err, ErrOffsetOutOfRange, "offset %d is the log start", l.LogStartOffset())

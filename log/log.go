@@ -1657,7 +1657,9 @@ func (l *Log) OnDurable(f func()) {
 // OnCut registers f to be called each time records were cut from the
 // log: its start offset moved up (DeleteRecordsBefore, ApplyRetention and
 // so Maintain) or its end offset came down (TruncateTo), also when the
-// call then failed. It is called after the log's lock is released, from
+// call then failed; or a compaction's swap failed once it had closed the
+// segments it replaces, whose offsets answer ErrLogFenced since (see
+// Read). It is called after the log's lock is released, from
 // the goroutine of the call that cut. A reader waiting for more records
 // from an offset the cut left out of range learns it so, at once (see
 // Partition.Changed). f must not block. A later call replaces f; nil

@@ -267,7 +267,9 @@ func (p *Partition) LogStartOffset() int64 { return p.current().LogStartOffset()
 // Changed returns a channel that is closed the next time the high
 // watermark may have moved (an append, a reopen, a close), or records were
 // cut from the log (see Log.OnCut: DeleteRecords, retention, a
-// truncation), which may leave a reader's offset out of range, or the
+// truncation), which may leave a reader's offset out of range, or a
+// failed compaction swap left offsets that a read answers ErrLogFenced
+// (OnCut too), or the
 // partition's lock was released, or a wait for it given up (see Busy).
 //
 // Long-polling readers take it before reading, then wait on it if they
