@@ -314,3 +314,47 @@ func TestFetchCtxEndAnswersWhatItFound(t *testing.T) {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 }
+
+// TestFetchWaitCompactionOfAPartitionItHoldsNothingOfReadsNoMore: a
+// fetch that holds records of a compacted partition (t-1) and nothing of
+// another (t-0, read at its end), and waits for MinBytes, is not made
+// again at the wake after a compaction of t-0: it found no batch of t-0
+// that the compaction could have removed or made larger, so the wake's
+// look (a read of each partition) and the count of what was appended
+// since are all it reads (firstMoved passes a partition whose first
+// batch the fetch did not find). Kills: firstMoved looking at the marks
+// of every compacted partition (the fetch made again at that wake, a
+// read of each partition more).
+func TestFetchWaitCompactionOfAPartitionItHoldsNothingOfReadsNoMore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2, Config: log.Config{
+			CleanupPolicy: log.Compact, SegmentBytes: 1000, MinCleanableDirtyRatio: 0.01}}))
+		put := func(p int32, kv ...string) {
+			_, err := b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: p, Acks: api.AcksAll, Batches: keyed(t, kv...)})
+			require.NoError(t, err)
+		}
+		y := strings.Repeat("y", 100)
+		put(0, "a", strings.Repeat("x", 100)) // 0: superseded by 2
+		put(0, "b", y)                        // 1
+		put(0, "a", "z")                      // 2
+		put(0, "c", strings.Repeat("w", 800)) // 3: rolls, 0-2 are in a sealed segment
+		put(1, "k", "v")                      // t-1's one segment: nothing to compact
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", Offset: 4}, {Topic: "t", Partition: 1}}})
+		synctest.Wait() // it holds t-1's "v", nothing of t-0, and waits
+		require.NoError(t, b.Maintain(t.Context()))
+		resp, err := b.Fetch(t.Context(), &api.FetchRequest{MaxBytes: 1, Partitions: []api.FetchPartition{{Topic: "t"}}})
+		require.NoError(t, err)
+		require.Equal(t, []string{y}, values(t, resp.Partitions[0].Records), "offset 0 was compacted away")
+		reads := countFetchReads(t)
+		put(1, "k", "w") // a wake (t-1 is compacted: any append to it)
+		synctest.Wait()
+		select {
+		case a := <-done:
+			t.Fatalf("answered early: %+v", a)
+		default:
+		}
+		require.EqualValues(t, 2, reads.Load(), "the wake's look of t-0 and t-1, and no fetch made again")
+	})
+}
