@@ -358,3 +358,47 @@ func TestFetchWaitCompactionOfAPartitionItHoldsNothingOfReadsNoMore(t *testing.T
 		require.EqualValues(t, 2, reads.Load(), "the wake's look of t-0 and t-1, and no fetch made again")
 	})
 }
+
+// TestFetchWaitCompactedDuringItsLookSeenAtTheNextAppend is
+// TestFetchWaitCompactedFirstBatchWokenByAnotherPartition with the
+// compaction made as the wake's look reads t-0, after it took t-0's
+// mark: that look's marks do not show it, and the fetch waits again, but
+// for any append to any of its partitions (it found a compacted
+// partition's first batch: see byteWait), and answers at the next, whose
+// look's marks show it. A compaction wakes no one: one made just after
+// the look is seen so too. Kills: byteWait's anyAppend dropped (the
+// append to u-0, below its share, does not wake the fetch, which sleeps
+// until MaxWait).
+func TestFetchWaitCompactedDuringItsLookSeenAtTheNextAppend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, _, first, _, big := compactedFirstBatches(t)
+		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
+		var (
+			armed atomic.Bool
+			reads atomic.Int32
+		)
+		testHookFetchRead = func() {
+			// The wake's look reads t-0 (1), after it took t-0's mark.
+			if armed.Load() && reads.Add(1) == 1 {
+				require.NoError(t, b.Maintain(t.Context()))
+			}
+		}
+		defer func() { testHookFetchRead = nil }()
+		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}, {Topic: "u"}}})
+		synctest.Wait() // it holds t-0's first batch, small, and waits
+		armed.Store(true)
+		produce(t, b, "u", 0, "v") // a wake, whose look the compaction overtakes
+		synctest.Wait()
+		armed.Store(false)
+		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, first()), "offset 0 was not compacted away")
+		time.Sleep(time.Second)
+		t1 := time.Now()
+		produce(t, b, "u", 0, "w") // the next append
+		synctest.Wait()
+		a := answeredNow(t, done, "the compaction is not seen at the next append, and the fetch waits on (until MaxWait)")
+		require.NoError(t, a.err)
+		require.False(t, a.at.After(t1), "answered by the next append")
+		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, a.resp.Partitions[0].Records))
+	})
+}
