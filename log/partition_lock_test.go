@@ -74,6 +74,7 @@ func TestPartitionLockBehindAStuckAppend(t *testing.T) {
 
 	k, err := p.Lock(ctx)
 	require.NoError(t, err)
+	defer k.Unlock() // a failed assertion below leaves no lock held for the deferred Close to wait for
 	// The partition's calls wait for it, until their ctx ends.
 	actx, cancel := context.WithTimeout(ctx, time.Millisecond)
 	_, err = p.Append(actx, valueBatch(t, e.clock.Now().UnixMilli(), "lost"), AppendOptions{})
@@ -92,6 +93,7 @@ func TestPartitionLockBehindAStuckAppend(t *testing.T) {
 
 	k, err = p.Lock(ctx)
 	require.NoError(t, err)
+	defer k.Unlock() // as above
 	changed := p.Changed()
 	require.NoError(t, k.Discard())
 	select {
