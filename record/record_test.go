@@ -1187,7 +1187,8 @@ func TestRecordSizeIsWhatBuilderEncodes(t *testing.T) {
 // byte for byte as Append of the record's timestamp, key, value and
 // headers does: the first record's timestamp the base, later ones below
 // and above it, the max timestamp, with and without a delete horizon,
-// and in a reused builder.
+// in a reused builder and in a zero one (whose first Add starts it: its
+// base timestamp and offset delta are the first record's, as Append's).
 func TestAddIsAppend(t *testing.T) {
 	t0 := time.UnixMilli(1_700_000_000_000)
 	recs := []*Record{
@@ -1198,23 +1199,29 @@ func TestAddIsAppend(t *testing.T) {
 		{Timestamp: time.UnixMilli(-5), Value: []byte("before 1970")},
 	}
 	var add, app Builder
-	for _, horizon := range []int64{-1, t0.UnixMilli() - 10} {
-		for n := 1; n <= len(recs); n++ {
-			add.Reset()
-			app.Reset()
-			if horizon >= 0 {
-				add.SetDeleteHorizon(horizon)
-				app.SetDeleteHorizon(horizon)
+	for _, zero := range []bool{false, true} {
+		for _, horizon := range []int64{-1, t0.UnixMilli() - 10} {
+			for n := 1; n <= len(recs); n++ {
+				if zero {
+					add, app = Builder{}, Builder{}
+				} else {
+					add.Reset()
+					app.Reset()
+				}
+				if horizon >= 0 {
+					add.SetDeleteHorizon(horizon)
+					app.SetDeleteHorizon(horizon)
+				}
+				for _, r := range recs[:n] {
+					add.Add(r)
+					app.Append(r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+				}
+				want, err := app.AppendTo(nil, compression.None)
+				require.NoError(t, err)
+				got, err := add.AppendTo(nil, compression.None)
+				require.NoError(t, err)
+				require.Equal(t, want, got, "zero builder %v, horizon %d, %d records", zero, horizon, n)
 			}
-			for _, r := range recs[:n] {
-				add.Add(r)
-				app.Append(r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
-			}
-			want, err := app.AppendTo(nil, compression.None)
-			require.NoError(t, err)
-			got, err := add.AppendTo(nil, compression.None)
-			require.NoError(t, err)
-			require.Equal(t, want, got, "horizon %d, %d records", horizon, n)
 		}
 	}
 }
