@@ -264,13 +264,16 @@ func (p *Partition) LogEndOffset() int64 { return p.current().LogEndOffset() }
 // LogStartOffset is the first offset a consumer may read.
 func (p *Partition) LogStartOffset() int64 { return p.current().LogStartOffset() }
 
-// Changed returns a channel that is closed the next time the high
-// watermark may have moved (an append, a reopen, a close), or records were
-// cut from the log (see Log.OnCut: DeleteRecords, retention, a
-// truncation), which may leave a reader's offset out of range, or a
-// failed compaction swap left offsets that a read answers ErrLogFenced
-// (OnCut too), or the
-// partition's lock was released, or a wait for it given up (see Busy).
+// Changed returns a channel that is closed the next time:
+//   - the high watermark may have moved (an append, a reopen, a close);
+//   - records were cut from the log (see Log.OnCut: DeleteRecords,
+//     retention, a truncation), which may leave a reader's offset out of
+//     range;
+//   - a compaction's swap failed once it had closed the segments it
+//     replaces, whose offsets a read answers ErrLogFenced since (OnCut
+//     too);
+//   - or the partition's lock was released, or a wait for it given up
+//     (see Busy).
 //
 // Long-polling readers take it before reading, then wait on it if they
 // found not enough.
