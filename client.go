@@ -759,38 +759,34 @@ func (b *Broker) Fetch(ctx context.Context, req *api.FetchRequest) (api.FetchRes
 				return resp, nil
 			}
 		}
-		// Wait. A fetch that read nothing is made again at each wake,
-		// which reads only what was appended since (see below), and only
-		// the partitions that changed since their read (fetchChanged). One
-		// whose answer holds records, fewer than MinBytes, looks at
-		// each wake at what changed without reading again what was read
-		// and counted: each partition's errors (a read of no bytes) and
-		// the bytes appended since (readable goes on from where it
-		// stopped). A wake that read every partition
-		// again from its offset cost, at each append, as much as the
-		// partitions held past their offsets, on disk a copy of it (a
-		// MinBytes above what they hold, with a long MaxWait, read them
-		// whole at every append: review44dos). The fetch is made again
-		// once a partition fails, or once what the partitions hold may
-		// answer it: pr.bound, which counts every batch a read found
-		// whole, is at least what a fetch made then would count (its
-		// first partition with data returns its first batch whatever
-		// its size, KIP-74): where it reaches MinBytes already, and the
-		// fetch does not, each wake makes the fetch again, as all did.
-		// That holds while each partition's first batch from its offset
-		// is the one the fetch found: a compaction may remove it, and
-		// the next, counted whole, be larger than all counted (a fetch
-		// whose first batch was past its MaxBytes counted nothing more
-		// of the partition, and waited until MaxWait): a wake makes the
-		// fetch again where a compaction came to a compacted partition
-		// it counted since the fetch read it (firstMoved, by the
-		// partition's marks), or a partition's high watermark came
-		// down. And it holds while the batches counted keep their
-		// sizes: a
-		// compaction may make one larger (a batch of tombstones cleaned
-		// the first time takes a delete horizon), which a fetch made
-		// then counts so: the same wake (firstMoved) makes the fetch
-		// again.
+		// Wait. A fetch that read nothing is made again at each wake, which
+		// reads only what was appended since (see below), and only the
+		// partitions that changed since their read (fetchChanged). One whose
+		// answer holds records, fewer than MinBytes, looks at each wake at
+		// what changed without reading again what was read and counted: each
+		// partition's errors (a read of no bytes) and the bytes appended
+		// since (readable goes on from where it stopped). A wake that read
+		// every partition again from its offset cost, at each append, as much
+		// as the partitions held past their offsets, on disk a copy of it (a
+		// MinBytes above what they hold, with a long MaxWait, read them whole
+		// at every append: review44dos). The fetch is made again once a
+		// partition fails, or once what the partitions hold may answer it:
+		// pr.bound, which counts every batch a read found whole, is at least
+		// what a fetch made then would count (its first partition with data
+		// returns its first batch whatever its size, KIP-74): where it
+		// reaches MinBytes already, and the fetch does not, each wake makes
+		// the fetch again, as all did. That holds while each partition's
+		// first batch from its offset is the one the fetch found: a
+		// compaction may remove it, and the next, counted whole, be larger
+		// than all counted (a fetch whose first batch was past its MaxBytes
+		// counted nothing more of the partition, and waited until MaxWait): a
+		// wake makes the fetch again where a compaction came to a compacted
+		// partition it counted since the fetch read it (firstMoved, by the
+		// partition's marks), or a partition's high watermark came down. And
+		// it holds while the batches counted keep their sizes: a compaction
+		// may make one larger (a batch of tombstones cleaned the first time
+		// takes a delete horizon), which a fetch made then counts so: the
+		// same wake (firstMoved) makes the fetch again.
 		for again := false; !again; {
 			var woke int
 			// ctx's Done is taken before wake's waits are added: a ctx
@@ -1416,47 +1412,43 @@ func newFetchProbe(req *api.FetchRequest, resp api.FetchResponse, maxBytes int, 
 	return pr
 }
 
-// firstMoved reports whether a partition of a fetch that waits, whose
-// log is compacted (or was, since pr began), and of which the fetch
-// holds or pr counted batches, may hold others now than those counted,
-// so that the fetch is made again: a compaction, or a change other than
-// an append, came since the reads that made resp (log.Mark.Rewritten,
-// between pr.gens and the marks the look of the wake took). A compaction
-// may remove the first batch pr found at the partition's offset (the
-// next, which a fetch made now counts whole if its partition comes
-// first with data, may be larger than all pr counted:
-// TestFetchWaitCompactedFirstBatch), or make a batch larger, resp's or
-// one counted past it — a batch of tombstones cleaned the first time
-// takes a delete horizon — and a fetch made now counts it so, where pr
-// counted it at its size before (TestFetchWaitCompactedBatchGrown). A compaction whose swap the look's
-// marks do not show yet (it ran as they were taken) shows in the next
-// wake's: such a fetch is woken by every append to any of its
-// partitions (see byteWait), as after a compaction once it waits. A
-// change other than an append (a cut, a reopen, a close, a deletion, a
-// compaction's swap that failed once it had closed the segments it
-// replaces: see log.Log.OnCut) that the look's marks do not show fires
-// the fetch's next wait at once
-// (its marks' epoch is behind, see log.Wake.Add), or, made after the
-// wait began, wakes it. Whether a log is compacted it takes from the
-// partition's marks (pr.compact once one of them said so). The fetch
-// made again reads its partitions from their offsets, as at its start,
-// and counts from there (readable): a compaction costs each fetch that
-// waits holding records of its log one such read.
+// firstMoved reports whether a partition of a fetch that waits, whose log is
+// compacted (or was, since pr began), and of which the fetch holds or pr
+// counted batches, may hold others now than those counted, so that the fetch
+// is made again: a compaction, or a change other than an append, came since
+// the reads that made resp (log.Mark.Rewritten, between pr.gens and the marks
+// the look of the wake took). A compaction may remove the first batch pr
+// found at the partition's offset (the next, which a fetch made now counts
+// whole if its partition comes first with data, may be larger than all pr
+// counted: TestFetchWaitCompactedFirstBatch), or make a batch larger, resp's
+// or one counted past it — a batch of tombstones cleaned the first time takes
+// a delete horizon — and a fetch made now counts it so, where pr counted it
+// at its size before (TestFetchWaitCompactedBatchGrown). A compaction whose
+// swap the look's marks do not show yet (it ran as they were taken) shows in
+// the next wake's: such a fetch is woken by every append to any of its
+// partitions (see byteWait), as after a compaction once it waits. A change
+// other than an append (a cut, a reopen, a close, a deletion, a compaction's
+// swap that failed once it had closed the segments it replaces: see
+// log.Log.OnCut) that the look's marks do not show fires the fetch's next
+// wait at once (its marks' epoch is behind, see log.Wake.Add), or, made after
+// the wait began, wakes it. Whether a log is compacted it takes from the
+// partition's marks (pr.compact once one of them said so). The fetch made
+// again reads its partitions from their offsets, as at its start, and counts
+// from there (readable): a compaction costs each fetch that waits holding
+// records of its log one such read.
 //
-// Until 2026-12-07 it also looked up, at each wake, each such partition
-// whose marks showed no compaction since, and read its first batch again
-// to compare it with pr's. That found no change the marks do not show,
-// at this wake or at the next, once a failed swap bumped the epoch too
-// (until then the read alone, failing, saw the offsets a failed swap
-// left closed: TestFetchWaitHoldingRecordsSeesAFailedSwap): sooner only
-// a compaction's swap that ran
-// as the look took the marks, which the next wake sees, as it sees one
-// that runs just after the look (a change other than an append fires
-// the next wait at once:
-// TestFetchWaitCompactedChangedAfterItsLookMarked). And it cost a fifth
-// of the instructions of the wakes of fetches holding records of a
-// compacted topic (100 fetches of 64 partitions, appends of 1 KB: 16.4 M
-// instructions an append, 13.2 M without it).
+// Until 2026-12-07 it also looked up, at each wake, each such partition whose
+// marks showed no compaction since, and read its first batch again to compare
+// it with pr's. That found no change the marks do not show, at this wake or
+// at the next, once a failed swap bumped the epoch too (until then the read
+// alone, failing, saw the offsets a failed swap left closed:
+// TestFetchWaitHoldingRecordsSeesAFailedSwap): sooner only a compaction's
+// swap that ran as the look took the marks, which the next wake sees, as it
+// sees one that runs just after the look (a change other than an append fires
+// the next wait at once: TestFetchWaitCompactedChangedAfterItsLookMarked).
+// And it cost a fifth of the instructions of the wakes of fetches holding
+// records of a compacted topic (100 fetches of 64 partitions, appends of 1
+// KB: 16.4 M instructions an append, 13.2 M without it).
 func firstMoved(resp api.FetchResponse, pr *fetchProbe) bool {
 	for i, out := range resp.Partitions {
 		if pr.marks[i].Compacted() {
