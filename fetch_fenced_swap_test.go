@@ -30,14 +30,7 @@ import (
 // partition whose log directory failed.
 func TestFetchAfterFailedCompactionSwapIsAStorageError(t *testing.T) {
 	ctx := context.Background()
-	failing := filepath.Join("t-0", segment.FileName(0, segment.LogSuffix))
-	var armed atomic.Bool
-	fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {
-			return vfs.ErrInjected
-		}
-		return nil
-	}))
+	fsys, armed := segment0RemoveFails()
 	b := open(t, Config{Dir: "/d", FS: fsys, MaintenanceInterval: time.Hour})
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact, SegmentBytes: 100}}))
 	for range 5 {
@@ -74,14 +67,7 @@ func TestFetchAfterFailedCompactionSwapIsAStorageError(t *testing.T) {
 // fetch slept on, through the appends to u-0, until MaxWait.
 func TestFetchWaitHoldingRecordsSeesAFailedSwap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		failing := filepath.Join("t-0", segment.FileName(0, segment.LogSuffix))
-		var armed atomic.Bool
-		fsys := vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
-			if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {
-				return vfs.ErrInjected
-			}
-			return nil
-		}))
+		fsys, armed := segment0RemoveFails()
 		b := open(t, Config{Dir: "/d", FS: fsys, MaintenanceInterval: 10000 * time.Hour})
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1, Config: log.Config{CleanupPolicy: log.Compact, SegmentBytes: 100}}))
 		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
@@ -105,4 +91,18 @@ func TestFetchWaitHoldingRecordsSeesAFailedSwap(t *testing.T) {
 		require.Equal(t, t0, a.at, "answered at an append")
 		require.ErrorIs(t, a.resp.Partitions[0].Err, log.ErrLogFenced)
 	})
+}
+
+// segment0RemoveFails returns a memory FS that refuses the removal of
+// t-0's segment 0 (its .log) while armed is set: a compaction's swap
+// then fails once it has closed the segments it replaces.
+func segment0RemoveFails() (vfs.FS, *atomic.Bool) {
+	failing := filepath.Join("t-0", segment.FileName(0, segment.LogSuffix))
+	armed := new(atomic.Bool)
+	return vfs.WithFaults(vfs.NewMem(), vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if armed.Load() && op == vfs.OpRemove && strings.HasSuffix(name, failing) {
+			return vfs.ErrInjected
+		}
+		return nil
+	})), armed
 }
