@@ -2,6 +2,7 @@ package producer
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,16 +60,21 @@ func TestWatchPanickingCtx(t *testing.T) {
 			}
 			bufBytes := p.BufferedBytes()
 
+			pp := (*p.knownTopic("t").parts.Load())[0]
+			var held heldLock
+			defer held.release() // before the deferred Close
 			r := &record.Record{Topic: "t", Key: tc.key, Value: []byte("b")}
 			func() {
-				defer func() { require.Equal(t, "AfterFunc", recover(), "the ctx's panic goes on to Produce's caller") }()
+				defer func() {
+					v := recover()
+					held.note(&pp.mu)
+					require.Equal(t, "AfterFunc", v, "the ctx's panic goes on to Produce's caller")
+				}()
 				p.Produce(afterFuncPanicCtx{done: make(chan struct{})}, r, func(*record.Record, error) {
 					t.Error("the promise of a record whose Produce panicked ran")
 				})
 			}()
-			pp := (*p.knownTopic("t").parts.Load())[0]
-			require.True(t, pp.mu.TryLock(), "the partition's lock left held")
-			pp.mu.Unlock()
+			require.False(t, held.held(), "the partition's lock left held")
 			require.Equal(t, int64(btoi(tc.before)), p.BufferedRecords(), "the record left counted as buffered")
 			require.Equal(t, bufBytes, p.BufferedBytes(), "the record's bytes left counted as buffered")
 			require.True(t, r.Timestamp.IsZero(), "the record not given back as it was")
@@ -86,6 +92,35 @@ func TestWatchPanickingCtx(t *testing.T) {
 			}
 			require.Zero(t, p.BufferedRecords())
 		})
+	}
+}
+
+// heldLock is a lock that a Produce which panicked (a bug) may have
+// left held, noted right after the panic (note) and released by a
+// deferred release, deferred after Close: so that a failed assertion
+// ends the test at once, where Close, deferred, waited for ever for the
+// partition's goroutine, itself waiting for the lock.
+type heldLock struct{ mu *sync.Mutex }
+
+// note notes whether mu is held: it must not be, nobody else taking it
+// then (the partition's goroutine lingers).
+func (h *heldLock) note(mu *sync.Mutex) {
+	if mu.TryLock() {
+		mu.Unlock()
+		h.mu = nil
+		return
+	}
+	h.mu = mu
+}
+
+// held reports whether the lock noted last was held.
+func (h *heldLock) held() bool { return h.mu != nil }
+
+// release releases the lock noted held, if any.
+func (h *heldLock) release() {
+	if h.mu != nil {
+		h.mu.Unlock()
+		h.mu = nil
 	}
 }
 
@@ -177,14 +212,21 @@ func TestWatchPanickingCtxLeavesNoTrace(t *testing.T) {
 			require.Equal(t, tc.before && tc.key == nil, before.hot, "the batch marked hot")
 
 			panicking := afterFuncPanicCtx{done: make(chan struct{})}
+			var held heldLock
+			defer held.release() // before the deferred Close
 			for i := range 2 {
 				r := &record.Record{Key: tc.key, Value: []byte("ccc"), Timestamp: zero}
 				func() {
-					defer func() { require.Equal(t, "AfterFunc", recover(), "Produce %d of the ctx: its panic goes on", i+1) }()
+					defer func() {
+						v := recover()
+						held.note(&pp.mu)
+						require.Equal(t, "AfterFunc", v, "Produce %d of the ctx: its panic goes on", i+1)
+					}()
 					p.Produce(panicking, r, func(*record.Record, error) {
 						t.Error("the promise of a record whose Produce panicked ran")
 					})
 				}()
+				require.False(t, held.held(), "Produce %d of the ctx: the partition's lock left held", i+1)
 				require.Empty(t, r.Topic, "the record's topic not given back")
 				require.Equal(t, zero, r.Timestamp, "the record's timestamp not given back")
 				require.Equal(t, "UTC+1", r.Timestamp.Location().String(), "the Location of the record's zero timestamp not given back")
