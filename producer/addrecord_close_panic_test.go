@@ -53,9 +53,25 @@ func TestAddRecordCloseBeforeSpawnPanickingPromise(t *testing.T) {
 
 			p.goMu.Lock()
 			locked := true
+			var produced, joined chan struct{} // the Produce goroutines', once started
 			defer func() {
 				if locked {
+					// A failed assertion: as Close does, under goMu, so that
+					// a Produce waiting in spawn fails its batches (ErrClosed)
+					// on its own goroutine, which recovers a promise's panic,
+					// rather than starting the partition's goroutine, where
+					// it would end the test binary.
+					p.closed.Store(true)
 					p.goMu.Unlock()
+				}
+				// Before Close: no Produce of this case left running (in
+				// spawn) into the next, whose waitGoroutine would take it
+				// for its own first Produce.
+				if produced != nil {
+					testkit.Await(t, produced, "the first Produce's return, goMu released")
+				}
+				if joined != nil {
+					testkit.Await(t, joined, "the other Produce calls' return, goMu released")
 				}
 			}()
 			// Each promise notes its record's index and error (on the
@@ -73,7 +89,7 @@ func TestAddRecordCloseBeforeSpawnPanickingPromise(t *testing.T) {
 				}
 			}
 			panicked := make(chan any, 1)
-			produced := make(chan struct{})
+			produced = make(chan struct{})
 			first := promise(0)
 			go func() {
 				defer close(produced)
@@ -83,16 +99,29 @@ func TestAddRecordCloseBeforeSpawnPanickingPromise(t *testing.T) {
 			waitGoroutine(t, "producer.(*Producer).spawn(", "producer.(*partition).addRecord(")
 			// The others join the batch the first record opened (or open
 			// the next): the partition's goroutine counts as running
-			// (draining).
-			for i := 1; i < len(tc.panics); i++ {
-				p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("w")}, promise(i))
-			}
+			// (draining). On a goroutine of their own: one that went to
+			// spawn would wait there for goMu, held here.
+			joined = make(chan struct{})
+			go func() {
+				defer close(joined)
+				defer func() {
+					if v := recover(); v != nil {
+						t.Errorf("a Produce after the first panicked: %v", v) // it went to spawn, its promises ran on its own goroutine
+					}
+				}()
+				for i := 1; i < len(tc.panics); i++ {
+					p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("w")}, promise(i))
+				}
+			}()
+			testkit.Await(t, joined, "the return of the Produce calls after the first, goMu held (one waiting in spawn?)")
 			require.Equal(t, int64(len(tc.panics)), p.bufRecords.Load())
 			if tc.split {
 				pp := (*p.knownTopic("t").parts.Load())[0]
-				pp.mu.Lock()
-				require.Len(t, pp.queue, len(tc.panics), "a batch a record")
-				pp.mu.Unlock()
+				func() {
+					pp.mu.Lock()
+					defer pp.mu.Unlock() // a failed assertion leaves it free, for the first Produce and Close
+					require.Len(t, pp.queue, len(tc.panics), "a batch a record")
+				}()
 			}
 			p.closed.Store(true) // as Close does, under goMu
 			locked = false
