@@ -2,9 +2,7 @@ package log
 
 import (
 	"context"
-	"math"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/runnel/runnel/internal/testkit"
@@ -231,42 +229,4 @@ func TestAppendAsyncHeedsItsCtxUnderAPartitionLock(t *testing.T) {
 	require.False(t, d.Pending())
 	k.Unlock()
 	require.EqualValues(t, 0, p.LogEndOffset(), "nothing appended")
-}
-
-// TestPartitionLockGivenUpWakesReaders: a Lock queued behind a call that
-// holds the partition shared makes it Busy; a reader that went past it
-// waits on Changed, or on a Wake at a count no append reaches. The
-// Lock's ctx ends before it gets the lock: the readers are woken then,
-// as by the lock's release, to read what they went past. Mutant: lock
-// giving up without notify (neither closed; the fetch's view of it is
-// TestFetchWokenWhenAQueuedLockGivesUp).
-func TestPartitionLockGivenUpWakesReaders(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p := wakePartitions(t, 1)[0]
-		l, err := p.rlock(t.Context()) // a call in flight
-		require.NoError(t, err)
-		defer p.runlock(l)
-		ctx, giveUp := context.WithCancel(t.Context())
-		defer giveUp()
-		locked := make(chan error, 1)
-		go func() {
-			k, err := p.Lock(ctx)
-			if err == nil {
-				k.Unlock()
-			}
-			locked <- err
-		}()
-		synctest.Wait()
-		require.True(t, p.Busy(), "a Lock queued")
-		changed := p.Changed()
-		var w Wake
-		defer w.Stop()
-		w.Add(p.Mark(), math.MaxInt64)
-		giveUp()
-		synctest.Wait()
-		require.ErrorIs(t, <-locked, context.Canceled)
-		require.False(t, p.Busy())
-		require.True(t, closed(changed), "Changed not closed as the Lock gave up")
-		require.True(t, closed(w.Done()), "the Wake not closed as the Lock gave up")
-	})
 }

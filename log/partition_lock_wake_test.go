@@ -24,27 +24,37 @@ func (c errPanicCtx) Err() error {
 	return nil
 }
 
-// TestPartitionLockGivenUpWakesReadersWhateverEndsIt: as
-// TestPartitionLockGivenUpWakesReaders (a ctx cancelled), for a Lock
-// queued behind a shared hold whose ctx's deadline passes, and for one
-// whose ctx's Err panics once it is done (the panic goes on to Lock's
-// caller): the readers that waited on the partition, Busy with the Lock
-// queued, are woken as it gives up. Mutants: the notify only for
-// context.Canceled (the deadline's wait not woken); the notify after
-// LockContext returned, not deferred (the panic's).
+// TestPartitionLockGivenUpWakesReadersWhateverEndsIt: a Lock queued
+// behind a call that holds the partition shared makes it Busy; a reader
+// that went past it waits on Changed, or on a Wake at a count no append
+// reaches. The Lock's ctx ends before it gets the lock — cancelled, its
+// deadline passed, or done with an Err that panics (the panic goes on to
+// Lock's caller): the readers are woken then, as by the lock's release,
+// to read what they went past (the fetch's view of it is
+// TestFetchWokenWhenAQueuedLockGivesUp). Mutants: lock giving up without
+// notify (every case); the notify only for context.Canceled (the
+// deadline's); the notify after LockContext returned, not deferred (the
+// panic's).
 func TestPartitionLockGivenUpWakesReadersWhateverEndsIt(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		ctx  func(context.Context) (context.Context, func())
+		end  func(cancel func()) // ends the Lock's ctx
 		err  func(t *testing.T, err error)
 	}{
+		{"cancelled", func(ctx context.Context) (context.Context, func()) {
+			return context.WithCancel(ctx)
+		}, func(cancel func()) { cancel() },
+			func(t *testing.T, err error) { require.ErrorIs(t, err, context.Canceled) }},
 		{"deadline", func(ctx context.Context) (context.Context, func()) {
 			return context.WithTimeout(ctx, time.Minute)
-		}, func(t *testing.T, err error) { require.ErrorIs(t, err, context.DeadlineExceeded) }},
+		}, func(func()) { time.Sleep(time.Minute) },
+			func(t *testing.T, err error) { require.ErrorIs(t, err, context.DeadlineExceeded) }},
 		{"Err panics", func(ctx context.Context) (context.Context, func()) {
 			ctx, cancel := context.WithTimeout(ctx, time.Minute)
 			return errPanicCtx{ctx}, cancel
-		}, func(t *testing.T, err error) { require.ErrorContains(t, err, "panic: Err of a ctx done") }},
+		}, func(func()) { time.Sleep(time.Minute) },
+			func(t *testing.T, err error) { require.ErrorContains(t, err, "panic: Err of a ctx done") }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -61,7 +71,7 @@ func TestPartitionLockGivenUpWakesReadersWhateverEndsIt(t *testing.T) {
 				var w Wake
 				defer w.Stop()
 				w.Add(p.Mark(), math.MaxInt64)
-				time.Sleep(time.Minute) // the Lock's ctx ends
+				c.end(cancel)
 				synctest.Wait()
 				c.err(t, <-locked)
 				require.False(t, p.Busy())
