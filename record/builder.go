@@ -168,7 +168,11 @@ func (b *Builder) Add(r *Record) {
 	d := int64(b.count)
 	b.start()
 	b.stamp(ts)
-	b.buf = AppendRecord(b.buf, ts-b.baseTs, d, r.Key, r.Value, r.Headers)
+	if buf := AppendRecord(b.buf, ts-b.baseTs, d, r.Key, r.Value, r.Headers); len(buf) <= cap(b.buf) {
+		b.buf = b.buf[:len(buf)] // appended in place: only the length changes, no write barrier
+	} else {
+		b.buf = buf
+	}
 	b.count++
 	b.lastDelta = d
 }
