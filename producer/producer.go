@@ -914,8 +914,11 @@ func (p *Producer) ProduceSync(ctx context.Context, recs ...*record.Record) erro
 		failed = map[string]error{}
 	}
 	var sp syncParts
+	// The method value once: made in the loop, it was a closure allocated
+	// for every record (it escapes into the record's batch).
+	promise := s.promise
 	for _, r := range recs {
-		if !p.produce(ctx, r, s.promise, true, failed, &sp) {
+		if !p.produce(ctx, r, promise, true, failed, &sp) {
 			s.unsent(r, !p.explicitPartition(r))
 		}
 	}
