@@ -168,8 +168,11 @@ func (b *Builder) Add(r *Record) {
 	d := int64(b.count)
 	b.start()
 	b.stamp(ts)
-	if buf := AppendRecord(b.buf, ts-b.baseTs, d, r.Key, r.Value, r.Headers); len(buf) <= cap(b.buf) {
-		b.buf = b.buf[:len(buf)] // appended in place: only the length changes, no write barrier
+	// Appended in place (the same array: append moves one to a larger
+	// capacity), only the length changes: a reslice of b.buf stores no
+	// pointer, so it runs no write barrier while the collector marks.
+	if buf := AppendRecord(b.buf, ts-b.baseTs, d, r.Key, r.Value, r.Headers); cap(buf) == cap(b.buf) {
+		b.buf = b.buf[:len(buf)]
 	} else {
 		b.buf = buf
 	}
