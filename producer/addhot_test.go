@@ -1,10 +1,13 @@
 package producer
 
 import (
+	"context"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/record"
 )
 
@@ -114,6 +117,102 @@ func TestAddHotIsAdd(t *testing.T) {
 	check(k)
 	if !try(k+1, pendingOf(r)) {
 		t.Fatalf("record %d: %d B, the most that fits, declined", k+1, v)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenBatchHoldsLiveRecords: a partition's open batch (cur) holds a
+// record at least, and none dropped, which addHot counts on (it sizes a
+// record as the batch's second or later, at offset delta len(recs)),
+// through a random run of records keyed and not (the hot path), of
+// ctxs that end while their batch lingers (its linger ends, the record
+// dropped and failed), of ctxs whose AfterFunc panics (the record taken
+// out again, the batch it opened dropped), batches that fill and
+// flushes. The state is looked at after each step, once the promise of
+// a record whose ctx ended has run.
+func TestOpenBatchHoldsLiveRecords(t *testing.T) {
+	p, err := New(&manyClient{n: 2}, Linger(time.Hour), DeliveryTimeout(2*time.Hour), DefaultTopic("t"), BatchMaxBytes(600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := healthCtx(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	type ended struct {
+		cancel context.CancelFunc
+		done   chan error
+	}
+	var ends []ended // records of ctxs that may end, not ended yet
+	check := func(step int, what string) {
+		t.Helper()
+		for i, pp := range *p.knownTopic("t").parts.Load() {
+			pp.mu.Lock()
+			b := pp.cur
+			n, dropped := 0, 0
+			if b != nil {
+				n, dropped = len(b.recs), b.dropped
+				for j := range b.recs {
+					if b.recs[j].dropped() {
+						dropped++
+					}
+				}
+			}
+			pp.mu.Unlock()
+			if b != nil && (n == 0 || dropped != 0) {
+				t.Fatalf("step %d (%s): partition %d's open batch holds %d records, %d dropped", step, what, i, n, dropped)
+			}
+		}
+	}
+	if _, err := p.topic(ctx, "t", true); err != nil {
+		t.Fatal(err)
+	}
+	for step := range 600 {
+		r := &record.Record{Value: make([]byte, rng.IntN(120))}
+		if rng.IntN(3) == 0 {
+			r.Key = []byte{byte(rng.IntN(8))}
+		}
+		var what string
+		switch op := rng.IntN(10); {
+		case op < 4:
+			what = "produce"
+			p.Produce(ctx, r, nil)
+		case op < 6:
+			what = "produce, a ctx that may end"
+			cctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			p.Produce(cctx, r, func(_ *record.Record, err error) { done <- err })
+			ends = append(ends, ended{cancel, done})
+		case op < 8 && len(ends) > 0:
+			what = "a ctx ends"
+			k := rng.IntN(len(ends))
+			e := ends[k]
+			ends = slices.Delete(ends, k, k+1)
+			e.cancel()
+			testkit.Await(t, e.done, "the outcome of the record whose ctx ended")
+		case op < 9:
+			what = "produce, a ctx whose AfterFunc panics"
+			func() {
+				defer func() {
+					if v := recover(); v != "AfterFunc" {
+						t.Fatalf("step %d: Produce's panic %v, not the ctx's", step, v)
+					}
+				}()
+				p.Produce(afterFuncPanicCtx{done: make(chan struct{})}, r, func(*record.Record, error) {
+					t.Error("the promise of a record whose Produce panicked ran")
+				})
+			}()
+		default:
+			what = "flush"
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check(step, what)
+	}
+	for _, e := range ends {
+		e.cancel()
 	}
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)

@@ -895,8 +895,8 @@ func (b *batch) live() int { return len(b.recs) - b.dropped }
 // empty batch takes any record), and reports whether it did. It sizes the
 // record as record.Builder will encode it in encode. A dropped record
 // (from a batch being split) is taken as it is, and not sized: it is not
-// encoded. addHot writes out its work for a record not dropped: a change
-// here is one there too (TestAddHotIsAdd).
+// encoded. addHot writes out its work for a record not dropped joining a
+// batch not empty: a change here is one there too (TestAddHotIsAdd).
 func (b *batch) add(pr *pending, ctx context.Context, max int) bool {
 	if pr.dropped() {
 		b.dropped++
@@ -1050,7 +1050,7 @@ type partition struct {
 	ackedAt  atomic.Uint64 // the topic's healthLooks when a batch was last acknowledged while a look-up was under way (see writableAgain)
 
 	mu       sync.Mutex
-	cur      *batch    // open batch, or nil
+	cur      *batch    // open batch, or nil; never empty, none of its records dropped (see addHot)
 	queue    []*batch  // full batches waiting, oldest first
 	spare    *batch    // a sent batch, empty, for the next one (see reuse)
 	draining bool      // the partition's goroutine runs
@@ -1253,12 +1253,21 @@ const (
 // for a record not dropped (what produce and place hand it): the call,
 // with what addHot keeps across it, cost some 24 instructions a record
 // (callgrind, BenchmarkProduce, 2026-12-07); TestAddHotIsAdd holds the
-// two alike. Nor does the goroutine wait for records (idle) while a
-// batch is open: it is idle only once it found neither an open batch nor
-// a full one, and only addRecord opens one, which ends its wait (cur
-// set, idle cleared, under pp.mu). So the record wakes it only if it
-// fills the batch, and never starts a trickle (see addRecord): the
-// caller need not yield.
+// two alike. Of add's work it leaves out what only a batch's first
+// record does (an empty batch takes any record, and sets firstTs), and
+// takes live() as len(b.recs): the open batch (cur) always holds a
+// record, and none dropped. Only addRecord opens one, adding its record
+// at once; unaddLocked, which takes a record out again, drops the batch
+// that leaves empty; records are dropped (dropEnded) only from batches
+// taken off cur to be sent, and split's halves go to the queue
+// (TestOpenBatchHoldsLiveRecords).
+//
+// Nor does the goroutine wait for records (idle) while a batch is open:
+// it is idle only once it found neither an open batch nor a full one,
+// and only addRecord opens one, which ends its wait (cur set, idle
+// cleared, under pp.mu). So the record wakes it only if it fills the
+// batch, and never starts a trickle (see addRecord): the caller need not
+// yield.
 //
 // Without watch (produce's own try, which has no deferred undo), nor does
 // it run ctx's methods, which are the application's code when ctx is its
@@ -1281,14 +1290,12 @@ func (pp *partition) addHot(pr *pending, ctx context.Context, done <-chan struct
 		return false
 	}
 	// b.add(pr, ctx, cfg.batchMaxBytes), written out (see above): pr,
-	// a record being produced, is not dropped.
+	// a record being produced, is not dropped, and b, the open batch,
+	// holds records, none dropped (see above): firstTs is its first
+	// record's, and pr joins it only within the limit.
 	ts := pr.r.Timestamp.UnixMilli()
-	i := b.live()
-	if i == 0 {
-		b.firstTs, b.size = ts, record.HeaderSize
-	}
-	n := record.SizeWithDeltas(int(pr.body), ts-b.firstTs, int64(i))
-	if i > 0 && b.size+n > cfg.batchMaxBytes {
+	n := record.SizeWithDeltas(int(pr.body), ts-b.firstTs, int64(len(b.recs)))
+	if b.size+n > cfg.batchMaxBytes {
 		pp.mu.Unlock()
 		return false
 	}
