@@ -1348,6 +1348,13 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 	max := pp.p.cfg.batchMaxBytes
 	if b := pp.cur; b == nil || !b.add(&pr, ctx, max) {
 		if b != nil { // full
+			// Not marked filled (see queueFullLocked): that guesses that
+			// a record follows, where pr is one, and delivered sees it
+			// (buffered) until b's acknowledgement is waited for. The
+			// goroutine takes b only once this lock is released, with
+			// pr in a batch opened below or counted in placing, and it
+			// delivers b before it takes pr's batch; should pr go to
+			// another partition (placeNew), none follows b here.
 			pp.queue = append(pp.queue, b)
 			pp.cur = nil
 			pp.wakeUp()
