@@ -949,8 +949,7 @@ func (p *Partition) close(how func(*Log) error) error {
 		return nil // a zero Partition: closed
 	}
 	err = p.closeLocked(how)
-	k.Unlock()
-	p.notify()
+	k.Unlock() // and wakes the readers
 	return err
 }
 
