@@ -55,3 +55,35 @@ func TestMarkRewrittenAcrossReopen(t *testing.T) {
 	require.False(t, after.Compacted())
 	require.True(t, now.Rewritten(after))
 }
+
+// TestMarkRewrittenByAReopenUnderTheLock: a PartitionLock's Reopen counts
+// its change (notify) as it makes it, under the lock, not only when the
+// lock is released (whose Unlock notifies again, for the readers that
+// found the partition Busy meanwhile: the root package's
+// TestFairFetchWokenWhenAReopenEnds). Mark takes no lock: one taken
+// between the Reopen and the Unlock (a fetch's look at a wake that
+// another partition's append brought) shows the reopen to a Mark taken
+// before it (Rewritten), also where both logs counted as many
+// compactions, and a wait from that earlier Mark answers at once.
+// Mutant: PartitionLock.Reopen without its notify (then only Unlock's
+// showed the reopen, and a fetch that looked in between kept what it had
+// read of the old log).
+func TestMarkRewrittenByAReopenUnderTheLock(t *testing.T) {
+	e := newEnv(t)
+	cfg := Config{CleanupPolicy: Compact, DeleteRetentionTime: time.Hour}
+	p := NewPartition("t", 0, e.open(cfg))
+	t.Cleanup(func() { p.Close() })
+	appendOK(t, p.Log(), keyedBatch(t, "a"))
+	before := p.Mark()
+
+	k, err := p.Lock(t.Context())
+	require.NoError(t, err)
+	defer k.Unlock()
+	require.NoError(t, k.Reopen(func() (*Log, error) { return Open(e.dir, cfg, Options{FS: e.fs, Clock: e.clock}) }))
+	under := p.Mark()
+	require.Equal(t, before.gen, under.gen, "the premise: the counts (and policies) compare equal")
+	require.True(t, before.Rewritten(under), "a Mark taken after the Reopen, the lock still held")
+	ch, stop := before.ChangedPast(1 << 40)
+	defer stop()
+	require.True(t, closed(ch), "a wait from a Mark taken before the Reopen, the lock still held")
+}

@@ -818,6 +818,10 @@ func (k *PartitionLock) Log() *Log {
 func (k *PartitionLock) Reopen(open func() (*Log, error)) error {
 	k.mustHold()
 	p := k.p
+	// The change is counted (notify) as it is made, under the lock: a
+	// Mark, which takes no lock, taken before Unlock shows it
+	// (TestMarkRewrittenByAReopenUnderTheLock). Unlock notifies again,
+	// for the readers that found the partition Busy meanwhile.
 	defer p.notify()
 	p.retry = nil
 	if p.broken == nil {
