@@ -35,16 +35,22 @@ func (l *logRecorder) levels(msg string) []slog.Level {
 // logged at Info, the next ones at Debug but for one at Warn each
 // logrun.Every (30 s) while it goes on, saying for how long; once the
 // partition answers again, the next error is a first again. The same for
-// a Fetch that fails as a whole. On the bubble's clock: the nanosecond
-// backoffs keep the first run within Every, and the second run's Polls
-// are Every apart, so that each of its retries is past it.
+// a Fetch that fails as a whole. The Warn lines say for how long
+// (failing=) and how many failures (failures=) the run has lasted. On
+// the bubble's clock: the nanosecond backoffs keep the first run within
+// Every, and the second run's Polls are Every apart, so that each of its
+// retries is past it.
 func TestTransientErrorsLoggedOnceThenWarned(t *testing.T) {
 	for _, tc := range []struct {
 		name, msg string
 		queue     func(f *flakyClient, errs []error)
+		// wait is how long a Poll that met the error lasts: one whose
+		// fetch failed as a whole waits out RetryBackoff before it
+		// returns; a partition's error is retried by the next Poll.
+		wait time.Duration
 	}{
-		{"partition", "partition error: retrying", func(f *flakyClient, errs []error) { f.partErrs = errs }},
-		{"fetch", "fetch failed: retrying", func(f *flakyClient, errs []error) { f.fetchErrs = errs }},
+		{"partition", "partition error: retrying", func(f *flakyClient, errs []error) { f.partErrs = errs }, 0},
+		{"fetch", "fetch failed: retrying", func(f *flakyClient, errs []error) { f.fetchErrs = errs }, time.Nanosecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -92,6 +98,13 @@ func TestTransientErrorsLoggedOnceThenWarned(t *testing.T) {
 				require.Equal(t, []slog.Level{slog.LevelInfo, slog.LevelDebug, slog.LevelDebug, slog.LevelDebug,
 					slog.LevelInfo, slog.LevelWarn, slog.LevelWarn}, logs.levels(tc.msg),
 					"after a good answer a first again, then warned while it goes on")
+				// The Warn lines say how long the run has lasted and how
+				// many failures it counts (the second and third of the run,
+				// its Polls Every apart, each of which lasted wait); the
+				// others add neither.
+				want := []string{" ", " ", " ", " ", " ",
+					(logrun.Every + tc.wait).String() + " 2", (2*logrun.Every + 2*tc.wait).String() + " 3"}
+				require.Equal(t, want, logs.attrs(tc.msg, "failing", "failures"), "failing= and failures= of each line")
 			})
 		})
 	}
