@@ -65,8 +65,7 @@ func TestAddRecordCloseBeforeSpawnPanickingPromise(t *testing.T) {
 					p.goMu.Unlock()
 				}
 				// Before Close: no Produce of this case left running (in
-				// spawn) into the next, whose waitGoroutine would take it
-				// for its own first Produce.
+				// spawn) into the next.
 				if produced != nil {
 					testkit.Await(t, produced, "the first Produce's return, goMu released")
 				}
@@ -91,12 +90,14 @@ func TestAddRecordCloseBeforeSpawnPanickingPromise(t *testing.T) {
 			panicked := make(chan any, 1)
 			produced = make(chan struct{})
 			first := promise(0)
+			id := make(chan string, 1)
 			go func() {
 				defer close(produced)
 				defer func() { panicked <- recover() }()
+				id <- goroutineID()
 				p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, first)
 			}()
-			waitGoroutine(t, "producer.(*Producer).spawn(", "producer.(*partition).addRecord(")
+			waitGoroutine(t, testkit.Await(t, id, "the first Produce goroutine's id"), "producer.(*Producer).spawn(", "producer.(*partition).addRecord(")
 			// The others join the batch the first record opened (or open
 			// the next): the partition's goroutine counts as running
 			// (draining). On a goroutine of their own: one that went to

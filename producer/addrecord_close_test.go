@@ -12,16 +12,31 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// waitGoroutine waits until a goroutine's stack holds every one of
-// parts, failing the test after testkit.HangGuard.
-func waitGoroutine(t *testing.T, parts ...string) {
+// goroutineID returns the calling goroutine's id, as runtime.Stack's
+// header names it ("goroutine 7 [running]:").
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// waitGoroutine waits until the stack of goroutine id (goroutineID's)
+// holds every one of parts, failing the test after testkit.HangGuard. A
+// goroutine of another test, or of an earlier case, at the same place is
+// not taken for it.
+func waitGoroutine(t *testing.T, id string, parts ...string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
+	header := "goroutine " + id + " ["
 	deadline := time.Now().Add(testkit.HangGuard)
 	for time.Now().Before(deadline) {
 		n := runtime.Stack(buf, true)
 	next:
 		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if !strings.HasPrefix(g, header) {
+				continue
+			}
 			for _, s := range parts {
 				if !strings.Contains(g, s) {
 					continue next
@@ -31,7 +46,7 @@ func waitGoroutine(t *testing.T, parts ...string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Fatalf("no goroutine with %q within %v", parts, testkit.HangGuard)
+	t.Fatalf("goroutine %s not at %q within %v", id, parts, testkit.HangGuard)
 }
 
 // TestAddRecordCloseBeforeSpawnFailsRecord: a record that passed
@@ -58,13 +73,15 @@ func TestAddRecordCloseBeforeSpawnFailsRecord(t *testing.T) {
 	}()
 	got := make(chan error, 1)
 	produced := make(chan struct{})
+	id := make(chan string, 1)
 	go func() {
 		defer close(produced)
+		id <- goroutineID()
 		p.Produce(context.Background(), &record.Record{Topic: "t", Value: []byte("v")}, func(_ *record.Record, err error) {
 			got <- err
 		})
 	}()
-	waitGoroutine(t, "producer.(*Producer).spawn(", "producer.(*partition).addRecord(")
+	waitGoroutine(t, testkit.Await(t, id, "the Produce goroutine's id"), "producer.(*Producer).spawn(", "producer.(*partition).addRecord(")
 	p.closed.Store(true) // as Close does, under goMu
 	locked = false
 	p.goMu.Unlock()
