@@ -1226,6 +1226,41 @@ func TestAddIsAppend(t *testing.T) {
 	}
 }
 
+// TestAddIsAppendAsItsBufferGrows: Add encodes as Append also where a
+// record does not fit the capacity its buffer has left, and AppendRecord
+// moves the batch to a larger array (Add keeps that array, where a
+// record appended in place only sets the buffer's length): a record
+// larger than the 4 KiB a zero builder starts with, then small ones up
+// to the next growth, and one larger still. Builder's own tests grew
+// the buffer in Append alone, and the producer's Add follows a Grow to
+// the batch's size: Add keeping the old array (its capacity taken for
+// the test of an append in place, >= for ==) passed them all.
+func TestAddIsAppendAsItsBufferGrows(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	recs := []*Record{{Timestamp: t0, Key: []byte("big"), Value: bytes.Repeat([]byte{'b'}, 5000)}}
+	for i := range 200 {
+		recs = append(recs, &Record{Timestamp: t0.Add(time.Duration(i) * time.Millisecond), Value: bytes.Repeat([]byte{byte(i)}, 50)})
+	}
+	recs = append(recs, &Record{Timestamp: t0, Value: bytes.Repeat([]byte{'c'}, 100_000), Headers: []Header{{Key: "h"}}})
+	var add, app Builder
+	grew := 0
+	for _, r := range recs {
+		before := cap(add.buf)
+		add.Add(r)
+		app.Append(r.Timestamp.UnixMilli(), r.Key, r.Value, r.Headers)
+		if cap(add.buf) != before {
+			grew++
+		}
+		require.Equal(t, app.buf, add.buf, "after %d records", add.count)
+	}
+	require.Greater(t, grew, 2, "the premise: Add grew the buffer, past its first")
+	want, err := app.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	got, err := add.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
+
 // TestSizeWithDeltas: a record's size from its BodySize and deltas is the
 // size of the body encoded with those deltas plus its length prefix, also
 // where the deltas push the length prefix to another byte count.
