@@ -402,3 +402,126 @@ func TestFetchWaitCompactedDuringItsLookSeenAtTheNextAppend(t *testing.T) {
 		require.Equal(t, []string{strings.Repeat("y", 400)}, values(t, a.resp.Partitions[0].Records))
 	})
 }
+
+// TestFetchOnceAnswersIntoAReusedSliceAsIntoANewOne: fetchOnce's answer
+// made in reuse (the last look's, which a wake's look passes) is the
+// answer it makes in a new slice, whatever reuse held: every field that
+// fetchAt leaves as it finds it (a partition's Err, its Records and
+// TopicID where the read fails or reads nothing) is cleared first. It
+// checks a look (check) and a read, of a partition holding records, one
+// empty, and one of an unknown topic, into a slice of the same length
+// holding junk in every field, and that a slice too short is left alone.
+// Kills: the reused answer not cleared (a partition's Err of an earlier
+// look stayed, and the wake's look then passed over that partition's
+// truncation or a topic created again), which the fetch tests passed.
+func TestFetchOnceAnswersIntoAReusedSliceAsIntoANewOne(t *testing.T) {
+	b := open(t, Config{})
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
+	produce(t, b, "t", 0, "a", "b")
+	req := &api.FetchRequest{MinBytes: 1 << 20, Partitions: []api.FetchPartition{
+		{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}, {Topic: "nosuch"}}}
+	junk := func(n int) []api.FetchedPartition {
+		ps := make([]api.FetchedPartition, n)
+		for i := range ps {
+			ps[i] = api.FetchedPartition{Topic: "junk", TopicID: log.TopicID{1, 2, 3}, Partition: 9,
+				HighWatermark: 99, LogStartOffset: 99, Records: []byte("junk"), Err: api.ErrInvalidRequest}
+		}
+		return ps
+	}
+	for _, check := range []bool{true, false} {
+		marks := make([]log.Mark, len(req.Partitions))
+		want, _, wantTotal, wantFailed, err := b.fetchOnce(t.Context(), req, 1<<20, check, false, marks, nil)
+		require.NoError(t, err)
+		require.True(t, wantFailed, "the premise: the unknown topic fails")
+		require.Equal(t, check, wantTotal == 0, "the premise: a read (not a look) reads records")
+
+		reuse := junk(len(req.Partitions) + 1)
+		got, _, total, failed, err := b.fetchOnce(t.Context(), req, 1<<20, check, false, marks, reuse)
+		require.NoError(t, err)
+		require.Same(t, &reuse[0], &got.Partitions[0], "the premise: reuse holds the answer")
+		require.Equal(t, want.Partitions, got.Partitions, "check %v: the answer in a reused slice", check)
+		require.Equal(t, wantTotal, total)
+		require.Equal(t, wantFailed, failed)
+
+		short := junk(len(req.Partitions) - 1)
+		got, _, _, _, err = b.fetchOnce(t.Context(), req, 1<<20, check, false, marks, short)
+		require.NoError(t, err)
+		require.Equal(t, want.Partitions, got.Partitions, "check %v: the answer where reuse has no room", check)
+		require.Equal(t, junk(len(short)), short, "a slice too short is left as it was")
+	}
+}
+
+// TestFetchCtxEndDuringALookAfterTheFetchWasMadeAgainAnswersRecords: a
+// fetch that holds records and waits, made again at a wake (a topic of
+// it created again: the look found another topic ID), and whose ctx
+// then ends while the third wake's look (the second's found nothing
+// changed) waits for a partition held exclusively, answers what the
+// fetch made again read: the answer it returns is never a look's (which
+// the next look reuses, and clears).
+// The first wake (the deletion's) is held at the look's first read,
+// by testHookFetchRead, until the topic is created again, as in
+// TestFetchWaitSeesATopicCreatedAgain. Kills: the fetch made again
+// into the last look's slice (reuse passed where it makes resp): the
+// next look cleared the answer, and the records were dropped, which the
+// fetch tests passed; and the answer kept for the next look in place
+// of the look's own (look = resp.Partitions), which they passed too.
+func TestFetchCtxEndDuringALookAfterTheFetchWasMadeAgainAnswersRecords(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
+		for _, name := range []string{"u", "t", "v"} {
+			require.NoError(t, b.CreateTopic(t.Context(), name, log.TopicConfig{Partitions: 1}))
+		}
+		produce(t, b, "u", 0, "a")
+		var armed, held atomic.Bool
+		gate := make(chan struct{})
+		testHookFetchRead = func() {
+			if armed.CompareAndSwap(true, false) {
+				held.Store(true)
+				<-gate
+			}
+		}
+		defer func() { testHookFetchRead = nil }()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+			Partitions: []api.FetchPartition{{Topic: "u"}, {Topic: "t"}, {Topic: "v"}}})
+		synctest.Wait() // it read "a" and waits
+		armed.Store(true)
+		require.NoError(t, b.DeleteTopic(t.Context(), "t"))
+		synctest.Wait()
+		require.True(t, held.Load(), "the deletion woke the fetch: its look holds at u")
+		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+		produce(t, b, "t", 0, "x")
+		close(gate)
+		synctest.Wait() // the look found t's new ID: the fetch, made again, read "a" and "x", and waits
+
+		_, pv, err := b.topicPartition(t.Context(), "v", 0, false)
+		require.NoError(t, err)
+		wakeByV := func() { // a change other than an append: a wake, and its look
+			t.Helper()
+			kv, err := pv.Lock(t.Context())
+			require.NoError(t, err)
+			kv.Unlock()
+		}
+		wakeByV()
+		synctest.Wait() // a look that found nothing changed: the fetch waits again
+		_, p, err := b.topicPartition(t.Context(), "u", 0, false)
+		require.NoError(t, err)
+		k, err := p.Lock(t.Context()) // as a reopen holds it
+		require.NoError(t, err)
+		wakeByV() // its look waits for u
+		synctest.Wait()
+		cancel()
+		synctest.Wait()
+		k.Unlock()
+		a := <-done
+		require.NoError(t, a.err, "the fetch found records")
+		require.Len(t, a.resp.Partitions, 3)
+		for i, want := range [][]string{{"a"}, {"x"}, nil} {
+			fp := a.resp.Partitions[i]
+			require.NoError(t, fp.Err, "partition %d", i)
+			require.Equal(t, want, values(t, fp.Records), "partition %d", i)
+		}
+		require.Equal(t, "t", a.resp.Partitions[1].Topic)
+	})
+}
