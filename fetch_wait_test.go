@@ -82,6 +82,46 @@ func TestFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 	})
 }
 
+// fetchOverATopicCreatedAgain, in a synctest bubble, creates topics u
+// (holding "a"), t and more (one partition each), starts a fetch of them
+// all (MinBytes 1 MiB, MaxWait an hour), and once it waits, deletes t:
+// the wake's look holds at its first read (testHookFetchRead) while t is
+// created again, holding "x", then goes on; it returns after the fetch
+// waits again, with the fetch's cancel and its answer's channel. The look
+// finds t's new topic ID, and the fetch is made again.
+func fetchOverATopicCreatedAgain(t *testing.T, b *Broker, more ...string) (context.CancelFunc, <-chan fetchAnswer) {
+	t.Helper()
+	topics := append([]string{"u", "t"}, more...)
+	req := &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20}
+	for _, name := range topics {
+		require.NoError(t, b.CreateTopic(t.Context(), name, log.TopicConfig{Partitions: 1}))
+		req.Partitions = append(req.Partitions, api.FetchPartition{Topic: name})
+	}
+	produce(t, b, "u", 0, "a")
+	var armed, held atomic.Bool
+	gate := make(chan struct{})
+	testHookFetchRead = func() {
+		if armed.CompareAndSwap(true, false) {
+			held.Store(true)
+			<-gate
+		}
+	}
+	t.Cleanup(func() { testHookFetchRead = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := goFetch(ctx, b, req)
+	synctest.Wait() // it read "a" and waits
+	armed.Store(true)
+	require.NoError(t, b.DeleteTopic(t.Context(), "t"))
+	synctest.Wait()
+	require.True(t, held.Load(), "the deletion woke the fetch: its look holds at u")
+	require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "t", 0, "x")
+	close(gate)
+	synctest.Wait()
+	return cancel, done
+}
+
 // TestFetchWaitSeesATopicCreatedAgain: a fetch that answered
 // with records, fewer than MinBytes, and waits, whose other partition's
 // topic is deleted and created again under its name, makes the fetch
@@ -95,31 +135,7 @@ func TestFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 func TestFetchWaitSeesATopicCreatedAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
-		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
-		require.NoError(t, b.CreateTopic(t.Context(), "u", log.TopicConfig{Partitions: 1}))
-		produce(t, b, "u", 0, "a")
-		var armed, held atomic.Bool
-		gate := make(chan struct{})
-		testHookFetchRead = func() {
-			if armed.CompareAndSwap(true, false) {
-				held.Store(true)
-				<-gate
-			}
-		}
-		defer func() { testHookFetchRead = nil }()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-			Partitions: []api.FetchPartition{{Topic: "u"}, {Topic: "t"}}})
-		synctest.Wait() // it read "a" and waits
-		armed.Store(true)
-		require.NoError(t, b.DeleteTopic(t.Context(), "t"))
-		synctest.Wait()
-		require.True(t, held.Load(), "the deletion woke the fetch: its look holds at u")
-		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
-		produce(t, b, "t", 0, "x")
-		close(gate)
-		synctest.Wait()
+		cancel, done := fetchOverATopicCreatedAgain(t, b)
 		cancel()
 		a := <-done
 		require.NoError(t, a.err)
@@ -468,32 +484,7 @@ func TestFetchOnceAnswersIntoAReusedSliceAsIntoANewOne(t *testing.T) {
 func TestFetchCtxEndDuringALookAfterTheFetchWasMadeAgainAnswersRecords(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := open(t, Config{MaintenanceInterval: 10000 * time.Hour})
-		for _, name := range []string{"u", "t", "v"} {
-			require.NoError(t, b.CreateTopic(t.Context(), name, log.TopicConfig{Partitions: 1}))
-		}
-		produce(t, b, "u", 0, "a")
-		var armed, held atomic.Bool
-		gate := make(chan struct{})
-		testHookFetchRead = func() {
-			if armed.CompareAndSwap(true, false) {
-				held.Store(true)
-				<-gate
-			}
-		}
-		defer func() { testHookFetchRead = nil }()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
-			Partitions: []api.FetchPartition{{Topic: "u"}, {Topic: "t"}, {Topic: "v"}}})
-		synctest.Wait() // it read "a" and waits
-		armed.Store(true)
-		require.NoError(t, b.DeleteTopic(t.Context(), "t"))
-		synctest.Wait()
-		require.True(t, held.Load(), "the deletion woke the fetch: its look holds at u")
-		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 1}))
-		produce(t, b, "t", 0, "x")
-		close(gate)
-		synctest.Wait() // the look found t's new ID: the fetch, made again, read "a" and "x", and waits
+		cancel, done := fetchOverATopicCreatedAgain(t, b, "v") // made again, it read "a" and "x", and waits
 
 		_, pv, err := b.topicPartition(t.Context(), "v", 0, false)
 		require.NoError(t, err)
