@@ -708,7 +708,9 @@ func TestFetchOfOnePartitionWithNoRoomSleepsThroughAppends(t *testing.T) {
 				}
 				put("a")
 				reads := countFetchReads(t)
-				done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
 					Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}}})
 				synctest.Wait()
 				first := reads.Load()
@@ -718,6 +720,13 @@ func TestFetchOfOnePartitionWithNoRoomSleepsThroughAppends(t *testing.T) {
 				synctest.Wait()
 				if compact {
 					require.Equal(t, first+2, reads.Load(), "a compacted partition's appends each wake the fetch")
+					// The fetch ends before the test does: its last read,
+					// at ctx's end, calls testHookFetchRead, which
+					// countFetchReads's Cleanup sets back to nil (a data
+					// race, which -race caught, had the fetch run on).
+					cancel()
+					a := <-done
+					require.NoError(t, a.err)
 					return
 				}
 				require.Equal(t, first, reads.Load(), "an append woke a fetch no append answers")
