@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel/runnel/api"
@@ -932,9 +933,11 @@ func waitOne(done, closing <-chan struct{}, timer <-chan time.Time, wait <-chan 
 	}
 }
 
-// testHookFetchRead, when set (by tests), runs in fetchOnce between the
-// look-up of a partition's offsets and its read.
-var testHookFetchRead func()
+// testHookFetchRead, when set (by tests: setFetchReadHook), runs in
+// fetchOnce between the look-up of a partition's offsets and its read.
+// Atomic, so that a test may set it back while a fetch it started still
+// reads.
+var testHookFetchRead atomic.Pointer[func()]
 
 // fetchOnce reads each requested partition once. It takes each partition's
 // change channel before reading it (waits[i], that of req.Partitions[i];
@@ -1115,8 +1118,8 @@ func (b *Broker) fetchAt(ctx context.Context, req *api.FetchRequest, i int, out 
 	if check {
 		limit, upTo = 0, fp.Offset
 	}
-	if testHookFetchRead != nil {
-		testHookFetchRead()
+	if hook := testHookFetchRead.Load(); hook != nil {
+		(*hook)()
 	}
 	if skipBusy && len(req.Partitions) > 1 && p.Busy() {
 		// A config change's reopen (or a deletion) holds the

@@ -687,7 +687,7 @@ func TestFetchHeedsItsCtxBehindAReopenBegunDuringIt(t *testing.T) {
 			entered, release := fs.arm(t, vfs.OpSync, "/s-0/")
 			altered := make(chan error, 1)
 			var reads atomic.Int32
-			testHookFetchRead = func() {
+			setFetchReadHook(func() {
 				if reads.Add(1) != tc.hookAt {
 					return
 				}
@@ -695,8 +695,8 @@ func TestFetchHeedsItsCtxBehindAReopenBegunDuringIt(t *testing.T) {
 					altered <- b.AlterTopicConfig(ctx, "s", log.Config{SegmentBytes: 100, RetentionTime: time.Hour})
 				}()
 				<-entered // the reopen hangs in its fsync
-			}
-			t.Cleanup(func() { testHookFetchRead = nil })
+			})
+			t.Cleanup(func() { setFetchReadHook(nil) })
 			cctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			type fetched struct {

@@ -25,3 +25,12 @@ func (b *Broker) readMeta(path string) (topicMeta, error) {
 	}
 	return b.parseMeta(data, path)
 }
+
+// setFetchReadHook sets testHookFetchRead to f, or clears it (f nil).
+func setFetchReadHook(f func()) {
+	if f == nil {
+		testHookFetchRead.Store(nil)
+		return
+	}
+	testHookFetchRead.Store(&f)
+}

@@ -304,13 +304,13 @@ func TestFetchWakeTakesTheCapAsAFetch(t *testing.T) {
 		require.NoError(t, b.CreateTopic(t.Context(), "t", log.TopicConfig{Partitions: 2}))
 		big := strings.Repeat("v", 4<<10)
 		reads := 0
-		testHookFetchRead = func() {
+		setFetchReadHook(func() {
 			reads++         // the fetch's goroutine only
 			if reads == 3 { // the wake's read of t-0
 				produce(t, b, "t", 1, big)
 			}
-		}
-		defer func() { testHookFetchRead = nil }()
+		})
+		defer func() { setFetchReadHook(nil) }()
 		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1, MaxBytes: 1 << 10,
 			Partitions: []api.FetchPartition{{Topic: "t"}, {Topic: "t", Partition: 1}}})
 		synctest.Wait() // it read both, and waits

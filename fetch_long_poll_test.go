@@ -116,11 +116,11 @@ func TestFetchOfSeveralPartitionsForAByteWokenByEveryChange(t *testing.T) {
 					}
 					reads := countFetchReads(t)
 					if during {
-						testHookFetchRead = func() {
+						setFetchReadHook(func() {
 							if reads.Add(1) == 2 { // t-1's first, after its mark and its offsets
 								c.do(t, b)
 							}
-						}
+						})
 					}
 					ctx, cancel := context.WithCancel(t.Context())
 					defer cancel()
@@ -150,7 +150,7 @@ func TestFetchOfSeveralPartitionsForAByteWokenByEveryChange(t *testing.T) {
 					}
 					// It waits on: an append to another partition
 					// answers it.
-					testHookFetchRead = nil
+					setFetchReadHook(nil)
 					produce(t, b, "t", 2, "a")
 					synctest.Wait()
 					a := answeredNow(t, done, "the fetch woken by the change did not wait again")

@@ -119,14 +119,14 @@ func TestFairWakeNotHeldByAReopenBegunBeforeIt(t *testing.T) {
 			altered <-chan error
 			release func()
 		)
-		testHookFetchRead = func() {
+		setFetchReadHook(func() {
 			reads++         // the fetch's goroutine only
 			if reads == 3 { // the wake's read of t-1, before its look at Busy
 				altered, release = stickReopen(t, b, fs, 1) // t-0 reopened
 				produce(t, b, "t", 0, "a")
 			}
-		}
-		defer func() { testHookFetchRead = nil }()
+		})
+		defer func() { setFetchReadHook(nil) }()
 		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
 			Partitions: []api.FetchPartition{{Topic: "t", Partition: 1}, {Topic: "t", Partition: 0}}})
 		synctest.Wait() // it read both, and waits

@@ -182,13 +182,13 @@ func TestFetchDeletedAfterMaxBytes(t *testing.T) {
 		}
 		reads := 0
 		var delErr error
-		testHookFetchRead = func() {
+		setFetchReadHook(func() {
 			if reads++; reads == 2 { // t's read, after a's
 				delErr = b.DeleteTopic(ctx, "t")
 			}
-		}
+		})
 		resp, err := b.Fetch(ctx, &api.FetchRequest{MaxBytes: 10, Partitions: []api.FetchPartition{{Topic: "a"}, fp}})
-		testHookFetchRead = nil
+		setFetchReadHook(nil)
 		require.NoError(t, err)
 		require.NoError(t, delErr)
 		require.Equal(t, 2, reads)
@@ -367,11 +367,11 @@ func TestFetchOutOfRangeCarriesTheLogStartItWasOutOf(t *testing.T) {
 
 	var low int64
 	var lowErr error
-	testHookFetchRead = func() {
-		testHookFetchRead = nil // once: the fetch's one read
+	setFetchReadHook(func() {
+		setFetchReadHook(nil) // once: the fetch's one read
 		low, lowErr = b.DeleteRecords(ctx, "t", 0, 3)
-	}
-	defer func() { testHookFetchRead = nil }()
+	})
+	defer func() { setFetchReadHook(nil) }()
 
 	resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}}})
 	require.NoError(t, err)
@@ -495,12 +495,12 @@ func TestFetchClosedDuringItsRead(t *testing.T) {
 			require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 			reads := 0
 			var closeErr error
-			testHookFetchRead = func() {
+			setFetchReadHook(func() {
 				if reads++; reads == read {
 					closeErr = b.Close()
 				}
-			}
-			defer func() { testHookFetchRead = nil }()
+			})
+			defer func() { setFetchReadHook(nil) }()
 			req := &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t"}}}
 			if read == 2 {
 				req.MaxWait = time.Millisecond // nothing comes: the timer ends the wait

@@ -100,13 +100,13 @@ func fetchOverATopicCreatedAgain(t *testing.T, b *Broker, more ...string) (conte
 	produce(t, b, "u", 0, "a")
 	var armed, held atomic.Bool
 	gate := make(chan struct{})
-	testHookFetchRead = func() {
+	setFetchReadHook(func() {
 		if armed.CompareAndSwap(true, false) {
 			held.Store(true)
 			<-gate
 		}
-	}
-	t.Cleanup(func() { testHookFetchRead = nil })
+	})
+	t.Cleanup(func() { setFetchReadHook(nil) })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	done := goFetch(ctx, b, req)
@@ -254,13 +254,13 @@ func TestFetchWaitCompactedChangedAfterItsLookMarked(t *testing.T) {
 					armed atomic.Bool
 					reads atomic.Int32
 				)
-				testHookFetchRead = func() {
+				setFetchReadHook(func() {
 					// The wake's look reads t-0 (1), then u-0 (2).
 					if armed.Load() && reads.Add(1) == 2 {
 						c.change(t, b)
 					}
-				}
-				defer func() { testHookFetchRead = nil }()
+				})
+				defer func() { setFetchReadHook(nil) }()
 				t0 := time.Now()
 				done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
 					Partitions: []api.FetchPartition{{Topic: "t", Offset: 1}, {Topic: "u"}}})
@@ -393,13 +393,13 @@ func TestFetchWaitCompactedDuringItsLookSeenAtTheNextAppend(t *testing.T) {
 			armed atomic.Bool
 			reads atomic.Int32
 		)
-		testHookFetchRead = func() {
+		setFetchReadHook(func() {
 			// The wake's look reads t-0 (1), after it took t-0's mark.
 			if armed.Load() && reads.Add(1) == 1 {
 				require.NoError(t, b.Maintain(t.Context()))
 			}
-		}
-		defer func() { testHookFetchRead = nil }()
+		})
+		defer func() { setFetchReadHook(nil) }()
 		done := goFetch(context.Background(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: big, MaxBytes: 1 << 20,
 			Partitions: []api.FetchPartition{{Topic: "t", MaxBytes: 1}, {Topic: "u"}}})
 		synctest.Wait() // it holds t-0's first batch, small, and waits

@@ -64,8 +64,8 @@ func answeredNow(t *testing.T, done <-chan fetchAnswer, what string) fetchAnswer
 // (testHookFetchRead) until t ends.
 func countFetchReads(t testing.TB) *atomic.Int32 {
 	reads := new(atomic.Int32)
-	testHookFetchRead = func() { reads.Add(1) }
-	t.Cleanup(func() { testHookFetchRead = nil })
+	setFetchReadHook(func() { reads.Add(1) })
+	t.Cleanup(func() { setFetchReadHook(nil) })
 	return reads
 }
 
@@ -290,7 +290,7 @@ func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
 	// same checks that a is what a fetch of req made now answers, but
 	// for the records of partition with, which a holds.
 	same := func(t *testing.T, b *Broker, req *api.FetchRequest, a api.FetchResponse, with int, records ...string) {
-		testHookFetchRead = nil
+		setFetchReadHook(nil)
 		now, err := b.Fetch(t.Context(), &api.FetchRequest{Partitions: req.Partitions})
 		require.NoError(t, err)
 		require.Len(t, a.Partitions, parts)
@@ -330,11 +330,11 @@ func TestFetchOfManyPartitionsReadsAgainOnlyWhatChanged(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			b, req, reads := setup(t)
 			var produced error
-			testHookFetchRead = func() {
+			setFetchReadHook(func() {
 				if reads.Add(1) == 18 { // partition 17's, after its look-up
 					_, produced = b.Produce(t.Context(), &api.ProduceRequest{Topic: "t", Partition: 17, Acks: api.AcksAll, Batches: batch(t, "a")})
 				}
-			}
+			})
 			t0 := time.Now()
 			a := <-goFetch(t.Context(), b, req)
 			require.NoError(t, produced)
@@ -412,12 +412,12 @@ func TestFetchWakeReadsAPartitionWhoseHighWatermarkMovedBeforeItsWake(t *testing
 		require.NoError(t, err)
 		var reads atomic.Int32
 		entered, release := fs.arm(t, vfs.OpSync, "/t-1/00000000000000000000.log")
-		testHookFetchRead = func() {
+		setFetchReadHook(func() {
 			if reads.Add(1) == 4 { // the wake's read of t-1, after t-0's
 				release()
 			}
-		}
-		defer func() { testHookFetchRead = nil }()
+		})
+		defer func() { setFetchReadHook(nil) }()
 		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
 			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
 		synctest.Wait() // it read both, and waits
@@ -453,12 +453,12 @@ func TestFetchWakeReadsAPartitionWhoseLogStartMovedBeforeItsWake(t *testing.T) {
 		produce(t, b, "t", 1, "b")
 		var reads atomic.Int32
 		entered, release := fs.arm(t, vfs.OpWrite, "/t-1/leader-epoch-checkpoint")
-		testHookFetchRead = func() {
+		setFetchReadHook(func() {
 			if reads.Add(1) == 4 { // the wake's read of t-1, after t-0's
 				release()
 			}
-		}
-		defer func() { testHookFetchRead = nil }()
+		})
+		defer func() { setFetchReadHook(nil) }()
 		done := goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1,
 			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1, Offset: 1}}})
 		synctest.Wait() // it read both, and waits
@@ -720,10 +720,9 @@ func TestFetchOfOnePartitionWithNoRoomSleepsThroughAppends(t *testing.T) {
 				synctest.Wait()
 				if compact {
 					require.Equal(t, first+2, reads.Load(), "a compacted partition's appends each wake the fetch")
-					// The fetch ends before the test does: its last read,
-					// at ctx's end, calls testHookFetchRead, which
-					// countFetchReads's Cleanup sets back to nil (a data
-					// race, which -race caught, had the fetch run on).
+					// The fetch ends before the test does, rather than
+					// read on (at ctx's end) beside countFetchReads's
+					// Cleanup, which clears the hook the read calls.
 					cancel()
 					a := <-done
 					require.NoError(t, a.err)
@@ -925,13 +924,13 @@ func TestFetchOfOnePartitionChangedBetweenMarkAndWait(t *testing.T) {
 				produce(t, b, "t", 0, "x00", "x01", "x02", "x03")
 				size := len(batch(t, "a"))
 				once := false
-				testHookFetchRead = func() {
+				setFetchReadHook(func() {
 					if !once {
 						once = true
 						c.do(t, b) // after the mark and the look at the high watermark
 					}
-				}
-				defer func() { testHookFetchRead = nil }()
+				})
+				defer func() { setFetchReadHook(nil) }()
 				t0 := time.Now()
 				a := <-goFetch(t.Context(), b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 2 * size,
 					Partitions: []api.FetchPartition{{Topic: "t", Offset: 4}}})
@@ -1294,12 +1293,12 @@ func TestFetchOfSeveralPartitionsWokenByALockReleaseWaitsAgain(t *testing.T) {
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
 				var reads atomic.Int32
-				testHookFetchRead = func() {
+				setFetchReadHook(func() {
 					if reads.Add(1) > 100 {
 						cancel() // a wake storm: end it
 					}
-				}
-				defer func() { testHookFetchRead = nil }()
+				})
+				defer func() { setFetchReadHook(nil) }()
 				done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
 					Partitions: []api.FetchPartition{{Topic: "u", Offset: offset}, {Topic: "t"}}})
 				synctest.Wait() // it went past t-0, and waits

@@ -106,12 +106,12 @@ func TestDeletedUnderACallOfAFailedReopen(t *testing.T) {
 			id = info.ID
 		}
 		var delErr error
-		testHookFetchRead = func() {
-			testHookFetchRead = nil
+		setFetchReadHook(func() {
+			setFetchReadHook(nil)
 			delErr = b.DeleteTopic(ctx, "t")
-		}
+		})
 		resp, err := b.Fetch(ctx, &api.FetchRequest{Partitions: []api.FetchPartition{{Topic: "t", TopicID: id}}})
-		testHookFetchRead = nil
+		setFetchReadHook(nil)
 		require.NoError(t, err)
 		require.NoError(t, delErr)
 		got := resp.Partitions[0].Err

@@ -159,8 +159,8 @@ func TestUntrustedFetchWakeReadsOnlyNewBytes(t *testing.T) {
 	}
 	held := int(b.topics["t"].Partitions[0].Offsets().HighWatermark) // records, not bytes: for the error text
 	reads := make(chan struct{}, 1000)
-	testHookFetchRead = func() { reads <- struct{}{} }
-	defer func() { testHookFetchRead = nil }()
+	setFetchReadHook(func() { reads <- struct{}{} })
+	defer func() { setFetchReadHook(nil) }()
 	fetch := func(ctx context.Context, minBytes int, parts ...api.FetchPartition) <-chan error {
 		done := make(chan error, 1)
 		go func() {
