@@ -48,6 +48,25 @@ func TestFetchCtxEndAnswersWhatTheWakesFound(t *testing.T) {
 	})
 }
 
+// ctxEndsDuringALook, in a synctest bubble, holds partition 0 of topic
+// exclusively (as a reopen holds it), calls wake, whose wake's look of
+// the fetch (done, a goFetch of a ctx that cancel ends) then waits for
+// that partition, ends the fetch's ctx, releases the partition, and
+// returns the fetch's answer.
+func ctxEndsDuringALook(t *testing.T, b *Broker, topic string, cancel context.CancelFunc, done <-chan fetchAnswer, wake func()) fetchAnswer {
+	t.Helper()
+	_, p, err := b.topicPartition(t.Context(), topic, 0, false)
+	require.NoError(t, err)
+	k, err := p.Lock(t.Context())
+	require.NoError(t, err)
+	wake()
+	synctest.Wait()
+	cancel()
+	synctest.Wait()
+	k.Unlock()
+	return <-done
+}
+
 // TestFetchCtxEndDuringAWakesLookAnswersRecords: a fetch that
 // answered with records, fewer than MinBytes, and waits, whose ctx ends
 // while a wake's look at its partitions waits for a partition held
@@ -66,16 +85,9 @@ func TestFetchCtxEndDuringAWakesLookAnswersRecords(t *testing.T) {
 		done := goFetch(ctx, b, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
 			Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}, {Topic: "t", Partition: 1}}})
 		synctest.Wait() // it read "a" and waits
-		_, p, err := b.topicPartition(t.Context(), "t", 0, false)
-		require.NoError(t, err)
-		k, err := p.Lock(t.Context()) // as a reopen holds it
-		require.NoError(t, err)
-		produce(t, b, "t", 1, "b") // a wake: its look waits for partition 0
-		synctest.Wait()
-		cancel()
-		synctest.Wait()
-		k.Unlock()
-		a := <-done
+		a := ctxEndsDuringALook(t, b, "t", cancel, done, func() {
+			produce(t, b, "t", 1, "b") // a wake: its look waits for partition 0
+		})
 		require.NoError(t, a.err, "the fetch found records")
 		require.NoError(t, a.resp.Partitions[0].Err)
 		require.Equal(t, []string{"a"}, values(t, a.resp.Partitions[0].Records))
@@ -496,16 +508,8 @@ func TestFetchCtxEndDuringALookAfterTheFetchWasMadeAgainAnswersRecords(t *testin
 		}
 		wakeByV()
 		synctest.Wait() // a look that found nothing changed: the fetch waits again
-		_, p, err := b.topicPartition(t.Context(), "u", 0, false)
-		require.NoError(t, err)
-		k, err := p.Lock(t.Context()) // as a reopen holds it
-		require.NoError(t, err)
-		wakeByV() // its look waits for u
-		synctest.Wait()
-		cancel()
-		synctest.Wait()
-		k.Unlock()
-		a := <-done
+		// Its look waits for u:
+		a := ctxEndsDuringALook(t, b, "u", cancel, done, wakeByV)
 		require.NoError(t, a.err, "the fetch found records")
 		require.Len(t, a.resp.Partitions, 3)
 		for i, want := range [][]string{{"a"}, {"x"}, nil} {
