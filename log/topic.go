@@ -924,6 +924,9 @@ func (p *Partition) Discard() error { return p.close((*Log).Discard) }
 // Errors: Log.Discard's.
 func (k *PartitionLock) Discard() error {
 	k.mustHold()
+	// The change is counted (notify) as it is made, under the lock, as
+	// Reopen's: a Changed channel taken before it is closed by it, not
+	// only by Unlock (TestPartitionLockBehindAStuckAppend).
 	defer k.p.notify()
 	return k.p.closeLocked((*Log).Discard)
 }
@@ -935,6 +938,7 @@ func (k *PartitionLock) Discard() error {
 // Errors: Log.Close's.
 func (k *PartitionLock) Close() error {
 	k.mustHold()
+	// Under the lock, as Discard's (TestPartitionLockClose).
 	defer k.p.notify()
 	return k.p.closeLocked((*Log).Close)
 }
