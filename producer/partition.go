@@ -1398,7 +1398,11 @@ func (pp *partition) addRecord(pr pending, ctx context.Context, how int, sp *syn
 	}
 	if start && !pp.p.spawn(pp.drain) {
 		// Close came first: nobody will send these. The partition held no
-		// batch (its goroutine ends only with none), so pr opened bs[0].
+		// batch (its goroutine ends only with none), so pr opened bs[0],
+		// and is its first record. Since pp.mu was released above, the
+		// records of other Produce calls, which found draining set, may
+		// have joined bs[0] (and batches after it, once it was full):
+		// they fail with pr's, ErrClosed, here (see failTaken).
 		pp.mu.Lock()
 		bs := pp.takeAllLocked()
 		pp.draining = false
