@@ -106,8 +106,10 @@ func ExampleFault_match() {
 // the producer's question of which partitions refuse appends is told so
 // (ReportUnwritable). The producer sends its records without a key to
 // the other partitions, the first of them too; a record whose key
-// belongs to partition 1 still goes there, and fails at its delivery
-// timeout.
+// belongs to partition 1 still goes there, and is refused, again at each
+// retry, until its delivery timeout. Here the test waits for the first
+// refusal (Rule.Wait: no sleep, no timer) and closes the producer, which
+// fails the record with ErrClosed, wrapping the refusal.
 func ExampleAction_reportUnwritable() {
 	runTest(func(t testing.TB) {
 		ctx := context.Background()
@@ -117,7 +119,9 @@ func ExampleAction_reportUnwritable() {
 			Err: api.ErrStorage, Count: runneltest.Unlimited})
 		f.Add(runneltest.Fault{Op: runneltest.OpUnwritablePartitions, Topic: "orders",
 			Action: runneltest.ReportUnwritable, Partitions: []int32{1}, Count: runneltest.Unlimited})
-		p := runneltest.NewProducer(t, f, producer.DeliveryTimeout(time.Second))
+		// The retry after a refusal waits for longer than the example
+		// runs: the keyed record below meets one refusal, then Close.
+		p := runneltest.NewProducer(t, f, producer.RetryBackoff(time.Minute))
 
 		for i := range 6 {
 			r := &record.Record{Topic: "orders", Value: fmt.Appendf(nil, "event %d", i)}
@@ -127,10 +131,23 @@ func ExampleAction_reportUnwritable() {
 		}
 		fmt.Println("requests refused:", refused.Hits())
 
-		err := p.ProduceSync(ctx, &record.Record{Topic: "orders", Key: []byte("customer-3"), Value: []byte("keyed")})
+		keyed := make(chan error, 1)
+		p.Produce(ctx, &record.Record{Topic: "orders", Key: []byte("customer-3"), Value: []byte("keyed")},
+			func(_ *record.Record, err error) { keyed <- err })
+		wait, cancel := context.WithTimeout(ctx, runneltest.DefaultWait)
+		defer cancel()
+		if err := refused.Wait(wait, 1); err != nil {
+			t.Fatalf("wait for the refusal: %v", err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		err := <-keyed
 		fmt.Println("keyed record of partition", producer.KeyPartition([]byte("customer-3"), 3), "refused:", errors.Is(err, api.ErrStorage))
+		fmt.Println(err)
 	})
 	// Output:
 	// requests refused: 0
 	// keyed record of partition 1 refused: true
+	// runnel/producer: producer is closed (the last attempt failed: runneltest: injected into produce orders-1: runnel: storage error)
 }
