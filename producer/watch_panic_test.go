@@ -288,5 +288,8 @@ func TestHotPathWatchesANewCtxWithoutTheTopicsLock(t *testing.T) {
 	cancel()
 	require.NoError(t, testkit.Await(t, outcomes, "record a's outcome"))
 	require.ErrorIs(t, testkit.Await(t, outcomes, "record b's outcome"), context.Canceled)
+	// The batch frees its space once its promises have returned: after
+	// Flush, not yet as the last promise sends (see BufferedRecords).
+	require.NoError(t, p.Flush(ctx))
 	require.Zero(t, p.BufferedRecords())
 }
