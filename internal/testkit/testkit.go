@@ -557,8 +557,9 @@ func MainExit(t testing.TB, test, env, args string) (code int, stdout, stderr st
 }
 
 // RunChild runs the test named test again in a child process of the
-// test binary (-test.v, -test.timeout 10m), with env set to 1 (the test
-// checks it first, to run as the child), and returns the child's
+// test binary (-test.v, -test.timeout 10m, and -test.short if this run
+// has it, so that a child samples as its parent does), with env set to
+// 1 (the test checks it first, to run as the child), and returns the child's
 // combined output and its error (nil when it passed; an *exec.ExitError
 // when it failed or stopped). It fails the test if the child has not
 // ended within HangGuard, and skips it where the test binary cannot
@@ -567,7 +568,11 @@ func RunChild(t testing.TB, test, env string) (out string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^"+test+"$", "-test.v", "-test.timeout", "10m")
+	flags := []string{"-test.run", "^" + test + "$", "-test.v", "-test.timeout", "10m"}
+	if testing.Short() {
+		flags = append(flags, "-test.short")
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], flags...)
 	cmd.Env = append(os.Environ(), env+"=1")
 	b, err := cmd.CombinedOutput()
 	SkipIfCannotExec(t, err)
