@@ -1,26 +1,14 @@
 package runnel
 
 import (
-	"os"
 	"testing"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
-// shmMinFree is the room /dev/shm must have for fastTempDir to use it:
-// a container's default /dev/shm is 64 MiB, which a test's files could
-// fill (and a full tmpfs fails a test that a disk would pass).
-const shmMinFree = 256 << 20
-
-// fastTempDir returns a directory for the test, removed when it ends: on
-// /dev/shm if there is one with shmMinFree bytes free (a tmpfs: its
-// fsyncs cost nothing, and its files are opened and mapped as a disk's
-// are), else t.TempDir().
+// fastTempDir is testkit.FastTempDir: a directory on /dev/shm where there
+// is room, else t.TempDir().
 func fastTempDir(t *testing.T) string {
 	t.Helper()
-	if free, ok := shmFree("/dev/shm"); ok && free >= shmMinFree {
-		if dir, err := os.MkdirTemp("/dev/shm", "runnel-test-"); err == nil {
-			t.Cleanup(func() { os.RemoveAll(dir) })
-			return dir
-		}
-	}
-	return t.TempDir()
+	return testkit.FastTempDir(t)
 }

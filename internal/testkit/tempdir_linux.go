@@ -1,4 +1,4 @@
-package runnel
+package testkit
 
 import "golang.org/x/sys/unix"
 

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package runnel
+package testkit
 
 // shmFree reports no /dev/shm: outside Linux the tests that would use
 // it take t.TempDir().
