@@ -31,7 +31,8 @@ import (
 // fetch at HW answers nothing, no batch wholly below log start is served,
 // and the log start never goes back, across a restart or a crash too.
 // Seeds as testkit.Seeds says (RUNNEL_OFFSET_VIEWS=N, RUNNEL_OFFSET_VIEWS_BASE=S);
-// a seed's store is seed%3 (a MemFS, in memory, on disk) unless
+// a seed's store is seed%3 (a MemFS, in memory, on the OS file system:
+// FastTempDir, /dev/shm where it has room) unless
 // RUNNEL_OFFSET_VIEWS_MODE says which; RUNNEL_OFFSET_VIEWS_DUMP=1 prints
 // the steps.
 func TestOffsetViewsProperty(t *testing.T) {
@@ -147,7 +148,7 @@ func runOffsetViews(t *testing.T, seed uint64) {
 		h.mode, _ = strconv.Atoi(m)
 	}
 	if h.mode == 2 {
-		h.dir = t.TempDir()
+		h.dir = runnel.FastTempDir(t) // its fsyncs were most of a seed's time on a disk
 	}
 	h.clock.ms.Store(1_700_000_000_000)
 	h.open()
