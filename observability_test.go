@@ -997,6 +997,10 @@ func TestObservabilityScrapeBesideAHungDisk(t *testing.T) {
 	defer func() { require.NoError(t, p.Close()) }()
 	defer release() // first: a failed assertion frees the stuck append, or p.Close waits for it
 	obsProduce(t, p, "orders", 0, 10, nil)
+	// A batch frees its space once its promises have returned, maybe after
+	// ProduceSync does (see BufferedRecords): after Flush, the backlog
+	// below is the stuck record alone.
+	require.NoError(t, p.Flush(ctx))
 	c := runneltest.NewConsumer(t, b, consumer.FetchMaxWait(10*time.Millisecond))
 	require.NoError(t, c.Assign("orders", 0, consumer.Start()))
 	obsPollUntil(t, c, "read all", func() bool { p, _ := c.Position("orders", 0); return p == 10 })
