@@ -416,31 +416,45 @@ func TestCrashFailedSyncThenRecreate(t *testing.T) {
 	require.Equal(t, "newer", crashRead(t, m, "/c"))
 }
 
-// A file whose Sync failed with nothing unsynced (every change since the
-// last Sync an append, and none) lost nothing: truncated to its own size,
-// its synced size, it syncs again, as one cut back to its synced size does.
-// Before, only a truncation that shortened it ended the failure.
+// A file whose Sync failed with nothing unsynced (unchanged since its
+// last Sync) lost nothing: the next Sync that succeeds makes what was
+// written since durable, as on Linux, whose next fsync writes the pages
+// dirtied since. Before, it stayed undurable until truncated to its own
+// size: a sealed segment whose fsync failed, all of it durable, then
+// unsealed by a truncation at its end and appended to, lost those appends
+// to the next power cut although every later Sync succeeded
+// (TestCrashSimTransientFaults seed 1065736532990). One whose Sync failed
+// with unsynced bytes still lost them: a truncation that keeps them ends
+// nothing; one to its synced size does, also repeated at its own size.
 func TestCrashFailedSyncNothingToLose(t *testing.T) {
 	m, f := failingSyncFile(t, "/f", "synced|")
 	require.ErrorIs(t, f.Sync(), ErrInjected)
-	memWrite(t, f, "lost")
+	memWrite(t, f, "later")
 	require.NoError(t, f.Sync())
-	require.Equal(t, "synced|", crashRead(t, m, "/f"), "still failed")
-	require.NoError(t, f.Truncate(int64(len("synced|lost"))))
-	require.NoError(t, f.Sync())
-	require.Equal(t, "synced|", crashRead(t, m, "/f"), "a truncation that keeps unsynced bytes ends nothing")
-	require.NoError(t, f.Truncate(int64(len("synced|"))))
-	require.NoError(t, f.Truncate(int64(len("synced|"))), "again, to its own size")
-	memWrite(t, f, "again")
-	require.NoError(t, f.Sync())
-	require.Equal(t, "synced|again", crashRead(t, m, "/f"))
+	require.Equal(t, "synced|later", crashRead(t, m, "/f"))
 
-	m2, e := failingSyncFile(t, "/e", "durable")
+	m2, e := failingSyncFile(t, "/e", "synced|")
+	memWrite(t, e, "lost")
 	require.ErrorIs(t, e.Sync(), ErrInjected)
-	require.NoError(t, e.Truncate(int64(len("durable"))), "to its own size, its synced size")
-	memWrite(t, e, "+more")
 	require.NoError(t, e.Sync())
-	require.Equal(t, "durable+more", crashRead(t, m2, "/e"))
+	require.Equal(t, "synced|", crashRead(t, m2, "/e"), "still failed")
+	require.NoError(t, e.Truncate(int64(len("synced|lost"))))
+	require.NoError(t, e.Sync())
+	require.Equal(t, "synced|", crashRead(t, m2, "/e"), "a truncation that keeps unsynced bytes ends nothing")
+	require.NoError(t, e.Truncate(int64(len("synced|"))))
+	require.NoError(t, e.Truncate(int64(len("synced|"))), "again, to its own size")
+	memWrite(t, e, "again")
+	require.NoError(t, e.Sync())
+	require.Equal(t, "synced|again", crashRead(t, m2, "/e"))
+
+	// Cut shorter since its last Sync, and nothing written after: its
+	// bytes are synced ones, and the next Sync makes the cut durable.
+	m3, g := failingSyncFile(t, "/g", "synced|tail")
+	require.NoError(t, g.Truncate(int64(len("synced|"))))
+	require.ErrorIs(t, g.Sync(), ErrInjected)
+	memWrite(t, g, "new")
+	require.NoError(t, g.Sync())
+	require.Equal(t, "synced|new", crashRead(t, m3, "/g"))
 }
 
 // A file cut back below its synced size and written again, whose Sync

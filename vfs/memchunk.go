@@ -475,12 +475,13 @@ func (n *memNode) cutTail() *memNode {
 // application must not go on trusting a file whose sync failed) — until a
 // truncation cuts off what the failed Sync lost (see cutLost): to empty,
 // or to at most the synced size when nothing since the last Sync changed
-// the bytes below the cut. A file that is empty when its Sync fails holds nothing it could
-// have lost, as one truncated to empty afterwards: it is not marked (its
-// synced content stays as it was until a Sync succeeds). The caller holds
-// n.mu for writing.
+// the bytes below the cut. A file whose Sync fails with nothing it could
+// have lost — empty, or unchanged below its size since its last Sync (no
+// page of it reads back unwritten) — is as one truncated to its own size
+// right after: it is not marked, and the next Sync that succeeds makes it
+// durable, as on Linux, whose next fsync commits the size and writes the
+// pages dirtied since. The caller holds n.mu for writing.
 func (n *memNode) failSync() {
-	if n.size > 0 {
-		n.noSync = true
-	}
+	n.noSync = true
+	n.cutLost(n.size)
 }
