@@ -39,9 +39,9 @@ import (
 // itself, and unmounts in t.Cleanup. Mounting needs root on Linux: as
 // another user they skip, saying so; under -short, the ext4 image ones
 // skip too (an image takes a second or two). RUNNEL_DISKFULL_RUNS=N runs
-// TestDiskFullRandom for N seeds rather than 2 (RUNNEL_DISKFULL_SEED the
-// first one); RUNNEL_FSSHUTDOWN_RUNS=N runs TestFSShutdownUnderLoad N
-// times rather than once.
+// TestDiskFullRandom for N seeds rather than 2, from one picked from the
+// clock (RUNNEL_DISKFULL_SEED the first one); RUNNEL_FSSHUTDOWN_RUNS=N
+// runs TestFSShutdownUnderLoad N times rather than once.
 
 // mountTmpfs mounts a tmpfs of size bytes and, if inodes > 0, that many
 // inodes on a new directory, unmounted by t.Cleanup; it skips the test
@@ -600,22 +600,26 @@ func TestInodesExhausted(t *testing.T) {
 // up and is grown now and then; after each reopen (on a grown disk) every
 // record acknowledged to a topic that was not deleted is there, in order,
 // unless DeleteRecords or retention passed it (compaction keeps each
-// key's last record). RUNNEL_DISKFULL_RUNS seeds (default 2), from
-// RUNNEL_DISKFULL_SEED (default 1); RUNNEL_DISKFULL_FS=xfs or btrfs runs
-// them on an image of that file system rather than a tmpfs (see
-// mountImage), grown by shrinking its pad.
+// key's last record). Seeds 1 and 2 by default; RUNNEL_DISKFULL_RUNS=N
+// runs N seeds from one picked from the clock (as testkit.Seeds does, so
+// that a long run tries seeds the last one did not), or from
+// RUNNEL_DISKFULL_SEED; RUNNEL_DISKFULL_FS=xfs or btrfs runs them on an
+// image of that file system rather than a tmpfs (see mountImage), grown
+// by shrinking its pad.
 func TestDiskFullRandom(t *testing.T) {
 	runs, first := 2, uint64(1)
 	if s := os.Getenv("RUNNEL_DISKFULL_RUNS"); s != "" {
 		var err error
 		runs, err = strconv.Atoi(s)
 		require.NoError(t, err)
+		first = uint64(time.Now().UnixNano()) & (1<<40 - 1)
 	}
 	if s := os.Getenv("RUNNEL_DISKFULL_SEED"); s != "" {
 		var err error
 		first, err = strconv.ParseUint(s, 10, 64)
 		require.NoError(t, err)
 	}
+	t.Logf("seeds %d to %d (RUNNEL_DISKFULL_RUNS=%d RUNNEL_DISKFULL_SEED=%d)", first, first+uint64(runs)-1, runs, first)
 	for seed := first; seed < first+uint64(runs); seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			vars := []string{"RUNNEL_DISKFULL_RUNS=1", fmt.Sprint("RUNNEL_DISKFULL_SEED=", seed)}

@@ -9,13 +9,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnel/runnel"
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -173,9 +173,11 @@ func (c *restarter) ProduceAsync(ctx context.Context, req *api.ProduceRequest) (
 // failed acknowledgement, see its partition.complete), and is in the log
 // once or not at all.
 //
-// Each case runs 2 seeds (1 in -short mode); RUNNEL_IDEM_RESTART_SEEDS=N
-// runs N, and RUNNEL_IDEM_RESTART_LOG=1 logs the producer's debug log of a
-// seed that fails.
+// Each case runs seeds 1 and 2 (1 in -short mode);
+// RUNNEL_IDEM_RESTART_SEEDS=N runs N from one picked from the clock
+// (RUNNEL_IDEM_RESTART_SEEDS_BASE sets it; a failing seed logs its
+// replay), and RUNNEL_IDEM_RESTART_LOG=1 logs the producer's debug log of
+// a seed that fails.
 func TestIdempotentRetriesAcrossRestarts(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
@@ -196,18 +198,9 @@ func TestIdempotentRetriesAcrossRestarts(t *testing.T) {
 		{"crash-compact", true, true, log.SyncAlways, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			seeds := uint64(2)
-			if testing.Short() {
-				seeds = 1
-			}
-			if v, err := strconv.ParseUint(os.Getenv("RUNNEL_IDEM_RESTART_SEEDS"), 10, 64); err == nil {
-				seeds = v
-			}
-			for seed := range seeds {
-				t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-					retriesAcrossRestarts(t, seed, tc.crash, tc.deleteRecords, tc.policy, tc.compact)
-				})
-			}
+			testkit.Seeds(t, "RUNNEL_IDEM_RESTART_SEEDS", 2, 1, func(t *testing.T, seed uint64) {
+				retriesAcrossRestarts(t, seed, tc.crash, tc.deleteRecords, tc.policy, tc.compact)
+			})
 		})
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -37,25 +35,17 @@ import (
 // documented: a replay counts producers from the Open).
 //
 // It runs seeds 1 to 300, to 100 with -short, to 40 in the quick race
-// run (-race -short); for more:
+// run (-race -short); RUNNEL_SNAPSHOT_DAMAGE=N runs N seeds from one
+// picked from the clock (RUNNEL_SNAPSHOT_DAMAGE_BASE sets it; a failing
+// seed logs its replay), for more:
 //
 //	RUNNEL_SNAPSHOT_DAMAGE=3000 go test -run TestSnapshotDamageKeepsLaterProducerState ./log
 func TestSnapshotDamageKeepsLaterProducerState(t *testing.T) {
-	runs := 300
-	if testing.Short() {
-		runs = 100
-		if testkit.RaceEnabled {
-			runs = 40
-		}
+	short := 100
+	if testkit.RaceEnabled {
+		short = 40
 	}
-	if v := os.Getenv("RUNNEL_SNAPSHOT_DAMAGE"); v != "" {
-		n, err := strconv.Atoi(v)
-		require.NoError(t, err, "RUNNEL_SNAPSHOT_DAMAGE=%q", v)
-		runs = n
-	}
-	for seed := uint64(1); seed <= uint64(runs); seed++ {
-		runSnapshotDamage(t, seed)
-	}
+	testkit.Seeds(t, "RUNNEL_SNAPSHOT_DAMAGE", 300, short, runSnapshotDamage)
 }
 
 // damageBatch is producer pid's (epoch 0) batch of one record at
