@@ -141,9 +141,9 @@ func values(recs []*record.Record) []string {
 }
 
 // TestOpenAfterFailedSyncWithNothingUnsynced: a Close whose fsync fails
-// with nothing unsynced leaves the file unable to become durable as well
-// (vfs.WithFaults is as strict as that); the next Open cuts it at its
-// durable end, which is all of it, so that the appends after it are durable.
+// with nothing unsynced lost nothing (vfs.WithFaults leaves such a file as
+// it was); the next Open, which cuts the segment at its durable end, all
+// of it, rewrites nothing, and the appends after it are durable.
 func TestOpenAfterFailedSyncWithNothingUnsynced(t *testing.T) {
 	ctx := context.Background()
 	e, mem, armed, l := syncFailLog(t, Config{}, nil)

@@ -455,6 +455,20 @@ func TestCrashFailedSyncNothingToLose(t *testing.T) {
 	memWrite(t, g, "new")
 	require.NoError(t, g.Sync())
 	require.Equal(t, "synced|new", crashRead(t, m3, "/g"))
+
+	// Overwritten in place since its last Sync, its size unchanged: the
+	// failure may have lost the overwrite, and the file stays undurable
+	// (a short file keeps its synced content whole, a long one undo
+	// records of the bytes changed: both ways).
+	for _, synced := range []string{"synced|", strings.Repeat("s", 500) + "|"} {
+		m4, h := failingSyncFile(t, "/h", synced)
+		_, err := h.WriteAt([]byte("S"), 0)
+		require.NoError(t, err)
+		require.ErrorIs(t, h.Sync(), ErrInjected)
+		memWrite(t, h, "later")
+		require.NoError(t, h.Sync())
+		require.Equal(t, synced, crashRead(t, m4, "/h"), "an overwrite: still failed")
+	}
 }
 
 // A file cut back below its synced size and written again, whose Sync

@@ -338,9 +338,11 @@ func (n *memNode) syncedBelow(size int) bool {
 }
 
 // resize truncates or zero-extends the file. A truncation to its own size
-// changes nothing but may end what a failed Sync did (cutLost): a file
-// whose failed Sync had nothing unsynced to lose, truncated to its synced
-// size. The caller holds n.mu for writing.
+// changes nothing but may end what a failed Sync did (cutLost), as a
+// shorter one does. A failed Sync with nothing to lose ends it at once
+// (failSync), so that takes a file whose bytes were overwritten since
+// back to its synced content, kept whole (hasSnap). The caller holds n.mu
+// for writing.
 func (n *memNode) resize(size int) {
 	switch {
 	case size < n.size:
