@@ -294,7 +294,7 @@ func runConfigChurnOnDisk(t *testing.T, seed uint64) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 33))
-	cfg := runnel.Config{Dir: runnel.FastTempDir(t), MaintenanceInterval: 2 * time.Millisecond}
+	cfg := runnel.Config{Dir: testkit.FastTempDir(t), MaintenanceInterval: 2 * time.Millisecond}
 	b, err := runnel.Open(cfg)
 	if err != nil {
 		t.Fatal(err)

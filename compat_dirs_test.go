@@ -105,7 +105,7 @@ func TestOpenDirsOfOlderRunnels(t *testing.T) {
 			if _, ok := m.Configs["wide"]; ok && strconv.IntSize == 32 {
 				t.Skip("a topic record with ints past 32 bits, which a 32-bit runnel never wrote nor reads")
 			}
-			dir := fastTempDir(t)
+			dir := testkit.FastTempDir(t)
 			require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(src, "data"))))
 			checkCompatDir(t, dir, filepath.Join(src, "data"), &m)
 		})
@@ -689,7 +689,7 @@ func TestOpenDirsOfOlderRunnelsCutShort(t *testing.T) {
 		// open opens a copy of src with a ctx that is cut at its
 		// limit-th look, and returns how many times the Open looked.
 		open := func(limit int64) (dir string, looks int64, err error) {
-			dir = fastTempDir(t)
+			dir = testkit.FastTempDir(t)
 			require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(src, "data"))))
 			ctx := &countCtx{Context: context.Background(), limit: limit}
 			b, err := OpenContext(ctx, Config{Dir: dir, Clock: fixedClock{manifest().Clock.Add(time.Minute)}, MaintenanceInterval: time.Hour})

@@ -7,11 +7,6 @@ import "math"
 // broker does).
 var NextAfter = nextAfter
 
-// FastTempDir is fastTempDir, for the tests of package runnel_test on
-// the OS file system whose time was a disk's fsyncs (the leak tests, the
-// offset views' and nulls' properties, the observability load).
-var FastTempDir = fastTempDir
-
 // readFile reads the whole of a file.
 func (b *Broker) readFile(path string) ([]byte, error) {
 	data, _, err := b.readFileHead(path, math.MaxInt)

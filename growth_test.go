@@ -15,6 +15,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/consumer"
 	"github.com/runnel/runnel/internal/leakcheck"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -209,7 +210,7 @@ func TestGrowthDiskFiles(t *testing.T) {
 	skipWithoutProcFD(t)
 	ctx := context.Background()
 	lg := growthLogger()
-	dir := runnel.FastTempDir(t)
+	dir := testkit.FastTempDir(t)
 	clock := &stepClock{}
 	clock.ns.Store(time.Now().UnixNano())
 	cfg := runnel.Config{Dir: dir, Logger: lg, Clock: clock, ProducerIDExpiration: 10 * time.Minute}

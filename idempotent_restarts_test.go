@@ -220,7 +220,7 @@ func retriesAcrossRestarts(t *testing.T, seed uint64, crash, deleteRecords bool,
 		return vfs.CrashOptions{Tail: vfs.TailMode(rng.IntN(4)), Reorder: rng.IntN(2) == 0,
 			Rand: rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))}
 	}
-	c.cfg = runnel.Config{Dir: runnel.FastTempDir(t), TopicDefaults: log.Config{Sync: policy, SegmentBytes: 4 << 10, FlushMessages: 7}}
+	c.cfg = runnel.Config{Dir: testkit.FastTempDir(t), TopicDefaults: log.Config{Sync: policy, SegmentBytes: 4 << 10, FlushMessages: 7}}
 	if compact {
 		// Maintain compacts whatever is dirty: the producer's earlier
 		// batches go, each key's latest record and the producer's last

@@ -96,7 +96,7 @@ func TestLeakAdminCyclesMem(t *testing.T) {
 // the broker's lock and metadata), not one more a cycle.
 func TestLeakAdminCyclesDisk(t *testing.T) {
 	skipWithoutProcFD(t)
-	dir := runnel.FastTempDir(t)
+	dir := testkit.FastTempDir(t)
 	cfg := runnel.Config{Dir: dir}
 	b := leakAdminBase(t, cfg)
 	defer func() { require.NoError(t, b.Close()) }()
@@ -353,7 +353,7 @@ func TestLeakMaintainCutShort(t *testing.T) {
 				cfg, measure, list = runnel.Config{FS: fs}, fs.Allocated, fs.List
 			default:
 				skipWithoutProcFD(t)
-				dir := runnel.FastTempDir(t)
+				dir := testkit.FastTempDir(t)
 				cfg = runnel.Config{Dir: dir}
 				measure = func() int64 {
 					fds, maps := handlesUnder(t, dir)

@@ -419,7 +419,7 @@ func newLeakWorld(t *testing.T, fs string, inj vfs.Injector) *leakWorld {
 	switch fs {
 	case "os":
 		skipWithoutProcFD(t)
-		dir := runnel.FastTempDir(t)
+		dir := testkit.FastTempDir(t)
 		w.cfg = runnel.Config{Dir: dir, FS: vfs.WithFaults(vfs.OS, inj), Clock: clock}
 		w.handles = func() []string {
 			fds, maps := handlesUnder(t, dir)

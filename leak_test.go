@@ -218,7 +218,7 @@ func TestLeakOpenFiles(t *testing.T) {
 	ctx := context.Background()
 	val := make([]byte, 1000)
 	base := openFiles(t) + mappings(t)
-	b, err := runnel.Open(runnel.Config{Dir: runnel.FastTempDir(t)})
+	b, err := runnel.Open(runnel.Config{Dir: testkit.FastTempDir(t)})
 	require.NoError(t, err)
 	defer b.Close()
 	seg := int64(16 << 10)

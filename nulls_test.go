@@ -81,7 +81,7 @@ func TestNullAndEmptyRoundTrip(t *testing.T) {
 					ctx := context.Background()
 					cfg := runnel.Config{}
 					if dir {
-						cfg.Dir = runnel.FastTempDir(t)
+						cfg.Dir = testkit.FastTempDir(t)
 					}
 					b, err := runnel.Open(cfg)
 					if err != nil {
@@ -193,7 +193,7 @@ func runNullsProp(t *testing.T, seed uint64) {
 	ctx := context.Background()
 	clk := &nhClock{}
 	clk.ms.Store(time.Now().UnixMilli())
-	cfg := runnel.Config{Clock: clk, MaintenanceInterval: time.Hour, Dir: runnel.FastTempDir(t)}
+	cfg := runnel.Config{Clock: clk, MaintenanceInterval: time.Hour, Dir: testkit.FastTempDir(t)}
 	if seed%2 == 1 {
 		cfg.Dir = ""
 	}

@@ -266,7 +266,7 @@ func TestObservabilityUnderLoad(t *testing.T) {
 			lines := newObsLines()
 			cfg := runnel.Config{Logger: slog.New(lines)}
 			if disk {
-				cfg.Dir = runnel.FastTempDir(t) // SyncAlways's fsyncs were most of its time on a disk
+				cfg.Dir = testkit.FastTempDir(t) // SyncAlways's fsyncs were most of its time on a disk
 			}
 			b, err := runnel.Open(cfg)
 			require.NoError(t, err)

@@ -148,7 +148,7 @@ func runOffsetViews(t *testing.T, seed uint64) {
 		h.mode, _ = strconv.Atoi(m)
 	}
 	if h.mode == 2 {
-		h.dir = runnel.FastTempDir(t) // its fsyncs were most of a seed's time on a disk
+		h.dir = testkit.FastTempDir(t) // its fsyncs were most of a seed's time on a disk
 	}
 	h.clock.ms.Store(1_700_000_000_000)
 	h.open()

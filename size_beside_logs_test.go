@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 )
 
@@ -22,7 +23,7 @@ import (
 // the figures.
 func TestFilesBesideTheLogsOnDisk(t *testing.T) {
 	ctx := context.Background()
-	dir := fastTempDir(t) // its time was the fsyncs of 4,600 produces on a disk; sizes are as on one
+	dir := testkit.FastTempDir(t) // its time was the fsyncs of 4,600 produces on a disk; sizes are as on one
 	b, err := Open(Config{Dir: dir})
 	require.NoError(t, err)
 	for _, tc := range []struct {
