@@ -612,7 +612,7 @@ func TestDiskFullRandom(t *testing.T) {
 		var err error
 		runs, err = strconv.Atoi(s)
 		require.NoError(t, err)
-		first = uint64(time.Now().UnixNano()) & (1<<40 - 1)
+		first = testkit.ClockSeed()
 	}
 	if s := os.Getenv("RUNNEL_DISKFULL_SEED"); s != "" {
 		var err error

@@ -116,7 +116,7 @@ func crashSimSeeds(t *testing.T, env string, runs int, transient bool) {
 		if err != nil || n <= 0 {
 			t.Fatalf("%s=%q: want a number of runs", env, v)
 		}
-		runs, base = n, uint64(time.Now().UnixNano())&(1<<40-1)
+		runs, base = n, testkit.ClockSeed()
 		if b := os.Getenv(env + "_BASE"); b != "" {
 			if base, err = strconv.ParseUint(b, 10, 64); err != nil {
 				t.Fatalf("%s_BASE=%q: %v", env, b, err)

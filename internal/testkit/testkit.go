@@ -153,6 +153,11 @@ func SkipIfCannotExec(t testing.TB, err error) {
 	}
 }
 
+// ClockSeed returns a first seed for a long run, picked from the clock:
+// so that a long run tries seeds the last one did not. 40 bits, short
+// enough to type into a replay command.
+func ClockSeed() uint64 { return uint64(time.Now().UnixNano()) & (1<<40 - 1) }
+
 // Seeds runs a seeded randomized test: run, in a subtest named seed=S,
 // for each of a few seeds from 1 (seeds of them, short under -short), or
 // as the environment says: $ENV=N runs N seeds from one picked from the
@@ -171,7 +176,7 @@ func Seeds(t *testing.T, env string, seeds, short int, run func(t *testing.T, se
 		if err != nil || n <= 0 {
 			t.Fatalf("%s=%q: want a number of seeds", env, v)
 		}
-		seeds, base = n, uint64(time.Now().UnixNano())&(1<<40-1)
+		seeds, base = n, ClockSeed()
 	}
 	if v := os.Getenv(env + "_BASE"); v != "" {
 		b, err := strconv.ParseUint(v, 10, 64)
