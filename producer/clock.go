@@ -12,9 +12,10 @@ const clockRenew = 100 * time.Millisecond
 // reads two clocks (wall and monotonic): it reads only the monotonic clock
 // (31 ns against 48 per reading on the development VM: BenchmarkClock),
 // and adds the time elapsed to a wall-clock reading it renews every
-// clockRenew. A timestamp therefore differs from time.Now's by at most the
-// wall clock's own adjustment (NTP) within clockRenew — well under Kafka's
-// millisecond precision — but after the machine sleeps (a suspend, a VM
+// clockRenew. A timestamp therefore differs from time.Now's, rounded down
+// to the millisecond (see clockBase.at), by at most the wall clock's own
+// adjustment (NTP) within clockRenew — well under Kafka's millisecond
+// precision — but after the machine sleeps (a suspend, a VM
 // paused): the monotonic clock stops meanwhile (CLOCK_MONOTONIC on
 // Linux), so for up to clockRenew after the resume records may be
 // stamped with the time before the sleep. The times it returns carry no
@@ -43,10 +44,16 @@ func newClockBase(t time.Time) *clockBase {
 	return &clockBase{t: t, sec: t.Unix(), nsec: int64(t.Nanosecond())}
 }
 
-// at returns the wall time d after the base's reading, without a
-// monotonic reading. d is under clockRenew, so nsec+d cannot overflow.
+// at returns the wall time d after the base's reading, in whole
+// milliseconds (rounded down), without a monotonic reading. d is under
+// clockRenew, so nsec+d cannot overflow, and is not negative.
+//
+// Whole milliseconds, as kgo truncates its stamp: a batch carries
+// milliseconds, so that a stamped record's Timestamp is the one a consumer
+// reads back, Equal to it.
 func (b *clockBase) at(d time.Duration) time.Time {
-	return time.Unix(b.sec, b.nsec+int64(d))
+	ns := b.nsec + int64(d)
+	return time.Unix(b.sec, ns-ns%int64(time.Millisecond))
 }
 
 func (c *wallClock) now() time.Time {

@@ -442,7 +442,10 @@ func noPromise(*record.Record, error) {}
 //
 // Produce sets an empty r.Topic to DefaultTopic and a zero r.Timestamp to
 // the current time when it buffers r (after any wait for buffer space).
-// It writes nothing of r before.
+// It writes nothing of r before. The time is in whole milliseconds, as the
+// batch carries it and as kgo stamps it, so that the record read back has
+// the same Timestamp. A Timestamp of the caller's is sent as its UnixMilli
+// and left as it was, nanoseconds and all (kgo truncates it).
 //
 // A record that fails before it is buffered is left as it was. Its
 // promise runs before Produce returns, with ErrMaxBuffered, ctx's error,

@@ -500,7 +500,8 @@ func dropRef[T any](v **T) *T {
 // or franz-go would put it. One without goes to its Partition field.
 //
 // Each record gets its Topic (if empty), Partition, Offset and (if zero)
-// Timestamp set, and its TimestampType as stored. On a topic with
+// Timestamp set (the time of the call, in whole milliseconds as stored),
+// and its TimestampType as stored. On a topic with
 // LogAppendTime, its Timestamp and TimestampType are the broker's;
 // elsewhere the type is CreateTime.
 //
@@ -557,7 +558,8 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 			r.Partition = producer.KeyPartition(r.Key, n)
 		}
 		if r.Timestamp.IsZero() {
-			r.Timestamp = time.Now()
+			// Whole milliseconds, as a producer stamps: what is stored.
+			r.Timestamp = time.Now().Truncate(time.Millisecond)
 		}
 		bld.Reset()
 		bld.Add(r)
