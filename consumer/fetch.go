@@ -190,7 +190,10 @@ func (f *Fetch) records(yield func(*record.Record, error) bool) bool {
 // cannot be decoded, as Records does (the consumer's position is already
 // past them), and keeps the first such error in f for Fetches.Err, which
 // therefore reports it only after EachRecord has run; Records yields
-// each. As it writes to f, calls on one Fetch must not overlap.
+// each. As it writes to f, calls on one Fetch must not overlap, and one on
+// a copy (the f of for _, f := range fs, as kgo's loops go) keeps the error
+// in the copy, where fs.Err does not see it: call fs[i].EachRecord, or
+// Fetches.EachRecord.
 func (f *Fetch) EachRecord(fn func(*record.Record)) {
 	// scan's error was kept, through skip.
 	_, _ = f.scan(func(r *record.Record, _ error) bool { fn(r); return true }, func(err error) bool {
