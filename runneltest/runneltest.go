@@ -176,6 +176,10 @@
 //
 //	kfake / kgo                                  runneltest / runnel
 //	kfake.NewCluster(kfake.NumBrokers(1), ...)   b := NewBroker(t, ...)  (closed by t.Cleanup)
+//	one cluster in TestMain for a package's      runnel.Open(runnel.Config{TopicDefaults: log.Config{
+//	  tests                                        RetentionTime: -1}}) there (NewBroker needs a t, and
+//	                                               sets that), b.Close() after m.Run(); the helpers
+//	                                               take it as NewBroker's (a topic per test)
 //	kfake.SeedTopics(3, "a", "b")                Topic("a", 3), Topic("b", 3)  (name first)
 //	kfake.AllowAutoTopicCreation(),              Config(runnel.Config{AutoCreateTopics: true,
 //	  kfake.DefaultNumPartitions(3)                DefaultPartitions: 3})  (default 1; kfake's 10)
