@@ -818,8 +818,11 @@ const pastCount = "\x00"
 // record, with the reason Produce's promise would get and the partition
 // the record went to. That partition is [UnknownPartition] if the record
 // failed before it was partitioned, unless [ManualPartitioner] gave it its
-// own (see RecordError). [RecordErrors] lists them. Called with no
-// records, it returns nil, or [ErrClosed] if the producer is closed.
+// own (see RecordError). [RecordErrors] lists them. Its message has a
+// line per failed record (5,000 failed records make some 380 KB), where
+// kgo's FirstErr gives one: to log a large call's failure, log a count and
+// RecordErrors(err)[0]. Called with no records, it returns nil, or
+// [ErrClosed] if the producer is closed.
 //
 // ctx governs each record until its batch is first sent (see Produce). A
 // record that fails with ctx's error was not written. One that was sent
