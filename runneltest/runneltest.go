@@ -189,7 +189,9 @@
 //	                                               topics have none; see NewBroker)
 //	kfake.DataDir(dir), and a new cluster on it  Config(runnel.Config{Dir: dir}); b.Close(), and a new
 //	                                               NewBroker on that Dir (its Topic options skip the
-//	                                               topics it finds there, as kfake seeds none then)
+//	                                               topics it finds there, as kfake seeds none then),
+//	                                               with new clients: the old broker's fail with
+//	                                               runnel.ErrClosed, where a kgo client reconnects
 //	kgo.NewClient(kgo.SeedBrokers(addrs...))     NewProducer(t, b), NewConsumer(t, b)
 //	cl.ProduceSync(ctx, recs...).FirstErr()      p.ProduceSync(ctx, recs...), or Produce(t, b, topic, recs...)
 //	kgo.ConsumeTopics + a PollFetches loop       Consume(t, b, topic, n, Timeout(d))
