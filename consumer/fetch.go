@@ -254,7 +254,9 @@ func (f *Fetch) NumRecords() int {
 
 // Records iterates over the records of every Fetch in turn (see
 // Fetch.Records): partition errors and decoding errors are yielded as
-// (nil, err), and iteration goes on with the next Fetch.
+// (nil, err), and iteration goes on with the next Fetch. A loop over the
+// records alone (for r := range fs.Records(), as over kgo's RecordsAll)
+// gets a nil r for each error: range over both.
 func (fs Fetches) Records() iter.Seq2[*record.Record, error] {
 	return func(yield func(*record.Record, error) bool) {
 		for i := range fs {

@@ -71,7 +71,10 @@ import (
 // partition errors not yielded are kept for the next Poll or Records.
 //
 // Errors are yielded as (nil, err), and iteration goes on unless the loop
-// breaks. They are:
+// breaks. So range over both: a loop over the records alone, for rec :=
+// range c.Records(ctx) (the shape of kgo's Fetches.RecordsAll, an
+// iter.Seq), compiles, drops the errors and gets a nil rec for each, the
+// last, ctx's, too. They are:
 //
 //   - a partition's error, as a [*PartitionError] (see Poll for which
 //     errors stop a partition and which retry it after RetryBackoff).
