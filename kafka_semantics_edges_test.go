@@ -14,11 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Edges of Kafka's broker semantics that no other test pinned (a hunt of
-// 2026-12-07 through the public API; the cases it found covered are
-// listed in its report). Each test names the Kafka source its rule comes
-// from, or the paragraph of docs/details.md, "Differences from Kafka",
-// where runnel differs on purpose.
+// Edges of Kafka's broker semantics that no other test pinned (found by
+// a hunt through the public API on 2026-12-07). Each test names the Kafka
+// source its rule comes from, or the paragraph of docs/details.md,
+// "Answers that differ from Kafka's", where runnel differs on purpose.
 
 // edgeIdemBatch is one uncompressed batch of idempotent producer pid at
 // epoch and base sequence seq, of a record per value, keyed key (nil: no
