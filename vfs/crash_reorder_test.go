@@ -469,6 +469,27 @@ func TestCrashFailedSyncNothingToLose(t *testing.T) {
 		require.NoError(t, h.Sync())
 		require.Equal(t, synced, crashRead(t, m4, "/h"), "an overwrite: still failed")
 	}
+
+	// Overwritten with the same bytes, or overwritten and written back,
+	// before the Sync failed: the file reads as it was synced, so the
+	// failure lost nothing (a fsync that did not write the pages left the
+	// disk holding what they read), and the next Sync makes later writes
+	// durable. Short and long files alike: before, a long one (undo
+	// records) stayed undurable, a short one (its synced content compared)
+	// did not.
+	for _, synced := range []string{"synced|", strings.Repeat("s", 500) + "|"} {
+		for _, overwrites := range [][]string{{synced[:3]}, {"S", synced[:1]}} {
+			m5, k := failingSyncFile(t, "/k", synced)
+			for _, w := range overwrites {
+				_, err := k.WriteAt([]byte(w), 0)
+				require.NoError(t, err)
+			}
+			require.ErrorIs(t, k.Sync(), ErrInjected)
+			memWrite(t, k, "later")
+			require.NoError(t, k.Sync())
+			require.Equal(t, synced+"later", crashRead(t, m5, "/k"), "overwrites %q of %d bytes", overwrites, len(synced))
+		}
+	}
 }
 
 // A file cut back below its synced size and written again, whose Sync

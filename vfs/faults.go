@@ -171,22 +171,24 @@ func (c *Counter) N() int { return int(c.seen.Load()) }
 //     that Lock returns.
 //
 // A failed File.Sync of a MemFS file that reads bytes its last Sync did
-// not make durable (appended or overwritten since) leaves that file unable
-// to become durable again. That holds with fs a *MemFS, or a
-// WithFaults of one, however deep: whichever of the wrappers fails it.
+// not make durable (appended since, or overwritten with other bytes)
+// leaves that file unable to become durable again. That holds with fs a
+// *MemFS, or a WithFaults of one, however deep: whichever of the wrappers
+// fails it.
 // Every later Sync of the file, through any handle, succeeds but changes
 // nothing a CrashClone finds, until the file is truncated:
 //
 //   - to empty (Create of its name, say);
-//   - or to its synced size or below, if nothing since its last Sync
-//     changed its bytes below that size (appends only, or truncations and
-//     overwrites at or past it: the truncation cuts what they may have
-//     lost).
+//   - or to its synced size or below, if its bytes below that size read
+//     as its last Sync left them and it was never shorter since (appends
+//     only, truncations and overwrites at or past that size, whose loss
+//     the truncation cuts off, or overwrites below it with the same bytes,
+//     or written back to them since).
 //
 // A file whose Sync fails while it reads only bytes its last Sync made
-// durable (unchanged since, or only cut shorter, to empty say) had nothing
-// to lose: the failure leaves it as it was, and the next Sync that
-// succeeds makes it durable.
+// durable (unchanged since, overwritten with the same bytes, or only cut
+// shorter, to empty say) had nothing to lose: the failure leaves it as it
+// was, and the next Sync that succeeds makes it durable.
 //
 // Linux may do as much: a failed fsync(2) can leave the pages it could not
 // write marked clean, and the next fsync then succeeds without writing

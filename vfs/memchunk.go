@@ -304,11 +304,10 @@ func (n *memNode) truncate(size int) {
 // cutLost ends what a failed Sync did (see failSync) once the file is
 // truncated to size, if that cuts off all that it may have lost: the file
 // becomes empty, or the file was never shorter than size since its last
-// Sync and its bytes below size are the synced ones (no change since that
-// Sync reached below size: appends only, truncations and overwrites at or
-// past it) — a file cut back and written again, as the rewrite after a
-// failed fsync does, whose fsync failed, cut back there once more. The
-// caller holds n.mu for writing.
+// Sync and its bytes below size are the synced ones (syncedBelow) — a
+// file cut back and written again, as the rewrite after a failed fsync
+// does, whose fsync failed, cut back there once more. The caller holds
+// n.mu for writing.
 func (n *memNode) cutLost(size int) {
 	if n.noSync && (size == 0 || n.syncedBelow(size)) {
 		n.noSync = false
@@ -316,33 +315,33 @@ func (n *memNode) cutLost(size int) {
 }
 
 // syncedBelow reports whether the file was at least size bytes long ever
-// since its last Sync and its first size bytes are as that Sync left
-// them: no undo record starts below size (each holds synced bytes changed
-// or cut from its offset on), or, with the synced content kept whole, the
-// bytes are the same. The caller holds n.mu.
+// since its last Sync and its first size bytes read as that Sync left
+// them. Bytes overwritten since with the same bytes, or written back to
+// them, read so too: a failed fsync(2) that did not write their pages
+// left the disk holding what they read (as a short file, whose synced
+// content is kept whole, and a long one, with undo records, alike). The
+// bytes are compared only when an undo record starts below size (each
+// holds synced bytes changed or cut from its offset on) or the synced
+// content is kept whole. The caller holds n.mu.
 func (n *memNode) syncedBelow(size int) bool {
 	if size > n.minSize || size > n.size {
 		return false
 	}
-	if n.hasSnap {
-		cur := make([]byte, size)
-		n.copyOut(cur, 0)
-		return bytes.Equal(cur, n.snap[:size])
+	if !n.hasSnap && !slices.ContainsFunc(n.undo, func(u memUndo) bool { return u.off < size }) {
+		return true
 	}
-	for _, u := range n.undo {
-		if u.off < size {
-			return false
-		}
-	}
-	return true
+	cur := make([]byte, size)
+	n.copyOut(cur, 0)
+	return bytes.Equal(cur, n.syncedContent()[:size])
 }
 
 // resize truncates or zero-extends the file. A truncation to its own size
 // changes nothing but may end what a failed Sync did (cutLost), as a
-// shorter one does. A failed Sync with nothing to lose ends it at once
-// (failSync), so that takes a file whose bytes were overwritten since
-// back to its synced content, kept whole (hasSnap). The caller holds n.mu
-// for writing.
+// shorter one does: only for a file whose bytes were overwritten since
+// the failure back to its synced ones (a failed Sync with nothing to
+// lose ends it at once, see failSync, and neither appends nor undo
+// records go away before the next Sync). The caller holds n.mu for
+// writing.
 func (n *memNode) resize(size int) {
 	switch {
 	case size < n.size:
@@ -476,10 +475,11 @@ func (n *memNode) cutTail() *memNode {
 // it was (stricter than Linux, which would write pages dirtied later: an
 // application must not go on trusting a file whose sync failed) — until a
 // truncation cuts off what the failed Sync lost (see cutLost): to empty,
-// or to at most the synced size when nothing since the last Sync changed
-// the bytes below the cut. A file whose Sync fails with nothing it could
-// have lost — empty, or unchanged below its size since its last Sync (no
-// page of it reads back unwritten) — is as one truncated to its own size
+// or to at most the synced size when the bytes below the cut read as the
+// last Sync left them. A file whose Sync fails with nothing it could have
+// lost — empty, or reading below its size as its last Sync left it (no
+// page of it reads back other than the disk holds; an overwrite with the
+// same bytes changed nothing) — is as one truncated to its own size
 // right after: it is not marked, and the next Sync that succeeds makes it
 // durable, as on Linux, whose next fsync commits the size and writes the
 // pages dirtied since. The caller holds n.mu for writing.
