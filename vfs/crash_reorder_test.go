@@ -566,10 +566,18 @@ func testCrashFailedSyncAfterTruncation(t *testing.T, synced string) {
 	require.NoError(t, f.Sync())
 	require.Equal(t, synced+"again", crashRead(t, m, "/f"))
 
-	// Cut to its own size (nothing written after the cut), it syncs too.
+	// Cut to its own size, it syncs too, once its bytes are the synced
+	// ones: here a synced byte below the cut was overwritten when the Sync
+	// failed (which may have lost that overwrite), and written back since.
 	m2, g := failingSyncFile(t, "/g", synced+"cut")
 	require.NoError(t, g.Truncate(int64(len(synced))))
+	_, err := g.WriteAt([]byte("S"), 0)
+	require.NoError(t, err)
 	require.ErrorIs(t, g.Sync(), ErrInjected)
+	_, err = g.WriteAt([]byte(synced[:1]), 0)
+	require.NoError(t, err)
+	require.NoError(t, g.Sync())
+	require.Equal(t, synced+"cut", crashRead(t, m2, "/g"), "written back: still failed, until a cut")
 	require.NoError(t, g.Truncate(int64(len(synced))), "to its own size")
 	memWrite(t, g, "more")
 	require.NoError(t, g.Sync())
@@ -578,7 +586,7 @@ func testCrashFailedSyncAfterTruncation(t *testing.T, synced string) {
 	// A synced byte below the cut overwritten since: the failure may have
 	// lost it, and the cut keeps it.
 	m3, h := failingSyncFile(t, "/h", synced+"cut")
-	_, err := h.WriteAt([]byte("S"), 0)
+	_, err = h.WriteAt([]byte("S"), 0)
 	require.NoError(t, err)
 	require.NoError(t, h.Truncate(int64(len(synced))))
 	require.ErrorIs(t, h.Sync(), ErrInjected)
