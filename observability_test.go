@@ -956,6 +956,12 @@ func TestObservabilityScrapeCost(t *testing.T) {
 	c := runneltest.NewConsumer(t, b)
 	require.NoError(t, c.Assign("wide", 7, consumer.Start()))
 	obsPollUntil(t, c, "fetched", func() bool { _, ok := c.Lag("wide", 7); return ok })
+	// testing.AllocsPerRun counts the whole process's allocations: those
+	// of the producer's partition goroutines (100 here), which go on after
+	// Flush (their batches' last steps, then a second idle before they
+	// end), would count in the runs below. Measure once every goroutine
+	// the producer started has ended.
+	obsWaitForNoStack(t, "runnel/producer.(*Producer).spawn")
 
 	before := ops.N()
 	wide := testing.AllocsPerRun(20, func() {
@@ -1091,6 +1097,16 @@ func obsCrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []o
 			require.Less(t, a.HW, s.HW, "%s: high watermark", s.Topic)
 		}
 	}
+}
+
+// obsWaitForNoStack returns once no goroutine's stack holds part, or
+// fails t after testkit.HangGuard.
+func obsWaitForNoStack(t *testing.T, part string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	testkit.SpinUntil(t, func() bool {
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), part)
+	}, "a goroutine in %s did not end", part)
 }
 
 // obsWaitForStack returns once a goroutine's stack holds every one
