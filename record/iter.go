@@ -635,12 +635,18 @@ func quickRecords(data []byte, n int32, base, lastDelta int64, prevOff *int64, t
 	at := 0
 	for ; k < n; k++ {
 		length, p := quickVarint(data, at, len(data))
-		if p < 0 || length <= 0 {
+		if p < 0 {
 			break
 		}
 		// The record's body, after its attributes byte, is data[p+1:end],
-		// last its last byte: p <= last (length is 1 to 8,191, two
-		// bytes), and last < len(data) unless the record runs past data.
+		// last its last byte: last < len(data) unless the record runs
+		// past data. A length below 1 (-8,192 to 0, two bytes), which
+		// checkFraming's loop calls a bad record length, needs no check
+		// of its own: it puts last below p, so that either last is
+		// negative (the check below) or the timestamp delta's
+		// quickVarint, at p+1 > last, turns it back, before anything is
+		// taken. (A check of length <= 0 here cost 1.9 instructions a
+		// record, callgrind, BenchmarkCheckFraming/size=100.)
 		end := p + int(length)
 		last := end - 1
 		if uint(last) >= uint(len(data)) {

@@ -144,6 +144,24 @@ func FuzzQuickRecords(f *testing.F) {
 	}
 	f.Add([]byte{0x0c, 0, 0, 0, 1, 1, 0}, int32(1), int64(0), int64(0), int64(-1))
 	f.Add([]byte{0x0e, 0, 0, 0, 1, 0xc8, 0x01, 0}, int32(1), int64(0), int64(0), int64(-1))
+	// Record lengths below 1, which quickRecords turns back with no check
+	// of their own: first (0, in one byte and in two: the record's last
+	// byte would be the length's, 0), and after a record it takes (-1:
+	// the last byte would be that record's header count, 0; -2, its
+	// value's last byte; -8,192, before data).
+	for _, length := range [][]byte{{0x00}, {0x80, 0x00}} {
+		f.Add(append(length, 0, 0, 0, 0), int32(1), int64(0), int64(0), int64(-1))
+	}
+	var b1 Builder
+	b1.Append(1_700_000_000_000, nil, value, nil)
+	one, err := b1.Finish(compression.None)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, length := range [][]byte{{0x01}, {0x03}, {0xff, 0x7f}} {
+		data := append(append(bytes.Clone(one[HeaderSize:]), length...), 0, 0, 0, 0)
+		f.Add(data, int32(2), one.BaseTimestamp(), int64(1), int64(-1))
+	}
 	f.Fuzz(func(t *testing.T, data []byte, n int32, base, lastDelta, prevOff int64) {
 		if n < 0 {
 			n = -n
