@@ -1100,13 +1100,15 @@ func obsCrashKeeps(t *testing.T, ctx context.Context, mem *vfs.MemFS, before []o
 }
 
 // obsWaitForNoStack returns once no goroutine's stack holds part, or
-// fails t after testkit.HangGuard.
+// fails t after testkit.HangGuard. It looks every 10 ms, not in a spin:
+// each look stops the world to dump every stack, and the wait can last
+// the producer's idle second.
 func obsWaitForNoStack(t *testing.T, part string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
-	testkit.SpinUntil(t, func() bool {
+	require.Eventually(t, func() bool {
 		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), part)
-	}, "a goroutine in %s did not end", part)
+	}, testkit.HangGuard, 10*time.Millisecond, "a goroutine in %s did not end", part)
 }
 
 // obsWaitForStack returns once a goroutine's stack holds every one
