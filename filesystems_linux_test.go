@@ -30,11 +30,12 @@ import (
 // meets outside ext4 and tmpfs. As root on Linux they mount their own:
 // an overlay as a container's root (the data directory on its upper
 // layer, or baked into a lower one, also a copy of a directory whose
-// broker ran, also with no room on the upper layer for the copy-up), and
-// an exFAT image through FUSE (case-insensitive; no links; inode numbers
-// made up per name). As another user, or without the tools, they skip;
-// under -short, all but TestOverlayLowerLayer and TestLockDirInAnotherCase
-// skip.
+// broker ran, also with no room on the upper layer for the copy-up), an
+// exFAT image through FUSE (case-insensitive; no links; inode numbers
+// made up per name), and a tmpfs remounted read-only under a closed
+// broker's directory. As another user, or without the tools, they skip;
+// under -short, all but TestOverlayLowerLayer, TestLockDirInAnotherCase
+// and TestOpenOnAReadOnlyFileSystem skip.
 // RUNNEL_OVERLAY_OPTS adds options to the overlays' (metacopy=on,
 // redirect_dir=on, index=on, xino=on, ...). TestFSScenario runs the life
 // in a temporary directory, on the file system TMPDIR names:
@@ -370,4 +371,51 @@ func TestLockDirInAnotherCase(t *testing.T) {
 		}
 		require.ErrorIs(t, err, vfs.ErrLocked, name)
 	}
+}
+
+// TestOpenOnAReadOnlyFileSystem: a data directory on a file system mounted
+// read-only (a backup's snapshot mounted to look at, a volume an operator
+// remounted) is refused by Open with the file system's error, matching
+// syscall.EROFS and naming the directory, and changes nothing there; once
+// the file system is writable again, Open finds every record. runnel has
+// no read-only Open: the lock and a clean reopen's marker removal write.
+func TestOpenOnAReadOnlyFileSystem(t *testing.T) {
+	mnt := mountTmpfs(t, 8<<20, 0)
+	dir := filepath.Join(mnt, "data")
+	fsSetUp(t, dir)
+	b, err := runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	want := fsState(t, b)
+	require.NoError(t, b.Close())
+	before := fsTree(t, dir)
+
+	require.NoError(t, syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""))
+	_, err = runnel.Open(runnel.Config{Dir: dir})
+	require.ErrorIs(t, err, syscall.EROFS)
+	require.ErrorContains(t, err, dir)
+	require.Equal(t, before, fsTree(t, dir), "a refused Open changed the directory")
+
+	require.NoError(t, syscall.Mount("", mnt, "", syscall.MS_REMOUNT, ""))
+	b, err = runnel.Open(runnel.Config{Dir: dir})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	require.Equal(t, want, fsState(t, b))
+}
+
+// fsTree lists every file and directory under dir with its size.
+func fsTree(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	tree := map[string]int64{}
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		tree[path] = info.Size()
+		return nil
+	}))
+	return tree
 }
