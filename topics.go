@@ -512,7 +512,9 @@ func (b *Broker) producerIDsKnown() int64 {
 }
 
 // removeStrays removes the partition directories that no topic record
-// claims, as Kafka removes stray logs at startup: those of a topic whose
+// claims, as Kafka before 3.7 removed stray logs at startup (since 3.7 it
+// renames them -stray and keeps them: see docs/details.md, "Backups,
+// deploys and Kafka's tools"): those of a topic whose
 // deletion a crash interrupted after its record was removed, or of a
 // CreateTopic or CreatePartitions that failed before its record was
 // written. Only directories named <valid topic>-<partition> that hold
