@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -167,6 +170,23 @@ func ClockSeed() uint64 { return uint64(time.Now().UnixNano()) & (1<<40 - 1) }
 // and stops after three seeds failed.
 func Seeds(t *testing.T, env string, seeds, short int, run func(t *testing.T, seed uint64)) {
 	t.Helper()
+	seedsSideBySide(t, env, seeds, short, 1, run)
+}
+
+// SeedsSideBySide is Seeds running up to width seeds at once, each
+// seed's subtest run from a goroutine of its own (t.Parallel would run
+// GOMAXPROCS of them at a time, and the test's others beside them): for
+// a test whose seeds spend most of their time waiting (a fetch's MaxWait,
+// a poll's timeout), where a seed's waits are its own. A seed must share
+// nothing with another (a broker, a store, a clock, goleak's snapshot of
+// the goroutines). It stops starting seeds once three failed.
+func SeedsSideBySide(t *testing.T, env string, seeds, short, width int, run func(t *testing.T, seed uint64)) {
+	t.Helper()
+	seedsSideBySide(t, env, seeds, short, width, run)
+}
+
+func seedsSideBySide(t *testing.T, env string, seeds, short, width int, run func(t *testing.T, seed uint64)) {
+	t.Helper()
 	base := uint64(1)
 	if testing.Short() {
 		seeds = short
@@ -186,9 +206,8 @@ func Seeds(t *testing.T, env string, seeds, short int, run func(t *testing.T, se
 		base = b
 	}
 	t.Logf("seeds %d to %d (%s=%d %s_BASE=%d)", base, base+uint64(seeds)-1, env, seeds, env, base)
-	failures := 0
-	for seed := base; seed < base+uint64(seeds) && failures < 3; seed++ {
-		if !t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+	one := func(seed uint64) bool {
+		return t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			// The command that runs this seed alone, with the same
 			// settings: $ENV=1 only if $ENV was set (a test may size
 			// its run by it), else the default run from this seed.
@@ -198,9 +217,31 @@ func Seeds(t *testing.T, env string, seeds, short int, run func(t *testing.T, se
 			}
 			defer ReplayOnFailure(t, vars...)()
 			run(t, seed)
-		}) {
-			failures++
+		})
+	}
+	var failures atomic.Int32
+	if width <= 1 {
+		for seed := base; seed < base+uint64(seeds) && failures.Load() < 3; seed++ {
+			if !one(seed) {
+				failures.Add(1)
+			}
 		}
+		return
+	}
+	slots := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for seed := base; seed < base+uint64(seeds); seed++ {
+		slots <- struct{}{}
+		if failures.Load() >= 3 {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if !one(seed) {
+				failures.Add(1)
+			}
+		})
 	}
 }
 
@@ -458,6 +499,56 @@ func EveryAndLast[T any](s []T, every int) []T {
 	}
 	if len(s) > 0 && (len(s)-1)%every != 0 {
 		out = append(out, s[len(s)-1])
+	}
+	return out
+}
+
+// SampleSeedEnv names the variable that replays a sampled sweep's
+// sample (see Sample).
+const SampleSeedEnv = "RUNNEL_SAMPLE_SEED"
+
+// SampleSeed returns the seed of a sweep's sample for this run of t:
+// $RUNNEL_SAMPLE_SEED if set, else one picked from the clock, so that
+// runs after runs visit every point. It logs the seed, and if t fails
+// the command that replays t with it (ReplayOnFailure).
+func SampleSeed(t testing.TB) uint64 {
+	t.Helper()
+	seed := ClockSeed()
+	if v := os.Getenv(SampleSeedEnv); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", SampleSeedEnv, v, err)
+		}
+		seed = s
+	}
+	t.Logf("sample seed %d (%s=%d replays it)", seed, SampleSeedEnv, seed)
+	ReplayOnFailure(t, fmt.Sprintf("%s=%d", SampleSeedEnv, seed))
+	return seed
+}
+
+// Sample returns a sample of a sweep's points s, about one in every:
+// one drawn at random from each run of every points (s[0:every],
+// s[every:2*every], ...), and s's first and last, in s's order. The
+// draws come from seed (SampleSeed's, a run's), so that each point is
+// taken by one run in every on average, spread over s as EveryAndLast's
+// stride spreads its sample, with no stride for a periodic sweep (a
+// write and its sync, a step's operations) to fall in step with. An
+// every of 1 or less returns s whole.
+func Sample[T any](s []T, every int, seed uint64) []T {
+	if every <= 1 || len(s) == 0 {
+		return s
+	}
+	r := rand.New(rand.NewPCG(seed, uint64(len(s))<<8|uint64(every)))
+	keep := make([]bool, len(s))
+	keep[0], keep[len(s)-1] = true, true
+	for i := 0; i < len(s); i += every {
+		keep[i+r.IntN(min(every, len(s)-i))] = true
+	}
+	var out []T
+	for i, k := range keep {
+		if k {
+			out = append(out, s[i])
+		}
 	}
 	return out
 }

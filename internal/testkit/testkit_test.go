@@ -10,8 +10,10 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -135,6 +137,41 @@ func TestSeeds(t *testing.T) {
 	require.NotEqual(t, uint64(1), got[0], "the first seed is picked from the clock")
 }
 
+// TestSeedsSideBySide: every seed runs once, as Seeds runs them, up to
+// width of them at once: three seeds of width 3 wait for one another,
+// and no more than 2 of 6 of width 2 run at once.
+func TestSeedsSideBySide(t *testing.T) {
+	t.Setenv("RUNNEL_TESTKIT_SEEDS", "")
+	t.Setenv("RUNNEL_TESTKIT_SEEDS_BASE", "")
+	var mu sync.Mutex
+	var got []uint64
+	var started, running, most int
+	SeedsSideBySide(t, "RUNNEL_TESTKIT_SEEDS", 3, 3, 3, func(t *testing.T, seed uint64) {
+		mu.Lock()
+		got = append(got, seed)
+		started++
+		mu.Unlock()
+		SpinUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return started == 3 }, "the three seeds side by side")
+	})
+	slices.Sort(got)
+	require.Equal(t, []uint64{1, 2, 3}, got)
+	got = nil
+	SeedsSideBySide(t, "RUNNEL_TESTKIT_SEEDS", 6, 6, 2, func(t *testing.T, seed uint64) {
+		mu.Lock()
+		got = append(got, seed)
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		time.Sleep(time.Millisecond) // a wait, for the others to start in if they could
+		mu.Lock()
+		running--
+		mu.Unlock()
+	})
+	slices.Sort(got)
+	require.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, got)
+	require.LessOrEqual(t, most, 2)
+}
+
 // TestSeedsChild is TestSeedsStops' child: it runs only in a copy of the
 // test binary that TestSeedsStops starts, with
 // RUNNEL_TESTKIT_CHILD naming what to run.
@@ -142,6 +179,8 @@ func TestSeedsChild(t *testing.T) {
 	switch os.Getenv("RUNNEL_TESTKIT_CHILD") {
 	case "fail":
 		Seeds(t, "RUNNEL_TESTKIT_SEEDS", 10, 10, func(t *testing.T, seed uint64) { t.Fatal("fails") })
+	case "sidebyside":
+		SeedsSideBySide(t, "RUNNEL_TESTKIT_SEEDS", 10, 10, 2, func(t *testing.T, seed uint64) { t.Fatal("fails") })
 	case "env":
 		Seeds(t, "RUNNEL_TESTKIT_SEEDS", 10, 10, func(t *testing.T, seed uint64) {})
 	case "second", "panic":
@@ -183,6 +222,12 @@ func TestSeedsStops(t *testing.T) {
 	require.Equal(t, 3, strings.Count(out, "--- FAIL: TestSeedsChild/seed="), out)
 	race := map[bool]string{true: " -race"}[RaceEnabled]
 	require.Contains(t, out, "replay: RUNNEL_TESTKIT_SEEDS_BASE=3 go test"+race+" -run '^TestSeedsChild$/^seed=3$' ./internal/testkit\n", out)
+	// Side by side, the seeds running when the third failed finish: one
+	// more of width 2.
+	out = child("sidebyside")
+	if n := strings.Count(out, "--- FAIL: TestSeedsChild/seed="); n < 3 || n > 4 {
+		t.Fatalf("side by side, %d seeds failed, want 3 or 4:\n%s", n, out)
+	}
 	out = child("fail", "RUNNEL_TESTKIT_SEEDS=2", "RUNNEL_TESTKIT_SEEDS_BASE=40")
 	require.Contains(t, out, "replay: RUNNEL_TESTKIT_SEEDS=1 RUNNEL_TESTKIT_SEEDS_BASE=41 go test"+race+" -run '^TestSeedsChild$/^seed=41$' ./internal/testkit\n", out)
 	for _, env := range []string{"RUNNEL_TESTKIT_SEEDS=0", "RUNNEL_TESTKIT_SEEDS=-2", "RUNNEL_TESTKIT_SEEDS=many", "RUNNEL_TESTKIT_SEEDS_BASE=x"} {
