@@ -17,6 +17,7 @@ import (
 	"github.com/runnel/runnel/api"
 	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/consumer"
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/log"
 	"github.com/runnel/runnel/producer"
 	"github.com/runnel/runnel/record"
@@ -31,7 +32,7 @@ import (
 // creates it again under its name, grows its partitions, replaces or
 // updates its config (each partition's log reopened), deletes records,
 // runs Maintain (retention, compaction) and ListOffset, and closes and
-// opens the broker again (on disk, a t.TempDir, or on a vfs.MemFS) or
+// opens the broker again (on disk, a testkit.FastTempDir, or on a vfs.MemFS) or
 // crashes it (vfs.MemFS.CrashClone), while producers of every acks level
 // (idempotent or not) produce without pause and consumers read every
 // partition in Records loops (Fetch long polls), and the broker's own
@@ -232,7 +233,7 @@ func lifecycleCase(t *testing.T, rt *rapid.T) {
 	e.store = rapid.SampledFrom([]string{"mem", "disk", "memfs"}).Draw(rt, "store")
 	switch e.store {
 	case "disk":
-		e.dir = filepath.Join(t.TempDir(), "data")
+		e.dir = filepath.Join(testkit.FastTempDir(t), "data") // its fsyncs, on a disk, were most of a case's time
 	case "memfs":
 		e.fs, e.dir = vfs.NewMem(), "/data"
 	}

@@ -211,7 +211,7 @@ func runRetComp(t *testing.T, seed uint64) {
 	r.clock.ms.Store(1_700_000_000_000 + r.rng.Int64N(1e9))
 	r.checked = r.clock.ms.Load()
 	if r.rng.IntN(3) == 0 {
-		r.fs, r.dir = vfs.OS, t.TempDir()
+		r.fs, r.dir = vfs.OS, testkit.FastTempDir(t) // its fsyncs were most of a seed's time on a disk
 	}
 	r.cfg = runnel.Config{
 		Dir: r.dir, FS: r.fs, Clock: r.clock,

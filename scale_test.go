@@ -50,7 +50,7 @@ func TestScalePartitions(t *testing.T) {
 	skipWithoutProcFD(t)
 	ctx := context.Background()
 	n := scalePartitions(t)
-	dir := t.TempDir()
+	dir := testkit.FastTempDir(t) // a produce's fsync to each partition, on a disk seconds of it
 	fd0, g0, h0, m0 := openFiles(t), runtime.NumGoroutine(), leakcheck.LiveHeap(), mappings(t)
 	measure := func(what string, start time.Time) {
 		fd, g, h, m := openFiles(t), runtime.NumGoroutine(), leakcheck.LiveHeap(), mappings(t)
