@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -474,14 +475,32 @@ func crashPoints(ops []testkit.FSOp, stride int) []int {
 	return ks
 }
 
+// crashTails returns n of the four ways an unsynced tail can end, drawn
+// with r (the first n under -short, as before: drop and torn), or all
+// four with RUNNEL_CRASH_POINTS=all.
+func crashTails(r *rand.Rand, n int) []vfs.TailMode {
+	tails := []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage}
+	switch {
+	case testkit.CrashPointsAll():
+		return tails
+	case testing.Short():
+		return tails[:n]
+	}
+	r.Shuffle(len(tails), func(i, j int) { tails[i], tails[j] = tails[j], tails[i] })
+	tails = tails[:n]
+	slices.Sort(tails)
+	return tails
+}
+
+// TestBrokerCrash crashes the scenario at each of crashPoints' points,
+// with two of the four tail modes at each, drawn from the run's sample
+// seed (testkit.SampleSeed: RUNNEL_SAMPLE_SEED replays a run's); -short
+// takes drop and torn, RUNNEL_CRASH_POINTS=all all four.
 func TestBrokerCrash(t *testing.T) {
 	acked, trace := crashScenarioOps(t)
 	require.Len(t, acked.topics, 2)
 	ops := len(trace)
-	tails := []vfs.TailMode{vfs.TailDrop, vfs.TailTorn, vfs.TailZeros, vfs.TailGarbage}
-	if testing.Short() {
-		tails = tails[:2]
-	}
+	r := rand.New(rand.NewPCG(testkit.SampleSeed(t), 0))
 	ks := crashPoints(trace, 5)
 	t.Logf("%d file-system operations, %d crash points", ops, len(ks))
 	// The scenario runs once for each k (its runs are alike: see
@@ -489,7 +508,7 @@ func TestBrokerCrash(t *testing.T) {
 	for _, k := range ks {
 		mem := vfs.NewMem()
 		acked, maybe, failed := runCrashScenario(t, vfs.WithFaults(mem, vfs.FailFrom(k)))
-		for _, tail := range tails {
+		for _, tail := range crashTails(r, 2) {
 			clone := mem.CrashClone(vfs.CrashOptions{Tail: tail})
 			func() {
 				b, err := Open(crashConfig(clone))
