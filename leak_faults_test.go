@@ -71,22 +71,27 @@ func handlesUnder(t testing.TB, dir string) (fds, maps []string) {
 }
 
 // faultSweep returns the operations (1 to n) a sweep over n operations
-// fails: every step-th from the first, about 25 of them (6 under -short),
-// and the last one, n; or every one if RUNNEL_LEAK_FAULTS is "all", for a
-// long run.
-func faultSweep(n int) (ks []int, step int) {
+// fails: one drawn from each run of step of them, about 12 (4 under
+// -short), and the first and the last, n (testkit.Sample, from the run's
+// sample seed: RUNNEL_SAMPLE_SEED replays a run's, and runs after runs
+// fail each operation); or every one if RUNNEL_LEAK_FAULTS is "all", for
+// a long run.
+func faultSweep(t *testing.T, n int) (ks []int, step int) {
 	switch {
 	case os.Getenv("RUNNEL_LEAK_FAULTS") == "all":
 		step = 1
 	case testing.Short():
-		step = max(1, n/6)
+		step = max(1, n/4)
 	default:
-		step = max(1, n/25)
+		step = max(1, n/12)
 	}
 	for k := 1; k <= n; k++ {
 		ks = append(ks, k)
 	}
-	return testkit.EveryAndLast(ks, step), step
+	if step == 1 {
+		return ks, step
+	}
+	return testkit.Sample(ks, step, testkit.SampleSeed(t)), step
 }
 
 // leakFaultCase is an admin call whose failures TestLeakFailedAdminCalls
@@ -179,7 +184,7 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 					count := vfs.Count()
 					require.False(t, run(func() *vfs.Counter { return count }, 0, 1), "the call without faults")
 					n := count.N()
-					ks, step := faultSweep(n)
+					ks, step := faultSweep(t, n)
 					fails := 0
 					for _, k := range ks {
 						mk := func() *vfs.Counter { return vfs.FailNth(k) }
@@ -190,7 +195,7 @@ func TestLeakFailedAdminCalls(t *testing.T) {
 							fails++
 						}
 					}
-					t.Logf("%d operations, swept every %d and the last (%d points): %d calls failed", n, step, len(ks), fails)
+					t.Logf("%d operations, swept one in %d, the first and the last (%d points): %d calls failed", n, step, len(ks), fails)
 					require.LessOrEqual(t, runtime.NumGoroutine(), g0+5, "goroutines left")
 				})
 			}
