@@ -17,14 +17,15 @@ import (
 // sectors, truncations), as a real disk may leave it, where the plain
 // crashes lose all of it.
 
-// crashReorderSeeds is how many reordered crashes each crash point and
-// tail mode gets: one (each point and mode its own seed), two with
+// crashReorderSeeds are the seeds of the reordered crashes each crash
+// point and tail mode gets: one drawn with r (from the run's sample seed,
+// so that runs after runs try other reorders), 0 and 1 with
 // RUNNEL_CRASH_POINTS=all.
-func crashReorderSeeds() int {
+func crashReorderSeeds(r *rand.Rand) []uint64 {
 	if testkit.CrashPointsAll() {
-		return 2
+		return []uint64{0, 1}
 	}
-	return 1
+	return []uint64{r.Uint64N(1 << 16)}
 }
 
 func TestCrashReorderDelete(t *testing.T)  { testCrashReorder(t, false) }
@@ -34,12 +35,13 @@ func testCrashReorder(t *testing.T, compact bool) {
 	t.Parallel()
 	w := newCrashWorkload(t, compact)
 	ref, ops := w.referenceOps(t)
+	sample := rand.New(rand.NewPCG(testkit.SampleSeed(t), 1))
 	for _, k := range crashPointsOf(w, ops, 60) {
 		w.crashAt(t, ref, k, func(mem *vfs.MemFS) []namedClone {
 			var clones []namedClone
-			for _, mode := range crashTails {
-				for seed := range crashReorderSeeds() {
-					r := rand.New(rand.NewPCG(uint64(k), uint64(mode)<<8|uint64(seed)))
+			for _, mode := range crashTailsAt(sample) {
+				for _, seed := range crashReorderSeeds(sample) {
+					r := rand.New(rand.NewPCG(uint64(k), uint64(mode)<<8|seed))
 					clones = append(clones, namedClone{fmt.Sprintf("k=%04d/%s/%d", k, mode, seed),
 						mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: r, Reorder: true})})
 				}

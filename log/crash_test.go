@@ -323,16 +323,34 @@ func testCrash(t *testing.T, compact bool) {
 	require.Greater(t, n, 100)
 	ks := crashPointsOf(w, ops, 60)
 	t.Logf("%d steps, %d file-system operations, %d records, %d crash points", len(w.steps), n, len(ref.history), len(ks))
+	sample := rand.New(rand.NewPCG(testkit.SampleSeed(t), 0))
 	for _, k := range ks {
 		w.crashAt(t, ref, k, func(mem *vfs.MemFS) []namedClone {
 			var clones []namedClone
-			for _, mode := range crashTails {
+			for _, mode := range crashTailsAt(sample) {
 				clones = append(clones, namedClone{fmt.Sprintf("k=%04d/%s", k, mode),
 					mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})})
 			}
 			return clones
 		})
 	}
+}
+
+// crashTailsAt returns the tail modes a crash matrix takes at a crash
+// point: two of crashTails, drawn with r (from the run's sample seed,
+// testkit.SampleSeed: RUNNEL_SAMPLE_SEED replays a run's, and runs after
+// runs take each mode at each point), in crashTails' order; in -short
+// mode, and with RUNNEL_CRASH_POINTS=all, every one (-short takes few
+// points).
+func crashTailsAt(r *rand.Rand) []vfs.TailMode {
+	if testing.Short() || testkit.CrashPointsAll() {
+		return crashTails
+	}
+	i, j := r.IntN(len(crashTails)), r.IntN(len(crashTails)-1)
+	if j >= i {
+		j++
+	}
+	return []vfs.TailMode{crashTails[min(i, j)], crashTails[max(i, j)]}
 }
 
 // namedClone is a crash clone and the name of its subtest.
