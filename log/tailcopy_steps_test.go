@@ -257,18 +257,24 @@ func TestRewriteFailsAtEachStep(t *testing.T) {
 }
 
 // TestRestoreFailsAtEachStep: for failures of the Open after a failed
-// fsync that leave a tail copy (every eighth from the first, and the
-// last; all with RUNNEL_TAILCOPY_STEPS=all), each operation of the next Open (which puts
-// it back, then rewrites) fails in turn (those of tailCopyStepPoints);
-// then as in TestRewriteFailsAtEachStep.
+// fsync that leave a tail copy (one drawn from every eight, the first
+// and the last: testkit.Sample, from the run's sample seed, which
+// RUNNEL_SAMPLE_SEED replays, so that runs after runs take each; all
+// with RUNNEL_TAILCOPY_STEPS=all), operations of the next Open (which
+// puts it back, then rewrites) fail in turn: half of those of
+// tailCopyStepPoints, drawn anew for each failure of the first (each
+// point of the second Open is taken after one of the first's or another
+// in nearly every run), all with RUNNEL_TAILCOPY_STEPS=all; then as in
+// TestRewriteFailsAtEachStep.
 func TestRestoreFailsAtEachStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: the product of two Opens' operations")
 	}
-	every := 8
+	every, every2 := 8, 2
 	if os.Getenv("RUNNEL_TAILCOPY_STEPS") == "all" {
-		every = 1
+		every, every2 = 1, 1
 	}
+	seed := testkit.SampleSeed(t)
 	for _, f := range stepFixtures {
 		t.Run(f.name, func(t *testing.T) {
 			first := func(k1 int) (*env, *vfs.MemFS, bool) {
@@ -299,8 +305,9 @@ func TestRestoreFailsAtEachStep(t *testing.T) {
 				}
 			}
 			require.NotEmpty(t, leaving)
-			t.Logf("%d of %d failures leave a tail copy; every %d-th of them, and the last, taken", len(leaving), c.N(), every)
-			for _, k1 := range testkit.EveryAndLast(leaving, every) {
+			k1s := testkit.Sample(leaving, every, seed)
+			t.Logf("%d of %d failures leave a tail copy; %d of them taken (one in %d, the first and the last), and one in %d of the next Open's points after each", len(leaving), c.N(), len(k1s), every, every2)
+			for _, k1 := range k1s {
 				var ops2 []testkit.FSOp
 				{
 					e, mem, _ := first(k1)
@@ -308,7 +315,7 @@ func TestRestoreFailsAtEachStep(t *testing.T) {
 					require.NoError(t, err)
 					require.NoError(t, l.Close())
 				}
-				for _, k2 := range tailCopyStepPoints(ops2) {
+				for _, k2 := range testkit.Sample(tailCopyStepPoints(ops2), every2, seed^uint64(k1)) {
 					e, mem, _ := first(k1)
 					var stop atomic.Bool
 					l, err := Open(e.dir, Config{}, Options{FS: failingFS(mem, vfs.FailNth(k2), &stop), Clock: e.clock})
