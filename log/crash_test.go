@@ -750,7 +750,8 @@ func mustNoError(t testing.TB, err error, format string, args ...any) {
 // TestCrashSyncFailureFences fails one fsync at each point of the workload
 // (after Open): the log must fence itself at once — no append is
 // acknowledged after the failure, even though later syncs would work — and
-// after a crash everything acknowledged is there.
+// after a crash everything acknowledged is there (the crash's tail modes
+// as the crash matrices take them: crashTailsAt).
 func TestCrashSyncFailureFences(t *testing.T) {
 	testCrashOneFault(t, vfs.OpSync)
 }
@@ -764,6 +765,7 @@ func TestCrashWriteFailureFences(t *testing.T) {
 
 func testCrashOneFault(t *testing.T, op vfs.Op) {
 	t.Parallel()
+	seed := testkit.SampleSeed(t)
 	for _, compact := range []bool{false, true} {
 		w := newCrashWorkload(t, compact)
 		// Count the operations of the kind after Open.
@@ -784,6 +786,7 @@ func testCrashOneFault(t *testing.T, op vfs.Op) {
 		n := count.N()
 		require.Positive(t, n)
 
+		sample := rand.New(rand.NewPCG(seed, uint64(op)))
 		for _, k := range crashPoints(n, 15) {
 			t.Run(fmt.Sprintf("compact=%v/%s=%d", compact, op, k), func(t *testing.T) {
 				mem := vfs.NewMem()
@@ -862,7 +865,7 @@ func testCrashOneFault(t *testing.T, op vfs.Op) {
 					_, err = l.ApplyRetention(context.Background())
 					require.ErrorIs(t, err, ErrLogFenced)
 				}
-				for _, mode := range crashTails {
+				for _, mode := range crashTailsAt(sample) {
 					clone := mem.CrashClone(vfs.CrashOptions{Tail: mode, Rand: rand.New(rand.NewPCG(uint64(k), uint64(mode)))})
 					t.Run(mode.String(), func(t *testing.T) { checkCrashed(t, w, ref, tr, clone) })
 				}
