@@ -2,6 +2,7 @@ package producer
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -80,5 +81,43 @@ func TestWallClockReadingsCarryNoMonotonicClock(t *testing.T) {
 		if got = c.now(); got != got.Round(0) {
 			t.Fatalf("reading %d from the base carries a monotonic clock reading: %v", i, got)
 		}
+	}
+}
+
+// TestWallClockRoundsDown: a reading is the wall time rounded down to the
+// millisecond (the batch's precision, as kgo truncates), never up: never
+// later than time.Now, nor earlier than time.Now truncated, whether it
+// renews its base (the first reading) or adds the time elapsed since.
+// In a synctest bubble, whose clock moves only when every goroutine
+// waits, so that time.Now and the reading tell the same instant. Rounding
+// up (or to the nearest) passed the other tests: TestWallClock allows a
+// millisecond either side.
+func TestWallClockRoundsDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var c wallClock
+		// The bubble's clock starts on a whole second: the first reading
+		// renews the base 1.5 ms on, then each step adds to it.
+		for i, step := range []time.Duration{
+			1500 * time.Microsecond,  // renews: 1.5 ms
+			time.Millisecond - 1,     // 2.499999 ms
+			1,                        // 2.5 ms
+			500*time.Microsecond - 1, // 2.999999 ms
+			1,                        // 3 ms
+			clockRenew,               // renews: 103 ms
+			999 * time.Microsecond,   // 103.999 ms
+		} {
+			time.Sleep(step)
+			now := time.Now()
+			got := c.now()
+			if want := now.Truncate(time.Millisecond); !got.Equal(want) {
+				t.Fatalf("reading %d, at %v: %v, want %v", i, now, got, want)
+			}
+		}
+	})
+	// A base read with nanoseconds just under a second's end.
+	at := time.Date(2026, 12, 7, 21, 30, 59, 999_999_999, time.UTC)
+	c := wallClock{read: func() time.Time { return at }}
+	if got, want := c.now(), at.Truncate(time.Millisecond); !got.Equal(want) {
+		t.Fatalf("the wall clock reads %v: stamped %v, want %v", at, got, want)
 	}
 }
