@@ -907,7 +907,10 @@ func (b *batch) add(pr *pending, ctx context.Context, max int) bool {
 			b.firstTs, b.size = ts, record.HeaderSize
 		}
 		n := record.SizeWithDeltas(int(pr.body), ts-b.firstTs, int64(i))
-		if i > 0 && b.size+n > max {
+		// n > max-b.size, not b.size+n > max: on a 32-bit platform two
+		// records of over 1 GiB (a BatchMaxBytes past that) would wrap
+		// the sum, and the record join a batch past max.
+		if i > 0 && n > max-b.size {
 			return false
 		}
 		b.size += n
@@ -937,7 +940,7 @@ func (b *batch) full(max int) bool {
 // smallest record at the batch's next offset delta.
 func (b *batch) fullSized(max int) bool {
 	i := b.live()
-	return i > 0 && b.size+record.SizeWithDeltas(minBody, 0, int64(i)) > max
+	return i > 0 && record.SizeWithDeltas(minBody, 0, int64(i)) > max-b.size // not b.size+...: see add
 }
 
 // minBody is the smallest record's record.BodySize.
@@ -1295,7 +1298,7 @@ func (pp *partition) addHot(pr *pending, ctx context.Context, done <-chan struct
 	// record's, and pr joins it only within the limit.
 	ts := pr.r.Timestamp.UnixMilli()
 	n := record.SizeWithDeltas(int(pr.body), ts-b.firstTs, int64(len(b.recs)))
-	if b.size+n > cfg.batchMaxBytes {
+	if n > cfg.batchMaxBytes-b.size { // not b.size+n: see add
 		pp.mu.Unlock()
 		return false
 	}
