@@ -1,6 +1,7 @@
 package producer_test
 
 import (
+	"math"
 	"strconv"
 	"testing"
 
@@ -16,8 +17,10 @@ import (
 // int sum wraps to a negative size (33 headers), which marked the record
 // dropped, so that ProduceSync returned nil for a record never sent, or
 // to a small positive one (64 headers of a length picked for it), which
-// passed as a record of a few bytes. A 64-bit int does not wrap: the test
-// runs only where int has 32 bits (GOARCH=386 go test ./producer).
+// passed as a record of a few bytes; or values that sum to just under
+// 2 GiB, past it with the headers' keys and length prefixes, which the
+// bound counts too. A 64-bit int does not wrap: the test runs only where
+// int has 32 bits (GOARCH=386 go test ./producer).
 func TestProduceRecordPast2GiBOn32Bit(t *testing.T) {
 	if strconv.IntSize != 32 {
 		t.Skip("a 64-bit int: record sizes do not wrap")
@@ -39,13 +42,30 @@ func TestProduceRecordPast2GiBOn32Bit(t *testing.T) {
 		}
 	}
 	require.NotNil(t, small, "no length wraps the sum of 64 headers to a small size")
+	// Values that sum to just under 2 GiB, whose record is over it by its
+	// headers' keys and length prefixes (6 bytes each); and values 710
+	// bytes under it, over it by a long key: the bound counts both, and
+	// the prefixes at their longest.
+	under := headers(32, len(buf))
+	under[31].Value = buf[:len(buf)-151]
+	keyed := headers(32, len(buf))
+	keyed[31].Value = buf[:len(buf)-711]
+	keyed[0].Key = string(buf[:1000])
+	for _, hs := range [][]record.Header{under, keyed} {
+		values := 0
+		for _, h := range hs {
+			values += len(h.Value)
+		}
+		require.LessOrEqual(t, values, math.MaxInt32-150)
+		require.Negative(t, record.BodySize(nil, nil, hs), "the sum wraps by the headers' keys and prefixes")
+	}
 
 	b := newBroker(t, runneltest.Topic("t", 1))
 	p := newProducer(t, b)
 	ctx := testCtx(t)
 	// The negative first: without the check, the small one is encoded at
 	// its full size, which ends the process (out of memory).
-	for _, hs := range [][]record.Header{negative, small} {
+	for _, hs := range [][]record.Header{negative, under, keyed, small} {
 		r := &record.Record{Topic: "t", Headers: hs}
 		require.ErrorIs(t, p.ProduceSync(ctx, r), producer.ErrRecordTooLarge, "%d headers", len(hs))
 	}
