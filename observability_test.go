@@ -669,10 +669,10 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	produced := obsStuckAppend(t, ctx, p, "orders", hang, stuck)
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(ctx, "orders") }()
-	obsWaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
+	obsWaitInSelect(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
 	described := make(chan error, 1)
 	go func() { _, err := b.DescribeTopic(ctx, "orders"); described <- err }()
-	obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+	obsWaitInSelect(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
 
 	release()
 	if err := testkit.Await(t, produced, "the stuck ProduceSync's answer"); err != nil {
@@ -830,7 +830,7 @@ func testObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 		defer close(blocked)
 		q.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}()
-	obsWaitForStack(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserveQueued(")
+	obsWaitInSelect(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserveQueued(")
 	require.EqualValues(t, 20, q.BufferedRecords())
 	require.NoError(t, q.Close())
 	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
@@ -1111,10 +1111,21 @@ func obsWaitForNoStack(t *testing.T, part string) {
 	}, testkit.HangGuard, 10*time.Millisecond, "a goroutine in %s did not end", part)
 }
 
-// obsWaitForStack returns once a goroutine's stack holds every one
-// of parts, or fails t after testkit.HangGuard (or 100,000 looks).
-func obsWaitForStack(t *testing.T, parts ...string) {
+// obsWaitInSelect returns once a goroutine waits in a select of the
+// function the last of parts names (parked in it: its state "[select",
+// that function its innermost frame outside package runtime) with every
+// one of the other parts in its stack, or fails t after
+// testkit.HangGuard (or 100,000 looks). Parked, not passing through: a
+// stack dump stops every goroutine where it is, and one caught in
+// semaphore.(*Weighted).Acquire before it has queued its waiter has not
+// yet taken its place in the lock's line, so that a call the test makes
+// next can be served before it. Under load,
+// TestObservabilityDescribeTopicDeletedWhileItWaits saw its DeleteTopic
+// so, and its DescribeTopic took the partition's lock shared at once,
+// never to wait.
+func obsWaitInSelect(t *testing.T, parts ...string) {
 	t.Helper()
+	fn, callers := parts[len(parts)-1], parts[:len(parts)-1]
 	buf := make([]byte, 1<<20)
 	// Bounded by looks as well as by the deadline: in a synctest bubble
 	// the clock stands still while this loop runs, and a goroutine that
@@ -1124,15 +1135,36 @@ func obsWaitForStack(t *testing.T, parts ...string) {
 		runtime.Gosched()
 	next:
 		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			for _, p := range parts {
+			for _, p := range callers {
 				if !strings.Contains(g, p) {
 					continue next
 				}
 			}
-			return
+			if obsInSelectOf(g, fn) {
+				return
+			}
 		}
 	}
-	t.Fatalf("no goroutine in %q", parts)
+	t.Fatalf("no goroutine in %q waits in a select of %s", callers, fn)
+}
+
+// obsInSelectOf reports whether g, one goroutine's part of a
+// runtime.Stack dump (its header line, then its frames innermost first,
+// each a function's line and a tab-indented file's), is parked in a
+// select of fn: runtime's frames (shown under GOTRACEBACK=system) are
+// skipped.
+func obsInSelectOf(g, fn string) bool {
+	header, frames, _ := strings.Cut(g, "\n")
+	if !strings.Contains(header, " [select") { // also "select (durable)" in a bubble
+		return false
+	}
+	for line := range strings.Lines(frames) {
+		if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, "runtime.") {
+			continue
+		}
+		return strings.Contains(line, fn)
+	}
+	return false
 }
 
 // TestObservabilityScrapeBehindAWaitingAdminCall: DescribeTopic waits for a
@@ -1165,7 +1197,7 @@ func testObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	defer dcancel()
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(dctx, "orders") }()
-	obsWaitForStack(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
+	obsWaitInSelect(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
 
 	// The DeleteTopic holds no lock yet (it waits for the only one).
 	_, err = b.DescribeTopic(ctx, "other")
@@ -1173,7 +1205,7 @@ func testObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	described := make(chan error, 1)
 	dtctx, dtcancel := context.WithCancel(ctx)
 	go func() { _, err := b.DescribeTopic(dtctx, "orders"); described <- err }()
-	obsWaitForStack(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+	obsWaitInSelect(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
 	dtcancel()
 	require.ErrorIs(t, testkit.Await(t, described, "DescribeTopic's answer"), context.Canceled, "waited behind the waiting DeleteTopic")
 

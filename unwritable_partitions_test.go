@@ -147,7 +147,7 @@ func TestUnwritablePartitionsDoNotWait(t *testing.T) {
 	go func() {
 		altered <- b.AlterTopicConfig(ctx, "orders", log.Config{RetentionTime: time.Hour})
 	}()
-	obsWaitForStack(t, "runnel.(*Broker).AlterTopicConfig(", "semaphore.(*Weighted).Acquire(")
+	obsWaitInSelect(t, "runnel.(*Broker).AlterTopicConfig(", "semaphore.(*Weighted).Acquire(")
 
 	down, err := b.UnwritablePartitions(ctx, "orders")
 	require.NoError(t, err)
