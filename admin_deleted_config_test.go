@@ -20,18 +20,18 @@ import (
 // defaults, changed since, make invalid (what seed 41002752 of
 // TestAdminModelProperty found): a DeleteTopic that fails after removing
 // the topic's record (its sync of <Dir>/topics fails) answers an error
-// and the topic is gone; a clean restart with a default MinCompactionLag
-// above the topic's own MaxCompactionLag opens, as no record of the topic
-// is found; a crash then undoes the removal, which was never synced, and
-// Open refuses the record with a *TopicConfigError naming the topic and
+// and the topic is gone; a crash then undoes the record's renaming to the
+// deletion marker, which was never synced, and Open with a default
+// MinCompactionLag above the topic's own MaxCompactionLag refuses the
+// record with a *TopicConfigError naming the topic and
 // TopicDefaults.MinCompactionLag, not ErrCorruptMetadata; an Open with
 // that default given back (here Kafka's, 0) serves the topic again, with
 // its ID and its own config; and deleted again, the deletion durable, the
-// broker opens with the new defaults after another crash. (That the
-// topic comes back at the second crash, not only at the first after the
-// failed DeleteTopic, is what DeleteTopic's doc allows: nothing since
-// synced <Dir>/topics. Should Open come to sync it, this test changes
-// with it.)
+// broker opens with the new defaults after another crash. Without the
+// crash, a clean restart with the new default opens, as no record of the
+// topic is found, and makes the deletion durable: it removes the marker
+// and syncs <Dir>/topics, so a crash after it does not bring the topic
+// back.
 func TestDeletedTopicBackWithStaleConfig(t *testing.T) {
 	ctx := context.Background()
 	mem := vfs.NewMem()
@@ -59,18 +59,25 @@ func TestDeletedTopicBackWithStaleConfig(t *testing.T) {
 	_, err = b.DescribeTopic(ctx, "t")
 	require.ErrorIs(t, err, runnel.ErrUnknownTopic, "the topic is gone here once its record is removed")
 	require.NoError(t, b.Close())
+	// The crash keeps only what was synced: the rename was not.
+	crashed := mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailDrop})
 
 	// A clean restart with a default the topic's config does not go with:
-	// no record of it, nothing to refuse.
+	// no record of it, nothing to refuse; the deletion durable from then
+	// on.
 	changed := cfg
 	changed.TopicDefaults.MinCompactionLag = 10 * time.Millisecond
 	b, err = runnel.Open(changed)
 	require.NoError(t, err, "Open with new defaults, the topic's record removed")
 	require.Empty(t, b.Topics())
 	require.NoError(t, b.Close())
+	after := changed
+	after.FS = mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailDrop})
+	b, err = runnel.Open(after)
+	require.NoError(t, err, "a crash after a clean Open does not bring the deleted topic back")
+	require.Empty(t, b.Topics())
+	require.NoError(t, b.Close())
 
-	// The crash keeps only what was synced: the removal was not.
-	crashed := mem.CrashClone(vfs.CrashOptions{Tail: vfs.TailDrop})
 	changed.FS, cfg.FS = crashed, crashed
 	_, err = runnel.Open(changed)
 	var tce *runnel.TopicConfigError

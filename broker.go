@@ -297,6 +297,12 @@ type Broker struct {
 	// (left to the lock's holder), are handed on then, not as the call
 	// releases the locks under the token, also when it gives up (admin).
 	adminHolds []func()
+	// marked names the topics whose deletion marker (see deletedSuffix)
+	// may be left in <Dir>/topics: one whose removal failed, at Open or in
+	// DeleteTopic. CreateTopic of such a name removes it before it writes
+	// the topic's record, so that no marker outlives the record made
+	// after it (admin).
+	marked map[string]bool
 	// reopenLogs is the adminLogs of an UpdateTopicConfig under way (nil
 	// when none is), for the open of a partition's reopen to log to,
 	// whoever runs it: a reopen that failed is tried again by a later
@@ -444,7 +450,7 @@ func OpenContext(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := cfg.TopicDefaults.Validate(); err != nil {
 		return nil, fmt.Errorf("runnel: Config.TopicDefaults: %w", err)
 	}
-	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, admin: make(chan struct{}, 1), pids: make(chan struct{}, 1), maint: make(chan struct{}, 1), closeDone: make(chan struct{})}
+	b := &Broker{cfg: cfg, fs: cfg.FS, root: cfg.Dir, topics: map[string]*log.Topic{}, marked: map[string]bool{}, admin: make(chan struct{}, 1), pids: make(chan struct{}, 1), maint: make(chan struct{}, 1), closeDone: make(chan struct{})}
 	switch {
 	case b.fs == nil && b.root == "":
 		b.fs, b.root = vfs.NewMem(), "/runnel"

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"iter"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -32,6 +33,14 @@ const (
 	lockFile    = "runnel.lock"
 	producerIDs = "producer-ids"
 	metaTmp     = "runnel.tmp"
+	// deletedSuffix ends a topic's deletion marker, <Dir>/topics/<name>.del:
+	// DeleteTopic renames the topic's record so before it removes the
+	// topic's partitions, and removes it once they are gone (see
+	// DeleteTopic, removeStrays). An older runnel's Open skips it, as
+	// any name that does not end in .json. (Short: the longest topic
+	// name, 249 bytes, with .json.deleted would pass the 255 bytes a file
+	// name may have.)
+	deletedSuffix = ".del"
 )
 
 // topicMeta is what <Dir>/topics/<name>.json holds: the topic as created
@@ -375,7 +384,12 @@ func (b *Broker) load(ctx context.Context) error {
 	// topic's partitions were opened before the next record was read (as
 	// they still are on any other file system).
 	var unopened []*log.Topic
+	markers := map[string]bool{}
 	for _, name := range names {
+		if topic, ok := b.deletionMarker(name); ok {
+			markers[topic] = true
+			continue
+		}
 		t, err := b.loadRecord(name)
 		if err != nil {
 			return cmp.Or(b.openTopics(ctx, unopened), err)
@@ -413,8 +427,48 @@ func (b *Broker) load(ctx context.Context) error {
 	for _, name := range []string{metaTmp, producerIDs + ".tmp"} {
 		b.removeTmp(filepath.Join(b.root, name))
 	}
-	b.removeStrays()
+	b.removeStrays(markers)
 	return nil
+}
+
+// deletionMarker reports whether name, a file of <Dir>/topics, is a
+// topic's deletion marker (see deletedSuffix), and the topic's name. A
+// hidden one that is macOS's AppleDouble file (._orders.del) is
+// not, nor is one that cannot be read to tell.
+func (b *Broker) deletionMarker(name string) (string, bool) {
+	topic, ok := strings.CutSuffix(name, deletedSuffix)
+	if !ok || ValidateTopicName(topic) != nil {
+		return "", false
+	}
+	if log.SystemFile(name) {
+		data, _, err := b.readFileHead(filepath.Join(b.root, topicsDir, name), len(appleDoubleMagic))
+		if err != nil || bytes.HasPrefix(data, appleDoubleMagic) {
+			return "", false
+		}
+	}
+	return topic, true
+}
+
+// markerPath is the path of topic's deletion marker.
+func (b *Broker) markerPath(topic string) string {
+	return filepath.Join(b.root, topicsDir, topic+deletedSuffix)
+}
+
+// removeMarker removes topic's deletion marker, whose partitions'
+// directories are gone and the data directory synced since, and reports
+// whether it is gone. A failure is logged, not returned: the marker left
+// is stale (its topic's directories are gone), the next Open removes it,
+// and a CreateTopic of the name removes it first (see marked). The
+// caller holds the admin token, or is Open.
+func (b *Broker) removeMarker(topic string) bool {
+	path := b.markerPath(topic)
+	if err := b.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.cfg.Logger.Warn("removing a deleted topic's marker: the next Open removes it", "file", path, "err", err)
+		b.marked[topic] = true
+		return false
+	}
+	delete(b.marked, topic)
+	return true
 }
 
 // loadRecord reads the topic record name (a file of <Dir>/topics) and
@@ -514,23 +568,32 @@ func (b *Broker) producerIDsKnown() int64 {
 // removeStrays removes the partition directories that no topic record
 // claims, as Kafka before 3.7 removed stray logs at startup (since 3.7 it
 // renames them -stray and keeps them: see docs/details.md, "Backups,
-// deploys and Kafka's tools"): those of a topic whose
-// deletion a crash interrupted after its record was removed, or of a
-// CreateTopic or CreatePartitions that failed before its record was
-// written. Only directories named <valid topic>-<partition> that hold
-// nothing but a log's files are touched (see removeLogDir): one holding
-// anything else is not a log's, and is left; so is one past its known
-// topic's partition count that holds records (see holdsRecords), with a
-// warning: its topic's record may be damaged, or it may be an earlier
-// topic's of the name. A failure is logged, not
-// returned: the broker works without the cleanup.
-func (b *Broker) removeStrays() {
+// deploys and Kafka's tools"): those of a deleted topic, whose deletion
+// marker (markers: the topics of those Open found) is there, as a crash
+// in DeleteTopic leaves them, or of a CreateTopic or CreatePartitions
+// that failed before its record was written. Only directories named
+// <valid topic>-<partition> that hold nothing but a log's files are
+// touched (see removeLogDir): one holding anything else is not a log's,
+// and is left; so is one past its known topic's partition count that
+// holds records (see holdsRecords), with a warning: its topic's record
+// may be damaged, or it may be an earlier topic's of the name.
+//
+// Once the data directory is synced with no directory of a marker's
+// topic left, or when the topic has a record again (a CreateTopic after
+// the deletion), the marker is removed. A failure is logged, not
+// returned: the broker works without the cleanup, and the next Open tries
+// again.
+func (b *Broker) removeStrays(markers map[string]bool) {
 	names, err := b.fs.List(b.root)
 	if err != nil {
 		b.cfg.Logger.Warn("listing the data directory for stray partitions", "dir", b.root, "err", err)
+		for topic := range markers {
+			b.marked[topic] = true
+		}
 		return
 	}
 	removed := false
+	left := map[string]bool{} // the topics of markers with a directory left
 	for _, name := range names {
 		i := strings.LastIndexByte(name, '-')
 		if i <= 0 {
@@ -547,6 +610,9 @@ func (b *Broker) removeStrays() {
 		}
 		dir := filepath.Join(b.root, name) // dir= of the lines, as a log's (its path)
 		if fi, err := b.fs.Stat(dir); err != nil || !fi.IsDir() {
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				left[topic] = true
+			}
 			continue
 		}
 		held := b.holdsRecords(dir)
@@ -567,24 +633,51 @@ func (b *Broker) removeStrays() {
 				"dir", dir, "partitions", len(t.Partitions), "record", b.metaPath(topic))
 			continue
 		}
+		deleted := !known && markers[topic]
 		if err := b.removeLogDir(dir); err != nil {
 			b.cfg.Logger.Warn("removing a stray partition directory", "dir", dir, "err", err)
+			left[topic] = true
 			continue
 		}
-		if held {
+		switch {
+		case deleted:
+			// What a DeleteTopic cut short left, as it asked.
+			b.cfg.Logger.Info("removed a deleted topic's partition directory", "dir", dir, "marker", b.markerPath(topic))
+		case held:
 			// Records removed: those of a topic whose DeleteTopic failed
 			// midway (its record removed first), as the delete asked; but
 			// a record lost by other means loses its partitions here, so
 			// the operator hears of it above Info.
 			b.cfg.Logger.Warn("removed a stray partition directory that held records: no topic record names it", "dir", dir, "record", b.metaPath(topic))
-		} else {
+		default:
 			b.cfg.Logger.Info("removed a stray partition directory", "dir", dir)
 		}
 		removed = true
 	}
+	synced := true
 	if removed {
 		if err := b.fs.SyncDir(b.root); err != nil {
 			b.cfg.Logger.Warn("syncing the data directory", "dir", b.root, "err", err)
+			synced = false
+		}
+	}
+	// In the names' order, so that each Open of a directory makes the
+	// same file operations.
+	gone := false
+	for _, topic := range slices.Sorted(maps.Keys(markers)) {
+		if _, known := b.topics[topic]; !known && (left[topic] || !synced) {
+			b.marked[topic] = true // for the next Open, or a CreateTopic of the name
+			continue
+		}
+		if b.removeMarker(topic) {
+			gone = true
+		}
+	}
+	if gone {
+		// Best effort: a marker a crash brings back finds no directory
+		// of its topic at the next Open, which removes it again.
+		if err := b.fs.SyncDir(filepath.Join(b.root, topicsDir)); err != nil {
+			b.cfg.Logger.Warn("syncing the topics directory", "dir", filepath.Join(b.root, topicsDir), "err", err)
 		}
 	}
 }
@@ -1160,6 +1253,17 @@ func (b *Broker) createAdmin(ctx context.Context, name string, cfg log.TopicConf
 	if err != nil {
 		return err
 	}
+	// A deletion marker of the name that a failed removal left goes
+	// first: the record's write syncs its removal (the topics directory),
+	// so that no marker outlives a record written after it, for the next
+	// Open to take a directory of the topic for the deleted one's, should
+	// the record be lost.
+	if b.marked[name] {
+		if err := b.fs.Remove(b.markerPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		delete(b.marked, name)
+	}
 	// The record makes the topic exist: written last, durably.
 	if err := b.replaceMeta(topicMeta{Name: name, ID: t.ID, Config: cfg}, nil); err != nil {
 		return err
@@ -1277,11 +1381,19 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 		return err
 	}
 	defer unlockPartitions(locks)
-	// The record goes first: a crash after it leaves directories that the
-	// next CreateTopic of the name clears. Once it is removed the topic is
-	// gone, whatever fails after: serving it on would acknowledge records
-	// that the next Open, finding no record, would not know.
-	if err := b.fs.Remove(filepath.Join(b.root, topicsDir, name+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// The record goes first, renamed the topic's deletion marker
+	// (deletedSuffix) in one atomic step; the topics directory's sync
+	// makes the deletion durable. A crash before the rename is durable
+	// leaves the topic whole; one after it leaves the marker, and the
+	// directories not yet removed, which the next Open removes, as the
+	// marker tells it to, and then the marker (removeStrays): a partition
+	// directory that no record and no marker claims is kept. Once the
+	// record is renamed the topic is gone, whatever fails after: serving
+	// it on would acknowledge records that the next Open, finding no
+	// record, would not know. (A record already gone, removed by hand
+	// while the broker ran, leaves no marker: a crash before the
+	// directories are gone leaves those holding records kept as -stray.)
+	if err := b.fs.Rename(b.metaPath(name), b.markerPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	err = b.fs.SyncDir(filepath.Join(b.root, topicsDir))
@@ -1303,7 +1415,18 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	// One flat join: the topics directory's sync, then each failed
 	// partition's errors in the partitions' order, then the data
 	// directory's sync.
-	return errors.Join(slices.Concat([]error{err}, errs, []error{b.fs.SyncDir(b.root)})...)
+	err = errors.Join(slices.Concat([]error{err}, errs, []error{b.fs.SyncDir(b.root)})...)
+	if err != nil {
+		// Something of the topic may be left: the marker stays for the
+		// next Open.
+		b.marked[name] = true
+		return err
+	}
+	// Every directory of the topic gone, durably: the marker has done
+	// its work (a crash that undoes its removal leaves it to the next
+	// Open, which finds no directory of the topic and removes it).
+	b.removeMarker(name)
+	return nil
 }
 
 // testHookDeletePartition, when set (by tests), runs as DeleteTopic

@@ -1,0 +1,163 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnel/runnel/api"
+	"github.com/runnel/runnel/log"
+	"github.com/runnel/runnel/vfs"
+	"github.com/stretchr/testify/require"
+)
+
+// DeleteTopic's crash points (TestDeleteTopicEveryCrashPoint): the
+// deletion renames the topic's record to its marker (<name>.del)
+// and syncs the topics directory, removes the partitions' directories,
+// syncs the data directory and removes the marker. After a power cut, or
+// a failed operation the disk carries on past, at any of those points the
+// next Open finds the topic whole or gone: gone, with no directory of it,
+// no marker and no -stray directory left, and a CreateTopic of the name
+// starts empty.
+
+const dmRoot = "/dm"
+
+func dmConfig(fsys vfs.FS, l *slog.Logger) Config {
+	return Config{Dir: dmRoot, FS: fsys, MaintenanceInterval: time.Hour, Logger: l}
+}
+
+// dmValues are the records of partition p of topic.
+func dmValues(topic string, p int) []string {
+	return []string{fmt.Sprintf("%s-%d a", topic, p), fmt.Sprintf("%s-%d b", topic, p)}
+}
+
+// runDeleteScenario creates "d" (three partitions) and "keep" (one),
+// appends to each partition, deletes "d" and closes the broker. It returns
+// DeleteTopic's error (errNotRun if it did not get there) and the number
+// of file-system operations fsys counted before and after the delete.
+func runDeleteScenario(t *testing.T, fsys vfs.FS, count func() int) (deleteErr error, before, after int) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := Open(dmConfig(fsys, nil))
+	require.NoError(t, err)
+	defer b.Close()
+	for topic, n := range map[string]int{"d": 3, "keep": 1} {
+		require.NoError(t, b.CreateTopic(ctx, topic, log.TopicConfig{Partitions: n}))
+		for p := range n {
+			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: topic, Partition: int32(p), Acks: api.AcksAll, Batches: batchAt(t, 1_700_000_000_000, dmValues(topic, p)...)})
+			require.NoError(t, err)
+		}
+	}
+	before = count()
+	deleteErr = b.DeleteTopic(ctx, "d")
+	after = count()
+	return deleteErr, before, after
+}
+
+// checkDeleteOutcome opens the broker on fsys and checks that "d" is
+// whole (unless its deletion was acknowledged) or gone without a trace,
+// and that "keep" is whole; then that "d" can be created again, empty.
+func checkDeleteOutcome(t *testing.T, fsys vfs.FS, acked bool, what string) {
+	t.Helper()
+	ctx := context.Background()
+	var o levelLines
+	b, err := Open(dmConfig(fsys, o.logger()))
+	require.NoError(t, err, what)
+	check := func(topic string, n int) {
+		info, err := b.DescribeTopic(ctx, topic)
+		require.NoError(t, err, what)
+		require.Len(t, info.Partitions, n, what)
+		for p := range n {
+			_, vals := readPartition(t, b, topic, int32(p))
+			require.Equal(t, dmValues(topic, p), vals, "%s: %s-%d", what, topic, p)
+		}
+	}
+	check("keep", 1)
+	if slices.Contains(b.Topics(), "d") {
+		require.False(t, acked, "%s: d came back after its DeleteTopic returned", what)
+		check("d", 3)
+	} else {
+		names, err := fsys.List(dmRoot)
+		require.NoError(t, err)
+		for _, n := range names {
+			require.False(t, strings.HasPrefix(n, "d-"), "%s: %s left of the deleted topic", what, n)
+		}
+		names, err = fsys.List(filepath.Join(dmRoot, topicsDir))
+		require.NoError(t, err)
+		require.NotContains(t, names, "d"+deletedSuffix, what)
+	}
+	o.mu.Lock()
+	for _, r := range o.lines {
+		require.False(t, r.Level >= slog.LevelWarn && strings.Contains(r.Message, "stray"), "%s: %s", what, r.Message)
+	}
+	o.mu.Unlock()
+	if !slices.Contains(b.Topics(), "d") {
+		require.NoError(t, b.CreateTopic(ctx, "d", log.TopicConfig{Partitions: 2}), what)
+		info, err := b.DescribeTopic(ctx, "d")
+		require.NoError(t, err)
+		for _, p := range info.Partitions {
+			require.Zero(t, p.LogEndOffset, "%s: d-%d starts empty", what, p.Partition)
+		}
+	}
+	require.NoError(t, b.Close(), what)
+	// Nothing left to clean at the next Open either.
+	names, err := fsys.List(dmRoot)
+	require.NoError(t, err)
+	for _, n := range names {
+		require.False(t, strings.HasSuffix(n, "-stray"), "%s: %s", what, n)
+	}
+	names, err = fsys.List(filepath.Join(dmRoot, topicsDir))
+	require.NoError(t, err)
+	require.NotContains(t, names, "d"+deletedSuffix, what)
+}
+
+// TestDeleteTopicEveryCrashPoint: see above. Each of DeleteTopic's
+// file-system operations is failed (and every one after it, a disk that
+// died) and the run crashed, dropping what was not synced, and with the
+// unsynced directory operations persisting in part (CrashOptions.Reorder);
+// and each is failed alone, the disk carrying on, the broker reopened
+// without a crash.
+func TestDeleteTopicEveryCrashPoint(t *testing.T) {
+	c := vfs.Count()
+	err, before, after := runDeleteScenario(t, vfs.WithFaults(vfs.NewMem(), c), c.N)
+	require.NoError(t, err)
+	require.Greater(t, after, before)
+	t.Logf("DeleteTopic: operations %d to %d", before+1, after)
+	for k := before + 1; k <= after+1; k++ {
+		mem := vfs.NewMem()
+		c := vfs.FailFrom(k)
+		err, _, _ := runDeleteScenario(t, vfs.WithFaults(mem, c), c.N)
+		opts := []vfs.CrashOptions{{Tail: vfs.TailDrop}}
+		for seed := range uint64(4) {
+			opts = append(opts, vfs.CrashOptions{Tail: vfs.TailDrop, Reorder: true, Rand: rand.New(rand.NewPCG(seed, uint64(k)))})
+		}
+		for i, o := range opts {
+			checkDeleteOutcome(t, mem.CrashClone(o), err == nil, fmt.Sprintf("crash at operation %d (%v), crash %d", k, err, i))
+		}
+
+		mem = vfs.NewMem()
+		c = vfs.FailNth(k)
+		err, _, _ = runDeleteScenario(t, vfs.WithFaults(mem, c), c.N)
+		checkDeleteOutcome(t, mem, err == nil, fmt.Sprintf("operation %d failed (%v)", k, err))
+	}
+}
+
+// TestDeleteTopicLeavesNoMarker: a DeleteTopic that succeeds leaves no
+// marker, nor a directory of the topic.
+func TestDeleteTopicLeavesNoMarker(t *testing.T) {
+	mem := vfs.NewMem()
+	err, _, _ := runDeleteScenario(t, mem, func() int { return 0 })
+	require.NoError(t, err)
+	_, err = mem.Stat(filepath.Join(dmRoot, topicsDir, "d"+deletedSuffix))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	_, err = mem.Stat(filepath.Join(dmRoot, topicsDir, "d.json"))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	checkDeleteOutcome(t, mem, true, "clean")
+}
