@@ -131,7 +131,8 @@ func TestAlterTopicConfigUnchangedWritesNoRecord(t *testing.T) {
 
 // TestCreateTopicOverAStrayLogItCannotRemoveFails: a stray partition
 // directory of the new topic's name (a deleted topic's log, its record
-// gone) that CreateTopic cannot clear fails the call: the topic is not
+// gone, that Open failed to rename -stray) that CreateTopic cannot clear
+// fails the call: the topic is not
 // created on the old log, which would serve the deleted topic's records.
 func TestCreateTopicOverAStrayLogItCannotRemoveFails(t *testing.T) {
 	ctx := context.Background()
@@ -144,19 +145,20 @@ func TestCreateTopicOverAStrayLogItCannotRemoveFails(t *testing.T) {
 	require.NoError(t, mem.Remove("/data/"+topicsDir+"/t.json")) // a crash in DeleteTopic
 
 	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpRemove && filepath.Clean(name) == filepath.Clean("/data/t-0") {
+		if (op == vfs.OpRemove || op == vfs.OpRename) && filepath.Clean(name) == filepath.Clean("/data/t-0") {
 			return vfs.ErrInjected
 		}
 		return nil
 	}))
-	b = open(t, Config{Dir: "/data", FS: fsys}) // its removal of the stray fails too
+	b = open(t, Config{Dir: "/data", FS: fsys}) // its keeping the stray out of the way (a rename) fails too
 	require.ErrorIs(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}), vfs.ErrInjected)
 	require.Empty(t, b.Topics())
 }
 
 // TestCreatePartitionsOverAStrayLogItCannotRemoveFails: as CreateTopic,
 // a CreatePartitions whose new partition's directory holds a stray log
-// (of a topic of the name whose deletion a crash cut short) that it
+// (of a topic of the name whose deletion a crash cut short, that Open
+// failed to rename -stray) that it
 // cannot remove fails, and adds no partition: it does not take the
 // stray's records for the new partition's.
 func TestCreatePartitionsOverAStrayLogItCannotRemoveFails(t *testing.T) {
@@ -169,12 +171,12 @@ func TestCreatePartitionsOverAStrayLogItCannotRemoveFails(t *testing.T) {
 	require.NoError(t, mem.Remove("/data/"+topicsDir+"/t.json")) // a crash in DeleteTopic
 
 	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
-		if op == vfs.OpRemove && filepath.Clean(name) == filepath.Clean("/data/t-1") {
+		if (op == vfs.OpRemove || op == vfs.OpRename) && filepath.Clean(name) == filepath.Clean("/data/t-1") {
 			return vfs.ErrInjected
 		}
 		return nil
 	}))
-	b = open(t, Config{Dir: "/data", FS: fsys}) // its removal of the stray fails too
+	b = open(t, Config{Dir: "/data", FS: fsys}) // its keeping the stray out of the way (a rename) fails too
 	require.NoError(t, b.CreateTopic(ctx, "t", log.TopicConfig{Partitions: 1}))
 	require.ErrorIs(t, b.CreatePartitions(ctx, "t", 2), vfs.ErrInjected)
 	n, err := b.Partitions(ctx, "t")

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -160,4 +161,60 @@ func TestDeleteTopicLeavesNoMarker(t *testing.T) {
 	_, err = mem.Stat(filepath.Join(dmRoot, topicsDir, "d.json"))
 	require.ErrorIs(t, err, fs.ErrNotExist)
 	checkDeleteOutcome(t, mem, true, "clean")
+}
+
+// TestOlderRunnelsDeleteCutShortKept: the directory of an older runnel
+// (testdata/compat, each version's, on the operating system's file
+// system) whose DeleteTopic a crash cut short after its record's removal
+// was durable — the record gone, no marker (older runnels wrote none),
+// the partitions' directories still holding records — opens with those
+// directories kept, renamed -stray, where this runnel's older versions
+// removed them as the delete asked: the conservative direction, since
+// nothing tells such a directory from one whose record was lost. The
+// other topics open as they were.
+func TestOlderRunnelsDeleteCutShortKept(t *testing.T) {
+	srcs, err := filepath.Glob(filepath.Join("testdata", "compat", "*-clean"))
+	require.NoError(t, err)
+	require.NotEmpty(t, srcs)
+	for _, src := range srcs {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(src, "data"))))
+			require.NoError(t, os.Remove(filepath.Join(dir, topicsDir, "plain.json")))
+			var o levelLines
+			b, err := Open(Config{Dir: dir, MaintenanceInterval: time.Hour, Clock: fixedClock{time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, Logger: o.logger()})
+			require.NoError(t, err)
+			topics := b.Topics()
+			require.NoError(t, b.Close())
+			require.NotContains(t, topics, "plain")
+			require.NotEmpty(t, topics)
+			names, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			var strays []string
+			for _, n := range names {
+				if strings.HasSuffix(n.Name(), straySuffix) {
+					strays = append(strays, n.Name())
+				}
+				require.False(t, strings.HasPrefix(n.Name(), "plain-") && !strings.HasSuffix(n.Name(), straySuffix), n.Name())
+			}
+			require.Len(t, strays, 2, "plain-0 and plain-1 kept: %v", strays)
+			for _, s := range strays {
+				src := filepath.Join(src, "data", s[:strings.IndexByte(s, '.')])
+				want, err := os.ReadDir(src)
+				require.NoError(t, err)
+				got, err := os.ReadDir(filepath.Join(dir, s))
+				require.NoError(t, err)
+				require.Equal(t, len(want), len(got), "%s: every file of %s kept", s, src)
+			}
+			o.mu.Lock()
+			n := 0
+			for _, r := range o.lines {
+				if strings.HasPrefix(r.Message, "kept a stray partition directory") {
+					n++
+				}
+			}
+			o.mu.Unlock()
+			require.Equal(t, 2, n)
+		})
+	}
 }

@@ -197,8 +197,10 @@ func TestStrayRemovedDirSyncFails(t *testing.T) {
 
 // TestStrayStatFailsKept: a stray partition directory whose files
 // cannot be looked at (Stat fails, other than for a missing file) is
-// left as it is, with a warning: removeLogDir removes a directory only
-// once it knows it holds nothing but a log's files. The broker opens.
+// left as it is, with a warning: it may hold records (holdsRecords
+// cannot tell), and keepStray renames a directory, as removeLogDir
+// removes one, only once it knows it holds nothing but a log's files.
+// The broker opens.
 func TestStrayStatFailsKept(t *testing.T) {
 	mem := vfs.NewMem()
 	b, err := Open(Config{Dir: "/data", FS: mem})
@@ -217,7 +219,7 @@ func TestStrayStatFailsKept(t *testing.T) {
 	defer b.Close()
 	_, err = mem.Stat(filepath.Join(dir, "00000000000000000000.log"))
 	require.NoError(t, err, "the stray is kept")
-	require.True(t, h.logged(slog.LevelWarn, "removing a stray partition directory"), "the failure is logged")
+	require.True(t, h.logged(slog.LevelWarn, "keeping a stray partition directory that holds records: left as it is"), "the failure is logged")
 }
 
 // TestPartitionPastADamagedCountKeepsItsRecords: a topic record whose

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -566,16 +568,21 @@ func (b *Broker) producerIDsKnown() int64 {
 }
 
 // removeStrays removes the partition directories that no topic record
-// claims, as Kafka before 3.7 removed stray logs at startup (since 3.7 it
-// renames them -stray and keeps them: see docs/details.md, "Backups,
-// deploys and Kafka's tools"): those of a deleted topic, whose deletion
-// marker (markers: the topics of those Open found) is there, as a crash
-// in DeleteTopic leaves them, or of a CreateTopic or CreatePartitions
-// that failed before its record was written. Only directories named
-// <valid topic>-<partition> that hold nothing but a log's files are
-// touched (see removeLogDir): one holding anything else is not a log's,
-// and is left; so is one past its known topic's partition count that
-// holds records (see holdsRecords), with a warning: its topic's record
+// claims and that are what a failed admin call leaves: those of a deleted
+// topic, whose deletion marker (markers: the topics of those Open found)
+// is there, as a crash in DeleteTopic leaves them, and those that hold no
+// records (see holdsRecords), as a CreateTopic or CreatePartitions that
+// failed before its record was written leaves them. One that holds
+// records with neither a record nor a marker of its topic is kept: its
+// topic's record lost (removed by hand, a restore that left <Dir>/topics
+// out, a file system that lost it), an older runnel's DeleteTopic cut
+// short (it marked nothing), or a log put there from elsewhere. It is
+// renamed out of the way, as Kafka since 3.7 renames a stray log
+// (KAFKA-14616, KAFKA-15605; see keepStray), with a warning. Only
+// directories named <valid topic>-<partition> that hold nothing but a
+// log's files are touched (see removeLogDir): one holding anything else
+// is not a log's, and is left; so is one past its known topic's
+// partition count that holds records, with a warning: its topic's record
 // may be damaged, or it may be an earlier topic's of the name.
 //
 // Once the data directory is synced with no directory of a marker's
@@ -634,22 +641,22 @@ func (b *Broker) removeStrays(markers map[string]bool) {
 			continue
 		}
 		deleted := !known && markers[topic]
+		if held && !deleted {
+			// No record, no marker (known && held was handled above).
+			if b.keepStray(dir, topic, n) {
+				removed = true
+			}
+			continue
+		}
 		if err := b.removeLogDir(dir); err != nil {
 			b.cfg.Logger.Warn("removing a stray partition directory", "dir", dir, "err", err)
 			left[topic] = true
 			continue
 		}
-		switch {
-		case deleted:
+		if deleted {
 			// What a DeleteTopic cut short left, as it asked.
 			b.cfg.Logger.Info("removed a deleted topic's partition directory", "dir", dir, "marker", b.markerPath(topic))
-		case held:
-			// Records removed: those of a topic whose DeleteTopic failed
-			// midway (its record removed first), as the delete asked; but
-			// a record lost by other means loses its partitions here, so
-			// the operator hears of it above Info.
-			b.cfg.Logger.Warn("removed a stray partition directory that held records: no topic record names it", "dir", dir, "record", b.metaPath(topic))
-		default:
+		} else {
 			b.cfg.Logger.Info("removed a stray partition directory", "dir", dir)
 		}
 		removed = true
@@ -680,6 +687,39 @@ func (b *Broker) removeStrays(markers map[string]bool) {
 			b.cfg.Logger.Warn("syncing the topics directory", "dir", filepath.Join(b.root, topicsDir), "err", err)
 		}
 	}
+}
+
+// straySuffix ends the name of a partition directory that holds records
+// no topic record claims, kept by Open (see keepStray), as Kafka's
+// (UnifiedLog.StrayDirSuffix).
+const straySuffix = "-stray"
+
+// keepStray renames dir, partition id of topic, a directory that holds
+// records and that no topic record or deletion marker claims, out of the
+// way as Kafka since 3.7 renames a stray log: <topic>-<id>.<32 hex
+// digits>-stray (the topic cut short should the name pass 255 bytes, as
+// Kafka's logDirNameWithSuffixCappedLength does). No partition's
+// directory has that name (its part after the last '-' is no number):
+// removeStrays passes over it, and CreateTopic never makes or clears it.
+// It logs a Warn line naming both paths and reports whether it renamed
+// dir; a directory that holds more than a log's files (see removeLogDir)
+// is left as it is, with a Warn line.
+func (b *Broker) keepStray(dir, topic string, id int) bool {
+	if err := b.checkLogDir(dir); err != nil {
+		b.cfg.Logger.Warn("keeping a stray partition directory that holds records: left as it is", "dir", dir, "err", err)
+		return false
+	}
+	var uniq [16]byte
+	rand.Read(uniq[:]) // never fails (crypto/rand, Go 1.24)
+	tail := "-" + strconv.Itoa(id) + "." + hex.EncodeToString(uniq[:]) + straySuffix
+	to := filepath.Join(b.root, topic[:min(len(topic), 255-len(tail))]+tail)
+	if err := b.fs.Rename(dir, to); err != nil {
+		b.cfg.Logger.Warn("keeping a stray partition directory that holds records: left as it is", "dir", dir, "err", err)
+		return false
+	}
+	b.cfg.Logger.Warn("kept a stray partition directory that holds records: no topic record names it; renamed out of the way (see docs/details.md, \"A topic record lost\")",
+		"dir", dir, "stray", to, "record", b.metaPath(topic))
+	return true
 }
 
 // holdsRecords reports whether dir, a partition's directory, holds or
@@ -723,10 +763,22 @@ func (b *Broker) holdsRecords(dir string) bool {
 // Errors: log.ErrNotLogDir (naming the first file that is not a log's);
 // file system errors.
 func (b *Broker) removeLogDir(dir string) error {
-	names, err := b.fs.List(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if err := b.checkLogDir(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
 	}
+	return b.fs.RemoveAll(dir)
+}
+
+// checkLogDir returns nil if dir holds nothing but the files a
+// partition's log writes, and no directory (see removeLogDir).
+//
+// Errors: log.ErrNotLogDir; file system errors (fs.ErrNotExist for a
+// missing dir).
+func (b *Broker) checkLogDir(dir string) error {
+	names, err := b.fs.List(dir)
 	if err != nil {
 		return err
 	}
@@ -745,7 +797,7 @@ func (b *Broker) removeLogDir(dir string) error {
 			return fmt.Errorf("%w: %s holds the directory %q, which no partition's log makes: it is not removed", log.ErrNotLogDir, dir, name)
 		}
 	}
-	return b.fs.RemoveAll(dir)
+	return nil
 }
 
 // appleDoubleMagic begins an AppleDouble file, the "._" file in which
