@@ -1401,7 +1401,9 @@ func discardPartitions(ps []*log.Partition) {
 //     sync, then one error for each partition whose discard or removal
 //     failed, in the partitions' order, then the data directory's sync.
 //
-// Before it removes the topic's record it takes each partition's lock,
+// Before it renames the topic's record (its deletion marker, <Dir>/topics/<name>.del,
+// removed once the partitions' directories are: a crash in between
+// leaves the next Open to remove them) it takes each partition's lock,
 // waiting for the appends, reads and look-ups in flight (and holding back
 // those that come, on the partitions it has taken while it waits for the
 // next). It waits until ctx ends or the broker's Close begins: an append
@@ -1409,9 +1411,10 @@ func discardPartitions(ps []*log.Partition) {
 // disk answers. It then returns ctx's error (ErrClosed) and the topic is as
 // it was.
 //
-// Once it has removed the topic's record it goes on whatever fails. An
+// Once it has renamed the topic's record it goes on whatever fails. An
 // error after that point means the topic is gone here, but the deletion may
-// not be durable: after a crash the topic may come back, empty. Past that
+// not be durable until the next Open (which removes what is left and the
+// marker): after a crash before it the topic may come back, empty. Past that
 // point the file operations it makes are not cut short, as Close's are
 // not: removing the partitions' directories, up to eight partitions at
 // once on the operating system's file system, one after another on any
