@@ -218,3 +218,52 @@ func TestOlderRunnelsDeleteCutShortKept(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateTopicRemovesALeftMarker: a DeleteTopic whose removal of its
+// marker fails answers nil (the topic is gone, durably) with a Warn line;
+// a CreateTopic of the name on the same broker removes the marker before
+// it writes the topic's record, so that no marker outlives the record
+// written after it (should that record be lost, the marker would have
+// the next Open remove the new topic's directories).
+func TestCreateTopicRemovesALeftMarker(t *testing.T) {
+	ctx := context.Background()
+	mem := vfs.NewMem()
+	marker := filepath.Join(dmRoot, topicsDir, "d"+deletedSuffix)
+	failing := true
+	fsys := vfs.WithFaults(mem, vfs.InjectorFunc(func(op vfs.Op, name string) error {
+		if failing && op == vfs.OpRemove && filepath.Clean(name) == filepath.Clean(marker) {
+			return vfs.ErrInjected
+		}
+		return nil
+	}))
+	var o levelLines
+	b, err := Open(dmConfig(fsys, o.logger()))
+	require.NoError(t, err)
+	require.NoError(t, b.CreateTopic(ctx, "d", log.TopicConfig{Partitions: 1}))
+	produce(t, b, "d", 0, "old")
+	require.NoError(t, b.DeleteTopic(ctx, "d"))
+	require.Equal(t, 1, o.count(slog.LevelWarn, "removing a deleted topic's marker: the next Open removes it"))
+	_, err = mem.Stat(marker)
+	require.NoError(t, err, "the marker is left")
+	failing = false
+	require.NoError(t, b.CreateTopic(ctx, "d", log.TopicConfig{Partitions: 1}))
+	_, err = mem.Stat(marker)
+	require.ErrorIs(t, err, fs.ErrNotExist, "CreateTopic removed the marker")
+	produce(t, b, "d", 0, "new")
+	require.NoError(t, b.Close())
+	// The record lost now, the new topic's partition is kept, not taken
+	// for the deleted topic's.
+	require.NoError(t, mem.Remove(filepath.Join(dmRoot, topicsDir, "d.json")))
+	b, err = Open(dmConfig(mem, nil))
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+	names, err := mem.List(dmRoot)
+	require.NoError(t, err)
+	kept := 0
+	for _, n := range names {
+		if strings.HasPrefix(n, "d-0.") && strings.HasSuffix(n, straySuffix) {
+			kept++
+		}
+	}
+	require.Equal(t, 1, kept, "%v", names)
+}
