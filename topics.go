@@ -661,8 +661,12 @@ func (b *Broker) removeStrays(markers map[string]bool) {
 		}
 		removed = true
 	}
+	// Synced also when nothing was removed here but a marker is to go:
+	// the directories a DeleteTopic removed before a process kill (not a
+	// power cut) may not be durable yet, and the marker must not be
+	// removed durably before they are.
 	synced := true
-	if removed {
+	if removed || len(markers) > 0 {
 		if err := b.fs.SyncDir(b.root); err != nil {
 			b.cfg.Logger.Warn("syncing the data directory", "dir", b.root, "err", err)
 			synced = false
