@@ -41,9 +41,9 @@ func dmValues(topic string, p int) []string {
 
 // runDeleteScenario creates "d" (three partitions) and "keep" (one),
 // appends to each partition, deletes "d" and closes the broker. It returns
-// DeleteTopic's error (errNotRun if it did not get there) and the number
-// of file-system operations fsys counted before and after the delete.
-func runDeleteScenario(t *testing.T, fsys vfs.FS, count func() int) (deleteErr error, before, after int) {
+// the number of file-system operations fsys counted before and after the
+// delete, and DeleteTopic's error.
+func runDeleteScenario(t *testing.T, fsys vfs.FS, count func() int) (before, after int, deleteErr error) {
 	t.Helper()
 	ctx := context.Background()
 	b, err := Open(dmConfig(fsys, nil))
@@ -59,7 +59,7 @@ func runDeleteScenario(t *testing.T, fsys vfs.FS, count func() int) (deleteErr e
 	before = count()
 	deleteErr = b.DeleteTopic(ctx, "d")
 	after = count()
-	return deleteErr, before, after
+	return before, after, deleteErr
 }
 
 // checkDeleteOutcome opens the broker on fsys and checks that "d" is
@@ -127,14 +127,14 @@ func checkDeleteOutcome(t *testing.T, fsys vfs.FS, acked bool, what string) {
 // without a crash.
 func TestDeleteTopicEveryCrashPoint(t *testing.T) {
 	c := vfs.Count()
-	err, before, after := runDeleteScenario(t, vfs.WithFaults(vfs.NewMem(), c), c.N)
+	before, after, err := runDeleteScenario(t, vfs.WithFaults(vfs.NewMem(), c), c.N)
 	require.NoError(t, err)
 	require.Greater(t, after, before)
 	t.Logf("DeleteTopic: operations %d to %d", before+1, after)
 	for k := before + 1; k <= after+1; k++ {
 		mem := vfs.NewMem()
 		c := vfs.FailFrom(k)
-		err, _, _ := runDeleteScenario(t, vfs.WithFaults(mem, c), c.N)
+		_, _, err := runDeleteScenario(t, vfs.WithFaults(mem, c), c.N)
 		opts := []vfs.CrashOptions{{Tail: vfs.TailDrop}}
 		for seed := range uint64(4) {
 			opts = append(opts, vfs.CrashOptions{Tail: vfs.TailDrop, Reorder: true, Rand: rand.New(rand.NewPCG(seed, uint64(k)))})
@@ -145,7 +145,7 @@ func TestDeleteTopicEveryCrashPoint(t *testing.T) {
 
 		mem = vfs.NewMem()
 		c = vfs.FailNth(k)
-		err, _, _ = runDeleteScenario(t, vfs.WithFaults(mem, c), c.N)
+		_, _, err = runDeleteScenario(t, vfs.WithFaults(mem, c), c.N)
 		checkDeleteOutcome(t, mem, err == nil, fmt.Sprintf("operation %d failed (%v)", k, err))
 	}
 }
@@ -154,7 +154,7 @@ func TestDeleteTopicEveryCrashPoint(t *testing.T) {
 // marker, nor a directory of the topic.
 func TestDeleteTopicLeavesNoMarker(t *testing.T) {
 	mem := vfs.NewMem()
-	err, _, _ := runDeleteScenario(t, mem, func() int { return 0 })
+	_, _, err := runDeleteScenario(t, mem, func() int { return 0 })
 	require.NoError(t, err)
 	_, err = mem.Stat(filepath.Join(dmRoot, topicsDir, "d"+deletedSuffix))
 	require.ErrorIs(t, err, fs.ErrNotExist)
