@@ -85,14 +85,7 @@ func checkDeleteOutcome(t *testing.T, fsys vfs.FS, acked bool, what string) {
 		require.False(t, acked, "%s: d came back after its DeleteTopic returned", what)
 		check("d", 3)
 	} else {
-		names, err := fsys.List(dmRoot)
-		require.NoError(t, err)
-		for _, n := range names {
-			require.False(t, strings.HasPrefix(n, "d-"), "%s: %s left of the deleted topic", what, n)
-		}
-		names, err = fsys.List(filepath.Join(dmRoot, topicsDir))
-		require.NoError(t, err)
-		require.NotContains(t, names, "d"+deletedSuffix, what)
+		dmNoneLeft(t, fsys, what+": left of the deleted topic", func(n string) bool { return strings.HasPrefix(n, "d-") })
 	}
 	o.mu.Lock()
 	for _, r := range o.lines {
@@ -109,10 +102,17 @@ func checkDeleteOutcome(t *testing.T, fsys vfs.FS, acked bool, what string) {
 	}
 	require.NoError(t, b.Close(), what)
 	// Nothing left to clean at the next Open either.
+	dmNoneLeft(t, fsys, what, func(n string) bool { return strings.HasSuffix(n, straySuffix) })
+}
+
+// dmNoneLeft checks that no entry of the data directory is one left
+// reports, and that "d" has no deletion marker.
+func dmNoneLeft(t *testing.T, fsys vfs.FS, what string, left func(name string) bool) {
+	t.Helper()
 	names, err := fsys.List(dmRoot)
 	require.NoError(t, err)
 	for _, n := range names {
-		require.False(t, strings.HasSuffix(n, "-stray"), "%s: %s", what, n)
+		require.False(t, left(n), "%s: %s", what, n)
 	}
 	names, err = fsys.List(filepath.Join(dmRoot, topicsDir))
 	require.NoError(t, err)
