@@ -491,10 +491,11 @@ func (c *Consumer) AssignTopic(ctx context.Context, topic string, at Offset) err
 }
 
 // Unassign stops reading a partition. A Poll waiting returns early (see
-// Poll); records of the partition that it fetched are dropped; the Records iterator returns no more of
-// it. Unassigning a partition that is not assigned does nothing, and so
-// does Unassign after Close: the partition's position stays for Position
-// to tell (see Close).
+// Poll); records of the partition that it fetched are dropped, but those
+// it had moved the position past before the call (see Seek); the Records
+// iterator returns no more of it. Unassigning a partition that is not
+// assigned does nothing, and so does Unassign after Close: the
+// partition's position stays for Position to tell (see Close).
 func (c *Consumer) Unassign(topic string, partition int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -533,10 +534,13 @@ func (c *Consumer) Assigned() []api.TopicPartition {
 // next fetch. It also clears an error that stopped the partition
 // ([ResetNone]).
 //
-// Records a Poll in progress fetched from the old position are dropped.
-// Once Seek has returned the Records iterator yields none of the records it
-// fetched before, even when at is the offset it was at (see
-// [Consumer.Records]).
+// Records a Poll in progress fetched from the old position are dropped,
+// but those it had moved the position past before the call (Position was
+// past them), as a Records loop's record in hand: a Poll that has its
+// answer, and is returning it or calling the Logger's handler, returns
+// them after Seek has returned. Once Seek has returned the Records
+// iterator yields none of the records it fetched before, even when at is
+// the offset it was at (see [Consumer.Records]).
 //
 // Errors:
 //
@@ -567,7 +571,8 @@ func (c *Consumer) Seek(topic string, partition int32, at Offset) error {
 // stay. Partitions that are not assigned are ignored.
 //
 // A Poll waiting returns early (see [Consumer.Poll]). Records of them that
-// it fetched are dropped (to be fetched again after Resume), and the
+// it fetched are dropped (to be fetched again after Resume), but those it
+// had moved the positions past before the call (see Seek), and the
 // Records iterator returns no more of them.
 //
 // A paused partition whose position is still to be looked up (Start,

@@ -128,8 +128,10 @@
 // Resume and Unassign may be called from any goroutine, also while Poll
 // waits. They take effect at once: Poll returns early, and no record
 // fetched before a Seek is returned after it, also by a Records loop
-// running in another goroutine (see Records). Poll and Records are meant
-// for one goroutine at a time.
+// running in another goroutine (see Records), but those taken before it:
+// the answer of a Poll that had moved the positions past it, the record
+// in hand of a Records loop (Position is past them; see Seek). Poll and
+// Records are meant for one goroutine at a time.
 //
 // [Consumer.Close] interrupts a Poll (or an AssignTopic) in progress,
 // waits for it, and makes later calls return [ErrClosed]. Position and
