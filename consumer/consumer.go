@@ -294,7 +294,9 @@ func (c *Consumer) checkCall(topic string, partition int32, at Offset) error {
 
 // Assign adds a partition to those Poll reads, starting at at. A partition
 // already assigned gets at as its new position (and keeps being paused if
-// it was).
+// it was), as a Seek: kgo's AddConsumePartitions, instead, leaves a
+// partition it already consumes where it is, so an Assign made to be sure
+// that a partition is read may move it back.
 //
 // Offsets other than At are resolved on the next Poll, with the Client's
 // ListOffset; the errors found then that Poll reports (see [Consumer.Poll])

@@ -118,6 +118,13 @@ func (o Offset) listTimestamp() int64 {
 // resumes a minute's records before the last one consumed, where
 // ResetEarliest goes back to the log start. Before v1.22, kgo's default
 // was the start, as here.
+//
+// ResetLatest is the Java consumer's "latest": it skips to the high
+// watermark also below the log start, after records were consumed. kgo
+// (v1.22) applies its ConsumeResetOffset there only to a partition that
+// has returned no record yet; one that fell below the log start while
+// consuming resumes at the log start whatever the policy, even
+// NewOffset().AtEnd().
 type ResetPolicy int8
 
 const (

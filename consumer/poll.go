@@ -114,6 +114,11 @@ import (
 // when the fetch had found nothing. (A Records loop whose ctx ends yields
 // none of it, only ctx's error: see Records.)
 //
+// A nil ctx is not kgo's PollFetches(nil), which returns what the client
+// has buffered without waiting: Poll may panic on it (see the package
+// doc). A Poll that answers at once is one under FetchMaxWait(0); one
+// whose ctx has a short timeout waits no longer than it (see above).
+//
 // Errors of Poll itself:
 //
 //   - [ErrClosed], also when Close interrupts it, and on a closed consumer
