@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -578,11 +576,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 	if len(r.Headers) != 0 {
 		body = record.BodySize(r.Key, r.Value, r.Headers)
 	}
-	size := record.SizeWithDeltas(body, 0, 0)
-	if strconv.IntSize == 32 && !sizeFitsInt32(r) { // a constant: no code on 64-bit platforms
-		promise(r, fmt.Errorf("%w: a record of 2 GiB or about as much does not fit in a batch on a 32-bit platform", ErrRecordTooLarge))
-		return false
-	}
+	size := record.SizeWithDeltas(body, 0, 0) // on a 32-bit platform, saturated past any batch: never wrapped
 	// Below, body < size <= BatchMaxBytes - HeaderSize <= math.MaxInt32 - 61
 	// (New's check), which bounds the int32 conversions of both further on.
 	// The comparison is written so as not to overflow on a 32-bit platform,
@@ -1337,28 +1331,4 @@ func (p *Producer) resetProducerID(gen uint64, why error) {
 	if drop { // logged once pidMu is released (see producerID)
 		p.cfg.logger.Info("dropping producer id", "producer_id", id, "err", why)
 	}
-}
-
-// sizeFitsInt32 reports whether r's encoded size, at any deltas, surely
-// fits in an int32: a bound of it summed in int64 does, which takes 10
-// bytes for each length prefix, delta and count (70 a record, 20 a
-// header). For a 32-bit platform, where int is an int32 and
-// record.BodySize's sum of r's lengths wraps past 2 GiB, which a record
-// reaches in a few MiB of memory (headers that share one value): to a
-// negative size, which passed the BatchMaxBytes check and marked the
-// record dropped (see pending.drop), so that it was never sent and its
-// promise said it was delivered; or to a small positive one. Within the
-// bound, BodySize's sum is exact. Past it the record is refused as too
-// large, also one of a little under 2 GiB that a BatchMaxBytes of
-// math.MaxInt32 would hold by a few bytes: half of a 32-bit address
-// space, which its batch's buffer could hardly have.
-func sizeFitsInt32(r *record.Record) bool {
-	// Each length prefix and delta takes at most 10 bytes; a record has
-	// its length, attributes, two deltas, key, value and header count,
-	// and a header its key and value.
-	n := int64(len(r.Key)) + int64(len(r.Value)) + 7*10
-	for i := range r.Headers {
-		n += int64(len(r.Headers[i].Key)) + int64(len(r.Headers[i].Value)) + 2*10
-	}
-	return n <= math.MaxInt32
 }

@@ -1,6 +1,7 @@
 package producer_test
 
 import (
+	"encoding/binary"
 	"math"
 	"strconv"
 	"testing"
@@ -13,14 +14,15 @@ import (
 
 // TestProduceRecordPast2GiBOn32Bit: on a 32-bit platform a record whose
 // headers share one value of 64 MiB, more than 2 GiB in all, is refused
-// with ErrRecordTooLarge, and nothing is written: whether record.BodySize's
-// int sum wraps to a negative size (33 headers), which marked the record
-// dropped, so that ProduceSync returned nil for a record never sent, or
-// to a small positive one (64 headers of a length picked for it), which
-// passed as a record of a few bytes; or values that sum to just under
-// 2 GiB, past it with the headers' keys and length prefixes, which the
-// bound counts too. A 64-bit int does not wrap: the test runs only where
-// int has 32 bits (GOARCH=386 go test ./producer).
+// with ErrRecordTooLarge, and nothing is written: whether a 32-bit int sum
+// of its lengths wraps to a negative size (33 headers), which marked the
+// record dropped, so that ProduceSync returned nil for a record never
+// sent, or to a small positive one (64 headers of a length picked for
+// it), which passed as a record of a few bytes; or values that sum to
+// just under 2 GiB, past it with the headers' keys and length prefixes.
+// record.BodySize saturates there (record's TestBodySizeOn32Bit), past
+// any batch. A 64-bit int does not wrap: the test runs only where int has
+// 32 bits (GOARCH=386 go test ./producer).
 func TestProduceRecordPast2GiBOn32Bit(t *testing.T) {
 	if strconv.IntSize != 32 {
 		t.Skip("a 64-bit int: record sizes do not wrap")
@@ -33,19 +35,25 @@ func TestProduceRecordPast2GiBOn32Bit(t *testing.T) {
 		}
 		return hs
 	}
-	negative := headers(33, len(buf))
-	require.Negative(t, record.BodySize(nil, nil, negative), "the sum wraps to a negative size")
-	var small []record.Header
-	for length := len(buf); length > len(buf)-100 && small == nil; length-- {
-		if hs := headers(64, length); record.BodySize(nil, nil, hs) > 0 && record.BodySize(nil, nil, hs) < 1000 {
-			small = hs
+	// size32 is the record's body size summed in int64, then wrapped to
+	// 32 bits as an int sum of the lengths wrapped.
+	size32 := func(hs []record.Header) int32 {
+		prefix := func(n int) int64 { return int64(len(binary.AppendVarint(nil, int64(n)))) }
+		field := func(n int) int64 { return prefix(n) + int64(n) }
+		n := 3 + 2 + prefix(len(hs)) // attributes, deltas, a nil key and value (1 byte each), the count
+		for _, h := range hs {
+			n += field(len(h.Key)) + field(len(h.Value))
 		}
+		require.Greater(t, n, int64(math.MaxInt32), "%d headers", len(hs))
+		return int32(n)
 	}
-	require.NotNil(t, small, "no length wraps the sum of 64 headers to a small size")
+	negative := headers(33, len(buf))
+	require.Negative(t, size32(negative), "the sum wraps to a negative size")
+	small := headers(64, len(buf)-6)
+	require.Equal(t, int32(7), size32(small), "the sum wraps to a small size")
 	// Values that sum to just under 2 GiB, whose record is over it by its
 	// headers' keys and length prefixes (6 bytes each); and values 710
-	// bytes under it, over it by a long key: the bound counts both, and
-	// the prefixes at their longest.
+	// bytes under it, over it by a long key.
 	under := headers(32, len(buf))
 	under[31].Value = buf[:len(buf)-151]
 	keyed := headers(32, len(buf))
@@ -57,7 +65,7 @@ func TestProduceRecordPast2GiBOn32Bit(t *testing.T) {
 			values += len(h.Value)
 		}
 		require.LessOrEqual(t, values, math.MaxInt32-150)
-		require.Negative(t, record.BodySize(nil, nil, hs), "the sum wraps by the headers' keys and prefixes")
+		require.Negative(t, size32(hs), "the sum wraps by the headers' keys and prefixes")
 	}
 
 	b := newBroker(t, runneltest.Topic("t", 1))

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strconv"
 
 	"github.com/runnel/runnel/compression"
 )
@@ -345,7 +346,9 @@ func AppendRecord(dst []byte, tsDelta, offsetDelta int64, key, value []byte, hea
 
 // RecordSize is the encoded size of a record (its length prefix included)
 // with the given deltas, key, value and headers. Producers use it to fill
-// batches up to a byte budget.
+// batches up to a byte budget. On a 32-bit platform it saturates (see
+// BodySize): a record too large for any batch has a size too large for
+// any batch, never a wrapped one.
 func RecordSize(tsDelta, offsetDelta int64, key, value []byte, headers []Header) int {
 	return SizeWithDeltas(BodySize(key, value, headers), tsDelta, offsetDelta)
 }
@@ -355,7 +358,17 @@ func RecordSize(tsDelta, offsetDelta int64, key, value []byte, headers []Header)
 // record's size at other deltas, so that a producer that sizes a record
 // when it is produced and again when it is placed in a batch walks its
 // key, value and headers once.
+//
+// On a 32-bit platform, where an int sum of lengths would wrap past
+// 2 GiB (headers that share one value reach it in a few MiB of memory),
+// the size is summed in int64 and saturates at 1<<31 - 32: a body at
+// least that large, too large for any batch, is sized 1<<31 - 32, and
+// SizeWithDeltas of it does not wrap either. On a 64-bit platform the
+// sizes are exact.
 func BodySize(key, value []byte, headers []Header) int {
+	if strconv.IntSize == 32 { // a constant: no code on 64-bit platforms
+		return bodySize32(key, value, headers)
+	}
 	if len(headers) == 0 {
 		return BodySizeNoHeaders(key, value)
 	}
@@ -368,6 +381,9 @@ func BodySize(key, value []byte, headers []Header) int {
 // it is called, so that a producer sizes the common record, without
 // headers, without a call.
 func BodySizeNoHeaders(key, value []byte) int {
+	if strconv.IntSize == 32 { // a constant: the inliner counts neither branch of it
+		return bodySize32(key, value, nil)
+	}
 	// The attributes, the deltas of 0 and the header count 0: a byte each.
 	return 4 + nullableSize(key) + nullableSize(value)
 }
@@ -381,13 +397,43 @@ func headersSize(headers []Header) int {
 	return n
 }
 
-// SizeWithDeltas is RecordSize of a record whose BodySize is body.
+// maxBodySize is where BodySize saturates on a 32-bit platform: 1<<31
+// - 32. A record of this body has a size (SizeWithDeltas at deltas of 0)
+// of 1<<31 - 27, more than any batch holds (its length field is an int32,
+// counted after the batch's first 12 bytes, and the header takes 61),
+// and at the largest deltas, 1<<31 - 9, it still fits in an int.
+const maxBodySize = math.MaxInt32 - 31
+
+// bodySize32 is BodySize summed in int64, which no lengths of slices
+// can overflow, and saturated at maxBodySize: for a 32-bit platform.
+func bodySize32(key, value []byte, headers []Header) int {
+	n := 3 + nullableSize64(key) + nullableSize64(value) + int64(lengthSize(len(headers)))
+	for i := range headers {
+		n += int64(lengthSize(len(headers[i].Key))) + int64(len(headers[i].Key)) + nullableSize64(headers[i].Value)
+	}
+	return int(min(n, maxBodySize))
+}
+
+// nullableSize64 is nullableSize in int64, which does not wrap for a
+// length near math.MaxInt32.
+func nullableSize64(b []byte) int64 {
+	return int64(lengthSize(len(b))) + int64(len(b))
+}
+
+// SizeWithDeltas is RecordSize of a record whose BodySize is body. It
+// does not wrap on a 32-bit platform: body is at most 1<<31 - 32 there.
 func SizeWithDeltas(body int, tsDelta, offsetDelta int64) int {
 	n := body - 2 + varintSize(tsDelta) + varintSize(offsetDelta)
 	return lengthSize(n) + n // n, the body at these deltas, is at least body (a BodySize): never negative
 }
 
+// recordBodySize is the size of a record's body at the given deltas. On
+// a 32-bit platform it saturates as BodySize does (at 1<<31 - 14 with
+// the largest deltas).
 func recordBodySize(tsDelta, offsetDelta int64, key, value []byte, headers []Header) int {
+	if strconv.IntSize == 32 { // a constant: no code on 64-bit platforms
+		return bodySize32(key, value, headers) - 2 + varintSize(tsDelta) + varintSize(offsetDelta)
+	}
 	n := 1 + varintSize(tsDelta) + varintSize(offsetDelta) + nullableSize(key) + nullableSize(value)
 	if len(headers) == 0 {
 		return n + 1 // the header count, 0: no call
