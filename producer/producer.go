@@ -444,8 +444,12 @@ func noPromise(*record.Record, error) {}
 // the current time when it buffers r (after any wait for buffer space).
 // It writes nothing of r before. The time is in whole milliseconds, as the
 // batch carries it and as kgo stamps it, so that the record read back has
-// the same Timestamp. A Timestamp of the caller's is sent as its UnixMilli
-// and left as it was, nanoseconds and all (kgo truncates it).
+// the same Timestamp, and carries no monotonic reading. A Timestamp of the
+// caller's with a part below the millisecond is truncated to the
+// millisecond then, as kgo truncates it (Time.Truncate: its Location is
+// kept, its monotonic reading dropped), so that it too is Equal to the
+// record read back; one in whole milliseconds is left as it is. Either
+// way the batch carries its UnixMilli.
 //
 // A record that fails before it is buffered is left as it was. Its
 // promise runs before Produce returns, with ErrMaxBuffered, ctx's error,
@@ -614,8 +618,11 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 					r.Topic = topic
 				}
 				var oldTs time.Time // zero, but maybe with a Location
+				setTs := zeroTs || subMilli(r.Timestamp)
 				if zeroTs {
 					oldTs, r.Timestamp = r.Timestamp, p.clock.now()
+				} else if setTs {
+					oldTs, r.Timestamp = r.Timestamp, truncMilli(r.Timestamp)
 				}
 				if pp.addHot(&pr, rctx, done, false, sp) {
 					return true // no trickle starts there (see addHot)
@@ -627,7 +634,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 					// the ctx's AfterFunc method panic. r stays stamped:
 					// placeRecord's undo sets back what was stamped here.
 					return p.placeRecord(ctx, rctx, pr, t, topic, int64(size), block, failed, sp,
-						&stamped{oldTs: oldTs, topic: noTopic, ts: zeroTs})
+						&stamped{oldTs: oldTs, topic: noTopic, ts: setTs})
 				}
 				// Declined: placed under the topic's lock, which finds
 				// the same, and stamped there anew. placeRecord does not
@@ -637,7 +644,7 @@ func (p *Producer) produce(ctx context.Context, r *record.Record, promise func(*
 				if noTopic {
 					r.Topic = ""
 				}
-				if zeroTs {
+				if setTs {
 					r.Timestamp = oldTs
 				}
 			}
@@ -771,7 +778,7 @@ type giveBack struct {
 	held     bool
 	locked   bool
 	topicSet bool // r.Topic was empty, and produce set it
-	tsSet    bool // r.Timestamp was zero (oldTs), and produce stamped it
+	tsSet    bool // r.Timestamp (oldTs) was zero, and produce stamped it, or produce truncated it
 }
 
 func (g *giveBack) run() {
@@ -784,9 +791,10 @@ func (g *giveBack) run() {
 	}
 }
 
-// stamp sets the record's topic and time, if it has none, before it is
-// partitioned: the partitioner sees them, and its batch sizes it with its
-// timestamp. It notes what it set, for giveBack.
+// stamp sets the record's topic and time, if it has none, and truncates
+// its time to the millisecond (see Produce), before it is partitioned: the
+// partitioner sees them, and its batch sizes it with its timestamp. It
+// notes what it set, for giveBack.
 func (g *giveBack) stamp(topic string, c *wallClock) {
 	r := g.r
 	if r.Topic == "" {
@@ -795,7 +803,27 @@ func (g *giveBack) stamp(topic string, c *wallClock) {
 	if r.Timestamp.IsZero() {
 		g.oldTs, g.tsSet = r.Timestamp, true // zero, but maybe with a Location
 		r.Timestamp = c.now()
+	} else if subMilli(r.Timestamp) {
+		g.oldTs, g.tsSet = r.Timestamp, true
+		r.Timestamp = truncMilli(r.Timestamp)
 	}
+}
+
+// subMilli reports whether t has a part below the millisecond, which
+// Produce truncates: kgo truncates every record's Timestamp, and the batch
+// carries milliseconds.
+func subMilli(t time.Time) bool {
+	return t.Nanosecond()%int(time.Millisecond) != 0
+}
+
+// truncMilli is t.Truncate(time.Millisecond), the same Time: t's second
+// and its nanoseconds less their part below the millisecond, in t's
+// Location, without a monotonic reading. Truncate's division of the time
+// since year 1 cost some 180 instructions a record (callgrind), and
+// Round(0).Add of the remainder 140.
+func truncMilli(t time.Time) time.Time {
+	ns := t.Nanosecond()
+	return time.Unix(t.Unix(), int64(ns-ns%int(time.Millisecond))).In(t.Location())
 }
 
 // giveBack sets back what produce set of the record: its Topic and

@@ -34,7 +34,8 @@ type Record struct {
 	// none, as may happen with acks 0).
 	Offset int64
 	// Timestamp is the record's CreateTime, or the broker's LogAppendTime
-	// when the topic says so (see TimestampType). Millisecond precision.
+	// when the topic says so (see TimestampType). Millisecond precision: a
+	// producer truncates it to the millisecond.
 	Timestamp time.Time
 	// Key is the record's key: the partitioners hash it, and compaction
 	// keeps the latest record per key.

@@ -506,8 +506,9 @@ func dropRef[T any](v **T) *T {
 // or franz-go would put it. One without goes to its Partition field.
 //
 // Each record gets its Topic (if empty), Partition, Offset and (if zero)
-// Timestamp set (the time of the call, in whole milliseconds as stored),
-// and its TimestampType as stored. On a topic with
+// Timestamp set (the time of the call, in whole milliseconds as stored; a
+// Timestamp of the caller's is truncated to the millisecond, as a
+// producer truncates it), and its TimestampType as stored. On a topic with
 // LogAppendTime, its Timestamp and TimestampType are the broker's;
 // elsewhere the type is CreateTime.
 //
@@ -563,9 +564,12 @@ func Produce(t testing.TB, c producer.Client, topic string, recs ...*record.Reco
 		if r.Key != nil {
 			r.Partition = producer.KeyPartition(r.Key, n)
 		}
+		// Whole milliseconds, as a producer stamps and truncates: what is
+		// stored.
 		if r.Timestamp.IsZero() {
-			// Whole milliseconds, as a producer stamps: what is stored.
 			r.Timestamp = time.Now().Truncate(time.Millisecond)
+		} else if r.Timestamp.Nanosecond()%int(time.Millisecond) != 0 {
+			r.Timestamp = r.Timestamp.Truncate(time.Millisecond)
 		}
 		bld.Reset()
 		bld.Add(r)
