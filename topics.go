@@ -418,16 +418,27 @@ func (b *Broker) load(ctx context.Context) error {
 		return err
 	}
 	b.nextPID = max(ids, b.producerIDsKnown())
+	for _, name := range []string{metaTmp, producerIDs + ".tmp"} {
+		b.removeTmp(filepath.Join(b.root, name))
+	}
 	if b.nextPID != ids {
 		// The counter was lost, rolled back (a backup put back) or
 		// behind partitions brought from elsewhere: an id a partition
 		// knows, handed out again, would have the new producer's first
 		// batch answered as the old one's duplicate, and never written.
-		b.cfg.Logger.Warn("the producer id counter is behind the ids the partitions know: ids are handed out from past them",
-			"file", b.path(producerIDs), "counter", ids, "next", b.nextPID)
-	}
-	for _, name := range []string{metaTmp, producerIDs + ".tmp"} {
-		b.removeTmp(filepath.Join(b.root, name))
+		// The counter is set past them at once, durably, as
+		// InitProducerID writes it, so that the line is logged by this
+		// Open alone, not by every Open until an id is handed out. The
+		// counter only grows: a crash during the write leaves the old
+		// value or the new one, and the next Open takes the larger of
+		// it and the partitions' again. A write that fails (a full disk)
+		// fails no Open: the ids are handed out from past the
+		// partitions' all the same, and the next Open tries again.
+		attrs := []any{"file", b.path(producerIDs), "counter", ids, "next", b.nextPID}
+		if _, err := b.writeFile(b.path(producerIDs), encodeCounter(b.nextPID)); err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		b.cfg.Logger.Warn("the producer id counter is behind the ids the partitions know: ids are handed out from past them, and the counter is set past them", attrs...)
 	}
 	b.removeStrays(markers)
 	return nil
