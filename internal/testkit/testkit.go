@@ -2,8 +2,9 @@
 // runnel's packages share: NoPanic for the bad-input tables of the root
 // package, producer and consumer, seeded runs (Seeds), crash-point and
 // file-operation traces (FSOp, OpTrace), child processes (ChildMain,
-// RunMain, MainExit), log-line tallies, allocation counts and a bounded
-// spin (SpinUntil). It is internal: test support, imported only by
+// RunMain, MainExit), log-line tallies, allocation counts, a bounded
+// spin (SpinUntil) and a wait for a goroutine parked in a call
+// (AwaitParked). It is internal: test support, imported only by
 // tests; of runnel's packages it imports only vfs.
 package testkit
 
