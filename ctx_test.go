@@ -101,7 +101,7 @@ func TestCloseStopsTheMaintenanceRound(t *testing.T) {
 
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	waitForStack(t, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait(")
+	testkit.AwaitParked(t, testkit.Wait{State: "sync.WaitGroup.Wait", In: "runnel.(*Broker).Close"})
 	released.Store(true)
 	close(release)
 	require.NoError(t, testkit.Await(t, closed, "Close's answer"))
@@ -122,6 +122,36 @@ func inMaintenance() bool {
 func waitForStack(t *testing.T, parts ...string) {
 	t.Helper()
 	waitForAnyStack(t, parts)
+}
+
+// The waits of the broker's calls that the tests wait for a call to be
+// parked in (testkit.AwaitParked), under the functions named: a stack
+// that merely holds the function may be one passing through it, a
+// ctx then cancelled before the wait began, not during it.
+
+// tokenWait is a wait for a token of the broker's (the admin token, the
+// producer-id counter's: takeToken's select).
+func tokenWait(under ...string) testkit.Wait {
+	return testkit.Wait{State: "select", In: "runnel.(*Broker).takeToken", Under: under}
+}
+
+// partitionLockWait is a wait for a partition's lock (log's holdLock, a
+// semaphore.Weighted: parked in Acquire's select, its waiter queued; one
+// caught in Acquire before it queued is not yet in the lock's line).
+func partitionLockWait(under ...string) testkit.Wait {
+	return testkit.Wait{State: "select", In: "semaphore.(*Weighted).Acquire", Under: under}
+}
+
+// logLockWait is a wait with a ctx for a log's writer lock (Log.mu:
+// writerLock.LockContext's select).
+func logLockWait(under ...string) testkit.Wait {
+	return testkit.Wait{State: "select", In: "log.writerLock.LockContext", Under: under}
+}
+
+// logLockWaitNoCtx is a wait without a ctx for a log's writer lock
+// (writerLock.Lock's send): waiters take it in turn, as they came.
+func logLockWaitNoCtx(under ...string) testkit.Wait {
+	return testkit.Wait{State: "chan send", In: "log.writerLock.Lock", Under: under}
 }
 
 // TestAutoCreateHeedsItsCtxAndClose: a Produce or a Partitions that
@@ -160,7 +190,7 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- c.call(cctx) }()
-		waitForStack(t, "runnel.(*Broker).lockAdmin(")
+		testkit.AwaitParked(t, tokenWait("runnel.(*Broker).lockAdmin"))
 		cancel()
 		require.ErrorIs(t, within(t, done, release, c.name+", its ctx cancelled during the wait"), context.Canceled, c.name)
 		// A deadline that passes, during the wait or before it.
@@ -176,7 +206,7 @@ func TestAutoCreateHeedsItsCtxAndClose(t *testing.T) {
 	done := make(chan error, len(calls))
 	for _, c := range calls {
 		go func() { done <- c.call(ctx) }()
-		waitForStack(t, "runnel.(*Broker)."+c.method+"(", "runnel.(*Broker).lockAdmin(")
+		testkit.AwaitParked(t, tokenWait("runnel.(*Broker)."+c.method, "runnel.(*Broker).lockAdmin"))
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
@@ -215,7 +245,7 @@ func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { _, _, err := b.InitProducerID(cctx); done <- err }()
-	waitForStack(t, "runnel.(*Broker).lockPIDs(")
+	testkit.AwaitParked(t, tokenWait("runnel.(*Broker).lockPIDs"))
 	cancel()
 	require.ErrorIs(t, within(t, done, release, "an InitProducerID, its ctx cancelled during the wait"), context.Canceled)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
@@ -227,7 +257,7 @@ func TestInitProducerIDHeedsItsCtxAndClose(t *testing.T) {
 	// Waiting when Close comes: ErrClosed as Close begins, while the
 	// write under way still holds the token.
 	go func() { _, _, err := b.InitProducerID(ctx); done <- err }()
-	waitForStack(t, "runnel.(*Broker).lockPIDs(")
+	testkit.AwaitParked(t, tokenWait("runnel.(*Broker).lockPIDs"))
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
 	require.ErrorIs(t, within(t, done, release, "an InitProducerID waiting for the token as Close began"), ErrClosed)
@@ -402,7 +432,7 @@ func TestMaintainCtxEndsWaitingForReopenedLog(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- b.Maintain(ctx) }()
-	waitForStack(t, "runnel.(*Broker).maintainPartition(", "log.(*Partition).LogContext(")
+	testkit.AwaitParked(t, partitionLockWait("runnel.(*Broker).maintainPartition", "log.(*Partition).LogContext"))
 	cancel()
 	var merr error
 	select {
