@@ -154,11 +154,12 @@ var endedCtxs = []endedCtx{
 
 // requireEndsWithCtx runs call with each of endedCtxs and requires it
 // to return that ctx's error: a ctx that ends during the call is
-// cancelled once a goroutine waits in one of the stacks waits (each a
-// list of frames that must all be there). release lets a stuck call go
+// cancelled once a goroutine is parked in one of waits (a goroutine
+// caught on its way to the wait would see its ctx ended before it, and
+// test nothing of the wait). release lets a stuck call go
 // on should it not return (see within); check, if not nil, runs after
 // each (with what names the call and the ctx).
-func requireEndsWithCtx(t *testing.T, name string, call func(ctx context.Context) error, release func(), waits [][]string, check func(what string)) {
+func requireEndsWithCtx(t *testing.T, name string, call func(ctx context.Context) error, release func(), waits []testkit.Wait, check func(what string)) {
 	t.Helper()
 	for _, c := range endedCtxs {
 		what := name + " (" + c.name + ")"
@@ -166,7 +167,7 @@ func requireEndsWithCtx(t *testing.T, name string, call func(ctx context.Context
 		done := make(chan error, 1)
 		go func() { done <- call(cctx) }()
 		if c.during {
-			waitForAnyStack(t, waits...)
+			testkit.AwaitParked(t, waits...)
 			cancel()
 		}
 		err := within(t, done, release, what)
@@ -195,7 +196,7 @@ func TestProduceHeedsItsCtxBehindAStuckWrite(t *testing.T) {
 	requireEndsWithCtx(t, "Produce", func(ctx context.Context) error {
 		_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost")})
 		return err
-	}, release, [][]string{{"runnel.(*Broker).Produce(", "log.(*Log).AppendAsync("}}, nil)
+	}, release, []testkit.Wait{logLockWait("runnel.(*Broker).Produce", "log.(*Log).AppendAsync")}, nil)
 
 	release()
 	require.NoError(t, testkit.Await(t, stuck, "the stuck Produce's answer"))
@@ -220,23 +221,23 @@ func TestCallsHeedTheirCtxBehindAStuckReopen(t *testing.T) {
 
 	calls := []struct {
 		name  string
-		waits [][]string // the stacks of the call waiting, any of them
+		waits []testkit.Wait // the call's waits, any of them
 		call  func(ctx context.Context) error
 	}{
-		{"Produce", [][]string{{"runnel.(*Broker).Produce(", "log.(*Partition).AppendAsync("}}, func(ctx context.Context) error {
+		{"Produce", []testkit.Wait{partitionLockWait("runnel.(*Broker).Produce", "log.(*Partition).AppendAsync")}, func(ctx context.Context) error {
 			_, err := b.Produce(ctx, &api.ProduceRequest{Topic: "t", Acks: api.AcksAll, Batches: batch(t, "lost")})
 			return err
 		}},
-		{"Fetch", [][]string{{"runnel.(*Broker).Fetch(", "log.(*Partition).ReadInto("}}, func(ctx context.Context) error {
+		{"Fetch", []testkit.Wait{partitionLockWait("runnel.(*Broker).Fetch", "log.(*Partition).ReadInto")}, func(ctx context.Context) error {
 			_, err := b.Fetch(ctx, &api.FetchRequest{MaxWait: time.Hour, MinBytes: 1 << 20,
 				Partitions: []api.FetchPartition{{Topic: "t", Partition: 0}}})
 			return err
 		}},
-		{"ListOffset", [][]string{{"runnel.(*Broker).ListOffset(", "log.(*Partition).ListedOffsets("}}, func(ctx context.Context) error {
+		{"ListOffset", []testkit.Wait{partitionLockWait("runnel.(*Broker).ListOffset", "log.(*Partition).ListedOffsets")}, func(ctx context.Context) error {
 			_, err := b.ListOffset(ctx, "t", 0, api.Latest)
 			return err
 		}},
-		{"DeleteRecords", [][]string{{"runnel.(*Broker).DeleteRecords(", "log.(*Partition).DeleteRecordsChecked("}}, func(ctx context.Context) error {
+		{"DeleteRecords", []testkit.Wait{partitionLockWait("runnel.(*Broker).DeleteRecords", "log.(*Partition).DeleteRecordsChecked")}, func(ctx context.Context) error {
 			_, err := b.DeleteRecords(ctx, "t", 0, 1)
 			return err
 		}},
@@ -276,17 +277,17 @@ func TestCallsHeedTheirCtxBehindAStuckWrite(t *testing.T) {
 
 	calls := []struct {
 		name  string
-		waits [][]string // the stacks of the call waiting, any of them
+		waits []testkit.Wait // the call's waits, any of them
 		call  func(ctx context.Context) error
 	}{
-		{"DeleteRecords", [][]string{{"runnel.(*Broker).DeleteRecords(", "log.(*Log).DeleteRecordsBefore("}}, func(ctx context.Context) error {
+		{"DeleteRecords", []testkit.Wait{logLockWait("runnel.(*Broker).DeleteRecords", "log.(*Log).DeleteRecordsBefore")}, func(ctx context.Context) error {
 			_, err := b.DeleteRecords(ctx, "t", 0, 1)
 			return err
 		}},
-		{"Maintain", [][]string{
-			{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("},
-			{"runnel.(*Broker).Maintain(", "log.(*Log).ApplyRetention("},
-			{"runnel.(*Broker).Maintain(", "log.(*Log).checkpointRecovery("},
+		{"Maintain", []testkit.Wait{
+			partitionLockWait("runnel.(*Broker).Maintain", "log.(*Partition).RetryReopen"),
+			logLockWait("runnel.(*Broker).Maintain", "log.(*Log).ApplyRetention"),
+			logLockWait("runnel.(*Broker).Maintain", "log.(*Log).checkpointRecovery"),
 		}, b.Maintain},
 	}
 	for _, call := range calls {
@@ -351,8 +352,11 @@ func TestMaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
 	go func() { maintained <- b.Maintain(ctx) }()
 	// The round waits, at the partition's lock (RetryReopen) or the log's
 	// (retention).
-	waitForAnyStack(t, []string{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("},
-		[]string{"runnel.(*Broker).Maintain(", "log.(*Log).ApplyRetention("})
+	// Parked there: a RetryReopen that took the partition's lock
+	// exclusively (the bug) but was caught on its way to the wait would
+	// not yet hold the Fetch back, and the test would pass.
+	testkit.AwaitParked(t, partitionLockWait("runnel.(*Broker).Maintain", "log.(*Partition).RetryReopen"),
+		logLockWait("runnel.(*Broker).Maintain", "log.(*Log).ApplyRetention"))
 
 	fetched := make(chan error, 1)
 	go func() {
@@ -421,7 +425,7 @@ func TestClientsEndBehindAStuckDisk(t *testing.T) {
 	require.NoError(t, err)
 	// Where a Poll's Fetch waits for the reopen (before the fix, at the
 	// log's offsets too).
-	pollWaits := [][]string{{"consumer.(*Consumer).Poll(", "log.(*Partition).ReadInto("}, {"consumer.(*Consumer).Poll(", "log.(*Partition).Log("}}
+	pollWaits := []testkit.Wait{partitionLockWait("consumer.(*Consumer).Poll", "log.(*Partition).ReadInto"), partitionLockWait("consumer.(*Consumer).Poll", "log.(*Partition).Log")}
 	require.NoError(t, c.Assign("t", 0, consumer.At(1)))
 	pctx, cancel := context.WithCancel(ctx)
 	polled := make(chan error, 1)
@@ -429,14 +433,14 @@ func TestClientsEndBehindAStuckDisk(t *testing.T) {
 		_, err := c.Poll(pctx)
 		polled <- err
 	}()
-	waitForAnyStack(t, pollWaits...)
+	testkit.AwaitParked(t, pollWaits...)
 	cancel()
 	require.ErrorIs(t, within(t, polled, release, "Poll"), context.Canceled)
 	go func() {
 		_, err := c.Poll(ctx)
 		polled <- err
 	}()
-	waitForAnyStack(t, pollWaits...)
+	testkit.AwaitParked(t, pollWaits...)
 	closed := make(chan error, 1)
 	go func() { closed <- c.Close() }()
 	require.NoError(t, within(t, closed, release, "Consumer.Close"))
@@ -451,7 +455,11 @@ func TestClientsEndBehindAStuckDisk(t *testing.T) {
 	require.NoError(t, err)
 	promised := make(chan error, 1)
 	p.Produce(ctx, &record.Record{Topic: "t", Value: []byte("lost")}, func(_ *record.Record, err error) { promised <- err })
-	waitForStack(t, "runnel.(*Broker).Produce(", "log.(*Log).AppendAsync(")
+	// The producer's send (ProduceAsync) waits for the writer lock. The
+	// stack this waited for (Produce, Log.AppendAsync) was the stuck
+	// append's own: the wait returned at once, the record perhaps not yet
+	// at the broker.
+	testkit.AwaitParked(t, logLockWait("producer.(*partition).send", "runnel.(*Broker).ProduceAsync", "log.(*Log).AppendAsync"))
 	fctx, cancel := context.WithCancel(ctx)
 	flushed := make(chan error, 1)
 	go func() { flushed <- p.Flush(fctx) }()
@@ -527,7 +535,7 @@ func TestAdminCallsHeedCtxBehindAStuckAppend(t *testing.T) {
 	}
 	for _, call := range calls {
 		// Waiting for a partition's lock, before the fix and after.
-		waits := [][]string{{"runnel.(*Broker)." + call.name + "(", "semaphore.(*Weighted).Acquire("}}
+		waits := []testkit.Wait{partitionLockWait("runnel.(*Broker)." + call.name)}
 		requireEndsWithCtx(t, call.name, call.call, release, waits, func(what string) {
 			// The topic is as it was.
 			require.Equal(t, []string{"t"}, b.Topics(), what)
@@ -605,7 +613,7 @@ func TestCloseEndsAnAdminCallBehindAStuckAppend(t *testing.T) {
 			stuck, release := stickAppend(t, b, fs, 0, "b")
 			done := make(chan error, 1)
 			go func() { done <- call.call(b) }()
-			waitForStack(t, "runnel.(*Broker)."+call.name+"(", "semaphore.(*Weighted).Acquire(")
+			testkit.AwaitParked(t, partitionLockWait("runnel.(*Broker)."+call.name))
 			closed := make(chan error, 1)
 			go func() { closed <- b.Close() }()
 			require.ErrorIs(t, within(t, done, release, call.name), ErrClosed)
@@ -641,7 +649,7 @@ func TestDescribeTopicHeedsItsCtxBehindAStuckReopen(t *testing.T) {
 	requireEndsWithCtx(t, "DescribeTopic", func(ctx context.Context) error {
 		_, err := b.DescribeTopic(ctx, "t")
 		return err
-	}, release, [][]string{{"runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire("}}, nil)
+	}, release, []testkit.Wait{partitionLockWait("runnel.(*Broker).DescribeTopic")}, nil)
 
 	release()
 	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
@@ -715,7 +723,10 @@ func TestFetchHeedsItsCtxBehindAReopenBegunDuringIt(t *testing.T) {
 			case <-time.After(testkit.HangGuard):
 				t.Fatal("the config change did not begin during the poll")
 			}
-			waitForStack(t, "runnel.(*Broker).Fetch(", "log.(*Partition).ReadInto(")
+			// Parked in the read of s-0, which waits for the reopen: a
+			// stack merely holding ReadInto was also the probe case's read
+			// of u-0, which does not wait.
+			testkit.AwaitParked(t, partitionLockWait("runnel.(*Broker).Fetch", "log.(*Partition).ReadInto"))
 			cancel()
 			f := within(t, done, release, "the poll, its ctx ended")
 			if tc.wantErr {
@@ -746,7 +757,7 @@ func TestMaintainHeedsItsCtxBehindAStuckReopen(t *testing.T) {
 	produce(t, b, "t", 0, "a")
 	altered, release := stickReopen(t, b, fs, 0)
 	requireEndsWithCtx(t, "Maintain", b.Maintain, release,
-		[][]string{{"runnel.(*Broker).Maintain(", "log.(*Partition).RetryReopen("}}, nil)
+		[]testkit.Wait{partitionLockWait("runnel.(*Broker).Maintain", "log.(*Partition).RetryReopen")}, nil)
 	release()
 	require.NoError(t, testkit.Await(t, altered, "the stuck config change's answer"))
 	require.NoError(t, b.Maintain(ctx))
@@ -797,7 +808,7 @@ func TestUnchangedConfigRetryHeedsItsCtx(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- b.UpdateTopicConfig(cctx, "t", func(*log.Config) {}) }()
-	waitForStack(t, "runnel.(*Broker).UpdateTopicConfig(", "log.(*Partition).RetryReopen(")
+	testkit.AwaitParked(t, partitionLockWait("runnel.(*Broker).UpdateTopicConfig", "log.(*Partition).RetryReopen"))
 	cancel()
 	err := within(t, done, release, "the unchanged config's retry, its ctx ended")
 	require.ErrorIs(t, err, context.Canceled)
@@ -850,7 +861,7 @@ func TestCallsBehindAWaitingAdminCall(t *testing.T) {
 			testkit.AwaitHold(t, entered, stuck, "the Produce to be stuck in its write")
 			adminDone := make(chan error, 1)
 			go func() { adminDone <- a.call(b) }()
-			waitForStack(t, "runnel.(*Broker)."+a.name+"(", "semaphore.(*Weighted).Acquire(")
+			testkit.AwaitParked(t, partitionLockWait("runnel.(*Broker)."+a.name))
 
 			calls := []struct {
 				name string
@@ -878,7 +889,7 @@ func TestCallsBehindAWaitingAdminCall(t *testing.T) {
 				}},
 			}
 			for _, call := range calls {
-				waits := [][]string{{"runnel.(*Broker)." + call.name + "(", "semaphore.(*Weighted).Acquire("}}
+				waits := []testkit.Wait{partitionLockWait("runnel.(*Broker)." + call.name)}
 				requireEndsWithCtx(t, call.name, call.call, release, waits, nil)
 			}
 			select {
