@@ -92,7 +92,17 @@ func TestCloseEndsAMaxTimestampScan(t *testing.T) {
 	testkit.AwaitHold(t, entered, listed, "the ListOffset's scan")
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	waitForStack(t, "runnel.closePartition(", "log.(*Partition).Lock(")
+	// Close waits for the partition, parked in its lock under
+	// closePartition, and its cancel has reached the scan: Close cancels
+	// the broker's ctx, which ends the scan's (untilClose) through a
+	// goroutine of context.AfterFunc's, gone once it has run. A stack
+	// merely holding the lock's call was also Close on its way, that
+	// goroutine perhaps not yet run, and the released scan read on.
+	testkit.SpinUntil(t, func() bool {
+		stacks := testkit.Stacks()
+		return testkit.CountParked(stacks, partitionLockWait("runnel.closePartition", "log.(*Partition).Lock")) > 0 &&
+			!strings.Contains(stacks, "created by context.(*afterFuncCtx).cancel")
+	}, "Close did not wait for the partition with the scan's ctx ended")
 	counting.Store(true)
 	close(release)
 	require.ErrorIs(t, testkit.Await(t, listed, "ListOffset's answer"), ErrClosed)
