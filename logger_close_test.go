@@ -318,9 +318,8 @@ func requireCloseWaitsForHandler(t *testing.T, b *Broker, handlerDone *atomic.Bo
 		}
 		closed <- handlerDone.Load()
 	}()
-	buf := make([]byte, 1<<20)
 	deadline := time.Now().Add(testkit.HangGuard)
-	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "runnel.(*Broker).waitLines(") {
+	for testkit.CountParked(testkit.Stacks(), linesWait) == 0 {
 		select {
 		case <-closed:
 			t.Fatalf("Close returned while %s still ran", whose)
@@ -449,7 +448,7 @@ func TestLoggerMayCloseOnASyncLaterLine(t *testing.T) {
 				h.armed.Store(true)
 			})
 			b.syncLater(ack.d, ack.p)
-			waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
+			testkit.AwaitParked(t, logLockWaitNoCtx("log.(*Log).syncOnce", "runnel.(*Broker).syncLater.func1"))
 			close(clock.resume)
 			require.NoError(t, testkit.Await(t, rolled, "the paused Roll's answer"))
 
@@ -506,7 +505,7 @@ func logRoundLine(t *testing.T, logger *slog.Logger, armed *atomic.Bool, handled
 	defer cancel()
 	waited := make(chan error, 1)
 	go func() { waited <- ack.Wait(wctx) }()
-	waitForStack(t, "log.(*Log).runSync(", "log.(*Log).syncOnce(") // apart: the waiter is in syncTo
+	testkit.AwaitParked(t, logLockWaitNoCtx("log.(*Log).syncOnce", "log.(*Log).runSync")) // apart: the waiter is in syncTo
 	close(clock.resume)
 	require.NoError(t, testkit.Await(t, rolled, "the paused Roll's answer"))
 	require.NoError(t, testkit.Await(t, waited, "the append's Wait"), "the round fsynced the append")
@@ -730,19 +729,22 @@ type closeResult struct {
 	handlerDone bool
 }
 
-// awaitInStackUnlessClosed waits until n goroutines' stacks hold part, and
+// linesWait is Close's wait for the goroutines that hand lines on
+// (waitLines' wait for handing).
+var linesWait = testkit.Wait{State: "sync.WaitGroup.Wait", In: "runnel.(*Broker).waitLines", Under: []string{"runnel.(*Broker).Close"}}
+
+// awaitParkedUnlessClosed waits until n goroutines are parked in w, and
 // fails should one of closes receive meanwhile (a Close that returned
 // where it was to wait); bounded at testkit.HangGuard, to turn a hang into a failure.
-func awaitInStackUnlessClosed(t *testing.T, part string, n int, closes ...chan closeResult) {
+func awaitParkedUnlessClosed(t *testing.T, w testkit.Wait, n int, closes ...chan closeResult) {
 	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(testkit.HangGuard); strings.Count(string(buf[:runtime.Stack(buf, true)]), part) < n; runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); testkit.CountParked(testkit.Stacks(), w) < n; runtime.Gosched() {
 		for _, c := range closes {
 			if len(c) > 0 {
-				t.Fatalf("a Close returned while the handler still ran (before %d goroutines were in %s)", n, part)
+				t.Fatalf("a Close returned while the handler still ran (before %d goroutines were parked in %+v)", n, w)
 			}
 		}
-		require.False(t, time.Now().After(deadline), "no %d goroutines in %s", n, part)
+		require.False(t, time.Now().After(deadline), "no %d goroutines parked in %+v", n, w)
 	}
 }
 
@@ -765,9 +767,9 @@ func TestSecondCloseWaitsForTheGoroutinesLines(t *testing.T) {
 		c <- closeResult{err, m.handlerDone.Load()}
 	}
 	go closeInto(first)
-	awaitInStackUnlessClosed(t, "runnel.(*Broker).waitLines(", 1, first)
+	awaitParkedUnlessClosed(t, linesWait, 1, first)
 	go closeInto(second)
-	awaitInStackUnlessClosed(t, "runnel.(*Broker).waitLines(", 2, first, second)
+	awaitParkedUnlessClosed(t, linesWait, 2, first, second)
 	m.release()
 	for _, c := range []chan closeResult{first, second} {
 		r := testkit.Await(t, c, "Close's answer")
@@ -797,17 +799,16 @@ func TestCloseCancelsUnderBgMu(t *testing.T) {
 	require.False(t, b.closed.Load())
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
-	buf := make([]byte, 1<<20)
 	for deadline := time.Now().Add(testkit.HangGuard); ; runtime.Gosched() {
 		require.NoError(t, b.ctx.Err(), "Close cancelled the broker's ctx while a goroutine's start held bgMu")
-		if goroutineWith(buf, "runnel.(*Broker).Close(", "sync.(*Mutex).Lock") {
+		if testkit.CountParked(testkit.Stacks(), testkit.Wait{State: "sync.Mutex.Lock", In: "runnel.(*Broker).Close"}) > 0 {
 			break
 		}
 		require.False(t, time.Now().After(deadline), "Close did not wait for bgMu")
 	}
 	b.wg.Add(1) // the start, counted
 	unlock()
-	for deadline := time.Now().Add(testkit.HangGuard); !goroutineWith(buf, "runnel.(*Broker).Close(", "sync.(*WaitGroup).Wait"); runtime.Gosched() {
+	for deadline := time.Now().Add(testkit.HangGuard); testkit.CountParked(testkit.Stacks(), testkit.Wait{State: "sync.WaitGroup.Wait", In: "runnel.(*Broker).Close"}) == 0; runtime.Gosched() {
 		require.Empty(t, closed, "Close returned with a goroutine of the broker's counted")
 		require.False(t, time.Now().After(deadline), "Close did not wait for wg")
 	}
