@@ -63,7 +63,7 @@ func goexitLines() []goexitLine {
 		run: func(t *testing.T, logger *slog.Logger, armed *atomic.Bool, _ chan struct{}) {
 			b, ack, clock, rolled := pausedRoll(t, Config{Logger: logger}, func(*Broker) { armed.Store(true) }) // the bare memory FS
 			b.syncLater(ack.d, ack.p)
-			waitForStack(t, "runnel.(*Broker).syncLater.func1(", "log.(*Log).syncOnce(")
+			testkit.AwaitParked(t, logLockWaitNoCtx("log.(*Log).syncOnce", "runnel.(*Broker).syncLater.func1"))
 			close(clock.resume)
 			require.NoError(t, <-rolled)
 		},
