@@ -81,7 +81,7 @@ func TestCreateTopicHeedsItsCtx(t *testing.T) {
 		)
 		b = open(t, Config{FS: partitionDirsMade(vfs.NewMem(), &made, 3, func() {
 			go func() { closed <- b.Close() }()
-			waitForStack(t, "runnel.(*Broker).Close(", "chan send")
+			testkit.AwaitParked(t, testkit.Wait{State: "chan send", In: "runnel.(*Broker).Close"}) // for the admin token
 		})})
 		err := b.CreateTopic(context.Background(), "t", log.TopicConfig{Partitions: parts})
 		require.ErrorIs(t, err, ErrClosed)
