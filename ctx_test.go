@@ -117,13 +117,6 @@ func inMaintenance() bool {
 	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "runnel.(*Broker).maintainRound(")
 }
 
-// waitForStack returns once a goroutine's stack holds every one of
-// parts, or fails t after testkit.HangGuard (see waitForAnyStack).
-func waitForStack(t *testing.T, parts ...string) {
-	t.Helper()
-	waitForAnyStack(t, parts)
-}
-
 // The waits of the broker's calls that the tests wait for a call to be
 // parked in (testkit.AwaitParked), under the functions named: a stack
 // that merely holds the function may be one passing through it, a
