@@ -376,37 +376,6 @@ func TestMaintainDoesNotHoldFetchesBehindAStuckWrite(t *testing.T) {
 	require.NoError(t, testkit.Await(t, maintained, "Maintain's answer"))
 }
 
-// waitForAnyStack returns once a goroutine's stack holds every one of
-// the parts of one of alternatives, or fails t after testkit.HangGuard (so that a
-// deadlock is a failure, not a hang). Call it from the test's goroutine.
-func waitForAnyStack(t *testing.T, alternatives ...[]string) {
-	t.Helper()
-	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(testkit.HangGuard); time.Now().Before(deadline); runtime.Gosched() {
-		for _, parts := range alternatives {
-			if goroutineWith(buf, parts...) {
-				return
-			}
-		}
-	}
-	t.Fatalf("no goroutine in any of %q", alternatives)
-}
-
-// goroutineWith reports whether a goroutine's stack holds every one of
-// parts, reading the stacks of all into buf.
-func goroutineWith(buf []byte, parts ...string) bool {
-next:
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		for _, p := range parts {
-			if !strings.Contains(g, p) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
-}
-
 // TestClientsEndBehindAStuckDisk: the producer's and consumer's
 // calls over a broker whose partition's disk hangs — a config change's
 // reopen stuck in its fsync, an append stuck in its write — end with
