@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -335,15 +334,13 @@ func TestHandlerMayAppendToThePartitionWhileAReopenWaits(t *testing.T) {
 }
 
 // reopenWaits reports whether a goroutine waits in Partition.Reopen for
-// the partition's lock (a holdLock: a semaphore.Weighted's Acquire).
+// the partition's lock (a holdLock: a semaphore.Weighted's Acquire),
+// parked in Acquire's select, its waiter queued: one caught in Acquire
+// on its way there is not yet in the lock's line, and the handler's
+// Append would take the lock shared before it, as if nothing waited.
 func reopenWaits() bool {
-	buf := make([]byte, 1<<20)
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "(*Partition).Reopen") && strings.Contains(g, "semaphore.(*Weighted).Acquire") {
-			return true
-		}
-	}
-	return false
+	return testkit.CountParked(testkit.Stacks(), testkit.Wait{State: "select", In: "semaphore.(*Weighted).Acquire",
+		Under: []string{"log.(*Partition).Reopen"}}) > 0
 }
 
 // TestConcurrentLinesAllHandedOn: under appends from several
