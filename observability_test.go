@@ -669,10 +669,10 @@ func TestObservabilityDescribeTopicDeletedWhileItWaits(t *testing.T) {
 	produced := obsStuckAppend(t, ctx, p, "orders", hang, stuck)
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(ctx, "orders") }()
-	obsWaitInSelect(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
+	testkit.AwaitParked(t, obsLockWait("runnel.(*Broker).DeleteTopic"))
 	described := make(chan error, 1)
 	go func() { _, err := b.DescribeTopic(ctx, "orders"); described <- err }()
-	obsWaitInSelect(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+	testkit.AwaitParked(t, obsLockWait("runnel.(*Broker).DescribeTopic"))
 
 	release()
 	if err := testkit.Await(t, produced, "the stuck ProduceSync's answer"); err != nil {
@@ -830,7 +830,7 @@ func testObservabilityProducerBufferedReturnsToZero(t *testing.T) {
 		defer close(blocked)
 		q.Produce(ctx, &record.Record{Topic: "orders", Value: []byte("x")}, promise)
 	}()
-	obsWaitInSelect(t, "producer.(*Producer).Produce(", "producer.(*Producer).reserveQueued(")
+	testkit.AwaitParked(t, testkit.Wait{State: "select", In: "producer.(*Producer).reserveQueued", Under: []string{"producer.(*Producer).Produce"}})
 	require.EqualValues(t, 20, q.BufferedRecords())
 	require.NoError(t, q.Close())
 	require.ErrorIs(t, <-flushDone, producer.ErrClosed)
@@ -1111,6 +1111,17 @@ func obsWaitForNoStack(t *testing.T, part string) {
 	}, testkit.HangGuard, 10*time.Millisecond, "a goroutine in %s did not end", part)
 }
 
+// obsLockWait is call (a method of the broker's) parked in its wait for
+// a partition's lock: in Acquire's select, its waiter queued. A stack
+// dump also shows a call in Acquire on its way there, not yet in the
+// lock's line, so that a call the test makes next can be served before
+// it: under load, TestObservabilityDescribeTopicDeletedWhileItWaits saw
+// its DeleteTopic so, and its DescribeTopic took the partition's lock
+// shared at once, never to wait.
+func obsLockWait(call string) testkit.Wait {
+	return testkit.Wait{State: "select", In: "semaphore.(*Weighted).Acquire", Under: []string{call}}
+}
+
 // obsWaitInSelect returns once a goroutine waits in a select of the
 // function the last of parts names (parked in it: its state "[select",
 // that function its innermost frame outside package runtime) with every
@@ -1197,7 +1208,7 @@ func testObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	defer dcancel()
 	deleted := make(chan error, 1)
 	go func() { deleted <- b.DeleteTopic(dctx, "orders") }()
-	obsWaitInSelect(t, "runnel.(*Broker).DeleteTopic(", "semaphore.(*Weighted).Acquire(")
+	testkit.AwaitParked(t, obsLockWait("runnel.(*Broker).DeleteTopic"))
 
 	// The DeleteTopic holds no lock yet (it waits for the only one).
 	_, err = b.DescribeTopic(ctx, "other")
@@ -1205,7 +1216,7 @@ func testObservabilityScrapeBehindAWaitingAdminCall(t *testing.T) {
 	described := make(chan error, 1)
 	dtctx, dtcancel := context.WithCancel(ctx)
 	go func() { _, err := b.DescribeTopic(dtctx, "orders"); described <- err }()
-	obsWaitInSelect(t, "runnel.(*Broker).DescribeTopic(", "semaphore.(*Weighted).Acquire(")
+	testkit.AwaitParked(t, obsLockWait("runnel.(*Broker).DescribeTopic"))
 	dtcancel()
 	require.ErrorIs(t, testkit.Await(t, described, "DescribeTopic's answer"), context.Canceled, "waited behind the waiting DeleteTopic")
 
