@@ -147,7 +147,7 @@ func TestUnwritablePartitionsDoNotWait(t *testing.T) {
 	go func() {
 		altered <- b.AlterTopicConfig(ctx, "orders", log.Config{RetentionTime: time.Hour})
 	}()
-	obsWaitInSelect(t, "runnel.(*Broker).AlterTopicConfig(", "semaphore.(*Weighted).Acquire(")
+	testkit.AwaitParked(t, obsLockWait("runnel.(*Broker).AlterTopicConfig"))
 
 	down, err := b.UnwritablePartitions(ctx, "orders")
 	require.NoError(t, err)
