@@ -1122,62 +1122,6 @@ func obsLockWait(call string) testkit.Wait {
 	return testkit.Wait{State: "select", In: "semaphore.(*Weighted).Acquire", Under: []string{call}}
 }
 
-// obsWaitInSelect returns once a goroutine waits in a select of the
-// function the last of parts names (parked in it: its state "[select",
-// that function its innermost frame outside package runtime) with every
-// one of the other parts in its stack, or fails t after
-// testkit.HangGuard (or 100,000 looks). Parked, not passing through: a
-// stack dump stops every goroutine where it is, and one caught in
-// semaphore.(*Weighted).Acquire before it has queued its waiter has not
-// yet taken its place in the lock's line, so that a call the test makes
-// next can be served before it. Under load,
-// TestObservabilityDescribeTopicDeletedWhileItWaits saw its DeleteTopic
-// so, and its DescribeTopic took the partition's lock shared at once,
-// never to wait.
-func obsWaitInSelect(t *testing.T, parts ...string) {
-	t.Helper()
-	fn, callers := parts[len(parts)-1], parts[:len(parts)-1]
-	buf := make([]byte, 1<<20)
-	// Bounded by looks as well as by the deadline: in a synctest bubble
-	// the clock stands still while this loop runs, and a goroutine that
-	// never comes (a function renamed) would keep it looking for ever.
-	deadline := time.Now().Add(testkit.HangGuard)
-	for look := 0; look < 100_000 && time.Now().Before(deadline); look++ {
-		runtime.Gosched()
-	next:
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			for _, p := range callers {
-				if !strings.Contains(g, p) {
-					continue next
-				}
-			}
-			if obsInSelectOf(g, fn) {
-				return
-			}
-		}
-	}
-	t.Fatalf("no goroutine in %q waits in a select of %s", callers, fn)
-}
-
-// obsInSelectOf reports whether g, one goroutine's part of a
-// runtime.Stack dump (its header line, then its frames innermost first,
-// each a function's line and a tab-indented file's), is parked in a
-// select of fn: runtime's frames (shown under GOTRACEBACK=system) are
-// skipped.
-func obsInSelectOf(g, fn string) bool {
-	header, frames, _ := strings.Cut(g, "\n")
-	if !strings.Contains(header, " [select") { // also "select (durable)" in a bubble
-		return false
-	}
-	for line := range strings.Lines(frames) {
-		if strings.HasPrefix(line, "\t") || strings.HasPrefix(line, "runtime.") {
-			continue
-		}
-		return strings.Contains(line, fn)
-	}
-	return false
-}
-
 // TestObservabilityScrapeBehindAWaitingAdminCall: DescribeTopic waits for a
 // partition's lock when a DeleteTopic (or a config change) holds it, and
 // also when one waits for it: the lock serves its callers in turn, so a
