@@ -224,10 +224,14 @@ type assignment struct {
 	// position is unresolved, as the ID last known, for resolve to tell
 	// a topic deleted or created again since (and report it).
 	topicID log.TopicID
-	// hw is the high watermark the last fetch that answered for the
-	// position without an error gave (see Lag); -1 when unknown: before
-	// such a fetch, and after the application or a reset moved the
-	// position (the topic may be another by then).
+	// hw is the high watermark last seen for the partition (see Lag):
+	// that of the last fetch that answered for the position, with
+	// records or an offset out of range, or the end a look-up of End
+	// found. A move of the position keeps it, as the Java consumer's
+	// seek does, but one past it, which it then tells nothing of (the
+	// high watermark may have passed it since): -1 then, and before the
+	// partition's first answer, and once its topic is seen gone or
+	// replaced (the high watermark was another topic's).
 	hw int64
 }
 
@@ -335,7 +339,7 @@ func (c *Consumer) Assign(topic string, partition int32, at Offset) error {
 func (c *Consumer) assignLocked(tp api.TopicPartition, at Offset) {
 	a := c.parts[tp]
 	if a == nil {
-		a = &assignment{tp: tp, idx: len(c.order)}
+		a = &assignment{tp: tp, idx: len(c.order), hw: -1}
 		c.parts[tp] = a
 		c.order = append(c.order, a)
 	}
@@ -356,7 +360,9 @@ func (c *Consumer) setLocked(a *assignment, at Offset) {
 	a.stopped = false
 	a.seen = false
 	a.topicID = log.TopicID{}
-	a.hw = -1
+	if pos > a.hw {
+		a.hw = -1 // see hw (an unresolved pos is checked once resolved)
+	}
 	a.retryAt = time.Time{}
 }
 
@@ -637,26 +643,50 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 }
 
 // Lag returns how many offsets a partition's position is behind its high
-// watermark as the last fetch that answered for the partition saw it
-// (Kafka's KafkaConsumer.currentLag, KIP-695).
+// watermark as last seen: by the last fetch that answered for the
+// partition (Kafka's KafkaConsumer.currentLag, KIP-695), or by the
+// look-up of End that gave the position.
 //
 // Lag returns false when the partition is not assigned, its position is
-// not resolved, or no fetch has answered for it since Assign, Seek or a
-// reset moved it.
+// not resolved (Start, End, AtTime or a reset, before the next Poll), or
+// its high watermark is not known: before a fetch has answered for it
+// since it was assigned, and once its topic is seen deleted (and maybe
+// created again).
+//
+// Seek, an Assign of a partition already assigned, and a reset keep the
+// high watermark, as the Java consumer's seek does: Lag answers at once
+// for the new position, without waiting for a fetch. (kgo's direct
+// consumer has no lag to ask; its fetches carry the high watermark.) A
+// position moved past that high watermark, by At or a look-up that found
+// records appended since, is the exception: Lag returns false until a
+// fetch answers for it, as the high watermark may have passed it since. A
+// reset after an offset out of range takes the high watermark that fetch
+// answered with: the log's own then, lower than the one seen before if
+// the log was cut under the position.
 //
 // It is 0 once the records fetched are all taken (inside the Records
 // iterator, once the record in hand is the last below that high
 // watermark), so a loop that reads what is there and stops can stop at 0.
+//
 // It is not the lag now: records appended since that fetch are not
-// counted.
+// counted, and the high watermark moves only when the consumer fetches
+// the partition again. A Records loop fetches again once it has yielded
+// all that its last Poll returned, up to [FetchMaxPartitionBytes] of the
+// partition (1 MiB by default): while a slow loop body works through
+// them, Lag falls record by record and does not see the appends. Java's
+// currentLag is the same: its high watermark comes with a fetch, taken
+// by the poll that reaches it. The lag now is the broker's high
+// watermark (DescribeTopic, or the Client's ListOffset of api.Latest)
+// less Position, read in that order: Position first.
 //
 // It is negative when the position is past that high watermark, as
 // Kafka's is:
 //
 //   - the log lost records past the position (see the package doc);
-//   - or At put it there: at an offset appended but not yet below the high
-//     watermark, such as one a producer with acks=1 was given before the
-//     fsync of a topic that fsyncs before acknowledging.
+//   - or At put it there, and a fetch then answered with the high
+//     watermark below it: at an offset appended but not yet below the
+//     high watermark, such as one a producer with acks=1 was given before
+//     the fsync of a topic that fsyncs before acknowledging.
 //
 // A consumer that takes positions from the Start, the End, a time or its
 // own reads is never past it; neither is the high watermark ever lower at

@@ -15,8 +15,8 @@ import (
 // TestLag: Lag is the high watermark the last answering fetch saw, less
 // the position: counted down record by record inside a Records loop (0 at
 // the last record there), unchanged by appends until a fetch sees them,
-// and unknown for a partition not assigned, not resolved, or moved by
-// Seek or a reset until a fetch answers for it again.
+// kept by a Seek back (as the Java consumer's seek keeps it), and unknown
+// for a partition not assigned or not resolved.
 func TestLag(t *testing.T) {
 	ctx := testCtx(t)
 	b := openBroker(t, map[string]int{"t": 2})
@@ -52,17 +52,19 @@ func TestLag(t *testing.T) {
 	require.True(t, ok)
 	require.Zero(t, l, "Poll took all 3")
 
-	// Seek: unknown until a fetch answers at the new position.
+	// Seek back: the high watermark seen (8) is kept, so Lag answers at
+	// once.
 	require.NoError(t, c.Seek("t", 0, consumer.At(6)))
-	_, ok = lag(0)
-	require.False(t, ok, "after Seek")
+	l, ok = lag(0)
+	require.True(t, ok, "after Seek")
+	require.Equal(t, int64(2), l, "at 6 of 8")
 	require.Len(t, readN(t, c, 1), 1)
 	l, ok = lag(0)
 	require.True(t, ok)
 	require.Equal(t, int64(1), l, "at 7 of 8")
 
-	// A reset (offset out of range, ResetEarliest by default) forgets it:
-	// the log's records up to 8 are deleted.
+	// A reset (offset out of range, ResetEarliest by default): the log's
+	// records up to 8 are deleted; the fetch after it counts from 10.
 	_, err := b.DeleteRecords(ctx, "t", 0, 8)
 	require.NoError(t, err)
 	values(t, b, "t", 0, seq("c", 0, 2)...)
@@ -86,10 +88,11 @@ func TestLag(t *testing.T) {
 	require.Zero(t, l)
 }
 
-// TestLagUnknownAfterReset: a reset after an offset out of range forgets
-// the high watermark the old position was read with: Lag reports false
-// until a fetch answers for the new position.
-func TestLagUnknownAfterReset(t *testing.T) {
+// TestLagAfterReset: a reset after an offset out of range takes the high
+// watermark the out-of-range answer gave (9, past the 2 the old position
+// was read with), so Lag answers for the new position at once, before a
+// fetch answers for it (the fetches after the reset all fail).
+func TestLagAfterReset(t *testing.T) {
 	var fetches atomic.Int32
 	client := &fakeClient{t: t,
 		listOffset: func(_ context.Context, _ string, _ int32, ts int64) (api.ListedOffset, error) {
@@ -124,6 +127,7 @@ func TestLagUnknownAfterReset(t *testing.T) {
 	pos, ok := c.Position("t", 0)
 	require.True(t, ok)
 	require.EqualValues(t, 5, pos, "reset to the log start")
-	_, ok = c.Lag("t", 0)
-	require.False(t, ok, "no fetch answered for the new position")
+	lag, ok = c.Lag("t", 0)
+	require.True(t, ok, "no fetch answered for the new position")
+	require.EqualValues(t, 4, lag, "the answer's high watermark 9 less the log start 5")
 }

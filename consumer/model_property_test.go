@@ -749,13 +749,14 @@ func (r *mRun) assign() {
 	tp := r.randomTP()
 	s := r.spec(tp)
 	r.logf("Assign(%v, %v)", tp, s)
+	before := r.lagBefore(tp)
 	if err := r.c.Assign(tp.Topic, tp.Partition, s.offset()); err != nil {
 		r.fatalf("Assign(%v, %v): %v", tp, s, err)
 	}
 	r.setPosition(tp, s)
 	r.checkAssigned()
 	r.checkPositions("after Assign")
-	r.checkLagUnknown(tp, "after Assign")
+	r.checkLagMoved(tp, s, before, "after Assign")
 	r.stats["assign"]++
 }
 
@@ -821,6 +822,7 @@ func (r *mRun) seek() {
 	}
 	s := r.spec(tp)
 	r.logf("Seek(%v, %v)", tp, s)
+	before := r.lagBefore(tp)
 	err := r.c.Seek(tp.Topic, tp.Partition, s.offset())
 	if r.assigns[tp] == nil {
 		if !errors.Is(err, consumer.ErrNotAssigned) {
@@ -833,7 +835,7 @@ func (r *mRun) seek() {
 	}
 	r.setPosition(tp, s)
 	r.checkPositions("after Seek")
-	r.checkLagUnknown(tp, "after Seek")
+	r.checkLagMoved(tp, s, before, "after Seek")
 	r.stats["seek"]++
 }
 
@@ -1025,11 +1027,47 @@ func (r *mRun) checkLag(fs consumer.Fetches) {
 	}
 }
 
-// checkLagUnknown checks that Lag does not know tp's lag: the
-// application just moved its position.
-func (r *mRun) checkLagUnknown(tp api.TopicPartition, when string) {
-	if lag, ok := r.c.Lag(tp.Topic, tp.Partition); ok {
-		r.fatalf("%s: Lag(%v) = %d, true; want unknown", when, tp, lag)
+// mLagBefore is what Lag and Position said of a partition before the
+// application moved its position: hw is the high watermark Lag counted
+// from, -1 when Lag said false.
+type mLagBefore struct {
+	assigned bool
+	hw       int64
+}
+
+func (r *mRun) lagBefore(tp api.TopicPartition) mLagBefore {
+	b := mLagBefore{assigned: r.assigns[tp] != nil, hw: -1}
+	lag, lok := r.c.Lag(tp.Topic, tp.Partition)
+	pos, pok := r.c.Position(tp.Topic, tp.Partition)
+	if lok && pok {
+		b.hw = pos + lag
+	}
+	return b
+}
+
+// checkLagMoved checks Lag after the application moved tp's position to
+// s: the high watermark Lag knew is kept for a position at or below it,
+// as the Java consumer's seek keeps it; not known for a partition just
+// assigned, a position to look up, or one past it. When Lag did not know
+// it before (a position being looked up may hide one), a Lag it knows
+// now is at least 0.
+func (r *mRun) checkLagMoved(tp api.TopicPartition, s mSpec, before mLagBefore, when string) {
+	lag, ok := r.c.Lag(tp.Topic, tp.Partition)
+	switch {
+	case !before.assigned || s.kind != mAt:
+		if ok {
+			r.fatalf("%s %v: Lag(%v) = %d, true; want unknown", when, s, tp, lag)
+		}
+	case before.hw >= 0 && s.v <= before.hw:
+		if !ok || lag != before.hw-s.v {
+			r.fatalf("%s %v: Lag(%v) = %d, %v; want %d kept from the high watermark %d", when, s, tp, lag, ok, before.hw-s.v, before.hw)
+		}
+	case before.hw >= 0:
+		if ok {
+			r.fatalf("%s %v: Lag(%v) = %d, true; want unknown past the high watermark %d", when, s, tp, lag, before.hw)
+		}
+	case ok && lag < 0:
+		r.fatalf("%s %v: Lag(%v) = %d, true; want unknown or at least 0", when, s, tp, lag)
 	}
 }
 

@@ -449,6 +449,12 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 	a.cur.pos.Store(lo.Offset)
 	a.seen = true
 	a.topicID = lo.TopicID
+	switch {
+	case at.kind == kindEnd:
+		a.hw = lo.Offset // the end is the high watermark, as of the look-up
+	case lo.Offset > a.hw:
+		a.hw = -1 // see hw
+	}
 	c.lockedLog.Debug("resolved offset", "topic", a.tp.Topic, "partition", a.tp.Partition, "at", at.String(), "offset", lo.Offset)
 	return f, replaced
 }
@@ -460,9 +466,10 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 // error is reported once (held if a Records loop ends before yielding
 // it, see unreported), as that of a partition a fetch finds gone is (see
 // fetchErrorLocked), and the topic ID is forgotten: the position will be
-// the topic's there then.
+// the topic's there then. So is the high watermark, the old topic's.
 func (c *Consumer) replacedLocked(a *assignment, err error, now time.Time) Fetch {
 	a.topicID = log.TopicID{}
+	a.hw = -1 // the old topic's
 	f := c.failLocked(a, unresolved, err, now, noOffsets)
 	f.reset = true
 	return f
@@ -596,11 +603,17 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	at := c.cfg.reset.offset()
 	a.at = at
 	a.seen = false
-	a.hw = -1
-	if gone {
+	switch {
+	case gone:
 		// The ID names a topic that is no more: the position, once
-		// resolved, will name the topic there then.
+		// resolved, will name the topic there then, and the high
+		// watermark was the old topic's.
 		a.topicID = log.TopicID{}
+		a.hw = -1
+	case fp.HighWatermark >= 0:
+		// The partition's own, as of the answer: below the one last
+		// seen if the log was cut under the position.
+		a.hw = fp.HighWatermark
 	}
 	if outOfRange {
 		c.lockedLog.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,

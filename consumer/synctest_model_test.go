@@ -991,7 +991,7 @@ type tmAssign struct {
 	topicID         int   // the topic's gen; 0: none
 	cur             int   // bumped when the consumer's cursor is replaced
 	seq             int   // bumped when the application sets the position
-	hw              int64 // the high watermark of the last fetch that answered; -1: none
+	hw              int64 // the high watermark last seen (consumer's assignment.hw); -1: none
 	held            []tmResult
 }
 
@@ -1036,13 +1036,16 @@ func (m *tmModel) set(a *tmAssign, s tmSpec) {
 	m.curs++
 	a.cur = m.curs
 	a.seq++
-	a.at, a.stopped, a.seen, a.topicID, a.retryAt, a.held, a.hw = s, false, false, 0, 0, nil, -1
+	a.at, a.stopped, a.seen, a.topicID, a.retryAt, a.held = s, false, false, 0, 0, nil
+	if a.pos > a.hw {
+		a.hw = -1 // kept for a position at or below it, or to look up
+	}
 }
 
 func (m *tmModel) assign(p int32, s tmSpec) {
 	a := m.as[p]
 	if a == nil {
-		a = &tmAssign{}
+		a = &tmAssign{hw: -1}
 		m.as[p] = a
 		m.order = append(m.order, p)
 	}
@@ -1197,7 +1200,7 @@ func (m *tmModel) resolve(now *time.Duration, call func() (int, time.Duration)) 
 		if m.parts == nil || int(p) >= len(m.parts) {
 			if a.topicID != 0 { // the topic read is gone: reported
 				out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true, seq: a.seq, owner: a})
-				a.topicID = 0
+				a.topicID, a.hw = 0, -1
 			}
 			a.retryAt = *now + m.sc.backoff
 			continue
@@ -1212,9 +1215,15 @@ func (m *tmModel) resolve(now *time.Duration, call func() (int, time.Duration)) 
 		}
 		if a.topicID != 0 && a.topicID != m.gen {
 			out = append(out, tmResult{p: p, kind: resTopicID, from: -1, reset: true, seq: a.seq, owner: a})
-			a.retryAt = 0
+			a.retryAt, a.hw = 0, -1
 		}
 		a.pos, a.seen, a.topicID = off, true, m.gen
+		switch {
+		case a.at.kind == mEnd:
+			a.hw = off // the end is the high watermark
+		case off > a.hw:
+			a.hw = -1 // past the one last seen: it tells nothing
+		}
 	}
 	return out, false, effNone, 0
 }
@@ -1382,7 +1391,7 @@ func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched, ad
 		}
 		f := resp[i]
 		if f.err != resRecords {
-			if r, ok := m.fetchError(a, s, f.err, now); ok {
+			if r, ok := m.fetchError(a, s, f, now); ok {
 				out = append(out, r)
 			}
 			continue
@@ -1406,7 +1415,8 @@ func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched, ad
 	return out
 }
 
-func (m *tmModel) fetchError(a *tmAssign, s tmSent, kind int, now time.Duration) (tmResult, bool) {
+func (m *tmModel) fetchError(a *tmAssign, s tmSent, f tmFetched, now time.Duration) (tmResult, bool) {
+	kind := f.err
 	outOfRange := kind == resOutOfRange
 	gone := a.seen && kind == resUnknown || kind == resTopicID
 	r := tmResult{p: s.p, kind: kind, from: s.off, seq: a.seq, owner: a}
@@ -1425,11 +1435,12 @@ func (m *tmModel) fetchError(a *tmAssign, s tmSent, kind int, now time.Duration)
 	if m.sc.reset == consumer.ResetLatest {
 		a.at = tmSpec{kind: mEnd}
 	}
-	a.seen, a.hw = false, -1
+	a.seen = false
 	if outOfRange {
+		a.hw = f.hw // the partition's own, with the error
 		return r, false
 	}
-	a.topicID = 0
+	a.topicID, a.hw = 0, -1
 	a.retryAt = now + m.sc.backoff
 	r.reset = true
 	return r, true
@@ -1490,7 +1501,7 @@ func newTmModel(sc *timingScenario) *tmModel {
 	m.newParts(sc.count0)
 	for p, s := range sc.initial {
 		if s.kind >= 0 {
-			a := &tmAssign{}
+			a := &tmAssign{hw: -1}
 			m.as[int32(p)] = a
 			m.order = append(m.order, int32(p))
 			m.set(a, s)
