@@ -71,8 +71,9 @@
 // A broker may lose records that had been read: a crash under
 // log.SyncNever or a periodic fsync policy cuts the unsynced tail. A
 // position saved after them and given back with At is then past the log
-// end. It is out of range, and reset per ResetOffset, until appends bring
-// the log end past it again. From then on it is read without a word, and
+// end. It is out of range, and reset per ResetOffset (the Logger's line
+// is at Warn: "offset out of range past the log end: resetting"), until
+// appends bring the log end past it again. From then on it is read without a word, and
 // the records appended from the cut up to it are never returned.
 //
 // Kafka's consumers tell such a truncation by leader epochs (KIP-320),

@@ -128,7 +128,8 @@ func ExampleConsumer_Poll() {
 }
 
 // A position past the end is out of range: under ResetLatest the consumer
-// moves it to the high watermark, and its Logger tells.
+// moves it to the high watermark, and its Logger tells, at Warn: the
+// records up to the position are not there.
 func ExampleResetOffset() {
 	ctx := context.Background()
 	b := exampleBroker(ctx, "apple", "banana", "cherry") // orders-0 holds them at 0, 1, 2
@@ -162,7 +163,7 @@ func ExampleResetOffset() {
 	pos, _ := c.Position("orders", 0)
 	fmt.Printf("assigned at %v, reset by %v: next offset %d\n", at, policy, pos)
 	// Output:
-	// level=INFO msg="offset out of range: resetting" topic=orders partition=0 offset=42 log_start_offset=0 high_watermark=3 to=end
+	// level=WARN msg="offset out of range past the log end: resetting" topic=orders partition=0 offset=42 log_start_offset=0 high_watermark=3 to=end
 	// level=DEBUG msg="resolved offset" topic=orders partition=0 at=end offset=3
 	// assigned at 42, reset by latest: next offset 3
 }

@@ -43,11 +43,15 @@ import (
 //
 //   - Out of range ([log.ErrOffsetOutOfRange]): under ResetEarliest and
 //     ResetLatest, Poll moves the position per the policy, logs it, and
-//     reports nothing. The new position, Start or End, is looked up by
-//     the next Poll, which reads from it. Until then Position reports
-//     false, so a Poll that met the reset returns none of the partition's
-//     records, where a Java consumer's poll goes on fetching until its
-//     timeout. Under ResetNone Poll reports the error, and the partition
+//     reports nothing. The log says it at Info for a position below the
+//     log start (retention or DeleteRecords overtook the reader), at Warn
+//     for one past the log end (the records up to it are gone: a log cut
+//     by a crash, or a topic created again under an At position; or were
+//     never there), as kgo warns of a position it was consuming from.
+//     The new position, Start or End, is looked up by the next Poll,
+//     which reads from it. Until then Position reports false, so a Poll
+//     that met the reset returns none of the partition's records, where a
+//     Java consumer's poll goes on fetching until its timeout. Under ResetNone Poll reports the error, and the partition
 //     is left out of fetches until Seek or Assign.
 //   - An error Kafka's table (package api) calls not retriable stops the
 //     partition in the same way: an invalid request, a topic name the
@@ -616,8 +620,20 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 		a.hw = fp.HighWatermark
 	}
 	if outOfRange {
-		c.lockedLog.Info("offset out of range: resetting", "topic", a.tp.Topic, "partition", a.tp.Partition,
-			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String())
+		args := []any{"topic", a.tp.Topic, "partition", a.tp.Partition,
+			"offset", from, "log_start_offset", fp.LogStartOffset, "high_watermark", fp.HighWatermark, "to", at.String()}
+		if fp.HighWatermark >= 0 && from > fp.HighWatermark {
+			// Past the end: the records up to the position are gone (a
+			// log cut by a crash or a truncation, or a topic created
+			// again under a position given with At), or were never
+			// there. kgo logs an out-of-range position it had consumed
+			// at Warn; below the start it is retention overtaking a
+			// slow reader, which the Java consumer and kgo's first
+			// fetch log at Info.
+			c.lockedLog.Warn("offset out of range past the log end: resetting", args...)
+		} else {
+			c.lockedLog.Info("offset out of range: resetting", args...)
+		}
 		return Fetch{}, false
 	}
 	c.lockedLog.Info("partition gone: resetting once it is back", "topic", a.tp.Topic, "partition", a.tp.Partition,
