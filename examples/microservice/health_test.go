@@ -93,8 +93,8 @@ func TestHealthzTellsAFencedPartition(t *testing.T) {
 		require.NoError(t, b.Close())
 		code, text = getHealth(t, svc.Handler())
 		require.Equal(t, http.StatusServiceUnavailable, code, text)
-		require.Equal(t, "the event log does not answer\n", text)
-		require.Contains(t, logged.String(), "unhealthy: the event log does not answer")
+		require.Equal(t, "the event log is closed\n", text)
+		require.Contains(t, logged.String(), "unhealthy: the event log is closed")
 		require.Contains(t, logged.String(), "broker is closed")
 	})
 }

@@ -9,7 +9,8 @@
 //	go run ./examples/microservice -addr localhost:8080 [-dir DIR] [-shutdown-timeout 20s]   # Ctrl-C or SIGTERM stops it, a second one at once
 //	curl -d '{"customer":"ada","items":["book"],"amount_cents":1299}' localhost:8080/orders
 //	curl localhost:8080/orders/ID    # ID from the answer above
-//	curl localhost:8080/healthz      # 200 while every partition takes orders
+//	curl localhost:8080/healthz      # readiness: 200 while every partition takes orders
+//	curl localhost:8080/livez        # liveness: 503 once only a restart mends it (a partition fenced by a failed fsync)
 //	curl -H 'Idempotency-Key: k1' -d '{...}' localhost:8080/orders   # retried safely: ID order-k1
 package main
 

@@ -98,7 +98,7 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	healthMu  sync.Mutex
-	unhealthy string // what the last GET /healthz found wrong, "" for nothing
+	unhealthy string // what the last probe (GET /healthz, GET /livez) found wrong, "" for nothing
 }
 
 // NewService creates the orders topic if it is not there yet, and starts
@@ -308,63 +308,124 @@ func idempotencyKeyOf(h http.Header) (key string, ok bool) {
 	return key, idempotencyKey.MatchString(key)
 }
 
-// Handler serves POST /orders, GET /orders/{id} and GET /healthz.
+// Handler serves POST /orders, GET /orders/{id}, GET /healthz and GET
+// /livez.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders", s.placeOrder)
 	mux.HandleFunc("GET /orders/{id}", s.getOrder)
 	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("GET /livez", s.live)
 	return mux
 }
 
-// healthTimeout bounds GET /healthz's look at the broker: DescribeTopic
-// waits for a partition that a config change or a topic's deletion holds
-// (or waits for, behind an append stuck on a disk that hangs), and the
-// probe fails rather than wait with it.
+// healthTimeout bounds GET /healthz's and GET /livez's look at the
+// broker: DescribeTopic waits for a partition that a config change or a
+// topic's deletion holds (or waits for, behind an append stuck on a disk
+// that hangs), and the probe answers rather than wait with it.
 const healthTimeout = time.Second
 
 // health serves GET /healthz, for a load balancer's or an orchestrator's
 // readiness probe: 200 while every partition of the orders topic takes
 // events, 503 otherwise, naming each partition that does not and its
 // Kafka error (the cause, a file's path say, goes to the log, once each
-// time what is wrong changes, not at every probe). A partition that a
-// config change could not open again comes back by itself (the broker's
-// maintenance retries it); one whose log a failed write or fsync fenced
-// takes no event until the broker is opened again: a restart of the
-// service, once the cause (a full disk, a failing device) is seen to.
-// A disk that hangs under an append does not show here (DescribeTopic
-// does not wait for appends): the orders placed then time out.
+// time what is wrong changes, not at every probe), or saying that the
+// event log does not answer. A disk that hangs under an append does not
+// show here (DescribeTopic does not wait for appends): the orders placed
+// then time out. GET /livez tells which of these only a restart mends.
 func (s *Service) health(w http.ResponseWriter, r *http.Request) {
+	c := s.check(r)
+	if c.problem != "" {
+		http.Error(w, c.problem, http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// live serves GET /livez, for an orchestrator's liveness probe: 503 when
+// only a restart of the service mends what is wrong, 200 otherwise (the
+// problem GET /healthz reports, if any, in the text). Only a restart
+// mends:
+//
+//   - a partition of the orders topic whose log a failed write or fsync
+//     fenced: it refuses events (log.ErrLogFenced, KAFKA_STORAGE_ERROR)
+//     until the broker is opened again, which a restart does, once the
+//     cause (a full disk, a failing device) is seen to;
+//   - a broker closed under the service (runnel.ErrClosed).
+//
+// A broker that does not answer within healthTimeout, a disk that is slow
+// or hangs, is not one: /livez answers 200 (/healthz 503), as a restart
+// would not mend it and would cost the requests in flight. Set the
+// liveness probe's failure threshold to a few probes all the same.
+//
+// Every partition that refuses events here is fenced: a partition's Err
+// also matches log.ErrLogFenced while a topic config change could not
+// open its log again, which the broker's maintenance retries by itself
+// (see runnel.Broker.AlterTopicConfig), but this service changes no
+// topic config. One that does would give such a partition its
+// MaintenanceInterval before it counts it as fenced.
+func (s *Service) live(w http.ResponseWriter, r *http.Request) {
+	c := s.check(r)
+	if c.restart != "" {
+		http.Error(w, c.restart, http.StatusServiceUnavailable)
+		return
+	}
+	if c.problem != "" {
+		fmt.Fprintf(w, "ok (not ready: %s)\n", c.problem)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// checked is what a probe found wrong: problem for GET /healthz (""
+// when nothing is), restart for GET /livez (what only a restart mends,
+// "" when nothing is).
+type checked struct {
+	problem, restart string
+}
+
+// check looks at the broker for a probe, within healthTimeout, and logs
+// what it finds wrong when that changed (see healthChanged).
+func (s *Service) check(r *http.Request) checked {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
 	info, err := s.b.DescribeTopic(ctx, OrdersTopic)
 	if err != nil {
-		if r.Context().Err() == nil { // not a probe that went away
-			s.healthChanged("the event log does not answer", "err", err)
+		c := checked{problem: "the event log does not answer"}
+		if errors.Is(err, runnel.ErrClosed) {
+			c = checked{problem: "the event log is closed", restart: "the event log is closed"}
 		}
-		http.Error(w, "the event log does not answer", http.StatusServiceUnavailable)
-		return
+		if r.Context().Err() == nil { // not a probe that went away
+			s.healthChanged(c.problem, "err", err)
+		}
+		return c
 	}
-	var refusing []string
+	var refusing, fenced []string
 	var causes []any
 	for _, p := range info.Partitions {
 		if p.Err != nil {
 			name := fmt.Sprintf("%s-%d", OrdersTopic, p.Partition)
 			refusing = append(refusing, fmt.Sprintf("%s (%s)", name, api.Name(p.Err)))
 			causes = append(causes, name, p.Err)
+			if errors.Is(p.Err, log.ErrLogFenced) {
+				fenced = append(fenced, name)
+			}
 		}
 	}
+	var c checked
 	if len(refusing) > 0 {
-		msg := "partitions refusing events: " + strings.Join(refusing, ", ")
-		s.healthChanged(msg, causes...)
-		http.Error(w, msg, http.StatusServiceUnavailable)
-		return
+		c.problem = "partitions refusing events: " + strings.Join(refusing, ", ")
+		s.healthChanged(c.problem, causes...)
+	} else {
+		s.healthChanged("")
 	}
-	s.healthChanged("")
-	fmt.Fprintln(w, "ok")
+	if len(fenced) > 0 {
+		c.restart = "partitions fenced, until a restart: " + strings.Join(fenced, ", ")
+	}
+	return c
 }
 
-// healthChanged logs what GET /healthz found wrong (msg, with args: the
+// healthChanged logs what a probe found wrong (msg, with args: the
 // causes), or that nothing is ("" once something was), when it differs
 // from what the probe before found.
 func (s *Service) healthChanged(msg string, args ...any) {
