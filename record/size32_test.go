@@ -88,12 +88,25 @@ func TestBodySize32Saturates(t *testing.T) {
 	// writes or reads: no more than virtual), without headers.
 	big := make([]byte, 1<<30)
 	require.Equal(t, maxBodySize, bodySize32(big, big, nil))
-	// Small records: exact, as BodySize is.
+	// Small records: exact, as BodySize is, and as long as their
+	// encoding: also headers whose keys' lengths take 2 and 3 bytes, and
+	// counts of headers that do (on a 32-bit platform BodySize is
+	// bodySize32, and AppendRecord's length prefix is its sum: a header
+	// key's or count's prefix sized as 1 byte encoded a corrupt record).
 	for _, n := range []int{0, 1, 63, 64, 8192} {
 		v := make([]byte, n)
-		for _, hs := range [][]Header{nil, {}, {{Key: "k", Value: v}}, {{Key: "k"}, {Key: "", Value: v}}} {
-			require.Equal(t, BodySize(v, v, hs), bodySize32(v, v, hs), "%d bytes, %d headers", n, len(hs))
-			require.Equal(t, BodySize(nil, v, hs), bodySize32(nil, v, hs), "%d bytes, %d headers", n, len(hs))
+		k := string(v)
+		many := sharedHeaders(v, 64, n)
+		more := sharedHeaders(v, 8192, min(n, 1))
+		for _, hs := range [][]Header{nil, {}, {{Key: "k", Value: v}}, {{Key: "k"}, {Key: "", Value: v}}, {{Key: k, Value: v}}, {{Key: k}}, many, more} {
+			for _, key := range [][]byte{nil, v} {
+				body := bodySize32(key, v, hs)
+				require.Equal(t, BodySize(key, v, hs), body, "%d bytes, %d headers", n, len(hs))
+				require.Equal(t, bodySize64(key, v, hs), int64(body), "%d bytes, %d headers", n, len(hs))
+				enc := AppendRecord(nil, 0, 0, key, v, hs)
+				require.Len(t, enc, SizeWithDeltas(body, 0, 0), "%d bytes, %d headers", n, len(hs))
+				require.Len(t, enc, RecordSize(0, 0, key, v, hs), "%d bytes, %d headers", n, len(hs))
+			}
 		}
 	}
 }
