@@ -480,24 +480,29 @@ func awaitHotLinger(t *testing.T, p *Producer) {
 // A record that the hot path stamped and addHot then declined (here the
 // producer closed as it came) is given back as it was once it fails
 // under the topic's lock: no topic set from DefaultTopic, its zero
-// Timestamp with its Location.
+// Timestamp with its Location; or its own Timestamp with a part below
+// the millisecond, which the hot path truncated, with its nanoseconds
+// and monotonic reading.
 func TestHotPathDeclinedRecordGivenBack(t *testing.T) {
-	p := stickyProducer(t, 3)
 	ctx := healthCtx(t)
-	p.Produce(ctx, &record.Record{Value: []byte("a")}, nil) // marks its batch hot, and starts the partition's goroutine
-	awaitHotLinger(t, p)
-	zero := time.Time{}.In(time.FixedZone("UTC+1", 3600))
-	r := &record.Record{Value: []byte("b"), Timestamp: zero}
-	var got error
-	p.Produce(closingCtx{ctx, p}, r, func(_ *record.Record, err error) { got = err })
-	if !errors.Is(got, ErrClosed) {
-		t.Fatalf("the record's promise got %v, not ErrClosed", got)
-	}
-	if r.Topic != "" || r.Timestamp != zero || r.Timestamp.Location().String() != "UTC+1" {
-		t.Fatalf("the failed record was not given back as it was: topic %q, timestamp %v", r.Topic, r.Timestamp)
-	}
-	if n := p.BufferedRecords(); n != 1 {
-		t.Fatalf("%d records buffered, want the first alone", n)
+	mono := time.Now() // with a monotonic reading
+	mono = mono.Add(time.Duration(123456 - mono.Nanosecond()%int(time.Millisecond)))
+	for _, ts := range []time.Time{time.Time{}.In(time.FixedZone("UTC+1", 3600)), mono} {
+		p := stickyProducer(t, 3)
+		p.Produce(ctx, &record.Record{Value: []byte("a")}, nil) // marks its batch hot, and starts the partition's goroutine
+		awaitHotLinger(t, p)
+		r := &record.Record{Value: []byte("b"), Timestamp: ts}
+		var got error
+		p.Produce(closingCtx{ctx, p}, r, func(_ *record.Record, err error) { got = err })
+		if !errors.Is(got, ErrClosed) {
+			t.Fatalf("the record's promise got %v, not ErrClosed", got)
+		}
+		if r.Topic != "" || r.Timestamp != ts || r.Timestamp.Location() != ts.Location() {
+			t.Fatalf("the failed record was not given back as it was: topic %q, timestamp %v, was %v", r.Topic, r.Timestamp, ts)
+		}
+		if n := p.BufferedRecords(); n != 1 {
+			t.Fatalf("%d records buffered, want the first alone", n)
+		}
 	}
 	// Nor did the declined record join the batch: Close fails the batch,
 	// the first record's alone, and the second's promise ran once.
