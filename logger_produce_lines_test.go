@@ -77,12 +77,15 @@ func TestProduceErrorLinesNameThePartition(t *testing.T) {
 	}
 	require.NoError(t, produce("auto", 0, 0))
 	mu.Lock()
+	autoLines := 0
 	for _, m := range lines { // the auto-created topic's line, and the logs' created, rolled
 		if m["msg"] == "auto-created topic" {
+			autoLines++
 			require.Equal(t, "auto", m["topic"], "%v", m)
 			require.NotContains(t, m, "partition", "%v", m)
 		}
 	}
+	require.Equal(t, 1, autoLines, "auto-created topic lines: %v", lines)
 	lines = nil
 	mu.Unlock()
 	failCreate.Store(true)
