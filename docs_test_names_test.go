@@ -1,6 +1,7 @@
 package runnel_test
 
 import (
+	"bytes"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -44,8 +45,15 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, m := range decl.FindAllSubmatch(src, -1) {
-			tests[string(m[1])] = true
+		// The regexp on the lines that begin with "func " only: it is
+		// most of this test's time under the race detector.
+		for line := range bytes.Lines(src) {
+			if !bytes.HasPrefix(line, []byte("func ")) {
+				continue
+			}
+			if m := decl.FindSubmatch(line); m != nil {
+				tests[string(m[1])] = true
+			}
 		}
 		paths[filepath.ToSlash(path)] = true
 		bare[d.Name()] = true
@@ -83,6 +91,9 @@ func TestDocsNameTestsThatExist(t *testing.T) {
 			}
 			if inCode {
 				continue // a user's code: README's TestSignup is the reader's test
+			}
+			if !strings.Contains(line, "Test") && !strings.Contains(line, "Fuzz") && !strings.Contains(line, "_test.go") {
+				continue // none of the regexps below can match
 			}
 			patterns := pattern.FindAllStringIndex(line, -1)
 			for _, m := range name.FindAllStringIndex(line, -1) {
