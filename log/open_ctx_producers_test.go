@@ -23,7 +23,8 @@ import (
 // after a crash (with and without Reorder): the producer's retry of its
 // last batch is a duplicate, the next sequence is accepted, and every
 // record is there. TestOpenContextCancelledAnywhere checks the records
-// of a log without producers.
+// of a log without producers. In -short and under the race detector it
+// takes a third of the operations (openCancelPoints).
 func TestOpenContextCancelledAnywhereProducers(t *testing.T) {
 	for _, snapshots := range []bool{true, false} {
 		t.Run(fmt.Sprint("snapshots=", snapshots), func(t *testing.T) {
@@ -86,7 +87,7 @@ func testOpenContextCancelledProducers(t *testing.T, snapshots bool) {
 	}
 	ops := countOps(t, crashed, cfg)
 	cut := 0
-	for k := 1; k <= ops; k++ {
+	for _, k := range openCancelPoints(t, ops) {
 		fsys := crashed.CrashClone(vfs.CrashOptions{})
 		ctx, cancel := context.WithCancel(context.Background())
 		var seen atomic.Int64

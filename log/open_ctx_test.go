@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/runnel/runnel/internal/testkit"
 	"github.com/runnel/runnel/segment"
 	"github.com/runnel/runnel/vfs"
 )
@@ -184,7 +185,9 @@ func TestOpenContextCancelledMidScan(t *testing.T) {
 // file-system operation of a recovery in turn (several segments rescanned,
 // a torn tail cut, indexes, checkpoints and a producer-state snapshot
 // written): whatever it returns, a plain Open after it, and one after a
-// crash right after it, find every acknowledged record.
+// crash right after it, find every acknowledged record. In -short and
+// under the race detector it takes a third of the operations
+// (openCancelPoints).
 func TestOpenContextCancelledAnywhere(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	cfg := Config{Sync: SyncAlways, SegmentBytes: 2 << 10}
@@ -199,7 +202,7 @@ func TestOpenContextCancelledAnywhere(t *testing.T) {
 	n := countOps(t, mem, cfg)
 
 	cut := 0
-	for k := 1; k <= n; k++ {
+	for _, k := range openCancelPoints(t, n) {
 		fsys := mem.CrashClone(vfs.CrashOptions{})
 		ctx, cancel := context.WithCancel(context.Background())
 		var ops atomic.Int64
@@ -225,6 +228,23 @@ func TestOpenContextCancelledAnywhere(t *testing.T) {
 	}
 	t.Logf("%d operations, %d cut short, %d segments rescanned", n, cut, ref.SegmentsScanned)
 	require.Greater(t, cut, ref.SegmentsScanned, "cut short at each segment at least")
+}
+
+// openCancelPoints returns the operations (1 to n) at which a sweep of
+// OpenContexts cancels one: every one; in -short and under the race
+// detector's slow runs a third, drawn anew each run (testkit.Sample, from
+// the run's sample seed, which RUNNEL_SAMPLE_SEED replays), and every one
+// with RUNNEL_CRASH_POINTS=all.
+func openCancelPoints(t *testing.T, n int) []int {
+	t.Helper()
+	ks := make([]int, n)
+	for i := range ks {
+		ks[i] = i + 1
+	}
+	if (testing.Short() || testkit.RaceEnabled) && !testkit.CrashPointsAll() {
+		ks = testkit.Sample(ks, 3, testkit.SampleSeed(t))
+	}
+	return ks
 }
 
 // countOps counts the file-system operations of a plain Open of a copy of
