@@ -339,11 +339,11 @@ func testCrash(t *testing.T, compact bool) {
 // crashTailsAt returns the tail modes a crash matrix takes at a crash
 // point: two of crashTails, drawn with r (from the run's sample seed,
 // testkit.SampleSeed: RUNNEL_SAMPLE_SEED replays a run's, and runs after
-// runs take each mode at each point), in crashTails' order; in -short
-// mode, and with RUNNEL_CRASH_POINTS=all, every one (-short takes few
-// points).
+// runs take each mode at each point), in crashTails' order, also in
+// -short mode (every one there until 2026-12-07); with
+// RUNNEL_CRASH_POINTS=all, every one.
 func crashTailsAt(r *rand.Rand) []vfs.TailMode {
-	if testing.Short() || testkit.CrashPointsAll() {
+	if testkit.CrashPointsAll() {
 		return crashTails
 	}
 	i, j := r.IntN(len(crashTails)), r.IntN(len(crashTails)-1)
