@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runnel/runnel/internal/testkit"
 )
 
 // readmeBlock is one ```go block of README.md.
@@ -63,7 +65,9 @@ func readmeGoBlocks(t *testing.T, path string) []readmeBlock {
 // block of package main is built and run twice in a directory of its own
 // (the first README program keeps its broker in ./data, and the second
 // run finds the first run's records), and a block with Test functions is
-// run with `go test`.
+// run with `go test`. The blocks run side by side, each in a directory
+// of testkit.FastTempDir's that is also its go commands' GOTMPDIR: their
+// time is the go command's links and the binaries it writes.
 func TestReadmeCodeBlocks(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -75,6 +79,7 @@ func TestReadmeCodeBlocks(t *testing.T) {
 	}
 	for _, blk := range blocks {
 		t.Run(fmt.Sprintf("line%d", blk.line), func(t *testing.T) {
+			t.Parallel()
 			f, err := parser.ParseFile(token.NewFileSet(), "block.go", blk.src, parser.ParseComments)
 			if err != nil {
 				t.Fatalf("README.md:%d: the block is not a Go file (start it with a package clause): %v", blk.line, err)
@@ -85,7 +90,7 @@ func TestReadmeCodeBlocks(t *testing.T) {
 					isTest = true
 				}
 			}
-			dir := t.TempDir()
+			dir := testkit.FastTempDir(t)
 			name := "main.go"
 			if isTest {
 				name = "block_test.go"
@@ -100,6 +105,7 @@ func TestReadmeCodeBlocks(t *testing.T) {
 				t.Helper()
 				cmd := exec.CommandContext(ctx, goTool, args...)
 				cmd.Dir = "." // this module, which the block's imports resolve to
+				cmd.Env = append(os.Environ(), "GOTMPDIR="+dir)
 				out, err := cmd.CombinedOutput()
 				if err != nil {
 					t.Fatalf("README.md:%d: go %s: %v\n%s", blk.line, strings.Join(args, " "), err, out)
