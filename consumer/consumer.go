@@ -230,9 +230,16 @@ type assignment struct {
 	// found. A move of the position keeps it, as the Java consumer's
 	// seek does, but one past it, which it then tells nothing of (the
 	// high watermark may have passed it since): -1 then, and before the
-	// partition's first answer, and once its topic is seen gone or
-	// replaced (the high watermark was another topic's).
+	// partition's first answer, once its topic is seen gone or replaced
+	// (the high watermark was another topic's: a fetch answers that the
+	// partition is not there, or a look-up finds it in a topic other than
+	// hwTopic), and after an offset out of range whose answer gives none.
 	hw int64
+	// hwTopic is the ID of the topic hw was seen in: the one the answer
+	// that gave it named (zero from a Client that gives none). A move of
+	// the position forgets topicID, not this: a look-up in another topic
+	// then forgets hw (see resolvedLocked).
+	hwTopic log.TopicID
 }
 
 // New returns a Consumer reading through c, with no partition assigned.
@@ -650,8 +657,11 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 // Lag returns false when the partition is not assigned, its position is
 // not resolved (Start, End, AtTime or a reset, before the next Poll), or
 // its high watermark is not known: before a fetch has answered for it
-// since it was assigned, and once its topic is seen deleted (and maybe
-// created again).
+// since it was assigned; once its topic is seen deleted (a fetch answers
+// that the partition is not there) or created again (a look-up finds the
+// position in a topic other than the one the high watermark was seen
+// in); and after an offset out of range answered without a high
+// watermark (Kafka's broker gives none there; *runnel.Broker does).
 //
 // Seek, an Assign of a partition already assigned, and a reset keep the
 // high watermark, as the Java consumer's seek does: Lag answers at once
@@ -659,10 +669,11 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 // consumer has no lag to ask; its fetches carry the high watermark.) A
 // position moved past that high watermark, by At or a look-up that found
 // records appended since, is the exception: Lag returns false until a
-// fetch answers for it, as the high watermark may have passed it since. A
-// reset after an offset out of range takes the high watermark that fetch
-// answered with: the log's own then, lower than the one seen before if
-// the log was cut under the position.
+// fetch answers for it, as the high watermark may have passed it since.
+// An offset out of range takes the high watermark that fetch answered
+// with, whether the position is reset or left (ResetNone): the log's own
+// then, lower than the one seen before if the log was cut under the
+// position.
 //
 // It is 0 once the records fetched are all taken (inside the Records
 // iterator, once the record in hand is the last below that high

@@ -272,7 +272,7 @@ func (c *Consumer) pollOnce(ctx context.Context, advance, idle bool, woken *cont
 		if a.topicID.IsZero() {
 			a.topicID = fp.TopicID
 		}
-		a.hw = fp.HighWatermark
+		a.hw, a.hwTopic = fp.HighWatermark, fp.TopicID
 		data, next, err := trim(fp.Records, from, fp.HighWatermark, c.cfg.checkCRCs)
 		if len(data) == 0 {
 			if err != nil {
@@ -455,9 +455,14 @@ func (c *Consumer) resolvedLocked(a *assignment, at Offset, lo api.ListedOffset)
 	a.topicID = lo.TopicID
 	switch {
 	case at.kind == kindEnd:
-		a.hw = lo.Offset // the end is the high watermark, as of the look-up
+		a.hw, a.hwTopic = lo.Offset, lo.TopicID // the end is the high watermark, as of the look-up
 	case lo.Offset > a.hw:
 		a.hw = -1 // see hw
+	case !lo.TopicID.IsZero() && !a.hwTopic.IsZero() && lo.TopicID != a.hwTopic:
+		// The topic was created again since hw was seen (a Seek
+		// forgot the ID the position was read in): hw was the old
+		// topic's.
+		a.hw = -1
 	}
 	c.lockedLog.Debug("resolved offset", "topic", a.tp.Topic, "partition", a.tp.Partition, "at", at.String(), "offset", lo.Offset)
 	return f, replaced
@@ -585,6 +590,22 @@ func match(resp *api.FetchResponse, i int, tp api.TopicPartition) (*api.FetchedP
 func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPartition, now time.Time) (Fetch, bool) {
 	outOfRange := errors.Is(fp.Err, log.ErrOffsetOutOfRange)
 	gone := a.seen && errors.Is(fp.Err, api.ErrUnknownTopicOrPartition) || errors.Is(fp.Err, api.ErrUnknownTopicID)
+	switch {
+	case errors.Is(fp.Err, api.ErrUnknownTopicOrPartition) || errors.Is(fp.Err, api.ErrUnknownTopicID):
+		// No such partition: the high watermark seen was of one that is
+		// gone, also when the position was not read since a move (not
+		// gone then, but retried).
+		a.hw = -1
+	case outOfRange && fp.HighWatermark >= 0:
+		// The partition's own, as of the answer, whatever the policy:
+		// below the one last seen if the log was cut under the position
+		// (which ResetNone leaves there: Lag is negative then).
+		a.hw, a.hwTopic = fp.HighWatermark, fp.TopicID
+	case outOfRange:
+		// None given (Kafka's broker answers an offset out of range with
+		// -1): the one last seen may be above the log end now.
+		a.hw = -1
+	}
 	if !outOfRange && !gone && transient(fp.Err) {
 		c.backOffLocked(a, from, fp.Err, now)
 		return Fetch{}, false
@@ -607,17 +628,11 @@ func (c *Consumer) fetchErrorLocked(a *assignment, from int64, fp *api.FetchedPa
 	at := c.cfg.reset.offset()
 	a.at = at
 	a.seen = false
-	switch {
-	case gone:
+	if gone {
 		// The ID names a topic that is no more: the position, once
-		// resolved, will name the topic there then, and the high
-		// watermark was the old topic's.
+		// resolved, will name the topic there then (and the high
+		// watermark, the old topic's, is forgotten above).
 		a.topicID = log.TopicID{}
-		a.hw = -1
-	case fp.HighWatermark >= 0:
-		// The partition's own, as of the answer: below the one last
-		// seen if the log was cut under the position.
-		a.hw = fp.HighWatermark
 	}
 	if outOfRange {
 		args := []any{"topic", a.tp.Topic, "partition", a.tp.Partition,

@@ -992,6 +992,7 @@ type tmAssign struct {
 	cur             int   // bumped when the consumer's cursor is replaced
 	seq             int   // bumped when the application sets the position
 	hw              int64 // the high watermark last seen (consumer's assignment.hw); -1: none
+	hwGen           int   // the topic's gen hw was seen in (assignment.hwTopic); 0: none
 	held            []tmResult
 }
 
@@ -1220,9 +1221,11 @@ func (m *tmModel) resolve(now *time.Duration, call func() (int, time.Duration)) 
 		a.pos, a.seen, a.topicID = off, true, m.gen
 		switch {
 		case a.at.kind == mEnd:
-			a.hw = off // the end is the high watermark
+			a.hw, a.hwGen = off, m.gen // the end is the high watermark
 		case off > a.hw:
 			a.hw = -1 // past the one last seen: it tells nothing
+		case a.hwGen != 0 && a.hwGen != m.gen:
+			a.hw = -1 // seen in the topic before it was created again
 		}
 	}
 	return out, false, effNone, 0
@@ -1400,7 +1403,7 @@ func (m *tmModel) process(now time.Duration, sent []tmSent, resp []tmFetched, ad
 		if a.topicID == 0 {
 			a.topicID = f.gen
 		}
-		a.hw = f.hw
+		a.hw, a.hwGen = f.hw, f.gen
 		if s.off >= f.hw || len(f.batches) == 0 {
 			continue
 		}
@@ -1421,6 +1424,12 @@ func (m *tmModel) fetchError(a *tmAssign, s tmSent, f tmFetched, now time.Durati
 	gone := a.seen && kind == resUnknown || kind == resTopicID
 	r := tmResult{p: s.p, kind: kind, from: s.off, seq: a.seq, owner: a}
 	switch {
+	case kind == resUnknown || kind == resTopicID:
+		a.hw = -1 // no such partition: the one seen is gone
+	case outOfRange:
+		a.hw, a.hwGen = f.hw, f.gen // the partition's own, with the error, whatever the policy
+	}
+	switch {
 	case !outOfRange && !gone:
 		a.retryAt = now + m.sc.backoff
 		return r, false
@@ -1437,10 +1446,9 @@ func (m *tmModel) fetchError(a *tmAssign, s tmSent, f tmFetched, now time.Durati
 	}
 	a.seen = false
 	if outOfRange {
-		a.hw = f.hw // the partition's own, with the error
 		return r, false
 	}
-	a.topicID, a.hw = 0, -1
+	a.topicID = 0
 	a.retryAt = now + m.sc.backoff
 	r.reset = true
 	return r, true
