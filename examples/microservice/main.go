@@ -10,7 +10,7 @@
 //	curl -d '{"customer":"ada","items":["book"],"amount_cents":1299}' localhost:8080/orders
 //	curl localhost:8080/orders/ID    # ID from the answer above
 //	curl localhost:8080/healthz      # readiness: 200 while every partition takes orders
-//	curl localhost:8080/livez        # liveness: 503 once only a restart mends it (a partition fenced by a failed fsync)
+//	curl localhost:8080/livez        # liveness: 503 once only a restart mends it (a partition fenced by a failed fsync, the topic deleted)
 //	curl -H 'Idempotency-Key: k1' -d '{...}' localhost:8080/orders   # retried safely: ID order-k1
 package main
 

@@ -351,7 +351,9 @@ func (s *Service) health(w http.ResponseWriter, r *http.Request) {
 //     fenced: it refuses events (log.ErrLogFenced, KAFKA_STORAGE_ERROR)
 //     until the broker is opened again, which a restart does, once the
 //     cause (a full disk, a failing device) is seen to;
-//   - a broker closed under the service (runnel.ErrClosed).
+//   - a broker closed under the service (runnel.ErrClosed);
+//   - the orders topic deleted under the service (runnel.ErrUnknownTopic):
+//     NewService, at the restart, creates it again, empty.
 //
 // A broker that does not answer within healthTimeout, a disk that is slow
 // or hangs, is not one: /livez answers 200 (/healthz 503), as a restart
@@ -392,8 +394,11 @@ func (s *Service) check(r *http.Request) checked {
 	info, err := s.b.DescribeTopic(ctx, OrdersTopic)
 	if err != nil {
 		c := checked{problem: "the event log does not answer"}
-		if errors.Is(err, runnel.ErrClosed) {
+		switch {
+		case errors.Is(err, runnel.ErrClosed):
 			c = checked{problem: "the event log is closed", restart: "the event log is closed"}
+		case errors.Is(err, runnel.ErrUnknownTopic):
+			c = checked{problem: "the orders topic is gone", restart: "the orders topic is gone: a restart creates it again"}
 		}
 		if r.Context().Err() == nil { // not a probe that went away
 			s.healthChanged(c.problem, "err", err)
