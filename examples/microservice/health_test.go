@@ -22,12 +22,43 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// getHealth serves a GET /healthz with h: its status and text.
-func getHealth(t *testing.T, h http.Handler) (int, string) {
-	t.Helper()
+// probe serves a GET of path (/healthz, /livez) with h, its request
+// under ctx: its status and text.
+func probe(ctx context.Context, h http.Handler, path string) (int, string) {
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	h.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil))
 	return w.Code, w.Body.String()
+}
+
+// fenceOrders1 fences partition 1 of the orders topic: an event written
+// to it whose fsync fails (failing set meanwhile, for the broker's FS
+// to fail the partition's fsyncs). Written through the broker itself: a
+// producer retries the storage error until its delivery timeout, and its
+// error matched the broker's only if an attempt was answered within that
+// timeout (1 s, which a loaded machine could miss).
+func fenceOrders1(t *testing.T, b *runnel.Broker, failing *atomic.Bool) {
+	t.Helper()
+	var events record.Builder
+	events.Append(time.Now().UnixMilli(), nil, []byte("{}"), nil)
+	batch, err := events.AppendTo(nil, compression.None)
+	require.NoError(t, err)
+	failing.Store(true)
+	_, err = b.Produce(context.Background(), &api.ProduceRequest{Topic: OrdersTopic, Partition: 1, Acks: api.AcksAll, Batches: batch})
+	require.ErrorIs(t, err, log.ErrLogFenced)
+	failing.Store(false)
+}
+
+// newMemService opens an in-memory broker and a Service on it, both
+// closed by t's cleanups, the Service logging into the buffer returned.
+func newMemService(t *testing.T) (*runnel.Broker, *Service, *syncBuffer) {
+	b, err := runnel.Open(runnel.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	logged := new(syncBuffer)
+	svc, err := NewService(t.Context(), b, slog.New(slog.NewTextHandler(logged, nil)))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, svc.Close()) })
+	return b, svc, logged
 }
 
 // TestHealthzTellsAFencedPartition: /healthz answers 200 while every
@@ -54,27 +85,17 @@ func TestHealthzTellsAFencedPartition(t *testing.T) {
 		svc, err := NewService(ctx, b, slog.New(slog.NewTextHandler(&logged, nil)))
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, svc.Close()) })
-		code, text := getHealth(t, svc.Handler())
+		code, text := probe(ctx, svc.Handler(), "/healthz")
 		require.Equal(t, http.StatusOK, code, text)
 		require.Equal(t, "ok\n", text)
 		require.Empty(t, logged.String())
 
 		// An event written to partition 1 whose fsync fails: the partition's
-		// log is fenced. Written through the broker itself: a producer
-		// retries the storage error until its delivery timeout, and its error
-		// matched the broker's only if an attempt was answered within that
-		// timeout (1 s, which a loaded machine could miss).
-		var events record.Builder
-		events.Append(time.Now().UnixMilli(), nil, []byte("{}"), nil)
-		batch, err := events.AppendTo(nil, compression.None)
-		require.NoError(t, err)
-		failing.Store(true)
-		_, err = b.Produce(ctx, &api.ProduceRequest{Topic: OrdersTopic, Partition: 1, Acks: api.AcksAll, Batches: batch})
-		require.ErrorIs(t, err, log.ErrLogFenced)
-		failing.Store(false)
+		// log is fenced.
+		fenceOrders1(t, b, &failing)
 
 		for range 3 {
-			code, text = getHealth(t, svc.Handler())
+			code, text = probe(ctx, svc.Handler(), "/healthz")
 			require.Equal(t, http.StatusServiceUnavailable, code, text)
 			require.Equal(t, "partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)\n", text)
 			require.False(t, strings.Contains(text, filepath.FromSlash("/d/")), "no internal text")
@@ -91,7 +112,7 @@ func TestHealthzTellsAFencedPartition(t *testing.T) {
 		require.Contains(t, lines[0], file, "with the cause: the file")
 
 		require.NoError(t, b.Close())
-		code, text = getHealth(t, svc.Handler())
+		code, text = probe(ctx, svc.Handler(), "/healthz")
 		require.Equal(t, http.StatusServiceUnavailable, code, text)
 		require.Equal(t, "the event log is closed\n", text)
 		require.Contains(t, logged.String(), "unhealthy: the event log is closed")

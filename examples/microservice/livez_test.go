@@ -4,30 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
-	"time"
 
 	"github.com/runnel/runnel"
-	"github.com/runnel/runnel/api"
-	"github.com/runnel/runnel/compression"
 	"github.com/runnel/runnel/log"
-	"github.com/runnel/runnel/record"
 	"github.com/runnel/runnel/vfs"
 	"github.com/stretchr/testify/require"
 )
-
-// getLive serves a GET /livez with h: its status and text.
-func getLive(t *testing.T, h http.Handler) (int, string) {
-	t.Helper()
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/livez", nil))
-	return w.Code, w.Body.String()
-}
 
 // TestLivezTellsWhatOnlyARestartMends: /livez, the liveness probe, fails
 // for a fenced partition (a failed fsync: it takes no event until the
@@ -67,7 +54,7 @@ func TestLivezTellsWhatOnlyARestartMends(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, svc.Close()) })
 		h := svc.Handler()
-		code, text := getLive(t, h)
+		code, text := probe(ctx, h, "/livez")
 		require.Equal(t, http.StatusOK, code, text)
 		require.Equal(t, "ok\n", text)
 
@@ -79,39 +66,32 @@ func TestLivezTellsWhatOnlyARestartMends(t *testing.T) {
 			altered <- b.AlterTopicConfig(ctx, OrdersTopic, log.Config{RetentionTime: -1, SegmentBytes: 1 << 20})
 		}()
 		<-held
-		code, text = getHealth(t, h)
+		code, text = probe(ctx, h, "/healthz")
 		require.Equal(t, http.StatusServiceUnavailable, code, text)
 		require.Equal(t, "the event log does not answer\n", text)
-		code, text = getLive(t, h)
+		code, text = probe(ctx, h, "/livez")
 		require.Equal(t, http.StatusOK, code, text)
 		require.Equal(t, "ok (not ready: the event log does not answer)\n", text)
 		close(release)
 		require.NoError(t, <-altered)
-		code, text = getLive(t, h)
+		code, text = probe(ctx, h, "/livez")
 		require.Equal(t, http.StatusOK, code, text)
 		require.Equal(t, "ok\n", text)
 
 		// Fenced: an event written to orders-1 whose fsync fails (through
 		// the broker itself, as in TestHealthzTellsAFencedPartition).
-		var events record.Builder
-		events.Append(time.Now().UnixMilli(), nil, []byte("{}"), nil)
-		batch, err := events.AppendTo(nil, compression.None)
-		require.NoError(t, err)
-		failSync.Store(true)
-		_, err = b.Produce(ctx, &api.ProduceRequest{Topic: OrdersTopic, Partition: 1, Acks: api.AcksAll, Batches: batch})
-		require.ErrorIs(t, err, log.ErrLogFenced)
-		failSync.Store(false)
+		fenceOrders1(t, b, &failSync)
 		for range 2 {
-			code, text = getLive(t, h)
+			code, text = probe(ctx, h, "/livez")
 			require.Equal(t, http.StatusServiceUnavailable, code, text)
 			require.Equal(t, "partitions fenced, until a restart: orders-1\n", text)
-			code, text = getHealth(t, h)
+			code, text = probe(ctx, h, "/healthz")
 			require.Equal(t, http.StatusServiceUnavailable, code, text)
 			require.Equal(t, "partitions refusing events: orders-1 (KAFKA_STORAGE_ERROR)\n", text)
 		}
 
 		require.NoError(t, b.Close())
-		code, text = getLive(t, h)
+		code, text = probe(ctx, h, "/livez")
 		require.Equal(t, http.StatusServiceUnavailable, code, text)
 		require.Equal(t, "the event log is closed\n", text)
 

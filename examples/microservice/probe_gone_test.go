@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
-	"github.com/runnel/runnel"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,13 +15,7 @@ import (
 // "unhealthy" and "healthy again" for each such probe. Both probes share
 // the check.
 func TestProbeGoneAwayLogsNothing(t *testing.T) {
-	b, err := runnel.Open(runnel.Config{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, b.Close()) })
-	var logged syncBuffer
-	svc, err := NewService(t.Context(), b, slog.New(slog.NewTextHandler(&logged, nil)))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, svc.Close()) })
+	_, svc, logged := newMemService(t)
 	h := svc.Handler()
 
 	gone, cancel := context.WithCancel(t.Context())
@@ -37,12 +28,11 @@ func TestProbeGoneAwayLogsNothing(t *testing.T) {
 		{"/healthz", http.StatusServiceUnavailable, "the event log does not answer\n"},
 		{"/livez", http.StatusOK, "ok (not ready: the event log does not answer)\n"},
 	} {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.path, nil).WithContext(gone))
-		require.Equal(t, tc.code, w.Code, tc.path)
-		require.Equal(t, tc.text, w.Body.String(), tc.path)
+		code, text := probe(gone, h, tc.path)
+		require.Equal(t, tc.code, code, tc.path)
+		require.Equal(t, tc.text, text, tc.path)
 	}
-	code, text := getHealth(t, h)
+	code, text := probe(t.Context(), h, "/healthz")
 	require.Equal(t, http.StatusOK, code, text)
 	require.Empty(t, logged.String())
 }
